@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Problem } from '../problem.ts';
+import { type ConfigEvent, MemoryConfigStore } from '../store/store.ts';
+import { testRegistry } from '../testing.ts';
+import { DirectorySource } from './directory.ts';
+
+const widget = (name: string, port: number | string) => `apiVersion: test.weft.dev/v1\nkind: Widget\nmetadata: {name: ${name}}\nspec: {port: ${port}}\n`;
+const gk = 'test.weft.dev/Widget';
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('DirectorySource', () => {
+  let dir = '';
+  let source: DirectorySource | undefined;
+  afterEach(() => {
+    source?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('follows files: add, update, delete, and keeps the last good config on bad input', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-dir-'));
+    writeFileSync(join(dir, 'a.yaml'), widget('a', 80));
+    const store = new MemoryConfigStore();
+    const events: ConfigEvent[] = [];
+    store.watch((e) => events.push(e));
+    const problems = new Map<string, Problem[]>();
+    source = new DirectorySource({ dir, store, registry: testRegistry(), debounceMs: 20, onProblems: (f, p) => problems.set(f, p) });
+    await source.start();
+    expect(store.get(gk, 'default', 'a')?.spec).toEqual({ port: 80 });
+
+    writeFileSync(join(dir, 'b.yml'), widget('b', 81));
+    await until(() => store.get(gk, 'default', 'b') !== undefined);
+
+    writeFileSync(join(dir, 'a.yaml'), widget('a', 8080));
+    await until(() => (store.get(gk, 'default', 'a')?.spec as { port: number }).port === 8080);
+
+    // An invalid resource and a syntax error both keep what was accepted.
+    writeFileSync(join(dir, 'a.yaml'), widget('a', '"eighty"'));
+    await until(() => (problems.get(join(dir, 'a.yaml')) ?? []).length > 0);
+    expect(store.get(gk, 'default', 'a')?.spec).toEqual({ port: 8080 });
+    expect(problems.get(join(dir, 'a.yaml'))![0]).toEqual(expect.objectContaining({ path: 'spec.port', line: 4 }));
+    writeFileSync(join(dir, 'a.yaml'), 'kind: [\n');
+    await until(() => problems.get(join(dir, 'a.yaml'))?.[0]?.code === 'WEFT0002');
+    expect(store.get(gk, 'default', 'a')?.spec).toEqual({ port: 8080 });
+
+    unlinkSync(join(dir, 'b.yml'));
+    await until(() => store.get(gk, 'default', 'b') === undefined);
+    expect(events.map((e) => `${e.type} ${e.config.metadata.name}`)).toEqual(['add a', 'add b', 'update a', 'delete b']);
+  });
+});

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { type FSWatcher, watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { groupKindOf } from '../config/config.ts';
+import type { KindRegistry } from '../config/kinds.ts';
+import type { Config } from '../config/config.ts';
+import type { Problem } from '../problem.ts';
+import { type ConfigStore, keyOf } from '../store/store.ts';
+import { expandPaths, type LoadedResource, loadText, maxFileBytes } from '../yaml/loader.ts';
+
+export interface DirectorySourceOptions {
+  dir: string;
+  store: ConfigStore;
+  registry: KindRegistry;
+  defaultNamespace?: string;
+  /** Extra checks (galley's semantic validation); a resource with an error problem is not applied. */
+  validate?: (resource: LoadedResource & { config: Config }) => Problem[];
+  /** Told about every file's problems after each scan (an empty list clears earlier ones). */
+  onProblems?: (file: string, problems: Problem[]) => void;
+  /** Quiet time before a burst of file events is applied. */
+  debounceMs?: number;
+}
+
+interface FileState {
+  hash: string;
+  /** Keys of the objects this file currently supplies to the store. */
+  keys: Map<string, Config>;
+}
+
+/**
+ * Keeps a store equal to the YAML under a directory: add, update and delete follow the files.
+ * Rejected config never replaces accepted config: a file that no longer parses keeps its last
+ * good objects, and an invalid resource keeps its previous version until it is fixed.
+ */
+export class DirectorySource {
+  readonly #opts: DirectorySourceOptions;
+  readonly #files = new Map<string, FileState>();
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #scanning: Promise<void> | undefined;
+  #again = false;
+
+  constructor(opts: DirectorySourceOptions) {
+    this.#opts = opts;
+  }
+
+  /** Loads everything once, then follows changes. */
+  async start(): Promise<void> {
+    await this.sync();
+    this.#watcher = watch(this.#opts.dir, { recursive: true }, () => this.#schedule());
+    this.#watcher.on('error', () => this.#schedule());
+  }
+
+  stop(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  #schedule(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.sync(), this.#opts.debounceMs ?? 100);
+  }
+
+  /** Rescans now; concurrent calls coalesce into one more scan. */
+  async sync(): Promise<void> {
+    if (this.#scanning) {
+      this.#again = true;
+      return this.#scanning;
+    }
+    this.#scanning = (async () => {
+      do {
+        this.#again = false;
+        await this.#scan();
+      } while (this.#again);
+    })().finally(() => {
+      this.#scanning = undefined;
+    });
+    return this.#scanning;
+  }
+
+  async #scan(): Promise<void> {
+    const { files } = await expandPaths([this.#opts.dir]);
+    const seen = new Set(files);
+    for (const [file, state] of this.#files) {
+      if (seen.has(file)) continue;
+      for (const c of state.keys.values()) this.#opts.store.delete(groupKindOf(c), c.metadata.namespace, c.metadata.name);
+      this.#files.delete(file);
+      this.#opts.onProblems?.(file, []);
+    }
+    for (const file of files) await this.#scanFile(file);
+  }
+
+  async #scanFile(file: string): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      return; // Vanished between listing and reading; the next event rescans.
+    }
+    const hash = createHash('sha256').update(text).digest('hex');
+    const prev = this.#files.get(file);
+    if (prev?.hash === hash) return;
+    const problems: Problem[] = [];
+    if (text.length > maxFileBytes) {
+      problems.push({ severity: 'error', path: '', message: `file is larger than ${maxFileBytes / 1048576} MiB; kept the last good config`, file, line: 1, column: 1, code: 'WEFT0008' });
+      this.#opts.onProblems?.(file, problems);
+      return;
+    }
+    const result = loadText(text, file, { registry: this.#opts.registry, defaultNamespace: this.#opts.defaultNamespace ?? 'default' });
+    problems.push(...result.problems);
+    const state: FileState = { hash, keys: new Map() };
+    const broken = result.problems.some((p) => p.severity === 'error' && p.code !== 'WEFT0006');
+    if (broken && prev) {
+      // The file no longer parses: keep serving what it supplied before.
+      state.keys = prev.keys;
+    }
+    if (!broken) {
+      for (const r of result.resources) {
+        problems.push(...r.problems);
+        if (!r.config) continue;
+        const extra = this.#opts.validate?.({ ...r, config: r.config }) ?? [];
+        problems.push(...extra);
+        const key = keyOf(r.config);
+        const rejected = r.problems.some((p) => p.severity === 'error') || extra.some((p) => p.severity === 'error');
+        if (rejected) {
+          const old = prev?.keys.get(key);
+          if (old) state.keys.set(key, old);
+          continue;
+        }
+        state.keys.set(key, r.config);
+        this.#opts.store.upsert(r.config);
+      }
+      for (const [key, c] of prev?.keys ?? []) {
+        if (!state.keys.has(key)) this.#opts.store.delete(groupKindOf(c), c.metadata.namespace, c.metadata.name);
+      }
+    }
+    this.#files.set(file, state);
+    this.#opts.onProblems?.(file, problems);
+  }
+}

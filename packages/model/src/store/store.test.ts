@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import type { Config } from '../config/config.ts';
+import { type ConfigEvent, MemoryConfigStore } from './store.ts';
+
+const gk = 'test.weft.dev/Widget';
+const widget = (name: string, spec: unknown, namespace = 'default'): Config => ({ apiVersion: 'test.weft.dev/v1', kind: 'Widget', metadata: { name, namespace }, spec });
+
+describe('MemoryConfigStore', () => {
+  it('emits add, update and delete, and versions objects', () => {
+    const store = new MemoryConfigStore();
+    const events: ConfigEvent[] = [];
+    store.watch((e) => events.push(e));
+    const a = store.upsert(widget('a', { x: 1 }))!;
+    expect(a.metadata).toEqual(expect.objectContaining({ resourceVersion: '1', generation: 1 }));
+    expect(store.upsert(widget('a', { x: 1 }))).toBeUndefined();
+    const b = store.upsert(widget('a', { x: 2 }))!;
+    expect(b.metadata.generation).toBe(2);
+    store.upsert({ ...widget('a', { x: 2 }), metadata: { name: 'a', namespace: 'default', labels: { l: 'v' } } });
+    expect(store.get(gk, 'default', 'a')!.metadata.generation).toBe(2);
+    expect(store.delete(gk, 'default', 'a')).toBeDefined();
+    expect(store.delete(gk, 'default', 'a')).toBeUndefined();
+    expect(events.map((e) => e.type)).toEqual(['add', 'update', 'update', 'delete']);
+    expect(events[1]!.previous!.spec).toEqual({ x: 1 });
+    expect(store.revision).toBe(4);
+  });
+  it('lists by kind and namespace in order', () => {
+    const store = new MemoryConfigStore();
+    store.upsert(widget('b', {}, 'prod'));
+    store.upsert(widget('a', {}, 'prod'));
+    store.upsert(widget('c', {}));
+    expect(store.list(gk).map((c) => c.metadata.name)).toEqual(['c', 'a', 'b']);
+    expect(store.list(gk, 'prod').map((c) => c.metadata.name)).toEqual(['a', 'b']);
+    expect(store.list('other/Kind')).toEqual([]);
+  });
+  it('keeps notifying other watchers when one throws', () => {
+    const errors: unknown[] = [];
+    const store = new MemoryConfigStore({ onHandlerError: (e) => errors.push(e) });
+    const seen: string[] = [];
+    store.watch(() => {
+      throw new Error('boom');
+    });
+    store.watch((e) => seen.push(e.type));
+    store.upsert(widget('a', {}));
+    expect(seen).toEqual(['add']);
+    expect(String(errors[0])).toBe('Error: boom');
+  });
+});

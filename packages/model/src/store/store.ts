@@ -1,0 +1,134 @@
+import { isDeepStrictEqual } from 'node:util';
+import { type Config, type GroupKind, groupKindOf } from '../config/config.ts';
+
+export type ConfigEventType = 'add' | 'update' | 'delete';
+
+export interface ConfigEvent {
+  type: ConfigEventType;
+  /** The object after the change (for delete: the object as it was). */
+  config: Config;
+  /** For update: the object before the change. */
+  previous?: Config;
+}
+
+export type ConfigHandler = (event: ConfigEvent) => void;
+
+/** The key of one object: `networking.istio.io/VirtualService/default/reviews`. */
+export function configKey(gk: GroupKind, namespace: string, name: string): string {
+  return `${gk}/${namespace}/${name}`;
+}
+
+export function keyOf(config: Config): string {
+  return configKey(groupKindOf(config), config.metadata.namespace, config.metadata.name);
+}
+
+/** What every config store offers: reads, writes that report what changed, and a watch. */
+export interface ConfigStore {
+  get(gk: GroupKind, namespace: string, name: string): Config | undefined;
+  /** All objects of a kind, in one namespace or all; sorted by namespace then name. */
+  list(gk: GroupKind, namespace?: string): Config[];
+  /** Every object of every kind. */
+  all(): Config[];
+  /** Creates or replaces; returns the stored object, or undefined when nothing changed. */
+  upsert(config: Config): Config | undefined;
+  delete(gk: GroupKind, namespace: string, name: string): Config | undefined;
+  watch(handler: ConfigHandler): () => void;
+  /** Increments on every change; a cheap "has anything changed" check. */
+  readonly revision: number;
+}
+
+/**
+ * In-memory store. Single-threaded by construction (Node): a write and its events complete
+ * before the next write starts. Handlers run synchronously in registration order; a handler
+ * that throws is reported and does not stop the others.
+ */
+export class MemoryConfigStore implements ConfigStore {
+  readonly #objects = new Map<string, Config>();
+  readonly #byKind = new Map<GroupKind, Map<string, Config>>();
+  readonly #handlers = new Set<ConfigHandler>();
+  #revision = 0;
+  readonly #onHandlerError: (error: unknown) => void;
+
+  constructor(opts: { onHandlerError?: (error: unknown) => void } = {}) {
+    this.#onHandlerError = opts.onHandlerError ?? ((e) => console.error(JSON.stringify({ level: 'error', msg: 'config watcher failed', error: String(e) })));
+  }
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  get(gk: GroupKind, namespace: string, name: string): Config | undefined {
+    return this.#objects.get(configKey(gk, namespace, name));
+  }
+
+  list(gk: GroupKind, namespace?: string): Config[] {
+    const m = this.#byKind.get(gk);
+    if (!m) return [];
+    const out = [...m.values()].filter((c) => namespace === undefined || c.metadata.namespace === namespace);
+    return out.sort(compareConfigs);
+  }
+
+  all(): Config[] {
+    return [...this.#objects.values()].sort(compareConfigs);
+  }
+
+  upsert(config: Config): Config | undefined {
+    const key = keyOf(config);
+    const previous = this.#objects.get(key);
+    if (previous && sameContent(previous, config)) {
+      // Same content from moved text: keep positions current without announcing a change.
+      if (config.source) previous.source = config.source;
+      return undefined;
+    }
+    this.#revision++;
+    const specChanged = !previous || !isDeepStrictEqual(previous.spec, config.spec);
+    const generation = (previous?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
+    const stored: Config = { ...config, metadata: { ...config.metadata, resourceVersion: String(this.#revision), generation } };
+    this.#objects.set(key, stored);
+    const gk = groupKindOf(config);
+    let m = this.#byKind.get(gk);
+    if (!m) this.#byKind.set(gk, (m = new Map()));
+    m.set(key, stored);
+    this.#emit(previous ? { type: 'update', config: stored, previous } : { type: 'add', config: stored });
+    return stored;
+  }
+
+  delete(gk: GroupKind, namespace: string, name: string): Config | undefined {
+    const key = configKey(gk, namespace, name);
+    const previous = this.#objects.get(key);
+    if (!previous) return undefined;
+    this.#revision++;
+    this.#objects.delete(key);
+    this.#byKind.get(gk)?.delete(key);
+    this.#emit({ type: 'delete', config: previous });
+    return previous;
+  }
+
+  watch(handler: ConfigHandler): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  #emit(event: ConfigEvent): void {
+    for (const h of this.#handlers) {
+      try {
+        h(event);
+      } catch (e) {
+        this.#onHandlerError(e);
+      }
+    }
+  }
+}
+
+function compareConfigs(a: Config, b: Config): number {
+  return a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name) || a.kind.localeCompare(b.kind);
+}
+
+/** Same object for a store's purposes: content equal, ignoring the store's own bookkeeping and the source. */
+function sameContent(a: Config, b: Config): boolean {
+  const strip = (c: Config) => {
+    const { resourceVersion: _rv, generation: _g, ...meta } = c.metadata;
+    return { apiVersion: c.apiVersion, kind: c.kind, metadata: meta, spec: c.spec, status: c.status };
+  };
+  return isDeepStrictEqual(strip(a), strip(b));
+}
