@@ -1,0 +1,3 @@
+import type { KindValidator } from './context.ts';
+
+export const gatewayApiValidators: readonly KindValidator[] = [];

@@ -1,0 +1,3 @@
+import type { KindValidator } from './context.ts';
+
+export const kubernetesValidators: readonly KindValidator[] = [];
