@@ -1,0 +1,32 @@
+// @weft/model: API schemas and types, the config envelope, loading, stores and sources.
+export type { Config, ConfigSource, GroupKind, ObjectMeta } from './config/config.ts';
+export { describeConfig, groupKind, groupKindOf, groupOf, namespacedName, versionOf } from './config/config.ts';
+export { defaultKindRegistry } from './config/default-registry.ts';
+export { KindRegistry } from './config/kinds.ts';
+export { formatDuration, parseDuration } from './duration.ts';
+export { errorCodes, WeftError, type WeftErrorCode } from './errors.ts';
+export * from './generated/types.ts';
+export { type FieldPath, formatPath, formatProblem, type Locator, type PathSegment, type Problem, ProblemList, type Severity } from './problem.ts';
+export { renderTypes } from './schema/codegen.ts';
+export { crdFor, renderCrds, toOpenApi } from './schema/crd.ts';
+export type { KindSchema, Schema, SchemaType } from './schema/dsl.ts';
+export { generatedFiles } from './schema/outputs.ts';
+export { suggest, validateStructure } from './schema/structural.ts';
+export { allKinds } from './schemas/index.ts';
+export { DirectorySource, type DirectorySourceOptions } from './sources/directory.ts';
+export { type ConfigEvent, type ConfigEventType, type ConfigHandler, type ConfigStore, configKey, keyOf, MemoryConfigStore } from './store/store.ts';
+export {
+  decodeResource,
+  describeResource,
+  expandPaths,
+  type LoadedResource,
+  type LoadOptions,
+  type LoadResult,
+  loadFile,
+  loadPaths,
+  loadText,
+  maxFileBytes,
+  type ParsedDocument,
+  parseYamlDocuments,
+} from './yaml/loader.ts';
+export { NoSource, SourceLocation } from './yaml/source.ts';
