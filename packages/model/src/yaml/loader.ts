@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import jsyaml from 'js-yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { type Config, describeConfig, groupOf, versionOf } from '../config/config.ts';
 import type { KindRegistry } from '../config/kinds.ts';
 import { type FieldPath, type Problem, ProblemList } from '../problem.ts';
@@ -61,33 +62,78 @@ function fileProblem(file: string, message: string, line = 1, column = 1, code =
   return { severity: 'error', path: '', message, file, line, column, code };
 }
 
-/** Parses multi-document YAML (or JSON), keeping every field's position. Syntax errors are located. */
+/** One document's text within its file. */
+interface Chunk {
+  text: string;
+  /** Lines of the file before the chunk. */
+  lineOffset: number;
+}
+
+const marker = /^(?:---|\.\.\.)(?=[ \t\r]|$)/;
+
+/**
+ * Splits a stream at document markers. YAML forbids `---` and `...` at the start of a line
+ * inside any content, so a marker at column 0 always separates documents. Text after `---` on
+ * the marker line stays in the document, with the marker blanked so columns stay true.
+ */
+function splitDocuments(text: string): Chunk[] {
+  const chunks: Chunk[] = [];
+  let current: string[] = [];
+  let startLine = 0;
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l.length >= 3 && (l[0] === '-' || l[0] === '.') && marker.test(l)) {
+      chunks.push({ text: current.join('\n'), lineOffset: startLine });
+      current = l[0] === '-' ? [`   ${l.slice(3)}`] : [];
+      startLine = l[0] === '-' ? i : i + 1;
+      continue;
+    }
+    current.push(l);
+  }
+  chunks.push({ text: current.join('\n'), lineOffset: startLine });
+  return chunks;
+}
+
+const blank = /^(?:[ \t\r]*(?:#.*)?(?:\n|$))*$/;
+
+/**
+ * Parses multi-document YAML (or JSON), keeping the way back to every field's position.
+ * Syntax errors are located at their line and column.
+ */
 export function parseYamlDocuments(text: string, file: string): { documents: ParsedDocument[]; problems: Problem[] } {
-  const lines = new LineCounter();
   const problems: Problem[] = [];
   const documents: ParsedDocument[] = [];
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const list = Array.isArray(docs) ? docs : [];
-  list.forEach((doc, index) => {
-    for (const err of doc.errors) {
-      const pos = lines.linePos(err.pos[0]);
-      problems.push(fileProblem(file, `YAML syntax error: ${firstLine(err.message)}`, pos.line, pos.col, 'WEFT0002'));
-    }
-    if (doc.errors.length > 0) return;
-    const contents = doc.contents;
-    if (contents === null || (contents && 'value' in contents && contents.value === null && !('items' in contents))) return;
+  let index = 0;
+  for (const chunk of splitDocuments(text)) {
+    if (blank.test(chunk.text)) continue;
     let value: unknown;
     try {
-      value = doc.toJS({ maxAliasCount: 1000 });
+      value = jsyaml.load(chunk.text, { schema: jsyaml.CORE_SCHEMA, filename: file });
     } catch (e) {
-      const start = contents?.range?.[0] ?? 0;
-      const pos = lines.linePos(start);
-      problems.push(fileProblem(file, `YAML error: ${e instanceof Error ? e.message : String(e)}`, pos.line, pos.col, 'WEFT0002'));
-      return;
+      problems.push(...syntaxProblems(chunk, file, e));
+      index++;
+      continue;
     }
-    documents.push({ value, source: new SourceLocation(file, index, contents ?? null, lines, contents?.range?.[0] ?? 0) });
-  });
+    if (value !== null && value !== undefined) documents.push({ value, source: new SourceLocation(file, index, chunk.text, chunk.lineOffset) });
+    index++;
+  }
   return { documents, problems };
+}
+
+/** Explains a document the fast parser refused, in the words of the position-keeping parser when it agrees. */
+function syntaxProblems(chunk: Chunk, file: string, fast: unknown): Problem[] {
+  const lines = new LineCounter();
+  const doc = parseDocument(chunk.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return doc.errors.map((err) => {
+      const pos = lines.linePos(err.pos[0]);
+      return fileProblem(file, `YAML syntax error: ${firstLine(err.message)}`, pos.line + chunk.lineOffset, pos.col, 'WEFT0002');
+    });
+  }
+  const mark = (fast as { mark?: { line: number; column: number } }).mark;
+  const reason = (fast as { reason?: string }).reason ?? (fast instanceof Error ? fast.message : String(fast));
+  return [fileProblem(file, `YAML syntax error: ${reason}`, (mark?.line ?? 0) + 1 + chunk.lineOffset, (mark?.column ?? 0) + 1, 'WEFT0002')];
 }
 
 function firstLine(s: string): string {
