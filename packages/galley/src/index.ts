@@ -1,4 +1,13 @@
 // @weft/galley: semantic validation and cross-resource analysis of Istio configuration.
 export * from './validation/common.ts';
 export { type KindValidator, kindValidator, type SpecValidator, ValidationContext } from './validation/context.ts';
-export { defaultValidators, type ResourceReport, sortProblems, validateConfig, validateLoaded, validateLoadResult } from './validation/validate.ts';
+export {
+  compareReports,
+  defaultValidators,
+  fileProblemReport,
+  type ResourceReport,
+  sortProblems,
+  validateConfig,
+  validateLoaded,
+  validateLoadResult,
+} from './validation/validate.ts';

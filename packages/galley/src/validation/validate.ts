@@ -2,6 +2,7 @@ import { type Config, groupKindOf, type LoadedResource, type LoadResult, type Pr
 import { type KindValidator, ValidationContext } from './context.ts';
 import { gatewayApiValidators } from './gateway-api.ts';
 import { kubernetesValidators } from './kubernetes.ts';
+import { validateMetadata } from './metadata.ts';
 import { networkingValidators } from './networking.ts';
 import { securityValidators } from './security.ts';
 
@@ -33,6 +34,7 @@ export function validateConfig(config: Config, opts: { structurallyBroken?: bool
   const gk = groupKindOf(config);
   const v = validators().get(gk);
   const ctx = new ValidationContext(config, topLevelBodies.has(gk) ? [] : ['spec']);
+  validateMetadata(ctx);
   if (v) {
     try {
       v.validate(config.spec ?? {}, ctx);
@@ -82,13 +84,19 @@ export function validateLoaded(r: LoadedResource): ResourceReport {
   return report(r, problems);
 }
 
+/** A report for a problem that belongs to no single resource (syntax error, empty or unreadable file). */
+export function fileProblemReport(p: Problem): ResourceReport {
+  const isError = p.severity === 'error';
+  return { kind: '', apiVersion: '', namespace: '', name: '', file: p.file ?? '', line: p.line ?? 1, column: p.column ?? 1, valid: !isError, errors: isError ? [p] : [], warnings: isError ? [] : [p] };
+}
+
+export function compareReports(a: ResourceReport, b: ResourceReport): number {
+  return a.file.localeCompare(b.file) || a.line - b.line;
+}
+
 /** Reports for everything a load produced; file-level problems (syntax errors, empty files) become entries of their own. */
 export function validateLoadResult(result: LoadResult): ResourceReport[] {
-  const out: ResourceReport[] = result.resources.map(validateLoaded);
-  for (const p of result.problems) {
-    out.push({ kind: '', apiVersion: '', namespace: '', name: '', file: p.file ?? '', line: p.line ?? 1, column: p.column ?? 1, valid: p.severity !== 'error', errors: p.severity === 'error' ? [p] : [], warnings: p.severity === 'warning' ? [p] : [] });
-  }
-  return out.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+  return [...result.resources.map(validateLoaded), ...result.problems.map(fileProblemReport)].sort(compareReports);
 }
 
 export function sortProblems(ps: Problem[]): void {

@@ -1,0 +1,146 @@
+import { parseArgs } from 'node:util';
+import { type Config, defaultKindRegistry, formatProblem, keyOf, type LoadedResource, loadPaths, type Problem } from '@weft/model';
+import { analyze, compareReports, fileProblemReport, type ResourceReport, sortProblems, validateLoaded } from '@weft/galley';
+
+export const usage = `weftctl: operate a Weft mesh
+
+Usage:
+  weftctl validate -f PATH... [-o text|json] [-n NAMESPACE]
+      Check resources (files or directories of YAML) one by one: structure and Istio's rules.
+  weftctl analyze -f PATH... [-o text|json] [-n NAMESPACE]
+      Validate, then check the resources against each other (references, conflicts, selectors).
+  weftctl version
+
+Options:
+  -f, --filename PATH   a file or directory; repeat for more (directories are read recursively)
+  -o, --output FORMAT   text (default) or json
+  -n, --namespace NS    namespace for resources that name none (default: default)
+  -h, --help            this text
+
+Exit status: 0 when everything is valid, 1 when anything is invalid, 2 on a usage error.`;
+
+/** Thrown for bad command lines: exit 2 with a message and a pointer to --help. */
+class UsageError extends Error {}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const defaultIo: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+export async function main(argv: readonly string[], io: Io = defaultIo): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`weftctl: ${e.message}\nRun 'weftctl --help' for usage.\n`);
+      return 2;
+    }
+    io.err(`weftctl: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 3;
+  }
+}
+
+async function run(argv: readonly string[], io: Io): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message.replace(/\. To specify a positional argument.*$/s, '') : String(e));
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help || command === 'help') {
+    io.out(`${usage}\n`);
+    return 0;
+  }
+  if (command === undefined) throw new UsageError('no command given');
+  if (command === 'version') {
+    io.out('weftctl 0.1.0\n');
+    return 0;
+  }
+  if (command !== 'validate' && command !== 'analyze') throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: validate, analyze, version)`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])} (give files with -f)`);
+  const files = values.filename ?? [];
+  if (files.length === 0) throw new UsageError(`${command} needs at least one -f PATH`);
+  const format = values.output ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new UsageError(`unknown output format ${JSON.stringify(format)} (use text or json)`);
+
+  const load = await loadPaths(files, { registry: defaultKindRegistry(), defaultNamespace: values.namespace ?? 'default' });
+  const resourceReports = load.resources.map(validateLoaded);
+  if (command === 'analyze') addAnalysis(load.resources, resourceReports);
+  const reports = [...resourceReports, ...load.problems.map(fileProblemReport)].sort(compareReports);
+
+  if (format === 'json') io.out(`${JSON.stringify(reports.map(jsonEntry), null, 2)}\n`);
+  else io.out(textReport(reports));
+  return reports.every((r) => r.valid) ? 0 : 1;
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      output: { type: 'string', short: 'o' },
+      namespace: { type: 'string', short: 'n' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+/**
+ * Cross-resource analysis over the resources that are valid on their own. The same
+ * kind/namespace/name in several files is one object, the later file winning, as with
+ * `kubectl apply` of alternatives one after another.
+ */
+function addAnalysis(resources: readonly LoadedResource[], reports: readonly ResourceReport[]): void {
+  const byKey = new Map<string, Config>();
+  const reportOf = new Map<Config, ResourceReport>();
+  resources.forEach((res, i) => {
+    const r = reports[i]!;
+    if (!res.config || !r.valid) return;
+    byKey.set(keyOf(res.config), res.config);
+    reportOf.set(res.config, r);
+  });
+  for (const [config, problems] of analyze([...byKey.values()])) {
+    const r = reportOf.get(config);
+    if (!r) continue;
+    for (const p of problems) (p.severity === 'error' ? r.errors : r.warnings).push(p);
+    sortProblems(r.errors);
+    sortProblems(r.warnings);
+    r.valid = r.errors.length === 0;
+  }
+}
+
+function subject(r: ResourceReport): string | undefined {
+  if (!r.kind) return undefined;
+  return r.name ? `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}` : r.kind;
+}
+
+function textReport(reports: readonly ResourceReport[]): string {
+  let out = '';
+  let errors = 0;
+  let warnings = 0;
+  let bad = 0;
+  for (const r of reports) {
+    const all: Problem[] = [...r.errors, ...r.warnings];
+    sortProblems(all);
+    for (const p of all) out += `${formatProblem(p, subject(r))}\n`;
+    errors += r.errors.length;
+    warnings += r.warnings.length;
+    if (!r.valid) bad++;
+  }
+  const n = reports.filter((r) => r.kind).length;
+  const plural = (k: number, w: string) => `${k} ${w}${k === 1 ? '' : 's'}`;
+  if (errors === 0) out += `${plural(n, 'resource')} valid${warnings ? `, ${plural(warnings, 'warning')}` : ''}\n`;
+  else out += `${plural(errors, 'error')}${warnings ? `, ${plural(warnings, 'warning')}` : ''} in ${plural(bad, 'input')} (${plural(n, 'resource')} read)\n`;
+  return out;
+}
+
+function jsonEntry(r: ResourceReport) {
+  const item = (p: Problem) => ({ path: p.path, message: p.message, line: p.line ?? r.line, column: p.column ?? r.column, ...(p.code ? { code: p.code } : {}) });
+  return { kind: r.kind, apiVersion: r.apiVersion, namespace: r.namespace, name: r.name, file: r.file, line: r.line, valid: r.valid, errors: r.errors.map(item), warnings: r.warnings.map(item) };
+}
