@@ -11,3 +11,17 @@ export {
   validateLoaded,
   validateLoadResult,
 } from './validation/validate.ts';
+export {
+  AnalysisContext,
+  type AnalysisMessage,
+  type Analyzer,
+  allProblems,
+  analyze,
+  defaultAnalyzers,
+  effectiveConfigs,
+  type HostLookup,
+  type MeshService,
+  type MeshServicePort,
+  ServiceIndex,
+  type Workload,
+} from './analysis/index.ts';

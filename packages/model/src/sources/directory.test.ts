@@ -41,7 +41,7 @@ describe('DirectorySource', () => {
     await until(() => store.get(gk, 'default', 'b') !== undefined);
 
     writeFileSync(join(dir, 'a.yaml'), widget('a', 8080));
-    await until(() => (store.get(gk, 'default', 'a')?.spec as { port: number }).port === 8080);
+    await until(() => (store.get(gk, 'default', 'a')?.spec as { port?: number } | undefined)?.port === 8080);
 
     // An invalid resource and a syntax error both keep what was accepted.
     writeFileSync(join(dir, 'a.yaml'), widget('a', '"eighty"'));

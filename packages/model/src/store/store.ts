@@ -86,8 +86,8 @@ export class MemoryConfigStore implements ConfigStore {
     const stored: Config = { ...config, metadata: { ...config.metadata, resourceVersion: String(this.#revision), generation } };
     this.#objects.set(key, stored);
     const gk = groupKindOf(config);
-    let m = this.#byKind.get(gk);
-    if (!m) this.#byKind.set(gk, (m = new Map()));
+    const m = this.#byKind.get(gk) ?? new Map<string, Config>();
+    this.#byKind.set(gk, m);
     m.set(key, stored);
     this.#emit(previous ? { type: 'update', config: stored, previous } : { type: 'add', config: stored });
     return stored;
