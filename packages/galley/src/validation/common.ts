@@ -158,3 +158,59 @@ export function parseGatewayRef(ref: string): { namespace?: string; name: string
 
 export const isString = (v: unknown): v is string => typeof v === 'string';
 export const nonEmpty = <T>(xs: readonly T[] | undefined | null): xs is readonly T[] => Array.isArray(xs) && xs.length > 0;
+
+// ---------------------------------------------------------------------------------------------
+// Appended for the networking kinds (usable by any kind).
+// ---------------------------------------------------------------------------------------------
+
+const durationUnitNanos: Record<string, bigint> = { ns: 1n, us: 1000n, 'µs': 1000n, 'μs': 1000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
+const durationPart = /(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/y;
+
+/**
+ * A duration in Go's `time.ParseDuration` syntax (which includes protojson's `"1.5s"`), as exact
+ * nanoseconds, so sub-millisecond precision can be checked; undefined when the text is not a duration.
+ */
+export function durationNanos(text: string): bigint | undefined {
+  let s = text.trim();
+  let sign = 1n;
+  if (s.startsWith('-') || s.startsWith('+')) {
+    if (s[0] === '-') sign = -1n;
+    s = s.slice(1);
+  }
+  if (s === '0') return 0n;
+  if (s === '') return undefined;
+  let total = 0n;
+  let pos = 0;
+  while (pos < s.length) {
+    durationPart.lastIndex = pos;
+    const m = durationPart.exec(s);
+    if (!m) return undefined;
+    const whole = m[1] ?? '';
+    const frac = m[2] ?? '';
+    if (whole === '' && frac === '') return undefined;
+    const unit = durationUnitNanos[m[3]!]!;
+    total += BigInt(whole === '' ? '0' : whole) * unit;
+    if (frac !== '') total += (BigInt(frac) * unit) / 10n ** BigInt(frac.length);
+    pos = durationPart.lastIndex;
+  }
+  return sign * total;
+}
+
+/**
+ * Istio's `ValidateDuration` for proto durations: at least 1ms and a whole number of milliseconds.
+ * Undefined when fine or when the text is not a duration at all (the loader reports that).
+ */
+export function istioDurationError(text: string): string | undefined {
+  const ns = durationNanos(text);
+  if (ns === undefined) return undefined;
+  if (ns < 1_000_000n) return `duration must be greater than 1ms (got ${text})`;
+  if (ns % 1_000_000n !== 0n) return `only durations to ms precision are supported (got ${text})`;
+  return undefined;
+}
+
+const anyCaseDns1123Label = /^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
+
+/** Istio's `labels.IsDNS1123Label`: like Kubernetes' but upper case letters are accepted (namespaces, subset and port names). */
+export function isIstioDns1123Label(s: string): boolean {
+  return s.length > 0 && s.length <= 63 && anyCaseDns1123Label.test(s);
+}
