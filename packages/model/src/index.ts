@@ -30,3 +30,18 @@ export {
   parseYamlDocuments,
 } from './yaml/loader.ts';
 export { NoSource, SourceLocation } from './yaml/source.ts';
+export { defaultDomainSuffix, hostMatches, hostsOverlap, resolveHost } from './service/hosts.ts';
+export {
+  type Endpoint,
+  isHttpProtocol,
+  type Locality,
+  type Location,
+  parseLocality,
+  type Protocol,
+  protocolOf,
+  type Resolution,
+  type Service,
+  type ServicePort,
+  spiffeId,
+  type WorkloadInstance,
+} from './service/model.ts';

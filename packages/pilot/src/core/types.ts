@@ -1,0 +1,172 @@
+// The contracts between pilot's stages: ingest (registries) -> model (push context) ->
+// translate (generators) -> serve (ADS). Each stage depends only on these types.
+import type {
+  AuthorizationPolicySpec,
+  Config,
+  DestinationRuleSpec,
+  Endpoint,
+  GatewaySpec,
+  PeerAuthenticationSpec,
+  Service,
+  SidecarSpec,
+  VirtualServiceSpec,
+  WorkloadInstance,
+} from '@weft/model';
+
+/** Mesh-wide settings (Istio's MeshConfig, the parts Weft uses). */
+export interface MeshConfig {
+  /** SPIFFE trust domain: `cluster.local`. */
+  trustDomain: string;
+  /** Where mesh-wide policies live (PeerAuthentication, Sidecar, DestinationRule defaults): `istio-system`. */
+  rootNamespace: string;
+  /** Suffix of short host names: `reviews` in `default` is `reviews.default.svc.<domainSuffix>`. */
+  domainSuffix: string;
+  /** What sidecars do with traffic to unknown destinations. */
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Use mTLS toward workloads that have a sidecar even without a DestinationRule. */
+  enableAutoMtls: boolean;
+  /** Cluster connect timeout, seconds (Istio: 10). */
+  connectTimeoutSeconds: number;
+}
+
+export const defaultMeshConfig: MeshConfig = {
+  trustDomain: 'cluster.local',
+  rootNamespace: 'istio-system',
+  domainSuffix: 'cluster.local',
+  outboundTrafficPolicy: 'ALLOW_ANY',
+  enableAutoMtls: true,
+  connectTimeoutSeconds: 10,
+};
+
+// ---------------------------------------------------------------- ingest
+
+/** What changed in a registry: service definitions (a full push) or only some hosts' endpoints (EDS only). */
+export interface RegistryChange {
+  /** Services were added, removed or changed (ports, addresses, exportTo...). */
+  services: boolean;
+  /** Hostnames whose endpoints changed. */
+  endpoints: ReadonlySet<string>;
+}
+
+/** A source of services and endpoints: ServiceEntry/WorkloadEntry now, Kubernetes later. */
+export interface ServiceRegistry {
+  readonly name: string;
+  services(): readonly Service[];
+  /** Endpoints of one port (by service port number) of one service (hostname in its namespace). */
+  endpoints(hostname: string, namespace: string, port: number): readonly Endpoint[];
+  workloads(): readonly WorkloadInstance[];
+  onChange(listener: (change: RegistryChange) => void): () => void;
+}
+
+// ---------------------------------------------------------------- proxies
+
+export type ProxyType = 'sidecar' | 'router';
+
+/** Node metadata as Istio's agent sends it (the parts Weft reads; anything else is kept). */
+export interface NodeMetadata {
+  [key: string]: unknown;
+  /** `grpc` for proxyless gRPC clients; anything else (or absent) is Envoy-style. */
+  GENERATOR?: string;
+  NAMESPACE?: string;
+  LABELS?: Record<string, string>;
+  SERVICE_ACCOUNT?: string;
+  WORKLOAD_NAME?: string;
+  INSTANCE_IPS?: string;
+  CLUSTER_ID?: string;
+  ISTIO_VERSION?: string;
+}
+
+/** A connected client, parsed from its xDS node: `sidecar~10.1.1.2~reviews-v1-abc.default~default.svc.cluster.local`. */
+export interface Proxy {
+  id: string;
+  type: ProxyType;
+  ipAddresses: readonly string[];
+  /** `reviews-v1-abc` (the part of the node id before the namespace). */
+  podName: string;
+  namespace: string;
+  /** `default.svc.cluster.local`. */
+  dnsDomain: string;
+  labels: Readonly<Record<string, string>>;
+  metadata: NodeMetadata;
+  generator: 'envoy' | 'grpc';
+  serviceAccount?: string;
+}
+
+// ---------------------------------------------------------------- model
+
+/** The effective mTLS mode of a workload's inbound ports (PeerAuthentication merged: workload > namespace > mesh). */
+export interface EffectivePeerAuthentication {
+  mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  portLevel: ReadonlyMap<number, 'STRICT' | 'PERMISSIVE' | 'DISABLE'>;
+  /** The policies that contributed, most specific first (for `weftctl describe`). */
+  sources: readonly Config<PeerAuthenticationSpec>[];
+}
+
+/** AuthorizationPolicies that apply to a workload, grouped by action. */
+export interface EffectiveAuthorization {
+  allow: readonly Config<AuthorizationPolicySpec>[];
+  deny: readonly Config<AuthorizationPolicySpec>[];
+  audit: readonly Config<AuthorizationPolicySpec>[];
+  custom: readonly Config<AuthorizationPolicySpec>[];
+}
+
+/** What a Sidecar resource (or the default) lets a proxy see and do. */
+export interface SidecarScope {
+  /** The Sidecar resource in force, if any (workload-selecting in the proxy namespace, else namespace default, else root namespace default). */
+  config?: Config<SidecarSpec>;
+  /** Services the proxy may reach (egress hosts applied; exportTo applied). */
+  services: readonly Service[];
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+}
+
+/**
+ * One immutable, versioned snapshot of everything translation needs. Built once per (debounced)
+ * change; translation reads it and never mutates it; per-proxy lookups are cached inside.
+ */
+export interface PushContext {
+  readonly version: string;
+  readonly mesh: MeshConfig;
+  /** Every service in every registry. */
+  readonly services: readonly Service[];
+  /** A service by hostname, as seen from `namespace` (exportTo applied). */
+  service(hostname: string, namespace: string): Service | undefined;
+  /** Endpoints of one port of one service; `subsetLabels` filters to a subset. */
+  endpoints(service: Service, port: number, subsetLabels?: Readonly<Record<string, string>>): readonly Endpoint[];
+  /** The Sidecar scope of a proxy (services it can see, outbound policy). */
+  sidecarScope(proxy: Proxy): SidecarScope;
+  /**
+   * VirtualServices visible to the proxy's namespace that bind to any of `gateways`
+   * (`mesh` for sidecars; `namespace/name` of Gateways for routers), in Istio's order.
+   * Delegate VirtualServices (no hosts) are not listed; see `delegate`.
+   */
+  virtualServices(proxy: Proxy, gateways: readonly string[]): readonly Config<VirtualServiceSpec>[];
+  /** A delegate VirtualService by namespace/name. */
+  delegate(namespace: string, name: string): Config<VirtualServiceSpec> | undefined;
+  /** The DestinationRule for `hostname` as seen from the proxy (proxy namespace, then service namespace, then root namespace; workloadSelector honoured). */
+  destinationRule(proxy: Proxy, hostname: string): Config<DestinationRuleSpec> | undefined;
+  /** Gateways (networking.istio.io) whose selector matches the proxy's labels. */
+  gateways(proxy: Proxy): readonly Config<GatewaySpec>[];
+  peerAuthentication(proxy: Proxy): EffectivePeerAuthentication;
+  authorization(proxy: Proxy): EffectiveAuthorization;
+  /** The workload instance behind the proxy (matched by IP and namespace), if the registry knows it. */
+  workload(proxy: Proxy): WorkloadInstance | undefined;
+  /** The services whose endpoints include the proxy's workload (its inbound ports come from these). */
+  servicesOf(proxy: Proxy): readonly Service[];
+}
+
+// ---------------------------------------------------------------- translate
+
+/** One xDS resource: its name and the message as a plain object with proto field names (see @weft/xds). */
+export interface XdsResource {
+  name: string;
+  resource: object;
+}
+
+export interface GenerateRequest {
+  typeUrl: string;
+  /** Names the client subscribed to (RDS, EDS, on-demand CDS); empty or undefined means "all you have for me". */
+  names?: readonly string[];
+}
+
+/** A pure function of (push context, proxy, request). */
+export type Generator = (push: PushContext, proxy: Proxy, request: GenerateRequest) => XdsResource[];
