@@ -1,46 +1,7 @@
 // Gateway, ServiceEntry, WorkloadEntry and Sidecar rules (VirtualService and DestinationRule: networking.test.ts).
-import { defaultKindRegistry, loadText } from '@weft/model';
 import { describe, expect, it } from 'vitest';
-import { validateLoaded } from './validate.ts';
+import { invalid, networkingResource as resource, problems, warns } from './test-support.ts';
 
-const registry = defaultKindRegistry();
-
-/** `[line, path, message]` of each problem of one severity in the single resource of `yaml`. */
-function problems(yaml: string, severity: 'error' | 'warning' = 'error'): [number, string, string][] {
-  const loaded = loadText(yaml, 'file.yaml', { registry });
-  expect(loaded.problems).toEqual([]);
-  const report = validateLoaded(loaded.resources[0]!);
-  return (severity === 'error' ? report.errors : report.warnings).map((p) => [p.line ?? 0, p.path, p.message]);
-}
-
-/** A networking.istio.io resource named `test` in `default` with `spec` (any indentation) under `spec:`. */
-function resource(kind: string, spec: string): string {
-  const lines = spec.split('\n').filter((l) => l.trim() !== '');
-  const indent = Math.min(...lines.map((l) => l.length - l.trimStart().length));
-  return `apiVersion: networking.istio.io/v1\nkind: ${kind}\nmetadata:\n  name: test\n  namespace: default\nspec:\n${lines.map((l) => `  ${l.slice(indent)}`).join('\n')}\n`;
-}
-
-/** The line marked `# <--`: where the problem must be reported. */
-const marked = (yaml: string): number => yaml.split('\n').findIndex((l) => l.includes('# <--')) + 1;
-
-type Case = [title: string, spec: string, path: string, message: string];
-
-/** Each case has exactly one error, at the marked line and the given path, whose message contains `message`. */
-function invalid(kind: string, cases: Case[]): void {
-  it.each(cases)('%s', (_title, spec, path, message) => {
-    const yaml = resource(kind, spec);
-    expect(problems(yaml)).toEqual([[marked(yaml), path, expect.stringContaining(message)]]);
-  });
-}
-
-/** Each case has (at least) the given warning at the marked line, and no error. */
-function warns(kind: string, cases: Case[]): void {
-  it.each(cases)('%s', (_title, spec, path, message) => {
-    const yaml = resource(kind, spec);
-    expect(problems(yaml)).toEqual([]);
-    expect(problems(yaml, 'warning')).toContainEqual([marked(yaml), path, expect.stringContaining(message)]);
-  });
-}
 
 describe('Gateway: invalid', () => {
   invalid('Gateway', [

@@ -1,21 +1,7 @@
-import { defaultKindRegistry, loadText } from '@weft/model';
 import { describe, expect, it } from 'vitest';
-import { type ResourceReport, validateLoaded } from './validate.ts';
+import { lineOf, validateYaml as validate } from './test-support.ts';
+import type { ResourceReport } from './validate.ts';
 
-function validate(yaml: string): ResourceReport {
-  const r = loadText(yaml, 'file.yaml', { registry: defaultKindRegistry() });
-  expect(r.problems).toEqual([]);
-  expect(r.resources).toHaveLength(1);
-  return validateLoaded(r.resources[0]!);
-}
-
-/** 1-based line of the only line of `yaml` containing `snippet`. */
-function lineOf(yaml: string, snippet: string): number {
-  const lines = yaml.split('\n');
-  const hits = lines.flatMap((l, i) => (l.includes(snippet) ? [i + 1] : []));
-  if (hits.length !== 1) throw new Error(`${JSON.stringify(snippet)} occurs ${hits.length} times in the test YAML`);
-  return hits[0]!;
-}
 
 const header = (kind: string) => `apiVersion: security.istio.io/v1
 kind: ${kind}
