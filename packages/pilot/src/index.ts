@@ -1,2 +1,54 @@
 // @weft/pilot: registries -> push context -> generators -> ADS server.
 export * from './core/types.ts';
+export { type NodeId, nodeMetadata, parseNodeId, proxyFromNode, type StructLike, type XdsNode } from './proxy/node.ts';
+export { buildPushContext } from './push/context.ts';
+export { resolveGatewayName } from './push/virtual-services.ts';
+export { AggregateRegistry } from './registry/aggregate.ts';
+export { exportScope, ServiceEntryRegistry, type ServiceEntryRegistryOptions, tlsModeLabel } from './registry/service-entry.ts';
+export { Connection, type PendingConvergence, WatchedType, type XdsMode } from './server/connection.ts';
+export {
+  type CacheKeyFn,
+  DiscoveryServer,
+  type DiscoveryEvent,
+  type DiscoveryServerOptions,
+  type ProxyParser,
+  type ProxySyncStatus,
+  type PushContextBuilder,
+  type PushError,
+  type PushStatus,
+  type TypeSyncStatus,
+} from './server/discovery.ts';
+export { jsonLogger, type LogFields, type Logger, type LogLevel, quietLogger } from './server/log.ts';
+export { PilotMetrics } from './server/metrics.ts';
+export { configJson, MonitoringServer, type MonitoringOptions } from './server/monitoring.ts';
+export { type DebounceOptions, Debouncer, defaultDebounce, PushRequest, type TriggerReason } from './server/push-request.ts';
+export { clusterHost, type Generators, type GeneratorSet, isWildcardType, orderTypes, pushOrder, shortTypeName, typesAffectedBy } from './server/types.ts';
+export {
+  BlackHoleCluster,
+  clusterLoadAssignment,
+  dnsSrvSubsetKey,
+  effectivePolicy,
+  envoyGenerators,
+  gatewayListeners,
+  gatewayRouteConfig,
+  gatewayRouteNames,
+  grpcGenerators,
+  grpcListener,
+  grpcRouteConfig,
+  InboundPassthroughCluster,
+  inboundCluster,
+  outboundCluster,
+  outboundListeners,
+  PassthroughCluster,
+  parseSubsetKey,
+  parseTarget,
+  SdsClusterName,
+  serviceIdentities,
+  sidecarListeners,
+  sidecarOutboundRouteConfig,
+  VirtualInboundListener,
+  VirtualOutboundListener,
+  virtualHostDomains,
+  virtualInboundListener,
+  virtualOutboundListener,
+} from './translate/index.ts';

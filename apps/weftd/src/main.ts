@@ -1,0 +1,157 @@
+// The weftd command line: flags -> startWeftd, then run until SIGTERM or SIGINT.
+import { parseArgs } from 'node:util';
+import { startWeftd, type Weftd, type WeftdOptions } from './weftd.ts';
+
+export const usage = `weftd: the Weft control plane (pilot: xDS; citadel: the CA)
+
+Usage:
+  weftd [--config-dir DIR] [options]
+
+Options:
+  --config-dir DIR        YAML config (Istio's networking and security kinds), watched for changes;
+                          resources galley rejects are reported and do not replace accepted ones
+  --namespace NS          namespace for resources that name none (default: default)
+  --listen-address ADDR   address every port listens on (default: 127.0.0.1)
+  --xds-port PORT         plaintext xDS (default: 15010; 0 picks a free port)
+  --ca-port PORT          CA signing service and xDS over TLS (default: 15012; 0 picks a free port)
+  --monitoring-port PORT  /healthz, /metrics, /debug/* (default: 15014; 0 picks a free port)
+  --ca-dir DIR            keep the CA's root here (Istio's cacerts layout; generated when empty);
+                          without it the root lives in memory and changes on every start
+  --trust-domain DOMAIN   SPIFFE trust domain (default: cluster.local)
+  --domain-suffix SUFFIX  cluster DNS suffix (default: cluster.local)
+  --no-ca                 run pilot alone (no CA, no TLS port)
+  --no-xds                run the CA alone (no xDS)
+  --debounce-ms MS        push after this long without a new change (default: 100)
+  --debounce-max-ms MS    push at the latest this long after a change (default: 10000)
+  --file-debounce-ms MS   read changed files after this long without a new file event (default: 100)
+  --log-level LEVEL       debug, info (default), warn or error
+  -h, --help              this text
+
+Logs are JSON lines on stderr. SIGTERM or SIGINT shut down gracefully.`;
+
+class UsageError extends Error {}
+
+function port(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number (0-65535), not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function ms(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number of milliseconds, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Flags to options; throws a usage error for anything it does not understand. */
+export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message.replace(/\. To specify a positional argument.*$/s, '') : String(e));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  if (v['no-ca'] && v['no-xds']) throw new UsageError('--no-ca and --no-xds together leave nothing to run');
+  const level = v['log-level'];
+  if (level !== undefined && level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') throw new UsageError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
+  const o: WeftdOptions = {};
+  if (v['config-dir']) o.configDir = v['config-dir'];
+  if (v.namespace) o.defaultNamespace = v.namespace;
+  if (v['listen-address']) o.host = v['listen-address'];
+  const xdsPort = port('xds-port', v['xds-port']);
+  if (xdsPort !== undefined) o.xdsPort = xdsPort;
+  const caPort = port('ca-port', v['ca-port']);
+  if (caPort !== undefined) o.caPort = caPort;
+  const monitoringPort = port('monitoring-port', v['monitoring-port']);
+  if (monitoringPort !== undefined) o.monitoringPort = monitoringPort;
+  if (v['ca-dir']) o.caDir = v['ca-dir'];
+  if (v['trust-domain']) o.trustDomain = v['trust-domain'];
+  if (v['domain-suffix']) o.domainSuffix = v['domain-suffix'];
+  if (v['no-ca']) o.ca = false;
+  if (v['no-xds']) o.xds = false;
+  const debounce = ms('debounce-ms', v['debounce-ms']);
+  if (debounce !== undefined) o.debounceMs = debounce;
+  const debounceMax = ms('debounce-max-ms', v['debounce-max-ms']);
+  if (debounceMax !== undefined) o.debounceMaxMs = debounceMax;
+  const fileDebounce = ms('file-debounce-ms', v['file-debounce-ms']);
+  if (fileDebounce !== undefined) o.fileDebounceMs = fileDebounce;
+  if (level) o.logLevel = level;
+  return o;
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      'config-dir': { type: 'string' },
+      namespace: { type: 'string' },
+      'listen-address': { type: 'string' },
+      'xds-port': { type: 'string' },
+      'ca-port': { type: 'string' },
+      'monitoring-port': { type: 'string' },
+      'ca-dir': { type: 'string' },
+      'trust-domain': { type: 'string' },
+      'domain-suffix': { type: 'string' },
+      'no-ca': { type: 'boolean' },
+      'no-xds': { type: 'boolean' },
+      'debounce-ms': { type: 'string' },
+      'debounce-max-ms': { type: 'string' },
+      'file-debounce-ms': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+/** Runs weftd until a signal; resolves to the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let options: WeftdOptions | 'help';
+  try {
+    options = parseFlags(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`weftd: ${e.message}\nRun 'weftd --help' for usage.\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  // Signals are caught from the start: one arriving while weftd starts stops it once started.
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  const handler = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = signal;
+    onSignal?.(signal);
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  let weftd: Weftd;
+  try {
+    weftd = await startWeftd(options);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', scope: 'weftd', msg: 'failed to start', error: err.message, ...('code' in err ? { code: err.code } : {}) })}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', scope: 'weftd', msg: 'shutting down', signal })}\n`);
+      // A stuck shutdown must not keep the process alive forever.
+      setTimeout(() => resolve(1), 10_000).unref();
+      weftd.close().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    if (signalled) stop(signalled);
+    else onSignal = stop;
+  });
+}

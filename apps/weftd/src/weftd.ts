@@ -1,0 +1,287 @@
+// weftd: the control plane in one process. Config from a directory (validated by galley) ->
+// store -> ServiceEntry registry -> pilot (xDS on 15010, and on 15012 over TLS with the CA) ->
+// monitoring on 15014. Each part only wires libraries together.
+import { stat } from 'node:fs/promises';
+import { type ServerCredentials, Server as GrpcServer, ServerCredentials as GrpcServerCredentials } from '@grpc/grpc-js';
+import {
+  CertificateAuthority,
+  CitadelMetrics,
+  caServiceDefinition,
+  createCaServiceHandlers,
+  createLogger,
+  type Logger,
+  type LogLevel,
+  ServingCertificateProvider,
+} from '@weft/citadel';
+import { validateConfig } from '@weft/galley';
+import { type Config, type ConfigStore, defaultKindRegistry, DirectorySource, describeConfig, formatProblem, MemoryConfigStore, type Problem } from '@weft/model';
+import {
+  AggregateRegistry,
+  buildPushContext,
+  type CacheKeyFn,
+  DiscoveryServer,
+  defaultMeshConfig,
+  envoyGenerators,
+  grpcGenerators,
+  type MeshConfig,
+  MonitoringServer,
+  type PushContext,
+  PilotMetrics,
+  proxyFromNode,
+  ServiceEntryRegistry,
+} from '@weft/pilot';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+
+export interface WeftdOptions {
+  /** Directory of YAML config, watched; absent: start with no config. */
+  configDir?: string;
+  /** Namespace for resources that name none. */
+  defaultNamespace?: string;
+  /** Address every port listens on; default 127.0.0.1. */
+  host?: string;
+  /** Plaintext xDS; default 15010; 0 picks a free port. */
+  xdsPort?: number;
+  /** CA signing service and xDS over TLS; default 15012; 0 picks a free port. */
+  caPort?: number;
+  /** Health, metrics and debug endpoints; default 15014; 0 picks a free port. */
+  monitoringPort?: number;
+  /** Run the CA (and the TLS port, which also serves xDS); default true. */
+  ca?: boolean;
+  /** Run pilot (xDS); default true. With `ca`, either part runs alone. */
+  xds?: boolean;
+  /** Where the CA's root is kept (Istio's cacerts layout); absent: a new root in memory. */
+  caDir?: string;
+  trustDomain?: string;
+  domainSuffix?: string;
+  /** Push debounce: quiet period and maximum wait, ms. */
+  debounceMs?: number;
+  debounceMaxMs?: number;
+  /** Quiet period before file changes are read, ms. */
+  fileDebounceMs?: number;
+  logLevel?: LogLevel;
+  /** Where log lines go; default stderr. */
+  logSink?: (line: string) => void;
+  /** Share generated config between proxies whose generator inputs are equal (default true). */
+  shareGenerated?: boolean;
+}
+
+export interface Weftd {
+  readonly xdsPort: number | undefined;
+  readonly caPort: number | undefined;
+  readonly monitoringPort: number;
+  readonly store: ConfigStore;
+  readonly discovery: DiscoveryServer | undefined;
+  readonly ca: CertificateAuthority | undefined;
+  /** Current problems by file (errors and warnings), as last reported. */
+  problems(): Record<string, Problem[]>;
+  close(): Promise<void>;
+}
+
+// Node metadata that names the instance rather than shaping its config.
+const identityMetadata = new Set(['INSTANCE_IPS', 'WORKLOAD_NAME', 'POD_NAME', 'NAME', 'LABELS']);
+
+/** Every endpoint and workload address of a push context (built once per push context). */
+const addressesOf = new WeakMap<PushContext, Set<string>>();
+
+function meshAddresses(push: PushContext): Set<string> {
+  let out = addressesOf.get(push);
+  if (!out) {
+    out = new Set();
+    for (const service of push.services) for (const port of service.ports) for (const e of push.endpoints(service, port.port)) out.add(e.address);
+    addressesOf.set(push, out);
+  }
+  return out;
+}
+
+/**
+ * What a proxy's generated config can depend on besides the push context: the Proxy without its
+ * identity. The id and pod name matter only through the workload they resolve to, and the IP
+ * addresses only when a workload or an endpoint lives there (inbound config); proxies alike in
+ * the rest share generated output within one push context.
+ */
+export const proxyShapeKey: CacheKeyFn = (_typeUrl, proxy, push) => {
+  const workload = push.workload(proxy);
+  const addresses = meshAddresses(push);
+  const located = workload !== undefined || proxy.ipAddresses.some((ip) => addresses.has(ip));
+  const metadata = Object.entries(proxy.metadata)
+    .filter(([k]) => !identityMetadata.has(k))
+    .sort(([a], [b]) => a.localeCompare(b));
+  return JSON.stringify([
+    proxy.type,
+    proxy.generator,
+    proxy.namespace,
+    proxy.dnsDomain,
+    Object.entries(proxy.labels).sort(([a], [b]) => a.localeCompare(b)),
+    proxy.serviceAccount ?? '',
+    metadata,
+    workload ? `${workload.namespace}/${workload.name}` : '',
+    located ? proxy.ipAddresses : [],
+  ]);
+};
+
+function bind(server: GrpcServer, host: string, port: number, credentials: ServerCredentials): Promise<number> {
+  const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+}
+
+/** Starts every part; resolves once all ports listen and the config directory has been read. */
+export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
+  const logOptions = { ...(options.logLevel ? { level: options.logLevel } : {}), ...(options.logSink ? { sink: options.logSink } : {}) };
+  const log: Logger = createLogger({ scope: 'weftd', ...logOptions });
+  const host = options.host ?? '127.0.0.1';
+  const trustDomain = options.trustDomain ?? defaultMeshConfig.trustDomain;
+  const mesh: MeshConfig = { ...defaultMeshConfig, trustDomain, domainSuffix: options.domainSuffix ?? defaultMeshConfig.domainSuffix };
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.error('shutdown step failed', { error: err });
+      }
+    }
+  };
+
+  try {
+    // Config: only what galley accepts reaches the store; rejected edits keep the last good version.
+    const store = new MemoryConfigStore({ onHandlerError: (e) => log.error('config watcher failed', { error: e }) });
+    const problemsByFile = new Map<string, Problem[]>();
+    const subjects = new WeakMap<Problem, string>();
+    const configLog = createLogger({ scope: 'config', ...logOptions });
+    let source: DirectorySource | undefined;
+    if (options.configDir) {
+      const st = await stat(options.configDir).catch(() => undefined);
+      if (!st?.isDirectory()) throw new Error(`config directory ${options.configDir} does not exist (or is not a directory)`);
+      source = new DirectorySource({
+        dir: options.configDir,
+        store,
+        registry: defaultKindRegistry(),
+        defaultNamespace: options.defaultNamespace ?? 'default',
+        debounceMs: options.fileDebounceMs ?? 100,
+        validate: (r) => {
+          const subject = describeConfig(r.config);
+          const problems = validateConfig(r.config as Config, { structurallyBroken: r.problems.some((p) => p.severity === 'error') });
+          for (const p of [...r.problems, ...problems]) subjects.set(p, subject);
+          return problems;
+        },
+        onProblems: (file, problems) => {
+          const before = problemsByFile.get(file) ?? [];
+          if (problems.length === 0) problemsByFile.delete(file);
+          else problemsByFile.set(file, problems);
+          const text = (p: Problem) => formatProblem(p, subjects.get(p));
+          const seen = new Set(before.map(text));
+          for (const p of problems) {
+            const line = text(p);
+            if (seen.has(line)) continue;
+            const fields = { file: p.file ?? file, line: p.line, column: p.column, resource: subjects.get(p), path: p.path, code: p.code, problem: p.message, text: line };
+            if (p.severity === 'error') configLog.error('config rejected; the last accepted version stays in force', fields);
+            else configLog.warn('config warning', fields);
+          }
+          if (before.some((p) => p.severity === 'error') && !problems.some((p) => p.severity === 'error')) configLog.info('config accepted', { file });
+        },
+      });
+      await source.start();
+      cleanups.push(() => source?.stop());
+      log.info('config loaded', { dir: options.configDir, resources: store.all().length, filesWithProblems: problemsByFile.size });
+    }
+
+    let discovery: DiscoveryServer | undefined;
+    let xdsPort: number | undefined;
+    const processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+    if (options.xds !== false) {
+      const seRegistry = new ServiceEntryRegistry(store, { domainSuffix: mesh.domainSuffix, trustDomain, onListenerError: (e) => log.error('registry listener failed', { error: e }) });
+      const registry = new AggregateRegistry([seRegistry]);
+      cleanups.push(() => {
+        registry.close();
+        seRegistry.close();
+      });
+      const pilot = new DiscoveryServer({
+        store,
+        registry,
+        mesh,
+        generators: { envoy: envoyGenerators, grpc: grpcGenerators },
+        buildPushContext,
+        proxyFromNode: (node) => proxyFromNode(node, { domainSuffix: mesh.domainSuffix }),
+        debounce: { ...(options.debounceMs !== undefined ? { quietMs: options.debounceMs } : {}), ...(options.debounceMaxMs !== undefined ? { maxMs: options.debounceMaxMs } : {}) },
+        metrics: new PilotMetrics(),
+        logger: createLogger({ scope: 'pilot', ...logOptions }),
+        ...(options.shareGenerated === false ? {} : { cacheKey: proxyShapeKey }),
+      });
+      discovery = pilot;
+      pilot.start();
+      cleanups.push(() => pilot.stop());
+
+      const xds = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+      xds.addService(pilot.serviceDefinition(), pilot.handlers());
+      xdsPort = await bind(xds, host, options.xdsPort ?? 15010, GrpcServerCredentials.createInsecure());
+      cleanups.push(() => {
+        // ADS streams stay open for the proxy's lifetime: end them rather than wait.
+        xds.forceShutdown();
+      });
+      log.info('xds listening', { port: xdsPort, address: host, tls: false });
+    }
+
+    // The CA: CSR signing (and xDS over TLS) on one port, as istiod does on 15012.
+    let ca: CertificateAuthority | undefined;
+    let caPort: number | undefined;
+    const citadelMetrics = new CitadelMetrics(new Registry());
+    if (options.ca !== false) {
+      const citadelLog = createLogger({ scope: 'citadel', ...logOptions });
+      ca = options.caDir
+        ? await CertificateAuthority.open(options.caDir, { trustDomain, logger: citadelLog })
+        : new CertificateAuthority(await CertificateAuthority.generateRoot({ trustDomain }), { trustDomain, logger: citadelLog });
+      if (!options.caDir) citadelLog.info('generated an in-memory root CA (use --ca-dir to keep one)', { trustDomain });
+      const serving = new ServingCertificateProvider(ca, {}, citadelLog);
+      await serving.start();
+      cleanups.push(() => serving.stop());
+      const secure = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
+      secure.addService(caServiceDefinition(), createCaServiceHandlers({ ca, metrics: citadelMetrics, logger: citadelLog }));
+      if (discovery) secure.addService(discovery.serviceDefinition(), discovery.handlers());
+      caPort = await bind(secure, host, options.caPort ?? 15012, serving.credentials());
+      cleanups.push(() => {
+        secure.forceShutdown();
+      });
+      log.info('ca listening', {
+        port: caPort,
+        address: host,
+        tls: true,
+        services: ['istio.v1.auth.IstioCertificateService', ...(discovery ? ['envoy.service.discovery.v3.AggregatedDiscoveryService'] : [])],
+      });
+    }
+
+    let ready = false;
+    const monitoring = await MonitoringServer.start({
+      host,
+      port: options.monitoringPort ?? 15014,
+      ...(discovery ? { discovery } : {}),
+      store,
+      registries: [processMetrics, ...(ca ? [citadelMetrics.registry] : [])],
+      ready: () => ready,
+      debug: { '/debug/config_problems': () => Object.fromEntries([...problemsByFile].map(([f, ps]) => [f, ps.map((p) => ({ ...p, resource: subjects.get(p), text: formatProblem(p, subjects.get(p)) }))])) },
+      logger: createLogger({ scope: 'monitoring', ...logOptions }),
+    });
+    cleanups.push(() => monitoring.close());
+    log.info('monitoring listening', { port: monitoring.port, address: host, endpoints: ['/healthz', '/metrics', '/debug/configz', '/debug/syncz', '/debug/push_status', '/debug/config_problems'] });
+    ready = true;
+    log.info('weftd ready', { xdsPort, caPort, monitoringPort: monitoring.port, configDir: options.configDir, trustDomain });
+
+    return {
+      xdsPort,
+      caPort,
+      monitoringPort: monitoring.port,
+      store,
+      discovery,
+      ca,
+      problems: () => Object.fromEntries(problemsByFile),
+      close: async () => {
+        ready = false;
+        await close();
+        log.info('weftd stopped');
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

@@ -1,0 +1,84 @@
+// Per-stream state: the proxy, what it watches, and what it was sent, acknowledged and rejected.
+import type { Proxy as MeshProxy } from '../core/types.ts';
+
+export type XdsMode = 'sotw' | 'delta';
+
+/** A resource version meaning "the client was told this name does not exist" (delta). */
+export const absentVersion = '';
+
+/** One watched type on one stream. */
+export class WatchedType {
+  readonly typeUrl: string;
+  /** Everything of this type (LDS/CDS with no names or `*`), rather than `names`. */
+  wildcard = false;
+  readonly names = new Set<string>();
+  /** The encoded names of the last SotW request, to spot an unchanged subscription cheaply. */
+  namesKey: string | undefined;
+  /** What the client was last sent, by resource name: the resource's version (hash of its bytes). */
+  readonly known = new Map<string, string>();
+  nonceSent = '';
+  versionSent = '';
+  sentAt: Date | undefined;
+  /** Resources in the last response (for syncz). */
+  resourcesSent = 0;
+  nonceAcked = '';
+  versionAcked = '';
+  ackedAt: Date | undefined;
+  nonceNacked = '';
+  versionNacked = '';
+  nackReason = '';
+  nackedAt: Date | undefined;
+  /** Respond to the next request even if it looks like a plain ACK (EDS after a CDS (re)subscription: Envoy warms clusters on it). */
+  alwaysRespond = false;
+
+  constructor(typeUrl: string) {
+    this.typeUrl = typeUrl;
+  }
+
+  /** The names to generate for a full response: undefined for wildcard. */
+  subscription(): string[] | undefined {
+    return this.wildcard ? undefined : [...this.names].sort();
+  }
+
+  /** Nothing is subscribed (a named type whose last name was removed). */
+  get idle(): boolean {
+    return !this.wildcard && this.names.size === 0;
+  }
+}
+
+/** A push whose acknowledgement is outstanding, for convergence time. */
+export interface PendingConvergence {
+  /** When the first change behind it happened (monotonic ms). */
+  start: number;
+  version: string;
+  /** Types sent for it and not yet ACKed or NACKed. */
+  awaiting: Set<string>;
+  rejected: boolean;
+}
+
+export class Connection {
+  readonly id: string;
+  readonly proxy: MeshProxy;
+  readonly mode: XdsMode;
+  readonly peer: string;
+  readonly connectedAt = new Date();
+  readonly watched = new Map<string, WatchedType>();
+  pending: PendingConvergence | undefined;
+  /** Change-to-ACK time of the last push this proxy fully acknowledged, ms. */
+  lastConvergenceMs: number | undefined;
+  /** Version of the push context the connection's last generated config came from. */
+  pushVersion = '';
+  closed = false;
+  /** Bytes written to the stream and not yet taken by the transport. */
+  pendingBytes = 0;
+  /** Writes an encoded response; `done` runs once the transport has taken it. */
+  readonly write: (message: Buffer, done: () => void) => void;
+
+  constructor(init: { id: string; proxy: MeshProxy; mode: XdsMode; peer: string; write: (message: Buffer, done: () => void) => void }) {
+    this.id = init.id;
+    this.proxy = init.proxy;
+    this.mode = init.mode;
+    this.peer = init.peer;
+    this.write = init.write;
+  }
+}

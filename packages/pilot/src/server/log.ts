@@ -1,0 +1,56 @@
+// Structured logs, one JSON object per line. The shape matches @weft/citadel's logger, so weftd can
+// hand one logger to both without pilot depending on citadel.
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  with(fields: LogFields): Logger;
+}
+
+const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+function envLevel(): LogLevel | undefined {
+  const v = process.env.WEFT_LOG_LEVEL;
+  return v === 'debug' || v === 'info' || v === 'warn' || v === 'error' ? v : undefined;
+}
+
+function serialize(value: unknown): unknown {
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}
+
+/** A JSON-lines logger writing to stderr (or `sink`); level from `WEFT_LOG_LEVEL`, default info. */
+export function jsonLogger(scope: string, options: { level?: LogLevel; sink?: (line: string) => void } = {}): Logger {
+  const min = rank[options.level ?? envLevel() ?? 'info'];
+  const sink = options.sink ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const make = (base: LogFields): Logger => {
+    const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
+      if (rank[level] < min) return;
+      const record: LogFields = { time: new Date().toISOString(), level, scope, msg };
+      for (const [k, v] of Object.entries(base)) record[k] = serialize(v);
+      if (fields) for (const [k, v] of Object.entries(fields)) record[k] = serialize(v);
+      sink(JSON.stringify(record));
+    };
+    return {
+      debug: (msg, fields) => emit('debug', msg, fields),
+      info: (msg, fields) => emit('info', msg, fields),
+      warn: (msg, fields) => emit('warn', msg, fields),
+      error: (msg, fields) => emit('error', msg, fields),
+      with: (fields) => make({ ...base, ...fields }),
+    };
+  };
+  return make({});
+}
+
+export const quietLogger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  with: () => quietLogger,
+};

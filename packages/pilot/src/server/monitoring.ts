@@ -1,0 +1,116 @@
+// The monitoring port (15014): health, Prometheus metrics and pilot's debug endpoints.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config, ConfigStore } from '@weft/model';
+import { Registry } from 'prom-client';
+import type { DiscoveryServer } from './discovery.ts';
+import { jsonLogger, type Logger } from './log.ts';
+
+export interface MonitoringOptions {
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** Default 15014 (Istio's monitoring port); 0 picks a free port. */
+  port?: number;
+  discovery?: DiscoveryServer;
+  /** The accepted config, for /debug/configz. */
+  store?: ConfigStore;
+  /** More metric registries to serve with pilot's (citadel's, process metrics). */
+  registries?: readonly Registry[];
+  /** /healthz answers 503 until this returns true; default: always ready. */
+  ready?: () => boolean;
+  /** More JSON debug endpoints: path (`/debug/foo`) -> what to serve. */
+  debug?: Readonly<Record<string, () => unknown>>;
+  logger?: Logger;
+}
+
+/** A config as /debug/configz shows it: the object, and where it was read from. */
+export function configJson(c: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = { apiVersion: c.apiVersion, kind: c.kind, metadata: c.metadata, spec: c.spec };
+  if (c.status !== undefined) out.status = c.status;
+  if (c.source) out.source = { file: c.source.file, line: c.source.line, column: c.source.column };
+  return out;
+}
+
+export class MonitoringServer {
+  readonly host: string;
+  readonly port: number;
+  readonly #server: Server;
+
+  private constructor(server: Server, host: string, port: number) {
+    this.#server = server;
+    this.host = host;
+    this.port = port;
+  }
+
+  static async start(options: MonitoringOptions): Promise<MonitoringServer> {
+    const log = options.logger ?? jsonLogger('monitoring');
+    const registries = [...(options.discovery ? [options.discovery.metrics.registry] : []), ...(options.registries ?? [])];
+    const routes = new Map<string, () => unknown>();
+    const { discovery, store } = options;
+    if (store) routes.set('/debug/configz', () => store.all().map(configJson));
+    if (discovery) {
+      routes.set('/debug/syncz', () => discovery.syncStatus());
+      routes.set('/debug/push_status', () => discovery.lastPush ?? {});
+    }
+    for (const [path, fn] of Object.entries(options.debug ?? {})) routes.set(path, fn);
+
+    const handle = async (req: IncomingMessage, res: ServerResponse) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const path = url.pathname.replace(/\/+$/, '') || '/';
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
+      if (path === '/healthz' || path === '/ready') {
+        const ok = options.ready?.() ?? true;
+        return send(res, ok ? 200 : 503, 'text/plain', ok ? 'ok\n' : 'not ready\n');
+      }
+      if (path === '/metrics') {
+        const merged = registries.length === 1 ? registries[0]! : Registry.merge(registries);
+        return send(res, 200, merged.contentType, await merged.metrics());
+      }
+      if (path === '/debug') return sendJson(res, 200, { endpoints: ['/healthz', '/metrics', ...routes.keys()].sort() });
+      const route = routes.get(path);
+      if (!route) return sendJson(res, 404, { error: `no endpoint ${path}`, endpoints: ['/healthz', '/metrics', ...routes.keys()].sort() });
+      let body = route();
+      const proxy = url.searchParams.get('proxy');
+      if (proxy && path === '/debug/syncz' && Array.isArray(body)) body = body.filter((s: { id?: string }) => s.id === proxy);
+      return sendJson(res, 200, body);
+    };
+
+    const server = createServer((req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        log.error('monitoring request failed', { path: req.url, error: err instanceof Error ? err.message : String(err) });
+        if (!res.headersSent) sendJson(res, 500, { error: err instanceof Error ? err.message : String(err) });
+        else res.destroy();
+      });
+    });
+    const host = options.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 15014, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    return new MonitoringServer(server, host, port);
+  }
+
+  get url(): string {
+    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}
+
+function send(res: ServerResponse, code: number, type: string, body: string): void {
+  res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, code: number, value: unknown): void {
+  send(res, code, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+}

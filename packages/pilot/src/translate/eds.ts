@@ -1,0 +1,92 @@
+// EDS: one ClusterLoadAssignment per EDS cluster, endpoints grouped by locality, with the
+// metadata Istio attaches (workload identity for telemetry, tlsMode for auto mTLS).
+import { isIP } from 'node:net';
+import type { Endpoint, Locality } from '@weft/model';
+import type { ClusterLoadAssignment } from '@weft/xds';
+import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
+import { type Metadata, socketAddress, struct } from './envoy.ts';
+import { Filters, parseSubsetKey } from './names.ts';
+
+type LocalityLbEndpoints = NonNullable<ClusterLoadAssignment['endpoints']>[number];
+export type LbEndpoint = NonNullable<LocalityLbEndpoints['lb_endpoints']>[number];
+
+/** `reviews-v1;default;reviews;v1;Kubernetes`: Istio's workload metadata, read by telemetry. */
+function workloadMetadata(e: Endpoint): string {
+  const name = e.workloadName ?? '';
+  const app = e.labels['service.istio.io/canonical-name'] ?? e.labels.app ?? name;
+  const version = e.labels['service.istio.io/canonical-revision'] ?? e.labels.version ?? 'latest';
+  return `${name};${e.namespace};${app};${version};Kubernetes`;
+}
+
+function endpointMetadata(e: Endpoint): Metadata {
+  const filter: Record<string, ReturnType<typeof struct>> = { istio: struct({ workload: workloadMetadata(e) }) };
+  if (e.tlsMode === 'istio') filter[Filters.transportSocketMatch] = struct({ tlsMode: 'istio' });
+  return { filter_metadata: filter };
+}
+
+export function lbEndpoint(e: Endpoint): LbEndpoint {
+  return {
+    endpoint: { address: socketAddress(e.address, e.port) },
+    health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
+    load_balancing_weight: { value: e.weight > 0 ? e.weight : 1 },
+    metadata: endpointMetadata(e),
+  };
+}
+
+function localityKey(l: Locality): string {
+  return `${l.region ?? ''}/${l.zone ?? ''}/${l.subzone ?? ''}`;
+}
+
+export interface EndpointOptions {
+  /** gRPC accepts only IP addresses. */
+  grpc?: boolean;
+}
+
+/** The assignment for one cluster name; empty (but present) when the service or subset is unknown, as Istio answers. */
+export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clusterName: string, options: EndpointOptions = {}): ClusterLoadAssignment {
+  const empty: ClusterLoadAssignment = { cluster_name: clusterName, endpoints: [] };
+  const key = parseSubsetKey(clusterName);
+  if (key?.direction !== 'outbound') return empty;
+  const service = push.service(key.hostname, proxy.namespace);
+  if (!service?.ports.some((p) => p.port === key.port)) return empty;
+  let labels: Readonly<Record<string, string>> | undefined;
+  if (key.subset) {
+    const subset = push.destinationRule(proxy, key.hostname)?.spec.subsets?.find((s) => s.name === key.subset);
+    if (!subset) return empty;
+    labels = subset.labels ?? {};
+  }
+  const groups = new Map<string, { locality: Locality; endpoints: LbEndpoint[]; weight: number }>();
+  for (const e of push.endpoints(service, key.port, labels)) {
+    if (options.grpc && !isIP(e.address)) continue;
+    if (!options.grpc && !isIP(e.address) && !e.address.startsWith('unix://')) continue;
+    const k = localityKey(e.locality);
+    let g = groups.get(k);
+    if (!g) {
+      g = { locality: e.locality, endpoints: [], weight: 0 };
+      groups.set(k, g);
+    }
+    g.endpoints.push(lbEndpoint(e));
+    g.weight += e.weight > 0 ? e.weight : 1;
+  }
+  const endpoints: LocalityLbEndpoints[] = [...groups.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, g]) => ({
+      locality: {
+        ...(g.locality.region ? { region: g.locality.region } : {}),
+        ...(g.locality.zone ? { zone: g.locality.zone } : {}),
+        ...(g.locality.subzone ? { sub_zone: g.locality.subzone } : {}),
+      },
+      lb_endpoints: g.endpoints,
+      load_balancing_weight: { value: g.weight },
+    }));
+  return { cluster_name: clusterName, endpoints };
+}
+
+export function edsGenerator(clusterNames: (push: PushContext, proxy: MeshProxy) => string[], options: EndpointOptions = {}): Generator {
+  return (push, proxy, request) => {
+    const names = request.names?.length ? request.names : clusterNames(push, proxy);
+    const out: XdsResource[] = [];
+    for (const name of names) out.push({ name, resource: clusterLoadAssignment(push, proxy, name, options) });
+    return out;
+  };
+}

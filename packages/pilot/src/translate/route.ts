@@ -1,0 +1,590 @@
+// VirtualService HTTP rules -> Envoy routes, following Istio's route/route.go. Shared by sidecar
+// RDS, gateway RDS and proxyless gRPC (which gets the subset gRPC accepts).
+import {
+  type Config,
+  type ConsistentHashLB,
+  type CorsPolicy,
+  type Destination,
+  type HeaderOperations,
+  type Headers,
+  type HTTPFaultInjection,
+  type HTTPMatchRequest,
+  type HTTPRetry,
+  type HTTPRoute,
+  type HTTPRouteDestination,
+  parseDuration,
+  resolveHost,
+  type Service,
+  type StringMatch,
+  type TrafficPolicy,
+  type VirtualServiceSpec,
+} from '@weft/model';
+import { type Any, encodeAny, type HTTPFault, type Route, TypeUrl } from '@weft/xds';
+import type { Proxy as MeshProxy, PushContext } from '../core/types.ts';
+import {
+  configMetadata,
+  durationOf,
+  fractionalPercent,
+  type HeaderMatcher,
+  type HeaderValueOption,
+  integerPercent,
+  isPresentMatch,
+  labelsMatch,
+  type RouteMatch,
+  stringMatcher,
+  zeroDuration,
+} from './envoy.ts';
+import { Filters, outboundCluster, parseSubsetKey } from './names.ts';
+
+type RouteAction = NonNullable<Route['route']>;
+type RetryPolicy = NonNullable<RouteAction['retry_policy']>;
+type HashPolicy = NonNullable<RouteAction['hash_policy']>[number];
+type ClusterWeight = NonNullable<NonNullable<RouteAction['weighted_clusters']>['clusters']>[number];
+type MirrorPolicy = NonNullable<RouteAction['request_mirror_policies']>[number];
+
+export interface RouteContext {
+  push: PushContext;
+  proxy: MeshProxy;
+  /** The port the listener (and so the route configuration) serves. */
+  listenPort: number;
+  /** `mesh` for sidecars; `namespace/name` of the Gateways for routers. */
+  gatewayNames: ReadonlySet<string>;
+  /** Proxyless gRPC gets what grpc-js-xds accepts: no CORS, no default retries, stream-duration timeouts. */
+  grpc?: boolean;
+  /** Route is served on a TLS listener (redirect scheme default). */
+  tls?: boolean;
+}
+
+/** Istio's default retry policy, used when a route has none. */
+export const defaultRetryOn = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+
+function previousHosts(): NonNullable<RetryPolicy['retry_host_predicate']>[number] {
+  return { name: Filters.previousHosts, typed_config: encodeAny(TypeUrl.PreviousHostsPredicate, {}) };
+}
+
+function defaultRetryPolicy(consistentHash: boolean): RetryPolicy {
+  const policy: RetryPolicy = {
+    retry_on: defaultRetryOn,
+    num_retries: { value: 2 },
+    host_selection_retry_max_attempts: '5',
+    retriable_status_codes: [503],
+  };
+  // With consistent hashing a retry must stay on the same host.
+  if (!consistentHash) policy.retry_host_predicate = [previousHosts()];
+  return policy;
+}
+
+/** Istio's retry.ConvertPolicy: undefined disables retries (attempts 0). */
+export function retryPolicy(retries: HTTPRetry | undefined, consistentHash: boolean): RetryPolicy | undefined {
+  const out = defaultRetryPolicy(consistentHash);
+  if (!retries) return out;
+  if (!retries.attempts || retries.attempts <= 0) return undefined;
+  out.num_retries = { value: retries.attempts };
+  if (retries.retryOn) {
+    const codes: number[] = [];
+    const on: string[] = [];
+    for (const raw of retries.retryOn.split(',')) {
+      const part = raw.trim();
+      if (!part) continue;
+      const n = Number(part);
+      if (Number.isInteger(n) && n >= 100 && n <= 599) codes.push(n);
+      else on.push(part);
+    }
+    let retryOn = on.join(',');
+    if (codes.length > 0 && !retryOn.includes('retriable-status-codes')) retryOn = retryOn ? `${retryOn},retriable-status-codes` : 'retriable-status-codes';
+    out.retry_on = retryOn;
+    out.retriable_status_codes = codes;
+  }
+  const perTry = durationOf(retries.perTryTimeout);
+  if (perTry) out.per_try_timeout = perTry;
+  if (retries.retryIgnorePreviousHosts !== undefined) out.retry_host_predicate = retries.retryIgnorePreviousHosts ? [previousHosts()] : [];
+  const backoff = durationOf(retries.backoff);
+  if (backoff) out.retry_back_off = { base_interval: backoff };
+  return out;
+}
+
+function headerMatcher(name: string, m: StringMatch | undefined): HeaderMatcher {
+  if (isPresentMatch(m)) return { name, present_match: true };
+  const sm = m ? stringMatcher(m) : undefined;
+  return sm ? { name, string_match: sm } : { name, present_match: true };
+}
+
+/** Istio's TranslateRouteMatch. */
+export function routeMatch(match: HTTPMatchRequest | undefined): RouteMatch {
+  const out: RouteMatch = { prefix: '/' };
+  if (!match) return out;
+  const headers: HeaderMatcher[] = [];
+  for (const [name, m] of Object.entries(match.headers ?? {})) headers.push(headerMatcher(name, m));
+  for (const [name, m] of Object.entries(match.withoutHeaders ?? {})) {
+    const h = headerMatcher(name, m);
+    h.invert_match = true;
+    if (!isPresentMatch(m)) h.treat_missing_header_as_empty = true;
+    headers.push(h);
+  }
+  headers.sort((a, b) => ((a.name ?? '') < (b.name ?? '') ? -1 : (a.name ?? '') > (b.name ?? '') ? 1 : 0));
+  if (match.uri) {
+    delete out.prefix;
+    if (match.uri.exact !== undefined) out.path = match.uri.exact;
+    else if (match.uri.prefix !== undefined) out.prefix = match.uri.prefix;
+    else if (match.uri.regex !== undefined) out.safe_regex = { regex: match.uri.regex };
+    else out.prefix = '/';
+  }
+  out.case_sensitive = { value: !match.ignoreUriCase };
+  if (match.method) headers.push(headerMatcher(':method', match.method));
+  if (match.authority) headers.push(headerMatcher(':authority', match.authority));
+  if (match.scheme) headers.push(headerMatcher(':scheme', match.scheme));
+  out.headers = headers;
+  const query = Object.entries(match.queryParams ?? {}).map(([name, m]) => {
+    if (isPresentMatch(m)) return { name, present_match: true };
+    return { name, string_match: stringMatcher(m) };
+  });
+  if (query.length > 0) out.query_parameters = query;
+  return out;
+}
+
+export function isCatchAll(match: RouteMatch | null | undefined): boolean {
+  if (!match) return true;
+  const pathCatchAll = match.prefix === '/' || match.safe_regex?.regex === '.*';
+  return pathCatchAll && (match.headers?.length ?? 0) === 0 && (match.query_parameters?.length ?? 0) === 0;
+}
+
+interface HeaderOps {
+  requestAdd: HeaderValueOption[];
+  requestRemove: string[];
+  responseAdd: HeaderValueOption[];
+  responseRemove: string[];
+  authority: string;
+}
+
+const isInternal = (key: string) => key.startsWith(':') || key.toLowerCase() === 'host';
+const isAuthority = (key: string) => key.toLowerCase() === ':authority' || key.toLowerCase() === 'host';
+
+function appendHeaders(headers: Record<string, string> | undefined, append: boolean): { options: HeaderValueOption[]; authority: string } {
+  let authority = '';
+  const options: HeaderValueOption[] = [];
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    if (isAuthority(key)) authority = value;
+    if (isInternal(key)) continue;
+    options.push({ header: { key, value }, append_action: append ? 'APPEND_IF_EXISTS_OR_ADD' : 'OVERWRITE_IF_EXISTS_OR_ADD' });
+  }
+  options.sort((a, b) => ((a.header?.key ?? '') < (b.header?.key ?? '') ? -1 : 1));
+  return { options, authority };
+}
+
+/** Istio's TranslateHeadersOperations: `set` overwrites, `add` appends, `:authority`/`host` become a host rewrite. */
+export function headerOperations(headers: Headers | undefined): HeaderOps {
+  const req: HeaderOperations = headers?.request ?? {};
+  const resp: HeaderOperations = headers?.response ?? {};
+  const reqSet = appendHeaders(req.set, false);
+  const reqAdd = appendHeaders(req.add, true);
+  return {
+    requestAdd: [...reqSet.options, ...reqAdd.options],
+    requestRemove: (req.remove ?? []).filter((k) => !isInternal(k)),
+    responseAdd: [...appendHeaders(resp.set, false).options, ...appendHeaders(resp.add, true).options],
+    responseRemove: (resp.remove ?? []).filter((k) => !isInternal(k)),
+    authority: reqSet.authority || reqAdd.authority,
+  };
+}
+
+/** Istio's TranslateFault; undefined when nothing can be injected. */
+export function faultConfig(fault: HTTPFaultInjection): HTTPFault | undefined {
+  const out: HTTPFault = {};
+  if (fault.delay) {
+    const fixed = durationOf(fault.delay.fixedDelay);
+    if (fixed) {
+      out.delay = {
+        fixed_delay: fixed,
+        percentage: fault.delay.percentage ? fractionalPercent(fault.delay.percentage.value ?? 0) : integerPercent(fault.delay.percent ?? 0),
+      };
+    }
+  }
+  if (fault.abort) {
+    const abort: NonNullable<HTTPFault['abort']> = {};
+    if (fault.abort.percentage) abort.percentage = fractionalPercent(fault.abort.percentage.value ?? 0);
+    if (fault.abort.httpStatus !== undefined) abort.http_status = fault.abort.httpStatus;
+    else if (fault.abort.grpcStatus !== undefined) {
+      const code = grpcStatusCodes[fault.abort.grpcStatus.toUpperCase()];
+      if (code !== undefined) abort.grpc_status = code;
+    }
+    if (abort.http_status !== undefined || abort.grpc_status !== undefined) out.abort = abort;
+  }
+  return out.delay || out.abort ? out : undefined;
+}
+
+const grpcStatusCodes: Record<string, number> = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};
+
+/** Istio's TranslateCORSPolicy (per-route config of `envoy.filters.http.cors`). */
+export function corsPolicy(cors: CorsPolicy) {
+  const origins = cors.allowOrigins?.length
+    ? cors.allowOrigins.map((m) => stringMatcher(m)).filter((m) => m !== undefined)
+    : (cors.allowOrigin ?? []).map((o) => ({ exact: o }));
+  const maxAge = cors.maxAge !== undefined ? parseDuration(cors.maxAge) : undefined;
+  return {
+    allow_origin_string_match: origins,
+    allow_methods: (cors.allowMethods ?? []).join(','),
+    allow_headers: (cors.allowHeaders ?? []).join(','),
+    expose_headers: (cors.exposeHeaders ?? []).join(','),
+    ...(maxAge !== undefined ? { max_age: String(Math.floor(maxAge)) } : {}),
+    ...(cors.allowCredentials !== undefined ? { allow_credentials: { value: cors.allowCredentials } } : {}),
+    filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' as const } },
+    forward_not_matching_preflights: { value: cors.unmatchedPreflights !== 'IGNORE' },
+  };
+}
+
+/** The FQDN a destination names, resolved in the namespace of the config that wrote it. */
+export function destinationHost(host: string, namespace: string, ctx: Pick<RouteContext, 'push'>): string {
+  return resolveHost(host, namespace, ctx.push.mesh.domainSuffix);
+}
+
+/** Istio's GetDestinationCluster: explicit port, else the service's only port, else the listener port. */
+export function destinationCluster(dest: Destination, namespace: string, ctx: RouteContext): string {
+  const host = destinationHost(dest.host, namespace, ctx);
+  const service = ctx.push.service(host, ctx.proxy.namespace);
+  let port = ctx.listenPort;
+  if (dest.port?.number) port = dest.port.number;
+  else if (service && service.ports.length === 1) port = service.ports[0]!.port;
+  return outboundCluster(host, port, dest.subset ?? '');
+}
+
+function portPolicyHash(policy: TrafficPolicy | undefined, port: number | undefined): ConsistentHashLB | undefined {
+  if (port === undefined) return undefined;
+  return policy?.portLevelSettings?.find((p) => p.port?.number === port)?.loadBalancer?.consistentHash;
+}
+
+/** Istio's hashForHTTPDestination: subset port-level > subset > port-level > top-level. */
+export function consistentHashFor(host: string, subset: string | undefined, port: number | undefined, ctx: Pick<RouteContext, 'push' | 'proxy'>) {
+  const dr = ctx.push.destinationRule(ctx.proxy, host)?.spec;
+  if (!dr) return undefined;
+  const sub = subset ? dr.subsets?.find((s) => s.name === subset) : undefined;
+  return (
+    portPolicyHash(sub?.trafficPolicy, port) ??
+    sub?.trafficPolicy?.loadBalancer?.consistentHash ??
+    portPolicyHash(dr.trafficPolicy, port) ??
+    dr.trafficPolicy?.loadBalancer?.consistentHash
+  );
+}
+
+/** Istio's consistentHashToHashPolicy. */
+export function hashPolicy(hash: ConsistentHashLB | undefined): HashPolicy | undefined {
+  if (!hash) return undefined;
+  if (hash.httpHeaderName) return { header: { header_name: hash.httpHeaderName } };
+  if (hash.httpCookie) {
+    const ttl = durationOf(hash.httpCookie.ttl);
+    return { cookie: { name: hash.httpCookie.name, ...(ttl ? { ttl } : {}), ...(hash.httpCookie.path ? { path: hash.httpCookie.path } : {}) } };
+  }
+  if (hash.useSourceIp) return { connection_properties: { source_ip: true } };
+  if (hash.httpQueryParameterName) return { query_parameter: { name: hash.httpQueryParameterName } };
+  return undefined;
+}
+
+function mirrorPercent(route: HTTPRoute) {
+  if (route.mirrorPercentage) return (route.mirrorPercentage.value ?? 0) > 0 ? fractionalPercent(route.mirrorPercentage.value ?? 0) : undefined;
+  const legacy = route.mirrorPercent ?? route.mirror_percent;
+  if (legacy !== undefined) return legacy > 0 ? integerPercent(legacy) : undefined;
+  return integerPercent(100);
+}
+
+function mirrorPolicy(cluster: string, percent: { numerator: number; denominator: 'MILLION' | 'HUNDRED' }): MirrorPolicy {
+  return { cluster, runtime_fraction: { default_value: percent }, trace_sampled: { value: false } };
+}
+
+function sourceMatches(match: HTTPMatchRequest | undefined, vsNamespace: string, ctx: RouteContext): boolean {
+  if (!match) return true;
+  if (match.gateways?.length) return match.gateways.some((g) => ctx.gatewayNames.has(qualifyGateway(g, vsNamespace)));
+  if (!labelsMatch(match.sourceLabels, ctx.proxy.labels)) return false;
+  return !match.sourceNamespace || match.sourceNamespace === ctx.proxy.namespace;
+}
+
+/** `bookinfo-gateway` written in `default` is `default/bookinfo-gateway`; `mesh` stays `mesh`. */
+export function qualifyGateway(name: string, namespace: string): string {
+  if (name === 'mesh' || name.includes('/')) return name;
+  return `${namespace}/${name}`;
+}
+
+/** Istio's GetRouteOperation: `host:port/path*` or `vsName:port/path*`. */
+function routeOperation(route: Route, vsName: string, port: number): string {
+  const m = route.match;
+  let path = '/*';
+  if (m?.prefix !== undefined) path = `${m.prefix}*`;
+  else if (m?.path !== undefined) path = m.path;
+  else if (m?.safe_regex) path = m.safe_regex.regex ?? '';
+  const parsed = route.route?.cluster ? parseSubsetKey(route.route.cluster) : undefined;
+  if (parsed) return `${parsed.hostname}:${parsed.port}${path}`;
+  return `${vsName}:${port}${path}`;
+}
+
+function setTimeout(action: RouteAction, timeout: string | undefined, ctx: RouteContext): void {
+  const d = durationOf(timeout) ?? zeroDuration;
+  action.timeout = d;
+  if (ctx.grpc) action.max_stream_duration = { max_stream_duration: d };
+  else action.max_grpc_timeout = d;
+}
+
+function translateDestinations(
+  out: Route,
+  action: RouteAction,
+  http: HTTPRoute,
+  vsNamespace: string,
+  authority: string,
+  ctx: RouteContext,
+): boolean {
+  let consistentHash = false;
+  const destinations = http.route ?? [];
+  const hashFor = (dst: HTTPRouteDestination) => {
+    const host = destinationHost(dst.destination.host, vsNamespace, ctx);
+    return hashPolicy(consistentHashFor(host, dst.destination.subset, dst.destination.port?.number, ctx));
+  };
+  const weighted = destinations.filter((d) => (d.weight ?? 0) > 0);
+  if (destinations.length === 1 || weighted.length === 0) {
+    const dst = destinations[0];
+    if (!dst) return false;
+    action.cluster = destinationCluster(dst.destination, vsNamespace, ctx);
+    if (dst.headers) {
+      const ops = headerOperations(dst.headers);
+      out.request_headers_to_add = [...(out.request_headers_to_add ?? []), ...ops.requestAdd];
+      out.request_headers_to_remove = [...(out.request_headers_to_remove ?? []), ...ops.requestRemove];
+      out.response_headers_to_add = [...(out.response_headers_to_add ?? []), ...ops.responseAdd];
+      out.response_headers_to_remove = [...(out.response_headers_to_remove ?? []), ...ops.responseRemove];
+      if (ops.authority && !authority) action.host_rewrite_literal = ops.authority;
+    }
+    const hp = hashFor(dst);
+    if (hp) {
+      action.hash_policy = [hp];
+      consistentHash = true;
+    }
+  } else {
+    const clusters: ClusterWeight[] = [];
+    const hashes: HashPolicy[] = [];
+    for (const dst of weighted) {
+      const cw: ClusterWeight = { name: destinationCluster(dst.destination, vsNamespace, ctx), weight: { value: dst.weight ?? 0 } };
+      if (dst.headers) {
+        const ops = headerOperations(dst.headers);
+        cw.request_headers_to_add = ops.requestAdd;
+        cw.request_headers_to_remove = ops.requestRemove;
+        cw.response_headers_to_add = ops.responseAdd;
+        cw.response_headers_to_remove = ops.responseRemove;
+        if (ops.authority) cw.host_rewrite_literal = ops.authority;
+      }
+      clusters.push(cw);
+      const hp = hashFor(dst);
+      if (hp) hashes.push(hp);
+    }
+    action.weighted_clusters = { clusters };
+    if (hashes.length > 0) action.hash_policy = hashes;
+  }
+  return consistentHash;
+}
+
+/** Istio's translateRoute for one (rule, match) pair; undefined when the match does not apply to this proxy/port. */
+export function translateRoute(
+  http: HTTPRoute,
+  match: HTTPMatchRequest | undefined,
+  vs: Config<VirtualServiceSpec>,
+  ctx: RouteContext,
+): Route | undefined {
+  if (match?.port && match.port !== ctx.listenPort) return undefined;
+  if (!sourceMatches(match, vs.metadata.namespace, ctx)) return undefined;
+  const name = match?.name ? `${http.name ?? ''}.${match.name}` : (http.name ?? '');
+  const out: Route = { ...(name ? { name } : {}), match: routeMatch(match), metadata: configMetadata('VirtualService', vs.metadata.namespace, vs.metadata.name) };
+  if (match?.statPrefix) out.stat_prefix = match.statPrefix;
+  let authority = '';
+  if (http.headers) {
+    const ops = headerOperations(http.headers);
+    out.request_headers_to_add = ops.requestAdd;
+    out.request_headers_to_remove = ops.requestRemove;
+    out.response_headers_to_add = ops.responseAdd;
+    out.response_headers_to_remove = ops.responseRemove;
+    authority = ops.authority;
+  }
+  if (http.redirect) {
+    if (ctx.grpc) return undefined;
+    const r = http.redirect;
+    const redirect: NonNullable<Route['redirect']> = {};
+    if (r.authority) redirect.host_redirect = r.authority;
+    if (r.uri) redirect.path_redirect = r.uri;
+    if (r.scheme) redirect.scheme_redirect = r.scheme;
+    let port: number | undefined;
+    if (r.port) port = r.port;
+    else if (r.derivePort === 'FROM_REQUEST_PORT') port = ctx.listenPort;
+    if (port !== undefined) {
+      const scheme = r.scheme || (ctx.tls ? 'https' : 'http');
+      if (!((port === 80 && scheme === 'http') || (port === 443 && scheme === 'https'))) redirect.port_redirect = port;
+    }
+    const codes: Record<number, NonNullable<typeof redirect.response_code>> = {
+      301: 'MOVED_PERMANENTLY',
+      302: 'FOUND',
+      303: 'SEE_OTHER',
+      307: 'TEMPORARY_REDIRECT',
+      308: 'PERMANENT_REDIRECT',
+    };
+    const code = codes[r.redirectCode ?? 301];
+    if (!code) return undefined;
+    redirect.response_code = code;
+    out.redirect = redirect;
+  } else if (http.directResponse) {
+    if (ctx.grpc) return undefined;
+    const body = http.directResponse.body;
+    out.direct_response = {
+      status: http.directResponse.status,
+      ...(body?.string !== undefined ? { body: { inline_string: body.string } } : body?.bytes !== undefined ? { body: { inline_bytes: Buffer.from(body.bytes, 'base64') } } : {}),
+    };
+  } else {
+    const action: RouteAction = {};
+    setTimeout(action, http.timeout, ctx);
+    if (http.rewrite) {
+      const rx = http.rewrite.uriRegexRewrite;
+      if (rx?.match !== undefined) action.regex_rewrite = { pattern: { regex: rx.match }, substitution: rx.rewrite ?? '' };
+      else if (http.rewrite.uri) action.prefix_rewrite = http.rewrite.uri;
+      if (http.rewrite.authority) authority = http.rewrite.authority;
+    }
+    if (authority) action.host_rewrite_literal = authority;
+    const mirrors: MirrorPolicy[] = [];
+    if (http.mirror) {
+      const mp = mirrorPercent(http);
+      if (mp) mirrors.push(mirrorPolicy(destinationCluster(http.mirror, vs.metadata.namespace, ctx), mp));
+    }
+    for (const m of http.mirrors ?? []) {
+      const mp = m.percentage ? ((m.percentage.value ?? 0) > 0 ? fractionalPercent(m.percentage.value ?? 0) : undefined) : integerPercent(100);
+      if (mp) mirrors.push(mirrorPolicy(destinationCluster(m.destination, vs.metadata.namespace, ctx), mp));
+    }
+    if (mirrors.length > 0) action.request_mirror_policies = mirrors;
+    const consistentHash = translateDestinations(out, action, http, vs.metadata.namespace, authority, ctx);
+    if (!action.cluster && !action.weighted_clusters) return undefined;
+    const retry = ctx.grpc && !http.retries ? undefined : retryPolicy(http.retries, consistentHash);
+    if (retry) action.retry_policy = retry;
+    out.route = action;
+  }
+  if (!ctx.grpc) out.decorator = { operation: routeOperation(out, vs.metadata.name, ctx.listenPort) };
+  const perFilter: Record<string, Any> = {};
+  if (http.fault) {
+    const fault = faultConfig(http.fault);
+    if (fault) perFilter[Filters.fault] = encodeAny(TypeUrl.HttpFault, fault);
+  }
+  if (http.corsPolicy && !ctx.grpc) perFilter[Filters.cors] = encodeAny(TypeUrl.CorsPolicy, corsPolicy(http.corsPolicy));
+  if (Object.keys(perFilter).length > 0) out.typed_per_filter_config = perFilter;
+  return out;
+}
+
+/**
+ * Merges a delegate's rule under its root rule (Istio's mergeHTTPRoute): the root's match
+ * conditions are combined with the delegate's, and unset delegate fields take the root's.
+ */
+function mergeDelegateRoute(root: HTTPRoute, delegate: HTTPRoute): HTTPRoute {
+  const rootMatches = root.match ?? [];
+  const delegateMatches = delegate.match ?? [];
+  let match: HTTPMatchRequest[] | undefined;
+  if (rootMatches.length === 0) match = delegate.match;
+  else if (delegateMatches.length === 0) match = root.match;
+  else {
+    match = [];
+    for (const r of rootMatches) {
+      for (const d of delegateMatches) {
+        match.push({
+          ...r,
+          ...d,
+          headers: { ...r.headers, ...d.headers },
+          queryParams: { ...r.queryParams, ...d.queryParams },
+          withoutHeaders: { ...r.withoutHeaders, ...d.withoutHeaders },
+          sourceLabels: { ...r.sourceLabels, ...d.sourceLabels },
+          uri: d.uri ?? r.uri,
+        });
+      }
+    }
+  }
+  const merged: HTTPRoute = { ...delegate, ...(match ? { match } : {}) };
+  merged.name = delegate.name ? (root.name ? `${root.name}-${delegate.name}` : delegate.name) : root.name;
+  for (const key of ['rewrite', 'timeout', 'retries', 'fault', 'mirror', 'mirrors', 'mirrorPercentage', 'corsPolicy', 'headers'] as const) {
+    if (merged[key] === undefined && root[key] !== undefined) (merged as Record<string, unknown>)[key] = root[key];
+  }
+  return merged;
+}
+
+interface RuleWithOrigin {
+  http: HTTPRoute;
+  vs: Config<VirtualServiceSpec>;
+}
+
+/** The VirtualService's HTTP rules with delegates expanded (each rule keeps the config it came from). */
+function expandDelegates(vs: Config<VirtualServiceSpec>, push: PushContext): RuleWithOrigin[] {
+  const out: RuleWithOrigin[] = [];
+  for (const http of vs.spec.http ?? []) {
+    if (http.delegate?.name) {
+      const delegate = push.delegate(http.delegate.namespace ?? vs.metadata.namespace, http.delegate.name);
+      for (const d of delegate?.spec.http ?? []) out.push({ http: mergeDelegateRoute(http, d), vs: delegate! });
+      continue;
+    }
+    out.push({ http, vs });
+  }
+  return out;
+}
+
+/** Istio's BuildHTTPRoutesForVirtualService: routes in order, stopping after the first catch-all. */
+export function routesForVirtualService(vs: Config<VirtualServiceSpec>, ctx: RouteContext): Route[] {
+  const out: Route[] = [];
+  for (const { http, vs: origin } of expandDelegates(vs, ctx.push)) {
+    let catchAll = false;
+    if (!http.match?.length) {
+      const r = translateRoute(http, undefined, origin, ctx);
+      if (r) out.push(r);
+      catchAll = true;
+    } else {
+      for (const m of http.match) {
+        const r = translateRoute(http, m, origin, ctx);
+        if (!r) continue;
+        out.push(r);
+        if (isCatchAll(r.match)) {
+          catchAll = true;
+          break;
+        }
+      }
+    }
+    if (catchAll) break;
+  }
+  return out;
+}
+
+/** Istio's BuildDefaultHTTPOutboundRoute: everything to one cluster, default retries, no timeout. */
+export function defaultOutboundRoute(service: Service, port: number, ctx: RouteContext): Route {
+  const cluster = outboundCluster(service.hostname, port);
+  const action: RouteAction = { cluster };
+  setTimeout(action, undefined, ctx);
+  const hp = hashPolicy(consistentHashFor(service.hostname, undefined, port, ctx));
+  if (hp) action.hash_policy = [hp];
+  if (!ctx.grpc) action.retry_policy = defaultRetryPolicy(false);
+  const route: Route = { name: 'default', match: { prefix: '/' }, route: action };
+  if (!ctx.grpc) route.decorator = { operation: `${service.hostname}:${port}/*` };
+  return route;
+}
+
+/** Inbound: everything to the local application, never timing out (the caller's sidecar enforces timeouts). */
+export function defaultInboundRoute(cluster: string, operation: string): Route {
+  return {
+    name: 'default',
+    match: { prefix: '/' },
+    route: {
+      cluster,
+      timeout: zeroDuration,
+      max_stream_duration: { max_stream_duration: zeroDuration, grpc_timeout_header_max: zeroDuration },
+    },
+    decorator: { operation },
+  };
+}
+
