@@ -1,0 +1,142 @@
+// The contracts between the proxy's parts: the xDS client produces snapshots; listeners,
+// the HTTP router and the cluster manager serve from them. Each part depends only on these.
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import type {
+  Cluster__Output,
+  ClusterLoadAssignment__Output,
+  Listener__Output,
+  RouteConfiguration__Output,
+  Secret__Output,
+} from '@weft/xds';
+
+/**
+ * The accepted xDS configuration at one moment: decoded Envoy messages by resource name.
+ * Immutable. The xDS client builds a new one per accepted update (after warming: every
+ * route config a listener names and every cluster a route names are present) and swaps it
+ * in atomically; requests in flight keep the snapshot they started with.
+ */
+export interface XdsSnapshot {
+  /** Accepted version_info per type URL. */
+  readonly versions: Readonly<Record<string, string>>;
+  readonly listeners: ReadonlyMap<string, Listener__Output>;
+  readonly routes: ReadonlyMap<string, RouteConfiguration__Output>;
+  readonly clusters: ReadonlyMap<string, Cluster__Output>;
+  readonly endpoints: ReadonlyMap<string, ClusterLoadAssignment__Output>;
+  readonly secrets: ReadonlyMap<string, Secret__Output>;
+}
+
+/** Envoy's response flags (the ones Weft sets); access logs and metrics print them in this order. */
+export const responseFlagOrder = ['DC', 'DI', 'FI', 'LH', 'NR', 'UAEX', 'UC', 'UF', 'UH', 'UO', 'UR', 'URX', 'UT', 'RL', 'DPE', 'UPE', 'SI'] as const;
+export type ResponseFlag = (typeof responseFlagOrder)[number];
+
+/** `-` when none, else the flags joined by commas in Envoy's order (`UF,URX`). */
+export function formatResponseFlags(flags: ReadonlySet<ResponseFlag>): string {
+  const set = responseFlagOrder.filter((f) => flags.has(f));
+  return set.length === 0 ? '-' : set.join(',');
+}
+
+/** What happened to one HTTP request or TCP connection; telemetry (metrics, access logs, traces) reads it. */
+export interface RequestRecord {
+  direction: 'inbound' | 'outbound' | 'gateway';
+  listener: string;
+  protocol: 'HTTP/1.1' | 'HTTP/2' | 'TCP';
+  startTime: number;
+  durationMs: number;
+  method?: string;
+  path?: string;
+  authority?: string;
+  requestId?: string;
+  responseCode: number;
+  responseFlags: Set<ResponseFlag>;
+  bytesReceived: number;
+  bytesSent: number;
+  routeName?: string;
+  upstreamCluster?: string;
+  /** `address:port` of the endpoint that answered (the last attempt). */
+  upstreamHost?: string;
+  downstreamRemoteAddress?: string;
+  downstreamLocalAddress?: string;
+  /** Attempts made (1 + retries). */
+  attempts: number;
+}
+
+/** One request toward a cluster, as the router hands it to the cluster manager. */
+export interface UpstreamRequest {
+  method: string;
+  /** Path with query, after rewrites. */
+  path: string;
+  /** Host/authority to send (after host rewrite). */
+  authority: string;
+  /** Lower-case header names; HTTP/2 pseudo-headers removed. */
+  headers: Record<string, string | string[]>;
+  /** Request body, buffered (retries and mirrors need to replay it); undefined for none. */
+  body?: Buffer;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Readable;
+  /** `address:port` of the endpoint that answered. */
+  endpoint: string;
+}
+
+export interface UpstreamOptions {
+  /** Per-attempt timeout; undefined for none. */
+  timeoutMs?: number;
+  /** Consistent-hash key computed from the route's hash policy (header, cookie, source IP, query parameter). */
+  hashKey?: string;
+  /** Endpoints to avoid (retry_host_predicate previous_hosts). */
+  excludeEndpoints?: ReadonlySet<string>;
+  signal?: AbortSignal;
+  /** Downstream peer address (for source-IP hashing when no hashKey is given). */
+  sourceAddress?: string;
+}
+
+/**
+ * An upstream failure, with the response flag Envoy would record: UH no healthy upstream,
+ * UF connection failure, UO overflow (circuit breaker), UC upstream connection termination,
+ * UT upstream request timeout, NR no route/cluster.
+ */
+export class UpstreamError extends Error {
+  readonly flag: ResponseFlag;
+  readonly endpoint: string | undefined;
+  constructor(flag: ResponseFlag, message: string, endpoint?: string) {
+    super(message);
+    this.name = 'UpstreamError';
+    this.flag = flag;
+    this.endpoint = endpoint;
+  }
+}
+
+/** One cluster as the data path uses it. */
+export interface UpstreamCluster {
+  readonly name: string;
+  /** Sends one HTTP request to one endpoint the load balancer picks; throws `UpstreamError`. */
+  request(req: UpstreamRequest, opts: UpstreamOptions): Promise<UpstreamResponse>;
+  /** Opens a TCP connection to one endpoint (tcp_proxy); throws `UpstreamError`. */
+  connect(opts: UpstreamOptions): Promise<{ socket: Socket; endpoint: string }>;
+}
+
+/** Endpoint state for the admin `/clusters` page. */
+export interface EndpointStatus {
+  address: string;
+  port: number;
+  weight: number;
+  healthy: boolean;
+  ejected: boolean;
+  activeRequests: number;
+  totalRequests: number;
+  failures: number;
+  locality?: string;
+}
+
+/** Owns every cluster, its endpoints, pools, breakers and outlier detection; follows snapshots. */
+export interface ClusterManager {
+  /** Applies a snapshot's clusters and endpoints; keeps pools of clusters that did not change. */
+  update(snapshot: XdsSnapshot): void;
+  get(name: string): UpstreamCluster | undefined;
+  status(): ReadonlyMap<string, readonly EndpointStatus[]>;
+  close(): Promise<void>;
+}
