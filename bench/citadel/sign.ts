@@ -5,7 +5,8 @@
 // Goal (issue 3): at least 100 certificates/s on the 2-core CI machine.
 import { performance } from 'node:perf_hooks';
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { CaServer, CertificateAuthority, createCaClient, createCsr, generateRsaKeyPair, silentLogger } from '@weft/citadel';
+import { CaServer, CertificateAuthority, createCaClient, createCsr, generateRsaKeyPair } from '@weft/citadel';
+import { silentLogger } from '@weft/model';
 
 const N = Number(process.env.BENCH_CSRS ?? 1000);
 const KEYS = Number(process.env.BENCH_KEYS ?? 8);

@@ -8,13 +8,22 @@ import {
   CitadelMetrics,
   caServiceDefinition,
   createCaServiceHandlers,
-  createLogger,
-  type Logger,
-  type LogLevel,
   ServingCertificateProvider,
 } from '@weft/citadel';
 import { validateConfig } from '@weft/galley';
-import { type Config, type ConfigStore, defaultKindRegistry, DirectorySource, describeConfig, formatProblem, MemoryConfigStore, type Problem } from '@weft/model';
+import {
+  type Config,
+  type ConfigStore,
+  createLogger,
+  DirectorySource,
+  defaultKindRegistry,
+  describeConfig,
+  formatProblem,
+  type Logger,
+  type LogLevel,
+  MemoryConfigStore,
+  type Problem,
+} from '@weft/model';
 import {
   AggregateRegistry,
   buildPushContext,

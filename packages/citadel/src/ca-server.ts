@@ -9,7 +9,7 @@ import { CaError, type CertificateAuthority, type ServingCertificate, type Servi
 import { caProtoFile, protoDir } from './codegen.ts';
 import type { IstioCertificateRequest__Output } from './generated/istio/v1/auth/IstioCertificateRequest.ts';
 import type { IstioCertificateServiceDefinition, IstioCertificateServiceHandlers } from './generated/istio/v1/auth/IstioCertificateService.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 import { CitadelMetrics } from './metrics.ts';
 import { spiffeIdOf } from './spiffe.ts';
 import { TokenError } from './token.ts';

@@ -5,7 +5,7 @@ import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { WeftError, type WeftErrorCode } from '@weft/model';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 import type { CaExpiry } from './metrics.ts';
 import {
   CertificateSigner,

@@ -5,7 +5,7 @@ import { CertificateAuthority } from './ca.ts';
 import type { CaCallerCredential } from './ca-client.ts';
 import { CaServer } from './ca-server.ts';
 import { CertificateManager, type WorkloadSecret } from './cert-manager.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '@weft/model';
 import { spiffeIdOf } from './spiffe.ts';
 import { captureLogger } from './testing.ts';
 

@@ -6,7 +6,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { CertificateAuthority } from './ca.ts';
 import { type CaCallerCredential, requestCertificate } from './ca-client.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 import { createCsr, defaultRsaKeyBits, generateRsaKeyPair, joinPem, splitPemCertificates } from './pki.ts';
 import { defaultTrustDomain, spiffeId, spiffeIdOf, type WorkloadIdentity } from './spiffe.ts';
 

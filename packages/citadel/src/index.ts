@@ -45,7 +45,6 @@ export type {
   IstioCertificateServiceDefinition,
   IstioCertificateServiceHandlers,
 } from './generated/istio/v1/auth/IstioCertificateService.ts';
-export { createLogger, type LogFields, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.ts';
 export { type CaExpiry, CitadelMetrics, type RefusalReason } from './metrics.ts';
 export {
   CertificateSigner,

@@ -11,7 +11,7 @@ import { expect, it } from 'vitest';
 import { CertificateAuthority } from './ca.ts';
 import { CaServer } from './ca-server.ts';
 import { CertificateManager, issueWorkloadSecret, type WorkloadSecret } from './cert-manager.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '@weft/model';
 import { SdsServer } from './sds.ts';
 import { captureLogger, sdsReader, tempDir } from './testing.ts';
 import { followSecrets, mtlsClientOptions, mtlsServerOptions, verifySpiffePeer } from './tls.ts';

@@ -4,7 +4,7 @@ import { createSdsClient, type DiscoveryResponse__Output, decodeAny, TypeUrl } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './ca.ts';
 import { issueWorkloadSecret, type WorkloadSecret } from './cert-manager.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '@weft/model';
 import { SdsServer } from './sds.ts';
 import { captureLogger, FixedSource, sdsReader, tempDir } from './testing.ts';
 

@@ -17,7 +17,7 @@ import {
   TypeUrl,
 } from '@weft/xds';
 import type { SecretSource, WorkloadSecret } from './cert-manager.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 
 /** Resource names Istio's agent serves. */
 export const sdsResourceNames = { workload: 'default', root: 'ROOTCA' } as const;

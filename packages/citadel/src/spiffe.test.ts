@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from './log.ts';
+import { createLogger } from '@weft/model';
 import { parseSpiffeId, parseSubjectAltNames, spiffeId } from './spiffe.ts';
 import { matchSpiffeId } from './tls.ts';
 

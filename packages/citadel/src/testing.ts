@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import type { DiscoveryRequest, DiscoveryResponse__Output } from '@weft/xds';
 import type { SecretSource, WorkloadSecret } from './cert-manager.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 
 export function tempDir(prefix = 'weft-citadel-'): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));

@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './ca.ts';
 import { issueWorkloadSecret, type WorkloadSecret } from './cert-manager.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '@weft/model';
 import { mtlsClientOptions, mtlsServerOptions, type SpiffeMatcher, type SpiffePeerResult, verifySpiffePeer } from './tls.ts';
 
 const productpage = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';

@@ -6,6 +6,7 @@ export { KindRegistry } from './config/kinds.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { errorCodes, WeftError, type WeftErrorCode } from './errors.ts';
 export * from './generated/types.ts';
+export { createLogger, type LogFields, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './log.ts';
 export { type FieldPath, formatPath, formatProblem, type Locator, type PathSegment, type Problem, ProblemList, type Severity } from './problem.ts';
 export { renderTypes } from './schema/codegen.ts';
 export { crdFor, renderCrds, toOpenApi } from './schema/crd.ts';

@@ -18,7 +18,6 @@ export {
   type PushStatus,
   type TypeSyncStatus,
 } from './server/discovery.ts';
-export { jsonLogger, type LogFields, type Logger, type LogLevel, quietLogger } from './server/log.ts';
 export { PilotMetrics } from './server/metrics.ts';
 export { configJson, MonitoringServer, type MonitoringOptions } from './server/monitoring.ts';
 export { type DebounceOptions, Debouncer, defaultDebounce, PushRequest, type TriggerReason } from './server/push-request.ts';

@@ -3,7 +3,7 @@ import type { ConfigStore } from '@weft/model';
 import { TypeUrl } from '@weft/xds';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { proxyFromNode } from '../proxy/node.ts';
-import { quietLogger } from './log.ts';
+import { silentLogger } from '@weft/model';
 import { DiscoveryServer, type DiscoveryEvent } from './discovery.ts';
 import { DeltaTestClient, newStore, resourceNames, SotwTestClient, TestRegistry, virtualService, type World, worldGenerators, worldPushContext } from './testing.ts';
 
@@ -65,7 +65,7 @@ beforeEach(async () => {
     buildPushContext: worldPushContext(world),
     proxyFromNode: (node) => proxyFromNode(node),
     debounce: { quietMs: 20, maxMs: 200 },
-    logger: quietLogger,
+    logger: silentLogger,
   });
   const port = await server.listen({ port: 0 });
   target = `127.0.0.1:${port}`;
@@ -412,7 +412,7 @@ describe('flow control', () => {
       buildPushContext: worldPushContext(world),
       proxyFromNode: (node) => proxyFromNode(node),
       debounce: { quietMs: 10, maxMs: 100 },
-      logger: quietLogger,
+      logger: silentLogger,
       maxInflightBytes: 1,
     });
     const port = await tight.listen({ port: 0 });

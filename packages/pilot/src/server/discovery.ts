@@ -19,7 +19,7 @@ import {
 } from '@weft/xds';
 import type { MeshConfig, Proxy as MeshProxy, PushContext, ServiceRegistry, XdsResource } from '../core/types.ts';
 import { absentVersion, Connection, WatchedType, type XdsMode } from './connection.ts';
-import { jsonLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 import { PilotMetrics } from './metrics.ts';
 import { type DebounceOptions, Debouncer, defaultDebounce, monotonicMs, PushRequest, type TriggerReason } from './push-request.ts';
 import { clusterHost, type Generators, isFullStateType, isWildcardType, orderTypes, shortTypeName } from './types.ts';
@@ -252,7 +252,7 @@ export class DiscoveryServer {
 
   constructor(options: DiscoveryServerOptions) {
     this.#opts = options;
-    this.#log = options.logger ?? jsonLogger('pilot');
+    this.#log = options.logger ?? createLogger({ scope: 'pilot' });
     this.metrics = options.metrics ?? new PilotMetrics();
     this.#debouncer = new Debouncer({ ...defaultDebounce, ...options.debounce }, (req) => this.#enqueue(req));
     this.#maxInflight = options.maxInflightBytes ?? 64 * 1024 * 1024;

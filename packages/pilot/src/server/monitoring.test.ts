@@ -4,7 +4,7 @@ import { Counter, Registry } from 'prom-client';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { proxyFromNode } from '../proxy/node.ts';
 import { DiscoveryServer } from './discovery.ts';
-import { quietLogger } from './log.ts';
+import { silentLogger } from '@weft/model';
 import { MonitoringServer } from './monitoring.ts';
 import { SotwTestClient, TestRegistry, type World, worldGenerators, worldPushContext } from './testing.ts';
 
@@ -29,12 +29,12 @@ beforeEach(async () => {
     buildPushContext: worldPushContext(world),
     proxyFromNode: (node) => proxyFromNode(node),
     debounce: { quietMs: 10, maxMs: 100 },
-    logger: quietLogger,
+    logger: silentLogger,
   });
   other = new Registry();
   new Counter({ name: 'citadel_server_csr_count', help: 'CSRs received.', registers: [other] }).inc(3);
   ready = false;
-  monitoring = await MonitoringServer.start({ port: 0, discovery, store, registries: [other], ready: () => ready, logger: quietLogger });
+  monitoring = await MonitoringServer.start({ port: 0, discovery, store, registries: [other], ready: () => ready, logger: silentLogger });
 });
 
 afterEach(async () => {

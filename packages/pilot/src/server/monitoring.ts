@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config, ConfigStore } from '@weft/model';
 import { Registry } from 'prom-client';
 import type { DiscoveryServer } from './discovery.ts';
-import { jsonLogger, type Logger } from './log.ts';
+import { createLogger, type Logger } from '@weft/model';
 
 export interface MonitoringOptions {
   /** Listen address; default 127.0.0.1. */
@@ -43,7 +43,7 @@ export class MonitoringServer {
   }
 
   static async start(options: MonitoringOptions): Promise<MonitoringServer> {
-    const log = options.logger ?? jsonLogger('monitoring');
+    const log = options.logger ?? createLogger({ scope: 'monitoring' });
     const registries = [...(options.discovery ? [options.discovery.metrics.registry] : []), ...(options.registries ?? [])];
     const routes = new Map<string, () => unknown>();
     const { discovery, store } = options;
