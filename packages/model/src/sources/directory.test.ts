@@ -55,5 +55,15 @@ describe('DirectorySource', () => {
     unlinkSync(join(dir, 'b.yml'));
     await until(() => store.get(gk, 'default', 'b') === undefined);
     expect(events.map((e) => `${e.type} ${e.config.metadata.name}`)).toEqual(['add a', 'add b', 'update a', 'delete b']);
+
+    // Two files defining one object: removing one leaves the other's definition in force.
+    writeFileSync(join(dir, 'c1.yaml'), widget('c', 1));
+    await until(() => store.get(gk, 'default', 'c') !== undefined);
+    writeFileSync(join(dir, 'c2.yaml'), widget('c', 2));
+    await until(() => (store.get(gk, 'default', 'c')?.spec as { port?: number } | undefined)?.port === 2);
+    unlinkSync(join(dir, 'c2.yaml'));
+    await until(() => (store.get(gk, 'default', 'c')?.spec as { port?: number } | undefined)?.port === 1);
+    unlinkSync(join(dir, 'c1.yaml'));
+    await until(() => store.get(gk, 'default', 'c') === undefined);
   });
 });

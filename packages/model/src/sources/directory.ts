@@ -39,6 +39,7 @@ export class DirectorySource {
   #timer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
   #again = false;
+  readonly #released: [string, Config][] = [];
 
   constructor(opts: DirectorySourceOptions) {
     this.#opts = opts;
@@ -84,11 +85,27 @@ export class DirectorySource {
     const seen = new Set(files);
     for (const [file, state] of this.#files) {
       if (seen.has(file)) continue;
-      for (const c of state.keys.values()) this.#opts.store.delete(groupKindOf(c), c.metadata.namespace, c.metadata.name);
       this.#files.delete(file);
+      for (const [key, c] of state.keys) this.#release(key, c);
       this.#opts.onProblems?.(file, []);
     }
     for (const file of files) await this.#scanFile(file);
+  }
+
+  /**
+   * A file stopped supplying `key`. Another file may define the same object (alternatives such
+   * as BookInfo's destination-rule-all.yaml and destination-rule-all-mtls.yaml): then that
+   * definition takes over instead of the object disappearing.
+   */
+  #release(key: string, gone: Config): void {
+    for (const other of this.#files.values()) {
+      const c = other.keys.get(key);
+      if (c) {
+        this.#opts.store.upsert(c);
+        return;
+      }
+    }
+    this.#opts.store.delete(groupKindOf(gone), gone.metadata.namespace, gone.metadata.name);
   }
 
   async #scanFile(file: string): Promise<void> {
@@ -132,10 +149,11 @@ export class DirectorySource {
         this.#opts.store.upsert(r.config);
       }
       for (const [key, c] of prev?.keys ?? []) {
-        if (!state.keys.has(key)) this.#opts.store.delete(groupKindOf(c), c.metadata.namespace, c.metadata.name);
+        if (!state.keys.has(key)) this.#released.push([key, c]);
       }
     }
     this.#files.set(file, state);
+    for (const [key, c] of this.#released.splice(0)) this.#release(key, c);
     this.#opts.onProblems?.(file, problems);
   }
 }
