@@ -25,3 +25,64 @@ export {
   type RunResult as NetnsRunResult,
   waitForLine,
 } from './capture/testing/netns.ts';
+
+// xDS client (src/xds): ADS state of the world, warming, snapshots, node identity.
+export { type ResourceInfo, type ResourceValidator, subscribedTypes, XdsClient, type XdsClientOptions, type XdsClientStatus, type TypeStatus as XdsTypeStatus } from './xds/client.ts';
+export { buildNode, defaultIstioVersion, type NodeIdentity, nodeId, nodeMetadata, parseLabels, type ProxyKind, toStruct } from './xds/node.ts';
+export { clusterNamesOf, edsName, routeNamesOf } from './xds/resources.ts';
+export { type AcceptedConfig, sameSnapshot, type WarmingClock, type WarmingResult, warm } from './xds/warming.ts';
+// Listeners (src/listener): binding, filter chain matching, protocol detection, HTTP and TCP chains.
+export {
+  type CompiledChain,
+  type CompiledListener,
+  type ConnectionFacts,
+  compileListener,
+  compiledListener,
+  type HttpChainConfig,
+  selectChain,
+  type TcpRoute,
+} from './listener/chains.ts';
+export { classify as classifyFirstBytes, type Detected, detect, h2Preface } from './listener/detect.ts';
+export { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './listener/http.ts';
+export { type BoundListener, ListenerManager, type ListenerManagerOptions } from './listener/manager.ts';
+export { proxyTcp, type TcpContext } from './listener/tcp.ts';
+export { type ServerTls, ServerTlsCache, serverTls, type TlsSecretSource } from './listener/tls.ts';
+// Admin (src/admin): /config_dump, /clusters, /stats, /ready; /healthz/ready.
+export { configDump, type DumpSource, messageToJson } from './admin/config-dump.ts';
+export { type AdminOptions, type AdminServer, type AdminSource, clustersText, startAdmin } from './admin/server.ts';
+export { Stats } from './admin/stats.ts';
+// The assembled proxy (src/runtime): startProxy, flags of weft-proxy / weft-ingress, local credentials.
+export { credentialPrefix, loadCredentials, watchCredentials } from './runtime/credentials.ts';
+export { parseProxyFlags, proxyUsage, runProxyCommand, UsageError } from './runtime/flags.ts';
+export { type ClusterManagerContext, type ProxyOptions, type RunningProxy, startProxy } from './runtime/proxy.ts';
+export { createHttpRouting } from './runtime/routing.ts';
+// Clusters (src/cluster): endpoints, load balancing, undici pools, circuit breakers, outlier detection, upstream TLS.
+export { type ClusterManagerOptions, checkCluster, createClusterManager, type WeftClusterManager } from './cluster/manager.ts';
+export type { DnsLookup } from './cluster/cluster.ts';
+// HTTP router (src/http): RouteConfiguration compiled per snapshot; one request through CORS, fault and router.
+export {
+  type CompiledRedirect,
+  type CompiledRoute,
+  type CompiledRouteAction,
+  CompiledRoutes,
+  type CompiledVirtualHost,
+  type CompiledWeightedCluster,
+  type CompileOptions as RouteCompileOptions,
+  compiledRoutesFor,
+  compileRouteConfiguration,
+  defaultRouteTimeoutMs,
+  isGrpcContentType,
+} from './http/compile.ts';
+export { compileOptionsFor, defaultBufferLimitBytes, defaultHcmSettings, type HcmSettings, httpConnectionManagerSettings } from './http/hcm.ts';
+export { RouteConfigError } from './http/matchers.ts';
+export { RequestView } from './http/view.ts';
+export {
+  type DownstreamRequest,
+  type DownstreamResponse,
+  describeRoute,
+  encodeGrpcMessage,
+  type HttpRequestContext,
+  handleHttpRequest,
+  httpToGrpcStatus,
+  LocalReplyBody,
+} from './http/router.ts';

@@ -27,7 +27,7 @@ export interface XdsSnapshot {
 }
 
 /** Envoy's response flags (the ones Weft sets); access logs and metrics print them in this order. */
-export const responseFlagOrder = ['DC', 'DI', 'FI', 'LH', 'NR', 'UAEX', 'UC', 'UF', 'UH', 'UO', 'UR', 'URX', 'UT', 'RL', 'DPE', 'UPE', 'SI'] as const;
+export const responseFlagOrder = ['DC', 'DI', 'FI', 'LH', 'NC', 'NR', 'UAEX', 'UC', 'UF', 'UH', 'UO', 'UR', 'URX', 'UT', 'RL', 'DPE', 'UPE', 'SI'] as const;
 export type ResponseFlag = (typeof responseFlagOrder)[number];
 
 /** `-` when none, else the flags joined by commas in Envoy's order (`UF,URX`). */
@@ -72,6 +72,12 @@ export interface UpstreamRequest {
   headers: Record<string, string | string[]>;
   /** Request body, buffered (retries and mirrors need to replay it); undefined for none. */
   body?: Buffer;
+  /**
+   * Request body as a stream, when it is not buffered: gRPC calls (which may stream both ways) and
+   * bodies larger than the router's buffer limit. Send it as it arrives; at most one of `body` and
+   * `bodyStream` is set. Each attempt gets its own stream (the router replays what it kept).
+   */
+  bodyStream?: Readable;
 }
 
 export interface UpstreamResponse {
@@ -80,6 +86,11 @@ export interface UpstreamResponse {
   body: Readable;
   /** `address:port` of the endpoint that answered. */
   endpoint: string;
+  /**
+   * Response trailers (gRPC's `grpc-status`, `grpc-message`), read once `body` has ended;
+   * undefined when there were none.
+   */
+  trailers?(): Readonly<Record<string, string | string[]>> | undefined;
 }
 
 export interface UpstreamOptions {
@@ -92,6 +103,19 @@ export interface UpstreamOptions {
   signal?: AbortSignal;
   /** Downstream peer address (for source-IP hashing when no hashKey is given). */
   sourceAddress?: string;
+  /**
+   * Where the downstream connection was going (SO_ORIGINAL_DST, or the CONNECT/absolute-form
+   * target in local mode): the endpoint of ORIGINAL_DST clusters (PassthroughCluster,
+   * InboundPassthroughCluster). Set by the listeners.
+   */
+  originalDestination?: { address: string; port: number };
+  /**
+   * The protocol the downstream request arrived with; clusters configured to use it upstream
+   * (use_downstream_protocol_config: PassthroughCluster, InboundPassthroughCluster) follow it.
+   */
+  downstreamProtocol?: 'HTTP/1.1' | 'HTTP/2';
+  /** Route `auto_host_rewrite`: send the picked endpoint's hostname (DNS clusters, EDS `hostname`) as the authority. */
+  autoHostRewrite?: boolean;
 }
 
 /**
@@ -117,6 +141,13 @@ export interface UpstreamCluster {
   request(req: UpstreamRequest, opts: UpstreamOptions): Promise<UpstreamResponse>;
   /** Opens a TCP connection to one endpoint (tcp_proxy); throws `UpstreamError`. */
   connect(opts: UpstreamOptions): Promise<{ socket: Socket; endpoint: string }>;
+  /**
+   * Takes a slot of the cluster's retry circuit breaker (`max_retries`: retries in flight) before
+   * a retry attempt. Returns the function that gives the slot back when that attempt ends, or
+   * undefined when the budget is spent: then do not retry (Envoy counts upstream_rq_retry_overflow
+   * and records UO on the request).
+   */
+  acquireRetry?(): (() => void) | undefined;
 }
 
 /** Endpoint state for the admin `/clusters` page. */

@@ -1,0 +1,251 @@
+// The pieces of a mesh on loopback, each a real process: weftd (pilot), weft-proxy sidecars,
+// weft-ingress gateways and echo backends. Each workload gets its own loopback address
+// (127.x.y.z), as in local mode; processes log JSON lines, which the tests wait on.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+export const bins = {
+  weftd: join(root, 'apps/weftd/bin/weftd.js'),
+  proxy: join(root, 'apps/proxy/bin/weft-proxy.js'),
+  ingress: join(root, 'apps/ingress/bin/weft-ingress.js'),
+  backend: fileURLToPath(new URL('./echo-backend.ts', import.meta.url)),
+};
+
+export interface LogLine {
+  level?: string;
+  scope?: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** A child process whose stdout and stderr JSON lines are kept and can be waited for. */
+export class JsonProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  readonly exited: Promise<number | null>;
+  readonly #waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+
+  constructor(name: string, args: readonly string[]) {
+    this.name = name;
+    this.child = spawn(process.execPath, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      let pending = '';
+      stream.on('data', (buf: Buffer) => {
+        pending += buf.toString();
+        const parts = pending.split('\n');
+        pending = parts.pop() ?? '';
+        for (const text of parts) if (text.trim()) this.#line(text);
+      });
+    }
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  #line(text: string): void {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      line = { level: 'raw', msg: text };
+    }
+    this.lines.push(line);
+    for (const w of [...this.#waiters]) {
+      if (!w.match(line)) continue;
+      this.#waiters.splice(this.#waiters.indexOf(w), 1);
+      w.resolve(line);
+    }
+  }
+
+  waitFor(match: (l: LogLine) => boolean, what: string, ms = 20_000, from = 0): Promise<LogLine> {
+    const seen = this.lines.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const fail = (why: string) =>
+        reject(new Error(`${this.name} ${why} before logging ${what}; last lines:\n${this.lines.slice(-25).map((l) => JSON.stringify(l)).join('\n')}`));
+      const timer = setTimeout(() => fail(`took more than ${ms} ms`), ms);
+      void this.exited.then((code) => {
+        clearTimeout(timer);
+        fail(`exited (${code})`);
+      });
+      this.#waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+export interface Weftd {
+  proc: JsonProcess;
+  xdsPort: number;
+  monitoringPort: number;
+}
+
+export async function startWeftd(configDir: string, xdsPort = 0): Promise<Weftd> {
+  const proc = new JsonProcess('weftd', [
+    bins.weftd,
+    '--config-dir',
+    configDir,
+    '--xds-port',
+    String(xdsPort),
+    '--monitoring-port',
+    '0',
+    '--no-ca',
+    '--debounce-ms',
+    '50',
+    '--file-debounce-ms',
+    '50',
+  ]);
+  const ready = await proc.waitFor((l) => l.msg === 'weftd ready', 'weftd ready');
+  return { proc, xdsPort: Number(ready.xdsPort), monitoringPort: Number(ready.monitoringPort) };
+}
+
+export interface Backend {
+  proc: JsonProcess;
+  name: string;
+  version: string;
+  address: string;
+  port: number;
+}
+
+export async function startBackend(name: string, version: string, address: string, options: { tcp?: boolean; port?: number } = {}): Promise<Backend> {
+  const args = [bins.backend, '--name', name, '--version', version, '--address', address, '--port', String(options.port ?? 0)];
+  if (options.tcp) args.push('--tcp');
+  const proc = new JsonProcess(`backend ${name}-${version}`, args);
+  const l = await proc.waitFor((x) => x.msg === 'listening', 'listening');
+  return { proc, name, version, address, port: Number(l.port) };
+}
+
+export interface ProxyProcess {
+  proc: JsonProcess;
+  ip: string;
+  adminPort: number;
+  healthPort: number;
+  admin(path: string): Promise<{ status: number; text: string }>;
+}
+
+/** Starts weft-proxy (or weft-ingress with `ingress: true`) in local mode on `ip` and waits until it is ready. */
+export async function startProxy(o: { xdsPort: number; ip: string; pod: string; labels: string; ingress?: boolean; extra?: string[] }): Promise<ProxyProcess> {
+  const args = [
+    o.ingress ? bins.ingress : bins.proxy,
+    '--xds-address',
+    `127.0.0.1:${o.xdsPort}`,
+    '--ip',
+    o.ip,
+    '--pod',
+    o.pod,
+    '--namespace',
+    'default',
+    '--labels',
+    o.labels,
+    '--mode',
+    'local',
+    '--admin-port',
+    '0',
+    '--health-port',
+    '0',
+    '--drain-ms',
+    '500',
+    ...(o.extra ?? []),
+  ];
+  const proc = new JsonProcess(`${o.ingress ? 'weft-ingress' : 'weft-proxy'} ${o.pod}`, args);
+  const admin = await proc.waitFor((l) => l.msg === 'admin listening', 'admin listening');
+  await proc.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
+  const adminPort = Number(admin.port);
+  return {
+    proc,
+    ip: o.ip,
+    adminPort,
+    healthPort: Number(admin.healthPort),
+    admin: async (path: string) => {
+      const r = await request(`http://127.0.0.1:${adminPort}${path}`, { method: path === '/quitquitquit' ? 'POST' : 'GET' });
+      return { status: r.statusCode, text: await r.body.text() };
+    },
+  };
+}
+
+/** A port free on `address` right now. */
+export function freePort(address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, address, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  /** The backend's echo, when a backend answered. */
+  echo: { name: string; version: string; headers: Record<string, string>; attempt: number; authority: string; path: string } | undefined;
+  ms: number;
+}
+
+/** An application's HTTP client: requests go to its sidecar's outbound port, the Host header names the service. */
+export class App {
+  readonly agent: Agent;
+  readonly origin: string;
+
+  constructor(sidecarIp: string, port = 15001) {
+    this.origin = `http://${sidecarIp}:${port}`;
+    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 64 });
+  }
+
+  async get(host: string, path = '/', headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
+    const start = performance.now();
+    const r = await request(`${this.origin}${path}`, { method: method as 'GET', headers: { host, ...headers }, dispatcher: this.agent });
+    const text = await r.body.text();
+    const ms = performance.now() - start;
+    let echo: Reply['echo'];
+    if (r.headers['x-echo-name']) {
+      try {
+        echo = JSON.parse(text) as Reply['echo'];
+      } catch {
+        echo = undefined;
+      }
+    }
+    return { status: r.statusCode, headers: r.headers, text, echo, ms };
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
+
+/** Writes YAML files into the config directory weftd watches. */
+export async function writeConfig(dir: string, file: string, yaml: string): Promise<void> {
+  await writeFile(join(dir, file), yaml);
+}
+
+/** weftd's /debug/syncz entries for one proxy. */
+export async function syncz(monitoringPort: number, proxyId?: string): Promise<SynczEntry[]> {
+  const r = await request(`http://127.0.0.1:${monitoringPort}/debug/syncz${proxyId ? `?proxy=${encodeURIComponent(proxyId)}` : ''}`);
+  return (await r.body.json()) as SynczEntry[];
+}
+
+export interface SynczEntry {
+  id: string;
+  /** By type URL. */
+  types: Record<string, { status: 'ACKED' | 'NACKED' | 'SENT' | 'NOT_SENT'; sent: string; acked: string; nacked: string; nackReason: string }>;
+}

@@ -1,0 +1,157 @@
+// The admin port (127.0.0.1:15000 by default: loopback only, as Envoy's) and the health port
+// (15021, `/healthz/ready`, for probes).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Logger, silentLogger } from '@weft/model';
+import type { EndpointStatus } from '../core/types.ts';
+import { configDump, type DumpSource } from './config-dump.ts';
+import type { Stats } from './stats.ts';
+
+export interface AdminSource extends DumpSource {
+  /** Initial configuration applied and listeners bound. */
+  ready(): boolean;
+  clusterStatus(): ReadonlyMap<string, readonly EndpointStatus[]>;
+  listeners(): readonly { name: string; address: string; port: number; listening: boolean; activeConnections: number; totalConnections: number }[];
+  stats: Stats;
+  serverInfo(): Record<string, unknown>;
+  /** POST /quitquitquit: shut down gracefully. */
+  quit?(): void;
+}
+
+export interface AdminOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 15000; 0 picks a free port. */
+  port?: number;
+  /** Default 0.0.0.0 (probes come from outside the pod); local mode passes the workload address. */
+  healthHost?: string;
+  /** Default 15021; 0 picks a free port; -1 for none. */
+  healthPort?: number;
+  logger?: Logger;
+}
+
+export interface AdminServer {
+  readonly port: number;
+  readonly healthPort: number | undefined;
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-cache, max-age=0' });
+  res.end(body);
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  send(res, status, 'application/json', `${JSON.stringify(body, null, 2)}\n`);
+}
+
+/** Envoy's /clusters text: `<cluster>::<host>::<stat>::<value>` lines. */
+export function clustersText(status: ReadonlyMap<string, readonly EndpointStatus[]>): string {
+  const lines: string[] = [];
+  for (const [name, endpoints] of [...status].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const e of endpoints) {
+      const host = `${name}::${e.address}:${e.port}`;
+      // `healthy` is false for ejected endpoints too; EDS health is what is left of it.
+      const flags = [!e.healthy && !e.ejected ? '/failed_eds_health' : '', e.ejected ? '/failed_outlier_check' : ''].join('');
+      lines.push(`${host}::rq_active::${e.activeRequests}`);
+      lines.push(`${host}::rq_total::${e.totalRequests}`);
+      lines.push(`${host}::rq_error::${e.failures}`);
+      lines.push(`${host}::weight::${e.weight}`);
+      lines.push(`${host}::health_flags::${flags || 'healthy'}`);
+      if (e.locality) lines.push(`${host}::zone::${e.locality}`);
+    }
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startAdmin(src: AdminSource, options: AdminOptions = {}): Promise<AdminServer> {
+  const log = options.logger ?? silentLogger;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const format = url.searchParams.get('format');
+    switch (path) {
+      case '/ready':
+        return src.ready() ? send(res, 200, 'text/plain', 'LIVE\n') : send(res, 503, 'text/plain', 'PRE_INITIALIZING\n');
+      case '/config_dump':
+        return json(res, 200, configDump(src));
+      case '/clusters': {
+        const status = src.clusterStatus();
+        if (format === 'json') {
+          return json(res, 200, {
+            cluster_statuses: [...status].map(([name, endpoints]) => ({ name, host_statuses: endpoints })),
+          });
+        }
+        return send(res, 200, 'text/plain', clustersText(status));
+      }
+      case '/listeners':
+        return json(res, 200, src.listeners());
+      case '/stats': {
+        const filterText = url.searchParams.get('filter');
+        let filter: RegExp | undefined;
+        try {
+          filter = filterText ? new RegExp(filterText) : undefined;
+        } catch {
+          return send(res, 400, 'text/plain', `invalid filter ${filterText}\n`);
+        }
+        if (format === 'json') return json(res, 200, { stats: src.stats.entries().filter(([n]) => !filter || filter.test(n)).map(([name, value]) => ({ name, value })) });
+        return send(res, 200, 'text/plain', src.stats.text(filter));
+      }
+      case '/server_info':
+        return json(res, 200, src.serverInfo());
+      case '/quitquitquit':
+        if (req.method !== 'POST') return send(res, 405, 'text/plain', 'POST only\n');
+        send(res, 200, 'text/plain', 'OK\n');
+        src.quit?.();
+        return;
+      case '/':
+        return json(res, 200, { endpoints: ['/clusters', '/config_dump', '/listeners', '/quitquitquit', '/ready', '/server_info', '/stats'] });
+      default:
+        return send(res, 404, 'text/plain', `no admin endpoint ${path}\n`);
+    }
+  };
+  const admin = createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (err) {
+      log.error('admin request failed', { path: req.url, error: err });
+      if (!res.headersSent) send(res, 500, 'text/plain', `${(err as Error).message}\n`);
+      else res.destroy();
+    }
+  });
+  const port = await listen(admin, options.host ?? '127.0.0.1', options.port ?? 15000);
+  let health: Server | undefined;
+  let healthPort: number | undefined;
+  if ((options.healthPort ?? 15021) >= 0) {
+    health = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path === '/healthz/ready') return src.ready() ? send(res, 200, 'text/plain', '') : send(res, 503, 'text/plain', 'not ready\n');
+      send(res, 404, 'text/plain', '');
+    });
+    try {
+      healthPort = await listen(health, options.healthHost ?? '0.0.0.0', options.healthPort ?? 15021);
+    } catch (err) {
+      admin.close();
+      throw err;
+    }
+  }
+  return {
+    port,
+    healthPort,
+    close: async () => {
+      admin.closeAllConnections();
+      health?.closeAllConnections();
+      await Promise.all([new Promise((r) => admin.close(r)), health ? new Promise((r) => health.close(r)) : undefined]);
+    },
+  };
+}

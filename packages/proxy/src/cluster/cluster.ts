@@ -1,0 +1,476 @@
+// One cluster as the data path uses it: its hosts (from EDS, inline, DNS, or the original
+// destination), the load balancer over them, circuit breakers, outlier detection, and the
+// request/connect entry points.
+import { isIP, type Socket } from 'node:net';
+import type { Logger } from '@weft/model';
+import type { Cluster__Output, ClusterLoadAssignment__Output, Secret__Output } from '@weft/xds';
+import { type EndpointStatus, type UpstreamCluster, UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
+import { type ClusterSettings, clusterSettings, sameMessage, type TransportChoice } from './config.ts';
+import { hash32 } from './hash.ts';
+import { ClusterStats, type EndpointSpec, endpointKey, endpointsOf, Host } from './host.ts';
+import { createPicker, HashRing, type Picker } from './lb.ts';
+import { OutlierDetector } from './outlier.ts';
+import { Exchange, HttpPool, type PoolCluster } from './pool.ts';
+import { dial, resolveTls, type TlsMaterial } from './transport.ts';
+
+export type DnsLookup = (hostname: string, family: 0 | 4 | 6) => Promise<string[]>;
+
+/** What every cluster shares: the manager's logger, clock, randomness, secrets and resolver. */
+export interface ClusterContext {
+  readonly logger: Logger;
+  readonly random: () => number;
+  readonly now: () => number;
+  secret(name: string): Secret__Output | undefined;
+  readonly lookup: DnsLookup;
+  /** Auto mTLS (transport_socket_matches) to an endpoint falls back to plaintext while the SDS secrets are missing. */
+  readonly plaintextFallback: boolean;
+}
+
+interface Level {
+  readonly picker: Picker<Host>;
+}
+
+export class ClusterImpl implements UpstreamCluster, PoolCluster {
+  readonly name: string;
+  readonly settings: ClusterSettings;
+  def: Cluster__Output;
+  readonly stats = new ClusterStats();
+  readonly outlier: OutlierDetector | undefined;
+  cxActive = 0;
+  pendingActive = 0;
+  rqActive = 0;
+  draining = false;
+  #retries = 0;
+  #hosts: Host[] = [];
+  #byKey = new Map<string, Host>();
+  #levels: Level[] = [];
+  /** Cumulative priority loads in percent, one per level (only read with several levels). */
+  #loads: number[] = [];
+  #rings = new Map<number, HashRing<Host>>();
+  #cla: ClusterLoadAssignment__Output | undefined;
+  #claApplied = false;
+  #ready: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #ctx: ClusterContext;
+
+  constructor(def: Cluster__Output, ctx: ClusterContext) {
+    this.settings = clusterSettings(def);
+    this.name = def.name;
+    this.def = def;
+    this.#ctx = ctx;
+    const o = this.settings.outlier;
+    this.outlier =
+      o && this.settings.kind !== 'ORIGINAL_DST'
+        ? new OutlierDetector(o, {
+            hosts: () => this.#hosts,
+            changed: () => this.#rebuildLb(),
+            stats: this.stats,
+            random: ctx.random,
+            now: ctx.now,
+            logger: ctx.logger,
+            cluster: this.name,
+          })
+        : undefined;
+    switch (this.settings.kind) {
+      case 'STATIC':
+        this.#setEndpoints(endpointsOf(this.settings.loadAssignment));
+        break;
+      case 'STRICT_DNS':
+      case 'LOGICAL_DNS':
+        this.#ready = this.#resolveDns().finally(() => {
+          this.#ready = undefined;
+        });
+        break;
+      default:
+    }
+  }
+
+  // ---- endpoints ----
+
+  /** Applies the cluster's EDS assignment; a no-op when it did not change. */
+  applyAssignment(cla: ClusterLoadAssignment__Output | undefined): void {
+    if (this.settings.kind !== 'EDS') return;
+    if (this.#claApplied && (cla === this.#cla || (cla && this.#cla && sameMessage(cla, this.#cla)))) {
+      this.#cla = cla;
+      return;
+    }
+    this.#cla = cla;
+    this.#claApplied = true;
+    this.#setEndpoints(endpointsOf(cla));
+  }
+
+  #transportFor(match: ReadonlyMap<string, string>): TransportChoice | undefined {
+    for (const m of this.settings.transportMatches) {
+      let ok = true;
+      for (const [k, v] of m.match ?? []) {
+        if (match.get(k) !== v) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) return m;
+    }
+    return this.settings.transport;
+  }
+
+  #setEndpoints(specs: readonly (EndpointSpec & { key?: string; dialAddress?: string })[]): void {
+    const prev = this.#byKey;
+    const byKey = new Map<string, Host>();
+    const hosts: Host[] = [];
+    let membership = false;
+    for (const spec of specs) {
+      const key = spec.key ?? endpointKey(spec.address, spec.port);
+      if (byKey.has(key)) continue;
+      let h = prev.get(key);
+      if (!h) {
+        h = new Host(spec.address, spec.port, key);
+        membership = true;
+      } else if (h.weight !== spec.weight || h.priority !== spec.priority) membership = true;
+      h.weight = spec.weight;
+      h.edsHealthy = spec.healthy;
+      h.priority = spec.priority;
+      h.locality = spec.locality;
+      h.localityWeight = spec.localityWeight;
+      h.dialAddress = spec.dialAddress ?? spec.address;
+      const transport = this.#transportFor(spec.transportMatch);
+      // A host that now needs another transport (plaintext -> mTLS) gets new connections.
+      if (h.transport !== transport) h.drainPools();
+      h.transport = transport;
+      byKey.set(key, h);
+      hosts.push(h);
+    }
+    for (const [key, h] of prev) {
+      if (byKey.has(key)) continue;
+      h.removed = true;
+      h.drainPools();
+      membership = true;
+    }
+    this.#hosts = hosts;
+    this.#byKey = byKey;
+    if (membership) this.#rings.clear();
+    this.#rebuildLb();
+  }
+
+  #weightsOf(hosts: readonly Host[]): number[] {
+    if (!this.settings.localityWeighted) return hosts.map((h) => h.weight);
+    // Locality-weighted LB: a locality's share is its weight; hosts split it by their own weights.
+    const sums = new Map<string, number>();
+    for (const h of hosts) sums.set(h.locality ?? '', (sums.get(h.locality ?? '') ?? 0) + h.weight);
+    return hosts.map((h) => (h.localityWeight === undefined ? h.weight : (h.weight * h.localityWeight) / (sums.get(h.locality ?? '') || 1)));
+  }
+
+  /** Rebuilds the per-priority pickers after a membership or health change (EDS push, ejection, return). */
+  #rebuildLb(): void {
+    if (this.settings.kind === 'ORIGINAL_DST') return;
+    const s = this.settings;
+    const byPriority = new Map<number, Host[]>();
+    for (const h of this.#hosts) {
+      let list = byPriority.get(h.priority);
+      if (!list) {
+        list = [];
+        byPriority.set(h.priority, list);
+      }
+      list.push(h);
+    }
+    const priorities = [...byPriority.keys()].sort((a, b) => a - b);
+    const levels: Level[] = [];
+    const health: number[] = [];
+    for (const p of priorities) {
+      const all = byPriority.get(p)!;
+      const healthy = all.filter((h) => h.edsHealthy && !h.ejected);
+      // Panic: with too few healthy hosts, balance over all of them (Envoy's healthy_panic_threshold).
+      const panic = (100 * healthy.length) / all.length < s.panicThreshold;
+      const usable = panic ? all : healthy;
+      for (const h of all) h.usable = false;
+      for (const h of usable) h.usable = true;
+      let ring: HashRing<Host> | undefined;
+      if (s.lbPolicy === 'RING_HASH') {
+        ring = this.#rings.get(p);
+        if (!ring) {
+          ring = new HashRing(all, all.map((h) => h.weight), s.ringMin, s.ringMax);
+          this.#rings.set(p, ring);
+        }
+      }
+      const picker = createPicker(s.lbPolicy, usable, this.#weightsOf(usable), {
+        random: this.#ctx.random,
+        leastRequestChoices: s.leastRequestChoices,
+        maglevTableSize: s.maglevTableSize,
+        ...(ring ? { ring } : {}),
+      });
+      levels.push({ picker });
+      // Envoy's overprovisioning factor 1.4: a level keeps all traffic while >= 71.4% healthy.
+      health.push(Math.min(100, (140 * healthy.length) / all.length));
+    }
+    const loads: number[] = [];
+    const total = health.reduce((a, b) => a + b, 0);
+    let remaining = 100;
+    let acc = 0;
+    for (const h of health) {
+      const load = total >= 100 ? Math.min(remaining, h) : total > 0 ? (h * 100) / total : 0;
+      remaining -= load;
+      acc += load;
+      loads.push(acc);
+    }
+    if (total === 0 && loads.length > 0) loads[0] = 100;
+    this.#levels = levels;
+    this.#loads = loads;
+  }
+
+  // ---- DNS ----
+
+  async #lookup(name: string): Promise<string[]> {
+    const lookup = this.#ctx.lookup;
+    switch (this.settings.dnsFamily) {
+      case 'V4_ONLY':
+        return lookup(name, 4);
+      case 'V6_ONLY':
+        return lookup(name, 6);
+      case 'ALL':
+        return lookup(name, 0);
+      case 'V4_PREFERRED': {
+        const v4 = await lookup(name, 4).catch(() => []);
+        return v4.length > 0 ? v4 : lookup(name, 6);
+      }
+      default: {
+        const v6 = await lookup(name, 6).catch(() => []);
+        return v6.length > 0 ? v6 : lookup(name, 4);
+      }
+    }
+  }
+
+  /** Resolves every endpoint name; keeps the previous hosts when resolution fails; schedules the next refresh. */
+  async #resolveDns(): Promise<void> {
+    const logical = this.settings.kind === 'LOGICAL_DNS';
+    const specs = endpointsOf(this.settings.loadAssignment).slice(0, logical ? 1 : undefined);
+    try {
+      const out: (EndpointSpec & { key?: string; dialAddress?: string })[] = [];
+      for (const spec of specs) {
+        const addresses = isIP(spec.address) ? [spec.address] : await this.#lookup(spec.address);
+        if (logical) {
+          // One logical host named by the DNS name; new connections go to the latest address.
+          if (addresses[0]) out.push({ ...spec, key: endpointKey(spec.address, spec.port), dialAddress: addresses[0] });
+        } else {
+          for (const a of addresses) out.push({ ...spec, address: a });
+        }
+      }
+      if (!this.draining) this.#setEndpoints(out);
+    } catch (err) {
+      this.#ctx.logger.warn('DNS resolution failed', { cluster: this.name, error: err instanceof Error ? err.message : String(err) });
+    }
+    if (this.draining) return;
+    this.#timer = setTimeout(() => void this.#resolveDns(), this.settings.dnsRefreshMs);
+    this.#timer.unref();
+  }
+
+  // ---- original destination ----
+
+  #originalDestination(opts: UpstreamOptions): Host | undefined {
+    const d = opts.originalDestination;
+    if (!d) return undefined;
+    const key = endpointKey(d.address, d.port);
+    let h = this.#byKey.get(key);
+    if (!h) {
+      h = new Host(d.address, d.port, key);
+      h.usable = true;
+      h.transport = this.settings.transport;
+      this.#byKey.set(key, h);
+      this.#hosts.push(h);
+      if (!this.#timer) {
+        this.#timer = setInterval(() => this.#sweep(), this.settings.cleanupIntervalMs);
+        this.#timer.unref();
+      }
+    }
+    return h;
+  }
+
+  /** Forgets original destinations unused for cleanup_interval (Envoy's ORIGINAL_DST host cleanup). */
+  #sweep(): void {
+    const cutoff = Date.now() - this.settings.cleanupIntervalMs;
+    const keep: Host[] = [];
+    for (const h of this.#hosts) {
+      if (h.active === 0 && h.lastUsed < cutoff) {
+        this.#byKey.delete(h.key);
+        h.removed = true;
+        h.drainPools();
+      } else keep.push(h);
+    }
+    this.#hosts = keep;
+  }
+
+  // ---- picking ----
+
+  /** The endpoint for one request or connection, or undefined when none is healthy. */
+  choose(opts: UpstreamOptions): Host | undefined {
+    if (this.settings.kind === 'ORIGINAL_DST') return this.#originalDestination(opts);
+    const levels = this.#levels;
+    if (levels.length === 0) return undefined;
+    let level = levels[0]!;
+    if (levels.length > 1) {
+      const r = this.#ctx.random() * 100;
+      const loads = this.#loads;
+      for (let i = 0; i < loads.length; i++) {
+        if (r < loads[i]!) {
+          level = levels[i]!;
+          break;
+        }
+      }
+    }
+    return level.picker.pick(opts.hashKey === undefined ? undefined : hash32(opts.hashKey), opts.excludeEndpoints);
+  }
+
+  /** Opens one transport connection (TCP, or TLS when the host's transport socket says so). */
+  dial(host: Host, h2: boolean, done: (err: Error | null, socket: Socket | null) => void): void {
+    let tls: TlsMaterial | undefined;
+    const choice = host.transport;
+    if (choice?.tls) {
+      try {
+        const r = resolveTls(choice.tls, (n) => this.#ctx.secret(n));
+        if ('material' in r) tls = r.material;
+        else if (!(choice.match !== undefined && this.#ctx.plaintextFallback)) {
+          done(new Error(`TLS secret "${r.missing}" is not available`), null);
+          return;
+        }
+      } catch (err) {
+        done(err instanceof Error ? err : new Error(String(err)), null);
+        return;
+      }
+    }
+    const s = this.settings;
+    dial(host.dialAddress, host.port, { connectTimeoutMs: s.connectTimeoutMs, bindAddress: s.bindAddress, keepaliveTimeS: s.keepaliveTimeS, tls, h2 }, done);
+  }
+
+  // ---- UpstreamCluster ----
+
+  request(req: UpstreamRequest, opts: UpstreamOptions): Promise<UpstreamResponse> {
+    this.stats.upstream_rq_total++;
+    if (this.rqActive >= this.settings.limits.maxRequests) {
+      this.stats.upstream_rq_pending_overflow++;
+      return Promise.reject(new UpstreamError('UO', 'upstream overflow: requests limit (max_requests) reached'));
+    }
+    if (this.#ready) return this.#ready.then(() => this.#request(req, opts));
+    return this.#request(req, opts);
+  }
+
+  #request(req: UpstreamRequest, opts: UpstreamOptions): Promise<UpstreamResponse> {
+    const host = this.choose(opts);
+    if (!host) {
+      this.stats.upstream_cx_none_healthy++;
+      return Promise.reject(new UpstreamError('UH', 'no healthy upstream'));
+    }
+    const p = this.settings.protocol;
+    const h2 = p === 'http2' || (p === 'downstream' && opts.downstreamProtocol === 'HTTP/2');
+    let pool = h2 ? host.h2 : host.h1;
+    if (!pool) {
+      pool = new HttpPool(this, host, h2);
+      if (h2) host.h2 = pool;
+      else host.h1 = pool;
+    }
+    return new Exchange(this, host, pool, req, opts).run();
+  }
+
+  async connect(opts: UpstreamOptions): Promise<{ socket: Socket; endpoint: string }> {
+    if (this.#ready) await this.#ready;
+    const host = this.choose(opts);
+    if (!host) {
+      this.stats.upstream_cx_none_healthy++;
+      throw new UpstreamError('UH', 'no healthy upstream');
+    }
+    if (this.cxActive >= this.settings.limits.maxConnections) {
+      this.stats.upstream_cx_overflow++;
+      throw new UpstreamError('UO', 'upstream overflow: connections limit (max_connections) reached', host.key);
+    }
+    this.cxActive++;
+    host.active++;
+    host.total++;
+    host.lastUsed = Date.now();
+    this.stats.upstream_cx_total++;
+    let socket: Socket;
+    try {
+      socket = await new Promise<Socket>((resolve, reject) => {
+        this.dial(host, false, (err, s) => (err || !s ? reject(err ?? new Error('connect failed')) : resolve(s)));
+      });
+    } catch (err) {
+      this.cxActive--;
+      host.active--;
+      host.failures++;
+      this.stats.upstream_cx_connect_fail++;
+      if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') this.stats.upstream_cx_connect_timeout++;
+      this.outlier?.putLocal(host, 'connect-failed');
+      throw new UpstreamError('UF', `upstream connect error: ${err instanceof Error ? err.message : String(err)}`, host.key);
+    }
+    this.outlier?.putLocal(host, 'success', true);
+    socket.once('close', () => {
+      this.cxActive--;
+      host.active--;
+    });
+    return { socket, endpoint: host.key };
+  }
+
+  acquireRetry(): (() => void) | undefined {
+    if (this.#retries >= this.settings.limits.maxRetries) {
+      this.stats.upstream_rq_retry_overflow++;
+      return undefined;
+    }
+    this.#retries++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#retries--;
+    };
+  }
+
+  // ---- admin and lifecycle ----
+
+  status(): EndpointStatus[] {
+    return this.#hosts.map((h) => ({
+      address: h.dialAddress,
+      port: h.port,
+      weight: h.weight,
+      healthy: h.edsHealthy && !h.ejected,
+      ejected: h.ejected,
+      activeRequests: h.active,
+      totalRequests: h.total,
+      failures: h.failures,
+      ...(h.locality ? { locality: h.locality } : {}),
+    }));
+  }
+
+  gauges(): Record<string, number> {
+    let ejected = 0;
+    let healthy = 0;
+    for (const h of this.#hosts) {
+      if (h.ejected) ejected++;
+      if (h.edsHealthy && !h.ejected) healthy++;
+    }
+    return {
+      upstream_rq_active: this.rqActive,
+      upstream_rq_pending_active: this.pendingActive,
+      upstream_cx_active: this.cxActive,
+      'outlier_detection.ejections_active': ejected,
+      membership_total: this.#hosts.length,
+      membership_healthy: healthy,
+    };
+  }
+
+  #stop(): void {
+    this.draining = true;
+    this.outlier?.stop();
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** Removed or replaced: stop timers; idle connections close now, busy ones when their requests end. */
+  drain(): void {
+    this.#stop();
+    for (const h of this.#hosts) h.drainPools();
+  }
+
+  async destroy(): Promise<void> {
+    this.#stop();
+    await Promise.all(this.#hosts.map((h) => h.destroyPools()));
+  }
+}

@@ -1,0 +1,609 @@
+// Connection pools on undici: one pool per endpoint and protocol, one undici Client per
+// connection, so every connection is counted against the cluster's circuit breakers
+// (max_connections, max_pending_requests) the way Envoy counts them. HTTP/1.1 connections carry
+// one request at a time (keep-alive, no pipelining); HTTP/2 connections (h2c prior knowledge, or
+// TLS) carry up to max_concurrent_streams.
+//
+// Keep-alive: a request that fails on a reused connection before any response byte (the upstream
+// closed the idle connection as we wrote to it) is replayed once on a fresh connection when that is
+// safe: idempotent methods, or an HTTP/2 stream the server refused. This is what keeps an upstream's
+// idle timeout from turning into 503s.
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { Client, type Dispatcher } from 'undici';
+import { UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
+import type { ClusterSettings } from './config.ts';
+import type { ClusterStats, Host } from './host.ts';
+import type { LocalOriginResult, OutlierDetector } from './outlier.ts';
+
+/** What a pool needs from its cluster. */
+export interface PoolCluster {
+  readonly name: string;
+  readonly settings: ClusterSettings;
+  readonly stats: ClusterStats;
+  readonly outlier: OutlierDetector | undefined;
+  /** Connections open or opening, cluster-wide (max_connections). */
+  cxActive: number;
+  /** Requests waiting for a connection, cluster-wide (max_pending_requests). */
+  pendingActive: number;
+  /** Requests in flight, cluster-wide (max_requests). */
+  rqActive: number;
+  readonly draining: boolean;
+  /** Opens one connection to the host; `done` runs once. */
+  dial(host: Host, h2: boolean, done: (err: Error | null, socket: Socket | null) => void): void;
+}
+
+// Envoy's default upstream idle timeout is an hour; undici closes idle HTTP/1.1 connections after
+// 4 s unless the server says otherwise (Keep-Alive: timeout=N, honoured minus 1 s). Closing early
+// on our side is what avoids the race with servers that close idle connections without saying so.
+const defaultH1KeepAliveMs = 4000;
+const defaultIdleMs = 3_600_000;
+
+export class Conn {
+  readonly pool: HttpPool;
+  readonly client: Client;
+  readonly capacity: number;
+  active = 0;
+  /** Requests dispatched on this connection so far. */
+  dispatched = 0;
+  connected = false;
+  closed = false;
+  draining = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #lifeTimer: NodeJS.Timeout | undefined;
+
+  constructor(pool: HttpPool) {
+    this.pool = pool;
+    const s = pool.cluster.settings;
+    const h2 = pool.h2;
+    this.capacity = h2 ? Math.max(1, s.h2MaxConcurrentStreams) : 1;
+    const idle = s.idleTimeoutMs;
+    const host = pool.host;
+    this.client = new Client(`http://${host.key}`, {
+      connect: (_opts, cb) => {
+        pool.cluster.dial(host, h2, (err, socket) => {
+          if (err || !socket) {
+            cb(err ?? new Error('connect failed'), null);
+            return;
+          }
+          this.connected = true;
+          cb(null, socket);
+        });
+      },
+      pipelining: h2 ? this.capacity : 1,
+      keepAliveTimeout: idle ?? defaultH1KeepAliveMs,
+      keepAliveMaxTimeout: idle ?? defaultIdleMs,
+      keepAliveTimeoutThreshold: 1000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      maxHeaderSize: 65536,
+      allowH2: h2,
+      ...(h2 ? { maxConcurrentStreams: this.capacity } : {}),
+    });
+    this.client.on('disconnect', () => this.pool.closed(this));
+    this.client.on('connectionError', () => this.pool.closed(this));
+    const life = s.maxConnectionDurationMs;
+    if (life !== undefined && life > 0) {
+      this.#lifeTimer = setTimeout(() => this.pool.retire(this), life);
+      this.#lifeTimer.unref();
+    }
+  }
+
+  get usable(): boolean {
+    return !this.closed && !this.draining;
+  }
+
+  /** HTTP/2 connections close after the idle timeout with no stream open (undici does it for HTTP/1.1). */
+  idleStart(): void {
+    if (!this.pool.h2 || this.#idleTimer) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.active === 0) this.pool.retire(this);
+    }, this.pool.cluster.settings.idleTimeoutMs ?? defaultIdleMs);
+    this.#idleTimer.unref();
+  }
+
+  idleStop(): void {
+    if (this.#idleTimer) {
+      clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+    }
+  }
+
+  clearTimers(): void {
+    this.idleStop();
+    if (this.#lifeTimer) clearTimeout(this.#lifeTimer);
+  }
+}
+
+/** A request waiting in a pool's queue for a connection. */
+export interface Waiter {
+  /** The request's current attempt wants a connection not used before (replay after a stale one). */
+  readonly fresh: boolean;
+  waiting: boolean;
+  grant(conn: Conn): void;
+}
+
+export class HttpPool {
+  readonly cluster: PoolCluster;
+  readonly host: Host;
+  readonly h2: boolean;
+  readonly conns = new Set<Conn>();
+  /** HTTP/1.1 connections with no request, most recently used last. */
+  readonly #idle: Conn[] = [];
+  readonly #waiters: Waiter[] = [];
+  #head = 0;
+  #draining = false;
+
+  constructor(cluster: PoolCluster, host: Host, h2: boolean) {
+    this.cluster = cluster;
+    this.host = host;
+    this.h2 = h2;
+  }
+
+  /**
+   * A connection for one request now, or undefined when none may be opened (the caller then
+   * queues). Like Envoy, a pool with no connection at all may open one beyond max_connections, so
+   * its queue can always drain.
+   */
+  take(fresh: boolean): Conn | undefined {
+    if (!fresh) {
+      const c = this.#reuse();
+      if (c) return c;
+    }
+    const cluster = this.cluster;
+    if (cluster.cxActive < cluster.settings.limits.maxConnections || this.conns.size === 0) return this.#use(this.#open());
+    // At the connection limit a replay takes a reused connection after all rather than wait for a close.
+    const c = fresh ? this.#reuse() : undefined;
+    if (c) return c;
+    cluster.stats.upstream_cx_overflow++;
+    return undefined;
+  }
+
+  #reuse(): Conn | undefined {
+    if (!this.h2) {
+      const idle = this.#idle;
+      while (idle.length > 0) {
+        const c = idle.pop()!;
+        if (c.usable && c.active === 0) return this.#use(c);
+      }
+      return undefined;
+    }
+    for (const c of this.conns) if (c.usable && c.active < c.capacity) return this.#use(c);
+    return undefined;
+  }
+
+  #use(c: Conn): Conn {
+    c.active++;
+    c.idleStop();
+    return c;
+  }
+
+  #open(): Conn {
+    const c = new Conn(this);
+    this.conns.add(c);
+    this.cluster.cxActive++;
+    this.cluster.stats.upstream_cx_total++;
+    return c;
+  }
+
+  /** Queues a request for the next free connection; false when max_pending_requests is reached. */
+  enqueue(w: Waiter): boolean {
+    const cluster = this.cluster;
+    if (cluster.pendingActive >= cluster.settings.limits.maxPendingRequests) {
+      cluster.stats.upstream_rq_pending_overflow++;
+      return false;
+    }
+    w.waiting = true;
+    this.#waiters.push(w);
+    cluster.pendingActive++;
+    cluster.stats.upstream_rq_pending_total++;
+    return true;
+  }
+
+  /** Takes a waiter out of the queue (timeout, abort). */
+  cancel(w: Waiter): void {
+    if (!w.waiting) return;
+    w.waiting = false;
+    this.cluster.pendingActive--;
+  }
+
+  #serve(): void {
+    const q = this.#waiters;
+    while (this.#head < q.length) {
+      const w = q[this.#head]!;
+      if (!w.waiting) {
+        this.#head++;
+        continue;
+      }
+      const c = this.take(w.fresh);
+      if (!c) break;
+      this.#head++;
+      w.waiting = false;
+      this.cluster.pendingActive--;
+      w.grant(c);
+    }
+    if (this.#head > 64 && this.#head * 2 > q.length) {
+      q.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** A request on `c` ended; `reusable` says whether its connection may carry the next one. */
+  release(c: Conn, reusable: boolean): void {
+    c.active--;
+    const max = this.cluster.settings.maxRequestsPerConnection;
+    if (max > 0 && c.dispatched >= max) c.draining = true;
+    if (!c.closed && (!reusable || this.#draining || this.cluster.draining)) c.draining = true;
+    if (c.closed) {
+      // Already gone; closed() served the queue.
+    } else if (c.draining) {
+      if (c.active === 0) this.#close(c, !reusable);
+    } else {
+      if (!this.h2) this.#idle.push(c);
+      if (c.active === 0) c.idleStart();
+    }
+    this.#serve();
+  }
+
+  /** Stop using `c`; close it once its requests are done. */
+  retire(c: Conn): void {
+    c.draining = true;
+    if (c.active === 0) this.#close(c, false);
+  }
+
+  #close(c: Conn, abrupt: boolean): void {
+    if (abrupt) void c.client.destroy().catch(() => {});
+    else void c.client.close().catch(() => {});
+    this.closed(c);
+  }
+
+  /** The connection went away (disconnect, connect failure, or we closed it). */
+  closed(c: Conn): void {
+    if (c.closed) return;
+    c.closed = true;
+    c.clearTimers();
+    this.conns.delete(c);
+    const i = this.#idle.indexOf(c);
+    if (i >= 0) this.#idle.splice(i, 1);
+    this.cluster.cxActive--;
+    if (c.active > 0) this.cluster.stats.upstream_cx_destroy_with_active_rq++;
+    // undici would reconnect on its own for queued requests; a Conn is one connection, so it ends here.
+    if (!c.client.destroyed && !c.client.closed) void c.client.destroy().catch(() => {});
+    this.#serve();
+  }
+
+  /** Close idle connections now and busy ones when their requests end. */
+  drain(): void {
+    this.#draining = true;
+    for (const c of [...this.conns]) this.retire(c);
+  }
+
+  async destroy(): Promise<void> {
+    this.#draining = true;
+    const all = [...this.conns];
+    for (const c of all) this.closed(c);
+    await Promise.all(all.map((c) => c.client.destroy().catch(() => {})));
+  }
+}
+
+const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+// Hop-by-hop and framing headers: each connection has its own (undici refuses some outright).
+const requestSkip = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'content-length', 'expect', 'te']);
+const responseHop = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'] as const;
+const resetCodes = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_SESSION_ERROR']);
+
+type Headers = Record<string, string | string[]>;
+
+function noop(): void {}
+
+function requestHeaders(req: UpstreamRequest, h2: boolean): string[] {
+  const out: string[] = ['host', req.authority];
+  const headers = req.headers;
+  const streaming = req.bodyStream !== undefined;
+  for (const k in headers) {
+    // A buffered body gets its length from undici; a streamed one keeps a declared length (else chunked).
+    if (k === 'content-length' && streaming) {
+      const v = headers[k]!;
+      out.push(k, typeof v === 'string' ? v : v[0]!);
+      continue;
+    }
+    if (requestSkip.has(k)) {
+      // gRPC needs `te: trailers` on HTTP/2; nothing else of these goes upstream.
+      if (k === 'te' && h2 && headers[k] === 'trailers') out.push('te', 'trailers');
+      continue;
+    }
+    const v = headers[k]!;
+    if (typeof v === 'string') out.push(k, v);
+    else for (const x of v) out.push(k, x);
+  }
+  return out;
+}
+
+const S = { waiting: 0, dispatched: 1, streaming: 2, done: 3 } as const;
+type State = (typeof S)[keyof typeof S];
+
+class UpstreamBody extends Readable {
+  readonly #ex: Exchange;
+  constructor(ex: Exchange) {
+    super({ highWaterMark: 64 * 1024 });
+    this.#ex = ex;
+  }
+  override _read(): void {
+    this.#ex.resume();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#ex.bodyDestroyed(err);
+    cb(err);
+  }
+}
+
+class Response implements UpstreamResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Readable;
+  readonly endpoint: string;
+  readonly #ex: Exchange;
+  constructor(ex: Exchange, status: number, headers: Headers, body: Readable) {
+    this.#ex = ex;
+    this.status = status;
+    this.headers = headers;
+    this.body = body;
+    this.endpoint = ex.host.key;
+  }
+  trailers(): Readonly<Record<string, string | string[]>> | undefined {
+    return this.#ex.trailersReceived;
+  }
+}
+
+/**
+ * One request to one endpoint, from waiting for a connection to the end of the response body.
+ * It is the undici dispatch handler and the pool waiter itself, so a request allocates little
+ * beyond undici's own objects.
+ */
+export class Exchange implements Dispatcher.DispatchHandler, Waiter {
+  readonly host: Host;
+  readonly #pool: HttpPool;
+  readonly #cluster: PoolCluster;
+  readonly #req: UpstreamRequest;
+  readonly #opts: UpstreamOptions;
+  readonly #headers: string[];
+  #resolve!: (r: UpstreamResponse) => void;
+  #reject!: (e: Error) => void;
+  #state: State = S.waiting;
+  #conn: Conn | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #body: UpstreamBody | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #reused = false;
+  #replayed = false;
+  #keepConn = true;
+  trailersReceived: Record<string, string | string[]> | undefined;
+  fresh = false;
+  waiting = false;
+
+  constructor(cluster: PoolCluster, host: Host, pool: HttpPool, req: UpstreamRequest, opts: UpstreamOptions) {
+    this.#cluster = cluster;
+    this.host = host;
+    this.#pool = pool;
+    this.#req = req;
+    this.#opts = opts;
+    this.#headers = requestHeaders(req, pool.h2);
+  }
+
+  run(): Promise<UpstreamResponse> {
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      const signal = this.#opts.signal;
+      if (signal?.aborted) {
+        reject(new UpstreamError('DC', 'downstream request aborted before the upstream request'));
+        return;
+      }
+      this.#cluster.rqActive++;
+      this.host.active++;
+      this.host.total++;
+      this.host.lastUsed = Date.now();
+      const t = this.#opts.timeoutMs;
+      if (t !== undefined && t > 0) this.#timer = setTimeout(() => this.#expired(), t);
+      signal?.addEventListener('abort', this);
+      this.#acquire();
+    });
+  }
+
+  #acquire(): void {
+    const c = this.#pool.take(this.fresh);
+    if (c) this.grant(c);
+    else if (!this.#pool.enqueue(this)) this.#fail(new UpstreamError('UO', 'upstream overflow: pending requests limit (max_pending_requests) reached', this.host.key), undefined);
+  }
+
+  grant(conn: Conn): void {
+    if (this.#state === S.done) {
+      this.#pool.release(conn, true);
+      return;
+    }
+    this.#conn = conn;
+    this.#reused = conn.connected && conn.dispatched > 0;
+    conn.dispatched++;
+    this.#state = S.dispatched;
+    this.#controller = undefined;
+    const req = this.#req;
+    conn.client.dispatch({ path: req.path, method: req.method, headers: this.#headers, body: req.body ?? req.bodyStream ?? null }, this);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#state === S.done) controller.abort(new Error('request ended'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    if (status < 200 || this.#state !== S.dispatched) return;
+    this.#state = S.streaming;
+    const host = this.host;
+    const stats = this.#cluster.stats;
+    const outlier = this.#cluster.outlier;
+    if (outlier) {
+      outlier.putHttp(host, status);
+      outlier.putLocal(host, 'success');
+    }
+    if (status >= 500) {
+      host.failures++;
+      stats.upstream_rq_5xx++;
+    } else if (status >= 400) stats.upstream_rq_4xx++;
+    else if (status >= 300) stats.upstream_rq_3xx++;
+    else stats.upstream_rq_2xx++;
+    if (!this.#pool.h2) {
+      const conn = headers.connection;
+      if (conn !== undefined && /\bclose\b/i.test(String(conn))) this.#keepConn = false;
+      for (const h of responseHop) if (headers[h] !== undefined) delete headers[h];
+    }
+    const body = new UpstreamBody(this);
+    // A reset mid-body must not crash the process when the reader has not attached yet; readers
+    // (pipeline, for await) still see the error.
+    body.on('error', noop);
+    this.#body = body;
+    this.#controller = controller;
+    this.#resolve(new Response(this, status, headers as Headers, body));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#body && !this.#body.push(chunk)) controller.pause();
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    if (this.#state !== S.streaming) return;
+    // undici 7 hands HTTP/2 trailers over as an object, which its handler adapter parses to {}:
+    // read them from the controller's raw trailers instead.
+    const raw = (controller as { rawTrailers?: unknown }).rawTrailers;
+    const source = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, string | string[] | undefined>) : trailers;
+    let out: Headers | undefined;
+    for (const k of Object.keys(source)) {
+      const v = source[k];
+      if (v === undefined || k.charCodeAt(0) === 58 /* ':' */) continue;
+      out ??= {};
+      out[k] = v;
+    }
+    this.trailersReceived = out;
+    this.#finish(this.#keepConn);
+    this.#body?.push(null);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const state = this.#state;
+    if (state === S.done) return;
+    if (state === S.streaming) {
+      this.#finish(this.#pool.h2);
+      this.#body?.destroy(err instanceof UpstreamError ? err : new UpstreamError('UC', `upstream reset after response started: ${err.message}`, this.host.key));
+      return;
+    }
+    if (err instanceof UpstreamError) {
+      this.#fail(err, err.flag === 'UT' ? 'timeout' : undefined);
+      return;
+    }
+    const conn = this.#conn;
+    const code = (err as { code?: string }).code ?? '';
+    if (conn && !conn.connected) {
+      const stats = this.#cluster.stats;
+      stats.upstream_cx_connect_fail++;
+      if (code === 'UND_ERR_CONNECT_TIMEOUT') stats.upstream_cx_connect_timeout++;
+      this.#fail(new UpstreamError('UF', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`, this.host.key), 'connect-failed');
+      return;
+    }
+    if (this.#replayable(err, code) && conn) {
+      // The connection died under us before the upstream answered: replay once on a fresh one.
+      this.#replayed = true;
+      this.#cluster.stats.upstream_rq_stale_connection_retry++;
+      this.#conn = undefined;
+      this.#state = S.waiting;
+      this.#pool.release(conn, false);
+      this.fresh = true;
+      this.#acquire();
+      return;
+    }
+    if (code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'HPE_INVALID_CONSTANT' || (err.name === 'HTTPParserError' && code !== 'UND_ERR_SOCKET')) {
+      this.#fail(new UpstreamError('UPE', `upstream protocol error: ${err.message}`, this.host.key), 'connect-failed');
+      return;
+    }
+    if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+      this.#fail(new UpstreamError('DPE', `request cannot be sent upstream: ${err.message}`, this.host.key), undefined);
+      return;
+    }
+    this.#fail(new UpstreamError('UC', `upstream connect error or disconnect/reset before headers. reset reason: connection termination (${err.message})`, this.host.key), 'connect-failed');
+  }
+
+  #replayable(err: Error, code: string): boolean {
+    // A streamed body may be partly consumed already: only buffered (or empty) requests replay.
+    if (this.#replayed || !this.#reused || this.#req.bodyStream) return false;
+    // An HTTP/2 stream refused by the server (or cut by GOAWAY) was never processed.
+    if (this.#pool.h2 && (code === 'ERR_HTTP2_GOAWAY_SESSION' || /REFUSED_STREAM/.test(err.message))) return true;
+    if (!resetCodes.has(code)) return false;
+    const headers = this.#req.headers;
+    return idempotentMethods.has(this.#req.method) || headers['idempotency-key'] !== undefined || headers['x-idempotency-key'] !== undefined;
+  }
+
+  /** The caller reads more: let undici deliver more. */
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  /** The response body was destroyed by its reader (or by us); abort the upstream request if it still runs. */
+  bodyDestroyed(err: Error | null): void {
+    if (this.#state === S.done) return;
+    const controller = this.#controller;
+    this.#finish(this.#pool.h2);
+    controller?.abort(err ?? new Error('response body destroyed'));
+  }
+
+  /** The abort signal fired (EventListenerObject, so no closure per request). */
+  handleEvent(): void {
+    this.#interrupt(new UpstreamError('DC', 'downstream request aborted', this.host.key), undefined);
+  }
+
+  #expired(): void {
+    this.#timer = undefined;
+    this.#cluster.stats.upstream_rq_per_try_timeout++;
+    this.#interrupt(new UpstreamError('UT', `upstream request timeout after ${this.#opts.timeoutMs} ms`, this.host.key), 'timeout');
+  }
+
+  #interrupt(err: UpstreamError, outlier: LocalOriginResult | undefined): void {
+    switch (this.#state) {
+      case S.waiting:
+        this.#pool.cancel(this);
+        this.#fail(err, outlier);
+        return;
+      case S.dispatched:
+        if (this.#controller) this.#controller.abort(err);
+        else this.#fail(err, outlier);
+        return;
+      case S.streaming:
+        this.#body?.destroy(err);
+        return;
+      default:
+    }
+  }
+
+  #fail(err: UpstreamError, outlier: LocalOriginResult | undefined): void {
+    if (outlier) {
+      this.host.failures++;
+      this.#cluster.outlier?.putLocal(this.host, outlier);
+    }
+    // An HTTP/2 failure is one stream's; the connection goes only if it is itself closed.
+    this.#finish(this.#pool.h2);
+    this.#reject(err);
+  }
+
+  #finish(reusable: boolean): void {
+    if (this.#state === S.done) return;
+    this.#state = S.done;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#opts.signal?.removeEventListener('abort', this);
+    this.#cluster.rqActive--;
+    this.host.active--;
+    this.#cluster.stats.upstream_rq_completed++;
+    const conn = this.#conn;
+    if (conn) {
+      this.#conn = undefined;
+      this.#pool.release(conn, reusable);
+    }
+  }
+}

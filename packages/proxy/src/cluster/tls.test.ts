@@ -1,0 +1,144 @@
+// Upstream TLS: mesh mTLS with the SDS secrets `default` and `ROOTCA` (certificates from the mesh
+// CA), SAN verification against the destination's SPIFFE identities, and the connect timeout
+// covering the handshake.
+import { once } from 'node:events';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { CertificateAuthority, issueWorkloadSecret, mtlsServerOptions, secretResources, type WorkloadSecret } from '@weft/citadel';
+import { decodeAny, type Secret__Output, TypeUrl } from '@weft/xds';
+import { afterEach, beforeAll, expect, test } from 'vitest';
+import { createClusterManager, type WeftClusterManager } from './manager.ts';
+import { cluster, get, pilotSnapshot, snapshot, text } from './test-support.ts';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+let server: WorkloadSecret;
+let client: WorkloadSecret;
+let secrets: Map<string, Secret__Output>;
+
+beforeAll(async () => {
+  const ca = new CertificateAuthority(await CertificateAuthority.generateRoot({ keyBits: 2048 }));
+  server = await issueWorkloadSecret(ca, { namespace: 'default', serviceAccount: 'svc' }, { keyBits: 2048 });
+  client = await issueWorkloadSecret(ca, { namespace: 'default', serviceAccount: 'client' }, { keyBits: 2048 });
+  secrets = new Map(secretResources(client, ['default', 'ROOTCA']).map((a) => {
+    const s = decodeAny(a, TypeUrl.Secret);
+    return [s.name, s];
+  }));
+}, 30_000);
+
+function manager(): WeftClusterManager {
+  const cm = createClusterManager();
+  cleanups.push(() => cm.close());
+  return cm;
+}
+
+/** An mTLS backend as a sidecar's inbound listener is: it requires a mesh client certificate and answers with the client's SPIFFE ID. */
+async function mtlsBackend(): Promise<number> {
+  const srv: Server = createHttpsServer({ ...mtlsServerOptions(server), ALPNProtocols: ['istio-peer-exchange', 'istio', 'h2', 'http/1.1'] }, (req, res) => {
+    const peer = (req.socket as TLSSocket).getPeerCertificate();
+    res.end(peer.subjectaltname ?? '');
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  cleanups.push(async () => {
+    srv.closeAllConnections();
+    srv.close();
+    await once(srv, 'close');
+  });
+  return (srv.address() as AddressInfo).port;
+}
+
+function yaml(port: number, opts: { serviceAccount?: string; dr?: string; tlsMode?: boolean } = {}): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: svc, namespace: default}
+spec:
+  hosts: [svc.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: web, protocol: HTTP}]
+  workloadSelector: {labels: {app: svc}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: svc-1, namespace: default}
+spec:
+  address: 127.0.0.1
+  ports: {web: ${port}}
+  serviceAccount: ${opts.serviceAccount ?? 'svc'}
+  labels: {app: svc${opts.tlsMode ? ', security.istio.io/tlsMode: istio' : ''}}
+${
+  opts.dr
+    ? `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: svc, namespace: default}
+spec: {host: svc, trafficPolicy: {tls: ${opts.dr}}}
+`
+    : ''
+}`;
+}
+
+const svc = 'outbound|80||svc.default.svc.cluster.local';
+
+test('ISTIO_MUTUAL: the workload certificate is presented and the server identity verified', async () => {
+  const port = await mtlsBackend();
+  const cm = manager();
+  cm.update(pilotSnapshot(yaml(port, { dr: '{mode: ISTIO_MUTUAL}' }), secrets));
+  const r = await cm.get(svc)!.request(get(), {});
+  expect(await text(r)).toBe('URI:spiffe://cluster.local/ns/default/sa/client');
+});
+
+test('auto mTLS toward a tlsMode=istio endpoint uses TLS once the secrets exist', async () => {
+  const port = await mtlsBackend();
+  const cm = manager();
+  cm.update(pilotSnapshot(yaml(port, { tlsMode: true }), secrets));
+  expect(await text(await cm.get(svc)!.request(get(), {}))).toBe('URI:spiffe://cluster.local/ns/default/sa/client');
+});
+
+test('a server whose identity is not the expected SAN is refused (UF)', async () => {
+  const port = await mtlsBackend();
+  const cm = manager();
+  // The mesh says the endpoint runs as `other`; the certificate says `svc`.
+  cm.update(pilotSnapshot(yaml(port, { dr: '{mode: ISTIO_MUTUAL}', serviceAccount: 'other' }), secrets));
+  await expect(cm.get(svc)!.request(get(), {})).rejects.toMatchObject({ flag: 'UF', message: expect.stringContaining('match none of the configured subject alt names') });
+});
+
+test('ISTIO_MUTUAL without the SDS secrets fails with UF instead of falling back to plaintext', async () => {
+  const port = await mtlsBackend();
+  const cm = manager();
+  cm.update(pilotSnapshot(yaml(port, { dr: '{mode: ISTIO_MUTUAL}' })));
+  await expect(cm.get(svc)!.request(get(), {})).rejects.toMatchObject({ flag: 'UF', message: expect.stringContaining('TLS secret "default" is not available') });
+});
+
+test('the connect timeout covers the TLS handshake: a silent server fails with UF after connect_timeout', async () => {
+  const silent = createNetServer(() => {});
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  cleanups.push(async () => {
+    silent.close();
+  });
+  const port = (silent.address() as AddressInfo).port;
+  const cm = manager();
+  cm.update(
+    snapshot([
+      cluster({
+        name: 'c',
+        type: 'STATIC',
+        connect_timeout: { nanos: 150_000_000 },
+        load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] },
+        transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { type_url: TypeUrl.UpstreamTlsContext, value: Buffer.alloc(0) } },
+      }),
+    ]),
+  );
+  const t0 = performance.now();
+  await expect(cm.get('c')!.request(get(), {})).rejects.toMatchObject({ flag: 'UF', message: expect.stringContaining('connect timeout after 150 ms') });
+  const took = performance.now() - t0;
+  expect(took).toBeGreaterThanOrEqual(145);
+  expect(took).toBeLessThan(1000);
+  expect(cm.stats().get('c')!).toMatchObject({ upstream_cx_connect_fail: 1, upstream_cx_connect_timeout: 1 });
+});

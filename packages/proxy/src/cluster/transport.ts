@@ -1,0 +1,185 @@
+// Opening one upstream connection: plain TCP or TLS (Envoy's transport sockets), with the
+// cluster's connect timeout, bind address and keepalive. TLS takes its certificates from SDS
+// secrets (`default`, `ROOTCA`) or inline/file data sources and verifies the peer's SANs against
+// match_subject_alt_names, replacing hostname checks (mesh certificates carry only a SPIFFE URI).
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { createSecureContext, type PeerCertificate, type SecureContext, connect as tlsConnect } from 'node:tls';
+import type { DataSource__Output, Secret__Output, UpstreamTlsContext__Output } from '@weft/xds';
+import type { TransportChoice } from './config.ts';
+
+export type SecretLookup = (name: string) => Secret__Output | undefined;
+
+type StringMatcher = NonNullable<NonNullable<NonNullable<UpstreamTlsContext__Output['common_tls_context']>['validation_context']>['match_subject_alt_names']>[number];
+
+/** What a TLS connection needs, resolved from the context and the current secrets. */
+export interface TlsMaterial {
+  readonly context: SecureContext;
+  readonly servername: string | undefined;
+  readonly alpn: readonly string[];
+  /** Whether the peer chain is verified (a trusted CA is configured). */
+  readonly verify: boolean;
+  readonly sans: readonly StringMatcher[];
+}
+
+/** The TLS material of a transport choice, or the name of the first secret that is not there yet. */
+export type TlsResolution = { material: TlsMaterial } | { missing: string };
+
+function dataOf(d: DataSource__Output | null | undefined): Buffer | undefined {
+  if (!d) return undefined;
+  if (d.inline_bytes) return Buffer.from(d.inline_bytes);
+  if (d.inline_string) return Buffer.from(d.inline_string);
+  if (d.filename) return readFileSync(d.filename);
+  if (d.environment_variable) {
+    const v = process.env[d.environment_variable];
+    return v === undefined ? undefined : Buffer.from(v);
+  }
+  return undefined;
+}
+
+interface Cached {
+  certSecret: Secret__Output | undefined;
+  caSecret: Secret__Output | undefined;
+  material: TlsMaterial;
+}
+
+// Keyed by the decoded context: a cluster's choice lives as long as its definition.
+const cache = new WeakMap<UpstreamTlsContext__Output, Cached>();
+
+/**
+ * Resolves an UpstreamTlsContext against the secrets. Cached per context and secret objects, so a
+ * new connection costs two map lookups unless a secret rotated (then the new material is built).
+ */
+export function resolveTls(ctx: UpstreamTlsContext__Output, secrets: SecretLookup): TlsResolution {
+  const common = ctx.common_tls_context;
+  const certName = common?.tls_certificate_sds_secret_configs?.[0]?.name;
+  const combined = common?.combined_validation_context;
+  const caName = combined?.validation_context_sds_secret_config?.name;
+  const certSecret = certName ? secrets(certName) : undefined;
+  if (certName && !certSecret?.tls_certificate) return { missing: certName };
+  const caSecret = caName ? secrets(caName) : undefined;
+  if (caName && !caSecret?.validation_context) return { missing: caName };
+  const hit = cache.get(ctx);
+  if (hit && hit.certSecret === certSecret && hit.caSecret === caSecret) return { material: hit.material };
+
+  const cert = certSecret?.tls_certificate ?? common?.tls_certificates?.[0];
+  const validation = caSecret?.validation_context ?? combined?.default_validation_context ?? common?.validation_context;
+  const ca = dataOf(caSecret?.validation_context?.trusted_ca ?? validation?.trusted_ca ?? combined?.default_validation_context?.trusted_ca);
+  const sanSources = [combined?.default_validation_context, common?.validation_context, caSecret?.validation_context];
+  const sans: StringMatcher[] = [];
+  for (const v of sanSources) {
+    for (const m of v?.match_subject_alt_names ?? []) sans.push(m);
+    for (const m of v?.match_typed_subject_alt_names ?? []) if (m.matcher) sans.push(m.matcher);
+  }
+  const key = dataOf(cert?.private_key);
+  const chain = dataOf(cert?.certificate_chain);
+  const context = createSecureContext({
+    ...(chain && key ? { cert: chain, key } : {}),
+    ...(ca ? { ca } : {}),
+    ...(common?.tls_params?.tls_minimum_protocol_version === 'TLSv1_3' ? { minVersion: 'TLSv1.3' as const } : { minVersion: 'TLSv1.2' as const }),
+  });
+  const material: TlsMaterial = {
+    context,
+    servername: ctx.sni || undefined,
+    alpn: common?.alpn_protocols ?? [],
+    verify: ca !== undefined,
+    sans,
+  };
+  cache.set(ctx, { certSecret, caSecret, material });
+  return { material };
+}
+
+function matches(m: StringMatcher, value: string): boolean {
+  const v = m.ignore_case ? value.toLowerCase() : value;
+  const norm = (s: string) => (m.ignore_case ? s.toLowerCase() : s);
+  switch (m.match_pattern) {
+    case 'exact':
+      return v === norm(m.exact ?? '');
+    case 'prefix':
+      return v.startsWith(norm(m.prefix ?? ''));
+    case 'suffix':
+      return v.endsWith(norm(m.suffix ?? ''));
+    case 'contains':
+      return v.includes(norm(m.contains ?? ''));
+    case 'safe_regex':
+      return new RegExp(`^(?:${m.safe_regex?.regex ?? ''})$`).test(value);
+    default:
+      return false;
+  }
+}
+
+/** `URI:spiffe://..., DNS:a.b` -> the SAN values. */
+function subjectAltNames(cert: PeerCertificate): string[] {
+  const text = cert.subjectaltname;
+  if (!text) return [];
+  return text.split(/,\s*/).map((entry) => entry.slice(entry.indexOf(':') + 1));
+}
+
+/** Null when a SAN of the peer satisfies one matcher (or none are configured), else the reason. */
+export function checkSans(sans: readonly StringMatcher[], cert: PeerCertificate): Error | undefined {
+  if (sans.length === 0) return undefined;
+  const names = subjectAltNames(cert);
+  for (const n of names) for (const m of sans) if (matches(m, n)) return undefined;
+  return new Error(`upstream certificate SANs [${names.join(', ')}] match none of the configured subject alt names`);
+}
+
+export interface DialOptions {
+  connectTimeoutMs: number;
+  bindAddress: string | undefined;
+  keepaliveTimeS: number | undefined;
+  tls: TlsMaterial | undefined;
+  /** HTTP/2 by configuration: undici then speaks h2 on the socket whatever ALPN said (h2c has no ALPN). */
+  h2: boolean;
+}
+
+export class ConnectTimeoutError extends Error {
+  readonly code = 'UND_ERR_CONNECT_TIMEOUT';
+  constructor(ms: number) {
+    super(`connect timeout after ${ms} ms`);
+    this.name = 'ConnectTimeoutError';
+  }
+}
+
+type AlpnSocket = Socket & { alpnProtocol?: string | false | null };
+
+/** Opens one connection; `done` runs exactly once, with the connected socket or the error. */
+export function dial(address: string, port: number, o: DialOptions, done: (err: Error | null, socket: Socket | null) => void): void {
+  let settled = false;
+  const tls = o.tls;
+  const socket: AlpnSocket = tls
+    ? tlsConnect({
+        host: address,
+        port,
+        ...(o.bindAddress ? { localAddress: o.bindAddress } : {}),
+        secureContext: tls.context,
+        ...(tls.servername ? { servername: tls.servername } : {}),
+        ALPNProtocols: [...tls.alpn],
+        rejectUnauthorized: tls.verify,
+        checkServerIdentity: (_host, cert) => checkSans(tls.sans, cert),
+      })
+    : netConnect({ host: address, port, noDelay: true, ...(o.bindAddress ? { localAddress: o.bindAddress } : {}) });
+  const fail = (err: Error) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.destroy();
+    done(err, null);
+  };
+  const timer = setTimeout(() => fail(new ConnectTimeoutError(o.connectTimeoutMs)), o.connectTimeoutMs);
+  socket.once('error', fail);
+  socket.once(tls ? 'secureConnect' : 'connect', () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.removeListener('error', fail);
+    if (tls) socket.setNoDelay(true);
+    if (o.keepaliveTimeS !== undefined) socket.setKeepAlive(true, o.keepaliveTimeS * 1000);
+    socket.alpnProtocol = o.h2 ? 'h2' : false;
+    done(null, socket);
+  });
+}
+
+/** Whether a transport choice is TLS. */
+export function isTls(choice: TransportChoice | undefined): choice is TransportChoice & { tls: UpstreamTlsContext__Output } {
+  return choice?.tls !== undefined;
+}

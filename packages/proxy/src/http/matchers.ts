@@ -1,0 +1,270 @@
+// Envoy's string, header and query-parameter matchers, compiled once per route configuration
+// into plain predicates. RE2 patterns become JS RegExps (see `re2ToRegExp` for the differences).
+import type { RouteConfiguration__Output } from '@weft/xds';
+import type { RequestView } from './view.ts';
+
+type VirtualHost = RouteConfiguration__Output['virtual_hosts'][number];
+type Route = VirtualHost['routes'][number];
+type RouteMatch = NonNullable<Route['match']>;
+export type HeaderMatcherConfig = RouteMatch['headers'][number];
+export type QueryParameterMatcherConfig = RouteMatch['query_parameters'][number];
+export type StringMatcherConfig = NonNullable<HeaderMatcherConfig['string_match']>;
+export type RegexMatcherConfig = NonNullable<StringMatcherConfig['safe_regex']>;
+export type FractionalPercentConfig = NonNullable<NonNullable<RouteMatch['runtime_fraction']>['default_value']>;
+
+/** A configuration the router cannot apply; the xDS client NACKs with this message. */
+export class RouteConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RouteConfigError';
+  }
+}
+
+const posixClasses: Record<string, string> = {
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  ascii: '\\x00-\\x7F',
+  blank: '\\t ',
+  cntrl: '\\x00-\\x1F\\x7F',
+  digit: '0-9',
+  graph: '!-~',
+  lower: 'a-z',
+  print: ' -~',
+  punct: '!-\\/:-@[-`{-~',
+  space: '\\t\\n\\v\\f\\r ',
+  upper: 'A-Z',
+  word: '0-9A-Za-z_',
+  xdigit: '0-9A-Fa-f',
+};
+
+/**
+ * Translates an RE2 pattern to a JS RegExp. RE2 and JS agree on the syntax Istio users write;
+ * the differences handled: leading `(?i)`/`(?s)`/`(?m)` flags, `(?P<name>`, `\A`, `\z`, POSIX
+ * classes (`[[:alpha:]]`). JS has backtracking where RE2 is linear: patterns come from the
+ * control plane (validated by galley), not from requests. `full` anchors both ends (RE2 FullMatch).
+ */
+export function re2ToRegExp(pattern: string, full: boolean, extraFlags = ''): RegExp {
+  let flags = extraFlags;
+  let src = pattern;
+  const lead = /^\(\?([imsU]+)\)/.exec(src);
+  if (lead) {
+    for (const f of lead[1]!) if (f !== 'U' && !flags.includes(f)) flags += f;
+    src = src.slice(lead[0].length);
+  }
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i]!;
+    if (c === '\\') {
+      const n = src[i + 1];
+      if (!inClass && n === 'A') out += '^';
+      else if (!inClass && n === 'z') out += '$';
+      else out += c + (n ?? '');
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === '[' && src[i + 1] === ':') {
+        const end = src.indexOf(':]', i + 2);
+        const name = end > 0 ? src.slice(i + 2, end) : '';
+        const neg = name.startsWith('^');
+        const cls = posixClasses[neg ? name.slice(1) : name];
+        if (cls && !neg) {
+          out += cls;
+          i = end + 1;
+          continue;
+        }
+      }
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      // A `]` right after `[` or `[^` is literal in RE2.
+      if (src[i + 1] === '^') {
+        out += '^';
+        i++;
+      }
+      if (src[i + 1] === ']') {
+        out += '\\]';
+        i++;
+      }
+      continue;
+    }
+    if (c === '(' && src.startsWith('(?P<', i)) {
+      out += '(?<';
+      i += 3;
+      continue;
+    }
+    out += c;
+  }
+  try {
+    return new RegExp(full ? `^(?:${out})$` : out, flags);
+  } catch (err) {
+    throw new RouteConfigError(`invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+  }
+}
+
+/** An RE2 substitution (`\1`, `\\`) as a String.replace replacement (`$1`, `\`). */
+export function re2Substitution(sub: string): string {
+  let out = '';
+  for (let i = 0; i < sub.length; i++) {
+    const c = sub[i]!;
+    if (c === '$') out += '$$';
+    else if (c === '\\' && i + 1 < sub.length) {
+      const n = sub[i + 1]!;
+      out += n >= '0' && n <= '9' ? (n === '0' ? '$&' : `$${n}`) : n;
+      i++;
+    } else out += c;
+  }
+  return out;
+}
+
+export type StringTest = (value: string) => boolean;
+
+/** Envoy's StringMatcher: exact / prefix / suffix / contains (optionally ignoring case) / safe_regex (full match). */
+export function compileStringMatcher(m: StringMatcherConfig): StringTest {
+  const ic = m.ignore_case;
+  switch (m.match_pattern) {
+    case 'exact': {
+      const v = ic ? m.exact!.toLowerCase() : m.exact!;
+      return ic ? (s) => s.toLowerCase() === v : (s) => s === v;
+    }
+    case 'prefix': {
+      const v = ic ? m.prefix!.toLowerCase() : m.prefix!;
+      return ic ? (s) => s.toLowerCase().startsWith(v) : (s) => s.startsWith(v);
+    }
+    case 'suffix': {
+      const v = ic ? m.suffix!.toLowerCase() : m.suffix!;
+      return ic ? (s) => s.toLowerCase().endsWith(v) : (s) => s.endsWith(v);
+    }
+    case 'contains': {
+      const v = ic ? m.contains!.toLowerCase() : m.contains!;
+      return ic ? (s) => s.toLowerCase().includes(v) : (s) => s.includes(v);
+    }
+    case 'safe_regex': {
+      const re = re2ToRegExp(m.safe_regex?.regex ?? '', true);
+      return (s) => re.test(s);
+    }
+    default:
+      throw new RouteConfigError(`unsupported string matcher ${m.match_pattern ?? '(none)'}`);
+  }
+}
+
+/** One compiled header matcher; `:method`, `:authority`, `:path`, `:scheme` read the request line. */
+export interface HeaderTest {
+  readonly name: string;
+  test(view: RequestView): boolean;
+}
+
+/** Envoy's HeaderUtility::matchHeaders, including the missing-header and invert rules. */
+export function compileHeaderMatcher(m: HeaderMatcherConfig): HeaderTest {
+  const name = m.name.toLowerCase();
+  const invert = m.invert_match;
+  const missingAsEmpty = m.treat_missing_header_as_empty;
+  let present: boolean | undefined;
+  let test: StringTest | undefined;
+  switch (m.header_match_specifier) {
+    case 'string_match':
+      test = compileStringMatcher(m.string_match!);
+      break;
+    case 'exact_match': {
+      const v = m.exact_match!;
+      test = (s) => v === '' || s === v;
+      break;
+    }
+    case 'prefix_match': {
+      const v = m.prefix_match!;
+      test = (s) => s.startsWith(v);
+      break;
+    }
+    case 'suffix_match': {
+      const v = m.suffix_match!;
+      test = (s) => s.endsWith(v);
+      break;
+    }
+    case 'contains_match': {
+      const v = m.contains_match!;
+      test = (s) => s.includes(v);
+      break;
+    }
+    case 'safe_regex_match': {
+      const re = re2ToRegExp(m.safe_regex_match?.regex ?? '', true);
+      test = (s) => re.test(s);
+      break;
+    }
+    case 'range_match': {
+      const start = Number(m.range_match?.start ?? 0);
+      const end = Number(m.range_match?.end ?? 0);
+      test = (s) => {
+        if (!/^-?\d+$/.test(s)) return false;
+        const n = Number(s);
+        return n >= start && n < end;
+      };
+      break;
+    }
+    case 'present_match':
+      present = m.present_match ?? true;
+      break;
+    default:
+      present = true;
+  }
+  return {
+    name,
+    test(view) {
+      let value = view.header(name);
+      if (value === undefined) {
+        if (!missingAsEmpty) return present !== undefined && present === invert;
+        value = '';
+      }
+      const match = present !== undefined ? present : test!(value);
+      return match !== invert;
+    },
+  };
+}
+
+export interface QueryTest {
+  readonly name: string;
+  test(view: RequestView): boolean;
+}
+
+/** Envoy's QueryParameterMatcher: the first value of the parameter; absent never matches. */
+export function compileQueryMatcher(m: QueryParameterMatcherConfig): QueryTest {
+  const name = m.name;
+  const test = m.query_parameter_match_specifier === 'string_match' && m.string_match ? compileStringMatcher(m.string_match) : undefined;
+  return {
+    name,
+    test(view) {
+      const value = view.queryParam(name);
+      if (value === undefined) return false;
+      return test ? test(value) : true;
+    },
+  };
+}
+
+const denominators: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+export interface Fraction {
+  numerator: number;
+  denominator: number;
+}
+
+export function fraction(p: FractionalPercentConfig | null | undefined, fallback: Fraction = { numerator: 100, denominator: 100 }): Fraction {
+  if (!p) return fallback;
+  return { numerator: p.numerator, denominator: denominators[p.denominator] ?? 100 };
+}
+
+/** Envoy's featureEnabled: a random draw in [0, denominator) below the numerator. */
+export function sampled(f: Fraction, random: () => number): boolean {
+  if (f.numerator >= f.denominator) return true;
+  if (f.numerator <= 0) return false;
+  return Math.floor(random() * f.denominator) < f.numerator;
+}
+
+/** google.protobuf.Duration (`{seconds: "1", nanos}`) in milliseconds; undefined when absent. */
+export function durationMs(d: { seconds: string | number; nanos: number } | null | undefined): number | undefined {
+  if (!d) return undefined;
+  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+}

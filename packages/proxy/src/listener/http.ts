@@ -1,0 +1,142 @@
+// The HTTP side of a listener: an HTTP/1.1 and an HTTP/2 server that never listen themselves;
+// connections are handed to one or the other after protocol detection (`emit('connection')`),
+// carrying what the listener knows about them (chain, direction, original destination). Each
+// request is served by the router with the route configuration active when it arrives.
+import { createServer as createHttp1Server, type IncomingMessage, type Server as Http1Server, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { RouteConfiguration__Output } from '@weft/xds';
+import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
+import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
+import type { CompiledChain, HttpChainConfig } from './chains.ts';
+
+/** What the listener tells the router about a request besides the request itself. */
+export interface ListenerRequestContext {
+  direction: RequestRecord['direction'];
+  /** Listener name (`virtualInbound`, `0.0.0.0_9080`…). */
+  listener: string;
+  chain: HttpChainConfig;
+  /** The snapshot the request is served from. */
+  snapshot: XdsSnapshot;
+  /** The downstream connection was TLS (its scheme is https). */
+  downstreamTls: boolean;
+  /** Where the connection was going: the endpoint of ORIGINAL_DST clusters (PassthroughCluster…). */
+  originalDestination: { address: string; port: number } | undefined;
+}
+
+/** The router as the listeners use it. */
+export interface HttpRouting {
+  /** Compiles (and caches) a route configuration; throws for one the router cannot apply. */
+  check(rc: RouteConfiguration__Output): void;
+  /** Serves one request with `routes` (undefined: the route configuration is missing, answer 404 NR). */
+  serve(req: DownstreamRequest, res: DownstreamResponse, routes: RouteConfiguration__Output | undefined, ctx: ListenerRequestContext): void;
+}
+
+/** Per connection, stored on the socket (reachable through HTTP/2's socket proxy too). */
+export interface ConnectionInfo {
+  listener: string;
+  direction: RequestRecord['direction'];
+  /** The chain; undefined for local mode's outbound port, where each request picks its listener by authority. */
+  chain: CompiledChain | undefined;
+  downstreamTls: boolean;
+  originalDestination: { address: string; port: number } | undefined;
+}
+
+export const connectionInfo: unique symbol = Symbol('weft.connection');
+export type TaggedSocket = Socket & { [connectionInfo]?: ConnectionInfo };
+
+export interface HttpFrontendOptions {
+  onRequest: (req: DownstreamRequest, res: DownstreamResponse, info: ConnectionInfo) => void;
+  /** HTTP/1.1 CONNECT (local mode's outbound port tunnels TCP with it). */
+  onConnect?: (req: IncomingMessage, socket: Socket, head: Buffer, info: ConnectionInfo) => void;
+  /** Idle keep-alive connections are closed after this long (default 60 s). */
+  keepAliveTimeoutMs?: number;
+}
+
+export class HttpFrontend {
+  readonly #http1: Http1Server;
+  readonly #http2: Http2Server;
+  readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #sockets = new Set<Socket>();
+  readonly #http1Sockets = new Set<Socket>();
+
+  constructor(options: HttpFrontendOptions) {
+    const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
+      const info = (req.socket as TaggedSocket)[connectionInfo];
+      if (!info) {
+        res.statusCode = 500;
+        res.end();
+        return;
+      }
+      options.onRequest(req, res, info);
+    };
+    this.#http1 = createHttp1Server(
+      {
+        keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
+        // Route timeouts bound requests; the server itself does not.
+        requestTimeout: 0,
+        headersTimeout: 60_000,
+        maxHeaderSize: 64 * 1024,
+      },
+      onRequest,
+    );
+    if (options.onConnect) {
+      const onConnect = options.onConnect;
+      this.#http1.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        const info = (socket as TaggedSocket)[connectionInfo];
+        if (!info) {
+          socket.destroy();
+          return;
+        }
+        onConnect(req, socket, head, info);
+      });
+    }
+    this.#http2 = createHttp2Server({ maxSessionMemory: 64 }, onRequest);
+    this.#http2.on('session', (s: ServerHttp2Session) => {
+      this.#sessions.add(s);
+      s.once('close', () => this.#sessions.delete(s));
+    });
+    // Clients that break the protocol are answered by Node (400) or dropped; never a crash.
+    this.#http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (socket.writable && err.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.#http2.on('sessionError', () => {});
+  }
+
+  /** Serves a connection whose first bytes were read and put back. */
+  serve(socket: Socket, info: ConnectionInfo, h2: boolean): void {
+    (socket as TaggedSocket)[connectionInfo] = info;
+    this.#sockets.add(socket);
+    if (!h2) this.#http1Sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#http1Sockets.delete(socket);
+    });
+    (h2 ? this.#http2 : this.#http1).emit('connection', socket);
+    // The detection paused the socket; the HTTP/1 parser reads through 'data' events.
+    if (!h2) socket.resume();
+  }
+
+  /** Stops keep-alive: idle connections close now, busy ones after their current request (HTTP/2: GOAWAY). */
+  drain(): void {
+    for (const s of this.#sessions) s.close();
+    for (const socket of this.#http1Sockets) {
+      // Idle keep-alive connections close now (the servers never listen, so Node does not track
+      // them for closeIdleConnections); one with a response pending gets `connection: close`.
+      const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (!res) socket.destroySoon();
+      else if (!res.headersSent) res.setHeader('connection', 'close');
+    }
+  }
+
+  /** Closes every connection. */
+  destroy(): void {
+    for (const s of this.#sessions) s.destroy();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+}

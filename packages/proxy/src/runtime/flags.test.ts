@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { nodeId } from '../xds/node.ts';
+import { parseProxyFlags, UsageError } from './flags.ts';
+
+describe('parseProxyFlags', () => {
+  it('builds the node identity from flags, with Istio environment variables as defaults', () => {
+    const o = parseProxyFlags(['--xds-address', '127.0.0.1:15010', '--ip', '127.0.1.7', '--pod', 'reviews-v1-abc', '--labels', 'app=reviews,version=v1'], { POD_NAMESPACE: 'bookinfo', SERVICE_ACCOUNT: 'bookinfo-reviews', ISTIO_META_MESH_ID: 'mesh1' }, 'sidecar');
+    if (o === 'help') throw new Error('help');
+    expect(nodeId(o.node)).toBe('sidecar~127.0.1.7~reviews-v1-abc.bookinfo~bookinfo.svc.cluster.local');
+    expect(o.node).toMatchObject({ labels: { app: 'reviews', version: 'v1' }, serviceAccount: 'bookinfo-reviews', metadata: { MESH_ID: 'mesh1', INTERCEPTION_MODE: 'NONE' } });
+    // Local mode binds on the workload's own address by default.
+    expect(o).toMatchObject({ mode: 'local', bindAddress: '127.0.1.7', healthHost: '127.0.1.7' });
+  });
+
+  it('takes a whole node id, gateway type and app ports', () => {
+    const o = parseProxyFlags(['--node-id', 'router~10.0.0.9~istio-ingressgateway-1.istio-system~istio-system.svc.example.org', '--mode', 'capture', '--app-ports', '9080=19080,9443=19443'], {}, 'sidecar');
+    if (o === 'help') throw new Error('help');
+    expect(o.node).toMatchObject({ type: 'router', ip: '10.0.0.9', pod: 'istio-ingressgateway-1', namespace: 'istio-system', domainSuffix: 'example.org' });
+    expect(o.bindAddress).toBeUndefined();
+    expect([...(o.appPorts ?? [])]).toEqual([
+      [9080, 19080],
+      [9443, 19443],
+    ]);
+  });
+
+  it('refuses what it cannot use, saying why', () => {
+    expect(() => parseProxyFlags(['--type', 'gateway'], {}, 'sidecar')).toThrow(UsageError);
+    expect(() => parseProxyFlags(['--admin-port', '99999'], {}, 'sidecar')).toThrow(/--admin-port must be a port number/);
+    expect(() => parseProxyFlags(['--app-ports', '9080:19080'], {}, 'sidecar')).toThrow(/not PORT=APPPORT/);
+    expect(() => parseProxyFlags(['--labels', 'app'], {}, 'sidecar')).toThrow(/not key=value/);
+    expect(() => parseProxyFlags(['--bogus'], {}, 'sidecar')).toThrow(/bogus/);
+    expect(parseProxyFlags(['-h'], {}, 'router')).toBe('help');
+  });
+});

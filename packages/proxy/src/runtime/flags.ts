@@ -1,0 +1,261 @@
+// Command line and environment of `weft-proxy` and `weft-ingress` (the same proxy; the ingress
+// defaults to `--type router`). Flags win over environment variables, which are Istio's where
+// Istio has one (INSTANCE_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, ISTIO_META_*).
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { LogLevel } from '@weft/model';
+import { parseLabels, type ProxyKind } from '../xds/node.ts';
+import type { ProxyOptions } from './proxy.ts';
+
+export class UsageError extends Error {}
+
+export function proxyUsage(command: string, kind: ProxyKind): string {
+  return `${command}: the Weft ${kind === 'router' ? 'ingress gateway' : 'sidecar proxy'} (configured by pilot over xDS)
+
+Usage:
+  ${command} --xds-address HOST:PORT [options]
+
+Identity (sent to pilot as the node id ${kind}~<ip>~<pod>.<ns>~<ns>.svc.<domain> and metadata):
+  --xds-address HOST:PORT  pilot (env PILOT_ADDRESS; default 127.0.0.1:15010)
+  --type sidecar|router    proxy type (default: ${kind})
+  --node-id ID             the whole node id (instead of --ip/--pod/--namespace)
+  --ip IP                  workload address (env INSTANCE_IP; default 127.0.0.1)
+  --pod NAME               pod name (env POD_NAME; default: the host name)
+  --namespace NS           namespace (env POD_NAMESPACE; default: default)
+  --labels k=v,...         workload labels (env ISTIO_META_LABELS as k=v,...)
+  --service-account SA     service account (env SERVICE_ACCOUNT)
+  --workload-name NAME     workload name (env ISTIO_META_WORKLOAD_NAME; default: app label or pod)
+  --cluster-id ID          cluster (env ISTIO_META_CLUSTER_ID; default Kubernetes)
+  --domain-suffix SUFFIX   cluster DNS suffix (default cluster.local)
+  (any ISTIO_META_<KEY> environment variable is sent as metadata <KEY>)
+
+Traffic:
+  --mode local|capture     local (default): explicit listeners on the workload's address, no root;
+                           capture: iptables (weft-iptables) redirects traffic to 15001/15006
+  --bind-address ADDR      where listeners bind (local mode default: --ip; gateways: the listener's)
+  --outbound-port PORT     outbound capture port / local HTTP proxy port (default 15001)
+  --inbound-port PORT      inbound capture port (default 15006)
+  --app-address ADDR       local mode: the application's address (default 127.0.0.1)
+  --app-ports P=A,...      local mode: the application listens on A for service target port P
+  --credential-dir DIR     gateway TLS credentials: DIR/<name>.crt + .key or DIR/<name>/tls.crt + tls.key,
+                           served as credentialName <name>
+
+Admin:
+  --admin-address ADDR     admin address (default 127.0.0.1)
+  --admin-port PORT        admin port (default 15000; 0 picks a free port)
+  --health-address ADDR    health address (default 0.0.0.0; local mode: --bind-address)
+  --health-port PORT       /healthz/ready (default 15021; 0 picks a free port; -1 none)
+  --warming-timeout-ms MS  use a listener or cluster after this long without its routes/endpoints (default 15000)
+  --drain-ms MS            on SIGTERM, let requests in flight finish for this long (default 5000)
+  --log-level LEVEL        debug, info (default), warn or error
+  -h, --help               this text
+
+Logs are JSON lines on stderr. SIGTERM and SIGINT drain and stop.`;
+}
+
+function port(name: string, value: string | undefined, allowNegative = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n > 65535 || n < (allowNegative ? -1 : 0)) throw new UsageError(`--${name} must be a port number (0-65535${allowNegative ? ', or -1' : ''}), not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function ms(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number of milliseconds, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function portMap(text: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (!p) continue;
+    const m = /^(\d+)=(\d+)$/.exec(p);
+    if (!m) throw new UsageError(`--app-ports entry ${JSON.stringify(p)} is not PORT=APPPORT`);
+    out.set(port('app-ports', m[1])!, port('app-ports', m[2])!);
+  }
+  return out;
+}
+
+const options = {
+  'xds-address': { type: 'string' },
+  type: { type: 'string' },
+  'node-id': { type: 'string' },
+  ip: { type: 'string' },
+  pod: { type: 'string' },
+  namespace: { type: 'string' },
+  labels: { type: 'string' },
+  'service-account': { type: 'string' },
+  'workload-name': { type: 'string' },
+  'cluster-id': { type: 'string' },
+  'domain-suffix': { type: 'string' },
+  mode: { type: 'string' },
+  'bind-address': { type: 'string' },
+  'outbound-port': { type: 'string' },
+  'inbound-port': { type: 'string' },
+  'app-address': { type: 'string' },
+  'app-ports': { type: 'string' },
+  'credential-dir': { type: 'string' },
+  'admin-address': { type: 'string' },
+  'admin-port': { type: 'string' },
+  'health-address': { type: 'string' },
+  'health-port': { type: 'string' },
+  'warming-timeout-ms': { type: 'string' },
+  'drain-ms': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Flags and environment to proxy options (without the cluster manager); throws `UsageError`. */
+export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv, defaultKind: ProxyKind): ProxyOptions | 'help' {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+
+  const typeFlag = v.type ?? defaultKind;
+  if (typeFlag !== 'sidecar' && typeFlag !== 'router') throw new UsageError(`--type must be sidecar or router, not ${JSON.stringify(typeFlag)}`);
+  let type: ProxyKind = typeFlag;
+  let ip = v.ip ?? env.INSTANCE_IP ?? '127.0.0.1';
+  let pod = v.pod ?? env.POD_NAME ?? hostname();
+  let namespace = v.namespace ?? env.POD_NAMESPACE ?? 'default';
+  let domainSuffix = v['domain-suffix'] ?? 'cluster.local';
+  if (v['node-id']) {
+    const parts = v['node-id'].split('~');
+    if (parts.length !== 4) throw new UsageError(`--node-id ${JSON.stringify(v['node-id'])} is not <type>~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`);
+    const [t, i, podPart, domain] = parts as [string, string, string, string];
+    if (t !== 'sidecar' && t !== 'router') throw new UsageError(`--node-id: type ${JSON.stringify(t)} is neither sidecar nor router`);
+    type = t;
+    ip = i;
+    const dns = /^([^.]+)\.svc\.(.+)$/.exec(domain);
+    if (dns) {
+      namespace = dns[1]!;
+      domainSuffix = dns[2]!;
+    }
+    pod = podPart.endsWith(`.${namespace}`) ? podPart.slice(0, -(namespace.length + 1)) : podPart;
+  }
+  const mode = v.mode ?? 'local';
+  if (mode !== 'local' && mode !== 'capture') throw new UsageError(`--mode must be local or capture, not ${JSON.stringify(mode)}`);
+  const level = v['log-level'];
+  if (level !== undefined && !['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
+
+  let labels: Record<string, string> = {};
+  try {
+    const text = v.labels ?? env.ISTIO_META_LABELS;
+    if (text) labels = text.trim().startsWith('{') ? (JSON.parse(text) as Record<string, string>) : parseLabels(text);
+  } catch (e) {
+    throw new UsageError(`--labels: ${(e as Error).message}`);
+  }
+  // Istio's agent sends every ISTIO_META_* variable as node metadata.
+  const metadata: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(env)) {
+    if (!k.startsWith('ISTIO_META_') || val === undefined) continue;
+    const key = k.slice('ISTIO_META_'.length);
+    if (key === 'LABELS' || key === 'WORKLOAD_NAME' || key === 'CLUSTER_ID') continue;
+    metadata[key] = val;
+  }
+  if (mode === 'local') metadata.INTERCEPTION_MODE = 'NONE';
+
+  const serviceAccount = v['service-account'] ?? env.SERVICE_ACCOUNT;
+  const workloadName = v['workload-name'] ?? env.ISTIO_META_WORKLOAD_NAME;
+  const clusterId = v['cluster-id'] ?? env.ISTIO_META_CLUSTER_ID;
+  const o: ProxyOptions = {
+    xdsAddress: v['xds-address'] ?? env.PILOT_ADDRESS ?? '127.0.0.1:15010',
+    node: {
+      type,
+      ip,
+      pod,
+      namespace,
+      domainSuffix,
+      labels,
+      ...(serviceAccount ? { serviceAccount } : {}),
+      ...(workloadName ? { workloadName } : {}),
+      ...(clusterId ? { clusterId } : {}),
+      metadata,
+    },
+    mode,
+  };
+  const bind = v['bind-address'] ?? (mode === 'local' ? ip : undefined);
+  if (bind) o.bindAddress = bind;
+  const outbound = port('outbound-port', v['outbound-port']);
+  if (outbound !== undefined) o.outboundPort = outbound;
+  const inbound = port('inbound-port', v['inbound-port']);
+  if (inbound !== undefined) o.inboundPort = inbound;
+  if (v['app-address']) o.appAddress = v['app-address'];
+  if (v['app-ports']) o.appPorts = portMap(v['app-ports']);
+  if (v['credential-dir']) o.credentialDir = v['credential-dir'];
+  if (v['admin-address']) o.adminHost = v['admin-address'];
+  const admin = port('admin-port', v['admin-port']);
+  if (admin !== undefined) o.adminPort = admin;
+  const healthHost = v['health-address'] ?? (mode === 'local' ? bind : undefined);
+  if (healthHost) o.healthHost = healthHost;
+  const health = port('health-port', v['health-port'], true);
+  if (health !== undefined) o.healthPort = health;
+  const warming = ms('warming-timeout-ms', v['warming-timeout-ms']);
+  if (warming !== undefined) o.warmingTimeoutMs = warming;
+  const drain = ms('drain-ms', v['drain-ms']);
+  if (drain !== undefined) o.drainMs = drain;
+  if (level) o.logLevel = level as LogLevel;
+  return o;
+}
+
+/** Runs a proxy until SIGTERM or SIGINT; resolves to the exit status. */
+export async function runProxyCommand(
+  command: string,
+  argv: readonly string[],
+  defaultKind: ProxyKind,
+  start: (o: ProxyOptions) => Promise<{ close(): Promise<void> }>,
+): Promise<number> {
+  let o: ProxyOptions | 'help';
+  try {
+    o = parseProxyFlags(argv, process.env, defaultKind);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${command}: ${e.message}\nRun '${command} --help' for usage.\n`);
+    return 2;
+  }
+  if (o === 'help') {
+    process.stdout.write(`${proxyUsage(command, defaultKind)}\n`);
+    return 0;
+  }
+  const line = (level: string, msg: string, fields: Record<string, unknown> = {}) =>
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, scope: command, msg, ...fields })}\n`);
+  let stopRequested: ((reason: string) => void) | undefined;
+  let pending: string | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopRequested) stopRequested(signal);
+    else pending ??= signal;
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  let proxy: { close(): Promise<void> };
+  const options = o;
+  try {
+    proxy = await start({ ...options, onQuit: () => stopRequested?.('quitquitquit') });
+  } catch (e) {
+    line('error', 'failed to start', { error: (e as Error).message });
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    stopRequested = (reason) => {
+      stopRequested = () => {};
+      line('info', 'shutting down', { reason });
+      setTimeout(() => resolve(1), (options.drainMs ?? 5000) + 10_000).unref();
+      proxy.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          line('error', 'shutdown failed', { error: (err as Error).message });
+          resolve(1);
+        },
+      );
+    };
+    if (pending) stopRequested(pending);
+  });
+}

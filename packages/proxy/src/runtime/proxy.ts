@@ -1,0 +1,267 @@
+// One proxy (sidecar or gateway), assembled: ADS client -> warming -> snapshot -> cluster manager
+// and listeners, with the admin and health ports beside them. apps/proxy and apps/ingress only
+// parse flags and call `startProxy`.
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { createLogger, type Logger, type LogLevel } from '@weft/model';
+import { type Cluster__Output, type Listener__Output, type RouteConfiguration__Output, type Secret__Output, TypeUrl } from '@weft/xds';
+import { type AdminServer, startAdmin } from '../admin/server.ts';
+import { Stats } from '../admin/stats.ts';
+import { checkCluster, createClusterManager, type WeftClusterManager } from '../cluster/manager.ts';
+import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
+import { compileListener } from '../listener/chains.ts';
+import type { HttpRouting } from '../listener/http.ts';
+import { ListenerManager } from '../listener/manager.ts';
+import { XdsClient } from '../xds/client.ts';
+import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
+import { loadCredentials, watchCredentials } from './credentials.ts';
+import { createHttpRouting } from './routing.ts';
+
+export interface ClusterManagerContext {
+  logger: Logger;
+  /** Secrets beyond the snapshot's (upstream TLS). */
+  secrets: (name: string) => Secret__Output | undefined;
+}
+
+export interface ProxyOptions {
+  /** Pilot's xDS address, `host:port`. */
+  xdsAddress: string;
+  xdsCredentials?: ChannelCredentials;
+  node: NodeIdentity;
+  /** `capture` (iptables, SO_ORIGINAL_DST) or `local` (explicit listeners on `bindAddress`). */
+  mode: 'capture' | 'local';
+  /** Local mode: the workload's loopback address. Gateways: where listeners bind (default: their own address). */
+  bindAddress?: string;
+  outboundPort?: number;
+  inboundPort?: number;
+  /** Local mode: the application's address (default 127.0.0.1) and its ports by service target port. */
+  appAddress?: string;
+  appPorts?: ReadonlyMap<number, number>;
+  adminHost?: string;
+  adminPort?: number;
+  healthHost?: string;
+  /** -1: no health port. */
+  healthPort?: number;
+  /** Gateway credentials directory (local mode; see credentials.ts). */
+  credentialDir?: string;
+  warmingTimeoutMs?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** How long shutdown waits for requests in flight. */
+  drainMs?: number;
+  logLevel?: LogLevel;
+  logSink?: (line: string) => void;
+  /** The cluster manager (the package's own by default). */
+  createClusterManager?: (ctx: ClusterManagerContext) => ClusterManager;
+  /** Check of each cluster before it is accepted (throw to NACK); default: what the package's cluster manager cannot serve. */
+  checkCluster?: (c: Cluster__Output) => void;
+  /** Every finished request and connection (telemetry). */
+  onRecord?: (r: RequestRecord) => void;
+  /** POST /quitquitquit on the admin port. */
+  onQuit?: () => void;
+}
+
+export interface RunningProxy {
+  readonly nodeId: string;
+  readonly xds: XdsClient;
+  readonly listeners: ListenerManager;
+  readonly clusters: ClusterManager;
+  readonly stats: Stats;
+  readonly adminPort: number;
+  readonly healthPort: number | undefined;
+  /** Resolves once the first snapshot is applied and its listeners are bound. */
+  readonly ready: Promise<void>;
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+/** Local mode: `inbound|<port>||` points at 127.0.0.1:<port>; send it where the app really listens. */
+function rewriteInboundClusters(s: XdsSnapshot, target: (port: number) => { address: string; port: number }, cache: WeakMap<Cluster__Output, Cluster__Output>): XdsSnapshot {
+  let clusters: Map<string, Cluster__Output> | undefined;
+  for (const [name, c] of s.clusters) {
+    const m = /^inbound\|(\d+)\|\|/.exec(name);
+    if (!m) continue;
+    let r = cache.get(c);
+    if (!r) {
+      const t = target(Number(m[1]));
+      r = structuredClone(c);
+      for (const group of r.load_assignment?.endpoints ?? []) {
+        for (const e of group.lb_endpoints ?? []) {
+          const sa = e.endpoint?.address?.socket_address;
+          if (sa) {
+            sa.address = t.address;
+            sa.port_value = t.port;
+          }
+        }
+      }
+      cache.set(c, r);
+    }
+    clusters ??= new Map(s.clusters);
+    clusters.set(name, r);
+  }
+  return clusters ? { ...s, clusters } : s;
+}
+
+export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const logOptions = { ...(o.logLevel ? { level: o.logLevel } : {}), ...(o.logSink ? { sink: o.logSink } : {}) };
+  const id = nodeId(o.node);
+  const log = createLogger({ scope: 'proxy', ...logOptions, fields: { node: id } });
+  const stats = new Stats();
+  const onRecord = (r: RequestRecord) => {
+    stats.record(r);
+    o.onRecord?.(r);
+  };
+  let localSecrets: ReadonlyMap<string, Secret__Output> = o.credentialDir ? loadCredentials(o.credentialDir) : new Map();
+  const clusterCtx: ClusterManagerContext = { logger: createLogger({ scope: 'clusters', ...logOptions, fields: { node: id } }), secrets: (n) => localSecrets.get(n) };
+  const clusters: ClusterManager = o.createClusterManager ? o.createClusterManager(clusterCtx) : createClusterManager(clusterCtx);
+  const clusterCheck =
+    o.checkCluster ??
+    ((c: Cluster__Output) => {
+      const problem = checkCluster(c);
+      if (problem) throw new Error(problem);
+    });
+  const routing: HttpRouting = createHttpRouting(clusters, onRecord);
+  const appTarget = (port: number) => ({ address: o.appAddress ?? '127.0.0.1', port: o.appPorts?.get(port) ?? port });
+
+  const xds = new XdsClient({
+    address: o.xdsAddress,
+    node: buildNode(o.node),
+    ...(o.xdsCredentials ? { credentials: o.xdsCredentials } : {}),
+    ...(o.warmingTimeoutMs !== undefined ? { warmingTimeoutMs: o.warmingTimeoutMs } : {}),
+    ...(o.initialBackoffMs !== undefined ? { initialBackoffMs: o.initialBackoffMs } : {}),
+    ...(o.maxBackoffMs !== undefined ? { maxBackoffMs: o.maxBackoffMs } : {}),
+    logger: createLogger({ scope: 'xds', ...logOptions, fields: { node: id } }),
+    validate: (typeUrl, _name, resource) => {
+      if (typeUrl === TypeUrl.Listener) compileListener(resource as Listener__Output, { checkRoutes: (rc) => routing.check(rc) });
+      else if (typeUrl === TypeUrl.RouteConfiguration) routing.check(resource as RouteConfiguration__Output);
+      else if (typeUrl === TypeUrl.Cluster) clusterCheck(resource as Cluster__Output);
+    },
+  });
+  if (localSecrets.size > 0) xds.setLocalSecrets(localSecrets);
+  const stopWatching = o.credentialDir
+    ? watchCredentials(
+        o.credentialDir,
+        (s) => {
+          localSecrets = s;
+          xds.setLocalSecrets(s);
+          log.info('credentials reloaded', { dir: o.credentialDir, secrets: [...s.keys()].filter((k) => k.startsWith('kubernetes://')) });
+        },
+        (err) => log.warn('cannot watch the credential directory', { dir: o.credentialDir, error: err }),
+      )
+    : () => {};
+
+  const listeners = new ListenerManager({
+    kind: o.node.type,
+    mode: o.mode,
+    clusters,
+    routing,
+    ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
+    ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
+    ...(o.inboundPort !== undefined ? { inboundPort: o.inboundPort } : {}),
+    appTarget,
+    namespace: o.node.namespace,
+    domainSuffix: o.node.domainSuffix ?? 'cluster.local',
+    onRecord,
+    logger: createLogger({ scope: 'listeners', ...logOptions, fields: { node: id } }),
+  });
+
+  let ready = false;
+  let markReady!: () => void;
+  const readyPromise = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  const rewriteCache = new WeakMap<Cluster__Output, Cluster__Output>();
+  // Snapshots are applied one at a time, in order: clusters first (so routes find them), then listeners.
+  let applying: Promise<void> = Promise.resolve();
+  xds.onSnapshot((s) => {
+    applying = applying.then(async () => {
+      try {
+        clusters.update(o.mode === 'local' ? rewriteInboundClusters(s, appTarget, rewriteCache) : s);
+      } catch (err) {
+        log.error('the cluster manager refused a snapshot', { error: err });
+      }
+      await listeners.update(s);
+      if (!ready) {
+        ready = true;
+        markReady();
+        log.info('proxy ready', { listeners: listeners.bound().map((b) => `${b.name}@${b.address}:${b.port}`) });
+      }
+    });
+  });
+
+  let admin: AdminServer;
+  try {
+    admin = await startAdmin(
+      {
+        get snapshot() {
+          return xds.snapshot;
+        },
+        resourceInfo: (t, n) => xds.resourceInfo(t, n),
+        get warming() {
+          return xds.status().warming;
+        },
+        accepted: { listeners: xds.accepted(TypeUrl.Listener), clusters: xds.accepted(TypeUrl.Cluster) },
+        bootstrap: {
+          node: { id, cluster: buildNode(o.node).cluster, metadata: buildNode(o.node).metadata },
+          xds: o.xdsAddress,
+          mode: o.mode,
+          ...(o.bindAddress ? { bind_address: o.bindAddress } : {}),
+        },
+        ready: () => ready,
+        clusterStatus: () => clusters.status(),
+        listeners: () => listeners.bound(),
+        stats,
+        serverInfo: () => ({ node: id, state: ready ? 'LIVE' : 'PRE_INITIALIZING', xds: xds.status(), uptime_seconds: Math.round(process.uptime()) }),
+        ...(o.onQuit ? { quit: o.onQuit } : {}),
+      },
+      {
+        ...(o.adminHost ? { host: o.adminHost } : {}),
+        ...(o.adminPort !== undefined ? { port: o.adminPort } : {}),
+        ...(o.healthHost ? { healthHost: o.healthHost } : {}),
+        ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
+        logger: log,
+      },
+    );
+  } catch (err) {
+    stopWatching();
+    await xds.close();
+    await clusters.close();
+    throw err;
+  }
+  stats.gauge('xds.connected', () => (xds.status().connected ? 1 : 0));
+  stats.gauge('xds.update_success', () => xds.status().accepted);
+  stats.gauge('xds.update_rejected', () => xds.status().rejected);
+  const clusterStats = (clusters as Partial<WeftClusterManager>).stats?.bind(clusters);
+  if (clusterStats) {
+    stats.source(function* () {
+      for (const [cluster, values] of clusterStats()) for (const [k, v] of Object.entries(values)) yield [`cluster.${cluster}.${k}`, v];
+    });
+  }
+  stats.gauge('listener_manager.downstream_cx_active', () => listeners.bound().reduce((n, b) => n + b.activeConnections, 0));
+  log.info('admin listening', { port: admin.port, healthPort: admin.healthPort, address: o.adminHost ?? '127.0.0.1' });
+  xds.start();
+
+  let closed: Promise<void> | undefined;
+  return {
+    nodeId: id,
+    xds,
+    listeners,
+    clusters,
+    stats,
+    adminPort: admin.port,
+    healthPort: admin.healthPort,
+    ready: readyPromise,
+    isReady: () => ready,
+    close: () => {
+      closed ??= (async () => {
+        ready = false;
+        stopWatching();
+        await listeners.close(o.drainMs ?? 5000);
+        await xds.close();
+        await clusters.close();
+        await admin.close();
+        log.info('proxy stopped');
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// The listeners' view of the router: route configurations compiled once per accepted object
+// (so the check behind a NACK and the request path share the work), connection-manager settings
+// read once per filter chain, and one RequestRecord per request handed to telemetry.
+import type { RouteConfiguration__Output } from '@weft/xds';
+import type { ClusterManager, RequestRecord, ResponseFlag } from '../core/types.ts';
+import { compiledRoutesFor } from '../http/compile.ts';
+import { compileOptionsFor, type HcmSettings, httpConnectionManagerSettings } from '../http/hcm.ts';
+import { type DownstreamRequest, type DownstreamResponse, handleHttpRequest } from '../http/router.ts';
+import type { HttpChainConfig } from '../listener/chains.ts';
+import type { HttpRouting, ListenerRequestContext } from '../listener/http.ts';
+import { checkRe2Patterns } from './re2.ts';
+
+const settingsCache = new WeakMap<HttpChainConfig, HcmSettings>();
+
+function settingsOf(chain: HttpChainConfig): HcmSettings {
+  let s = settingsCache.get(chain);
+  if (!s) {
+    s = chain.bufferLimitBytes ? httpConnectionManagerSettings(chain.hcm, chain.bufferLimitBytes) : httpConnectionManagerSettings(chain.hcm);
+    settingsCache.set(chain, s);
+  }
+  return s;
+}
+
+function stripMapped(ip: string | undefined): string {
+  if (!ip) return '';
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: RequestRecord) => void): HttpRouting {
+  return {
+    check(rc: RouteConfiguration__Output): void {
+      checkRe2Patterns(rc);
+      compiledRoutesFor(rc);
+    },
+    serve(req: DownstreamRequest, res: DownstreamResponse, rc: RouteConfiguration__Output | undefined, ctx: ListenerRequestContext): void {
+      const settings = settingsOf(ctx.chain);
+      const routes = rc ? compiledRoutesFor(rc, compileOptionsFor(settings)) : undefined;
+      const socket = req.socket;
+      const record: RequestRecord = {
+        direction: ctx.direction,
+        listener: ctx.listener,
+        protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : 'HTTP/1.1',
+        startTime: Date.now(),
+        durationMs: 0,
+        responseCode: 0,
+        responseFlags: new Set<ResponseFlag>(),
+        bytesReceived: 0,
+        bytesSent: 0,
+        attempts: 0,
+      };
+      const sourceAddress = stripMapped(socket.remoteAddress);
+      const localAddress = stripMapped(socket.localAddress);
+      if (socket.remoteAddress) record.downstreamRemoteAddress = `${sourceAddress}:${socket.remotePort}`;
+      if (localAddress) record.downstreamLocalAddress = `${localAddress}:${socket.localPort}`;
+      if (rc) record.routeName = rc.name;
+      const done = handleHttpRequest(req, res, {
+        routes,
+        clusters,
+        record,
+        sourceAddress,
+        sourcePort: socket.remotePort,
+        localAddress: localAddress || undefined,
+        localPort: socket.localPort,
+        tls: ctx.downstreamTls,
+        settings,
+        originalDestination: ctx.originalDestination,
+      });
+      if (onRecord) void done.then(() => onRecord(record));
+    },
+  };
+}

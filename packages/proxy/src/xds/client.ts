@@ -1,0 +1,531 @@
+// The ADS client: one state-of-the-world stream to pilot carrying CDS and LDS (wildcard), EDS for
+// the EDS clusters and RDS for the route configurations the listeners name. Each response is
+// decoded and checked as a whole: anything the proxy cannot apply NACKs the response (the reason
+// goes back in error_detail) and the last accepted config keeps serving. Accepted config goes
+// through warming and becomes the next snapshot in one swap. When the stream breaks the proxy
+// keeps serving what it has and reconnects with backoff, telling pilot its versions and names.
+import { type ChannelCredentials, type ClientDuplexStream, credentials as grpcCredentials, type StatusObject } from '@grpc/grpc-js';
+import { type Logger, silentLogger } from '@weft/model';
+import {
+  type AggregatedDiscoveryServiceClient,
+  type Any__Output,
+  createAdsClient,
+  type DiscoveryRequest,
+  type DiscoveryResponse__Output,
+  decodeAny,
+  type Node,
+  type Secret__Output,
+  TypeUrl,
+} from '@weft/xds';
+import type { XdsSnapshot } from '../core/types.ts';
+import { edsName, isEdsCluster, routeNamesOf } from './resources.ts';
+import { type AcceptedConfig, sameSnapshot, type WarmingResult, warm } from './warming.ts';
+
+const ResourceWrapper = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
+
+/** The resource types the proxy subscribes to, in the order Envoy initializes them. */
+export const subscribedTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
+type SubscribedType = (typeof subscribedTypes)[number];
+
+const shortNames: Record<SubscribedType, string> = {
+  [TypeUrl.Cluster]: 'cds',
+  [TypeUrl.ClusterLoadAssignment]: 'eds',
+  [TypeUrl.Listener]: 'lds',
+  [TypeUrl.RouteConfiguration]: 'rds',
+};
+
+function isWildcard(t: SubscribedType): boolean {
+  return t === TypeUrl.Listener || t === TypeUrl.Cluster;
+}
+
+function resourceName(t: SubscribedType, r: Record<string, unknown>): string {
+  return String((t === TypeUrl.ClusterLoadAssignment ? r.cluster_name : r.name) ?? '');
+}
+
+/**
+ * Checks one decoded resource before it is accepted; throws an Error whose message becomes the
+ * NACK reason. The proxy's parts plug in here (the router compiles route configurations, the
+ * listeners check their filters).
+ */
+export type ResourceValidator = (typeUrl: string, name: string, resource: unknown) => void;
+
+export interface XdsClientOptions {
+  /** Pilot's gRPC address, `host:port`. */
+  address: string;
+  node: Node;
+  /** Default: plaintext. */
+  credentials?: ChannelCredentials;
+  validate?: ResourceValidator;
+  /** Reconnect backoff: first delay and cap, ms (default 200 and 5000; each delay is jittered). */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** How long a listener or cluster may wait for its routes or endpoints before it is used anyway (default 15000, Envoy's initial_fetch_timeout). */
+  warmingTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** When and at which version a resource last changed (for /config_dump). */
+export interface ResourceInfo {
+  version: string;
+  lastUpdated: Date;
+}
+
+export interface TypeStatus {
+  type: string;
+  /** Last accepted version_info. */
+  version: string;
+  /** Subscribed names; `*` for wildcard. */
+  names: readonly string[];
+  resources: number;
+  lastAccepted?: string;
+  lastNack?: { version: string; nonce: string; reason: string; at: string };
+}
+
+export interface XdsClientStatus {
+  address: string;
+  node: string;
+  connected: boolean;
+  /** Initial configuration complete: the proxy serves. */
+  initialized: boolean;
+  connects: number;
+  lastConnected?: string;
+  lastDisconnected?: string;
+  lastError?: string;
+  types: TypeStatus[];
+  warming: WarmingResult['warming'];
+  /** Responses rejected and accepted since start. */
+  rejected: number;
+  accepted: number;
+}
+
+interface Stream {
+  call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>;
+  nonces: Map<string, string>;
+  nodeSent: boolean;
+  responses: number;
+}
+
+interface Accepted {
+  versions: Record<string, string>;
+  maps: Map<SubscribedType, Map<string, object>>;
+  bytes: Map<SubscribedType, Map<string, Buffer>>;
+  info: Map<SubscribedType, Map<string, ResourceInfo>>;
+}
+
+export class XdsClient {
+  readonly #options: XdsClientOptions;
+  readonly #log: Logger;
+  readonly #client: AggregatedDiscoveryServiceClient;
+  readonly #accepted: Accepted = { versions: {}, maps: new Map(), bytes: new Map(), info: new Map() };
+  /** Explicit subscriptions of EDS and RDS (LDS and CDS are wildcard). */
+  readonly #names = new Map<SubscribedType, string[]>();
+  readonly #everAccepted = new Set<SubscribedType>();
+  readonly #lastAccepted = new Map<SubscribedType, Date>();
+  readonly #nacks = new Map<SubscribedType, NonNullable<TypeStatus['lastNack']>>();
+  readonly #handlers = new Set<(s: XdsSnapshot) => void>();
+  readonly #warmingSince = new WeakMap<object, number>();
+  #localSecrets: ReadonlyMap<string, Secret__Output> = new Map();
+  #stream: Stream | undefined;
+  #attempt = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #rebuildScheduled = false;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #snapshot: XdsSnapshot | undefined;
+  #lastWarming: WarmingResult['warming'] = { listeners: [], routes: [], clusters: [] };
+  #initialized = false;
+  #readyWaiters: ((s: XdsSnapshot) => void)[] = [];
+  #closed = false;
+  #connected = false;
+  #connects = 0;
+  #lastConnected: Date | undefined;
+  #lastDisconnected: Date | undefined;
+  #lastError: string | undefined;
+  #rejected = 0;
+  #acceptedCount = 0;
+
+  constructor(options: XdsClientOptions) {
+    this.#options = options;
+    this.#log = (options.logger ?? silentLogger).with({ pilot: options.address });
+    this.#client = createAdsClient(options.address, options.credentials ?? grpcCredentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // The stream is retried here with our own backoff; keep the channel's own short.
+      'grpc.initial_reconnect_backoff_ms': options.initialBackoffMs ?? 200,
+      'grpc.max_reconnect_backoff_ms': options.maxBackoffMs ?? 5000,
+    });
+    for (const t of subscribedTypes) {
+      this.#accepted.maps.set(t, new Map());
+      this.#accepted.bytes.set(t, new Map());
+      this.#accepted.info.set(t, new Map());
+    }
+  }
+
+  /** Opens the stream. */
+  start(): void {
+    this.#connect();
+  }
+
+  /** The active snapshot; undefined until the initial configuration is complete. */
+  get snapshot(): XdsSnapshot | undefined {
+    return this.#snapshot;
+  }
+
+  get initialized(): boolean {
+    return this.#initialized;
+  }
+
+  /** Called with every new snapshot (the first one once the initial configuration is complete). Returns an unsubscribe function. */
+  onSnapshot(handler: (s: XdsSnapshot) => void): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  /** Resolves with the first snapshot. */
+  ready(): Promise<XdsSnapshot> {
+    if (this.#snapshot && this.#initialized) return Promise.resolve(this.#snapshot);
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
+  /** Secrets from local files (gateway credentials in local mode), served beside pilot's config. */
+  setLocalSecrets(secrets: ReadonlyMap<string, Secret__Output>): void {
+    this.#localSecrets = secrets;
+    this.#scheduleRebuild();
+  }
+
+  /** Everything accepted so far of one type, warming or not (by resource name). */
+  accepted(typeUrl: string): ReadonlyMap<string, unknown> {
+    return this.#accepted.maps.get(typeUrl as SubscribedType) ?? new Map();
+  }
+
+  /** Version and time of the last change of one accepted resource. */
+  resourceInfo(typeUrl: string, name: string): ResourceInfo | undefined {
+    return this.#accepted.info.get(typeUrl as SubscribedType)?.get(name);
+  }
+
+  status(): XdsClientStatus {
+    const iso = (d: Date | undefined) => d?.toISOString();
+    const types: TypeStatus[] = subscribedTypes.map((t) => {
+      const s: TypeStatus = {
+        type: t,
+        version: this.#accepted.versions[t] ?? '',
+        names: isWildcard(t) ? ['*'] : (this.#names.get(t) ?? []),
+        resources: this.#accepted.maps.get(t)!.size,
+      };
+      const la = iso(this.#lastAccepted.get(t));
+      if (la) s.lastAccepted = la;
+      const nack = this.#nacks.get(t);
+      if (nack) s.lastNack = nack;
+      return s;
+    });
+    const out: XdsClientStatus = {
+      address: this.#options.address,
+      node: this.#options.node.id ?? '',
+      connected: this.#connected,
+      initialized: this.#initialized,
+      connects: this.#connects,
+      types,
+      warming: this.#lastWarming,
+      rejected: this.#rejected,
+      accepted: this.#acceptedCount,
+    };
+    const lc = iso(this.#lastConnected);
+    if (lc) out.lastConnected = lc;
+    const ld = iso(this.#lastDisconnected);
+    if (ld) out.lastDisconnected = ld;
+    if (this.#lastError) out.lastError = this.#lastError;
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#deadlineTimer);
+    const s = this.#stream;
+    this.#stream = undefined;
+    if (s) {
+      s.call.removeAllListeners('status');
+      s.call.on('error', () => {});
+      s.call.cancel();
+    }
+    this.#client.close();
+  }
+
+  // ---------------------------------------------------------------- stream
+
+  #connect(): void {
+    if (this.#closed) return;
+    const call = this.#client.StreamAggregatedResources();
+    const stream: Stream = { call, nonces: new Map(), nodeSent: false, responses: 0 };
+    this.#stream = stream;
+    this.#connects++;
+    call.on('data', (r: DiscoveryResponse__Output) => {
+      if (this.#stream !== stream) return;
+      try {
+        this.#onResponse(stream, r);
+      } catch (err) {
+        this.#log.error('handling an xDS response failed', { type: r.type_url, error: err });
+      }
+    });
+    call.on('error', (err: Error) => {
+      if (this.#stream === stream) this.#lastError = err.message;
+    });
+    call.on('status', (status: StatusObject) => this.#onStreamEnd(stream, status));
+    // A (re)connecting client says what it has: accepted versions and every subscribed name.
+    for (const t of subscribedTypes) {
+      if (isWildcard(t) || (this.#names.get(t)?.length ?? 0) > 0) this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: '' });
+    }
+  }
+
+  #onStreamEnd(stream: Stream, status: StatusObject): void {
+    if (this.#stream !== stream) return;
+    this.#stream = undefined;
+    const wasConnected = this.#connected;
+    this.#connected = false;
+    this.#lastDisconnected = new Date();
+    if (status.details) this.#lastError = `${status.code}: ${status.details}`;
+    if (this.#closed) return;
+    if (stream.responses > 0) this.#attempt = 0;
+    const initial = this.#options.initialBackoffMs ?? 200;
+    const max = this.#options.maxBackoffMs ?? 5000;
+    const base = Math.min(max, initial * 2 ** this.#attempt);
+    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    this.#attempt++;
+    (wasConnected ? this.#log.warn : this.#log.debug)('xDS stream to pilot ended; keeping the last config and reconnecting', {
+      code: status.code,
+      details: status.details,
+      retryInMs: delay,
+    });
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  #send(stream: Stream, t: SubscribedType, o: { version: string; nonce: string; error?: string }): void {
+    const req: DiscoveryRequest = {
+      type_url: t,
+      version_info: o.version,
+      response_nonce: o.nonce,
+      resource_names: isWildcard(t) ? [] : [...(this.#names.get(t) ?? [])],
+    };
+    if (!stream.nodeSent) {
+      req.node = this.#options.node;
+      stream.nodeSent = true;
+    }
+    if (o.error !== undefined) req.error_detail = { code: 3, message: o.error };
+    try {
+      stream.call.write(req);
+    } catch (err) {
+      this.#log.debug('writing to the xDS stream failed', { error: err });
+    }
+  }
+
+  // ---------------------------------------------------------------- responses
+
+  #onResponse(stream: Stream, r: DiscoveryResponse__Output): void {
+    const t = r.type_url as SubscribedType;
+    stream.responses++;
+    if (!this.#connected) {
+      this.#connected = true;
+      this.#lastConnected = new Date();
+      this.#log.info('connected to pilot', { node: this.#options.node.id });
+    }
+    if (!subscribedTypes.includes(t)) {
+      this.#log.warn('ignoring a response of a type the proxy did not ask for', { type: r.type_url });
+      return;
+    }
+    stream.nonces.set(t, r.nonce);
+    let decoded: Map<string, { resource: object; bytes: Buffer }>;
+    try {
+      decoded = this.#decode(t, r.resources);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.#rejected++;
+      this.#nacks.set(t, { version: r.version_info, nonce: r.nonce, reason, at: new Date().toISOString() });
+      this.#log.warn('rejected config from pilot (NACK); the last accepted config keeps serving', { type: shortNames[t], version: r.version_info, reason });
+      this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: r.nonce, error: reason });
+      return;
+    }
+    this.#accept(t, r.version_info, decoded);
+    this.#send(stream, t, { version: r.version_info, nonce: r.nonce });
+    if (t === TypeUrl.Cluster) this.#resubscribe(stream, TypeUrl.ClusterLoadAssignment);
+    if (t === TypeUrl.Listener) this.#resubscribe(stream, TypeUrl.RouteConfiguration);
+    this.#scheduleRebuild();
+  }
+
+  /** Decodes and checks every resource; throws with a reason naming the resource on the first problem. */
+  #decode(t: SubscribedType, resources: readonly Any__Output[]): Map<string, { resource: object; bytes: Buffer }> {
+    const out = new Map<string, { resource: object; bytes: Buffer }>();
+    const oldBytes = this.#accepted.bytes.get(t)!;
+    const oldMap = this.#accepted.maps.get(t)!;
+    for (const [i, raw] of resources.entries()) {
+      let any: Any__Output = raw;
+      if (any.type_url === ResourceWrapper) {
+        const wrapped = decodeAny(any, ResourceWrapper) as { resource?: Any__Output | null };
+        if (!wrapped.resource) throw new Error(`resource ${i}: an empty Resource wrapper`);
+        any = wrapped.resource;
+      }
+      if (any.type_url !== t) throw new Error(`resource ${i}: type ${any.type_url} in a ${shortNames[t].toUpperCase()} response`);
+      const bytes = Buffer.isBuffer(any.value) ? any.value : Buffer.from(any.value);
+      let resource: object;
+      let name: string;
+      try {
+        resource = decodeAny(any) as object;
+        name = resourceName(t, resource as Record<string, unknown>);
+      } catch (err) {
+        throw new Error(`resource ${i}: cannot decode ${shortNames[t].toUpperCase()} resource: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (!name) throw new Error(`resource ${i}: ${shortNames[t].toUpperCase()} resource without a name`);
+      if (out.has(name)) throw new Error(`${kindOf(t)} ${name}: listed twice in one response`);
+      const previous = oldBytes.get(name);
+      if (previous?.equals(bytes)) {
+        // Unchanged: keep the object, so everything cached against it stays valid.
+        out.set(name, { resource: oldMap.get(name)!, bytes: previous });
+        continue;
+      }
+      if (this.#options.validate) {
+        try {
+          this.#options.validate(t, name, resource);
+        } catch (err) {
+          throw new Error(`${kindOf(t)} ${name}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      out.set(name, { resource, bytes });
+    }
+    return out;
+  }
+
+  #accept(t: SubscribedType, version: string, decoded: Map<string, { resource: object; bytes: Buffer }>): void {
+    const map = this.#accepted.maps.get(t)!;
+    const bytes = this.#accepted.bytes.get(t)!;
+    const info = this.#accepted.info.get(t)!;
+    const now = new Date();
+    let changed = 0;
+    if (isWildcard(t)) {
+      // State of the world: what the response does not list is gone.
+      for (const name of [...map.keys()]) {
+        if (decoded.has(name)) continue;
+        map.delete(name);
+        bytes.delete(name);
+        info.delete(name);
+        changed++;
+      }
+    }
+    for (const [name, d] of decoded) {
+      if (map.get(name) === d.resource) continue;
+      map.set(name, d.resource);
+      bytes.set(name, d.bytes);
+      info.set(name, { version, lastUpdated: now });
+      changed++;
+    }
+    this.#accepted.versions[t] = version;
+    this.#everAccepted.add(t);
+    this.#lastAccepted.set(t, now);
+    this.#acceptedCount++;
+    this.#nacks.delete(t);
+    this.#log.debug('accepted config from pilot', { type: shortNames[t], version, resources: decoded.size, changed });
+  }
+
+  /** After CDS or LDS: subscribe EDS to the EDS clusters, RDS to the route configurations listeners name. */
+  #resubscribe(stream: Stream, t: typeof TypeUrl.ClusterLoadAssignment | typeof TypeUrl.RouteConfiguration): void {
+    const wanted = new Set<string>();
+    if (t === TypeUrl.ClusterLoadAssignment) {
+      for (const c of this.#accepted.maps.get(TypeUrl.Cluster)!.values() as Iterable<Parameters<typeof edsName>[0]>) if (isEdsCluster(c)) wanted.add(edsName(c));
+    } else {
+      for (const l of this.#accepted.maps.get(TypeUrl.Listener)!.values() as Iterable<Parameters<typeof routeNamesOf>[0]>) for (const n of routeNamesOf(l)) wanted.add(n);
+    }
+    const names = [...wanted].sort();
+    const current = this.#names.get(t) ?? [];
+    if (names.length === current.length && names.every((n, i) => n === current[i])) return;
+    this.#names.set(t, names);
+    // Resources no longer subscribed are dropped (SotW EDS and RDS responses list only what changed).
+    const map = this.#accepted.maps.get(t)!;
+    for (const name of [...map.keys()]) {
+      if (wanted.has(name)) continue;
+      map.delete(name);
+      this.#accepted.bytes.get(t)!.delete(name);
+      this.#accepted.info.get(t)!.delete(name);
+    }
+    if (names.length === 0 && current.length === 0) return;
+    this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: stream.nonces.get(t) ?? '' });
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  #scheduleRebuild(): void {
+    if (this.#rebuildScheduled || this.#closed) return;
+    this.#rebuildScheduled = true;
+    // Responses that arrive together (CDS, EDS, LDS, RDS of one push) make one snapshot.
+    setImmediate(() => {
+      this.#rebuildScheduled = false;
+      this.#rebuild();
+    });
+  }
+
+  #rebuild(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#deadlineTimer);
+    const m = this.#accepted.maps;
+    const accepted: AcceptedConfig = {
+      versions: this.#accepted.versions,
+      listeners: m.get(TypeUrl.Listener) as AcceptedConfig['listeners'],
+      routes: m.get(TypeUrl.RouteConfiguration) as AcceptedConfig['routes'],
+      clusters: m.get(TypeUrl.Cluster) as AcceptedConfig['clusters'],
+      endpoints: m.get(TypeUrl.ClusterLoadAssignment) as AcceptedConfig['endpoints'],
+      secrets: this.#localSecrets,
+    };
+    const now = Date.now();
+    const result = warm(accepted, this.#snapshot, {
+      now,
+      timeoutMs: this.#options.warmingTimeoutMs ?? 15_000,
+      since: (r) => {
+        let t = this.#warmingSince.get(r);
+        if (t === undefined) {
+          t = now;
+          this.#warmingSince.set(r, t);
+        }
+        return t;
+      },
+    });
+    this.#lastWarming = result.warming;
+    if (result.nextDeadline !== undefined) this.#deadlineTimer = setTimeout(() => this.#rebuild(), Math.max(0, result.nextDeadline - now) + 1);
+
+    if (!this.#initialized) {
+      // Envoy's initialization: CDS and LDS answered, and nothing they brought still warming.
+      const waiting =
+        !this.#everAccepted.has(TypeUrl.Cluster) ||
+        !this.#everAccepted.has(TypeUrl.Listener) ||
+        result.warming.clusters.length + result.warming.listeners.length + result.warming.routes.length > 0;
+      if (waiting) return;
+      this.#initialized = true;
+      this.#log.info('initial configuration complete', {
+        listeners: result.snapshot.listeners.size,
+        routes: result.snapshot.routes.size,
+        clusters: result.snapshot.clusters.size,
+        versions: result.snapshot.versions,
+      });
+    } else if (this.#snapshot && sameSnapshot(this.#snapshot, result.snapshot)) {
+      return;
+    }
+    this.#snapshot = result.snapshot;
+    for (const h of [...this.#handlers]) {
+      try {
+        h(result.snapshot);
+      } catch (err) {
+        this.#log.error('a snapshot handler failed', { error: err });
+      }
+    }
+    for (const w of this.#readyWaiters.splice(0)) w(result.snapshot);
+  }
+}
+
+function kindOf(t: SubscribedType): string {
+  switch (t) {
+    case TypeUrl.Listener:
+      return 'listener';
+    case TypeUrl.Cluster:
+      return 'cluster';
+    case TypeUrl.RouteConfiguration:
+      return 'route configuration';
+    default:
+      return 'cluster load assignment';
+  }
+}
