@@ -1,25 +1,5 @@
 #!/usr/bin/env node
-// Launcher: weftctl is TypeScript run by Node 24's type stripping. If an older Node started this
-// file (the system one, outside npm scripts), re-run it with the Node the workspace pins.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// weftctl: see scripts/launch.js (runs on the workspace's Node 24 whatever Node started it).
+import { launch } from '../../../scripts/launch.js';
 
-const major = Number(process.versions.node.split('.')[0]);
-if (major < 24) {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  let pinned;
-  for (let i = 0; i < 6 && !pinned; i++, dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', 'node', 'bin', 'node');
-    if (existsSync(candidate)) pinned = candidate;
-  }
-  if (!pinned) {
-    console.error(`weftctl needs Node 24 or newer (this is ${process.version}); run \`npm ci\` in the Weft checkout`);
-    process.exit(2);
-  }
-  const r = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-const { main } = await import('../src/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+await launch(import.meta.url, 'weftctl', async () => (await import('../src/main.ts')).main(process.argv.slice(2)));
