@@ -1,0 +1,288 @@
+// One hop through the Weft sidecar against a direct connection and against HAProxy (Debian's,
+// `nbthread 1`, a plain HTTP reverse proxy) on the same path, in the same run: 1 KB responses over
+// keep-alive, open loop at a fixed rate and closed loop at the maximum rate. Every piece is a process
+// of its own on loopback: weftd, weft-proxy (local mode, as the e2e suite starts it), haproxy, the
+// backend (backend.ts) and the load generator (load.ts).
+// Prints added latency (proxy minus direct, at the same percentile), the proxy process's CPU
+// seconds per 1,000 requests (/proc/<pid>/stat utime+stime) and resident memory (VmRSS), beside
+// Istio 1.24's Envoy sidecar figures. Missing a goal is printed, never a failure.
+//
+// Environment: BENCH_PROXY_SECONDS (8 per measurement), BENCH_PROXY_RATE (1000 req/s),
+// BENCH_PROXY_CONCURRENCY (32 connections for the closed loop), BENCH_PROXY_NODE_OPTIONS (extra
+// Node options for the weft-proxy process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
+// BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to).
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 8);
+const rate = Number(process.env.BENCH_PROXY_RATE ?? 1000);
+const concurrency = Number(process.env.BENCH_PROXY_CONCURRENCY ?? 32);
+const proxyNodeOptions = (process.env.BENCH_PROXY_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const bins = {
+  weftd: here('../../apps/weftd/bin/weftd.js'),
+  proxy: here('../../apps/proxy/bin/weft-proxy.js'),
+  backend: here('./backend.ts'),
+  load: here('./load.ts'),
+};
+const ip = { proxy: '127.20.0.1', backend: '127.20.0.2', haproxy: '127.20.0.3' };
+const clockTicks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+// ------------------------------------------------------------------ processes
+
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+
+interface Proc {
+  child: ChildProcess;
+  /** Resolves with the first JSON line (stdout or stderr) that matches. */
+  waitFor(match: (l: Record<string, unknown>) => boolean, what: string, ms?: number): Promise<Record<string, unknown>>;
+  output(): string;
+}
+
+function start(name: string, command: string, args: readonly string[]): Proc {
+  const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines: string[] = [];
+  const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let pending = '';
+    stream.on('data', (buf: Buffer) => {
+      pending += buf.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const text of parts) {
+        if (lines.length < 200) lines.push(text);
+        if (!waiters.length) continue;
+        let l: Record<string, unknown>;
+        try {
+          l = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        for (const w of [...waiters]) if (w.match(l)) waiters.splice(waiters.indexOf(w), 1) && w.resolve(l);
+      }
+    });
+  }
+  return {
+    child,
+    output: () => lines.join('\n'),
+    waitFor: (match, what, ms = 30_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name}: no ${what} within ${ms} ms:\n${lines.slice(-20).join('\n')}`)), ms);
+        child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ${what}:\n${lines.slice(-20).join('\n')}`)));
+        waiters.push({
+          match,
+          resolve: (l) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        });
+      }),
+  };
+}
+
+async function stop(p: Proc): Promise<void> {
+  const c = p.child;
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise((resolve) => c.once('exit', resolve));
+  c.kill('SIGTERM');
+  const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function freePort(address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, address, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** CPU seconds a process has used so far, in user mode and in the kernel. */
+function cpuSeconds(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(fields[11]) / clockTicks, sys: Number(fields[12]) / clockTicks };
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+// ------------------------------------------------------------------ measurements
+
+interface LoadResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  latencies: { p50: number; p90: number; p99: number };
+}
+
+interface Measurement extends LoadResult {
+  /** CPU seconds of the proxy per 1,000 requests (undefined for the direct path), and the kernel's share. */
+  cpuPer1k?: number;
+  sysPer1k?: number;
+  rssMb?: number;
+}
+
+async function measure(target: { url: string; host?: string; pid?: number }, mode: 'open' | 'closed'): Promise<Measurement> {
+  const args = [bins.load, '--url', target.url, '--seconds', String(seconds), '--warmup', '1'];
+  if (target.host) args.push('--host', target.host);
+  if (mode === 'open') args.push('--rate', String(rate));
+  else args.push('--concurrency', String(concurrency));
+  const load = start('load', process.execPath, args);
+  // The load generator warms up for a second first; sample the proxy's CPU around the measured part.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const before = target.pid ? cpuSeconds(target.pid) : undefined;
+  const line = await load.waitFor((l) => typeof l.requests === 'number', 'result', (seconds + 30) * 1000);
+  const after = target.pid ? cpuSeconds(target.pid) : undefined;
+  await stop(load);
+  const r = line as unknown as LoadResult;
+  if (!target.pid || !before || !after) return r;
+  const sys = after.sys - before.sys;
+  const cpu = after.user - before.user + sys;
+  return { ...r, cpuPer1k: (cpu / r.requests) * 1000, sysPer1k: (sys / r.requests) * 1000, rssMb: rssMb(target.pid) };
+}
+
+// ------------------------------------------------------------------ report
+
+const fmt = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+
+function report(mode: string, direct: Measurement, weft: Measurement, haproxy: Measurement | undefined): void {
+  console.log(`\n${mode}`);
+  console.log('  path        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
+  const rows: [string, Measurement][] = [
+    ['direct', direct],
+    ['weft-proxy', weft],
+  ];
+  if (haproxy) rows.push(['haproxy', haproxy]);
+  for (const [name, m] of rows) {
+    const added = (p: 'p50' | 'p90' | 'p99') => (m === direct ? '-' : fmt(m.latencies[p] - direct.latencies[p]));
+    console.log(
+      `  ${name.padEnd(10)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}`,
+    );
+  }
+}
+
+function goals(open: { direct: Measurement; weft: Measurement }, closed: { weft: Measurement }): void {
+  const addedP99 = open.weft.latencies.p99 - open.direct.latencies.p99;
+  const cpu = Math.max(open.weft.cpuPer1k ?? Number.NaN, closed.weft.cpuPer1k ?? Number.NaN);
+  const rss = Math.max(open.weft.rssMb ?? 0, closed.weft.rssMb ?? 0);
+  console.log('\nGoals (Istio 1.24 Envoy sidecar: 0.20 vCPU and 60 MB per 1,000 req/s, added p99 < 1 ms at 1,000 req/s):');
+  console.log(`  added p99 at ${rate} req/s: ${fmt(addedP99)} ms (goal < 1 ms): ${verdict(addedP99 < 1)}`);
+  console.log(`  CPU per 1,000 requests: ${fmt(cpu, 3)} CPU s, i.e. ${fmt(cpu, 3)} vCPU at 1,000 req/s (goal <= 0.20): ${verdict(cpu <= 0.2)}`);
+  console.log(`  resident memory: ${fmt(rss, 0)} MB (goal <= 60 MB): ${verdict(rss <= 60)}`);
+}
+
+// ------------------------------------------------------------------ main
+
+const dir = await mkdtemp(join(tmpdir(), 'weft-bench-proxy-'));
+try {
+  const backend = start('backend', process.execPath, [bins.backend, '--address', ip.backend]);
+  const backendPort = Number((await backend.waitFor((l) => l.msg === 'listening', 'listening')).port);
+  await writeFile(
+    join(dir, 'mesh.yaml'),
+    `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  location: MESH_INTERNAL
+  workloadSelector: {labels: {app: echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: echo, namespace: default}
+spec:
+  address: ${ip.backend}
+  labels: {app: echo, version: v1}
+  ports: {http: ${backendPort}}
+`,
+  );
+  const weftd = start('weftd', process.execPath, [bins.weftd, '--config-dir', dir, '--xds-port', '0', '--monitoring-port', '0', '--no-ca']);
+  const xdsPort = Number((await weftd.waitFor((l) => l.msg === 'weftd ready', 'weftd ready')).xdsPort);
+  const proxyArgs = [bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', ip.proxy, '--pod', 'bench-1', '--namespace', 'default', '--labels', 'app=bench'];
+  proxyArgs.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200');
+  const proxy = start('weft-proxy', process.execPath, [...proxyNodeOptions, ...proxyArgs]);
+  if (process.env.BENCH_PROXY_LOG) {
+    const log = createWriteStream(process.env.BENCH_PROXY_LOG);
+    proxy.child.stdout?.pipe(log);
+    proxy.child.stderr?.pipe(log);
+  }
+  await proxy.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
+  const idleRss = rssMb(proxy.child.pid!);
+
+  // HAProxy is the peer when it is installed (.ci/run installs Debian's); without it the bench still runs.
+  const haproxyInstalled = spawnSync('haproxy', ['-v']).status === 0;
+  let haproxy: Proc | undefined;
+  let haproxyPort = 0;
+  if (!haproxyInstalled) console.log('haproxy is not installed: its rows are left out');
+  else {
+    haproxyPort = await freePort(ip.haproxy);
+    const haproxyConfig = join(dir, 'haproxy.cfg');
+    await writeFile(
+      haproxyConfig,
+      `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend bench
+  bind ${ip.haproxy}:${haproxyPort}
+  default_backend echo
+backend echo
+  server echo1 ${ip.backend}:${backendPort}
+`,
+    );
+    haproxy = start('haproxy', 'haproxy', ['-db', '-f', haproxyConfig]);
+    await new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + 10_000;
+      const probe = () => {
+        const s = createServer();
+        // Bind fails once haproxy holds the port: then it is listening.
+        s.once('error', () => resolve());
+        s.listen(haproxyPort, ip.haproxy, () => s.close(() => (Date.now() > deadline ? reject(new Error(`haproxy did not start:\n${haproxy?.output()}`)) : setTimeout(probe, 50))));
+      };
+      probe();
+    });
+  }
+
+  const targets = {
+    direct: { url: `http://${ip.backend}:${backendPort}/` },
+    weft: { url: `http://${ip.proxy}:15001/`, host: 'echo:9080', pid: proxy.child.pid },
+    haproxy: haproxy ? { url: `http://${ip.haproxy}:${haproxyPort}/`, pid: haproxy.child.pid } : undefined,
+  };
+  console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; weft-proxy idle RSS ${fmt(idleRss, 0)} MB`);
+  const open = { direct: await measure(targets.direct, 'open'), weft: await measure(targets.weft, 'open'), haproxy: targets.haproxy ? await measure(targets.haproxy, 'open') : undefined };
+  report(`open loop at ${rate} req/s`, open.direct, open.weft, open.haproxy);
+  const closed = { direct: await measure(targets.direct, 'closed'), weft: await measure(targets.weft, 'closed'), haproxy: targets.haproxy ? await measure(targets.haproxy, 'closed') : undefined };
+  report(`closed loop, ${concurrency} connections (maximum rate)`, closed.direct, closed.weft, closed.haproxy);
+  goals(open, closed);
+  await Promise.all([stop(proxy), haproxy ? stop(haproxy) : undefined]);
+  await Promise.all([stop(weftd), stop(backend)]);
+} finally {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await rm(dir, { recursive: true, force: true });
+}
