@@ -3,12 +3,15 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { register as registerXdsResolver } from '@grpc/grpc-js-xds';
 import { createAdsClient, type DiscoveryRequest, type DiscoveryResponse__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EchoClient, startBackend } from './echo.ts';
-import { WeftdProcess } from './weftd-process.ts';
+import { JsonProcess } from '@weft/e2e-harness';
+
+const weftdBin = fileURLToPath(new URL('../../../apps/weftd/bin/weftd.js', import.meta.url));
 
 const host = 'echo.default.svc.cluster.local';
 const servicePort = 7070;
@@ -88,7 +91,7 @@ ${Object.entries(weights)
 `;
 
 let dir: string;
-let weftd: WeftdProcess;
+let weftd: JsonProcess;
 let monitoring: string;
 let xdsAddress: string;
 let client: EchoClient;
@@ -130,7 +133,7 @@ beforeAll(async () => {
   await writeFile(join(config, 'echo-service.yaml'), [serviceEntry, ...backends.map((b, i) => workloadEntry(`v${i + 1}`, b.port)), destinationRule].join('---\n'));
   await writeFile(join(config, 'echo-routes.yaml'), virtualService('v3', { v1: 90, v2: 10 }));
 
-  weftd = new WeftdProcess(['--config-dir', config, '--xds-port', '0', '--monitoring-port', '0', '--no-ca']);
+  weftd = new JsonProcess('weftd', [weftdBin, '--config-dir', config, '--xds-port', '0', '--monitoring-port', '0', '--no-ca']);
   const ready = await weftd.waitFor((l) => l.msg === 'weftd ready', 'ready');
   const xds = await weftd.waitFor((l) => l.msg === 'xds listening', 'xds listening');
   expect(xds.port).toBe(ready.xdsPort);
