@@ -269,15 +269,16 @@ describe('outlier detection', () => {
     expect(await send(20)).toEqual(Array(20).fill(200));
     expect(cm.stats().get(svc)!['outlier_detection.ejections_active']).toBe(1);
     while (ejected()) await delay(10);
+    // Measured from when the sends returned, a little after the ejection itself: allow that slack.
     const first = performance.now() - ejectedAt;
-    expect(first).toBeGreaterThanOrEqual(290);
+    expect(first).toBeGreaterThanOrEqual(250);
     expect(first).toBeLessThan(500);
     // Back in rotation: it fails three more times and is ejected again, now for 2 x 300 ms.
     expect((await send(6)).filter((s) => s === 500)).toHaveLength(3);
     expect(ejected()).toBe(true);
     const again = performance.now();
     while (ejected()) await delay(10);
-    expect(performance.now() - again).toBeGreaterThanOrEqual(590);
+    expect(performance.now() - again).toBeGreaterThanOrEqual(550);
     expect(cm.stats().get(svc)!['outlier_detection.ejections_enforced_total']).toBe(2);
     expect(good.count).toBeGreaterThan(20);
   });
