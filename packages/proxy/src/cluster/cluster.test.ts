@@ -382,7 +382,7 @@ describe('timeouts and aborts', () => {
     const c = cm.get('c')!;
     const t0 = performance.now();
     await expect(c.request(get(), { timeoutMs: 50 })).rejects.toMatchObject({ flag: 'UT' });
-    expect(performance.now() - t0).toBeLessThan(250);
+    expect(performance.now() - t0).toBeLessThan(500);
     const ac = new AbortController();
     const p = c.request(get(), { signal: ac.signal });
     setTimeout(() => ac.abort(), 20);
