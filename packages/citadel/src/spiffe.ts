@@ -1,5 +1,6 @@
 // SPIFFE identities as Istio uses them: spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
 import { X509Certificate } from 'node:crypto';
+import { spiffeId as formatSpiffeId } from '@weft/model';
 
 export const defaultTrustDomain = 'cluster.local';
 
@@ -18,7 +19,7 @@ export function spiffeId(identity: WorkloadIdentity): string {
   if (!domain.test(trustDomain)) throw new Error(`invalid trust domain ${JSON.stringify(trustDomain)}`);
   if (!label.test(namespace)) throw new Error(`invalid namespace ${JSON.stringify(namespace)}`);
   if (!domain.test(serviceAccount)) throw new Error(`invalid service account ${JSON.stringify(serviceAccount)}`);
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+  return formatSpiffeId(trustDomain, namespace, serviceAccount);
 }
 
 /** Parses an Istio workload SPIFFE ID; undefined when `uri` is not one. */

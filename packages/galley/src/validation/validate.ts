@@ -1,4 +1,4 @@
-import { type Config, groupKindOf, type LoadedResource, type LoadResult, type Problem } from '@weft/model';
+import { allKinds, type Config, groupKind, groupKindOf, type LoadedResource, type LoadResult, type Problem } from '@weft/model';
 import { type KindValidator, ValidationContext } from './context.ts';
 import { gatewayApiValidators } from './gateway-api.ts';
 import { kubernetesValidators } from './kubernetes.ts';
@@ -22,8 +22,8 @@ const validators = (): ReadonlyMap<string, KindValidator> => {
   return cached;
 };
 
-/** Kinds whose body is at the top level of the document rather than under `spec`. */
-const topLevelBodies = new Set(['/ConfigMap', '/Secret', '/ServiceAccount']);
+/** Kinds whose body is at the top level of the document rather than under `spec`, as their schemas say. */
+const topLevelBodies = new Set(allKinds.filter((k) => k.bodyAtTopLevel).map((k) => groupKind(k.group, k.kind)));
 
 /**
  * Istio's semantic rules for one resource. Every problem is collected in one pass.
