@@ -31,6 +31,25 @@ export { type ResourceInfo, type ResourceValidator, subscribedTypes, XdsClient, 
 export { buildNode, defaultIstioVersion, type NodeIdentity, nodeId, nodeMetadata, parseLabels, type ProxyKind, toStruct } from './xds/node.ts';
 export { clusterNamesOf, edsName, routeNamesOf } from './xds/resources.ts';
 export { type AcceptedConfig, sameSnapshot, type WarmingClock, type WarmingResult, warm } from './xds/warming.ts';
+// Filters beyond routing (src/core/filters.ts): the contract authorization and telemetry plug into.
+export {
+  beginHttpFilters,
+  type ConnectionManagerFilterFactory,
+  type DownstreamConnection,
+  type FilterHeaders,
+  type FilterLocalReply,
+  FilterRegistry,
+  type FilterSite,
+  type HttpFilter,
+  type HttpFilterContext,
+  type HttpFilterFactory,
+  type HttpStreamHooks,
+  type NetworkFilter,
+  type NetworkFilterFactory,
+  type TcpChainFilterFactory,
+  type TcpConnectionHooks,
+  type TcpFilterContext,
+} from './core/filters.ts';
 // Listeners (src/listener): binding, filter chain matching, protocol detection, HTTP and TCP chains.
 export {
   type CompiledChain,
@@ -44,7 +63,7 @@ export {
 } from './listener/chains.ts';
 export { classify as classifyFirstBytes, type Detected, detect, h2Preface } from './listener/detect.ts';
 export { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './listener/http.ts';
-export { type BoundListener, ListenerManager, type ListenerManagerOptions } from './listener/manager.ts';
+export { type BoundListener, describeConnection, directionOf, ListenerManager, type ListenerManagerOptions } from './listener/manager.ts';
 export { proxyTcp, type TcpContext } from './listener/tcp.ts';
 export { type ServerTls, ServerTlsCache, serverTls, type TlsSecretSource } from './listener/tls.ts';
 // Admin (src/admin): /config_dump, /clusters, /stats, /ready; /healthz/ready.

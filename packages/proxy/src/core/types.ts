@@ -59,6 +59,8 @@ export interface RequestRecord {
   downstreamLocalAddress?: string;
   /** Attempts made (1 + retries). */
   attempts: number;
+  /** Envoy's %RESPONSE_CODE_DETAILS% when a filter or the proxy decided the answer (`rbac_access_denied_matched_policy[none]`). */
+  responseCodeDetails?: string;
 }
 
 /** One request toward a cluster, as the router hands it to the cluster manager. */

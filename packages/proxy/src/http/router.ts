@@ -16,6 +16,7 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from '../core/types.ts';
+import { beginHttpFilters, type DownstreamConnection, type FilterHeaders, type HttpFilter, type HttpFilterContext, type HttpStreamHooks } from '../core/filters.ts';
 import { RequestBody } from './body.ts';
 import { type CompiledRoute, type CompiledRouteAction, type CompiledRoutes, type CompiledVirtualHost, type CompiledWeightedCluster, isGrpcContentType } from './compile.ts';
 import { type CompiledCors, corsOriginAllowed, faultAbort, faultDelay } from './filters.ts';
@@ -48,6 +49,9 @@ export interface HttpRequestContext {
   readonly random?: () => number;
   /** Where the connection was going (SO_ORIGINAL_DST): the endpoint of ORIGINAL_DST clusters (PassthroughCluster). */
   readonly originalDestination?: { address: string; port: number };
+  /** The chain's filters beyond routing (authorization, telemetry); they need `connection`. */
+  readonly filters?: readonly HttpFilter[];
+  readonly connection?: DownstreamConnection;
 }
 
 /** Envoy's local reply bodies. */
@@ -224,6 +228,9 @@ class Exchange implements FormatContext {
   private upstreamReq: UpstreamRequest | undefined;
   private finish!: () => void;
   private readonly finished: Promise<void>;
+  /** Per-request hooks of the chain's filters; undefined when none applies (the common fast path). */
+  private hooks: HttpStreamHooks[] | undefined;
+  private filterCtx: HttpFilterContext | undefined;
   upstreamHost: string | undefined;
   upstreamCluster: string | undefined;
 
@@ -280,6 +287,35 @@ class Exchange implements FormatContext {
     r.durationMs = Date.now() - r.startTime;
     r.bytesReceived = this.body?.size ?? r.bytesReceived;
     r.bytesSent = this.bytesSent;
+    if (this.hooks) for (const h of this.hooks) h.onComplete?.(this.filterCtx!);
+  }
+
+  /** The filters' view of this exchange. */
+  private makeFilterContext(connection: DownstreamConnection): HttpFilterContext {
+    const ex = this;
+    return {
+      connection,
+      record: this.record,
+      get method() {
+        return ex.view.method;
+      },
+      get authority() {
+        return ex.view.authority;
+      },
+      get path() {
+        return ex.view.path;
+      },
+      scheme: this.ctx.tls ? 'https' : 'http',
+      get requestHeaders() {
+        return ex.headers as FilterHeaders;
+      },
+      get routeName() {
+        return ex.route?.name;
+      },
+      get upstreamCluster() {
+        return ex.upstreamCluster;
+      },
+    };
   }
 
   private onDownstreamGone(): void {
@@ -352,6 +388,26 @@ class Exchange implements FormatContext {
     record.authority = authority;
     const rid = h['x-request-id'];
     if (typeof rid === 'string') record.requestId = rid;
+
+    // Filters before routing (authorization, telemetry): the first local reply answers the request.
+    const filters = this.ctx.filters;
+    if (filters && filters.length > 0 && this.ctx.connection) {
+      const fctx = this.makeFilterContext(this.ctx.connection);
+      this.filterCtx = fctx;
+      this.hooks = beginHttpFilters(filters, fctx);
+      if (this.hooks) {
+        for (const hk of this.hooks) {
+          const reply = hk.onRequest?.(fctx);
+          if (reply) {
+            if (reply.flag) this.flags.add(reply.flag);
+            if (reply.details) record.responseCodeDetails = reply.details;
+            this.drainRequest();
+            this.localReply(reply.status, reply.body, reply.headers ? { headers: reply.headers } : {});
+            return;
+          }
+        }
+      }
+    }
 
     // Route.
     const routes = this.ctx.routes;
@@ -562,7 +618,7 @@ class Exchange implements FormatContext {
     if (cors.allowMethods) out['access-control-allow-methods'] = cors.allowMethods;
     if (cors.allowHeaders) out['access-control-allow-headers'] = cors.allowHeaders;
     if (cors.maxAge) out['access-control-max-age'] = cors.maxAge;
-    this.finalizeDownstreamHeaders(out);
+    this.finalizeDownstreamHeaders(out, 200);
     out['content-length'] = '0';
     this.record.responseCode = 200;
     this.responseStarted = true;
@@ -571,7 +627,8 @@ class Exchange implements FormatContext {
   }
 
   /** Connection-manager and CORS response headers, on every response. */
-  private finalizeDownstreamHeaders(out: OutgoingHttpHeaders): void {
+  private finalizeDownstreamHeaders(out: OutgoingHttpHeaders, status: number): void {
+    if (this.hooks) for (const h of this.hooks) h.onResponse?.(this.filterCtx!, status, out as FilterHeaders);
     if (this.cors && this.corsOrigin) {
       out['access-control-allow-origin'] = this.corsOrigin;
       if (this.cors.allowCredentials) out['access-control-allow-credentials'] = 'true';
@@ -605,7 +662,7 @@ class Exchange implements FormatContext {
       applyHeaderMutations(out, this.responseMutations(), this);
     }
     const outgoing = out as OutgoingHttpHeaders;
-    this.finalizeDownstreamHeaders(outgoing);
+    this.finalizeDownstreamHeaders(outgoing, this.grpc ? 200 : status);
     this.responseStarted = true;
     if (this.grpc) {
       const grpcStatus = opts.grpcStatus ?? httpToGrpcStatus(status);
@@ -848,6 +905,7 @@ class Exchange implements FormatContext {
           }, msd)
         : undefined;
     const startedAt = performance.now();
+    if (this.hooks) for (const h of this.hooks) h.onUpstreamRequest?.(this.filterCtx!, req.headers);
     try {
       const response = await cluster.request(req, {
         ...(perTryMs !== undefined ? { timeoutMs: perTryMs } : {}),
@@ -931,6 +989,7 @@ class Exchange implements FormatContext {
 
   private async respond(resp: UpstreamResponse, startedAt: number, action: CompiledRouteAction): Promise<void> {
     const res = this.res;
+    if (this.hooks) for (const h of this.hooks) h.onUpstreamResponse?.(this.filterCtx!, resp.status, resp.headers);
     const out: HeaderRecord = {};
     const tokens = connectionTokens(resp.headers.connection);
     for (const k in resp.headers) {
@@ -946,7 +1005,7 @@ class Exchange implements FormatContext {
     }
     if (this.route?.virtualHost.includeAttemptCountInResponse) out['x-envoy-attempt-count'] = String(this.record.attempts);
     const outgoing = out as OutgoingHttpHeaders;
-    this.finalizeDownstreamHeaders(outgoing);
+    this.finalizeDownstreamHeaders(outgoing, resp.status);
 
     this.record.responseCode = resp.status;
     this.responseStarted = true;

@@ -11,6 +11,8 @@ import {
   type RouteConfiguration__Output,
   TypeUrl,
 } from '@weft/xds';
+import type { FilterRegistry, FilterSite, HttpFilter, NetworkFilter } from '../core/filters.ts';
+import type { RequestRecord } from '../core/types.ts';
 
 type FilterChain = Listener__Output['filter_chains'][number];
 type FilterChainMatch = NonNullable<FilterChain['filter_chain_match']>;
@@ -37,6 +39,8 @@ export interface HttpChainConfig {
   useRemoteAddress: boolean;
   /** The listener's per_connection_buffer_limit_bytes, when set (bounds buffered request bodies). */
   bufferLimitBytes: number | undefined;
+  /** Filters from the registry (named http_filters, then connection-manager ones), in order. */
+  filters: readonly HttpFilter[];
 }
 
 export interface CompiledChain {
@@ -47,6 +51,8 @@ export interface CompiledChain {
   tls: DownstreamTlsContext__Output | undefined;
   http: HttpChainConfig | undefined;
   tcp: TcpRoute | undefined;
+  /** Network filters before the terminal one (RBAC), then the registry's TCP-chain ones (tcp_proxy chains only). */
+  networkFilters: readonly NetworkFilter[];
 }
 
 export interface CompiledListener {
@@ -65,6 +71,10 @@ export interface CompiledListener {
 export interface CompileOptions {
   /** Checks an inline route configuration (the router compiles it); throws to refuse. */
   checkRoutes?: (rc: RouteConfiguration__Output) => void;
+  /** Filters beyond routing (security, telemetry); without it only fault, CORS and router are known. */
+  filters?: FilterRegistry;
+  /** How the listener's traffic is seen (for filters: metrics' reporter, inbound-only rules). */
+  direction?: RequestRecord['direction'];
 }
 
 const knownListenerFilters = new Set<string>([TypeUrl.OriginalDst, TypeUrl.TlsInspector, TypeUrl.HttpInspector]);
@@ -76,17 +86,30 @@ function durationMs(d: { seconds?: string | number; nanos?: number } | null | un
   return ms > 0 ? ms : undefined;
 }
 
-function compileHcm(hcm: HttpConnectionManager__Output, where: string, options: CompileOptions, bufferLimitBytes: number | undefined): HttpChainConfig {
+function compileHcm(hcm: HttpConnectionManager__Output, where: string, options: CompileOptions, bufferLimitBytes: number | undefined, listener: string): HttpChainConfig {
   if (hcm.route_specifier !== 'rds' && hcm.route_specifier !== 'route_config') {
     throw new Error(`${where}: http_connection_manager needs rds or route_config (scoped routes are not supported)`);
   }
   const filters = hcm.http_filters ?? [];
+  const registry = options.filters;
+  const site: FilterSite = { where, listener, direction: options.direction ?? 'outbound', hcm };
+  const compiled: HttpFilter[] = [];
   for (const [i, f] of filters.entries()) {
     if (f.disabled) continue;
     const type = f.typed_config?.type_url ?? '';
-    if (!knownHttpFilters.has(type)) {
+    const factory = registry?.http.get(type);
+    if (!knownHttpFilters.has(type) && !factory) {
       if (f.is_optional) continue;
       throw new Error(`${where}: unsupported HTTP filter ${JSON.stringify(f.name)}${type ? ` (${type})` : ''}`);
+    }
+    if (factory) {
+      try {
+        const built = factory(f.typed_config!, site);
+        if (built) compiled.push(built);
+      } catch (err) {
+        throw new Error(`${where}: HTTP filter ${JSON.stringify(f.name)}: ${(err as Error).message}`);
+      }
+      continue;
     }
     try {
       decodeAny(f.typed_config!);
@@ -104,8 +127,17 @@ function compileHcm(hcm: HttpConnectionManager__Output, where: string, options: 
       throw new Error(`${where}: inline route configuration ${JSON.stringify(inline.name)}: ${(err as Error).message}`);
     }
   }
+  for (const factory of registry?.connectionManager ?? []) {
+    try {
+      const built = factory(hcm, site);
+      if (built) compiled.push(built);
+    } catch (err) {
+      throw new Error(`${where}: ${(err as Error).message}`);
+    }
+  }
   return {
     hcm,
+    filters: compiled,
     statPrefix: hcm.stat_prefix,
     routeName: hcm.route_specifier === 'rds' ? hcm.rds?.route_config_name : undefined,
     inlineRoutes: inline,
@@ -115,8 +147,10 @@ function compileHcm(hcm: HttpConnectionManager__Output, where: string, options: 
   };
 }
 
-function compileChain(chain: FilterChain, name: string, options: CompileOptions, bufferLimitBytes: number | undefined): CompiledChain {
-  const out: CompiledChain = { name, match: chain.filter_chain_match, tls: undefined, http: undefined, tcp: undefined };
+function compileChain(chain: FilterChain, name: string, options: CompileOptions, bufferLimitBytes: number | undefined, listener: string): CompiledChain {
+  const out: CompiledChain = { name, match: chain.filter_chain_match, tls: undefined, http: undefined, tcp: undefined, networkFilters: [] };
+  const site: FilterSite = { where: name, listener, direction: options.direction ?? 'outbound' };
+  const networkFilters: NetworkFilter[] = [];
   const ts = chain.transport_socket;
   if (ts?.typed_config) {
     const type = ts.typed_config.type_url;
@@ -131,7 +165,15 @@ function compileChain(chain: FilterChain, name: string, options: CompileOptions,
     if (type === TypeUrl.HttpConnectionManager || type === TypeUrl.TcpProxy) {
       if (!last) throw new Error(`${name}: ${JSON.stringify(f.name)} is a terminal filter but not the last one`);
     } else {
-      throw new Error(`${name}: unsupported network filter ${JSON.stringify(f.name)}${type ? ` (${type})` : ''}`);
+      const factory = options.filters?.network.get(type);
+      if (!factory || last) throw new Error(`${name}: unsupported network filter ${JSON.stringify(f.name)}${type ? ` (${type})` : ''}`);
+      try {
+        const built = factory(f.typed_config!, site);
+        if (built) networkFilters.push(built);
+      } catch (err) {
+        throw new Error(`${name}: network filter ${JSON.stringify(f.name)}: ${(err as Error).message}`);
+      }
+      continue;
     }
     if (type === TypeUrl.HttpConnectionManager) {
       let hcm: HttpConnectionManager__Output;
@@ -140,7 +182,7 @@ function compileChain(chain: FilterChain, name: string, options: CompileOptions,
       } catch (err) {
         throw new Error(`${name}: http_connection_manager does not decode: ${(err as Error).message}`);
       }
-      out.http = compileHcm(hcm, name, options, bufferLimitBytes);
+      out.http = compileHcm(hcm, name, options, bufferLimitBytes, listener);
     } else {
       const tp = decodeAny(f.typed_config!, TypeUrl.TcpProxy);
       let clusters: { name: string; weight: number }[];
@@ -159,8 +201,13 @@ function compileChain(chain: FilterChain, name: string, options: CompileOptions,
         idleTimeoutMs: durationMs(tp.idle_timeout),
         maxConnectAttempts: Math.max(1, tp.max_connect_attempts?.value ?? 1),
       };
+      for (const factory of options.filters?.tcpChain ?? []) {
+        const built = factory(site);
+        if (built) networkFilters.push(built);
+      }
     }
   }
+  out.networkFilters = networkFilters;
   return out;
 }
 
@@ -173,8 +220,8 @@ export function compileListener(l: Listener__Output, options: CompileOptions = {
     if (!knownListenerFilters.has(type)) throw new Error(`unsupported listener filter ${JSON.stringify(f.name)}${type ? ` (${type})` : ''}`);
   }
   const limit = l.per_connection_buffer_limit_bytes?.value || undefined;
-  const chains = (l.filter_chains ?? []).map((c, i) => compileChain(c, c.name || `${l.name}#${i}`, options, limit));
-  const defaultChain = l.default_filter_chain ? compileChain(l.default_filter_chain, l.default_filter_chain.name || `${l.name}#default`, options, limit) : undefined;
+  const chains = (l.filter_chains ?? []).map((c, i) => compileChain(c, c.name || `${l.name}#${i}`, options, limit, l.name));
+  const defaultChain = l.default_filter_chain ? compileChain(l.default_filter_chain, l.default_filter_chain.name || `${l.name}#default`, options, limit, l.name) : undefined;
   if (chains.length === 0 && !defaultChain) throw new Error('a listener without filter chains');
   const needsInspection = [...chains, ...(defaultChain ? [defaultChain] : [])].some(
     (c) => (c.match?.server_names.length ?? 0) > 0 || !!c.match?.transport_protocol || (c.match?.application_protocols.length ?? 0) > 0,

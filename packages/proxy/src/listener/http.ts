@@ -6,6 +6,7 @@ import { createServer as createHttp1Server, type IncomingMessage, type Server as
 import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { RouteConfiguration__Output } from '@weft/xds';
+import type { DownstreamConnection } from '../core/filters.ts';
 import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
 import type { CompiledChain, HttpChainConfig } from './chains.ts';
@@ -22,6 +23,8 @@ export interface ListenerRequestContext {
   downstreamTls: boolean;
   /** Where the connection was going: the endpoint of ORIGINAL_DST clusters (PassthroughCluster…). */
   originalDestination: { address: string; port: number } | undefined;
+  /** The downstream connection as filters see it. */
+  connection: DownstreamConnection;
 }
 
 /** The router as the listeners use it. */
@@ -40,6 +43,7 @@ export interface ConnectionInfo {
   chain: CompiledChain | undefined;
   downstreamTls: boolean;
   originalDestination: { address: string; port: number } | undefined;
+  connection: DownstreamConnection;
 }
 
 export const connectionInfo: unique symbol = Symbol('weft.connection');

@@ -17,7 +17,8 @@ import { type Logger, silentLogger } from '@weft/model';
 import { decodeMessage, encodeAny, encodeMessage, type Listener__Output, TypeUrl } from '@weft/xds';
 import { getOriginalDst } from '../capture/original-dst.ts';
 import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
-import { type CompiledChain, type CompiledListener, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain, type TcpRoute } from './chains.ts';
+import type { DownstreamConnection, FilterRegistry, HttpFilter, NetworkFilter } from '../core/filters.ts';
+import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain, type TcpRoute } from './chains.ts';
 import { type Detected, detect } from './detect.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
 import { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './http.ts';
@@ -47,6 +48,8 @@ export interface ListenerManagerOptions {
   domainSuffix?: string;
   /** Secrets beyond the snapshot's (issue 6: the workload certificate and root from SDS). */
   secrets?: TlsSecretSource;
+  /** Filters beyond routing (authorization, telemetry) that chains may name or always get. */
+  filters?: FilterRegistry;
   onRecord?: (r: RequestRecord) => void;
   logger?: Logger;
   /** How long to wait for a client's first bytes when the chain depends on them (default 5000 ms). */
@@ -80,7 +83,7 @@ function roleName(r: Role): string {
   return r.kind === 'listener' ? r.name : r.kind === 'local-outbound' ? 'local-outbound' : `local-inbound:${r.port}`;
 }
 
-function directionOf(l: Listener__Output, kind: 'sidecar' | 'router'): RequestRecord['direction'] {
+export function directionOf(l: Listener__Output, kind: 'sidecar' | 'router'): RequestRecord['direction'] {
   if (kind === 'router') return 'gateway';
   return l.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound';
 }
@@ -202,9 +205,15 @@ export class ListenerManager {
     return out;
   }
 
+  #compileOptions(l: Listener__Output): CompileOptions {
+    const o: CompileOptions = { checkRoutes: (rc) => this.#o.routing.check(rc), direction: directionOf(l, this.#o.kind) };
+    if (this.#o.filters) o.filters = this.#o.filters;
+    return o;
+  }
+
   #compiled(l: Listener__Output): CompiledListener | undefined {
     try {
-      return compiledListener(l, { checkRoutes: (rc) => this.#o.routing.check(rc) });
+      return compiledListener(l, this.#compileOptions(l));
     } catch (err) {
       // Accepted listeners were compiled when they were checked; this is not expected.
       this.#log.error('listener does not compile', { listener: l.name, error: err });
@@ -253,7 +262,14 @@ export class ListenerManager {
     if (role.kind === 'local-outbound') {
       const d = await detect(socket, this.#o.inspectTimeoutMs ?? 5000);
       if (!d) return;
-      const info: ConnectionInfo = { listener: VirtualOutbound, direction: 'outbound', chain: undefined, downstreamTls: false, originalDestination: undefined };
+      const info: ConnectionInfo = {
+        listener: VirtualOutbound,
+        direction: 'outbound',
+        chain: undefined,
+        downstreamTls: false,
+        originalDestination: undefined,
+        connection: describeConnection(socket, undefined, local, undefined),
+      };
       this.#frontend.serve(socket, info, d.alpn.includes('h2c'));
       return;
     }
@@ -326,7 +342,8 @@ export class ListenerManager {
       stream = terminated;
       tls = true;
     }
-    const info: ConnectionInfo = { listener: l.name, direction, chain, downstreamTls: tls, originalDestination };
+    const connection = describeConnection(socket, tls ? (stream as TLSSocket) : undefined, dst, facts.sni);
+    const info: ConnectionInfo = { listener: l.name, direction, chain, downstreamTls: tls, originalDestination, connection };
     if (chain.http) {
       let h2: boolean;
       if (tls) h2 = (stream as TLSSocket).alpnProtocol === 'h2';
@@ -348,6 +365,8 @@ export class ListenerManager {
         originalDestination,
         onRecord: this.#o.onRecord,
         onError: (msg, fields) => this.#log.debug(msg, { listener: l.name, ...fields }),
+        filters: chain.networkFilters,
+        connection,
       });
       return;
     }
@@ -400,7 +419,7 @@ export class ListenerManager {
       return;
     }
     if (!info.chain) {
-      this.#serveLocalOutbound(req, res, snap);
+      this.#serveLocalOutbound(req, res, snap, info.connection);
       return;
     }
     const http = info.chain.http!;
@@ -412,6 +431,7 @@ export class ListenerManager {
       snapshot: snap,
       downstreamTls: info.downstreamTls,
       originalDestination: info.originalDestination,
+      connection: info.connection,
     };
     this.#o.routing.serve(req, res, routes, ctx);
   }
@@ -421,7 +441,7 @@ export class ListenerManager {
    * Host / :authority) names the service; its port picks the listener `0.0.0.0_<port>` and that
    * listener's route configuration, as the original destination port would under capture.
    */
-  #serveLocalOutbound(req: DownstreamRequest, res: DownstreamResponse, snap: XdsSnapshot): void {
+  #serveLocalOutbound(req: DownstreamRequest, res: DownstreamResponse, snap: XdsSnapshot, connection: DownstreamConnection): void {
     let authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
     const url = req.url ?? '/';
     if (!url.startsWith('/')) {
@@ -444,7 +464,7 @@ export class ListenerManager {
     const chain = c?.chains.find((ch) => ch.http) ?? (c?.defaultChain?.http ? c.defaultChain : undefined);
     if (c && chain?.http) {
       const routes = chain.http.inlineRoutes ?? (chain.http.routeName !== undefined ? snap.routes.get(chain.http.routeName) : undefined);
-      this.#o.routing.serve(req, res, routes, { direction: 'outbound', listener: c.name, chain: chain.http, snapshot: snap, downstreamTls: false, originalDestination: dst });
+      this.#o.routing.serve(req, res, routes, { direction: 'outbound', listener: c.name, chain: chain.http, snapshot: snap, downstreamTls: false, originalDestination: dst, connection });
       return;
     }
     // No HTTP listener for the port: what virtualOutbound does with unknown traffic
@@ -453,8 +473,27 @@ export class ListenerManager {
     const voc = vo ? this.#compiled(vo) : undefined;
     const catchAll = voc?.chains.find((ch) => !ch.match?.destination_port && ch.tcp) ?? voc?.defaultChain;
     const cluster = catchAll?.tcp?.clusters[0]?.name ?? 'PassthroughCluster';
-    const chainConfig = passthroughChain(cluster);
-    this.#o.routing.serve(req, res, chainConfig.inlineRoutes, { direction: 'outbound', listener: VirtualOutbound, chain: chainConfig, snapshot: snap, downstreamTls: false, originalDestination: dst });
+    const chainConfig = this.#passthroughChain(cluster);
+    this.#o.routing.serve(req, res, chainConfig.inlineRoutes, {
+      direction: 'outbound',
+      listener: VirtualOutbound,
+      chain: chainConfig,
+      snapshot: snap,
+      downstreamTls: false,
+      originalDestination: dst,
+      connection,
+    });
+  }
+
+  readonly #passthroughChains = new Map<string, HttpChainConfig>();
+
+  #passthroughChain(cluster: string): HttpChainConfig {
+    let chain = this.#passthroughChains.get(cluster);
+    if (!chain) {
+      chain = passthroughChain(cluster, this.#o.filters);
+      this.#passthroughChains.set(cluster, chain);
+    }
+    return chain;
   }
 
   /** Local mode: `CONNECT host:port` tunnels a connection as if it had been captured going there. */
@@ -481,7 +520,20 @@ export class ListenerManager {
       // An opaque TCP service by name: its cluster, else passthrough to the name itself.
       const cluster = this.#clusterByName(snap, host, port);
       const route: TcpRoute = { clusters: [{ name: cluster, weight: 1 }], totalWeight: 1, statPrefix: cluster, idleTimeoutMs: undefined, maxConnectAttempts: 1 };
-      await proxyTcp(socket, route, { clusters: this.#o.clusters, direction: 'outbound', listener: VirtualOutbound, originalDestination: dst, onRecord: this.#o.onRecord });
+      const filters: NetworkFilter[] = [];
+      for (const factory of this.#o.filters?.tcpChain ?? []) {
+        const f = factory({ where: `${VirtualOutbound}#connect`, listener: VirtualOutbound, direction: 'outbound' });
+        if (f) filters.push(f);
+      }
+      await proxyTcp(socket, route, {
+        clusters: this.#o.clusters,
+        direction: 'outbound',
+        listener: VirtualOutbound,
+        originalDestination: dst,
+        onRecord: this.#o.onRecord,
+        filters,
+        connection: info.connection,
+      });
     };
     run().catch((err: unknown) => {
       this.#log.error('CONNECT tunnel failed', { target: req.url, error: err });
@@ -501,26 +553,75 @@ export class ListenerManager {
   }
 }
 
-const passthroughChains = new Map<string, HttpChainConfig>();
-
 /** An HTTP connection manager sending everything to one cluster: virtualOutbound's catch-all, spoken as HTTP. */
-function passthroughChain(cluster: string): HttpChainConfig {
-  let chain = passthroughChains.get(cluster);
-  if (!chain) {
-    const name = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-    const hcm = decodeMessage(
-      name,
-      encodeMessage(name, {
-        stat_prefix: 'outbound_passthrough',
-        route_config: {
-          name: 'allow_any',
-          virtual_hosts: [{ name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster } }] }],
-        },
-        http_filters: [{ name: 'envoy.filters.http.router', typed_config: encodeAny(TypeUrl.Router, {}) }],
-      }),
-    );
-    chain = { hcm, statPrefix: hcm.stat_prefix, routeName: undefined, inlineRoutes: hcm.route_config ?? undefined, http2: false, useRemoteAddress: false, bufferLimitBytes: undefined };
-    passthroughChains.set(cluster, chain);
+function passthroughChain(cluster: string, filters: FilterRegistry | undefined): HttpChainConfig {
+  const name = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+  const hcm = decodeMessage(
+    name,
+    encodeMessage(name, {
+      stat_prefix: 'outbound_passthrough',
+      route_config: {
+        name: 'allow_any',
+        virtual_hosts: [{ name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster } }] }],
+      },
+      http_filters: [{ name: 'envoy.filters.http.router', typed_config: encodeAny(TypeUrl.Router, {}) }],
+    }),
+  );
+  const compiled: HttpFilter[] = [];
+  for (const factory of filters?.connectionManager ?? []) {
+    const f = factory(hcm, { where: `${VirtualOutbound}#passthrough`, listener: VirtualOutbound, direction: 'outbound', hcm });
+    if (f) compiled.push(f);
   }
-  return chain;
+  return {
+    hcm,
+    filters: compiled,
+    statPrefix: hcm.stat_prefix,
+    routeName: undefined,
+    inlineRoutes: hcm.route_config ?? undefined,
+    http2: false,
+    useRemoteAddress: false,
+    bufferLimitBytes: undefined,
+  };
+}
+
+function firstUri(san: string | undefined): string | undefined {
+  if (!san) return undefined;
+  for (const part of san.split(', ')) if (part.startsWith('URI:')) return part.slice(4);
+  return undefined;
+}
+
+function unmapped(ip: string | undefined): string {
+  if (!ip) return '';
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+/** What filters learn about a downstream connection (after TLS termination, when there is one). */
+export function describeConnection(socket: Socket, tls: TLSSocket | undefined, dst: { address: string; port: number }, sni: string | undefined): DownstreamConnection {
+  let peerPrincipal: string | undefined;
+  let peerCertificate: Buffer | undefined;
+  let localPrincipal: string | undefined;
+  if (tls) {
+    if (tls.authorized) {
+      const peer = tls.getPeerCertificate();
+      if (peer && Object.keys(peer).length > 0) {
+        peerPrincipal = firstUri(peer.subjectaltname);
+        peerCertificate = peer.raw;
+      }
+    }
+    const own = tls.getCertificate();
+    if (own && 'subjectaltname' in own) localPrincipal = firstUri(own.subjectaltname);
+  }
+  return {
+    remoteAddress: unmapped(socket.remoteAddress),
+    remotePort: socket.remotePort ?? 0,
+    localAddress: unmapped(socket.localAddress),
+    localPort: socket.localPort ?? 0,
+    destinationAddress: unmapped(dst.address),
+    destinationPort: dst.port,
+    tls: !!tls,
+    peerPrincipal,
+    peerCertificate,
+    localPrincipal,
+    sni: sni ?? (tls ? tls.servername || undefined : undefined),
+  };
 }

@@ -1,6 +1,7 @@
 // tcp_proxy: a connection is piped both ways to one endpoint of the chain's cluster (picked by
 // weight when there are several), with half-close passed on and the bytes counted for telemetry.
 import type { Socket } from 'node:net';
+import type { DownstreamConnection, NetworkFilter, TcpConnectionHooks, TcpFilterContext } from '../core/filters.ts';
 import type { ClusterManager, RequestRecord, ResponseFlag } from '../core/types.ts';
 import { UpstreamError } from '../core/types.ts';
 import type { TcpRoute } from './chains.ts';
@@ -15,6 +16,9 @@ export interface TcpContext {
   originalDestination: { address: string; port: number } | undefined;
   onRecord: ((r: RequestRecord) => void) | undefined;
   onError?: (msg: string, fields: Record<string, unknown>) => void;
+  /** The chain's network filters (RBAC, telemetry) and the connection they see. */
+  filters?: readonly NetworkFilter[];
+  connection?: DownstreamConnection;
 }
 
 function pickCluster(route: TcpRoute): string {
@@ -46,11 +50,32 @@ export async function proxyTcp(downstream: Socket, route: TcpRoute, ctx: TcpCont
   };
   if (downstream.remoteAddress) record.downstreamRemoteAddress = `${downstream.remoteAddress}:${downstream.remotePort}`;
   if (downstream.localAddress) record.downstreamLocalAddress = `${downstream.localAddress}:${downstream.localPort}`;
+  let hooks: TcpConnectionHooks[] | undefined;
+  let fctx: TcpFilterContext | undefined;
+  if (ctx.filters && ctx.filters.length > 0 && ctx.connection) {
+    fctx = { connection: ctx.connection, record };
+    for (const f of ctx.filters) {
+      const h = f.begin(fctx);
+      if (!h) continue;
+      if (hooks) hooks.push(h);
+      else hooks = [h];
+    }
+  }
   const finish = () => {
     record.durationMs = Date.now() - start;
+    if (hooks) for (const h of hooks) h.onClose?.(fctx!);
     ctx.onRecord?.(record);
   };
   downstream.on('error', () => {});
+  if (hooks) {
+    for (const h of hooks) {
+      if (h.onConnect && !h.onConnect(fctx!)) {
+        downstream.destroy();
+        finish();
+        return;
+      }
+    }
+  }
 
   const cluster = clusterName === BlackHoleCluster ? undefined : ctx.clusters.get(clusterName);
   if (!cluster) {
@@ -93,6 +118,7 @@ export async function proxyTcp(downstream: Socket, route: TcpRoute, ctx: TcpCont
   }
   // A connection that was retried and then made it is not a failure.
   record.responseFlags.clear();
+  if (hooks) for (const h of hooks) h.onUpstreamConnected?.(fctx!, record.upstreamHost ?? '');
   const up = upstream;
   up.on('error', () => {});
   const idle = route.idleTimeoutMs ?? defaultIdleMs;
@@ -102,11 +128,13 @@ export async function proxyTcp(downstream: Socket, route: TcpRoute, ctx: TcpCont
   });
   downstream.on('data', (chunk: Buffer) => {
     record.bytesReceived += chunk.length;
+    if (hooks) for (const h of hooks) h.onData?.(fctx!, chunk.length, 0);
     if (!up.write(chunk)) downstream.pause();
   });
   up.on('drain', () => downstream.resume());
   up.on('data', (chunk: Buffer) => {
     record.bytesSent += chunk.length;
+    if (hooks) for (const h of hooks) h.onData?.(fctx!, 0, chunk.length);
     if (!downstream.write(chunk)) up.pause();
   });
   downstream.on('drain', () => up.resume());

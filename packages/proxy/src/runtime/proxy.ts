@@ -7,10 +7,11 @@ import { type Cluster__Output, type Listener__Output, type RouteConfiguration__O
 import { type AdminServer, startAdmin } from '../admin/server.ts';
 import { Stats } from '../admin/stats.ts';
 import { checkCluster, createClusterManager, type WeftClusterManager } from '../cluster/manager.ts';
+import type { FilterRegistry } from '../core/filters.ts';
 import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
 import { compileListener } from '../listener/chains.ts';
 import type { HttpRouting } from '../listener/http.ts';
-import { ListenerManager } from '../listener/manager.ts';
+import { directionOf, ListenerManager } from '../listener/manager.ts';
 import { XdsClient } from '../xds/client.ts';
 import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
@@ -56,6 +57,8 @@ export interface ProxyOptions {
   checkCluster?: (c: Cluster__Output) => void;
   /** Every finished request and connection (telemetry). */
   onRecord?: (r: RequestRecord) => void;
+  /** Filters beyond routing (authorization, telemetry) the listeners may use; see core/filters.ts. */
+  filters?: FilterRegistry;
   /** POST /quitquitquit on the admin port. */
   onQuit?: () => void;
 }
@@ -131,7 +134,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     ...(o.maxBackoffMs !== undefined ? { maxBackoffMs: o.maxBackoffMs } : {}),
     logger: createLogger({ scope: 'xds', ...logOptions, fields: { node: id } }),
     validate: (typeUrl, _name, resource) => {
-      if (typeUrl === TypeUrl.Listener) compileListener(resource as Listener__Output, { checkRoutes: (rc) => routing.check(rc) });
+      if (typeUrl === TypeUrl.Listener) {
+        const l = resource as Listener__Output;
+        compileListener(l, { checkRoutes: (rc) => routing.check(rc), direction: directionOf(l, o.node.type), ...(o.filters ? { filters: o.filters } : {}) });
+      }
       else if (typeUrl === TypeUrl.RouteConfiguration) routing.check(resource as RouteConfiguration__Output);
       else if (typeUrl === TypeUrl.Cluster) clusterCheck(resource as Cluster__Output);
     },
@@ -154,6 +160,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     mode: o.mode,
     clusters,
     routing,
+    ...(o.filters ? { filters: o.filters } : {}),
     ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
     ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
     ...(o.inboundPort !== undefined ? { inboundPort: o.inboundPort } : {}),

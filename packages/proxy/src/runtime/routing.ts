@@ -64,6 +64,8 @@ export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: Reque
         tls: ctx.downstreamTls,
         settings,
         originalDestination: ctx.originalDestination,
+        filters: ctx.chain.filters,
+        connection: ctx.connection,
       });
       if (onRecord) void done.then(() => onRecord(record));
     },
