@@ -17,7 +17,9 @@ Options:
   --monitoring-port PORT  /healthz, /metrics, /debug/* (default: 15014; 0 picks a free port)
   --ca-dir DIR            keep the CA's root here (Istio's cacerts layout; generated when empty);
                           without it the root lives in memory and changes on every start
-  --trust-domain DOMAIN   SPIFFE trust domain (default: cluster.local)
+  --mesh-config FILE      Istio MeshConfig YAML (accessLogFile, enableTracing, defaultConfig.tracing,
+                          extensionProviders, outboundTrafficPolicy, trustDomain...); read at start
+  --trust-domain DOMAIN   SPIFFE trust domain (default: cluster.local; overrides the mesh config's)
   --domain-suffix SUFFIX  cluster DNS suffix (default: cluster.local)
   --no-ca                 run pilot alone (no CA, no TLS port)
   --no-xds                run the CA alone (no xDS)
@@ -71,6 +73,7 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
   if (monitoringPort !== undefined) o.monitoringPort = monitoringPort;
   if (v['ca-dir']) o.caDir = v['ca-dir'];
   if (v['trust-domain']) o.trustDomain = v['trust-domain'];
+  if (v['mesh-config']) o.meshConfigFile = v['mesh-config'];
   if (v['domain-suffix']) o.domainSuffix = v['domain-suffix'];
   if (v['no-ca']) o.ca = false;
   if (v['no-xds']) o.xds = false;
@@ -97,6 +100,7 @@ function parse(argv: readonly string[]) {
       'monitoring-port': { type: 'string' },
       'ca-dir': { type: 'string' },
       'trust-domain': { type: 'string' },
+      'mesh-config': { type: 'string' },
       'domain-suffix': { type: 'string' },
       'no-ca': { type: 'boolean' },
       'no-xds': { type: 'boolean' },

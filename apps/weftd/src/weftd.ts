@@ -1,6 +1,7 @@
 // weftd: the control plane in one process. Config from a directory (validated by galley) ->
 // store -> ServiceEntry registry -> pilot (xDS on 15010, and on 15012 over TLS with the CA) ->
 // monitoring on 15014. Each part only wires libraries together.
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type ServerCredentials, Server as GrpcServer, ServerCredentials as GrpcServerCredentials } from '@grpc/grpc-js';
 import {
@@ -33,6 +34,7 @@ import {
   envoyGenerators,
   grpcGenerators,
   type MeshConfig,
+  parseMeshConfig,
   MonitoringServer,
   type PushContext,
   PilotMetrics,
@@ -62,6 +64,10 @@ export interface WeftdOptions {
   caDir?: string;
   trustDomain?: string;
   domainSuffix?: string;
+  /** Istio MeshConfig YAML to read at start (see pilot's parseMeshConfig); flags override its trust domain. */
+  meshConfigFile?: string;
+  /** Mesh settings given directly (tests); applied after the file. */
+  mesh?: Partial<MeshConfig>;
   /** Push debounce: quiet period and maximum wait, ms. */
   debounceMs?: number;
   debounceMaxMs?: number;
@@ -138,8 +144,11 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
   const logOptions = { ...(options.logLevel ? { level: options.logLevel } : {}), ...(options.logSink ? { sink: options.logSink } : {}) };
   const log: Logger = createLogger({ scope: 'weftd', ...logOptions });
   const host = options.host ?? '127.0.0.1';
-  const trustDomain = options.trustDomain ?? defaultMeshConfig.trustDomain;
-  const mesh: MeshConfig = { ...defaultMeshConfig, trustDomain, domainSuffix: options.domainSuffix ?? defaultMeshConfig.domainSuffix };
+  let base: MeshConfig = defaultMeshConfig;
+  if (options.meshConfigFile) base = parseMeshConfig(readFileSync(options.meshConfigFile, 'utf8'), options.meshConfigFile);
+  base = { ...base, ...options.mesh };
+  const trustDomain = options.trustDomain ?? base.trustDomain;
+  const mesh: MeshConfig = { ...base, trustDomain, domainSuffix: options.domainSuffix ?? base.domainSuffix };
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
     for (const c of cleanups.splice(0).reverse()) {

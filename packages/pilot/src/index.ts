@@ -1,6 +1,7 @@
 // @weft/pilot: registries -> push context -> generators -> ADS server.
 export * from './core/types.ts';
 export { type NodeId, nodeMetadata, parseNodeId, proxyFromNode, type StructLike, type XdsNode } from './proxy/node.ts';
+export { MeshConfigError, parseMeshConfig } from './mesh/mesh-config.ts';
 export { buildPushContext } from './push/context.ts';
 export { resolveGatewayName } from './push/virtual-services.ts';
 export { AggregateRegistry } from './registry/aggregate.ts';

@@ -27,6 +27,27 @@ export interface MeshConfig {
   enableAutoMtls: boolean;
   /** Cluster connect timeout, seconds (Istio: 10). */
   connectTimeoutSeconds: number;
+  /** `accessLogFile`: where proxies write Envoy-format access logs (`/dev/stdout`); empty: none. */
+  accessLogFile: string;
+  /** `accessLogEncoding`: TEXT (Envoy's format line) or JSON. */
+  accessLogEncoding: 'TEXT' | 'JSON';
+  /** `accessLogFormat`: a custom format string; empty: Istio's default. */
+  accessLogFormat: string;
+  /** `enableTracing`: proxies trace requests (sampled at `tracingSampling`). */
+  enableTracing: boolean;
+  /** `defaultConfig.tracing.sampling`: percent of requests sampled, 0–100 (Istio's default 1). */
+  tracingSampling: number;
+  /** `extensionProviders`: named telemetry back ends (the OpenTelemetry ones receive spans over OTLP). */
+  extensionProviders: readonly MeshExtensionProvider[];
+  /** `defaultProviders.tracing`: extension providers used for traces. */
+  defaultTracingProviders: readonly string[];
+}
+
+/** One `extensionProviders` entry; Weft reads the OpenTelemetry kind. */
+export interface MeshExtensionProvider {
+  name: string;
+  /** `opentelemetry`: OTLP to `service:port` (gRPC, or HTTP at `http.path` when given). */
+  opentelemetry?: { service: string; port: number; http?: { path: string } };
 }
 
 export const defaultMeshConfig: MeshConfig = {
@@ -36,6 +57,13 @@ export const defaultMeshConfig: MeshConfig = {
   outboundTrafficPolicy: 'ALLOW_ANY',
   enableAutoMtls: true,
   connectTimeoutSeconds: 10,
+  accessLogFile: '',
+  accessLogEncoding: 'TEXT',
+  accessLogFormat: '',
+  enableTracing: false,
+  tracingSampling: 1,
+  extensionProviders: [],
+  defaultTracingProviders: [],
 };
 
 // ---------------------------------------------------------------- ingest
