@@ -3,6 +3,7 @@
 export { decodeAny, decodeMessage, encodeAny, encodeMessage, messageType } from './codec.ts';
 export { envoyTypeFiles, listFiles, type ProtoTypesOptions, renderProtoTypes } from './codegen.ts';
 export type { Cluster, Cluster__Output } from './generated/envoy/config/cluster/v3/Cluster.ts';
+export type { AccessLog, AccessLog__Output } from './generated/envoy/config/accesslog/v3/AccessLog.ts';
 export type { Address, Address__Output } from './generated/envoy/config/core/v3/Address.ts';
 export type { DataSource, DataSource__Output } from './generated/envoy/config/core/v3/DataSource.ts';
 export type { Node, Node__Output } from './generated/envoy/config/core/v3/Node.ts';
@@ -12,6 +13,7 @@ export type { RBAC as RbacPolicies, RBAC__Output as RbacPolicies__Output } from 
 export type { Route, Route__Output } from './generated/envoy/config/route/v3/Route.ts';
 export type { RouteConfiguration, RouteConfiguration__Output } from './generated/envoy/config/route/v3/RouteConfiguration.ts';
 export type { VirtualHost, VirtualHost__Output } from './generated/envoy/config/route/v3/VirtualHost.ts';
+export type { FileAccessLog, FileAccessLog__Output } from './generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
 export type { HTTPFault, HTTPFault__Output } from './generated/envoy/extensions/filters/http/fault/v3/HTTPFault.ts';
 export type { RBAC as HttpRbac, RBAC__Output as HttpRbac__Output } from './generated/envoy/extensions/filters/http/rbac/v3/RBAC.ts';
 export type { Router, Router__Output } from './generated/envoy/extensions/filters/http/router/v3/Router.ts';

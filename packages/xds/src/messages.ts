@@ -36,6 +36,8 @@ import type { DeltaDiscoveryRequest, DeltaDiscoveryRequest__Output } from './gen
 import type { DeltaDiscoveryResponse, DeltaDiscoveryResponse__Output } from './generated/envoy/service/discovery/v3/DeltaDiscoveryResponse.ts';
 import type { DiscoveryRequest, DiscoveryRequest__Output } from './generated/envoy/service/discovery/v3/DiscoveryRequest.ts';
 import type { DiscoveryResponse, DiscoveryResponse__Output } from './generated/envoy/service/discovery/v3/DiscoveryResponse.ts';
+import type { AccessLog, AccessLog__Output } from './generated/envoy/config/accesslog/v3/AccessLog.ts';
+import type { FileAccessLog, FileAccessLog__Output } from './generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
 
 interface Pair<I, O> {
   input: I;
@@ -67,6 +69,8 @@ export interface XdsMessageTypes {
   'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer': Pair<RawBuffer, RawBuffer__Output>;
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': Pair<UpstreamHttpProtocolOptions, UpstreamHttpProtocolOptions__Output>;
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate': Pair<PreviousHostsPredicate, PreviousHostsPredicate__Output>;
+  'envoy.config.accesslog.v3.AccessLog': Pair<AccessLog, AccessLog__Output>;
+  'envoy.extensions.access_loggers.file.v3.FileAccessLog': Pair<FileAccessLog, FileAccessLog__Output>;
   'envoy.service.discovery.v3.DiscoveryRequest': Pair<DiscoveryRequest, DiscoveryRequest__Output>;
   'envoy.service.discovery.v3.DiscoveryResponse': Pair<DiscoveryResponse, DiscoveryResponse__Output>;
   'envoy.service.discovery.v3.DeltaDiscoveryRequest': Pair<DeltaDiscoveryRequest, DeltaDiscoveryRequest__Output>;

@@ -52,6 +52,7 @@ export const envoyProtoFiles = [
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/access_loggers/file/v3/file.proto',
 ] as const;
 
 export interface EnvoyProtos {

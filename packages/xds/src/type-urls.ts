@@ -26,6 +26,7 @@ export const TypeUrl = {
   RawBuffer: 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
   UpstreamHttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   PreviousHostsPredicate: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+  FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
 } as const satisfies Record<string, `type.googleapis.com/${XdsMessageName}`>;
 
 export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
