@@ -15,6 +15,7 @@ import { directionOf, ListenerManager } from '../listener/manager.ts';
 import { XdsClient } from '../xds/client.ts';
 import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
+import { defaultFilterRegistry } from './filters.ts';
 import { createHttpRouting } from './routing.ts';
 
 export interface ClusterManagerContext {
@@ -109,6 +110,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const id = nodeId(o.node);
   const log = createLogger({ scope: 'proxy', ...logOptions, fields: { node: id } });
   const stats = new Stats();
+  // Filters beyond routing (security, telemetry): the caller's registry, else the default one.
+  const filters = o.filters ?? defaultFilterRegistry(o);
   const onRecord = (r: RequestRecord) => {
     stats.record(r);
     o.onRecord?.(r);
@@ -136,7 +139,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     validate: (typeUrl, _name, resource) => {
       if (typeUrl === TypeUrl.Listener) {
         const l = resource as Listener__Output;
-        compileListener(l, { checkRoutes: (rc) => routing.check(rc), direction: directionOf(l, o.node.type), ...(o.filters ? { filters: o.filters } : {}) });
+        compileListener(l, { checkRoutes: (rc) => routing.check(rc), direction: directionOf(l, o.node.type), filters });
       }
       else if (typeUrl === TypeUrl.RouteConfiguration) routing.check(resource as RouteConfiguration__Output);
       else if (typeUrl === TypeUrl.Cluster) clusterCheck(resource as Cluster__Output);
@@ -160,7 +163,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     mode: o.mode,
     clusters,
     routing,
-    ...(o.filters ? { filters: o.filters } : {}),
+    filters,
     ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
     ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
     ...(o.inboundPort !== undefined ? { inboundPort: o.inboundPort } : {}),

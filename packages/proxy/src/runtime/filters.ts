@@ -1,0 +1,12 @@
+// The filters a proxy gets when `startProxy` is not given a registry: each capability (security,
+// telemetry) registers its factories here, one line each.
+import { FilterRegistry } from '../core/filters.ts';
+import { xfccFilterFactory } from '../security/xfcc.ts';
+import type { ProxyOptions } from './proxy.ts';
+
+export function defaultFilterRegistry(_options: ProxyOptions): FilterRegistry {
+  const registry = new FilterRegistry();
+  // x-forwarded-client-cert on chains whose connection manager asks for it (sidecar inbound).
+  registry.registerConnectionManager(xfccFilterFactory);
+  return registry;
+}

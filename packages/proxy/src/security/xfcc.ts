@@ -1,0 +1,145 @@
+// x-forwarded-client-cert, as Envoy's connection manager sets it (forward_client_cert_details and
+// set_current_client_cert_details; pilot configures APPEND_FORWARD with Subject, URI and DNS on
+// every sidecar inbound chain). On an mTLS connection the proxy adds one element,
+//   By=<own URI SAN>;Hash=<sha256 hex of the peer certificate>;Subject="<peer subject>";URI=<peer URI SAN>
+// appended to what came in (APPEND_FORWARD) or replacing it (SANITIZE_SET). Without a client
+// certificate the header is removed, so a plaintext client cannot claim an identity. SANITIZE
+// (the default) is the router's: it drops the header for every request.
+import { createHash, X509Certificate } from 'node:crypto';
+import type { HttpConnectionManager__Output } from '@weft/xds';
+import type { ConnectionManagerFilterFactory, DownstreamConnection, HttpFilter, HttpFilterContext, HttpStreamHooks } from '../core/filters.ts';
+
+type Mode = HttpConnectionManager__Output['forward_client_cert_details'];
+
+interface Details {
+  cert: boolean;
+  chain: boolean;
+  subject: boolean;
+  uri: boolean;
+  dns: boolean;
+}
+
+interface PeerFacts {
+  hash: string;
+  subject: string;
+  uris: string[];
+  dns: string[];
+  pem: string;
+}
+
+// One parse per connection, whatever the number of requests on it.
+const peers = new WeakMap<DownstreamConnection, PeerFacts>();
+
+/** `CN=a\nO=b` (Node) in RFC 2253 order and form, as Envoy prints a subject: `O=b,CN=a`. */
+function rfc2253(subject: string): string {
+  if (!subject) return '';
+  return subject
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .reverse()
+    .map((l) => {
+      const eq = l.indexOf('=');
+      const value = l.slice(eq + 1).replace(/([,+"\\<>;])/g, '\\$1');
+      return `${l.slice(0, eq)}=${value}`;
+    })
+    .join(',');
+}
+
+function sans(cert: X509Certificate, kind: 'URI' | 'DNS'): string[] {
+  const text = cert.subjectAltName;
+  if (!text) return [];
+  const out: string[] = [];
+  for (const part of text.split(/,\s*/)) if (part.startsWith(`${kind}:`)) out.push(part.slice(kind.length + 1));
+  return out;
+}
+
+function peerFacts(c: DownstreamConnection): PeerFacts | undefined {
+  const der = c.peerCertificate;
+  if (!der) return undefined;
+  let f = peers.get(c);
+  if (!f) {
+    const cert = new X509Certificate(der);
+    f = {
+      hash: createHash('sha256').update(der).digest('hex'),
+      subject: rfc2253(cert.subject),
+      uris: sans(cert, 'URI'),
+      dns: sans(cert, 'DNS'),
+      pem: cert.toString(),
+    };
+    peers.set(c, f);
+  }
+  return f;
+}
+
+/** The element this hop adds for the connection's client certificate (Envoy's field order). */
+export function clientCertElement(c: DownstreamConnection, details: Details): string | undefined {
+  const peer = peerFacts(c);
+  if (!peer) return undefined;
+  const parts: string[] = [];
+  if (c.localPrincipal) parts.push(`By=${c.localPrincipal}`);
+  parts.push(`Hash=${peer.hash}`);
+  if (details.cert) parts.push(`Cert="${encodeURIComponent(peer.pem)}"`);
+  if (details.chain) parts.push(`Chain="${encodeURIComponent(peer.pem)}"`);
+  if (details.subject) parts.push(`Subject="${peer.subject}"`);
+  if (details.uri) {
+    if (peer.uris.length === 0) parts.push('URI=');
+    for (const u of peer.uris) parts.push(`URI=${u}`);
+  }
+  if (details.dns) for (const d of peer.dns) parts.push(`DNS=${d}`);
+  return parts.join(';');
+}
+
+class XfccFilter implements HttpFilter {
+  readonly name = 'x-forwarded-client-cert';
+  readonly #mode: Mode;
+  readonly #details: Details;
+  readonly #hooks: HttpStreamHooks;
+
+  constructor(mode: Mode, details: Details) {
+    this.#mode = mode;
+    this.#details = details;
+    this.#hooks = { onRequest: (ctx) => this.#onRequest(ctx) };
+  }
+
+  begin(): HttpStreamHooks {
+    return this.#hooks;
+  }
+
+  #onRequest(ctx: HttpFilterContext): undefined {
+    const h = ctx.requestHeaders;
+    const c = ctx.connection;
+    if (!c.peerCertificate) {
+      // Not mutual TLS: the header cannot be trusted.
+      delete h['x-forwarded-client-cert'];
+      return undefined;
+    }
+    if (this.#mode === 'FORWARD_ONLY') return undefined;
+    const element = clientCertElement(c, this.#details);
+    if (!element) return undefined;
+    const prior = h['x-forwarded-client-cert'];
+    if (this.#mode === 'APPEND_FORWARD' && prior !== undefined) {
+      const joined = Array.isArray(prior) ? prior.join(',') : prior;
+      h['x-forwarded-client-cert'] = joined ? `${joined},${element}` : element;
+    } else {
+      h['x-forwarded-client-cert'] = element;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The connection-manager filter: for APPEND_FORWARD, SANITIZE_SET and FORWARD_ONLY chains (SANITIZE,
+ * the default, is the router's; ALWAYS_FORWARD_ONLY leaves the header alone).
+ */
+export const xfccFilterFactory: ConnectionManagerFilterFactory = (hcm) => {
+  const mode = hcm.forward_client_cert_details;
+  if (mode !== 'APPEND_FORWARD' && mode !== 'SANITIZE_SET' && mode !== 'FORWARD_ONLY') return undefined;
+  const d = hcm.set_current_client_cert_details;
+  return new XfccFilter(mode, {
+    cert: d?.cert ?? false,
+    chain: d?.chain ?? false,
+    subject: d?.subject?.value ?? false,
+    uri: d?.uri ?? false,
+    dns: d?.dns ?? false,
+  });
+};
