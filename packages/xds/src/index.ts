@@ -14,6 +14,7 @@ export type { Route, Route__Output } from './generated/envoy/config/route/v3/Rou
 export type { RouteConfiguration, RouteConfiguration__Output } from './generated/envoy/config/route/v3/RouteConfiguration.ts';
 export type { VirtualHost, VirtualHost__Output } from './generated/envoy/config/route/v3/VirtualHost.ts';
 export type { FileAccessLog, FileAccessLog__Output } from './generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
+export type { OpenTelemetryConfig, OpenTelemetryConfig__Output } from './generated/envoy/config/trace/v3/OpenTelemetryConfig.ts';
 export type { HTTPFault, HTTPFault__Output } from './generated/envoy/extensions/filters/http/fault/v3/HTTPFault.ts';
 export type { RBAC as HttpRbac, RBAC__Output as HttpRbac__Output } from './generated/envoy/extensions/filters/http/rbac/v3/RBAC.ts';
 export type { Router, Router__Output } from './generated/envoy/extensions/filters/http/router/v3/Router.ts';

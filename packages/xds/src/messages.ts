@@ -38,6 +38,7 @@ import type { DiscoveryRequest, DiscoveryRequest__Output } from './generated/env
 import type { DiscoveryResponse, DiscoveryResponse__Output } from './generated/envoy/service/discovery/v3/DiscoveryResponse.ts';
 import type { AccessLog, AccessLog__Output } from './generated/envoy/config/accesslog/v3/AccessLog.ts';
 import type { FileAccessLog, FileAccessLog__Output } from './generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
+import type { OpenTelemetryConfig, OpenTelemetryConfig__Output } from './generated/envoy/config/trace/v3/OpenTelemetryConfig.ts';
 
 interface Pair<I, O> {
   input: I;
@@ -71,6 +72,7 @@ export interface XdsMessageTypes {
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate': Pair<PreviousHostsPredicate, PreviousHostsPredicate__Output>;
   'envoy.config.accesslog.v3.AccessLog': Pair<AccessLog, AccessLog__Output>;
   'envoy.extensions.access_loggers.file.v3.FileAccessLog': Pair<FileAccessLog, FileAccessLog__Output>;
+  'envoy.config.trace.v3.OpenTelemetryConfig': Pair<OpenTelemetryConfig, OpenTelemetryConfig__Output>;
   'envoy.service.discovery.v3.DiscoveryRequest': Pair<DiscoveryRequest, DiscoveryRequest__Output>;
   'envoy.service.discovery.v3.DiscoveryResponse': Pair<DiscoveryResponse, DiscoveryResponse__Output>;
   'envoy.service.discovery.v3.DeltaDiscoveryRequest': Pair<DeltaDiscoveryRequest, DeltaDiscoveryRequest__Output>;

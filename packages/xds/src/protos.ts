@@ -53,6 +53,7 @@ export const envoyProtoFiles = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
 ] as const;
 
 export interface EnvoyProtos {

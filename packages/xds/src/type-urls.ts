@@ -27,6 +27,7 @@ export const TypeUrl = {
   UpstreamHttpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   PreviousHostsPredicate: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
   FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+  OpenTelemetryConfig: 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
 } as const satisfies Record<string, `type.googleapis.com/${XdsMessageName}`>;
 
 export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
