@@ -22,9 +22,18 @@ export interface Weftd {
   proc: JsonProcess;
   xdsPort: number;
   monitoringPort: number;
+  /** The CA's TLS port, when started with `ca`. */
+  caPort?: number;
 }
 
-export async function startWeftd(configDir: string, xdsPort = 0): Promise<Weftd> {
+export interface WeftdOptions {
+  /** Run the CA (Istio CSR service on a TLS port) with its root kept in `caDir`. */
+  ca?: { caDir: string };
+  /** Extra weftd flags. */
+  extra?: string[];
+}
+
+export async function startWeftd(configDir: string, xdsPort = 0, options: WeftdOptions = {}): Promise<Weftd> {
   const proc = new JsonProcess('weftd', [
     bins.weftd,
     '--config-dir',
@@ -33,14 +42,15 @@ export async function startWeftd(configDir: string, xdsPort = 0): Promise<Weftd>
     String(xdsPort),
     '--monitoring-port',
     '0',
-    '--no-ca',
+    ...(options.ca ? ['--ca-dir', options.ca.caDir, '--ca-port', '0'] : ['--no-ca']),
     '--debounce-ms',
     '50',
     '--file-debounce-ms',
     '50',
+    ...(options.extra ?? []),
   ]);
   const ready = await proc.waitFor((l) => l.msg === 'weftd ready', 'weftd ready');
-  return { proc, xdsPort: Number(ready.xdsPort), monitoringPort: Number(ready.monitoringPort) };
+  return { proc, xdsPort: Number(ready.xdsPort), monitoringPort: Number(ready.monitoringPort), ...(options.ca ? { caPort: Number(ready.caPort) } : {}) };
 }
 
 export interface Backend {
