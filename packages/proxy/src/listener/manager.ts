@@ -337,7 +337,12 @@ export class ListenerManager {
     let stream: Socket = socket;
     let tls = false;
     if (chain.tls) {
-      const terminated = await this.#terminateTls(socket, chain, l.name);
+      // The client's ALPN decides what the server may select (see #terminateTls).
+      if (!detected) {
+        detected = await detect(socket, this.#o.inspectTimeoutMs ?? 5000);
+        if (!detected) return;
+      }
+      const terminated = await this.#terminateTls(socket, chain, l.name, detected.alpn);
       if (!terminated) return;
       stream = terminated;
       tls = true;
@@ -346,8 +351,17 @@ export class ListenerManager {
     const info: ConnectionInfo = { listener: l.name, direction, chain, downstreamTls: tls, originalDestination, connection };
     if (chain.http) {
       let h2: boolean;
-      if (tls) h2 = (stream as TLSSocket).alpnProtocol === 'h2';
-      else {
+      if (tls) {
+        const alpn = (stream as TLSSocket).alpnProtocol;
+        if (alpn === 'h2' || alpn === 'http/1.1') h2 = alpn === 'h2';
+        else {
+          // Mesh mTLS negotiates `istio`/`istio-peer-exchange` or nothing: the codec is told by the
+          // first bytes (Envoy's AUTO codec), HTTP/2 by its preface.
+          const inner = await detect(stream, this.#o.inspectTimeoutMs ?? 5000);
+          if (!inner) return;
+          h2 = inner.alpn.includes('h2c');
+        }
+      } else {
         if (!detected) {
           detected = await detect(socket, this.#o.inspectTimeoutMs ?? 5000);
           if (!detected) return;
@@ -373,7 +387,7 @@ export class ListenerManager {
     socket.destroy();
   }
 
-  async #terminateTls(socket: Socket, chain: CompiledChain, listener: string): Promise<TLSSocket | undefined> {
+  async #terminateTls(socket: Socket, chain: CompiledChain, listener: string, clientAlpn: readonly string[]): Promise<TLSSocket | undefined> {
     const snap = this.#snapshot!;
     const secret: TlsSecretSource = (name) => snap.secrets.get(name) ?? this.#o.secrets?.(name);
     let server: ReturnType<ServerTlsCache['get']>;
@@ -387,7 +401,9 @@ export class ListenerManager {
     const tlsSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: server.context,
-      ALPNProtocols: server.alpn,
+      // Envoy selects nothing when no protocol is shared; OpenSSL in Node would refuse the handshake
+      // (no_application_protocol), and sidecars offer only `istio-peer-exchange`/`istio` for HTTP/1.
+      ...(clientAlpn.some((p) => server.alpn.includes(p)) ? { ALPNProtocols: server.alpn } : {}),
       requestCert: server.requestCert,
       rejectUnauthorized: server.rejectUnauthorized,
     });

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { LogLevel } from '@weft/model';
 import { parseLabels, type ProxyKind } from '../xds/node.ts';
 import type { ProxyOptions } from './proxy.ts';
+import type { ProxyCaOptions } from '../security/identity.ts';
 
 export class UsageError extends Error {}
 
@@ -40,6 +41,17 @@ Traffic:
   --credential-dir DIR     gateway TLS credentials: DIR/<name>.crt + .key or DIR/<name>/tls.crt + tls.key,
                            served as credentialName <name>
 
+Mesh identity (mTLS; without --ca-address the proxy has no certificate):
+  --ca-address HOST:PORT   the mesh CA, weftd's TLS port (env CA_ADDR; e.g. 127.0.0.1:15012)
+  --ca-root-cert FILE      trust bundle: verifies the CA and peers (weftd --ca-dir's root-cert.pem)
+  --ca-token-file FILE     bootstrap token for the first certificate (\`weftctl bootstrap-token\`;
+                           Istio's istio-token); renewals authenticate with the current certificate
+  --ca-server-name NAME    the CA's TLS name when HOST is not in its certificate
+  --trust-domain DOMAIN    SPIFFE trust domain (default cluster.local); the identity is
+                           spiffe://DOMAIN/ns/<namespace>/sa/<service account, default: default>
+  --secret-ttl DURATION    requested certificate lifetime, e.g. 30s, 1h (env SECRET_TTL; default: the CA's, 24h);
+                           the certificate is renewed at half its lifetime
+
 Admin:
   --admin-address ADDR     admin address (default 127.0.0.1)
   --admin-port PORT        admin port (default 15000; 0 picks a free port)
@@ -65,6 +77,51 @@ function ms(name: string, value: string | undefined): number | undefined {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number of milliseconds, not ${JSON.stringify(value)}`);
   return n;
+}
+
+/** A Go-style duration (`90s`, `1h30m`, `500ms`) or plain seconds, in seconds. */
+export function durationSeconds(name: string, value: string): number {
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+  const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
+  let total = 0;
+  let rest = text;
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d+)?)(ms|h|m|s)/.exec(rest);
+    if (!m) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 24h, not ${JSON.stringify(value)}`);
+    total += Number(m[1]) * unit[m[2]!]!;
+    rest = rest.slice(m[0].length);
+  }
+  if (text.length === 0) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 24h, not ${JSON.stringify(value)}`);
+  return total;
+}
+
+function caOptions(v: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): ProxyCaOptions | undefined {
+  const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const address = str('ca-address') ?? env.CA_ADDR;
+  const dependent = ['ca-root-cert', 'ca-token-file', 'ca-server-name', 'secret-ttl'].filter((k) => str(k) !== undefined);
+  if (!address) {
+    if (dependent.length > 0) throw new UsageError(`--${dependent[0]} needs --ca-address`);
+    return undefined;
+  }
+  if (!/^(\[[^\]]+\]|[^\s:]+):\d{1,5}$/.test(address)) throw new UsageError(`--ca-address ${JSON.stringify(address)} is not HOST:PORT`);
+  const rootCertFile = str('ca-root-cert');
+  if (!rootCertFile) throw new UsageError('--ca-address needs --ca-root-cert (the trust bundle that verifies the CA)');
+  const o: ProxyCaOptions = { address, rootCertFile };
+  const token = str('ca-token-file');
+  if (!token) throw new UsageError('--ca-address needs --ca-token-file (the bootstrap token for the first certificate)');
+  o.tokenFile = token;
+  const serverName = str('ca-server-name');
+  if (serverName) o.serverName = serverName;
+  const td = str('trust-domain');
+  if (td) o.trustDomain = td;
+  const ttl = str('secret-ttl') ?? env.SECRET_TTL;
+  if (ttl !== undefined) {
+    const seconds = durationSeconds('secret-ttl', ttl);
+    if (seconds < 1) throw new UsageError(`--secret-ttl must be at least 1s, not ${JSON.stringify(ttl)}`);
+    o.ttlSeconds = Math.ceil(seconds);
+  }
+  return o;
 }
 
 function portMap(text: string): Map<number, number> {
@@ -98,6 +155,12 @@ const options = {
   'app-address': { type: 'string' },
   'app-ports': { type: 'string' },
   'credential-dir': { type: 'string' },
+  'ca-address': { type: 'string' },
+  'ca-root-cert': { type: 'string' },
+  'ca-token-file': { type: 'string' },
+  'ca-server-name': { type: 'string' },
+  'trust-domain': { type: 'string' },
+  'secret-ttl': { type: 'string' },
   'admin-address': { type: 'string' },
   'admin-port': { type: 'string' },
   'health-address': { type: 'string' },
@@ -191,6 +254,8 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (v['app-address']) o.appAddress = v['app-address'];
   if (v['app-ports']) o.appPorts = portMap(v['app-ports']);
   if (v['credential-dir']) o.credentialDir = v['credential-dir'];
+  const ca = caOptions(v, env);
+  if (ca) o.ca = ca;
   if (v['admin-address']) o.adminHost = v['admin-address'];
   const admin = port('admin-port', v['admin-port']);
   if (admin !== undefined) o.adminPort = admin;

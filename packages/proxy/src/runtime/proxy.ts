@@ -16,12 +16,15 @@ import { XdsClient } from '../xds/client.ts';
 import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
 import { defaultFilterRegistry } from './filters.ts';
+import { type ProxyCaOptions, proxyIdentity } from '../security/identity.ts';
 import { createHttpRouting } from './routing.ts';
 
 export interface ClusterManagerContext {
   logger: Logger;
   /** Secrets beyond the snapshot's (upstream TLS). */
   secrets: (name: string) => Secret__Output | undefined;
+  /** Auto mTLS falls back to plaintext while `default`/`ROOTCA` are missing (only without a mesh identity). */
+  autoMtlsPlaintextFallback?: boolean;
 }
 
 export interface ProxyOptions {
@@ -45,6 +48,8 @@ export interface ProxyOptions {
   healthPort?: number;
   /** Gateway credentials directory (local mode; see credentials.ts). */
   credentialDir?: string;
+  /** The mesh CA: the proxy's certificate (`default`) and root (`ROOTCA`) for mTLS; see security/identity.ts. */
+  ca?: ProxyCaOptions;
   warmingTimeoutMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -117,7 +122,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     o.onRecord?.(r);
   };
   let localSecrets: ReadonlyMap<string, Secret__Output> = o.credentialDir ? loadCredentials(o.credentialDir) : new Map();
-  const clusterCtx: ClusterManagerContext = { logger: createLogger({ scope: 'clusters', ...logOptions, fields: { node: id } }), secrets: (n) => localSecrets.get(n) };
+  // The workload certificate and root from the CA, as SDS `default` and `ROOTCA` (mesh mTLS).
+  const identity = o.ca ? proxyIdentity(o.ca, o.node.namespace, o.node.serviceAccount, createLogger({ scope: 'identity', ...logOptions, fields: { node: id } })) : undefined;
+  const clusterCtx: ClusterManagerContext = {
+    logger: createLogger({ scope: 'clusters', ...logOptions, fields: { node: id } }),
+    secrets: identity ? (n) => identity.secret(n) ?? localSecrets.get(n) : (n) => localSecrets.get(n),
+    autoMtlsPlaintextFallback: !identity,
+  };
   const clusters: ClusterManager = o.createClusterManager ? o.createClusterManager(clusterCtx) : createClusterManager(clusterCtx);
   const clusterCheck =
     o.checkCluster ??
@@ -164,6 +175,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     clusters,
     routing,
     filters,
+    ...(identity ? { secrets: (n: string) => identity.secret(n) } : {}),
     ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
     ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
     ...(o.inboundPort !== undefined ? { inboundPort: o.inboundPort } : {}),
@@ -180,6 +192,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     markReady = resolve;
   });
   const rewriteCache = new WeakMap<Cluster__Output, Cluster__Output>();
+  let firstApplied = false;
+  const identityReady: Promise<void> = identity
+    ? identity.start().catch((err: unknown) => {
+        log.warn('no workload certificate', { error: (err as Error).message });
+        return new Promise<void>(() => {});
+      })
+    : Promise.resolve();
   // Snapshots are applied one at a time, in order: clusters first (so routes find them), then listeners.
   let applying: Promise<void> = Promise.resolve();
   xds.onSnapshot((s) => {
@@ -190,10 +209,15 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         log.error('the cluster manager refused a snapshot', { error: err });
       }
       await listeners.update(s);
-      if (!ready) {
-        ready = true;
-        markReady();
-        log.info('proxy ready', { listeners: listeners.bound().map((b) => `${b.name}@${b.address}:${b.port}`) });
+      if (!ready && !firstApplied) {
+        firstApplied = true;
+        // Ready once the workload certificate is there too (Envoy warms listeners until SDS answers).
+        void identityReady.then(() => {
+          if (closed) return;
+          ready = true;
+          markReady();
+          log.info('proxy ready', { listeners: listeners.bound().map((b) => `${b.name}@${b.address}:${b.port}`), ...(identity ? { identity: identity.spiffeId } : {}) });
+        });
       }
     });
   });
@@ -264,6 +288,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     close: () => {
       closed ??= (async () => {
         ready = false;
+        identity?.stop();
         stopWatching();
         await listeners.close(o.drainMs ?? 5000);
         await xds.close();
