@@ -175,6 +175,8 @@ export interface PushContext {
   /** Gateways (networking.istio.io) whose selector matches the proxy's labels. */
   gateways(proxy: Proxy): readonly Config<GatewaySpec>[];
   peerAuthentication(proxy: Proxy): EffectivePeerAuthentication;
+  /** The same for a workload known by namespace and labels (an endpoint: EDS decides auto mTLS with it). */
+  workloadPeerAuthentication(namespace: string, labels: Readonly<Record<string, string>>): EffectivePeerAuthentication;
   authorization(proxy: Proxy): EffectiveAuthorization;
   /** The workload instance behind the proxy (matched by IP and namespace), if the registry knows it. */
   workload(proxy: Proxy): WorkloadInstance | undefined;

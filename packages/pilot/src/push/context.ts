@@ -344,6 +344,18 @@ class Snapshot implements PushContext {
     return out;
   }
 
+  workloadPeerAuthentication(namespace: string, labels: Readonly<Record<string, string>>): EffectivePeerAuthentication {
+    const key = `sidecar|${namespace}|${labelsKey(labels)}`;
+    let out = this.#proxyPeerAuthentication.get(key);
+    if (!out) {
+      const root = this.mesh.rootNamespace;
+      const candidates = [...(this.#peerAuthentications.get(root) ?? []), ...(namespace === root ? [] : (this.#peerAuthentications.get(namespace) ?? []))];
+      out = composePeerAuthentication(candidates, root, namespace, labels);
+      this.#proxyPeerAuthentication.set(key, out);
+    }
+    return out;
+  }
+
   authorization(proxy: MeshProxy): EffectiveAuthorization {
     const key = this.#policyKey(proxy);
     let out = this.#proxyAuthorization.get(key);

@@ -223,6 +223,7 @@ export function worldPushContext(world: World) {
       destinationRule: () => undefined,
       gateways: () => [],
       peerAuthentication: unused,
+      workloadPeerAuthentication: unused,
       authorization: unused,
       workload: () => undefined,
       servicesOf: () => [],

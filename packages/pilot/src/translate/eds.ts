@@ -6,6 +6,7 @@ import type { ClusterLoadAssignment } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type Metadata, socketAddress, struct } from './envoy.ts';
 import { Filters, parseSubsetKey } from './names.ts';
+import { effectivePolicy } from './cds.ts';
 
 type LocalityLbEndpoints = NonNullable<ClusterLoadAssignment['endpoints']>[number];
 export type LbEndpoint = NonNullable<LocalityLbEndpoints['lb_endpoints']>[number];
@@ -18,18 +19,33 @@ function workloadMetadata(e: Endpoint): string {
   return `${name};${e.namespace};${app};${version};Kubernetes`;
 }
 
-function endpointMetadata(e: Endpoint): Metadata {
+function endpointMetadata(e: Endpoint, mtls: boolean): Metadata {
   const filter: Record<string, ReturnType<typeof struct>> = { istio: struct({ workload: workloadMetadata(e) }) };
-  if (e.tlsMode === 'istio') filter[Filters.transportSocketMatch] = struct({ tlsMode: 'istio' });
+  if (mtls) filter[Filters.transportSocketMatch] = struct({ tlsMode: 'istio' });
   return { filter_metadata: filter };
 }
 
-export function lbEndpoint(e: Endpoint): LbEndpoint {
+/** `mtls`: whether auto mTLS should pick TLS for it (default: the endpoint has a sidecar). */
+export function lbEndpoint(e: Endpoint, mtls = e.tlsMode === 'istio'): LbEndpoint {
   return {
     endpoint: { address: socketAddress(e.address, e.port) },
     health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
     load_balancing_weight: { value: e.weight > 0 ? e.weight : 1 },
-    metadata: endpointMetadata(e),
+    metadata: endpointMetadata(e, mtls),
+  };
+}
+
+/**
+ * Istio's mtlsChecker: an endpoint gets the `tlsMode: istio` match (auto mTLS) when the
+ * DestinationRule says ISTIO_MUTUAL, or, without a DestinationRule TLS mode, when it has a
+ * sidecar and its own PeerAuthentication does not DISABLE mTLS on the endpoint's port.
+ */
+function mtlsChecker(push: PushContext, drMode: string | undefined): (e: Endpoint) => boolean {
+  if (drMode !== undefined) return () => drMode === 'ISTIO_MUTUAL';
+  return (e) => {
+    if (e.tlsMode !== 'istio') return false;
+    const pa = push.workloadPeerAuthentication(e.namespace, e.labels);
+    return (pa.portLevel.get(e.port) ?? pa.mode) !== 'DISABLE';
   };
 }
 
@@ -50,11 +66,13 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
   const service = push.service(key.hostname, proxy.namespace);
   if (!service?.ports.some((p) => p.port === key.port)) return empty;
   let labels: Readonly<Record<string, string>> | undefined;
+  const dr = push.destinationRule(proxy, key.hostname);
   if (key.subset) {
-    const subset = push.destinationRule(proxy, key.hostname)?.spec.subsets?.find((s) => s.name === key.subset);
+    const subset = dr?.spec.subsets?.find((s) => s.name === key.subset);
     if (!subset) return empty;
     labels = subset.labels ?? {};
   }
+  const mtls = mtlsChecker(push, effectivePolicy(dr?.spec, key.subset || undefined, key.port)?.tls?.mode);
   const groups = new Map<string, { locality: Locality; endpoints: LbEndpoint[]; weight: number }>();
   for (const e of push.endpoints(service, key.port, labels)) {
     if (options.grpc && !isIP(e.address)) continue;
@@ -65,7 +83,7 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
       g = { locality: e.locality, endpoints: [], weight: 0 };
       groups.set(k, g);
     }
-    g.endpoints.push(lbEndpoint(e));
+    g.endpoints.push(lbEndpoint(e, mtls(e)));
     g.weight += e.weight > 0 ? e.weight : 1;
   }
   const endpoints: LocalityLbEndpoints[] = [...groups.entries()]
