@@ -10,6 +10,7 @@ import { BlackHoleCluster, gatewayRouteName, listenerName } from './names.ts';
 import { dedupeDomains, virtualHost } from './rds.ts';
 import { destinationCluster, destinationHost, isCatchAll, qualifyGateway, type RouteContext, routesForVirtualService } from './route.ts';
 import { downstreamTransportSocket, gatewayServerTls } from './tls.ts';
+import { hcmTracing } from './tracing.ts';
 
 interface BoundServer {
   server: Server;
@@ -96,6 +97,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
     byPort.set(b.server.port.number, list);
   }
   const listeners: Listener[] = [];
+  const tracing = hcmTracing(push, proxy, 'gateway');
   for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
     const name = listenerName('0.0.0.0', port);
     const chains: FilterChain[] = [];
@@ -107,7 +109,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
       if (httpProtocols.has(p)) {
         if (httpChain) continue;
         httpChain = true;
-        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, http2: p !== 'HTTP' });
+        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, http2: p !== 'HTTP', ...(tracing ? { tracing } : {}) });
         hcm.forward_client_cert_details = 'SANITIZE_SET';
         chains.push({ filters: [hcmFilter(hcm)] });
         continue;
@@ -117,7 +119,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
       if (seenMatches.has(key)) continue;
       if (isTerminatedHttps(b.server) && b.server.tls) {
         seenMatches.add(key);
-        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true });
+        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, ...(tracing ? { tracing } : {}) });
         hcm.forward_client_cert_details = 'SANITIZE_SET';
         chains.push({
           filter_chain_match: sni.length > 0 ? { server_names: sni } : {},

@@ -24,6 +24,7 @@ import {
   zeroDuration,
 } from './envoy.ts';
 import { type InboundPort, inboundPorts } from './inbound.ts';
+import { type HcmTracing, hcmTracing } from './tracing.ts';
 import {
   BlackHoleCluster,
   FilterChainNames,
@@ -48,7 +49,7 @@ type ListenerProtocol = 'http' | 'tcp' | 'auto';
 export function httpConnectionManager(
   statPrefix: string,
   route: { rds: string } | { routeConfig: RouteConfiguration },
-  options: { inbound?: boolean; http2?: boolean; gateway?: boolean } = {},
+  options: { inbound?: boolean; http2?: boolean; gateway?: boolean; tracing?: HcmTracing } = {},
 ): HttpConnectionManager {
   const hcm: HttpConnectionManager = {
     stat_prefix: statPrefix,
@@ -66,6 +67,7 @@ export function httpConnectionManager(
     hcm.set_current_client_cert_details = { subject: { value: true }, uri: true, dns: true };
   }
   if (options.http2) hcm.http2_protocol_options = {};
+  if (options.tracing) hcm.tracing = options.tracing;
   return hcm;
 }
 
@@ -144,13 +146,14 @@ function l4Filter(service: Service, port: ServicePort, kind: 'tcp' | 'tls', push
 export function outboundListeners(push: PushContext, proxy: MeshProxy): Listener[] {
   const scope = push.sidecarScope(proxy);
   const entries = new Map<string, OutboundEntry>();
+  const tracing = hcmTracing(push, proxy, 'sidecar-outbound');
   for (const service of scope.services) {
     for (const port of service.ports) {
       if (port.protocol === 'UDP') continue;
       if (isHttpProtocol(port.protocol)) {
         const name = listenerName('0.0.0.0', port.port);
         if (entries.has(name)) continue;
-        const hcm = httpConnectionManager(`outbound_${name}`, { rds: String(port.port) });
+        const hcm = httpConnectionManager(`outbound_${name}`, { rds: String(port.port) }, tracing ? { tracing } : {});
         entries.set(name, { name, bind: '0.0.0.0', port: port.port, kind: 'http', chains: [{ filters: [hcmFilter(hcm)] }] });
         continue;
       }
@@ -258,7 +261,7 @@ function inboundRouteConfig(name: string, vhostName: string, cluster: string, op
   };
 }
 
-function inboundChains(p: InboundPort, mode: MtlsMode): FilterChain[] {
+function inboundChains(p: InboundPort, mode: MtlsMode, tracing?: HcmTracing): FilterChain[] {
   const protocol: ListenerProtocol = isHttpProtocol(p.protocol) ? 'http' : 'tcp';
   const cluster = inboundCluster(p.targetPort);
   const name = listenerName('0.0.0.0', p.targetPort);
@@ -267,7 +270,7 @@ function inboundChains(p: InboundPort, mode: MtlsMode): FilterChain[] {
     if (opt.protocol === 'http') {
       const rc = inboundRouteConfig(cluster, `inbound|http|${p.targetPort}`, cluster, `${p.service.hostname}:${p.servicePort.port}/*`);
       const http2 = p.protocol === 'HTTP2' || p.protocol === 'GRPC' || p.protocol === 'GRPC-WEB';
-      chain.filters = [hcmFilter(httpConnectionManager(`inbound_${name}`, { routeConfig: rc }, { inbound: true, http2 }))];
+      chain.filters = [hcmFilter(httpConnectionManager(`inbound_${name}`, { routeConfig: rc }, { inbound: true, http2, ...(tracing ? { tracing } : {}) }))];
     } else {
       chain.filters = [tcpProxyFilter(cluster)];
     }
@@ -276,13 +279,13 @@ function inboundChains(p: InboundPort, mode: MtlsMode): FilterChain[] {
   });
 }
 
-function passthroughChains(port: number, mode: MtlsMode): FilterChain[] {
+function passthroughChains(port: number, mode: MtlsMode, tracing?: HcmTracing): FilterChain[] {
   return filterChainMatchOptions(mode, 'auto').map((opt) => {
     const chain: FilterChain = { filter_chain_match: fcMatch(port, opt) };
     if (opt.protocol === 'http') {
       chain.name = FilterChainNames.virtualInboundCatchAllHttp;
       const rc = inboundRouteConfig(InboundPassthroughCluster, 'inbound|http|0', InboundPassthroughCluster, ':0/*');
-      chain.filters = [hcmFilter(httpConnectionManager(InboundPassthroughCluster, { routeConfig: rc }, { inbound: true }))];
+      chain.filters = [hcmFilter(httpConnectionManager(InboundPassthroughCluster, { routeConfig: rc }, { inbound: true, ...(tracing ? { tracing } : {}) }))];
     } else {
       chain.name = FilterChainNames.virtualInbound;
       chain.filters = [tcpProxyFilter(InboundPassthroughCluster)];
@@ -334,18 +337,19 @@ export function virtualInboundListener(push: PushContext, proxy: MeshProxy): Lis
   const pa = push.peerAuthentication(proxy);
   const ports = inboundPorts(push, proxy);
   const targetPorts = new Set(ports.map((p) => p.targetPort));
+  const tracing = hcmTracing(push, proxy, 'sidecar-inbound');
   const chains: FilterChain[] = [
     {
       name: FilterChainNames.virtualInboundBlackhole,
       filter_chain_match: { destination_port: { value: InboundCapturePort } },
       filters: [tcpProxyFilter(BlackHoleCluster)],
     },
-    ...passthroughChains(0, pa.mode),
+    ...passthroughChains(0, pa.mode, tracing),
   ];
   for (const [port, mode] of [...pa.portLevel.entries()].sort(([a], [b]) => a - b)) {
-    if (!targetPorts.has(port)) chains.push(...passthroughChains(port, mode));
+    if (!targetPorts.has(port)) chains.push(...passthroughChains(port, mode, tracing));
   }
-  for (const p of ports) chains.push(...inboundChains(p, pa.portLevel.get(p.targetPort) ?? pa.mode));
+  for (const p of ports) chains.push(...inboundChains(p, pa.portLevel.get(p.targetPort) ?? pa.mode, tracing));
   return {
     name: VirtualInboundListener,
     address: socketAddress('0.0.0.0', InboundCapturePort),
