@@ -4,7 +4,7 @@
 // what pilot sent (an HTTP filter's typed_config, or the connection manager itself for the ones
 // Envoy configures there: tracing, access_log) and begins per request or connection. A chain with
 // no filters costs the request path nothing.
-import type { Any__Output, HttpConnectionManager__Output } from '@weft/xds';
+import type { Any__Output, HttpConnectionManager__Output, TcpProxy__Output } from '@weft/xds';
 import type { RequestRecord, ResponseFlag } from './types.ts';
 
 /** Mutable lower-case header map as the router keeps it (pseudo-headers excluded). */
@@ -118,6 +118,8 @@ export interface FilterSite {
   readonly direction: RequestRecord['direction'];
   /** The chain's connection manager (HTTP chains). */
   readonly hcm?: HttpConnectionManager__Output;
+  /** The chain's tcp_proxy (TCP chains; e.g. its access_log). */
+  readonly tcpProxy?: TcpProxy__Output;
 }
 
 /** Builds an HTTP filter from an `http_filters` entry's typed_config; throws (the NACK reason) for what it cannot serve. */

@@ -1047,6 +1047,7 @@ class Exchange implements FormatContext {
       body.on('end', () => {
         if (this.gone) return done();
         const trailers = filterTrailers(resp.trailers?.());
+        if (this.grpc && typeof trailers['grpc-status'] === 'string') this.record.grpcStatus = Number(trailers['grpc-status']);
         if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
         res.end();
         done();

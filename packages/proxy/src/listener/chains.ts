@@ -202,7 +202,7 @@ function compileChain(chain: FilterChain, name: string, options: CompileOptions,
         maxConnectAttempts: Math.max(1, tp.max_connect_attempts?.value ?? 1),
       };
       for (const factory of options.filters?.tcpChain ?? []) {
-        const built = factory(site);
+        const built = factory({ ...site, tcpProxy: tp });
         if (built) networkFilters.push(built);
       }
     }
