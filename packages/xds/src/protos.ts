@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fromJSON, type PackageDefinition } from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
-import type { IConversionOptions, Root } from 'protobufjs';
+import type { IConversionOptions, Root, Type } from 'protobufjs';
 
 /**
  * How messages become JavaScript objects, everywhere in Weft: proto field names as written
@@ -59,8 +59,12 @@ export const envoyProtoFiles = [
 export interface EnvoyProtos {
   /** protobufjs reflection, for encoding and decoding any message by its full name. */
   root: Root;
-  /** The same protos as a gRPC package definition (services and message types). */
-  packageDefinition: PackageDefinition;
+  /**
+   * The same protos as a gRPC package definition (services and message types), built on first
+   * use: it doubles the reflection objects, so processes that only need a service or two (the
+   * proxy) use `serviceDefinitionOf` instead.
+   */
+  readonly packageDefinition: PackageDefinition;
 }
 
 let loaded: EnvoyProtos | undefined;
@@ -73,8 +77,64 @@ export function loadEnvoyProtos(): EnvoyProtos {
     envoyIncludeDirs.map((d) => join(base, d)),
     envoyProtoFiles,
   );
-  loaded = { root, packageDefinition: fromJSON(root.toJSON(), conversionOptions) };
+  let packageDefinition: PackageDefinition | undefined;
+  loaded = {
+    root,
+    get packageDefinition() {
+      packageDefinition ??= fromJSON(root.toJSON(), conversionOptions);
+      return packageDefinition;
+    },
+  };
   return loaded;
+}
+
+/** One gRPC method as @grpc/grpc-js wants it (what proto-loader would build). */
+export interface GrpcMethodDefinition {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestSerialize: (value: object) => Buffer;
+  requestDeserialize: (bytes: Buffer) => object;
+  responseSerialize: (value: object) => Buffer;
+  responseDeserialize: (bytes: Buffer) => object;
+  originalName: string;
+}
+
+function serializer(type: Type): (value: object) => Buffer {
+  return (value) => {
+    const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+function deserializer(type: Type): (bytes: Buffer) => object {
+  return (bytes) => type.toObject(type.decode(bytes), conversionOptions);
+}
+
+/**
+ * A service's gRPC definition straight from the protobufjs root, with Weft's conversion options
+ * (the same shape and conversion proto-loader produces, without its second copy of every type).
+ */
+export function serviceDefinitionOf(root: Root, name: string): Record<string, GrpcMethodDefinition> | undefined {
+  const service = root.lookup(name);
+  if (!(service instanceof protobuf.Service)) return undefined;
+  const out: Record<string, GrpcMethodDefinition> = {};
+  for (const m of service.methodsArray) {
+    m.resolve();
+    const req = m.resolvedRequestType!;
+    const res = m.resolvedResponseType!;
+    out[m.name] = {
+      path: `/${name}/${m.name}`,
+      requestStream: !!m.requestStream,
+      responseStream: !!m.responseStream,
+      requestSerialize: serializer(req),
+      requestDeserialize: deserializer(req),
+      responseSerialize: serializer(res),
+      responseDeserialize: deserializer(res),
+      originalName: m.name.charAt(0).toLowerCase() + m.name.slice(1),
+    };
+  }
+  return out;
 }
 
 /** Loads proto files into a fresh protobufjs Root, resolving imports against `includeDirs`. */

@@ -4,17 +4,22 @@ import type {
   AggregatedDiscoveryServiceDefinition,
 } from './generated/envoy/service/discovery/v3/AggregatedDiscoveryService.ts';
 import type { SecretDiscoveryServiceClient, SecretDiscoveryServiceDefinition } from './generated/envoy/service/secret/v3/SecretDiscoveryService.ts';
-import { loadEnvoyProtos } from './protos.ts';
+import { loadEnvoyProtos, serviceDefinitionOf } from './protos.ts';
 
 export const adsServiceName = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const sdsServiceName = 'envoy.service.secret.v3.SecretDiscoveryService';
 
+const services = new Map<string, ServiceDefinition>();
+
 function service<T extends ServiceDefinition>(name: string): T {
-  const def = loadEnvoyProtos().packageDefinition[name];
-  if (!def || 'format' in def || !Object.values(def).every((m) => typeof m === 'object' && m !== null && 'path' in m)) {
-    throw new Error(`${name} is not a service in the loaded protos`);
+  let def = services.get(name);
+  if (!def) {
+    const built = serviceDefinitionOf(loadEnvoyProtos().root, name);
+    if (!built) throw new Error(`${name} is not a service in the loaded protos`);
+    def = built as unknown as ServiceDefinition;
+    services.set(name, def);
   }
-  return def as unknown as T;
+  return def as T;
 }
 
 /** ADS (`StreamAggregatedResources`, `DeltaAggregatedResources`), for `server.addService`. */
