@@ -5,6 +5,7 @@ import { type Config, type GatewaySpec, hostMatches, type Server, type VirtualSe
 import type { Listener, Route, RouteConfiguration, VirtualHost } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type FilterChain, hcmFilter, type NetworkFilter, socketAddress, tcpProxyFilter, tlsInspectorListenerFilter, weightedTcpProxyFilter } from './envoy.ts';
+import { authzFilters } from './authz.ts';
 import { filterByName, httpConnectionManager } from './lds.ts';
 import { BlackHoleCluster, gatewayRouteName, listenerName } from './names.ts';
 import { dedupeDomains, virtualHost } from './rds.ts';
@@ -97,6 +98,8 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
     byPort.set(b.server.port.number, list);
   }
   const listeners: Listener[] = [];
+  // AuthorizationPolicies selecting the gateway workload: RBAC on its HTTP and TCP chains.
+  const authz = authzFilters(push, proxy);
   const tracing = hcmTracing(push, proxy, 'gateway');
   for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
     const name = listenerName('0.0.0.0', port);
@@ -109,7 +112,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
       if (httpProtocols.has(p)) {
         if (httpChain) continue;
         httpChain = true;
-        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, http2: p !== 'HTTP', ...(tracing ? { tracing } : {}) });
+        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, http2: p !== 'HTTP', authz: authz.http, ...(tracing ? { tracing } : {}) });
         hcm.forward_client_cert_details = 'SANITIZE_SET';
         chains.push({ filters: [hcmFilter(hcm)] });
         continue;
@@ -119,7 +122,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
       if (seenMatches.has(key)) continue;
       if (isTerminatedHttps(b.server) && b.server.tls) {
         seenMatches.add(key);
-        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, ...(tracing ? { tracing } : {}) });
+        const hcm = httpConnectionManager(`outbound_${name}`, { rds: routeName! }, { gateway: true, authz: authz.http, ...(tracing ? { tracing } : {}) });
         hcm.forward_client_cert_details = 'SANITIZE_SET';
         chains.push({
           filter_chain_match: sni.length > 0 ? { server_names: sni } : {},
@@ -135,7 +138,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
         chains.push({
           filter_chain_match: sni.length > 0 ? { server_names: sni } : {},
           transport_socket: downstreamTransportSocket(gatewayServerTls(b.server.tls, false)),
-          filters: [filter],
+          filters: [...authz.tcp, filter],
         });
         continue;
       }
@@ -143,7 +146,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
       const filter = gatewayTcpFilter(b, push, proxy, passthrough ? sni : undefined);
       if (!filter) continue;
       seenMatches.add(key);
-      chains.push({ ...(passthrough && sni.length > 0 ? { filter_chain_match: { server_names: sni } } : {}), filters: [filter] });
+      chains.push({ ...(passthrough && sni.length > 0 ? { filter_chain_match: { server_names: sni } } : {}), filters: [...authz.tcp, filter] });
     }
     if (chains.length === 0) continue;
     const l: Listener = { name, address: socketAddress(servers[0]!.server.bind ?? '0.0.0.0', port), traffic_direction: 'OUTBOUND', filter_chains: chains };

@@ -10,6 +10,7 @@ import {
   type FilterChain,
   type FilterChainMatch,
   faultFilter,
+  type HttpFilter,
   hcmFilter,
   httpInspectorListenerFilter,
   type ListenerFilter,
@@ -23,6 +24,7 @@ import {
   weightedTcpProxyFilter,
   zeroDuration,
 } from './envoy.ts';
+import { type AuthzFilters, authzFilters, noAuthzFilters } from './authz.ts';
 import { type InboundPort, inboundPorts } from './inbound.ts';
 import { type HcmTracing, hcmTracing } from './tracing.ts';
 import {
@@ -49,11 +51,12 @@ type ListenerProtocol = 'http' | 'tcp' | 'auto';
 export function httpConnectionManager(
   statPrefix: string,
   route: { rds: string } | { routeConfig: RouteConfiguration },
-  options: { inbound?: boolean; http2?: boolean; gateway?: boolean; tracing?: HcmTracing } = {},
+  options: { inbound?: boolean; http2?: boolean; gateway?: boolean; tracing?: HcmTracing; authz?: readonly HttpFilter[] } = {},
 ): HttpConnectionManager {
   const hcm: HttpConnectionManager = {
     stat_prefix: statPrefix,
-    http_filters: options.inbound ? [routerFilter()] : [corsFilter(), faultFilter(), routerFilter()],
+    // Authorization (RBAC) first, as Istio orders them: before fault, CORS and the router.
+    http_filters: [...(options.authz ?? []), ...(options.inbound ? [routerFilter()] : [corsFilter(), faultFilter(), routerFilter()])],
     use_remote_address: { value: options.gateway ?? false },
     upgrade_configs: [{ upgrade_type: 'websocket' }],
     stream_idle_timeout: zeroDuration,
@@ -261,7 +264,7 @@ function inboundRouteConfig(name: string, vhostName: string, cluster: string, op
   };
 }
 
-function inboundChains(p: InboundPort, mode: MtlsMode, tracing?: HcmTracing): FilterChain[] {
+function inboundChains(p: InboundPort, mode: MtlsMode, tracing?: HcmTracing, authz: AuthzFilters = noAuthzFilters): FilterChain[] {
   const protocol: ListenerProtocol = isHttpProtocol(p.protocol) ? 'http' : 'tcp';
   const cluster = inboundCluster(p.targetPort);
   const name = listenerName('0.0.0.0', p.targetPort);
@@ -270,25 +273,25 @@ function inboundChains(p: InboundPort, mode: MtlsMode, tracing?: HcmTracing): Fi
     if (opt.protocol === 'http') {
       const rc = inboundRouteConfig(cluster, `inbound|http|${p.targetPort}`, cluster, `${p.service.hostname}:${p.servicePort.port}/*`);
       const http2 = p.protocol === 'HTTP2' || p.protocol === 'GRPC' || p.protocol === 'GRPC-WEB';
-      chain.filters = [hcmFilter(httpConnectionManager(`inbound_${name}`, { routeConfig: rc }, { inbound: true, http2, ...(tracing ? { tracing } : {}) }))];
+      chain.filters = [hcmFilter(httpConnectionManager(`inbound_${name}`, { routeConfig: rc }, { inbound: true, http2, authz: authz.http, ...(tracing ? { tracing } : {}) }))];
     } else {
-      chain.filters = [tcpProxyFilter(cluster)];
+      chain.filters = [...authz.tcp, tcpProxyFilter(cluster)];
     }
     if (opt.tls) chain.transport_socket = downstreamTransportSocket(inboundMtls(opt.protocol));
     return chain;
   });
 }
 
-function passthroughChains(port: number, mode: MtlsMode, tracing?: HcmTracing): FilterChain[] {
+function passthroughChains(port: number, mode: MtlsMode, tracing?: HcmTracing, authz: AuthzFilters = noAuthzFilters): FilterChain[] {
   return filterChainMatchOptions(mode, 'auto').map((opt) => {
     const chain: FilterChain = { filter_chain_match: fcMatch(port, opt) };
     if (opt.protocol === 'http') {
       chain.name = FilterChainNames.virtualInboundCatchAllHttp;
       const rc = inboundRouteConfig(InboundPassthroughCluster, 'inbound|http|0', InboundPassthroughCluster, ':0/*');
-      chain.filters = [hcmFilter(httpConnectionManager(InboundPassthroughCluster, { routeConfig: rc }, { inbound: true, ...(tracing ? { tracing } : {}) }))];
+      chain.filters = [hcmFilter(httpConnectionManager(InboundPassthroughCluster, { routeConfig: rc }, { inbound: true, authz: authz.http, ...(tracing ? { tracing } : {}) }))];
     } else {
       chain.name = FilterChainNames.virtualInbound;
-      chain.filters = [tcpProxyFilter(InboundPassthroughCluster)];
+      chain.filters = [...authz.tcp, tcpProxyFilter(InboundPassthroughCluster)];
     }
     if (opt.tls) chain.transport_socket = downstreamTransportSocket(inboundMtls(opt.protocol));
     return chain;
@@ -338,18 +341,19 @@ export function virtualInboundListener(push: PushContext, proxy: MeshProxy): Lis
   const ports = inboundPorts(push, proxy);
   const targetPorts = new Set(ports.map((p) => p.targetPort));
   const tracing = hcmTracing(push, proxy, 'sidecar-inbound');
+  const authz = authzFilters(push, proxy);
   const chains: FilterChain[] = [
     {
       name: FilterChainNames.virtualInboundBlackhole,
       filter_chain_match: { destination_port: { value: InboundCapturePort } },
       filters: [tcpProxyFilter(BlackHoleCluster)],
     },
-    ...passthroughChains(0, pa.mode, tracing),
+    ...passthroughChains(0, pa.mode, tracing, authz),
   ];
   for (const [port, mode] of [...pa.portLevel.entries()].sort(([a], [b]) => a - b)) {
-    if (!targetPorts.has(port)) chains.push(...passthroughChains(port, mode, tracing));
+    if (!targetPorts.has(port)) chains.push(...passthroughChains(port, mode, tracing, authz));
   }
-  for (const p of ports) chains.push(...inboundChains(p, pa.portLevel.get(p.targetPort) ?? pa.mode, tracing));
+  for (const p of ports) chains.push(...inboundChains(p, pa.portLevel.get(p.targetPort) ?? pa.mode, tracing, authz));
   return {
     name: VirtualInboundListener,
     address: socketAddress('0.0.0.0', InboundCapturePort),
