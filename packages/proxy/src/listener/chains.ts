@@ -242,10 +242,10 @@ export function compileListener(l: Listener__Output, options: CompileOptions = {
 const compiled = new WeakMap<Listener__Output, CompiledListener>();
 
 /** `compileListener`, once per listener object (accepted listeners are immutable). */
-export function compiledListener(l: Listener__Output, options: CompileOptions = {}): CompiledListener {
+export function compiledListener(l: Listener__Output, options: CompileOptions | (() => CompileOptions) = {}): CompiledListener {
   let c = compiled.get(l);
   if (!c) {
-    c = compileListener(l, options);
+    c = compileListener(l, typeof options === 'function' ? options() : options);
     compiled.set(l, c);
   }
   return c;

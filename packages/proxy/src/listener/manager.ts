@@ -213,7 +213,7 @@ export class ListenerManager {
 
   #compiled(l: Listener__Output): CompiledListener | undefined {
     try {
-      return compiledListener(l, this.#compileOptions(l));
+      return compiledListener(l, () => this.#compileOptions(l));
     } catch (err) {
       // Accepted listeners were compiled when they were checked; this is not expected.
       this.#log.error('listener does not compile', { listener: l.name, error: err });
