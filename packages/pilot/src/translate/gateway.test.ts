@@ -95,4 +95,38 @@ describe('gateway', () => {
     expect(cds.has('outbound|9080||productpage.default.svc.cluster.local')).toBe(true);
     expect([...cds.keys()].some((n) => n.startsWith('inbound|'))).toBe(false);
   });
+
+  it("listens on the target port of the gateway's own service (Istio's port translation: 80 -> 8080)", () => {
+    const gatewayService = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: istio-ingressgateway, namespace: istio-system}
+spec:
+  hosts: [istio-ingressgateway.istio-system.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http2, protocol: HTTP, targetPort: 18080}
+  workloadSelector: {labels: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: istio-ingressgateway-1, namespace: istio-system}
+spec:
+  address: 127.0.0.100
+  labels: {istio: ingressgateway}
+`;
+    const push = pushFrom([bookinfoPlatform(), networking('bookinfo-gateway.yaml'), gatewayService]);
+    const lds = generate(push, ingress(), TypeUrl.Listener);
+    expect([...lds.keys()]).toEqual(['0.0.0.0_18080']);
+    expect(must(lds.get('0.0.0.0_18080')).address?.socket_address?.port_value).toBe(18080);
+    expect(hcmOf(must(lds.get('0.0.0.0_18080')).filter_chains[0]).rds?.route_config_name).toBe('http.18080');
+    // VirtualServices still match the Gateway's port (80), as the virtual host names say.
+    const rc = must(generate(push, ingress(), TypeUrl.RouteConfiguration).get('http.18080'));
+    expect(rc.virtual_hosts.map((v) => v.name)).toEqual(['*:80']);
+    expect(must(rc.virtual_hosts[0]).routes.length).toBe(5);
+    // Another gateway workload (no service of its own) keeps port 80.
+    const other = router('127.0.0.101', 'other-gateway-1', { istio: 'ingressgateway' });
+    expect([...generate(push, other, TypeUrl.Listener).keys()]).toEqual(['0.0.0.0_80']);
+  });
 });

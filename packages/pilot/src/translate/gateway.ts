@@ -16,6 +16,8 @@ import { hcmTracing } from './tracing.ts';
 interface BoundServer {
   server: Server;
   gateway: Config<GatewaySpec>;
+  /** The port the gateway listens on for this server: the server's port, translated to the target port when a service of the gateway exposes it. */
+  port: number;
 }
 
 const httpProtocols = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
@@ -31,16 +33,41 @@ function isTerminatedHttps(server: Server): boolean {
 /** The route configuration a server's HTTP traffic uses; undefined for servers that do not terminate HTTP. */
 export function serverRouteName(b: BoundServer): string | undefined {
   const p = protocolOf(b.server);
-  if (httpProtocols.has(p)) return gatewayRouteName('http', b.server.port.number);
+  if (httpProtocols.has(p)) return gatewayRouteName('http', b.port);
   if (isTerminatedHttps(b.server)) {
-    return gatewayRouteName('https', b.server.port.number, b.server.port.name, { name: b.gateway.metadata.name, namespace: b.gateway.metadata.namespace });
+    return gatewayRouteName('https', b.port, b.server.port.name, { name: b.gateway.metadata.name, namespace: b.gateway.metadata.namespace });
   }
   return undefined;
 }
 
 function boundServers(push: PushContext, proxy: MeshProxy): BoundServer[] {
   const out: BoundServer[] = [];
-  for (const gateway of push.gateways(proxy)) for (const server of gateway.spec.servers ?? []) out.push({ server, gateway });
+  const gateways = push.gateways(proxy);
+  const targets = gateways.length > 0 ? gatewayTargetPorts(push, proxy) : new Map<number, number>();
+  for (const gateway of gateways) for (const server of gateway.spec.servers ?? []) out.push({ server, gateway, port: targets.get(server.port.number) ?? server.port.number });
+  return out;
+}
+
+/**
+ * Istio's gateway port translation (resolvePorts, legacy label selector): a Gateway's server port
+ * that a service of the gateway workload exposes is listened on at that service's target port
+ * (the `istio-ingressgateway` Service's 80 -> 8080), so a gateway runs without privileged ports.
+ * Without such a service the server's own port is used. The first service exposing a port wins.
+ */
+function gatewayTargetPorts(push: PushContext, proxy: MeshProxy): Map<number, number> {
+  const workload = push.workload(proxy);
+  const ips = new Set(proxy.ipAddresses);
+  if (workload) ips.add(workload.address);
+  const out = new Map<number, number>();
+  for (const service of push.servicesOf(proxy)) {
+    if (service.labels['experimental.istio.io/disable-gateway-port-translation'] !== undefined) continue;
+    for (const sp of service.ports) {
+      if (out.has(sp.port)) continue;
+      const own = push.endpoints(service, sp.port).find((e) => ips.has(e.address));
+      const target = own?.port ?? workload?.ports[sp.name] ?? sp.targetPort;
+      if (target) out.set(sp.port, target);
+    }
+  }
   return out;
 }
 
@@ -85,7 +112,7 @@ function gatewayTcpFilter(b: BoundServer, push: PushContext, proxy: MeshProxy, s
     if (!rule?.route?.length) continue;
     if (rule.route.length === 1) return tcpProxyFilter(destinationCluster(rule.route[0]!.destination, ns, ctx));
     const clusters = rule.route.filter((d) => (d.weight ?? 0) > 0).map((d) => ({ name: destinationCluster(d.destination, ns, ctx), weight: d.weight ?? 0 }));
-    return weightedTcpProxyFilter(clusters, `outbound_0.0.0.0_${port}`);
+    return weightedTcpProxyFilter(clusters, `outbound_0.0.0.0_${b.port}`);
   }
   return undefined;
 }
@@ -93,9 +120,9 @@ function gatewayTcpFilter(b: BoundServer, push: PushContext, proxy: MeshProxy, s
 export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[] {
   const byPort = new Map<number, BoundServer[]>();
   for (const b of boundServers(push, proxy)) {
-    const list = byPort.get(b.server.port.number) ?? [];
+    const list = byPort.get(b.port) ?? [];
     list.push(b);
-    byPort.set(b.server.port.number, list);
+    byPort.set(b.port, list);
   }
   const listeners: Listener[] = [];
   // AuthorizationPolicies selecting the gateway workload: RBAC on its HTTP and TCP chains.
