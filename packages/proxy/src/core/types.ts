@@ -61,6 +61,8 @@ export interface RequestRecord {
   attempts: number;
   /** Envoy's %RESPONSE_CODE_DETAILS% when a filter or the proxy decided the answer (`rbac_access_denied_matched_policy[none]`). */
   responseCodeDetails?: string;
+  /** Envoy's %CONNECTION_TERMINATION_DETAILS%: why a filter closed the connection (`rbac_access_denied_matched_policy[none]`). */
+  connectionTerminationDetails?: string;
   /** gRPC requests: the `grpc-status` the response ended with (trailers, or headers of a trailers-only answer). */
   grpcStatus?: number;
 }

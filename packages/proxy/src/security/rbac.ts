@@ -1,0 +1,387 @@
+// Envoy's RBAC engine (envoy.config.rbac.v3.RBAC), compiled once per filter chain into plain
+// predicates: a policy matches when any of its permissions and any of its principals match; an
+// ALLOW engine allows what some policy matches, a DENY engine denies it, a LOG engine allows
+// everything and only reports the match. Policies are tried in name order (Envoy keeps them in a
+// sorted map), so the reported policy is the first matching name.
+//
+// What each matcher reads, as in Envoy's rbac matchers:
+// - header / url_path: the request (`:authority`, `:method`, `:path` from the request line; multiple
+//   values joined with `,`); on a TCP connection there are no headers, so they see an empty map;
+// - destination_ip / destination_port / destination_port_range: where the connection was going
+//   (SO_ORIGINAL_DST, or the local address);
+// - direct_remote_ip / source_ip: the peer's address; remote_ip: the client address the connection
+//   manager derived (X-Forwarded-For per use_remote_address and xff_num_trusted_hops; the peer on TCP);
+// - authenticated: a TLS connection; its principal_name is tried against the peer certificate's
+//   URI SANs, then DNS SANs, then its subject; without principal_name any TLS connection matches;
+// - requested_server_name: the SNI (empty without one);
+// - metadata: dynamic metadata (`istio_authn` comes from JWT authentication, which Weft does not
+//   have yet: such matchers see no value and do not match);
+// - uri_template: Envoy's path templates (`*` one segment, `**` any rest, `{name}`, `{name=…}`).
+import { X509Certificate } from 'node:crypto';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { Any__Output, RbacPolicies__Output } from '@weft/xds';
+import type { DownstreamConnection } from '../core/filters.ts';
+import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
+import { RequestView } from '../http/view.ts';
+
+type Policy = RbacPolicies__Output['policies'][string];
+type Permission = Policy['permissions'][number];
+type Principal = Policy['principals'][number];
+type CidrRange = NonNullable<Permission['destination_ip']>;
+type MetadataMatcher = NonNullable<Permission['metadata']>;
+type ValueMatcher = NonNullable<MetadataMatcher['value']>;
+
+export type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
+
+/** What the matchers of one request (or TCP connection) read. */
+export interface RbacInput {
+  readonly connection: DownstreamConnection;
+  /** The HTTP request; undefined on a TCP connection. */
+  readonly request: RequestView | undefined;
+  /** The client address for remote_ip (the connection manager's, X-Forwarded-For aware); computed only when asked. */
+  remoteIp(): string;
+  /** Dynamic metadata by filter name (JWT claims under `istio_authn` once Weft has RequestAuthentication). */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+export interface RbacDecision {
+  readonly allowed: boolean;
+  /** The first matching policy, by name; undefined when none matched. */
+  readonly policy: string | undefined;
+}
+
+export interface RbacEngine {
+  readonly action: RbacAction;
+  readonly policyNames: readonly string[];
+  evaluate(input: RbacInput): RbacDecision;
+}
+
+type Pred = (input: RbacInput) => boolean;
+
+/** The type URL of uri_template's config (Envoy's extension, as Istio sends it for `{*}` and `{**}` paths). */
+export const uriTemplateType = 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig';
+
+/** A request with no headers at all: what header matchers see on a TCP connection. */
+class NoHeaders extends RequestView {
+  constructor() {
+    super('', '', '', 'http', {});
+  }
+  override header(): string | undefined {
+    return undefined;
+  }
+}
+const noHeaders = new NoHeaders();
+
+function cidr(c: CidrRange, where: string): (ip: string) => boolean {
+  const prefix = c.address_prefix;
+  const family = isIPv4(prefix) ? 'ipv4' : isIPv6(prefix) ? 'ipv6' : undefined;
+  if (!family) throw new RouteConfigError(`${where}: invalid address_prefix ${JSON.stringify(prefix)}`);
+  const len = c.prefix_len?.value ?? 0;
+  if (len > (family === 'ipv4' ? 32 : 128)) throw new RouteConfigError(`${where}: invalid prefix_len ${len} for ${prefix}`);
+  const list = new BlockList();
+  list.addSubnet(prefix, len, family);
+  return (ip) => {
+    if (!ip) return false;
+    const f = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
+    return f !== undefined && list.check(ip, f);
+  };
+}
+
+function pathTest(m: NonNullable<Permission['url_path']>): Pred {
+  if (m.rule !== 'path' || !m.path) throw new RouteConfigError('url_path without a path matcher');
+  const test = compileStringMatcher(m.path);
+  return (input) => input.request !== undefined && test(input.request.pathOnly);
+}
+
+function headerTest(m: NonNullable<Permission['header']>): Pred {
+  const h = compileHeaderMatcher(m);
+  return (input) => h.test(input.request ?? noHeaders);
+}
+
+/** Decodes `UriTemplateMatchConfig { string path_template = 1; }`. */
+function decodeUriTemplate(any: Any__Output): string {
+  const b = Buffer.from(any.value);
+  let i = 0;
+  let template = '';
+  while (i < b.length) {
+    const tag = b[i++]!;
+    let len = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = b[i++];
+      if (byte === undefined) throw new RouteConfigError('uri_template: truncated config');
+      len |= (byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+      shift += 7;
+    }
+    if (tag !== 0x0a) throw new RouteConfigError(`uri_template: unexpected field (tag ${tag})`);
+    template = b.subarray(i, i + len).toString('utf8');
+    i += len;
+  }
+  return template;
+}
+
+/** Envoy's URI template as a full-match RegExp over the path without query. */
+export function uriTemplateRegExp(template: string): RegExp {
+  if (!template.startsWith('/')) throw new RouteConfigError(`uri_template ${JSON.stringify(template)} must start with /`);
+  const operator = (op: string) => {
+    if (op === '**') return '.*';
+    if (op === '*') return '[^/]+';
+    throw new RouteConfigError(`uri_template ${JSON.stringify(template)}: unsupported operator ${JSON.stringify(op)}`);
+  };
+  let out = '';
+  for (let i = 0; i < template.length; i++) {
+    const c = template[i]!;
+    if (c === '{') {
+      const end = template.indexOf('}', i);
+      if (end < 0) throw new RouteConfigError(`uri_template ${JSON.stringify(template)}: unclosed {`);
+      const inner = template.slice(i + 1, end);
+      const eq = inner.indexOf('=');
+      const pattern = eq < 0 ? '*' : inner.slice(eq + 1);
+      out += pattern
+        .split('/')
+        .map((seg) => (seg === '*' || seg === '**' ? operator(seg) : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+        .join('/');
+      i = end;
+    } else if (c === '*') {
+      const double = template[i + 1] === '*';
+      out += operator(double ? '**' : '*');
+      if (double) i++;
+    } else out += c.replace(/[.+?^$()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${out}$`);
+}
+
+function uriTemplateTest(ext: NonNullable<Permission['uri_template']>): Pred {
+  const any = ext.typed_config;
+  if (!any || any.type_url !== uriTemplateType) throw new RouteConfigError(`unsupported uri_template extension ${JSON.stringify(any?.type_url ?? '')}`);
+  const re = uriTemplateRegExp(decodeUriTemplate(any));
+  return (input) => input.request !== undefined && re.test(input.request.pathOnly);
+}
+
+/** Envoy's ValueMatcher over a metadata value (plain JSON here); `undefined` is "no value". */
+function valueTest(m: ValueMatcher | null): (v: unknown) => boolean {
+  if (!m) return () => false;
+  switch (m.match_pattern) {
+    case 'string_match': {
+      const t = compileStringMatcher(m.string_match!);
+      return (v) => typeof v === 'string' && t(v);
+    }
+    case 'list_match': {
+      const one = valueTest(m.list_match?.one_of ?? null);
+      return (v) => Array.isArray(v) && v.some(one);
+    }
+    case 'or_match': {
+      const any = (m.or_match?.value_matchers ?? []).map((x) => valueTest(x));
+      return (v) => any.some((t) => t(v));
+    }
+    case 'present_match': {
+      const want = m.present_match ?? false;
+      return (v) => want && v !== undefined;
+    }
+    case 'null_match':
+      return (v) => v === null;
+    case 'bool_match': {
+      const want = m.bool_match ?? false;
+      return (v) => v === want;
+    }
+    case 'double_match': {
+      const d = m.double_match!;
+      if (d.match_pattern === 'exact') return (v) => typeof v === 'number' && v === d.exact;
+      const start = Number(d.range?.start ?? 0);
+      const end = Number(d.range?.end ?? 0);
+      return (v) => typeof v === 'number' && v >= start && v < end;
+    }
+    default:
+      throw new RouteConfigError(`unsupported metadata value matcher ${m.match_pattern ?? '(none)'}`);
+  }
+}
+
+function metadataTest(m: MetadataMatcher): Pred {
+  const value = valueTest(m.value);
+  const keys = m.path.map((p) => p.key ?? '');
+  return (input) => {
+    let v: unknown = input.metadata?.[m.filter];
+    for (const k of keys) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
+    return value(v) !== m.invert;
+  };
+}
+
+interface PeerNames {
+  uris: readonly string[];
+  dns: readonly string[];
+  subject: string;
+}
+
+const peerNames = new WeakMap<DownstreamConnection, PeerNames>();
+
+/** Every name of the peer certificate (parsed once per connection, only when the first URI SAN did not decide). */
+function namesOf(c: DownstreamConnection): PeerNames {
+  let n = peerNames.get(c);
+  if (!n) {
+    n = { uris: c.peerPrincipal ? [c.peerPrincipal] : [], dns: [], subject: '' };
+    if (c.peerCertificate) {
+      try {
+        const cert = new X509Certificate(c.peerCertificate);
+        const parts = (cert.subjectAltName ?? '').split(/,\s*/);
+        const uris = parts.filter((p) => p.startsWith('URI:')).map((p) => p.slice(4));
+        n = {
+          uris: uris.length > 0 ? uris : n.uris,
+          dns: parts.filter((p) => p.startsWith('DNS:')).map((p) => p.slice(4)),
+          subject: cert.subject.split('\n').filter(Boolean).reverse().join(','),
+        };
+      } catch {
+        // An unreadable certificate keeps what the TLS layer told us.
+      }
+    }
+    peerNames.set(c, n);
+  }
+  return n;
+}
+
+function authenticatedTest(a: NonNullable<Principal['authenticated']>): Pred {
+  const m = a.principal_name;
+  if (!m) return (input) => input.connection.tls;
+  const test: StringTest = compileStringMatcher(m);
+  return (input) => {
+    const c = input.connection;
+    if (!c.tls) return false;
+    if (c.peerPrincipal !== undefined && test(c.peerPrincipal)) return true;
+    const n = namesOf(c);
+    for (const u of n.uris) if (u !== c.peerPrincipal && test(u)) return true;
+    for (const d of n.dns) if (test(d)) return true;
+    return test(n.subject);
+  };
+}
+
+function and(preds: Pred[]): Pred {
+  if (preds.length === 1) return preds[0]!;
+  return (input) => {
+    for (const p of preds) if (!p(input)) return false;
+    return true;
+  };
+}
+
+function or(preds: Pred[]): Pred {
+  if (preds.length === 1) return preds[0]!;
+  return (input) => {
+    for (const p of preds) if (p(input)) return true;
+    return false;
+  };
+}
+
+const always: Pred = () => true;
+const never: Pred = () => false;
+
+export function compilePermission(p: Permission, where = 'permission'): Pred {
+  switch (p.rule) {
+    case 'and_rules':
+      return and((p.and_rules?.rules ?? []).map((r) => compilePermission(r, where)));
+    case 'or_rules': {
+      const rules = p.or_rules?.rules ?? [];
+      return rules.length === 0 ? never : or(rules.map((r) => compilePermission(r, where)));
+    }
+    case 'not_rule': {
+      const inner = compilePermission(p.not_rule!, where);
+      return (input) => !inner(input);
+    }
+    case 'any':
+      return p.any ? always : never;
+    case 'header':
+      return headerTest(p.header!);
+    case 'url_path':
+      return pathTest(p.url_path!);
+    case 'destination_ip': {
+      const test = cidr(p.destination_ip!, where);
+      return (input) => test(input.connection.destinationAddress);
+    }
+    case 'destination_port': {
+      const port = p.destination_port!;
+      return (input) => input.connection.destinationPort === port;
+    }
+    case 'destination_port_range': {
+      const start = p.destination_port_range?.start ?? 0;
+      const end = p.destination_port_range?.end ?? 0;
+      if (start < 0 || end > 65536 || start >= end) throw new RouteConfigError(`${where}: invalid destination_port_range [${start}, ${end})`);
+      return (input) => input.connection.destinationPort >= start && input.connection.destinationPort < end;
+    }
+    case 'requested_server_name': {
+      const test = compileStringMatcher(p.requested_server_name!);
+      return (input) => test(input.connection.sni ?? '');
+    }
+    case 'metadata':
+      return metadataTest(p.metadata!);
+    case 'uri_template':
+      return uriTemplateTest(p.uri_template!);
+    default:
+      throw new RouteConfigError(`${where}: unsupported RBAC permission ${p.rule ?? '(none)'}`);
+  }
+}
+
+export function compilePrincipal(p: Principal, where = 'principal'): Pred {
+  switch (p.identifier) {
+    case 'and_ids':
+      return and((p.and_ids?.ids ?? []).map((r) => compilePrincipal(r, where)));
+    case 'or_ids': {
+      const ids = p.or_ids?.ids ?? [];
+      return ids.length === 0 ? never : or(ids.map((r) => compilePrincipal(r, where)));
+    }
+    case 'not_id': {
+      const inner = compilePrincipal(p.not_id!, where);
+      return (input) => !inner(input);
+    }
+    case 'any':
+      return p.any ? always : never;
+    case 'authenticated':
+      return authenticatedTest(p.authenticated!);
+    case 'source_ip':
+    case 'direct_remote_ip': {
+      const test = cidr((p.identifier === 'source_ip' ? p.source_ip : p.direct_remote_ip)!, where);
+      return (input) => test(input.connection.remoteAddress);
+    }
+    case 'remote_ip': {
+      const test = cidr(p.remote_ip!, where);
+      return (input) => test(input.remoteIp());
+    }
+    case 'header':
+      return headerTest(p.header!);
+    case 'url_path':
+      return pathTest(p.url_path!);
+    case 'metadata':
+      return metadataTest(p.metadata!);
+    case 'filter_state':
+      // Weft keeps no filter state (Istio uses it only for ambient waypoints).
+      return never;
+    default:
+      throw new RouteConfigError(`${where}: unsupported RBAC principal ${p.identifier ?? '(none)'}`);
+  }
+}
+
+/** Compiles an RBAC rule set; throws (the NACK reason) for what Weft cannot evaluate. */
+export function compileRbac(rules: RbacPolicies__Output): RbacEngine {
+  const action = rules.action as RbacAction;
+  if (action !== 'ALLOW' && action !== 'DENY' && action !== 'LOG') throw new RouteConfigError(`unsupported RBAC action ${String(rules.action)}`);
+  const names = Object.keys(rules.policies ?? {}).sort();
+  const compiled: [string, Pred][] = names.map((name) => {
+    const p = rules.policies[name]!;
+    const where = `policy ${JSON.stringify(name)}`;
+    if (p.condition || p.checked_condition) throw new RouteConfigError(`${where}: CEL conditions are not supported`);
+    const perms = or(p.permissions.map((x) => compilePermission(x, where)).concat(p.permissions.length === 0 ? [never] : []));
+    const ids = or(p.principals.map((x) => compilePrincipal(x, where)).concat(p.principals.length === 0 ? [never] : []));
+    return [name, (input: RbacInput) => perms(input) && ids(input)];
+  });
+  return {
+    action,
+    policyNames: names,
+    evaluate(input) {
+      let policy: string | undefined;
+      for (const [name, matches] of compiled) {
+        if (matches(input)) {
+          policy = name;
+          break;
+        }
+      }
+      return { allowed: action === 'ALLOW' ? policy !== undefined : action === 'DENY' ? policy === undefined : true, policy };
+    },
+  };
+}
