@@ -18,6 +18,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dataPlaneNodeFlags } from '../../scripts/launch.js';
 
 const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_PROXY_RATE ?? 1000);
@@ -29,8 +30,9 @@ const bins = {
   proxy: here('../../apps/proxy/bin/weft-proxy.js'),
   backend: here('./backend.ts'),
   load: here('./load.ts'),
+  floor: here('./floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', backend: '127.20.0.2', haproxy: '127.20.0.3' };
+const ip = { proxy: '127.20.0.1', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4' };
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 // ------------------------------------------------------------------ processes
@@ -164,7 +166,7 @@ async function measure(target: { url: string; host?: string; pid?: number }, mod
 const fmt = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
-function report(mode: string, direct: Measurement, weft: Measurement, haproxy: Measurement | undefined): void {
+function report(mode: string, direct: Measurement, weft: Measurement, haproxy: Measurement | undefined, floor: Measurement): void {
   console.log(`\n${mode}`);
   console.log('  path        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
   const rows: [string, Measurement][] = [
@@ -172,6 +174,7 @@ function report(mode: string, direct: Measurement, weft: Measurement, haproxy: M
     ['weft-proxy', weft],
   ];
   if (haproxy) rows.push(['haproxy', haproxy]);
+  rows.push(['node floor', floor]);
   for (const [name, m] of rows) {
     const added = (p: 'p50' | 'p90' | 'p99') => (m === direct ? '-' : fmt(m.latencies[p] - direct.latencies[p]));
     console.log(
@@ -180,7 +183,7 @@ function report(mode: string, direct: Measurement, weft: Measurement, haproxy: M
   }
 }
 
-function goals(open: { direct: Measurement; weft: Measurement }, closed: { weft: Measurement }): void {
+function goals(open: { direct: Measurement; weft: Measurement; floor: Measurement }, closed: { weft: Measurement; floor: Measurement }): void {
   const addedP99 = open.weft.latencies.p99 - open.direct.latencies.p99;
   const cpu = Math.max(open.weft.cpuPer1k ?? Number.NaN, closed.weft.cpuPer1k ?? Number.NaN);
   const rss = Math.max(open.weft.rssMb ?? 0, closed.weft.rssMb ?? 0);
@@ -188,6 +191,11 @@ function goals(open: { direct: Measurement; weft: Measurement }, closed: { weft:
   console.log(`  added p99 at ${rate} req/s: ${fmt(addedP99)} ms (goal < 1 ms): ${verdict(addedP99 < 1)}`);
   console.log(`  CPU per 1,000 requests: ${fmt(cpu, 3)} CPU s, i.e. ${fmt(cpu, 3)} vCPU at 1,000 req/s (goal <= 0.20): ${verdict(cpu <= 0.2)}`);
   console.log(`  resident memory: ${fmt(rss, 0)} MB (goal <= 60 MB): ${verdict(rss <= 60)}`);
+  const floorCpu = Math.max(open.floor.cpuPer1k ?? Number.NaN, closed.floor.cpuPer1k ?? Number.NaN);
+  const floorRss = Math.max(open.floor.rssMb ?? 0, closed.floor.rssMb ?? 0);
+  console.log(
+    `  platform floor (node:http + undici, no routing; see floor.ts): added p99 ${fmt(open.floor.latencies.p99 - open.direct.latencies.p99)} ms, ${fmt(floorCpu, 3)} CPU s per 1,000 requests, ${fmt(floorRss, 0)} MB`,
+  );
 }
 
 // ------------------------------------------------------------------ main
@@ -269,18 +277,34 @@ backend echo
     });
   }
 
+  // The platform floor: node:http + undici with the data plane's V8 flags, forwarding only.
+  const floorPort = await freePort(ip.floor);
+  const floor = start('node floor', process.execPath, [...dataPlaneNodeFlags, bins.floor, '--address', ip.floor, '--port', String(floorPort), '--upstream', `${ip.backend}:${backendPort}`]);
+  await floor.waitFor((l) => l.msg === 'listening', 'listening');
+
   const targets = {
     direct: { url: `http://${ip.backend}:${backendPort}/` },
     weft: { url: `http://${ip.proxy}:15001/`, host: 'echo:9080', pid: proxy.child.pid },
     haproxy: haproxy ? { url: `http://${ip.haproxy}:${haproxyPort}/`, pid: haproxy.child.pid } : undefined,
+    floor: { url: `http://${ip.floor}:${floorPort}/`, pid: floor.child.pid },
   };
   console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; weft-proxy idle RSS ${fmt(idleRss, 0)} MB`);
-  const open = { direct: await measure(targets.direct, 'open'), weft: await measure(targets.weft, 'open'), haproxy: targets.haproxy ? await measure(targets.haproxy, 'open') : undefined };
-  report(`open loop at ${rate} req/s`, open.direct, open.weft, open.haproxy);
-  const closed = { direct: await measure(targets.direct, 'closed'), weft: await measure(targets.weft, 'closed'), haproxy: targets.haproxy ? await measure(targets.haproxy, 'closed') : undefined };
-  report(`closed loop, ${concurrency} connections (maximum rate)`, closed.direct, closed.weft, closed.haproxy);
+  const open = {
+    direct: await measure(targets.direct, 'open'),
+    weft: await measure(targets.weft, 'open'),
+    haproxy: targets.haproxy ? await measure(targets.haproxy, 'open') : undefined,
+    floor: await measure(targets.floor, 'open'),
+  };
+  report(`open loop at ${rate} req/s`, open.direct, open.weft, open.haproxy, open.floor);
+  const closed = {
+    direct: await measure(targets.direct, 'closed'),
+    weft: await measure(targets.weft, 'closed'),
+    haproxy: targets.haproxy ? await measure(targets.haproxy, 'closed') : undefined,
+    floor: await measure(targets.floor, 'closed'),
+  };
+  report(`closed loop, ${concurrency} connections (maximum rate)`, closed.direct, closed.weft, closed.haproxy, closed.floor);
   goals(open, closed);
-  await Promise.all([stop(proxy), haproxy ? stop(haproxy) : undefined]);
+  await Promise.all([stop(proxy), stop(floor), haproxy ? stop(haproxy) : undefined]);
   await Promise.all([stop(weftd), stop(backend)]);
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
