@@ -467,6 +467,23 @@ describe('AuthorizationPolicy', () => {
     expect(validate(ap('  targetRefs:\n  - kind: Service\n    group: ""\n    name: web\n  action: DENY\n  rules:\n  - to:\n    - operation:\n        ports: ["9000"]\n')).errors).toEqual([]);
   });
 
+  it('warns that CUSTOM is not supported by Weft and fails closed', () => {
+    const yaml = ap('  action: CUSTOM\n  provider:\n    name: ext-authz\n  rules:\n  - to:\n    - operation:\n        paths: ["/admin"]\n');
+    const r = validate(yaml);
+    expect(r.valid).toBe(true);
+    expectProblem(
+      r,
+      {
+        yaml,
+        path: 'spec.action',
+        at: 'action: CUSTOM',
+        message:
+          'CUSTOM action is not supported by Weft (no external authorization, provider "ext-authz" is never called): requests this policy\'s rules match are denied with 403, as Istio does when the extension provider is unknown',
+      },
+      'warning',
+    );
+  });
+
   it('warns about a DENY rule with only HTTP attributes, as Istio does', () => {
     const yaml = ap('  action: DENY\n  rules:\n  - to:\n    - operation:\n        methods: ["DELETE"]\n');
     const r = validate(yaml);

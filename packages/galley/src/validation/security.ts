@@ -326,6 +326,12 @@ function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: Validat
       ctx.error(['action'], 'CUSTOM action requires `provider.name`: the name of an extension provider in the mesh config');
     } else if (!isString(spec.provider.name) || spec.provider.name === '') {
       ctx.error(isString(spec.provider.name) ? ['provider', 'name'] : ['provider'], '`provider.name` must not be empty');
+    } else {
+      // Weft has no ext_authz: it does what Istio does for an unknown provider (fail closed).
+      ctx.warning(
+        ['action'],
+        `CUSTOM action is not supported by Weft (no external authorization, provider ${JSON.stringify(spec.provider.name)} is never called): requests this policy's rules match are denied with 403, as Istio does when the extension provider is unknown`,
+      );
     }
   } else if (present(spec.provider)) {
     ctx.error(['provider'], `\`provider\` must not be with non CUSTOM action, found ${action}`);
