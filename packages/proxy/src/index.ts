@@ -105,3 +105,7 @@ export {
   httpToGrpcStatus,
   LocalReplyBody,
 } from './http/router.ts';
+export { type OtlpReceiver, type ReceivedSpan, type SpanKindName, startOtlpReceiver } from './telemetry/testing/otlp-receiver.ts';
+export { openTelemetryTracer, tracingFilterFactory, type TracingNode } from './telemetry/tracing.ts';
+export { extractTrace, type IncomingTrace, injectTrace, type OutgoingTrace } from './telemetry/tracing-context.ts';
+export { flushTracing, shutdownTracing } from './telemetry/tracing-export.ts';

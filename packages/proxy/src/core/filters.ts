@@ -48,6 +48,8 @@ export interface HttpFilterContext {
   /** The route's name and cluster once routing chose them (undefined before, or without a route). */
   readonly routeName: string | undefined;
   readonly upstreamCluster: string | undefined;
+  /** The route's `decorator.operation` (the span name tracing uses), once routing chose a route. */
+  readonly routeOperation?: string | undefined;
 }
 
 /** An answer a filter gives instead of routing the request (RBAC's 403). */
@@ -159,6 +161,25 @@ export class FilterRegistry {
   registerTcpChain(factory: TcpChainFilterFactory): this {
     this.tcpChain.push(factory);
     return this;
+  }
+
+  /** Run once when the proxy stops, after listeners drained (flush buffered telemetry). */
+  readonly shutdownHooks: (() => Promise<void> | void)[] = [];
+  onShutdown(hook: () => Promise<void> | void): this {
+    this.shutdownHooks.push(hook);
+    return this;
+  }
+  /** Runs every shutdown hook; a failing hook does not stop the others. */
+  async shutdown(): Promise<void> {
+    await Promise.all(
+      this.shutdownHooks.map(async (h) => {
+        try {
+          await h();
+        } catch {
+          // Reported by the hook's owner.
+        }
+      }),
+    );
   }
 }
 

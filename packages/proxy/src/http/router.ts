@@ -315,6 +315,9 @@ class Exchange implements FormatContext {
       get upstreamCluster() {
         return ex.upstreamCluster;
       },
+      get routeOperation() {
+        return ex.route?.operation;
+      },
     };
   }
 

@@ -5,13 +5,39 @@ import { FilterRegistry } from '../core/filters.ts';
 import { rbacHttpFilterFactory, rbacNetworkFilterFactory } from '../security/rbac-filter.ts';
 import { xfccFilterFactory } from '../security/xfcc.ts';
 import type { ProxyOptions } from './proxy.ts';
+import type { Logger } from '@weft/model';
+import type { XdsSnapshot } from '../core/types.ts';
+import { tracingFilterFactory } from '../telemetry/tracing.ts';
+import { shutdownTracing, tracingLoaded } from '../telemetry/tracing-export.ts';
+import { nodeId } from '../xds/node.ts';
 
-export function defaultFilterRegistry(_options: ProxyOptions): FilterRegistry {
+/** What filters may ask of the running proxy. */
+export interface FilterRuntime {
+  /** The current xDS snapshot (tracing resolves its collector's cluster there). */
+  snapshot?: () => XdsSnapshot | undefined;
+  logger?: Logger;
+}
+
+export function defaultFilterRegistry(options: ProxyOptions, runtime: FilterRuntime = {}): FilterRegistry {
   const registry = new FilterRegistry();
   // Authorization (AuthorizationPolicy): envoy.filters.http.rbac and envoy.filters.network.rbac.
   registry.registerHttp(TypeUrl.HttpRbac, rbacHttpFilterFactory);
   registry.registerNetwork(TypeUrl.NetworkRbac, rbacNetworkFilterFactory);
   // x-forwarded-client-cert on chains whose connection manager asks for it (sidecar inbound).
   registry.registerConnectionManager(xfccFilterFactory);
+  // Tracing on chains whose connection manager names a tracing provider (telemetry/tracing.ts);
+  // OpenTelemetry is loaded only then. Buffered spans are exported on shutdown.
+  const bspDelay = Number(process.env.OTEL_BSP_SCHEDULE_DELAY);
+  registry.registerConnectionManager(
+    tracingFilterFactory(
+      { id: nodeId(options.node), zone: options.node.labels?.['topology.kubernetes.io/zone'] ?? '' },
+      {
+        snapshot: () => runtime.snapshot?.(),
+        warn: (message) => runtime.logger?.warn('tracing', { error: message }),
+        ...(Number.isFinite(bspDelay) && bspDelay > 0 ? { scheduledDelayMs: bspDelay } : {}),
+      },
+    ),
+  );
+  registry.onShutdown(() => (tracingLoaded() ? shutdownTracing() : undefined));
   return registry;
 }

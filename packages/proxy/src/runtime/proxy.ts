@@ -116,7 +116,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const log = createLogger({ scope: 'proxy', ...logOptions, fields: { node: id } });
   const stats = new Stats();
   // Filters beyond routing (security, telemetry): the caller's registry, else the default one.
-  const filters = o.filters ?? defaultFilterRegistry(o);
+  const filters = o.filters ?? defaultFilterRegistry(o, { snapshot: () => xds.snapshot, logger: createLogger({ scope: 'telemetry', ...logOptions, fields: { node: id } }) });
   const onRecord = (r: RequestRecord) => {
     stats.record(r);
     o.onRecord?.(r);
@@ -291,6 +291,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         identity?.stop();
         stopWatching();
         await listeners.close(o.drainMs ?? 5000);
+        // Telemetry buffered by filters (spans) goes out before the proxy exits.
+        await filters.shutdown();
         await xds.close();
         await clusters.close();
         await admin.close();
