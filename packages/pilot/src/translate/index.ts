@@ -2,6 +2,7 @@
 // context. The ADS server picks `grpcGenerators` for proxyless gRPC clients, `envoyGenerators` otherwise.
 import { TypeUrl } from '@weft/xds';
 import type { Generator } from '../core/types.ts';
+import { withAccessLogs } from './accesslog.ts';
 import { envoyCds, envoyClusters } from './cds.ts';
 import { edsGenerator } from './eds.ts';
 import { gatewayLds, gatewayRds } from './gateway.ts';
@@ -9,7 +10,8 @@ import { grpcCds, grpcEds, grpcLds, grpcRds } from './grpc.ts';
 import { sidecarLds } from './lds.ts';
 import { sidecarRds } from './rds.ts';
 
-const envoyLds: Generator = (push, proxy, request) => (proxy.type === 'router' ? gatewayLds : sidecarLds)(push, proxy, request);
+// MeshConfig's access log goes on every connection manager and tcp_proxy of sidecars and gateways.
+const envoyLds: Generator = (push, proxy, request) => withAccessLogs((proxy.type === 'router' ? gatewayLds : sidecarLds)(push, proxy, request), push.mesh);
 const envoyRds: Generator = (push, proxy, request) => (proxy.type === 'router' ? gatewayRds : sidecarRds)(push, proxy, request);
 const envoyEds: Generator = edsGenerator((push, proxy) =>
   envoyClusters(push, proxy)
