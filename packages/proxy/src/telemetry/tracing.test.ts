@@ -83,16 +83,16 @@ function hcmWith(t: Tracing): HttpConnectionManager__Output {
   return decodeMessage(name, encodeMessage(name, { stat_prefix: 'test', tracing: t })) as HttpConnectionManager__Output;
 }
 
-function compile(t: Tracing, direction: 'inbound' | 'outbound' | 'gateway'): HttpFilter {
-  const factory = tracingFilterFactory(node, { snapshot: () => undefined, warn: (m) => warnings.push(m), scheduledDelayMs: 50 });
+function compile(t: Tracing, direction: 'inbound' | 'outbound' | 'gateway', scheduledDelayMs = 50): HttpFilter {
+  const factory = tracingFilterFactory(node, { snapshot: () => undefined, warn: (m) => warnings.push(m), scheduledDelayMs });
   const f = factory(hcmWith(t), { where: 'test#0', listener: 'test', direction, hcm: hcmWith(t) });
   if (!f) throw new Error('no tracing filter');
   return f;
 }
 
 /** One proxy hop: the real router with the tracing filter in front of the backend's cluster. */
-async function hop(t: Tracing, direction: 'inbound' | 'outbound' | 'gateway'): Promise<string> {
-  const filters = [compile(t, direction)];
+async function hop(t: Tracing, direction: 'inbound' | 'outbound' | 'gateway', scheduledDelayMs = 50): Promise<string> {
+  const filters = [compile(t, direction, scheduledDelayMs)];
   const routes = compileRouteConfiguration(
     decodeRouteConfig({
       name: 'rc',
@@ -293,6 +293,19 @@ describe('tracing filter', () => {
 
   it('no export problems were reported', () => {
     expect(warnings).toEqual([]);
+  });
+});
+
+describe('shutdown', () => {
+  it('exports the spans still batched when the proxy stops', async () => {
+    // A batch delay far longer than the test: only shutdown can send the span.
+    const slow = await hop(tracing(otlpHttp('slow.default')), 'outbound', 600_000);
+    const res = await send(slow, { headers: { host: 'backend' } });
+    const tid = upstreamTraceparent(res.body).traceId;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(byTrace(tid)(receiver.spans)).toEqual([]);
+    await shutdownTracing();
+    expect(byTrace(tid)(receiver.spans)).toHaveLength(1);
   });
 });
 
