@@ -2,12 +2,15 @@
 // filters, weft-proxy sidecars enforce them in front of echo backends. Requests go the way an
 // application's would (through its sidecar's outbound port) or straight to a sidecar's inbound
 // port from a chosen loopback address (for ipBlocks); the assertions are status codes and bodies.
+// weftd runs the CA: sidecars started with a service account get their workload certificate from
+// it, so principal and namespace rules see real mTLS peer identities.
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
+import { CertificateAuthority } from '@weft/citadel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry } from './config.ts';
 import { App, type Backend, type ProxyProcess, startBackend, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
@@ -17,6 +20,8 @@ const ip = {
   web: '127.10.7.11',
   audit: '127.10.7.21',
   db: '127.10.7.31',
+  secure: '127.10.7.41',
+  intruder: '127.10.7.2',
   /** Clients outside the mesh, connecting straight to a sidecar's inbound port. */
   blocked: '127.10.7.200',
   trusted: '127.10.7.201',
@@ -29,16 +34,26 @@ const proxies: ProxyProcess[] = [];
 let web: ProxyProcess;
 let audit: ProxyProcess;
 let app: App;
+let intruderApp: App;
+let caDir: string;
+let ca: CertificateAuthority;
 
-function workloadEntry(name: string, address: string, port: number, portName = 'http'): string {
+function workloadEntry(name: string, address: string, port: number, portName = 'http', serviceAccount = ''): string {
   return `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: ${name}, namespace: default}
 spec:
   address: ${address}
-  labels: {app: ${name}, version: v1}
+${serviceAccount ? `  serviceAccount: ${serviceAccount}\n` : ''}  labels: {app: ${name}, version: v1}
   ports: {${portName}: ${port}}
 `;
+}
+
+/** Flags giving a sidecar a mesh identity: a bootstrap token minted with the CA's key, the root from weftd's CA directory. */
+async function identity(sa: string): Promise<string[]> {
+  const tokenFile = joinPath(dir, `${sa}.token`);
+  await writeFile(tokenFile, ca.issueBootstrapToken('default', sa));
+  return ['--service-account', sa, '--ca-address', `127.0.0.1:${weftd.caPort}`, '--ca-root-cert', joinPath(caDir, 'root-cert.pem'), '--ca-token-file', tokenFile];
 }
 
 function policy(name: string, app: string, body: string): string {
@@ -54,7 +69,7 @@ ${body.replace(/^/gm, '  ')}
 /** A client at `localAddress` talking straight to a sidecar's inbound port (node:http: undici ignores localAddress). */
 function direct(localAddress: string, target: string, path: string, method = 'GET'): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: target, port: 9080, path, method, localAddress, headers: { host: 'web:9080' }, agent: false }, (res) => {
+    const req = httpRequest({ host: target, port: 9080, path, method, localAddress, headers: { host: `${target}:9080` }, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
@@ -87,18 +102,28 @@ async function tcpExchange(localAddress: string): Promise<{ received: string; cl
 beforeAll(async () => {
   dir = await mkdtemp(joinPath(tmpdir(), 'weft-e2e-authz-'));
   const configDir = joinPath(dir, 'config');
+  caDir = joinPath(dir, 'ca');
   await mkdir(configDir);
-  const started = await Promise.all([startBackend('web', 'v1', ip.web), startBackend('audit', 'v1', ip.audit), startBackend('db', 'v1', ip.db, { tcp: true })]);
+  await mkdir(caDir);
+  const started = await Promise.all([
+    startBackend('web', 'v1', ip.web),
+    startBackend('audit', 'v1', ip.audit),
+    startBackend('db', 'v1', ip.db, { tcp: true }),
+    startBackend('secure', 'v1', ip.secure),
+  ]);
   backends.push(...started);
-  const [webApp, auditApp, dbApp] = started as [Backend, Backend, Backend];
+  const [webApp, auditApp, dbApp, secureApp] = started as [Backend, Backend, Backend, Backend];
 
   const yaml = join(
     serviceEntry('web', 'web'),
     serviceEntry('audit', 'audit'),
     serviceEntry('db', 'db', 9000, 'TCP'),
+    serviceEntry('secure', 'secure'),
     workloadEntry('web', ip.web, 9080),
     workloadEntry('audit', ip.audit, 9080),
     workloadEntry('db', ip.db, 9000, 'tcp'),
+    // secure has a sidecar with an identity: clients reach it over mTLS (auto mTLS).
+    workloadEntry('secure', ip.secure, 9080, 'http', 'secure'),
     // web: GET on /api and below, and /canary only with `x-canary: yes`; never /api/admin; never from 127.10.7.200.
     policy('web-allow', 'web', 'action: ALLOW\nrules:\n- to:\n  - operation: {methods: [GET], paths: [/api, "/api/*"]}\n- to:\n  - operation: {paths: ["/canary*"]}\n  when:\n  - {key: "request.headers[x-canary]", values: ["yes"]}'),
     policy('web-deny-admin', 'web', 'action: DENY\nrules:\n- to:\n  - operation: {paths: ["/api/admin*"]}'),
@@ -107,25 +132,39 @@ beforeAll(async () => {
     policy('audit-all', 'audit', 'action: AUDIT\nrules:\n- {}'),
     // db (TCP): only connections from 127.10.7.201 to port 9000.
     policy('db-allow', 'db', `action: ALLOW\nrules:\n- from:\n  - source: {ipBlocks: ["${ip.trusted}"]}\n  to:\n  - operation: {ports: ["9000"]}`),
+    // secure: /client only for the client's identity; /mesh for any identity of namespace default; nothing else.
+    policy('secure-allow', 'secure', 'action: ALLOW\nrules:\n- from:\n  - source: {principals: [cluster.local/ns/default/sa/client]}\n  to:\n  - operation: {paths: ["/client*"]}\n- from:\n  - source: {namespaces: [default]}\n  to:\n  - operation: {paths: ["/mesh*"]}'),
+    policy('secure-deny', 'secure', 'action: DENY\nrules:\n- from:\n  - source: {notPrincipals: ["*/sa/client"]}\n  to:\n  - operation: {paths: ["/mesh/private*"]}'),
   );
   await writeConfig(configDir, 'mesh.yaml', yaml);
-  weftd = await startWeftd(configDir);
-  const sidecar = (name: string, address: string, port: number, appPort: number) =>
-    startProxy({ xdsPort: weftd.xdsPort, ip: address, pod: `${name}-v1-1`, labels: `app=${name},version=v1`, extra: ['--app-address', address, '--app-ports', `${port}=${appPort}`] });
-  const [client, w, a, d] = await Promise.all([
-    startProxy({ xdsPort: weftd.xdsPort, ip: ip.client, pod: 'client-v1-1', labels: 'app=client,version=v1' }),
+  weftd = await startWeftd(configDir, 0, { ca: { caDir } });
+  ca = await CertificateAuthority.open(caDir);
+  const sidecar = async (name: string, address: string, port: number, appPort: number, sa?: string) =>
+    startProxy({
+      xdsPort: weftd.xdsPort,
+      ip: address,
+      pod: `${name}-v1-1`,
+      labels: `app=${name},version=v1`,
+      extra: ['--app-address', address, '--app-ports', `${port}=${appPort}`, ...(sa ? await identity(sa) : [])],
+    });
+  const [client, intruder, w, a, d, sec] = await Promise.all([
+    startProxy({ xdsPort: weftd.xdsPort, ip: ip.client, pod: 'client-v1-1', labels: 'app=client,version=v1', extra: await identity('client') }),
+    startProxy({ xdsPort: weftd.xdsPort, ip: ip.intruder, pod: 'intruder-v1-1', labels: 'app=intruder,version=v1', extra: await identity('intruder') }),
     sidecar('web', ip.web, 9080, webApp.port),
     sidecar('audit', ip.audit, 9080, auditApp.port),
     sidecar('db', ip.db, 9000, dbApp.port),
+    sidecar('secure', ip.secure, 9080, secureApp.port, 'secure'),
   ]);
   web = w;
   audit = a;
-  proxies.push(client, w, a, d);
+  proxies.push(client, intruder, w, a, d, sec);
   app = new App(ip.client);
-});
+  intruderApp = new App(ip.intruder);
+}, 90_000);
 
 afterAll(async () => {
   await app?.close();
+  await intruderApp?.close();
   await Promise.all(proxies.map((p) => p.proc.stop()));
   await Promise.all(backends.map((b) => b.proc.stop()));
   await weftd?.proc.stop();
@@ -201,5 +240,30 @@ describe('AuthorizationPolicy on TCP (envoy.filters.network.rbac)', () => {
     const denied = await tcpExchange(ip.blocked);
     expect(denied.received).toBe('');
     expect(denied.closedBy).toBe('peer');
+  });
+});
+
+describe('principals and namespaces (mTLS peer identities from the mesh CA)', () => {
+  it("principals: only the client's identity reaches /client", async () => {
+    const ok = await app.get('secure:9080', '/client/data');
+    expect(ok.status).toBe(200);
+    expect(ok.echo?.name).toBe('secure');
+    // The hop was mTLS: the app behind the sidecar sees the client's identity.
+    expect(ok.echo?.headers['x-forwarded-client-cert']).toContain('URI=spiffe://cluster.local/ns/default/sa/client');
+    const other = await intruderApp.get('secure:9080', '/client/data');
+    expect(other.status).toBe(403);
+    expect(other.text).toBe('RBAC: access denied');
+  });
+
+  it('namespaces: any identity of namespace default reaches /mesh; a plaintext client has no identity and is denied', async () => {
+    expect((await app.get('secure:9080', '/mesh/a')).status).toBe(200);
+    expect((await intruderApp.get('secure:9080', '/mesh/a')).status).toBe(200);
+    const plaintext = await direct(ip.trusted, ip.secure, '/mesh/a');
+    expect(plaintext).toEqual({ status: 403, text: 'RBAC: access denied' });
+  });
+
+  it('notPrincipals with a * prefix in a DENY: everyone but the client is denied /mesh/private', async () => {
+    expect((await app.get('secure:9080', '/mesh/private')).status).toBe(200);
+    expect((await intruderApp.get('secure:9080', '/mesh/private')).status).toBe(403);
   });
 });
