@@ -11,7 +11,7 @@ import { ClusterStats, type EndpointSpec, endpointKey, endpointsOf, Host } from 
 import { createPicker, HashRing, type Picker } from './lb.ts';
 import { OutlierDetector } from './outlier.ts';
 import { Exchange, HttpPool, type PoolCluster } from './pool.ts';
-import { dial, resolveTls, type TlsMaterial } from './transport.ts';
+import { countTls, dial, resolveTls, type TlsMaterial } from './transport.ts';
 
 export type DnsLookup = (hostname: string, family: 0 | 4 | 6) => Promise<string[]>;
 
@@ -336,7 +336,8 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
       }
     }
     const s = this.settings;
-    dial(host.dialAddress, host.port, { connectTimeoutMs: s.connectTimeoutMs, bindAddress: s.bindAddress, keepaliveTimeS: s.keepaliveTimeS, tls, h2 }, done);
+    const finish = tls ? countTls(this.stats, done) : done;
+    dial(host.dialAddress, host.port, { connectTimeoutMs: s.connectTimeoutMs, bindAddress: s.bindAddress, keepaliveTimeS: s.keepaliveTimeS, tls, h2 }, finish);
   }
 
   // ---- UpstreamCluster ----

@@ -142,6 +142,11 @@ export class ClusterStats {
   upstream_cx_destroy_with_active_rq = 0;
   outlier_detection_ejections_enforced_total = 0;
   outlier_detection_ejections_overflow = 0;
+  /** Upstream TLS, as Envoy's `cluster.<name>.ssl.*`: handshakes, and failures by cause. */
+  'ssl.handshake' = 0;
+  'ssl.fail_verify_san' = 0;
+  'ssl.fail_verify_error' = 0;
+  'ssl.connection_error' = 0;
 
   /** Counters plus the gauges read from the cluster's live state. */
   snapshot(gauges: Record<string, number>): Record<string, number> {

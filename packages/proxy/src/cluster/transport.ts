@@ -115,12 +115,17 @@ function subjectAltNames(cert: PeerCertificate): string[] {
   return text.split(/,\s*/).map((entry) => entry.slice(entry.indexOf(':') + 1));
 }
 
+/** The peer's certificate is valid but names none of the identities the cluster expects. */
+export class SanMismatchError extends Error {
+  readonly code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+}
+
 /** Null when a SAN of the peer satisfies one matcher (or none are configured), else the reason. */
 export function checkSans(sans: readonly StringMatcher[], cert: PeerCertificate): Error | undefined {
   if (sans.length === 0) return undefined;
   const names = subjectAltNames(cert);
   for (const n of names) for (const m of sans) if (matches(m, n)) return undefined;
-  return new Error(`upstream certificate SANs [${names.join(', ')}] match none of the configured subject alt names`);
+  return new SanMismatchError(`upstream certificate SANs [${names.join(', ')}] match none of the configured subject alt names`);
 }
 
 export interface DialOptions {
@@ -177,6 +182,20 @@ export function dial(address: string, port: number, o: DialOptions, done: (err: 
     socket.alpnProtocol = o.h2 ? 'h2' : false;
     done(null, socket);
   });
+}
+
+/** Errors of a TLS dial that are the peer's certificate (Envoy's ssl.fail_verify_error). */
+const verifyErrors = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
+
+/** Wraps a TLS dial's callback to count handshakes and failures by cause (SAN mismatch, untrusted chain, other). */
+export function countTls(stats: Record<'ssl.handshake' | 'ssl.fail_verify_san' | 'ssl.fail_verify_error' | 'ssl.connection_error', number>, done: (err: Error | null, socket: Socket | null) => void): (err: Error | null, socket: Socket | null) => void {
+  return (err, socket) => {
+    if (!err) stats['ssl.handshake']++;
+    else if (err instanceof SanMismatchError) stats['ssl.fail_verify_san']++;
+    else if (verifyErrors.has((err as { code?: string }).code ?? '')) stats['ssl.fail_verify_error']++;
+    else if (!(err instanceof ConnectTimeoutError) && (err as { code?: string }).code !== 'ECONNREFUSED') stats['ssl.connection_error']++;
+    done(err, socket);
+  };
 }
 
 /** Whether a transport choice is TLS. */

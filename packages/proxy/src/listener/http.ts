@@ -66,7 +66,8 @@ export class HttpFrontend {
 
   constructor(options: HttpFrontendOptions) {
     const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
-      const info = (req.socket as TaggedSocket)[connectionInfo];
+      // HTTP/2 over a stream (h2-bridge.ts) sees Node's wrapper; the tagged stream is its `stream`.
+      const info = (req.socket as TaggedSocket)[connectionInfo] ?? (req.socket as { stream?: TaggedSocket }).stream?.[connectionInfo];
       if (!info) {
         res.statusCode = 500;
         res.end();

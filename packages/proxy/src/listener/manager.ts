@@ -23,7 +23,8 @@ import { type Detected, detect } from './detect.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
 import { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './http.ts';
 import { proxyTcp } from './tcp.ts';
-import { ServerTlsCache, type TlsSecretSource } from './tls.ts';
+import { ServerTlsCache, type TlsSecretSource, verifyClientCertificate } from './tls.ts';
+import { h2OverTls } from './h2-bridge.ts';
 
 export const VirtualOutbound = 'virtualOutbound';
 export const VirtualInbound = 'virtualInbound';
@@ -368,7 +369,7 @@ export class ListenerManager {
         }
         h2 = detected.alpn.includes('h2c');
       }
-      this.#frontend.serve(stream, info, h2);
+      this.#frontend.serve(tls && h2 ? h2OverTls(stream as TLSSocket) : stream, info, h2);
       return;
     }
     if (chain.tcp) {
@@ -416,6 +417,12 @@ export class ListenerManager {
       }, 10_000);
       tlsSocket.once('secure', () => {
         clearTimeout(timer);
+        if (server.requestCert && !verifyClientCertificate(tlsSocket, server.rejectUnauthorized)) {
+          this.#log.debug('client certificate refused', { listener, chain: chain.name, error: String(tlsSocket.authorizationError) });
+          tlsSocket.destroy();
+          resolve(undefined);
+          return;
+        }
         resolve(tlsSocket);
       });
       tlsSocket.once('close', () => {

@@ -3,7 +3,7 @@
 // credentials `kubernetes://<name>`, which local mode loads from files). Mesh mTLS (the `default`
 // and `ROOTCA` secrets from the agent's SDS) plugs in through `TlsSecretSource` in issue 6.
 import { readFileSync } from 'node:fs';
-import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { DownstreamTlsContext__Output, Secret__Output } from '@weft/xds';
 
 type DataSource = NonNullable<NonNullable<Secret__Output['tls_certificate']>['certificate_chain']>;
@@ -105,4 +105,26 @@ export class ServerTlsCache {
     this.#cache.set(ctx, { secrets, tls });
     return tls;
   }
+}
+
+type HandleWithVerify = { _handle?: { verifyError?: () => (Error & { code?: string }) | null } | null };
+
+/**
+ * What `tls.Server` does for its sockets (onServerSocketSecure) and a server TLSSocket made from an
+ * accepted socket does not: applies the client certificate's verification result. OpenSSL already
+ * refused a missing certificate when one is required; this refuses an untrusted one (returns false
+ * when the connection must close) and sets `authorized`/`authorizationError` for what follows.
+ */
+export function verifyClientCertificate(socket: TLSSocket, reject: boolean): boolean {
+  const handle = (socket as unknown as HandleWithVerify)._handle;
+  const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+  // Without the internal check, fail closed: no client is taken as verified.
+  const error = handle?.verifyError ? handle.verifyError() : new Error('client certificate verification is unavailable');
+  if (!presented || error) {
+    socket.authorized = false;
+    if (error) socket.authorizationError = error;
+    return !reject;
+  }
+  socket.authorized = true;
+  return true;
 }

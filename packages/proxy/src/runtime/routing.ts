@@ -35,7 +35,9 @@ export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: Reque
     serve(req: DownstreamRequest, res: DownstreamResponse, rc: RouteConfiguration__Output | undefined, ctx: ListenerRequestContext): void {
       const settings = settingsOf(ctx.chain);
       const routes = rc ? compiledRoutesFor(rc, compileOptionsFor(settings)) : undefined;
-      const socket = req.socket;
+      // HTTP/2 over TLS runs on a stream without addresses (listener/h2-bridge.ts): the connection has them.
+      const c = ctx.connection;
+      const socket = req.socket.remoteAddress !== undefined ? req.socket : { remoteAddress: c.remoteAddress, remotePort: c.remotePort, localAddress: c.localAddress, localPort: c.localPort };
       const record: RequestRecord = {
         direction: ctx.direction,
         listener: ctx.listener,
