@@ -13,7 +13,8 @@
 // BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ const bins = {
   load: here('./load.ts'),
   floor: here('./floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4' };
+const ip = { proxy: '127.20.0.1', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9' };
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 // ------------------------------------------------------------------ processes
@@ -198,6 +199,128 @@ function goals(open: { direct: Measurement; weft: Measurement; floor: Measuremen
   );
 }
 
+// ------------------------------------------------------------------ mesh hop
+
+/**
+ * The same load through two sidecars as a mesh runs them: the client's sidecar (local mode's
+ * outbound port) originates mutual TLS with its workload certificate from weftd's CA, the
+ * server's sidecar terminates it (PeerAuthentication STRICT) and forwards to the backend; both
+ * report Istio's metrics (metadata exchange included) and trace at Istio's default sampling (1%)
+ * to an OTLP receiver. Access logs stay off, as in Istio's default profile.
+ */
+async function meshHop(dir: string, backendPort: number, direct: { open: Measurement; closed: Measurement }): Promise<void> {
+  const { CertificateAuthority } = await import('@weft/citadel');
+  const { silentLogger } = await import('@weft/model');
+  const configDir = join(dir, 'mesh-config');
+  const caDir = join(dir, 'ca');
+  await mkdir(configDir);
+  await mkdir(caDir);
+  // An OTLP/HTTP receiver that accepts and drops spans.
+  let spans = 0;
+  const collector = createHttpServer((req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => {
+      spans++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+      res.end();
+    });
+  });
+  const collectorPort = await new Promise<number>((resolve) => collector.listen(0, ip.collector, () => resolve((collector.address() as { port: number }).port)));
+  await writeFile(
+    join(dir, 'mesh.yaml'),
+    `enableTracing: true
+defaultConfig:
+  tracing:
+    sampling: 1
+extensionProviders:
+- name: otel
+  opentelemetry:
+    service: ${ip.collector}
+    port: ${collectorPort}
+    http:
+      path: /v1/traces
+defaultProviders:
+  tracing: [otel]
+`,
+  );
+  await writeFile(
+    join(configDir, 'mesh.yaml'),
+    `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  location: MESH_INTERNAL
+  workloadSelector: {labels: {app: echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: echo, namespace: default}
+spec:
+  address: ${ip.server}
+  serviceAccount: echo
+  labels: {app: echo, version: v1, security.istio.io/tlsMode: istio}
+  ports: {http: 9080}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  mtls: {mode: STRICT}
+`,
+  );
+  const weftd = start('weftd (mesh)', process.execPath, [bins.weftd, '--config-dir', configDir, '--xds-port', '0', '--ca-port', '0', '--monitoring-port', '0', '--ca-dir', caDir, '--mesh-config', join(dir, 'mesh.yaml')]);
+  const ready = await weftd.waitFor((l) => l.msg === 'weftd ready', 'weftd ready');
+  const ca = await CertificateAuthority.open(caDir, { logger: silentLogger });
+  const sidecar = async (name: string, address: string, sa: string, labels: string, extra: string[]) => {
+    const tokenFile = join(dir, `${sa}.token`);
+    await writeFile(tokenFile, ca.issueBootstrapToken('default', sa));
+    const args = [bins.proxy, '--xds-address', `127.0.0.1:${ready.xdsPort}`, '--ip', address, '--pod', `${name}-1`, '--namespace', 'default', '--labels', labels];
+    args.push('--service-account', sa, '--ca-address', `127.0.0.1:${ready.caPort}`, '--ca-root-cert', join(caDir, 'root-cert.pem'), '--ca-token-file', tokenFile);
+    args.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200', ...extra);
+    const p = start(name, process.execPath, [...proxyNodeOptions, ...args]);
+    await p.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
+    return p;
+  };
+  const server = await sidecar('server sidecar', ip.server, 'echo', 'app=echo,version=v1', ['--app-address', ip.backend, '--app-ports', `9080=${backendPort}`]);
+  const client = await sidecar('client sidecar', ip.client, 'bench', 'app=bench,version=v1', []);
+  const idle = { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) };
+  const target = { url: `http://${ip.client}:15001/`, host: 'echo:9080' };
+  const both = async (mode: 'open' | 'closed') => {
+    const before = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
+    const m = await measure(target, mode);
+    const after = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
+    const per = (b: { user: number; sys: number }, a: { user: number; sys: number }) => ((a.user - b.user + a.sys - b.sys) / m.requests) * 1000;
+    return { m, cpu: { client: per(before.client, after.client), server: per(before.server, after.server) }, rss: { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) } };
+  };
+  const open = await both('open');
+  const closed = await both('closed');
+  console.log(`\nmesh hop: client -> client sidecar -> mTLS (STRICT) -> server sidecar -> backend; Istio metrics and metadata exchange on both, tracing sampled at 1% to OTLP (${spans} exports received); idle RSS client ${fmt(idle.client, 0)} MB, server ${fmt(idle.server, 0)} MB`);
+  console.log('  load        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req client / server   RSS MB client / server');
+  for (const [name, r, d] of [
+    [`${rate} req/s`, open, direct.open],
+    ['max (32 c)', closed, direct.closed],
+  ] as const) {
+    const m = r.m;
+    console.log(
+      `  ${name.padEnd(10)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${fmt(m.latencies.p50 - d.latencies.p50).padEnd(6)}  ${fmt(m.latencies.p90 - d.latencies.p90).padEnd(6)}  ${fmt(m.latencies.p99 - d.latencies.p99).padEnd(6)}  ${fmt(r.cpu.client, 3).padStart(14)} / ${fmt(r.cpu.server, 3).padEnd(12)}  ${fmt(r.rss.client, 0).padStart(10)} / ${fmt(r.rss.server, 0)}`,
+    );
+  }
+  const addedP99 = open.m.latencies.p99 - direct.open.latencies.p99;
+  const cpu = Math.max(open.cpu.client, open.cpu.server, closed.cpu.client, closed.cpu.server);
+  const rss = Math.max(open.rss.client, open.rss.server, closed.rss.client, closed.rss.server);
+  console.log('Goals with mTLS and telemetry (per sidecar; the added latency is for both sidecars together):');
+  console.log(`  added p99 at ${rate} req/s (two sidecars): ${fmt(addedP99)} ms (goal < 1 ms): ${verdict(addedP99 < 1)}`);
+  console.log(`  CPU per 1,000 requests, busiest sidecar: ${fmt(cpu, 3)} CPU s (goal <= 0.20): ${verdict(cpu <= 0.2)}`);
+  console.log(`  resident memory, largest sidecar: ${fmt(rss, 0)} MB (goal <= 60 MB): ${verdict(rss <= 60)}`);
+  await Promise.all([stop(client), stop(server)]);
+  await stop(weftd);
+  collector.close();
+}
+
 // ------------------------------------------------------------------ main
 
 const dir = await mkdtemp(join(tmpdir(), 'weft-bench-proxy-'));
@@ -305,6 +428,7 @@ backend echo
   report(`closed loop, ${concurrency} connections (maximum rate)`, closed.direct, closed.weft, closed.haproxy, closed.floor);
   goals(open, closed);
   await Promise.all([stop(proxy), stop(floor), haproxy ? stop(haproxy) : undefined]);
+  if (process.env.BENCH_PROXY_MESH !== '0') await meshHop(dir, backendPort, { open: open.direct, closed: closed.direct });
   await Promise.all([stop(weftd), stop(backend)]);
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
