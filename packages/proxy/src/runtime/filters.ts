@@ -7,6 +7,7 @@ import { xfccFilterFactory } from '../security/xfcc.ts';
 import type { ProxyOptions } from './proxy.ts';
 import type { Logger } from '@weft/model';
 import type { XdsSnapshot } from '../core/types.ts';
+import type { TelemetryRuntime } from '../telemetry/runtime.ts';
 import { tracingFilterFactory } from '../telemetry/tracing.ts';
 import { shutdownTracing, tracingLoaded } from '../telemetry/tracing-export.ts';
 import { nodeId } from '../xds/node.ts';
@@ -16,6 +17,8 @@ export interface FilterRuntime {
   /** The current xDS snapshot (tracing resolves its collector's cluster there). */
   snapshot?: () => XdsSnapshot | undefined;
   logger?: Logger;
+  /** Istio's metrics (with metadata exchange) and access logs; none when absent. */
+  telemetry?: TelemetryRuntime;
 }
 
 export function defaultFilterRegistry(options: ProxyOptions, runtime: FilterRuntime = {}): FilterRegistry {
@@ -39,5 +42,8 @@ export function defaultFilterRegistry(options: ProxyOptions, runtime: FilterRunt
     ),
   );
   registry.onShutdown(() => (tracingLoaded() ? shutdownTracing() : undefined));
+  // Access logs (access_log of connection managers and tcp_proxy) and Istio's metrics with
+  // metadata exchange (istio.stats), on every HTTP and TCP chain (telemetry/runtime.ts).
+  runtime.telemetry?.register(registry);
   return registry;
 }

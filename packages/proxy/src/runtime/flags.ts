@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from '@weft/model';
+import { AppMetricsError, appMetricsUrl } from '../telemetry/app-metrics.ts';
 import { parseLabels, type ProxyKind } from '../xds/node.ts';
 import type { ProxyOptions } from './proxy.ts';
 import type { ProxyCaOptions } from '../security/identity.ts';
@@ -57,6 +58,13 @@ Admin:
   --admin-port PORT        admin port (default 15000; 0 picks a free port)
   --health-address ADDR    health address (default 0.0.0.0; local mode: --bind-address)
   --health-port PORT       /healthz/ready (default 15021; 0 picks a free port; -1 none)
+
+Telemetry (on the health address):
+  --stats-port PORT        the proxy's Prometheus metrics, /stats/prometheus (default 15090; 0 free; -1 none)
+  --status-port PORT       merged proxy and application metrics, /stats/prometheus, and /healthz/ready
+                           (default 15020; 0 free; -1 none)
+  --app-metrics-url URL    the application's Prometheus endpoint merged into 15020 (default: from
+                           ISTIO_PROMETHEUS_ANNOTATIONS, or prometheus.io/port and /path in ISTIO_META_ANNOTATIONS)
   --warming-timeout-ms MS  use a listener or cluster after this long without its routes/endpoints (default 15000)
   --drain-ms MS            on SIGTERM, let requests in flight finish for this long (default 5000)
   --log-level LEVEL        debug, info (default), warn or error
@@ -165,6 +173,9 @@ const options = {
   'admin-port': { type: 'string' },
   'health-address': { type: 'string' },
   'health-port': { type: 'string' },
+  'stats-port': { type: 'string' },
+  'status-port': { type: 'string' },
+  'app-metrics-url': { type: 'string' },
   'warming-timeout-ms': { type: 'string' },
   'drain-ms': { type: 'string' },
   'log-level': { type: 'string' },
@@ -263,6 +274,21 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (healthHost) o.healthHost = healthHost;
   const health = port('health-port', v['health-port'], true);
   if (health !== undefined) o.healthPort = health;
+  o.statsPort = port('stats-port', v['stats-port'], true) ?? 15090;
+  o.statusPort = port('status-port', v['status-port'], true) ?? 15020;
+  try {
+    const app = appMetricsUrl({
+      url: v['app-metrics-url'],
+      prometheusAnnotations: env.ISTIO_PROMETHEUS_ANNOTATIONS,
+      annotations: metadata.ANNOTATIONS,
+      appAddress: o.appAddress,
+      appPorts: o.appPorts,
+    });
+    if (app) o.appMetricsUrl = app;
+  } catch (e) {
+    if (e instanceof AppMetricsError) throw new UsageError(e.message);
+    throw e;
+  }
   const warming = ms('warming-timeout-ms', v['warming-timeout-ms']);
   if (warming !== undefined) o.warmingTimeoutMs = warming;
   const drain = ms('drain-ms', v['drain-ms']);

@@ -15,6 +15,7 @@ import { directionOf, ListenerManager } from '../listener/manager.ts';
 import { XdsClient } from '../xds/client.ts';
 import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
+import { TelemetryRuntime } from '../telemetry/runtime.ts';
 import { defaultFilterRegistry } from './filters.ts';
 import { type ProxyCaOptions, proxyIdentity } from '../security/identity.ts';
 import { createHttpRouting } from './routing.ts';
@@ -65,6 +66,14 @@ export interface ProxyOptions {
   onRecord?: (r: RequestRecord) => void;
   /** Filters beyond routing (authorization, telemetry) the listeners may use; see core/filters.ts. */
   filters?: FilterRegistry;
+  /** Istio's metrics and access logs (default on); false leaves them out. */
+  telemetry?: boolean;
+  /** Proxy metrics `/stats/prometheus` (Envoy's 15090); 0 picks a free port; undefined or -1: not served. Binds on `healthHost`. */
+  statsPort?: number;
+  /** Merged metrics and `/healthz/ready` (pilot-agent's 15020); 0 picks a free port; undefined or -1: not served. Binds on `healthHost`. */
+  statusPort?: number;
+  /** The application's Prometheus endpoint, merged into the status port's `/stats/prometheus`. */
+  appMetricsUrl?: string;
   /** POST /quitquitquit on the admin port. */
   onQuit?: () => void;
 }
@@ -77,6 +86,8 @@ export interface RunningProxy {
   readonly stats: Stats;
   readonly adminPort: number;
   readonly healthPort: number | undefined;
+  /** Istio's metrics, access logs and their scrape ports (statsPort, statusPort); undefined with `telemetry: false`. */
+  readonly telemetry: TelemetryRuntime | undefined;
   /** Resolves once the first snapshot is applied and its listeners are bound. */
   readonly ready: Promise<void>;
   isReady(): boolean;
@@ -115,8 +126,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const id = nodeId(o.node);
   const log = createLogger({ scope: 'proxy', ...logOptions, fields: { node: id } });
   const stats = new Stats();
+  // Istio's metrics (with metadata exchange) and access logs read cluster and endpoint metadata from the accepted config.
+  const telemetry = o.telemetry === false ? undefined : new TelemetryRuntime({ node: o.node, snapshot: () => xds.snapshot });
   // Filters beyond routing (security, telemetry): the caller's registry, else the default one.
-  const filters = o.filters ?? defaultFilterRegistry(o, { snapshot: () => xds.snapshot, logger: createLogger({ scope: 'telemetry', ...logOptions, fields: { node: id } }) });
+  const filters =
+    o.filters ??
+    defaultFilterRegistry(o, { snapshot: () => xds.snapshot, logger: createLogger({ scope: 'telemetry', ...logOptions, fields: { node: id } }), ...(telemetry ? { telemetry } : {}) });
   const onRecord = (r: RequestRecord) => {
     stats.record(r);
     o.onRecord?.(r);
@@ -272,6 +287,28 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   }
   stats.gauge('listener_manager.downstream_cx_active', () => listeners.bound().reduce((n, b) => n + b.activeConnections, 0));
   log.info('admin listening', { port: admin.port, healthPort: admin.healthPort, address: o.adminHost ?? '127.0.0.1' });
+  if (telemetry && ((o.statsPort ?? -1) >= 0 || (o.statusPort ?? -1) >= 0)) {
+    const host = o.healthHost ?? '0.0.0.0';
+    try {
+      await telemetry.listen({
+        host,
+        statsPort: o.statsPort,
+        statusPort: o.statusPort,
+        appMetricsUrl: o.appMetricsUrl,
+        ready: () => ready,
+        envoyStats: () => stats.entries(),
+        logger: log,
+      });
+    } catch (err) {
+      identity?.stop();
+      stopWatching();
+      await xds.close();
+      await clusters.close();
+      await admin.close();
+      throw err;
+    }
+    log.info('telemetry listening', { address: host, statsPort: telemetry.statsPort, statusPort: telemetry.statusPort, ...(o.appMetricsUrl ? { appMetrics: o.appMetricsUrl } : {}) });
+  }
   xds.start();
 
   let closed: Promise<void> | undefined;
@@ -283,6 +320,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     stats,
     adminPort: admin.port,
     healthPort: admin.healthPort,
+    telemetry,
     ready: readyPromise,
     isReady: () => ready,
     close: () => {
@@ -296,6 +334,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         await xds.close();
         await clusters.close();
         await admin.close();
+        await telemetry?.close();
         log.info('proxy stopped');
       })();
       return closed;

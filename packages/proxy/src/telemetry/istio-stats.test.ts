@@ -229,6 +229,24 @@ describe('metadata exchange between two sidecars', () => {
     expect(clientSaw[mxIdHeader]).toBeUndefined();
   });
 
+  it('a request another filter answered first (RBAC 403) still has its peer read, and the headers removed', async () => {
+    const client = new ProxyTelemetry({ node: clientNode, snapshot: () => clientSnapshot() });
+    const server = new ProxyTelemetry({ node: serverNode, snapshot: () => serverSnapshot });
+    const up: FilterHeaders = {};
+    const cctx = httpCtx(record('outbound', outboundCluster), {});
+    client.httpFilterFactory(hcm, site('outbound'))!.begin(cctx)!.onUpstreamRequest?.(cctx, up);
+    const sctx = httpCtx(record('inbound', inboundCluster, { responseCode: 403, upstreamCluster: undefined }), { ...up });
+    const s = server.httpFilterFactory(hcm, site('inbound'))!.begin(sctx)!;
+    // No onRequest: the RBAC filter before this one answered.
+    const resp: FilterHeaders = {};
+    s.onResponse?.(sctx, 403, resp);
+    s.onComplete?.(sctx);
+    expect(sctx.requestHeaders[mxHeader]).toBeUndefined();
+    expect(resp[mxHeader]).toBe(server.mxValue);
+    const labels = Object.fromEntries(samples(await scrape(server), 'istio_requests_total')[0]!.labels);
+    expect(labels).toMatchObject({ source_workload: 'productpage-v1', source_app: 'productpage', response_code: '403' });
+  });
+
   it('sends nothing to PassthroughCluster (external), and a server answers non-mesh clients without exchange headers', () => {
     const client = new ProxyTelemetry({ node: clientNode, snapshot: () => clientSnapshot() });
     const rec = record('outbound', 'PassthroughCluster');

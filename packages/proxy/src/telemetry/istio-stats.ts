@@ -162,6 +162,7 @@ export class ProxyTelemetry {
 /** Server side: reads and removes the client's exchange headers, answers with its own. */
 class InboundHttpStats implements HttpStreamHooks {
   readonly #t: ProxyTelemetry;
+  #read = false;
   #peer: WorkloadInfo | undefined;
   #sawId = false;
   #sawMd = false;
@@ -175,6 +176,14 @@ class InboundHttpStats implements HttpStreamHooks {
   }
 
   onRequest(ctx: HttpFilterContext): undefined {
+    this.#readRequest(ctx);
+    return undefined;
+  }
+
+  /** In onRequest; or later when a filter before this one answered first (RBAC's 403 is counted with its peer too). */
+  #readRequest(ctx: HttpFilterContext): void {
+    if (this.#read) return;
+    this.#read = true;
     const h = ctx.requestHeaders;
     this.#requestHeaderBytes = headerBytes(h) + ctx.method.length + ctx.path.length + ctx.authority.length + 24;
     this.#grpc = isGrpc(h);
@@ -189,10 +198,10 @@ class InboundHttpStats implements HttpStreamHooks {
       delete h[mxHeader];
       this.#peer = this.#t.peers.lookup(id, md);
     }
-    return undefined;
   }
 
-  onResponse(_ctx: HttpFilterContext, status: number, headers: FilterHeaders): void {
+  onResponse(ctx: HttpFilterContext, status: number, headers: FilterHeaders): void {
+    this.#readRequest(ctx);
     if (this.#grpc) this.#grpcStatus = grpcStatusOf(headers['grpc-status']);
     if (this.#sawId) headers[mxIdHeader] = this.#t.mxId;
     if (this.#sawMd) headers[mxHeader] = this.#t.mxValue;
@@ -201,6 +210,7 @@ class InboundHttpStats implements HttpStreamHooks {
   }
 
   onComplete(ctx: HttpFilterContext): void {
+    this.#readRequest(ctx);
     const t = this.#t;
     const r = ctx.record;
     const c = ctx.connection;
