@@ -39,6 +39,7 @@ import type { DiscoveryResponse, DiscoveryResponse__Output } from './generated/e
 import type { AccessLog, AccessLog__Output } from './generated/envoy/config/accesslog/v3/AccessLog.ts';
 import type { FileAccessLog, FileAccessLog__Output } from './generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
 import type { OpenTelemetryConfig, OpenTelemetryConfig__Output } from './generated/envoy/config/trace/v3/OpenTelemetryConfig.ts';
+import type { UriTemplateMatchConfig, UriTemplateMatchConfig__Output } from './generated/envoy/extensions/path/match/uri_template/v3/UriTemplateMatchConfig.ts';
 
 interface Pair<I, O> {
   input: I;
@@ -73,6 +74,7 @@ export interface XdsMessageTypes {
   'envoy.config.accesslog.v3.AccessLog': Pair<AccessLog, AccessLog__Output>;
   'envoy.extensions.access_loggers.file.v3.FileAccessLog': Pair<FileAccessLog, FileAccessLog__Output>;
   'envoy.config.trace.v3.OpenTelemetryConfig': Pair<OpenTelemetryConfig, OpenTelemetryConfig__Output>;
+  'envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig': Pair<UriTemplateMatchConfig, UriTemplateMatchConfig__Output>;
   'envoy.service.discovery.v3.DiscoveryRequest': Pair<DiscoveryRequest, DiscoveryRequest__Output>;
   'envoy.service.discovery.v3.DiscoveryResponse': Pair<DiscoveryResponse, DiscoveryResponse__Output>;
   'envoy.service.discovery.v3.DeltaDiscoveryRequest': Pair<DeltaDiscoveryRequest, DeltaDiscoveryRequest__Output>;

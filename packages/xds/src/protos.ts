@@ -54,6 +54,7 @@ export const envoyProtoFiles = [
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/extensions/path/match/uri_template/v3/uri_template_match.proto',
 ] as const;
 
 export interface EnvoyProtos {

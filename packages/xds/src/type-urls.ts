@@ -28,6 +28,7 @@ export const TypeUrl = {
   PreviousHostsPredicate: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
   FileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
   OpenTelemetryConfig: 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+  UriTemplateMatchConfig: 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig',
 } as const satisfies Record<string, `type.googleapis.com/${XdsMessageName}`>;
 
 export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];

@@ -1,4 +1,4 @@
-import { TypeUrl } from '@weft/xds';
+import { decodeAny, TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
 import { bookinfoPlatform, generate, must, pushFrom, reviewsV1, router, typed } from './test-support.ts';
 
@@ -32,6 +32,9 @@ function compact(v: unknown): unknown {
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
+    if (typeof o.type_url === 'string' && (Buffer.isBuffer(o.value) || o.value instanceof Uint8Array)) {
+      return { '@type': o.type_url, ...(compact(decodeAny(o as never)) as object) };
+    }
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(o)) {
       if (typeof x === 'string' && x !== k && o[x] !== undefined && o[x] !== null && /^[a-z_]+$/.test(x) && Object.hasOwn(o, x)) continue;
@@ -162,9 +165,7 @@ describe('AuthorizationPolicy -> envoy.filters.http.rbac', () => {
     ]);
     const p = must(f?.rules?.policies['ns[default]-policy[ops]-rule[0]']);
     const authority = (m: object) => ({ header: { name: ':authority', string_match: { ...m, ignore_case: true } } });
-    const template = (t: string) => ({
-      uri_template: { name: 'uri-template', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig', value: `\n${String.fromCharCode(t.length)}${t}` } },
-    });
+    const template = (t: string) => ({ uri_template: { name: 'uri-template', typed_config: { '@type': TypeUrl.UriTemplateMatchConfig, path_template: t } } });
     expect(compact(p.permissions)).toEqual([
       {
         and_rules: {

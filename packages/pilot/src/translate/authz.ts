@@ -37,8 +37,6 @@ type MetadataMatcher = NonNullable<RbacPermission['metadata']>;
 type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
 
 export const RbacFilterNames = { http: 'envoy.filters.http.rbac', network: 'envoy.filters.network.rbac' } as const;
-/** Istio's type URL of the `uri_template` permission's config (path templates `{*}`, `{**}`). */
-export const UriTemplateMatchConfigType = 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig';
 const dryRunAnnotation = 'istio.io/dry-run';
 const tcpStatPrefix = 'tcp.';
 const badCustomSuffix = '-deny-due-to-bad-CUSTOM-action';
@@ -88,20 +86,7 @@ const containsPathTemplate = (p: string) => p.includes('{*}') || p.includes('{**
 
 function uriTemplate(path: string): RbacPermission {
   const template = path.replaceAll('{**}', '**').replaceAll('{*}', '*');
-  return { uri_template: { name: 'uri-template', typed_config: { type_url: UriTemplateMatchConfigType, value: encodeUriTemplate(template) } } };
-}
-
-/** `UriTemplateMatchConfig { string path_template = 1; }` in protobuf wire format. */
-export function encodeUriTemplate(template: string): Buffer {
-  const body = Buffer.from(template, 'utf8');
-  const len: number[] = [];
-  let n = body.length;
-  while (n > 0x7f) {
-    len.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  len.push(n);
-  return Buffer.concat([Buffer.from([0x0a, ...len]), body]);
+  return { uri_template: { name: 'uri-template', typed_config: encodeAny(TypeUrl.UriTemplateMatchConfig, { path_template: template }) } };
 }
 
 /** Istio's AddrStrToCidrRange: an address (host prefix) or CIDR. */

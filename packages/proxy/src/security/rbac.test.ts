@@ -128,8 +128,7 @@ describe('RBAC engine: permissions', () => {
     expect(uriTemplateRegExp('/static/**').test('/static/css/a.css')).toBe(true);
     expect(uriTemplateRegExp('/v1/{name}/x').test('/v1/abc/x')).toBe(true);
     expect(uriTemplateRegExp('/a.b/*').test('/aXb/c')).toBe(false);
-    const value = Buffer.concat([Buffer.from([0x0a, '/books/*/reviews'.length]), Buffer.from('/books/*/reviews')]);
-    const p: Permission = { uri_template: { name: 'uri-template', typed_config: { type_url: 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig', value } } };
+    const p: Permission = { uri_template: { name: 'uri-template', typed_config: encodeAny(TypeUrl.UriTemplateMatchConfig, { path_template: '/books/*/reviews' }) } };
     expect(matches(p, input(conn(), req('GET', '/books/7/reviews?x')))).toBe(true);
     expect(matches(p, input(conn(), req('GET', '/books/7')))).toBe(false);
   });

@@ -19,7 +19,7 @@
 // - uri_template: Envoy's path templates (`*` one segment, `**` any rest, `{name}`, `{name=…}`).
 import { X509Certificate } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import type { Any__Output, RbacPolicies__Output } from '@weft/xds';
+import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
 import { RequestView } from '../http/view.ts';
@@ -58,9 +58,6 @@ export interface RbacEngine {
 
 type Pred = (input: RbacInput) => boolean;
 
-/** The type URL of uri_template's config (Envoy's extension, as Istio sends it for `{*}` and `{**}` paths). */
-export const uriTemplateType = 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig';
-
 /** A request with no headers at all: what header matchers see on a TCP connection. */
 class NoHeaders extends RequestView {
   constructor() {
@@ -98,29 +95,6 @@ function headerTest(m: NonNullable<Permission['header']>): Pred {
   return (input) => h.test(input.request ?? noHeaders);
 }
 
-/** Decodes `UriTemplateMatchConfig { string path_template = 1; }`. */
-function decodeUriTemplate(any: Any__Output): string {
-  const b = Buffer.from(any.value);
-  let i = 0;
-  let template = '';
-  while (i < b.length) {
-    const tag = b[i++]!;
-    let len = 0;
-    let shift = 0;
-    for (;;) {
-      const byte = b[i++];
-      if (byte === undefined) throw new RouteConfigError('uri_template: truncated config');
-      len |= (byte & 0x7f) << shift;
-      if (byte < 0x80) break;
-      shift += 7;
-    }
-    if (tag !== 0x0a) throw new RouteConfigError(`uri_template: unexpected field (tag ${tag})`);
-    template = b.subarray(i, i + len).toString('utf8');
-    i += len;
-  }
-  return template;
-}
-
 /** Envoy's URI template as a full-match RegExp over the path without query. */
 export function uriTemplateRegExp(template: string): RegExp {
   if (!template.startsWith('/')) throw new RouteConfigError(`uri_template ${JSON.stringify(template)} must start with /`);
@@ -154,8 +128,8 @@ export function uriTemplateRegExp(template: string): RegExp {
 
 function uriTemplateTest(ext: NonNullable<Permission['uri_template']>): Pred {
   const any = ext.typed_config;
-  if (!any || any.type_url !== uriTemplateType) throw new RouteConfigError(`unsupported uri_template extension ${JSON.stringify(any?.type_url ?? '')}`);
-  const re = uriTemplateRegExp(decodeUriTemplate(any));
+  if (!any || any.type_url !== TypeUrl.UriTemplateMatchConfig) throw new RouteConfigError(`unsupported uri_template extension ${JSON.stringify(any?.type_url ?? '')}`);
+  const re = uriTemplateRegExp(decodeAny(any, TypeUrl.UriTemplateMatchConfig).path_template);
   return (input) => input.request !== undefined && re.test(input.request.pathOnly);
 }
 
