@@ -13,7 +13,7 @@ import { join as joinPath } from 'node:path';
 import { CertificateAuthority } from '@weft/citadel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry } from './config.ts';
-import { App, type Backend, type ProxyProcess, startBackend, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
+import { App, type Backend, freePort, type ProxyProcess, startBackend, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
 
 const ip = {
   client: '127.10.7.1',
@@ -22,6 +22,7 @@ const ip = {
   db: '127.10.7.31',
   secure: '127.10.7.41',
   intruder: '127.10.7.2',
+  ingress: '127.10.7.100',
   /** Clients outside the mesh, connecting straight to a sidecar's inbound port. */
   blocked: '127.10.7.200',
   trusted: '127.10.7.201',
@@ -36,6 +37,7 @@ let audit: ProxyProcess;
 let app: App;
 let intruderApp: App;
 let caDir: string;
+let gatewayPort: number;
 let ca: CertificateAuthority;
 
 function workloadEntry(name: string, address: string, port: number, portName = 'http', serviceAccount = ''): string {
@@ -67,9 +69,16 @@ ${body.replace(/^/gm, '  ')}
 }
 
 /** A client at `localAddress` talking straight to a sidecar's inbound port (node:http: undici ignores localAddress). */
-function direct(localAddress: string, target: string, path: string, method = 'GET'): Promise<{ status: number; text: string }> {
+function direct(
+  localAddress: string,
+  target: string,
+  path: string,
+  o: { method?: string; port?: number; headers?: Record<string, string> } = {},
+): Promise<{ status: number; text: string }> {
+  const port = o.port ?? 9080;
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: target, port: 9080, path, method, localAddress, headers: { host: `${target}:9080` }, agent: false }, (res) => {
+    const headers = { host: `${target}:${port}`, ...o.headers };
+    const req = httpRequest({ host: target, port, path, method: o.method ?? 'GET', localAddress, headers, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
@@ -113,6 +122,7 @@ beforeAll(async () => {
   ]);
   backends.push(...started);
   const [webApp, auditApp, dbApp, secureApp] = started as [Backend, Backend, Backend, Backend];
+  gatewayPort = await freePort(ip.ingress);
 
   const yaml = join(
     serviceEntry('web', 'web'),
@@ -128,6 +138,8 @@ beforeAll(async () => {
     policy('web-allow', 'web', 'action: ALLOW\nrules:\n- to:\n  - operation: {methods: [GET], paths: [/api, "/api/*"]}\n- to:\n  - operation: {paths: ["/canary*"]}\n  when:\n  - {key: "request.headers[x-canary]", values: ["yes"]}'),
     policy('web-deny-admin', 'web', 'action: DENY\nrules:\n- to:\n  - operation: {paths: ["/api/admin*"]}'),
     policy('web-deny-blocked', 'web', `action: DENY\nrules:\n- from:\n  - source: {ipBlocks: ["${ip.blocked}/32"]}`),
+    // CUSTOM (ext_authz) is not supported: Weft fails closed on what its rules match.
+    policy('web-ext-authz', 'web', 'action: CUSTOM\nprovider: {name: my-ext-authz}\nrules:\n- to:\n  - operation: {paths: ["/api/ext*"]}'),
     // audit: AUDIT only, which never blocks.
     policy('audit-all', 'audit', 'action: AUDIT\nrules:\n- {}'),
     // db (TCP): only connections from 127.10.7.201 to port 9000.
@@ -135,6 +147,33 @@ beforeAll(async () => {
     // secure: /client only for the client's identity; /mesh for any identity of namespace default; nothing else.
     policy('secure-allow', 'secure', 'action: ALLOW\nrules:\n- from:\n  - source: {principals: [cluster.local/ns/default/sa/client]}\n  to:\n  - operation: {paths: ["/client*"]}\n- from:\n  - source: {namespaces: [default]}\n  to:\n  - operation: {paths: ["/mesh*"]}'),
     policy('secure-deny', 'secure', 'action: DENY\nrules:\n- from:\n  - source: {notPrincipals: ["*/sa/client"]}\n  to:\n  - operation: {paths: ["/mesh/private*"]}'),
+    // The ingress gateway: web behind it; clients from 127.10.7.200 refused by their remote address.
+    `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ${gatewayPort}, name: http, protocol: HTTP}
+    hosts: [web.example.com]`,
+    `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-gw, namespace: default}
+spec:
+  hosts: [web.example.com]
+  gateways: [gw]
+  http:
+  - route:
+    - destination: {host: web, port: {number: 9080}}`,
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: gw-deny, namespace: default}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - from:
+    - source: {remoteIpBlocks: ["${ip.blocked}"]}`,
   );
   await writeConfig(configDir, 'mesh.yaml', yaml);
   weftd = await startWeftd(configDir, 0, { ca: { caDir } });
@@ -147,17 +186,18 @@ beforeAll(async () => {
       labels: `app=${name},version=v1`,
       extra: ['--app-address', address, '--app-ports', `${port}=${appPort}`, ...(sa ? await identity(sa) : [])],
     });
-  const [client, intruder, w, a, d, sec] = await Promise.all([
+  const [client, intruder, w, a, d, sec, gw] = await Promise.all([
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.client, pod: 'client-v1-1', labels: 'app=client,version=v1', extra: await identity('client') }),
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.intruder, pod: 'intruder-v1-1', labels: 'app=intruder,version=v1', extra: await identity('intruder') }),
     sidecar('web', ip.web, 9080, webApp.port),
     sidecar('audit', ip.audit, 9080, auditApp.port),
     sidecar('db', ip.db, 9000, dbApp.port),
     sidecar('secure', ip.secure, 9080, secureApp.port, 'secure'),
+    startProxy({ xdsPort: weftd.xdsPort, ip: ip.ingress, pod: 'istio-ingressgateway-1', labels: 'istio=ingressgateway', ingress: true }),
   ]);
   web = w;
   audit = a;
-  proxies.push(client, intruder, w, a, d, sec);
+  proxies.push(client, intruder, w, a, d, sec, gw);
   app = new App(ip.client);
   intruderApp = new App(ip.intruder);
 }, 90_000);
@@ -230,6 +270,30 @@ describe('AuthorizationPolicy on HTTP, through the sidecars', () => {
     expect(deny).toBeGreaterThan(0);
     expect(allow).toBeGreaterThan(deny);
     expect(text.indexOf('envoy.filters.http.router', allow)).toBeGreaterThan(allow);
+  });
+});
+
+describe('CUSTOM (not supported: fails closed)', () => {
+  it('denies what the CUSTOM rules match, leaves the rest to the other policies, and weftd warns naming the policy, file and line', async () => {
+    const r = await app.get('web:9080', '/api/ext/check');
+    expect(r.status).toBe(403);
+    expect(r.text).toBe('RBAC: access denied');
+    expect((await app.get('web:9080', '/api/books')).status).toBe(200);
+    const warning = weftd.proc.lines.find((l) => l.msg === 'config warning' && String(l.resource).includes('web-ext-authz'));
+    expect(warning).toMatchObject({ resource: 'AuthorizationPolicy default/web-ext-authz', path: 'spec.action' });
+    expect(String(warning?.file)).toMatch(/mesh\.yaml$/);
+    expect(warning?.line).toEqual(expect.any(Number));
+    expect(String(warning?.problem)).toMatch(/^CUSTOM action is not supported by Weft/);
+  });
+});
+
+describe('AuthorizationPolicy on a gateway', () => {
+  it('remoteIpBlocks: the gateway denies by the client address it sees, not by a forged X-Forwarded-For', async () => {
+    const via = (from: string, headers: Record<string, string> = {}) => direct(from, ip.ingress, '/api', { port: gatewayPort, headers: { host: 'web.example.com', ...headers } });
+    expect(await via(ip.blocked)).toEqual({ status: 403, text: 'RBAC: access denied' });
+    const ok = await via(ip.trusted, { 'x-forwarded-for': ip.blocked });
+    expect(ok.status).toBe(200);
+    expect((JSON.parse(ok.text) as { name: string }).name).toBe('web');
   });
 });
 
