@@ -9,16 +9,18 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '@weft/proxy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join, serviceEntry, workloadEntry } from './config.ts';
-import { App, bins, JsonProcess, type ProxyProcess, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
+import { join, serviceEntry, virtualService, workloadEntry } from './config.ts';
+import { request } from 'undici';
+import { App, bins, freePort, JsonProcess, type ProxyProcess, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
 
-const ip = { a: '127.10.8.1', b: '127.10.8.11', c: '127.10.8.21' };
+const ip = { a: '127.10.8.1', b: '127.10.8.11', c: '127.10.8.21', ingress: '127.10.8.100' };
 
 let dir: string;
 let receiver: OtlpReceiver;
 let weftd: Weftd;
 const procs: JsonProcess[] = [];
-const proxies: Record<'a' | 'b' | 'c', ProxyProcess> = {} as Record<'a' | 'b' | 'c', ProxyProcess>;
+const proxies: Record<'a' | 'b' | 'c' | 'ingress', ProxyProcess> = {} as Record<'a' | 'b' | 'c' | 'ingress', ProxyProcess>;
+let gatewayPort: number;
 let app: App;
 
 /** An echo backend on `address` that calls other services through `sidecar` when asked (`?call=`). */
@@ -52,6 +54,7 @@ defaultProviders:
   tracing: [otel]
 `,
   );
+  gatewayPort = await freePort(ip.ingress);
   const [portB, portC] = await Promise.all([backend('svc-b', ip.b, `http://${ip.b}:15001`), backend('svc-c', ip.c, `http://${ip.c}:15001`)]);
   await writeConfig(
     configDir,
@@ -62,17 +65,27 @@ defaultProviders:
       // The mesh reaches B and C on 9080 (their sidecars' inbound); the apps listen elsewhere.
       workloadEntry({ name: 'svc-b-v1', app: 'svc-b', version: 'v1', address: ip.b, port: 9080 }),
       workloadEntry({ name: 'svc-c-v1', app: 'svc-c', version: 'v1', address: ip.c, port: 9080 }),
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: traced-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: ${gatewayPort}, name: http, protocol: HTTP}
+    hosts: [traced.example.com]`,
+      virtualService('traced', ['traced.example.com'], '- route:\n  - destination: {host: svc-b, port: {number: 9080}}', '  gateways: [traced-gateway]\n'),
     ),
   );
   weftd = await startWeftd(configDir, 0, { extra: ['--mesh-config', meshFile] });
   // Export often, so the test does not wait for the 5 s default batch delay.
   process.env.OTEL_BSP_SCHEDULE_DELAY = '200';
-  const [a, b, c] = await Promise.all([
+  const [a, b, c, ingress] = await Promise.all([
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.a, pod: 'client-v1-1', labels: 'app=client,version=v1' }),
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.b, pod: 'svc-b-v1-1', labels: 'app=svc-b,version=v1', extra: ['--app-address', ip.b, '--app-ports', `9080=${portB}`] }),
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.c, pod: 'svc-c-v1-1', labels: 'app=svc-c,version=v1', extra: ['--app-address', ip.c, '--app-ports', `9080=${portC}`] }),
+    startProxy({ xdsPort: weftd.xdsPort, ip: ip.ingress, pod: 'istio-ingressgateway-1', labels: 'istio=ingressgateway,app=istio-ingressgateway', ingress: true }),
   ]);
-  Object.assign(proxies, { a, b, c });
+  Object.assign(proxies, { a, b, c, ingress });
   app = new App(ip.a);
 }, 60_000);
 
@@ -182,6 +195,24 @@ describe('tracing across three hops', () => {
     const sampledId = (JSON.parse(after.text) as { headers: Record<string, string> }).headers.traceparent!.split('-')[1]!;
     await receiver.waitFor((s) => inTrace(sampledId)(s).length >= 2, 20_000);
     expect(inTrace(traceId)(receiver.spans)).toEqual([]);
+  });
+
+  it('through the ingress gateway: a SERVER span, a CLIENT span per upstream attempt under it, then the sidecar', async () => {
+    const r = await request(`http://${ip.ingress}:${gatewayPort}/from-outside`, { headers: { host: 'traced.example.com' } });
+    const echoB = (await r.body.json()) as { name: string; headers: Record<string, string> };
+    expect(echoB.name).toBe('svc-b');
+    const traceId = echoB.headers.traceparent!.split('-')[1]!;
+    const spans = await receiver.waitFor((s) => inTrace(traceId)(s).length >= 3, 20_000).then(inTrace(traceId));
+    expect(spans).toHaveLength(3);
+    const svc = (s: ReceivedSpan) => s.resource['service.name'];
+    const gwServer = only(spans, (s) => s.kind === 'SERVER' && svc(s) === 'istio-ingressgateway.default', 'gateway server span');
+    const gwClient = only(spans, (s) => s.kind === 'CLIENT' && svc(s) === 'istio-ingressgateway.default', 'gateway upstream span');
+    const serverB = only(spans, (s) => s.kind === 'SERVER' && svc(s) === 'svc-b.default', 'server span of sidecar B');
+    expect(gwServer.parentSpanId).toBe('');
+    expect(gwServer.name).toBe('svc-b.default.svc.cluster.local:9080/*');
+    expect(gwClient).toMatchObject({ parentSpanId: gwServer.spanId, name: 'router outbound|9080||svc-b.default.svc.cluster.local egress' });
+    expect(serverB.parentSpanId).toBe(gwClient.spanId);
+    expect(gwServer.attributes['http.url']).toBe('http://traced.example.com/from-outside');
   });
 
   it('a B3 caller context is continued: sidecar A parents its span on the caller span', async () => {
