@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type Config, defaultKindRegistry, formatProblem, keyOf, type LoadedResource, loadPaths, type Problem } from '@weft/model';
 import { analyze, compareReports, fileProblemReport, type ResourceReport, sortProblems, validateLoaded } from '@weft/galley';
+import { meshUsage, runMeshCommand } from './mesh-commands.ts';
 
 export const usage = `weftctl: operate a Weft mesh
 
@@ -10,6 +11,9 @@ Usage:
   weftctl analyze -f PATH... [-o text|json] [-n NAMESPACE]
       Validate, then check the resources against each other (references, conflicts, selectors).
   weftctl version
+
+The local mesh (no root; state in --state-dir DIR, $WEFT_STATE_DIR or ~/.weft/local):
+${meshUsage}
 
 Options:
   -f, --filename PATH   a file or directory; repeat for more (directories are read recursively)
@@ -43,6 +47,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
 }
 
 async function run(argv: readonly string[], io: Io): Promise<number> {
+  const meshStatus = await runMeshCommand(argv, io);
+  if (meshStatus !== undefined) return meshStatus;
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);

@@ -31,6 +31,7 @@ export {
   parseYamlDocuments,
 } from './yaml/loader.ts';
 export { NoSource, SourceLocation } from './yaml/source.ts';
+export { toYaml } from './yaml/dump.ts';
 export { defaultDomainSuffix, hostMatches, hostsOverlap, resolveHost } from './service/hosts.ts';
 export {
   type Endpoint,

@@ -1,0 +1,137 @@
+// The commands that run or operate the local mesh: up, apply, delete, proxy-status, proxy-config,
+// describe. They find the running mesh through its state directory (--state-dir, $WEFT_STATE_DIR,
+// ~/.weft/local).
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { apply, remove } from './mesh/apply.ts';
+import { describe } from './mesh/describe.ts';
+import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
+import { proxyStatus } from './mesh/proxy-status.ts';
+import { up, UpUsageError } from './up/command.ts';
+import { defaultStateDir, NoMeshError } from './up/state.ts';
+
+export const meshCommands = ['up', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
+
+export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N]
+      Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
+      prints one line per component, then \`ready: URL\`; Ctrl-C stops everything.
+  weftctl apply -f PATH... [-n NAMESPACE]
+      Validate, then add or replace the resources in the running mesh (nothing changes if any is invalid).
+  weftctl delete -f PATH... [-n NAMESPACE]
+      Remove the resources (by kind, namespace and name) from the running mesh.
+  weftctl proxy-status
+      Every proxy connected to weftd and the sync state of each xDS type.
+  weftctl proxy-config listeners|routes|clusters|endpoints|secret WORKLOAD [-o json]
+      A proxy's configuration, from its admin port (WORKLOAD: reviews-v2, istio-ingressgateway...).
+  weftctl describe WORKLOAD
+      The services, routing rules and policies that apply to a workload, and why.`;
+
+export class MeshUsageError extends Error {}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options,
+  });
+}
+
+const options = {
+  filename: { type: 'string', short: 'f', multiple: true },
+  output: { type: 'string', short: 'o' },
+  namespace: { type: 'string', short: 'n' },
+  'state-dir': { type: 'string' },
+  port: { type: 'string' },
+  'loopback-net': { type: 'string' },
+  'log-level': { type: 'string' },
+  timeout: { type: 'string' },
+  wait: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Runs a mesh command; undefined when argv names none (the caller handles it). */
+export async function runMeshCommand(argv: readonly string[], io: Io): Promise<number | undefined> {
+  let first: string | undefined;
+  try {
+    first = parseArgs({ args: [...argv], allowPositionals: true, strict: false, options }).positionals[0];
+  } catch {
+    return undefined;
+  }
+  if (first === undefined || !(meshCommands as readonly string[]).includes(first)) return undefined;
+  try {
+    return await run(argv, io);
+  } catch (e) {
+    if (e instanceof MeshUsageError || e instanceof UpUsageError) {
+      io.err(`weftctl: ${e.message}\nRun 'weftctl --help' for usage.\n`);
+      return 2;
+    }
+    if (e instanceof NoMeshError) {
+      io.err(`weftctl: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+async function run(argv: readonly string[], io: Io): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    throw new MeshUsageError(e instanceof Error ? e.message.replace(/\. To specify a positional argument.*$/s, '') : String(e));
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help) {
+    io.out(`Usage:\n${meshUsage}\n`);
+    return 0;
+  }
+  const stateDir = resolve(values['state-dir'] ?? defaultStateDir());
+  const format = values.output ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new MeshUsageError(`unknown output format ${JSON.stringify(format)} (use text or json)`);
+  const noMore = (n: number) => {
+    if (rest.length > n) throw new MeshUsageError(`unexpected argument ${JSON.stringify(rest[n])}`);
+  };
+  switch (command) {
+    case 'up':
+      noMore(0);
+      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout }, io);
+    case 'apply':
+    case 'delete': {
+      noMore(0);
+      const files = values.filename ?? [];
+      if (files.length === 0) throw new MeshUsageError(`${command} needs at least one -f PATH`);
+      let waitMs = 15_000;
+      if (values.wait !== undefined) {
+        waitMs = Number(values.wait.replace(/s$/, '')) * 1000;
+        if (!Number.isFinite(waitMs) || waitMs < 0) throw new MeshUsageError(`--wait must be a number of seconds, not ${JSON.stringify(values.wait)}`);
+      }
+      const o = { stateDir, files, namespace: values.namespace ?? 'default', waitMs };
+      return command === 'apply' ? apply(o, io) : remove(o, io);
+    }
+    case 'proxy-status':
+      noMore(0);
+      return proxyStatus({ stateDir, format }, io);
+    case 'proxy-config': {
+      const [kind, workload] = rest;
+      if (!kind || !(proxyConfigKinds as readonly string[]).includes(kind)) throw new MeshUsageError(`proxy-config needs one of ${proxyConfigKinds.join(', ')}, then a workload`);
+      if (!workload) throw new MeshUsageError(`proxy-config ${kind} needs a workload (weftctl proxy-status lists them)`);
+      noMore(2);
+      return proxyConfig({ stateDir, kind: kind as (typeof proxyConfigKinds)[number], workload, format }, io);
+    }
+    case 'describe': {
+      const [workload] = rest;
+      if (!workload) throw new MeshUsageError('describe needs a workload (weftctl proxy-status lists them)');
+      noMore(1);
+      return describe({ stateDir, workload, format }, io);
+    }
+    default:
+      throw new MeshUsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}

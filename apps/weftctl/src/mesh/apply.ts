@@ -1,0 +1,150 @@
+// `weftctl apply -f` and `weftctl delete -f` against the running local mesh: resources are checked
+// with galley first (one invalid resource and nothing is applied, every problem reported at its
+// file:line:column), then written into (or removed from) the config directory weftd watches, one
+// file per object. The command then waits until weftd holds the change and every proxy has ACKed
+// the push that carries it, so that the next request already sees it.
+import { type Config, formatProblem, keyOf, type Problem } from '@weft/model';
+import { sortProblems } from '@weft/galley';
+import { objectFile, objectName, originOf, readAndValidate, removeObjects, writeObjects } from '../up/config-dir.ts';
+import type { MeshState } from '../up/state.ts';
+import { getJson, runningMesh, weftdUrl } from './client.ts';
+import type { SynczEntry } from './proxy-status.ts';
+
+export interface ApplyOptions {
+  stateDir: string;
+  files: readonly string[];
+  namespace: string;
+  /** How long to wait for the change to reach every proxy; 0: do not wait. */
+  waitMs: number;
+}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+interface ConfigzEntry {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string };
+  spec: unknown;
+  source?: { file: string };
+}
+
+function subjectOf(kind: string | undefined, namespace: string | undefined, name: string | undefined): string | undefined {
+  if (!kind) return undefined;
+  return name ? `${kind} ${namespace ? `${namespace}/` : ''}${name}` : kind;
+}
+
+/** Reads and validates; prints problems; returns the valid configs, or undefined when anything is invalid. */
+async function checked(o: ApplyOptions, io: Io, verb: string): Promise<{ config: Config; bodyAtTopLevel: boolean; origin: string }[] | undefined> {
+  const input = await readAndValidate(o.files, o.namespace);
+  let errors = 0;
+  for (const r of input.reports) {
+    const all: Problem[] = [...r.errors, ...r.warnings];
+    sortProblems(all);
+    for (const p of all) io.err(`${formatProblem(p, subjectOf(r.kind, r.namespace, r.name))}\n`);
+    errors += r.errors.length;
+  }
+  if (input.resources.length === 0 && errors === 0) {
+    io.err(`weftctl: no resources in ${o.files.join(', ')}\n`);
+    return undefined;
+  }
+  if (!input.valid) {
+    io.err(`${errors} error${errors === 1 ? '' : 's'}: nothing ${verb}\n`);
+    return undefined;
+  }
+  // The same object twice: the later one wins, as applying the files one after the other would leave it.
+  const byKey = new Map<string, { config: Config; bodyAtTopLevel: boolean; origin: string }>();
+  for (const r of input.resources) {
+    if (!r.config) continue;
+    byKey.delete(keyOf(r.config));
+    byKey.set(keyOf(r.config), { config: r.config, bodyAtTopLevel: r.kind?.bodyAtTopLevel === true, origin: originOf(r) });
+  }
+  return [...byKey.values()];
+}
+
+async function lastPushVersion(s: MeshState): Promise<string> {
+  const p = await getJson<{ version?: string }>(weftdUrl(s, '/debug/push_status'));
+  return p.version ?? '';
+}
+
+/**
+ * Waits until weftd's store matches `present` (each object read from its file, equal spec) and
+ * holds none of `absent`, then until a push newer than `before` has reached every proxy and been ACKed.
+ */
+async function waitForSync(s: MeshState, present: readonly Config[], absent: readonly Config[], before: string, waitMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + waitMs;
+  const sleep = () => new Promise((r) => setTimeout(r, 100));
+  let why = '';
+  for (;;) {
+    if (Date.now() > deadline) return why;
+    const configz = await getJson<ConfigzEntry[]>(weftdUrl(s, '/debug/configz'));
+    const byKey = new Map(configz.map((c) => [keyOf(c as Config), c]));
+    const missing = present.find((c) => {
+      const got = byKey.get(keyOf(c));
+      return !got || got.source?.file !== objectFile(s.configDir, c) || JSON.stringify(got.spec) !== JSON.stringify(c.spec);
+    });
+    const lingering = absent.find((c) => byKey.has(keyOf(c)));
+    if (missing || lingering) {
+      why = missing ? `weftd does not hold ${objectName(missing)} yet (see ${s.weftd!.logFile})` : `weftd still holds ${objectName(lingering!)}`;
+      await sleep();
+      continue;
+    }
+    const version = await lastPushVersion(s);
+    const syncz = await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'));
+    const behind = syncz.filter((e) => e.pushVersion !== version || Object.values(e.types).some((t) => t.status !== 'ACKED'));
+    if (version !== before && behind.length === 0) return undefined;
+    why = version === before ? 'weftd has not pushed the change yet' : `not yet ACKed by ${behind.map((e) => e.id.split('~')[2]).join(', ')}`;
+    await sleep();
+  }
+}
+
+export async function apply(o: ApplyOptions, io: Io): Promise<number> {
+  const s = await runningMesh(o.stateDir);
+  const items = await checked(o, io, 'applied');
+  if (!items) return 1;
+  const before = await lastPushVersion(s);
+  const results = await writeObjects(s.configDir, items);
+  for (const r of results) io.out(`${r.name} ${r.action}\n`);
+  if (o.waitMs > 0 && results.some((r) => r.action !== 'unchanged')) {
+    const why = await waitForSync(s, items.map((i) => i.config), [], before, o.waitMs);
+    if (why !== undefined) {
+      io.err(`weftctl: applied, but not in force everywhere after ${o.waitMs / 1000} s: ${why}\n`);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+export async function remove(o: ApplyOptions, io: Io): Promise<number> {
+  const s = await runningMesh(o.stateDir);
+  const input = await readAndValidate(o.files, o.namespace);
+  // Deleting needs only what names an object; structural problems elsewhere do not matter.
+  const configs = input.resources.filter((r) => r.config).map((r) => r.config!);
+  const unreadable = input.reports.filter((r) => !r.kind || !r.name);
+  for (const r of unreadable) for (const p of r.errors) io.err(`${formatProblem(p, undefined)}\n`);
+  if (configs.length === 0) {
+    io.err(`weftctl: no resources in ${o.files.join(', ')}\n`);
+    return 1;
+  }
+  const before = await lastPushVersion(s);
+  const results = await removeObjects(s.configDir, configs);
+  let missing = 0;
+  for (const r of results) {
+    if (r.deleted) io.out(`${r.name} deleted\n`);
+    else {
+      missing++;
+      io.err(`weftctl: ${r.name} not found in namespace ${r.namespace}\n`);
+    }
+  }
+  const gone = configs.filter((_, i) => results[i]!.deleted);
+  if (o.waitMs > 0 && gone.length > 0) {
+    const why = await waitForSync(s, [], gone, before, o.waitMs);
+    if (why !== undefined) {
+      io.err(`weftctl: deleted, but not in force everywhere after ${o.waitMs / 1000} s: ${why}\n`);
+      return 1;
+    }
+  }
+  return missing > 0 || unreadable.length > 0 ? 1 : 0;
+}

@@ -1,0 +1,67 @@
+// `weftctl proxy-status`: istioctl's proxy-status for the local mesh, from weftd's /debug/syncz.
+import { allProxies, getJson, runningMesh, table, weftdUrl } from './client.ts';
+
+export interface SynczType {
+  status: 'ACKED' | 'NACKED' | 'SENT' | 'NOT_SENT';
+  sent: string;
+  acked: string;
+  nacked: string;
+  nackReason: string;
+}
+
+export interface SynczEntry {
+  id: string;
+  pushVersion?: string;
+  connectedAt?: string;
+  types: Record<string, SynczType>;
+}
+
+const columns: [string, string][] = [
+  ['CDS', 'type.googleapis.com/envoy.config.cluster.v3.Cluster'],
+  ['LDS', 'type.googleapis.com/envoy.config.listener.v3.Listener'],
+  ['EDS', 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'],
+  ['RDS', 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration'],
+  ['SDS', 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret'],
+];
+
+/** istioctl's words: SYNCED (acked what was sent), STALE (sent, not yet acked), NOT SENT, ERROR (rejected). */
+export function syncWord(t: SynczType | undefined): string {
+  if (!t) return 'NOT SENT';
+  switch (t.status) {
+    case 'ACKED':
+      return 'SYNCED';
+    case 'SENT':
+      return 'STALE';
+    case 'NACKED':
+      return 'ERROR';
+    default:
+      return 'NOT SENT';
+  }
+}
+
+/** `reviews-v2.default` from `sidecar~127.0.0.14~reviews-v2.default~default.svc.cluster.local`. */
+export function proxyName(id: string): string {
+  return id.split('~')[2] ?? id;
+}
+
+export async function proxyStatus(o: { stateDir: string; format: 'text' | 'json' }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+  const s = await runningMesh(o.stateDir);
+  const entries = await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'));
+  if (o.format === 'json') {
+    io.out(`${JSON.stringify(entries, null, 2)}\n`);
+    return 0;
+  }
+  const used = columns.filter(([, url]) => entries.some((e) => e.types[url]));
+  const rows = entries
+    .map((e) => [proxyName(e.id), e.id.split('~')[0] ?? '', ...used.map(([, url]) => syncWord(e.types[url])), `weftd 127.0.0.1:${s.weftd!.xdsPort}`, e.pushVersion ?? ''])
+    .sort((a, b) => a[0]!.localeCompare(b[0]!));
+  const connected = new Set(entries.map((e) => e.id));
+  for (const p of allProxies(s)) if (!connected.has(p.nodeId)) rows.push([`${p.name}.${p.namespace}`, p.type, ...used.map(() => 'NOT CONNECTED'), '', '']);
+  io.out(table(['NAME', 'TYPE', ...used.map(([n]) => n), 'WEFTD', 'VERSION'], rows));
+  for (const e of entries) {
+    for (const [url, t] of Object.entries(e.types)) {
+      if (t.status === 'NACKED') io.out(`${proxyName(e.id)} rejected ${url.split('.').at(-1)} version ${t.nacked}: ${t.nackReason}\n`);
+    }
+  }
+  return 0;
+}

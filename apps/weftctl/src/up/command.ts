@@ -1,0 +1,100 @@
+// `weftctl up`: the local mesh in the foreground. One line per component as it comes up, then
+// `ready: <url>`; Ctrl-C (SIGINT) or SIGTERM stops every process it started.
+import { checkLoopbackNet } from './topology.ts';
+import { startLocalMesh } from './mesh.ts';
+
+export interface UpFlags {
+  stateDir: string;
+  port?: string | undefined;
+  loopbackNet?: string | undefined;
+  logLevel?: string | undefined;
+  timeout?: string | undefined;
+}
+
+export interface UpIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export class UpUsageError extends Error {}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? `${s} ` : s + ' '.repeat(n - s.length);
+}
+
+/** Runs until a signal; resolves to the exit status. */
+export async function up(flags: UpFlags, io: UpIo): Promise<number> {
+  let ingressPort: number | undefined;
+  if (flags.port !== undefined) {
+    ingressPort = Number(flags.port);
+    if (!Number.isInteger(ingressPort) || ingressPort < 0 || ingressPort > 65535) throw new UpUsageError(`--port must be a port number (0 picks a free one), not ${JSON.stringify(flags.port)}`);
+    if (ingressPort > 0 && ingressPort < 1024) throw new UpUsageError(`--port ${ingressPort} is a privileged port; weftctl up runs without root, choose 1024 or above (or 0)`);
+  }
+  if (flags.loopbackNet !== undefined) {
+    const problem = checkLoopbackNet(flags.loopbackNet);
+    if (problem) throw new UpUsageError(`--loopback-net: ${problem}`);
+  }
+  const level = flags.logLevel;
+  if (level !== undefined && level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') throw new UpUsageError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
+  let timeoutMs: number | undefined;
+  if (flags.timeout !== undefined) {
+    const s = Number(flags.timeout.replace(/s$/, ''));
+    if (!Number.isFinite(s) || s <= 0) throw new UpUsageError(`--timeout must be a number of seconds, not ${JSON.stringify(flags.timeout)}`);
+    timeoutMs = s * 1000;
+  }
+
+  // Signals from the start: one during startup stops what has started.
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal: ((s: NodeJS.Signals) => void) | undefined;
+  const handler = (s: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = s;
+    onSignal?.(s);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  const t0 = Date.now();
+  const since = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+  io.out(`Starting the local mesh (state in ${flags.stateDir}; logs in ${flags.stateDir}/logs)\n`);
+  const abort = new AbortController();
+  onSignal = () => abort.abort();
+  let mesh: Awaited<ReturnType<typeof startLocalMesh>>;
+  try {
+    mesh = await startLocalMesh({
+      stateDir: flags.stateDir,
+      ...(ingressPort !== undefined ? { ingressPort } : {}),
+      ...(flags.loopbackNet ? { loopbackNet: flags.loopbackNet } : {}),
+      ...(level ? { logLevel: level } : {}),
+      ...(timeoutMs ? { timeoutMs } : {}),
+      onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
+      signal: abort.signal,
+    });
+  } catch (e) {
+    if (signalled) {
+      io.out(`Interrupted (${signalled}) while starting; everything started was stopped.\n`);
+      return 130;
+    }
+    io.err(`weftctl up: ${(e as Error).message}\n`);
+    return 1;
+  }
+  if (signalled) {
+    await mesh.stop(3000);
+    io.out(`Interrupted (${signalled}); stopped.\n`);
+    return 130;
+  }
+  mesh.onExit((component, how, logFile) => io.err(`weftctl up: ${component} ${how}; see ${logFile}\n`));
+  io.out(`  ${pad(since(), 6)} ${pad('done', 14)} try: weftctl proxy-status; weftctl apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml; Ctrl-C stops everything\n`);
+  io.out(`ready: ${mesh.url}\n`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    if (signalled) resolve(signalled);
+    else onSignal = resolve;
+  });
+  io.out(`Stopping the local mesh (${signal})...\n`);
+  const { killed } = await mesh.stop();
+  process.off('SIGINT', handler);
+  process.off('SIGTERM', handler);
+  if (killed.length > 0) io.out(`Stopped (killed after the grace period: ${killed.join(', ')}).\n`);
+  else io.out('Stopped.\n');
+  return 0;
+}

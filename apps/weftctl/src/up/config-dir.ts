@@ -1,0 +1,99 @@
+// The config directory a local mesh's weftd watches. Every object lives in a file of its own,
+// named by its group, kind, namespace and name, so that applying an object replaces it and
+// deleting it removes exactly it, whatever file it first came from (as `kubectl apply` and
+// `kubectl delete` act on objects, not files).
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Config, defaultKindRegistry, groupOf, type LoadedResource, loadPaths, type Problem, toYaml } from '@weft/model';
+import { fileProblemReport, type ResourceReport, validateLoaded } from '@weft/galley';
+
+/** `virtualservice.networking.istio.io/reviews`, as kubectl names objects. */
+export function objectName(c: Pick<Config, 'apiVersion' | 'kind' | 'metadata'>): string {
+  const group = groupOf(c.apiVersion);
+  return `${c.kind.toLowerCase()}${group ? `.${group}` : ''}/${c.metadata.name}`;
+}
+
+/** The file that holds an object in the config directory. */
+export function objectFile(dir: string, c: Pick<Config, 'apiVersion' | 'kind' | 'metadata'>): string {
+  const group = groupOf(c.apiVersion) || 'core';
+  return join(dir, `${c.kind.toLowerCase()}.${group}_${c.metadata.namespace || '_'}_${c.metadata.name}.yaml`);
+}
+
+/** The object as it is written: the envelope, the identifying metadata, and the spec as given. */
+export function objectYaml(c: Config, bodyAtTopLevel = false, origin?: string): string {
+  const m = c.metadata;
+  const metadata: Record<string, unknown> = { name: m.name };
+  if (m.namespace) metadata.namespace = m.namespace;
+  if (m.labels && Object.keys(m.labels).length > 0) metadata.labels = m.labels;
+  if (m.annotations && Object.keys(m.annotations).length > 0) metadata.annotations = m.annotations;
+  const body = bodyAtTopLevel ? { ...(c.spec as Record<string, unknown>) } : { spec: c.spec };
+  const header = origin ? `# ${objectName(c)} in ${m.namespace || 'the cluster'}, from ${origin}\n` : '';
+  return header + toYaml({ apiVersion: c.apiVersion, kind: c.kind, metadata, ...body });
+}
+
+export type WriteAction = 'created' | 'configured' | 'unchanged';
+
+export interface ObjectToWrite {
+  config: Config;
+  bodyAtTopLevel?: boolean;
+  /** Where it came from, for the file's header comment (`file.yaml:12`). */
+  origin?: string;
+}
+
+/** Writes objects (each atomically: a temporary file renamed into place); says what happened to each. */
+export async function writeObjects(dir: string, objects: readonly ObjectToWrite[]): Promise<{ name: string; file: string; action: WriteAction }[]> {
+  const out: { name: string; file: string; action: WriteAction }[] = [];
+  for (const o of objects) {
+    const file = objectFile(dir, o.config);
+    const text = objectYaml(o.config, o.bodyAtTopLevel, o.origin);
+    const before = await readFile(file, 'utf8').catch(() => undefined);
+    const strip = (s: string) => s.replace(/^#.*\n/, '');
+    const action: WriteAction = before === undefined ? 'created' : strip(before) === strip(text) ? 'unchanged' : 'configured';
+    if (action !== 'unchanged') {
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, text);
+      await rename(tmp, file);
+    }
+    out.push({ name: objectName(o.config), file, action });
+  }
+  return out;
+}
+
+/** Removes objects by kind, namespace and name. */
+export async function removeObjects(dir: string, configs: readonly Config[]): Promise<{ name: string; namespace: string; deleted: boolean }[]> {
+  const out: { name: string; namespace: string; deleted: boolean }[] = [];
+  for (const c of configs) {
+    const file = objectFile(dir, c);
+    let deleted = true;
+    try {
+      await rm(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      deleted = false;
+    }
+    out.push({ name: objectName(c), namespace: c.metadata.namespace, deleted });
+  }
+  return out;
+}
+
+export interface CheckedInput {
+  /** Every resource read, valid or not. */
+  resources: LoadedResource[];
+  /** Reports with problems (errors and warnings), sorted by file and line. */
+  reports: ResourceReport[];
+  valid: boolean;
+  problems: Problem[];
+}
+
+/** Reads files or directories of YAML and validates every resource with galley (as `weftctl validate`). */
+export async function readAndValidate(paths: readonly string[], defaultNamespace: string): Promise<CheckedInput> {
+  const load = await loadPaths(paths, { registry: defaultKindRegistry(), defaultNamespace });
+  const reports = [...load.resources.map(validateLoaded), ...load.problems.map(fileProblemReport)];
+  const problems = reports.flatMap((r) => [...r.errors, ...r.warnings]);
+  return { resources: load.resources, reports, valid: reports.every((r) => r.valid) && load.resources.length > 0, problems };
+}
+
+/** Where a loaded resource came from: `file.yaml:12`. */
+export function originOf(r: LoadedResource): string {
+  return `${r.source.file}:${r.source.line}`;
+}

@@ -1,0 +1,106 @@
+// Where a running local mesh is described for the other commands (`apply`, `proxy-status`,
+// `proxy-config`, `describe`): <state dir>/mesh.json, written by `weftctl up` as components come up
+// and removed when it stops. The state directory is --state-dir, else $WEFT_STATE_DIR, else
+// ~/.weft/local.
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { alive } from './processes.ts';
+
+export interface ProxyState {
+  /** `sidecar` or `router` (the ingress gateway). */
+  type: 'sidecar' | 'router';
+  /** The workload (WorkloadEntry) name, also the pod name. */
+  name: string;
+  namespace: string;
+  /** pilot's node id: sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local. */
+  nodeId: string;
+  address: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  pid: number;
+  adminAddress: string;
+  adminPort: number;
+  healthPort?: number;
+  logFile: string;
+}
+
+export interface AppState {
+  /** The workload it serves (`reviews-v2`). */
+  workload: string;
+  service: string;
+  version: string;
+  address: string;
+  port: number;
+  pid: number;
+  logFile: string;
+}
+
+export interface MeshState {
+  /** The `weftctl up` process. */
+  pid: number;
+  startedAt: string;
+  /** Set once every proxy is synced and the page answers. */
+  readyAt?: string;
+  url?: string;
+  stateDir: string;
+  configDir: string;
+  caDir: string;
+  weftd?: { pid: number; xdsPort: number; caPort: number; monitoringPort: number; logFile: string };
+  ingress?: ProxyState & { httpPort: number };
+  proxies: ProxyState[];
+  apps: AppState[];
+}
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.WEFT_STATE_DIR || join(homedir(), '.weft', 'local'));
+}
+
+export function stateFile(stateDir: string): string {
+  return join(stateDir, 'mesh.json');
+}
+
+export async function writeState(s: MeshState): Promise<void> {
+  const file = stateFile(s.stateDir);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(s, null, 2)}\n`);
+  await rename(tmp, file);
+}
+
+export async function readState(stateDir: string): Promise<MeshState | undefined> {
+  try {
+    return JSON.parse(await readFile(stateFile(stateDir), 'utf8')) as MeshState;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`${stateFile(stateDir)} cannot be read: ${(e as Error).message}`);
+  }
+}
+
+/** Every pid the state names. */
+export function statePids(s: MeshState): number[] {
+  return [...(s.weftd ? [s.weftd.pid] : []), ...(s.ingress ? [s.ingress.pid] : []), ...s.proxies.map((p) => p.pid), ...s.apps.map((a) => a.pid)];
+}
+
+/** The environment variable every component of a mesh carries: its state directory. */
+export const meshEnvVar = 'WEFT_LOCAL_MESH';
+
+/** Whether `pid` is a component of the mesh kept in `stateDir` (its environment says so): pids are reused. */
+export async function isMeshProcess(pid: number, stateDir: string): Promise<boolean> {
+  if (!alive(pid)) return false;
+  try {
+    const env = await readFile(`/proc/${pid}/environ`, 'utf8');
+    return env.split('\0').includes(`${meshEnvVar}=${stateDir}`);
+  } catch {
+    return false;
+  }
+}
+
+export class NoMeshError extends Error {}
+
+/** The running mesh in `stateDir`; throws NoMeshError (with what to do) when there is none. */
+export async function runningMesh(stateDir: string): Promise<MeshState> {
+  const s = await readState(stateDir);
+  if (!s || !alive(s.pid)) throw new NoMeshError(`no local mesh is running (state directory ${stateDir}); start one with \`weftctl up\``);
+  if (!s.weftd) throw new NoMeshError(`the local mesh in ${stateDir} is still starting; try again in a moment`);
+  return s;
+}
