@@ -37,6 +37,7 @@ export function defaultFilterRegistry(options: ProxyOptions, runtime: FilterRunt
       {
         snapshot: () => runtime.snapshot?.(),
         warn: (message) => runtime.logger?.warn('tracing', { error: message }),
+        info: (message, fields) => runtime.logger?.info(message, fields),
         ...(Number.isFinite(bspDelay) && bspDelay > 0 ? { scheduledDelayMs: bspDelay } : {}),
       },
     ),

@@ -70,7 +70,8 @@ Telemetry (on the health address):
   --log-level LEVEL        debug, info (default), warn or error
   -h, --help               this text
 
-Logs are JSON lines on stderr. SIGTERM and SIGINT drain and stop.`;
+Logs are JSON lines on stderr. SIGTERM and SIGINT drain and stop (buffered spans are exported first).
+OTEL_BSP_SCHEDULE_DELAY (ms, default 5000): how often spans are exported when pilot configures tracing.`;
 }
 
 function port(name: string, value: string | undefined, allowNegative = false): number | undefined {

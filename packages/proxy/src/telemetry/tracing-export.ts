@@ -219,8 +219,10 @@ export interface SpanFactory {
 export interface TracingRuntime {
   /** The current xDS snapshot (to resolve the collector's cluster). */
   snapshot(): XdsSnapshot | undefined;
-  /** Export problems (rate-limited by the caller's logger, or not). */
+  /** Export problems (at most one every 10 s). */
   warn(message: string): void;
+  /** A tracer provider was created (once per distinct provider configuration). */
+  info?(message: string, fields: Record<string, unknown>): void;
   /** BatchSpanProcessor's scheduled delay, ms (OTEL_BSP_SCHEDULE_DELAY; default 5000). */
   scheduledDelayMs?: number;
 }
@@ -273,6 +275,12 @@ export function spanFactory(target: ExportTarget, runtime: TracingRuntime): Span
     },
   };
   providers.set(key, { provider, factory });
+  runtime.info?.('tracing: exporting spans', {
+    protocol: target.protocol,
+    cluster: target.cluster,
+    collector: exportUrl(target, runtime.snapshot()) ?? `${target.host}:${target.port ?? '?'}`,
+    serviceName: target.serviceName,
+  });
   return factory;
 }
 
