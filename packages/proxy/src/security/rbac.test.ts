@@ -9,7 +9,7 @@ import type { DownstreamConnection, FilterSite, HttpFilterContext, TcpFilterCont
 import type { RequestRecord } from '../core/types.ts';
 import { RequestView } from '../http/view.ts';
 import { downstreamRemoteIp, rbacHttpFilterFactory, rbacNetworkFilterFactory } from './rbac-filter.ts';
-import { compileRbac, type RbacInput, uriTemplateRegExp } from './rbac.ts';
+import { compileRbac, ipGroups, type RbacInput, uriTemplateRegExp } from './rbac.ts';
 
 type Policy = NonNullable<RbacPolicies['policies']>[string];
 type Permission = NonNullable<Policy['permissions']>[number];
@@ -205,6 +205,20 @@ describe('RBAC engine: principals', () => {
     expect(matches({ source_ip: block('127.10.2.7', 32) }, input(c))).toBe(true);
     expect(matches({ direct_remote_ip: block('::1', 128) }, input(conn({ remoteAddress: '::1' })))).toBe(true);
     expect(matches({ direct_remote_ip: block('0.0.0.0', 0) }, input(conn({ remoteAddress: '::1' })))).toBe(false);
+  });
+
+  it('parses addresses of both families for CIDR matching', () => {
+    expect(ipGroups('10.1.2.3')).toEqual([0x0a01, 0x0203]);
+    expect(ipGroups('2001:db8::1')).toEqual([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+    expect(ipGroups('::ffff:10.1.2.3')).toEqual([0, 0, 0, 0, 0, 0xffff, 0x0a01, 0x0203]);
+    expect(ipGroups('::')).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(ipGroups('fe80::1%eth0')).toEqual([0xfe80, 0, 0, 0, 0, 0, 0, 1]);
+    expect(ipGroups('nope')).toBeUndefined();
+    const block = (a: string, len: number): Principal => ({ direct_remote_ip: { address_prefix: a, prefix_len: { value: len } } });
+    expect(matches(block('10.1.0.0', 17), input(conn({ remoteAddress: '10.1.127.9' })))).toBe(true);
+    expect(matches(block('10.1.0.0', 17), input(conn({ remoteAddress: '10.1.128.9' })))).toBe(false);
+    expect(matches(block('2001:db8::', 32), input(conn({ remoteAddress: '2001:db8:ffff::5' })))).toBe(true);
+    expect(matches(block('2001:db8::', 33), input(conn({ remoteAddress: '2001:db8:8000::5' })))).toBe(false);
   });
 
   it('request headers as principals (Istio\'s request.headers[...] conditions)', () => {

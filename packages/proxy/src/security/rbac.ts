@@ -18,7 +18,7 @@
 //   have yet: such matchers see no value and do not match);
 // - uri_template: Envoy's path templates (`*` one segment, `**` any rest, `{name}`, `{name=…}`).
 import { X509Certificate } from 'node:crypto';
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
@@ -69,18 +69,55 @@ class NoHeaders extends RequestView {
 }
 const noHeaders = new NoHeaders();
 
+/** An address as 16-bit groups (2 for IPv4, 8 for IPv6); undefined when it is not one. */
+export function ipGroups(ip: string): number[] | undefined {
+  if (isIPv4(ip)) {
+    const p = ip.split('.').map(Number);
+    return [(p[0]! << 8) | p[1]!, (p[2]! << 8) | p[3]!];
+  }
+  if (!isIPv6(ip)) return undefined;
+  let text = ip;
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  const tail: number[] = [];
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) {
+    const v4 = ipGroups(text.slice(lastColon + 1));
+    if (!v4) return undefined;
+    tail.push(...v4);
+    text = text.slice(0, lastColon + 1);
+    if (!text.endsWith('::')) text = text.slice(0, -1);
+  }
+  const halves = text.split('::');
+  const parse = (h: string) => (h === '' ? [] : h.split(':').map((g) => Number.parseInt(g, 16)));
+  const head = parse(halves[0]!);
+  const rest = halves.length > 1 ? parse(halves[1]!) : [];
+  const fill = 8 - tail.length - head.length - rest.length;
+  return [...head, ...new Array<number>(Math.max(0, fill)).fill(0), ...rest, ...tail];
+}
+
+/** Envoy's CidrRange: the peer is in it when both are of one family and the first prefix_len bits agree. */
 function cidr(c: CidrRange, where: string): (ip: string) => boolean {
   const prefix = c.address_prefix;
-  const family = isIPv4(prefix) ? 'ipv4' : isIPv6(prefix) ? 'ipv6' : undefined;
-  if (!family) throw new RouteConfigError(`${where}: invalid address_prefix ${JSON.stringify(prefix)}`);
+  const net = ipGroups(prefix);
+  if (!net) throw new RouteConfigError(`${where}: invalid address_prefix ${JSON.stringify(prefix)}`);
   const len = c.prefix_len?.value ?? 0;
-  if (len > (family === 'ipv4' ? 32 : 128)) throw new RouteConfigError(`${where}: invalid prefix_len ${len} for ${prefix}`);
-  const list = new BlockList();
-  list.addSubnet(prefix, len, family);
+  if (len > net.length * 16) throw new RouteConfigError(`${where}: invalid prefix_len ${len} for ${prefix}`);
+  const full = Math.floor(len / 16);
+  const bits = len % 16;
+  const mask = bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff;
+  // One-entry cache: most requests on a chain come from few peers.
+  let lastIp = '';
+  let last = false;
   return (ip) => {
-    if (!ip) return false;
-    const f = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
-    return f !== undefined && list.check(ip, f);
+    if (ip === lastIp) return last;
+    const g = ipGroups(ip);
+    let ok = g !== undefined && g.length === net.length;
+    for (let i = 0; ok && i < full; i++) ok = g![i] === net[i];
+    if (ok && bits > 0) ok = (g![full]! & mask) === (net[full]! & mask);
+    lastIp = ip;
+    last = ok;
+    return ok;
   };
 }
 
