@@ -117,7 +117,8 @@ function subjectAltNames(cert: PeerCertificate): string[] {
 
 /** The peer's certificate is valid but names none of the identities the cluster expects. */
 export class SanMismatchError extends Error {
-  readonly code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+  // No `code`: undici treats ERR_TLS_CERT_ALTNAME_INVALID specially and would replace this reason.
+  override readonly name = 'SanMismatchError';
 }
 
 /** Null when a SAN of the peer satisfies one matcher (or none are configured), else the reason. */
