@@ -11,6 +11,8 @@ export interface DumpSource {
   warming: { listeners: readonly string[]; clusters: readonly string[] };
   /** Accepted (possibly warming) resources, for the warming entries. */
   accepted?: { listeners: ReadonlyMap<string, unknown>; clusters: ReadonlyMap<string, unknown> };
+  /** The workload identity's secrets (SDS `default` and `ROOTCA` from the mesh CA), when it has one. */
+  workloadSecrets?: () => { certChainPem: string; rootCertPem: string; version: string; lastUpdated: Date } | undefined;
   /** Static config (bootstrap, local secrets...) shown as `bootstrap`. */
   bootstrap?: Record<string, unknown>;
 }
@@ -99,7 +101,22 @@ export function configDump(src: DumpSource): Record<string, unknown> {
   configs.push({
     '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',
     // Key material is never shown, as Envoy redacts it.
-    dynamic_active_secrets: [...(s?.secrets.keys() ?? [])].map((name) => ({ name, secret: { '@type': TypeUrl.Secret, name, tls_certificate: { certificate_chain: '[redacted]', private_key: '[redacted]' } } })),
+    dynamic_active_secrets: [
+      ...[...(s?.secrets.keys() ?? [])].map((name) => ({ name, secret: { '@type': TypeUrl.Secret, name, tls_certificate: { certificate_chain: '[redacted]', private_key: '[redacted]' } } })),
+      ...workloadSecretsDump(src),
+    ],
   });
   return { configs };
+}
+
+/** The workload certificate and trust bundle as Envoy dumps SDS secrets: certificates shown (base64), the private key redacted. */
+function workloadSecretsDump(src: DumpSource): Record<string, unknown>[] {
+  const w = src.workloadSecrets?.();
+  if (!w) return [];
+  const b64 = (pem: string) => Buffer.from(pem).toString('base64');
+  const common = { version_info: w.version, last_updated: w.lastUpdated.toISOString() };
+  return [
+    { name: 'default', ...common, secret: { '@type': TypeUrl.Secret, name: 'default', tls_certificate: { certificate_chain: { inline_bytes: b64(w.certChainPem) }, private_key: { inline_string: '[redacted]' } } } },
+    { name: 'ROOTCA', ...common, secret: { '@type': TypeUrl.Secret, name: 'ROOTCA', validation_context: { trusted_ca: { inline_bytes: b64(w.rootCertPem) } } } },
+  ];
 }

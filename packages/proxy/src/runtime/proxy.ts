@@ -249,6 +249,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
           return xds.status().warming;
         },
         accepted: { listeners: xds.accepted(TypeUrl.Listener), clusters: xds.accepted(TypeUrl.Cluster) },
+        ...(identity
+          ? {
+              workloadSecrets: () => {
+                const c = identity.current;
+                return c ? { certChainPem: c.certChainPem, rootCertPem: c.rootCertPem, version: c.version, lastUpdated: c.notBefore } : undefined;
+              },
+            }
+          : {}),
         bootstrap: {
           node: { id, cluster: buildNode(o.node).cluster, metadata: buildNode(o.node).metadata },
           xds: o.xdsAddress,
