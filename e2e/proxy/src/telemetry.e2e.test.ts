@@ -129,7 +129,7 @@ spec:
     sidecar('db', 'v1', ip.db, 9000, db.port),
   ]);
   proxies.push(...started);
-  [client, v1] = started as [ProxyProcess, ProxyProcess];
+  [client, v1] = started;
   app = new App(ip.client);
 
   // Prometheus: each proxy scraped once (reviews-v1 through 15020, the merged endpoint), every second.
