@@ -61,6 +61,23 @@ describe('parseCommand', () => {
     expect(() => parseCommand(['--service', 'productpage', '--http-proxy', 'socks5://x:1'], {})).toThrow(/only http:\/\//);
   });
 
+  it('takes the pod name from --pod-name, else HOSTNAME', async () => {
+    const a = parseCommand(['--service', 'reviews', '--pod-name', 'reviews-v1', '--address', '127.0.0.1', '--port', '0'], { HOSTNAME: 'node-7' });
+    const b = parseCommand(['--service', 'reviews', '--address', '127.0.0.1', '--port', '0'], { HOSTNAME: 'node-7' });
+    for (const [cmd, want] of [
+      [a, 'reviews-v1'],
+      [b, 'node-7'],
+    ] as const) {
+      if (cmd === 'help') throw new Error('help');
+      const s = await cmd.start(false);
+      try {
+        expect(((await (await fetch(`${s.url}/reviews/0`)).json()) as { podname: string }).podname).toBe(want);
+      } finally {
+        await s.close(0);
+      }
+    }
+  });
+
   it('takes the version from SERVICE_VERSION, the flag winning', () => {
     const a = parseCommand(['--service', 'reviews'], { SERVICE_VERSION: 'v3' });
     const b = parseCommand(['--service', 'reviews', '--version', 'v2'], { SERVICE_VERSION: 'v3' });

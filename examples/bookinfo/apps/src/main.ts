@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { checkProxyUrl, type ProxySettings, proxyFromEnv } from './client.ts';
 import { checkUpstreams, upstreamsFromEnv } from './config.ts';
 import { startDetails } from './details.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type LogSink } from './log.ts';
 import { startProductpage } from './productpage.ts';
 import { type RatingsVersion, ratingsVersions, startRatings } from './ratings.ts';
 import { startReviews } from './reviews.ts';
@@ -36,13 +36,15 @@ Options:
   --http-proxy URL    send calls to other services through this HTTP proxy, e.g. the
                       sidecar's outbound port http://127.0.0.14:15001 (env http_proxy, HTTP_PROXY)
   --no-proxy LIST     hosts to call directly (env no_proxy, NO_PROXY)
+  --pod-name NAME     the instance's name (env HOSTNAME, as Kubernetes sets it; default the
+                      machine's name): reviews shows it as "Reviews served by"
   --drain-ms MS       on SIGTERM, let requests in flight finish for this long (default 5000)
   -h, --help          this text
 
 Environment, as the original services read it:
   DETAILS_HOSTNAME, DETAILS_SERVICE_PORT, REVIEWS_HOSTNAME, REVIEWS_SERVICE_PORT,
   RATINGS_HOSTNAME, RATINGS_SERVICE_PORT, SERVICES_DOMAIN   peers: http://HOST[.DOMAIN]:PORT
-  ENABLE_RATINGS, STAR_COLOR, HOSTNAME, CLUSTER_NAME        reviews
+  ENABLE_RATINGS, STAR_COLOR, CLUSTER_NAME                  reviews
   ENABLE_EXTERNAL_BOOK_SERVICE, DO_NOT_ENCRYPT              details
   FLOOD_FACTOR, SESSION_SECRET                              productpage
 
@@ -69,7 +71,8 @@ export interface Command {
   service: ServiceName;
   version: string;
   drainMs: number;
-  start(): Promise<RunningService>;
+  /** Starts the service; `log` overrides where its log lines go (default stdout). */
+  start(log?: LogSink): Promise<RunningService>;
 }
 
 /** Parses the command line and environment into the service to start; throws UsageError. */
@@ -86,6 +89,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
         'http-proxy': { type: 'string' },
         'no-proxy': { type: 'string' },
         'drain-ms': { type: 'string' },
+        'pod-name': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -122,14 +126,16 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
     throw new UsageError((err as Error).message);
   }
   const listen = { address, port };
+  const logTo = (log: LogSink | undefined) => (log !== undefined ? { log } : {});
 
-  let start: () => Promise<RunningService>;
+  let start: (log?: LogSink) => Promise<RunningService>;
   switch (name) {
     case 'productpage': {
       const floodFactor = int('FLOOD_FACTOR', env.FLOOD_FACTOR, 0, 10_000);
-      start = () =>
+      start = (log) =>
         startProductpage({
           ...listen,
+          ...logTo(log),
           version,
           upstreams,
           proxy,
@@ -141,18 +147,19 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
     case 'details': {
       const external = bool('ENABLE_EXTERNAL_BOOK_SERVICE', env.ENABLE_EXTERNAL_BOOK_SERVICE);
       const plain = bool('DO_NOT_ENCRYPT', env.DO_NOT_ENCRYPT);
-      start = () => startDetails({ ...listen, version, proxy, ...(external !== undefined ? { externalBookService: external } : {}), ...(plain !== undefined ? { doNotEncrypt: plain } : {}) });
+      start = (log) => startDetails({ ...listen, ...logTo(log), version, proxy, ...(external !== undefined ? { externalBookService: external } : {}), ...(plain !== undefined ? { doNotEncrypt: plain } : {}) });
       break;
     }
     case 'reviews': {
       const enableRatings = bool('ENABLE_RATINGS', env.ENABLE_RATINGS);
-      start = () =>
+      start = (log) =>
         startReviews({
           ...listen,
+          ...logTo(log),
           version,
           proxy,
           ratings: upstreams.ratings,
-          podName: env.HOSTNAME || hostname(),
+          podName: str('pod-name') || env.HOSTNAME || hostname(),
           ...(env.CLUSTER_NAME ? { clusterName: env.CLUSTER_NAME } : {}),
           ...(enableRatings !== undefined ? { enableRatings } : {}),
           ...(env.STAR_COLOR ? { starColor: env.STAR_COLOR } : {}),
@@ -160,7 +167,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       break;
     }
     case 'ratings':
-      start = () => startRatings({ ...listen, version: version as RatingsVersion });
+      start = (log) => startRatings({ ...listen, ...logTo(log), version: version as RatingsVersion });
       break;
   }
   return { service: name, version, drainMs, start };
