@@ -1,6 +1,7 @@
 // Terminating mesh TLS on an accepted socket, as the listeners do: the client certificate is
 // verified against the mesh root (OpenSSL alone does not refuse an untrusted one here), and
 // HTTP/2 runs over the terminated connection through h2OverTls.
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttp2Server, connect as http2Connect } from 'node:http2';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
@@ -8,7 +9,9 @@ import { connect as tlsConnect, createSecureContext, TLSSocket } from 'node:tls'
 import { CertificateAuthority, issueWorkloadSecret, type WorkloadSecret } from '@weft/citadel';
 import { silentLogger } from '@weft/model';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { DownstreamConnection } from '../core/filters.ts';
 import { h2OverTls } from './h2-bridge.ts';
+import { describeConnection } from './manager.ts';
 import { verifyClientCertificate } from './tls.ts';
 
 let server: WorkloadSecret;
@@ -66,13 +69,23 @@ function dial(port: number, cert: WorkloadSecret | undefined): Promise<string> {
 describe('client certificates on terminated TLS', () => {
   it('accepts a certificate from the mesh root and tells who it is; refuses one from another root and none at all', async () => {
     const seen: (string | undefined)[] = [];
-    const port = await listen(true, (tls) => {
+    const connections: DownstreamConnection[] = [];
+    const port = await listen(true, (tls, raw) => {
       if (!tls) return void seen.push(undefined);
+      connections.push(describeConnection(raw, tls, { address: '127.0.0.1', port: 9080 }, undefined));
       seen.push(tls.authorized ? (tls.getPeerCertificate().subjectaltname ?? '') : 'unauthorized');
       tls.once('data', () => tls.end('welcome'));
     });
     expect(await dial(port, client)).toBe('welcome');
     expect(seen.pop()).toBe('URI:spiffe://cluster.local/ns/default/sa/client');
+    // What filters see (authorization's source.principal, metrics' connection_security_policy, XFCC).
+    expect(connections[0]).toMatchObject({
+      tls: true,
+      peerPrincipal: 'spiffe://cluster.local/ns/default/sa/client',
+      localPrincipal: 'spiffe://cluster.local/ns/default/sa/server',
+      destinationPort: 9080,
+    });
+    expect(connections[0]?.peerCertificate?.equals(new X509Certificate(client.certChainPem).raw)).toBe(true);
     expect(await dial(port, forged)).not.toContain('welcome');
     expect(seen.pop()).toBeUndefined();
     expect(await dial(port, undefined)).not.toContain('welcome');
