@@ -1,2 +1,7 @@
 // weftctl: the command line. `main` is exported for tests and for embedding.
 export { main, usage } from './main.ts';
+// The config commands and the topology, for the end-to-end suite's drivers.
+export { type ApplyOptions, apply, remove } from './mesh/apply.ts';
+export { defaultInitialConfig, defaultTopology, type LocalMesh, type LocalMeshOptions, nodeId, repoRoot, startLocalMesh } from './up/mesh.ts';
+export { type AppState, defaultStateDir, type MeshState, type ProxyState, readState, writeState } from './up/state.ts';
+export { ingressConfigs, type Workload, workloadsOf } from './up/topology.ts';
