@@ -249,6 +249,45 @@ describe('PERMISSIVE', () => {
   });
 });
 
+/** istio_requests_total series of a proxy's 15090 whose labels include all of `labels`: their summed value. */
+async function requestsTotal(address: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`http://${address}:15090/stats/prometheus`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('istio_requests_total{')) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+describe('connection_security_policy and principals in Istio metrics', () => {
+  it('mutual_tls for the sidecar call, none for the plaintext one, both principals on either side of the mTLS hop', async () => {
+    const mtlsBefore = await requestsTotal(ip.permissive, { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: spiffe('sleep') });
+    const plainBefore = await requestsTotal(ip.permissive, { reporter: 'destination', connection_security_policy: 'none', source_principal: 'unknown' });
+    const sourceBefore = await requestsTotal(ip.client, {
+      reporter: 'source',
+      source_principal: spiffe('sleep'),
+      destination_principal: spiffe('permissive-sa'),
+      connection_security_policy: 'unknown',
+    });
+    for (let i = 0; i < 3; i++) expect((await app.get('permissive:9080', '/metrics-mtls')).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await curl([`http://${ip.permissive}:9080/metrics-plain`])).code).toBe(0);
+    await expect
+      .poll(async () => ({
+        mtls: (await requestsTotal(ip.permissive, { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: spiffe('sleep') })) - mtlsBefore,
+        plain: (await requestsTotal(ip.permissive, { reporter: 'destination', connection_security_policy: 'none', source_principal: 'unknown' })) - plainBefore,
+        source:
+          (await requestsTotal(ip.client, {
+            reporter: 'source',
+            source_principal: spiffe('sleep'),
+            destination_principal: spiffe('permissive-sa'),
+            connection_security_policy: 'unknown',
+          })) - sourceBefore,
+      }))
+      .toEqual({ mtls: 3, plain: 2, source: 3 });
+  });
+});
+
 describe('port-level DISABLE under a STRICT workload policy', () => {
   it('serves plaintext on that port, and the client sidecar talks plaintext to it', async () => {
     const plain = await curl([`http://${ip.portLevel}:9080/`]);

@@ -9,6 +9,7 @@
 // safe: idempotent methods, or an HTTP/2 stream the server refused. This is what keeps an upstream's
 // idle timeout from turning into 503s.
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Client as UndiciClient, Dispatcher } from 'undici';
@@ -41,6 +42,13 @@ const Client = createRequire(import.meta.url)('undici/lib/dispatcher/client.js')
 // Envoy's default upstream idle timeout is an hour; undici closes idle HTTP/1.1 connections after
 // 4 s unless the server says otherwise (Keep-Alive: timeout=N, honoured minus 1 s). Closing early
 // on our side is what avoids the race with servers that close idle connections without saying so.
+/** The first URI SAN of a certificate's subjectaltname (`URI:spiffe://…, DNS:…`). */
+function uriSan(san: string | undefined): string | undefined {
+  if (!san) return undefined;
+  for (const part of san.split(', ')) if (part.startsWith('URI:')) return part.slice(4);
+  return undefined;
+}
+
 const defaultH1KeepAliveMs = 4000;
 const defaultIdleMs = 3_600_000;
 
@@ -54,6 +62,9 @@ export class Conn {
   connected = false;
   closed = false;
   draining = false;
+  /** On TLS connections: the peer's and this proxy's URI SANs (source-side telemetry principals). */
+  peerPrincipal: string | undefined;
+  localPrincipal: string | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #lifeTimer: NodeJS.Timeout | undefined;
 
@@ -72,6 +83,12 @@ export class Conn {
             return;
           }
           this.connected = true;
+          if ('getPeerCertificate' in socket) {
+            const tls = socket as TLSSocket;
+            this.peerPrincipal = uriSan(tls.getPeerCertificate()?.subjectaltname);
+            const own = tls.getCertificate();
+            this.localPrincipal = own && 'subjectaltname' in own ? uriSan(own.subjectaltname) : undefined;
+          }
           cb(null, socket);
         });
       },
@@ -348,13 +365,17 @@ class Response implements UpstreamResponse {
   readonly headers: Headers;
   readonly body: Readable;
   readonly endpoint: string;
+  readonly peerPrincipal: string | undefined;
+  readonly localPrincipal: string | undefined;
   readonly #ex: Exchange;
-  constructor(ex: Exchange, status: number, headers: Headers, body: Readable) {
+  constructor(ex: Exchange, status: number, headers: Headers, body: Readable, conn: Conn | undefined) {
     this.#ex = ex;
     this.status = status;
     this.headers = headers;
     this.body = body;
     this.endpoint = ex.host.key;
+    this.peerPrincipal = conn?.peerPrincipal;
+    this.localPrincipal = conn?.localPrincipal;
   }
   trailers(): Readonly<Record<string, string | string[]>> | undefined {
     return this.#ex.trailersReceived;
@@ -468,7 +489,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     body.on('error', noop);
     this.#body = body;
     this.#controller = controller;
-    this.#resolve(new Response(this, status, headers as Headers, body));
+    this.#resolve(new Response(this, status, headers as Headers, body, this.#conn));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -55,6 +55,9 @@ export interface RequestRecord {
   upstreamCluster?: string;
   /** `address:port` of the endpoint that answered (the last attempt). */
   upstreamHost?: string;
+  /** Upstream mutual TLS: the peer's and this proxy's URI SANs on that connection (source-side principals). */
+  upstreamPeerPrincipal?: string;
+  upstreamLocalPrincipal?: string;
   downstreamRemoteAddress?: string;
   downstreamLocalAddress?: string;
   /** Attempts made (1 + retries). */
@@ -92,6 +95,9 @@ export interface UpstreamResponse {
   body: Readable;
   /** `address:port` of the endpoint that answered. */
   endpoint: string;
+  /** Upstream TLS: the peer's URI SAN (its SPIFFE identity) and this proxy's own on that connection. */
+  peerPrincipal?: string | undefined;
+  localPrincipal?: string | undefined;
   /**
    * Response trailers (gRPC's `grpc-status`, `grpc-message`), read once `body` has ended;
    * undefined when there were none.

@@ -850,6 +850,8 @@ class Exchange implements FormatContext {
         const resp = outcome.response;
         this.upstreamHost = resp.endpoint;
         this.record.upstreamHost = resp.endpoint;
+        if (resp.peerPrincipal) this.record.upstreamPeerPrincipal = resp.peerPrincipal;
+        if (resp.localPrincipal) this.record.upstreamLocalPrincipal = resp.localPrincipal;
         if (retry && retriableResponse(retry, resp.status, resp.headers)) {
           if (attempt > retry.numRetries) this.flags.add('URX');
           else {

@@ -278,7 +278,8 @@ class OutboundHttpStats implements HttpStreamHooks {
     const peer = this.#peer ?? t.metadata.endpoint(r.upstreamCluster, r.upstreamHost);
     const service = t.service(r.upstreamCluster, r.routeName, ctx.authority);
     const grpcStatus = this.#grpcStatus ?? r.grpcStatus;
-    const s = t.source.http(peer, service, '', '', false, this.#grpc, r.responseCode, grpcStatus, r.responseFlags);
+    // Principals from the upstream mTLS connection (the peer's certificate and our own); connection_security_policy stays unknown on this side.
+    const s = t.source.http(peer, service, r.upstreamPeerPrincipal ?? '', r.upstreamLocalPrincipal ?? '', false, this.#grpc, r.responseCode, grpcStatus, r.responseFlags);
     s.requests++;
     s.duration.observe(r.durationMs);
     s.requestBytes.observe(this.#requestHeaderBytes + r.bytesReceived);
