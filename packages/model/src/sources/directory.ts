@@ -36,6 +36,7 @@ export class DirectorySource {
   readonly #opts: DirectorySourceOptions;
   readonly #files = new Map<string, FileState>();
   #watcher: FSWatcher | undefined;
+  #topWatcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #scanning: Promise<void> | undefined;
   #again = false;
@@ -50,11 +51,18 @@ export class DirectorySource {
     await this.sync();
     this.#watcher = watch(this.#opts.dir, { recursive: true }, () => this.#schedule());
     this.#watcher.on('error', () => this.#schedule());
+    // Node's recursive watch on Linux can miss a file in the top directory replaced by rename
+    // (what `weftctl apply` does) when it was replaced shortly before; a plain inotify watch of
+    // the directory itself reports every such rename.
+    this.#topWatcher = watch(this.#opts.dir, () => this.#schedule());
+    this.#topWatcher.on('error', () => this.#schedule());
   }
 
   stop(): void {
     this.#watcher?.close();
     this.#watcher = undefined;
+    this.#topWatcher?.close();
+    this.#topWatcher = undefined;
     if (this.#timer) clearTimeout(this.#timer);
   }
 
