@@ -19,7 +19,7 @@ export async function getText(url: string): Promise<string> {
 }
 
 export function weftdUrl(s: MeshState, path: string): string {
-  return `http://127.0.0.1:${s.weftd!.monitoringPort}${path}`;
+  return `http://${s.weftd!.address ?? '127.0.0.1'}:${s.weftd!.monitoringPort}${path}`;
 }
 
 export function adminUrl(p: ProxyState, path: string): string {

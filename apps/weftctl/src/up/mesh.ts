@@ -41,6 +41,8 @@ export interface LocalMeshOptions {
   timeoutMs?: number;
   /** Log level of weftd and the proxies (default info). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Istio MeshConfig YAML for weftd (`weftd --mesh-config`): tracing, access logs... */
+  meshConfig?: string;
   /** Told about each component as it comes up. */
   onProgress?: (component: string, text: string) => void;
   /** Aborting stops whatever has started; the start then fails. */
@@ -229,7 +231,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     progress('ca', `root certificate in ${caDir}`);
 
     const logLevel = o.logLevel ?? 'info';
-    const weftd = spawn('weftd', [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', '0', '--ca-port', '0', '--monitoring-port', '0', '--log-level', logLevel], 'weftd.log');
+    const weftd = spawn('weftd', [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', '0', '--ca-port', '0', '--monitoring-port', '0', '--log-level', logLevel, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])], 'weftd.log');
     const weftdReady = weftd.waitFor((l) => l.msg === 'weftd ready', 'it was ready', remaining()).then(async (l) => {
       state.weftd = { pid: weftd.pid, xdsPort: Number(l.xdsPort), caPort: Number(l.caPort), monitoringPort: Number(l.monitoringPort), logFile: weftd.logFile };
       await save();

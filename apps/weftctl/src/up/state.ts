@@ -46,7 +46,8 @@ export interface MeshState {
   stateDir: string;
   configDir: string;
   caDir: string;
-  weftd?: { pid: number; xdsPort: number; caPort: number; monitoringPort: number; logFile: string };
+  /** `address`: where its ports listen when not 127.0.0.1 (a mesh of network-namespace pods). */
+  weftd?: { pid: number; xdsPort: number; caPort: number; monitoringPort: number; logFile: string; address?: string };
   ingress?: ProxyState & { httpPort: number };
   proxies: ProxyState[];
   apps: AppState[];
