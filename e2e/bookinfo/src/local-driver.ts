@@ -1,0 +1,154 @@
+// The local driver: the mesh `weftctl up` runs (startLocalMesh: weftd with its CA, one BookInfo
+// process and one weft-proxy sidecar per WorkloadEntry of examples/bookinfo/platform/local, each
+// workload on its own loopback address, the ingress gateway on 127.0.0.1), no root. Config goes
+// in through weftctl's own apply/delete (galley first, then the watched config directory, then
+// wait for every proxy's ACK). Workloads move to their own 127.x.y net so that a running demo
+// (127.0.0.x) is not disturbed.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startOtlpReceiver } from '@weft/proxy';
+import { apply, defaultInitialConfig, type LocalMesh, remove, startLocalMesh } from '@weft/weftctl';
+import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, spanExportDelayMs, tracingMeshConfig } from './driver.ts';
+import { hasNetworking, networking } from './reference.ts';
+
+function canBind(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host: address, port, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A plaintext HTTP/1.1 GET over a fresh TCP connection (no pooling, no proxy settings). */
+export function rawGet(host: string, port: number, path: string, timeoutMs = 5000): Promise<PlaintextAnswer> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    let data = '';
+    const done = (a: PlaintextAnswer) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(a);
+    };
+    const timer = setTimeout(() => done({ ok: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nhost: ${host}:${port}\r\nconnection: close\r\n\r\n`));
+    socket.on('data', (b: Buffer) => {
+      data += b.toString('latin1');
+    });
+    socket.on('error', (e) => done({ ok: false, error: e.message }));
+    socket.on('close', () => {
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(data);
+      if (m) done({ ok: true, status: Number(m[1]), body: data.slice(data.indexOf('\r\n\r\n') + 4) });
+      else done({ ok: false, error: data ? `not HTTP: ${JSON.stringify(data.slice(0, 80))}` : 'connection closed without an answer' });
+    });
+  });
+}
+
+export interface LocalDriverOptions {
+  /** The loopback /24 the workloads move into (default 127.0.77). */
+  loopbackNet?: string;
+  onProgress?: (component: string, text: string) => void;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<BookinfoDriver & { mesh: LocalMesh; stateDir: string }> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'weft-e2e-bookinfo-local-'));
+  const otlp = await startOtlpReceiver('127.0.0.1');
+  const meshConfig = join(stateDir, 'mesh-config.yaml');
+  await writeFile(meshConfig, tracingMeshConfig('127.0.0.1', otlp.httpPort));
+  // Istio's bookinfo-gateway.yaml listens on the gateway's port 8080 (the Service's 80 -> 8080 in
+  // Istio's chart): applied unchanged when 127.0.0.1:8080 is free; otherwise the example's Gateway
+  // (port 80, translated to whatever port the gateway got).
+  const reference = hasNetworking('bookinfo-gateway.yaml') && networking('bookinfo-gateway.yaml');
+  const port8080 = await canBind('127.0.0.1', 8080);
+  if (reference && !port8080) console.warn('127.0.0.1:8080 is in use: the local driver uses examples/bookinfo/networking/bookinfo-gateway.yaml (port 80) instead of the reference one (8080)');
+  const initialConfig = reference && port8080 ? [reference] : defaultInitialConfig;
+  const previousDelay = process.env.OTEL_BSP_SCHEDULE_DELAY;
+  process.env.OTEL_BSP_SCHEDULE_DELAY = spanExportDelayMs;
+  let mesh: LocalMesh;
+  try {
+    mesh = await startLocalMesh({
+      stateDir,
+      loopbackNet: o.loopbackNet ?? '127.0.77',
+      ingressPort: port8080 ? 8080 : 0,
+      initialConfig,
+      meshConfig,
+      timeoutMs: 150_000,
+      ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+  } catch (e) {
+    await otlp.close();
+    await rm(stateDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    if (previousDelay === undefined) delete process.env.OTEL_BSP_SCHEDULE_DELAY;
+    else process.env.OTEL_BSP_SCHEDULE_DELAY = previousDelay;
+  }
+  const state = mesh.state;
+  const pids = [state.weftd?.pid, state.ingress?.pid, ...state.proxies.map((p) => p.pid), ...state.apps.map((a) => a.pid)].filter((p): p is number => p !== undefined);
+  const ports = [
+    ...(state.ingress ? [`127.0.0.1:${state.ingress.httpPort}`] : []),
+    ...(state.weftd ? [state.weftd.xdsPort, state.weftd.caPort, state.weftd.monitoringPort].map((p) => `127.0.0.1:${p}`) : []),
+    ...state.proxies.map((p) => `${p.address}:15001`),
+  ];
+  const proxy = (workload: string) => {
+    const p = state.proxies.find((x) => x.name === workload);
+    if (!p) throw new Error(`no workload ${workload}; there are ${state.proxies.map((x) => x.name).join(', ')}`);
+    return p;
+  };
+  const io = { stateDir, namespace: 'default', waitMs: 20_000 };
+  let stopped = false;
+  mesh.onExit((component, how, logFile) => console.error(`local mesh: ${component} ${how} (log ${logFile})`));
+
+  return {
+    name: 'local',
+    mesh,
+    stateDir,
+    productpageUrl: mesh.url,
+    otlp,
+    async apply(files) {
+      await runWeftctl(`weftctl apply -f ${files.join(' -f ')}`, (x) => apply({ ...io, files }, x));
+    },
+    async delete(files) {
+      await runWeftctl(`weftctl delete -f ${files.join(' -f ')}`, (x) => remove({ ...io, files }, x));
+    },
+    async proxyStats(workload) {
+      const p = proxy(workload);
+      const r = await fetch(`http://${p.address}:15090/stats/prometheus`, { signal: AbortSignal.timeout(10_000) });
+      if (r.status !== 200) throw new Error(`${workload}'s 15090 answered ${r.status}`);
+      return r.text();
+    },
+    plaintextCall(workload, path) {
+      // The sidecar fronts the service port 9080 on the workload's own address; the test process is
+      // a client without a sidecar.
+      return rawGet(proxy(workload).address, 9080, path);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await mesh.stop(5000);
+      await otlp.close();
+    },
+    async leftovers() {
+      const left: string[] = [];
+      for (const pid of pids) if (alive(pid)) left.push(`process ${pid} is still running`);
+      for (const hp of ports) {
+        const [host, port] = hp.split(':') as [string, string];
+        if (!(await canBind(host, Number(port)))) left.push(`${hp} is still in use`);
+      }
+      if (left.length === 0) await rm(stateDir, { recursive: true, force: true });
+      return left;
+    },
+  };
+}

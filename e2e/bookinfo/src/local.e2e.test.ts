@@ -1,0 +1,7 @@
+// The tutorial through the local driver: the mesh `weftctl up` runs (no root), then the screenshot
+// test on the same mesh.
+import { startLocalDriver } from './local-driver.ts';
+import { describeBookinfo } from './scenarios.ts';
+import { screenshotScenario } from './screenshot.ts';
+
+describeBookinfo('BookInfo tutorial, local driver (weftctl up mesh, loopback addresses)', undefined, () => startLocalDriver(), screenshotScenario);
