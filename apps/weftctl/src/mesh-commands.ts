@@ -12,7 +12,7 @@ import { defaultStateDir, NoMeshError } from './up/state.ts';
 
 export const meshCommands = ['up', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
 
-export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N]
+export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
       prints one line per component, then \`ready: URL\`; Ctrl-C stops everything.
   weftctl apply -f PATH... [-n NAMESPACE]
@@ -50,6 +50,7 @@ const options = {
   port: { type: 'string' },
   'loopback-net': { type: 'string' },
   'log-level': { type: 'string' },
+  'mesh-config': { type: 'string' },
   timeout: { type: 'string' },
   wait: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -101,7 +102,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   switch (command) {
     case 'up':
       noMore(0);
-      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout }, io);
+      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout, meshConfig: values['mesh-config'] }, io);
     case 'apply':
     case 'delete': {
       noMore(0);

@@ -8,6 +8,8 @@ export interface UpFlags {
   port?: string | undefined;
   loopbackNet?: string | undefined;
   logLevel?: string | undefined;
+  /** Istio MeshConfig YAML for weftd (access logs, tracing...). */
+  meshConfig?: string | undefined;
   timeout?: string | undefined;
 }
 
@@ -65,6 +67,7 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
       ...(ingressPort !== undefined ? { ingressPort } : {}),
       ...(flags.loopbackNet ? { loopbackNet: flags.loopbackNet } : {}),
       ...(level ? { logLevel: level } : {}),
+      ...(flags.meshConfig ? { meshConfig: flags.meshConfig } : {}),
       ...(timeoutMs ? { timeoutMs } : {}),
       onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
       signal: abort.signal,
