@@ -3,14 +3,14 @@
 // workload on its own loopback address, the application on 127.0.0.1 at a free port behind its
 // sidecar), and an ingress gateway. `weftctl up` runs it; the end-to-end suite's local driver
 // starts the same thing through `startLocalMesh`.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, silentLogger } from '@weft/model';
 import { type ObjectToWrite, originOf, readAndValidate, writeObjects } from './config-dir.ts';
-import { alive, Component, stopGroups, stopPids } from './processes.ts';
-import { type AppState, isMeshProcess, type MeshState, meshEnvVar, type ProxyState, readState, statePids, stateFile, writeState } from './state.ts';
+import { Component, stopGroups, stopPids } from './processes.ts';
+import { type AppState, isMeshProcess, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, statePids, stateFile, writeState } from './state.ts';
 import { ingressConfigs, moveAddress, withAddressesMoved, type Workload, workloadsOf } from './topology.ts';
 
 /** The repository this module lives in: bins and example files are found from here. */
@@ -135,7 +135,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   // One mesh per state directory; what a killed `weftctl up` left behind is stopped first.
   await mkdir(stateDir, { recursive: true });
   const previous = await readState(stateDir);
-  if (previous && previous.pid !== process.pid && alive(previous.pid) && (await isUpProcess(previous.pid))) {
+  if (previous && previous.pid !== process.pid && meshOwnerAlive(previous)) {
     throw new Error(`a local mesh is already running from ${stateDir} (weftctl up, pid ${previous.pid}); stop it with Ctrl-C or \`kill ${previous.pid}\`, or use another --state-dir`);
   }
   if (previous) {
@@ -151,7 +151,8 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   await rm(logDir, { recursive: true, force: true });
   await Promise.all([configDir, caDir, tokenDir, logDir].map((d) => mkdir(d, { recursive: true })));
 
-  const state: MeshState = { pid: process.pid, startedAt: new Date(started).toISOString(), stateDir, configDir, caDir, proxies: [], apps: [] };
+  const pidStart = processStart(process.pid);
+  const state: MeshState = { pid: process.pid, ...(pidStart ? { pidStart } : {}), startedAt: new Date(started).toISOString(), stateDir, configDir, caDir, proxies: [], apps: [] };
   const components: Component[] = [];
   let stopping = false;
   const exitListeners: ((component: string, how: string, logFile: string) => void)[] = [];
@@ -428,12 +429,3 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   }
 }
 
-/** Whether `pid` is a `weftctl` process (a live `weftctl up`), not a reused pid. */
-async function isUpProcess(pid: number): Promise<boolean> {
-  try {
-    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-    return /weftctl|vitest|node/.test(cmd);
-  } catch {
-    return false;
-  }
-}

@@ -2,6 +2,7 @@
 // `proxy-config`, `describe`): <state dir>/mesh.json, written by `weftctl up` as components come up
 // and removed when it stops. The state directory is --state-dir, else $WEFT_STATE_DIR, else
 // ~/.weft/local.
+import { readFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -37,8 +38,10 @@ export interface AppState {
 }
 
 export interface MeshState {
-  /** The `weftctl up` process. */
+  /** The `weftctl up` process (or the one that called startLocalMesh). */
   pid: number;
+  /** Its start time (/proc/<pid>/stat), so that a reused pid is not taken for it. */
+  pidStart?: string;
   startedAt: string;
   /** Set once every proxy is synced and the page answers. */
   readyAt?: string;
@@ -77,6 +80,23 @@ export async function readState(stateDir: string): Promise<MeshState | undefined
   }
 }
 
+/** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat); undefined when it is gone. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process that started the mesh described by `s` still runs. */
+export function meshOwnerAlive(s: MeshState): boolean {
+  if (!alive(s.pid)) return false;
+  return s.pidStart === undefined || processStart(s.pid) === s.pidStart;
+}
+
 /** Every pid the state names. */
 export function statePids(s: MeshState): number[] {
   return [...(s.weftd ? [s.weftd.pid] : []), ...(s.ingress ? [s.ingress.pid] : []), ...s.proxies.map((p) => p.pid), ...s.apps.map((a) => a.pid)];
@@ -101,7 +121,7 @@ export class NoMeshError extends Error {}
 /** The running mesh in `stateDir`; throws NoMeshError (with what to do) when there is none. */
 export async function runningMesh(stateDir: string): Promise<MeshState> {
   const s = await readState(stateDir);
-  if (!s || !alive(s.pid)) throw new NoMeshError(`no local mesh is running (state directory ${stateDir}); start one with \`weftctl up\``);
+  if (!s || !meshOwnerAlive(s)) throw new NoMeshError(`no local mesh is running (state directory ${stateDir}); start one with \`weftctl up\``);
   if (!s.weftd) throw new NoMeshError(`the local mesh in ${stateDir} is still starting; try again in a moment`);
   return s;
 }
