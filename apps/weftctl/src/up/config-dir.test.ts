@@ -1,0 +1,78 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readAndValidate, removeObjects, writeObjects } from './config-dir.ts';
+import { checkLoopbackNet, moveAddress, withAddressesMoved, workloadsOf } from './topology.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'weftctl-config-dir-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const vs = (subset: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: ${subset}
+`;
+
+async function objectsOf(file: string, text: string) {
+  const path = join(dir, file);
+  writeFileSync(path, text);
+  const r = await readAndValidate([path], 'default');
+  expect(r.valid).toBe(true);
+  return r.resources.map((x) => ({ config: x.config!, origin: file }));
+}
+
+describe('the watched config directory', () => {
+  it('keeps one file per object: created, then unchanged, then configured; delete removes exactly it', async () => {
+    const config = join(dir, 'config');
+    mkdirSync(config);
+    expect((await writeObjects(config, await objectsOf('v1.yaml', vs('v1')))).map((r) => [r.name, r.action])).toEqual([['virtualservice.networking.istio.io/reviews', 'created']]);
+    expect((await writeObjects(config, await objectsOf('v1-again.yaml', vs('v1'))))[0]!.action).toBe('unchanged');
+    expect((await writeObjects(config, await objectsOf('v2.yaml', vs('v2'))))[0]!.action).toBe('configured');
+    expect(readdirSync(config)).toEqual(['virtualservice.networking.istio.io_default_reviews.yaml']);
+    const written = readFileSync(join(config, 'virtualservice.networking.istio.io_default_reviews.yaml'), 'utf8');
+    expect(written).toContain('namespace: default');
+    expect(written).toContain('subset: v2');
+    // What was written reads back as the same object.
+    const back = await readAndValidate([join(config, 'virtualservice.networking.istio.io_default_reviews.yaml')], 'default');
+    expect(back.resources[0]!.config!.spec).toEqual((await objectsOf('v2b.yaml', vs('v2')))[0]!.config.spec);
+    const other = (await objectsOf('other.yaml', vs('v1').replace('name: reviews', 'name: other')))[0]!.config;
+    expect(await removeObjects(config, [(await objectsOf('v3.yaml', vs('v3')))[0]!.config, other])).toEqual([
+      { name: 'virtualservice.networking.istio.io/reviews', namespace: 'default', deleted: true },
+      { name: 'virtualservice.networking.istio.io/other', namespace: 'default', deleted: false },
+    ]);
+    expect(readdirSync(config)).toEqual([]);
+  });
+});
+
+describe('the local topology', () => {
+  it('has a workload per WorkloadEntry, with the ports of the services that select it, moved to another loopback net on request', async () => {
+    const r = await readAndValidate([join(import.meta.dirname, '../../../../examples/bookinfo/platform/local/bookinfo.yaml')], 'default');
+    const configs = r.resources.map((x) => x.config!);
+    const workloads = workloadsOf(withAddressesMoved(configs, '127.0.9'));
+    expect(workloads.map((w) => [w.name, w.address, w.app, w.version, w.serviceAccount])).toEqual([
+      ['productpage-v1', '127.0.9.10', 'productpage', 'v1', 'bookinfo-productpage'],
+      ['details-v1', '127.0.9.11', 'details', 'v1', 'bookinfo-details'],
+      ['ratings-v1', '127.0.9.12', 'ratings', 'v1', 'bookinfo-ratings'],
+      ['reviews-v1', '127.0.9.13', 'reviews', 'v1', 'bookinfo-reviews'],
+      ['reviews-v2', '127.0.9.14', 'reviews', 'v2', 'bookinfo-reviews'],
+      ['reviews-v3', '127.0.9.15', 'reviews', 'v3', 'bookinfo-reviews'],
+    ]);
+    expect(workloads[4]!.ports).toEqual([{ name: 'http', port: 9080, targetPort: 9080, protocol: 'HTTP' }]);
+    expect(workloads[4]!.services).toEqual(['reviews.default.svc.cluster.local']);
+    // Unmoved by default.
+    expect(workloadsOf(withAddressesMoved(configs, undefined))[0]!.address).toBe('127.0.0.10');
+    expect(moveAddress('10.0.0.1', '127.0.9')).toBe('10.0.0.1');
+    expect(checkLoopbackNet('127.0.5')).toBeUndefined();
+    expect(checkLoopbackNet('10.0.0')).toMatch(/not the first three octets of a loopback address/);
+    expect(checkLoopbackNet('127.0.300')).toBeDefined();
+  });
+});
