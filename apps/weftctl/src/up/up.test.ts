@@ -1,7 +1,7 @@
 // `weftctl up` as a user runs it: the real command, real processes (weftd, the ingress gateway,
 // the BookInfo apps, a sidecar per workload), as an ordinary user (when the tests run as root,
 // the mesh runs as `nobody`), checked from outside with curl, the other weftctl commands, /proc and ss.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -16,11 +16,13 @@ const bin = join(root, 'apps/weftctl/bin/weftctl.js');
 const net = '127.0.61';
 const readyBoundMs = 60_000;
 
-const asRoot = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'weftctl-up-'));
 const stateDir = join(dir, 'state');
-/** As root, the mesh runs as nobody: `weftctl up` needs no privilege. */
-const userPrefix = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : [];
+const nobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+/** As root, the mesh runs as nobody (`weftctl up` needs no privilege), when nobody can reach the checkout and Node. */
+const asNobody = process.getuid?.() === 0 && spawnSync(nobody[0]!, [...nobody.slice(1), 'sh', '-c', 'test -r "$1" && test -x "$2"', 'sh', bin, process.execPath]).status === 0;
+const userPrefix = asNobody ? nobody : [];
+if (process.getuid?.() === 0 && !asNobody) console.log('weftctl up test: runs as root (user nobody cannot read this checkout or its Node)');
 
 let up: ChildProcess;
 let out = '';
@@ -32,7 +34,7 @@ let exited: Promise<number | null>;
 
 async function weftctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   try {
-    const r = await run(userPrefix[0] ?? process.execPath, [...userPrefix.slice(1), ...(asRoot ? [process.execPath] : []), bin, ...args, '--state-dir', stateDir], { cwd: root, encoding: 'utf8' });
+    const r = await run(userPrefix[0] ?? process.execPath, [...userPrefix.slice(1), ...(asNobody ? [process.execPath] : []), bin, ...args, '--state-dir', stateDir], { cwd: root, encoding: 'utf8' });
     return { code: 0, out: r.stdout, err: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -65,9 +67,9 @@ function meshProcesses(): number[] {
 }
 
 beforeAll(async () => {
-  if (asRoot) chownSync(dir, 65534, 65534);
+  if (asNobody) chownSync(dir, 65534, 65534);
   const started = Date.now();
-  up = spawn(userPrefix[0] ?? process.execPath, [...userPrefix.slice(1), ...(asRoot ? [process.execPath] : []), bin, 'up', '--state-dir', stateDir, '--loopback-net', net, '--port', '0'], {
+  up = spawn(userPrefix[0] ?? process.execPath, [...userPrefix.slice(1), ...(asNobody ? [process.execPath] : []), bin, 'up', '--state-dir', stateDir, '--loopback-net', net, '--port', '0'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -109,6 +111,12 @@ describe('weftctl up', () => {
     expect(out).toMatch(/weftd\s+xDS 127\.0\.0\.1:\d+/);
     expect(out).toMatch(/ingress\s+gateway ready/);
     expect(out).toMatch(/all 7 proxies synced/);
+    if (asNobody) {
+      // Every process of the mesh runs as the ordinary user.
+      for (const pid of [state.pid, state.weftd!.pid, state.ingress!.pid, ...state.proxies.map((p) => p.pid)]) {
+        expect(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]).toBe('65534');
+      }
+    }
     console.log(`weftctl up: ready in ${(readyMs / 1000).toFixed(1)} s`);
   });
 
