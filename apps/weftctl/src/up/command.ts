@@ -1,7 +1,7 @@
 // `weftctl up`: the local mesh in the foreground. One line per component as it comes up, then
 // `ready: <url>`; Ctrl-C (SIGINT) or SIGTERM stops every process it started.
 import { checkLoopbackNet } from './topology.ts';
-import { startLocalMesh } from './mesh.ts';
+import { type LocalMeshOptions, startLocalMesh } from './mesh.ts';
 
 export interface UpFlags {
   stateDir: string;
@@ -36,8 +36,9 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
     const problem = checkLoopbackNet(flags.loopbackNet);
     if (problem) throw new UpUsageError(`--loopback-net: ${problem}`);
   }
-  const level = flags.logLevel;
-  if (level !== undefined && level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') throw new UpUsageError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
+  const levelFlag = flags.logLevel;
+  if (levelFlag !== undefined && levelFlag !== 'debug' && levelFlag !== 'info' && levelFlag !== 'warn' && levelFlag !== 'error') throw new UpUsageError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(levelFlag)}`);
+  const level: LocalMeshOptions['logLevel'] = levelFlag;
   let timeoutMs: number | undefined;
   if (flags.timeout !== undefined) {
     const s = Number(flags.timeout.replace(/s$/, ''));
@@ -55,49 +56,56 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  const t0 = Date.now();
-  const since = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
-  io.out(`Starting the local mesh (state in ${flags.stateDir}; logs in ${flags.stateDir}/logs)\n`);
-  const abort = new AbortController();
-  onSignal = () => abort.abort();
-  let mesh: Awaited<ReturnType<typeof startLocalMesh>>;
   try {
-    mesh = await startLocalMesh({
-      stateDir: flags.stateDir,
-      ...(ingressPort !== undefined ? { ingressPort } : {}),
-      ...(flags.loopbackNet ? { loopbackNet: flags.loopbackNet } : {}),
-      ...(level ? { logLevel: level } : {}),
-      ...(flags.meshConfig ? { meshConfig: flags.meshConfig } : {}),
-      ...(timeoutMs ? { timeoutMs } : {}),
-      onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
-      signal: abort.signal,
-    });
-  } catch (e) {
+    return await runMesh();
+  } finally {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  }
+
+  async function runMesh(): Promise<number> {
+    const t0 = Date.now();
+    const since = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+    io.out(`Starting the local mesh (state in ${flags.stateDir}; logs in ${flags.stateDir}/logs)\n`);
+    const abort = new AbortController();
+    onSignal = () => abort.abort();
+    let mesh: Awaited<ReturnType<typeof startLocalMesh>>;
+    try {
+      mesh = await startLocalMesh({
+        stateDir: flags.stateDir,
+        ...(ingressPort !== undefined ? { ingressPort } : {}),
+        ...(flags.loopbackNet ? { loopbackNet: flags.loopbackNet } : {}),
+        ...(level ? { logLevel: level } : {}),
+        ...(flags.meshConfig ? { meshConfig: flags.meshConfig } : {}),
+        ...(timeoutMs ? { timeoutMs } : {}),
+        onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
+        signal: abort.signal,
+      });
+    } catch (e) {
+      if (signalled) {
+        io.out(`Interrupted (${signalled}) while starting; everything started was stopped.\n`);
+        return 130;
+      }
+      io.err(`weftctl up: ${(e as Error).message}\n`);
+      return 1;
+    }
     if (signalled) {
-      io.out(`Interrupted (${signalled}) while starting; everything started was stopped.\n`);
+      await mesh.stop(3000);
+      io.out(`Interrupted (${signalled}); stopped.\n`);
       return 130;
     }
-    io.err(`weftctl up: ${(e as Error).message}\n`);
-    return 1;
-  }
-  if (signalled) {
-    await mesh.stop(3000);
-    io.out(`Interrupted (${signalled}); stopped.\n`);
-    return 130;
-  }
-  mesh.onExit((component, how, logFile) => io.err(`weftctl up: ${component} ${how}; see ${logFile}\n`));
-  io.out(`  ${pad(since(), 6)} ${pad('done', 14)} try: weftctl proxy-status; weftctl apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml; Ctrl-C stops everything\n`);
-  io.out(`ready: ${mesh.url}\n`);
+    mesh.onExit((component, how, logFile) => io.err(`weftctl up: ${component} ${how}; see ${logFile}\n`));
+    io.out(`  ${pad(since(), 6)} ${pad('done', 14)} try: weftctl proxy-status; weftctl apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml; Ctrl-C stops everything\n`);
+    io.out(`ready: ${mesh.url}\n`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    if (signalled) resolve(signalled);
-    else onSignal = resolve;
-  });
-  io.out(`Stopping the local mesh (${signal})...\n`);
-  const { killed } = await mesh.stop();
-  process.off('SIGINT', handler);
-  process.off('SIGTERM', handler);
-  if (killed.length > 0) io.out(`Stopped (killed after the grace period: ${killed.join(', ')}).\n`);
-  else io.out('Stopped.\n');
-  return 0;
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      if (signalled) resolve(signalled);
+      else onSignal = resolve;
+    });
+    io.out(`Stopping the local mesh (${signal})...\n`);
+    const { killed } = await mesh.stop();
+    if (killed.length > 0) io.out(`Stopped (killed after the grace period: ${killed.join(', ')}).\n`);
+    else io.out('Stopped.\n');
+    return 0;
+  }
 }

@@ -134,7 +134,10 @@ export function alive(pid: number): boolean {
  * Stops process groups: SIGTERM to each, then SIGKILL to whatever is left after `graceMs`.
  * Resolves when every group leader has exited (or, for pids we did not start, is gone).
  */
-export async function stopGroups(components: readonly Component[], graceMs: number): Promise<{ killed: string[] }> {
+export async function stopGroups(all_: readonly Component[], graceMs: number): Promise<{ killed: string[] }> {
+  // Only groups whose leader still runs: the id of a group whose leader exited long ago may
+  // belong to someone else by now.
+  const components = all_.filter((c) => c.running);
   for (const c of components) c.signal('SIGTERM');
   const all = Promise.all(components.map((c) => c.exited));
   let timer: NodeJS.Timeout | undefined;
