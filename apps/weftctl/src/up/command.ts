@@ -54,13 +54,16 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
     signalled = s;
     onSignal?.(s);
   };
+  // SIGHUP too: a closed terminal must not leave the mesh running without its owner.
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  process.on('SIGHUP', handler);
   try {
     return await runMesh();
   } finally {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
+    process.off('SIGHUP', handler);
   }
 
   async function runMesh(): Promise<number> {
