@@ -54,7 +54,11 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
     signalled = s;
     onSignal?.(s);
   };
-  // SIGHUP too: a closed terminal must not leave the mesh running without its owner.
+  // SIGHUP too: a closed terminal must not leave the mesh running without its owner (and
+  // writing to that closed terminal must not end `up` before it has stopped the mesh).
+  const ignore = () => {};
+  process.stdout.on('error', ignore);
+  process.stderr.on('error', ignore);
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   process.on('SIGHUP', handler);
