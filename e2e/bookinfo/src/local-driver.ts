@@ -2,8 +2,8 @@
 // process and one weft-proxy sidecar per WorkloadEntry of examples/bookinfo/platform/local, each
 // workload on its own loopback address, the ingress gateway on 127.0.0.1), no root. Config goes
 // in through weftctl's own apply/delete (galley first, then the watched config directory, then
-// wait for every proxy's ACK). Workloads move to their own 127.x.y net so that a running demo
-// (127.0.0.x) is not disturbed.
+// wait for every proxy's ACK). Workloads move to a free 127.77.N net of their own so that a running
+// demo (127.0.0.x) or another mesh is not disturbed.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -54,8 +54,18 @@ export function rawGet(host: string, port: number, path: string, timeoutMs = 500
   });
 }
 
+/** A loopback /24 (127.77.N) where the addresses a mesh takes are free: a demo or another test may run beside. */
+async function freeLoopbackNet(): Promise<string> {
+  for (let i = 0; i < 30; i++) {
+    const net = `127.77.${1 + Math.floor(Math.random() * 254)}`;
+    const probes = await Promise.all([9, 10, 11, 12, 13, 14, 15].flatMap((h) => [canBind(`${net}.${h}`, 15000), canBind(`${net}.${h}`, 9080)]));
+    if (probes.every(Boolean)) return net;
+  }
+  throw new Error('no free loopback net 127.77.N found');
+}
+
 export interface LocalDriverOptions {
-  /** The loopback /24 the workloads move into (default 127.0.77). */
+  /** The loopback /24 the workloads move into (default: a free 127.77.N). */
   loopbackNet?: string;
   onProgress?: (component: string, text: string) => void;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
@@ -79,7 +89,7 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
   try {
     mesh = await startLocalMesh({
       stateDir,
-      loopbackNet: o.loopbackNet ?? '127.0.77',
+      loopbackNet: o.loopbackNet ?? (await freeLoopbackNet()),
       ingressPort: port8080 ? 8080 : 0,
       initialConfig,
       meshConfig,
