@@ -37,6 +37,8 @@ export interface LocalMeshOptions {
   loopbackNet?: string;
   /** The ingress gateway's HTTP port on 127.0.0.1 (Gateway port 80 is translated to it); default 8080 when free, else any free port; 0: any free port. */
   ingressPort?: number;
+  /** Where the ingress gateway's listeners bind instead of 127.0.0.1 (the e2e suite: the gateway's own loopback address, so its 8080 is free). */
+  ingressAddress?: string;
   /** Bound for the whole start, in milliseconds (default 120000). */
   timeoutMs?: number;
   /** Log level of weftd and the proxies (default info). */
@@ -202,10 +204,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     if (busy.length > 0) {
       throw new Error(`addresses the mesh needs are in use: ${busy.join(', ')}; is another mesh running? (\`weftctl up --loopback-net 127.0.5\` moves every workload to 127.0.5.x)`);
     }
+    const gatewayAddress = o.ingressAddress ?? '127.0.0.1';
     let httpPort = o.ingressPort ?? 8080;
-    if (o.ingressPort === undefined && !(await canBind('127.0.0.1', 8080))) httpPort = 0;
-    if (httpPort === 0) httpPort = await freePort('127.0.0.1');
-    else if (!(await canBind('127.0.0.1', httpPort))) throw new Error(`127.0.0.1:${httpPort} is in use; choose another --port (0 picks a free one)`);
+    if (o.ingressPort === undefined && !(await canBind(gatewayAddress, 8080))) httpPort = 0;
+    if (httpPort === 0) httpPort = await freePort(gatewayAddress);
+    else if (!(await canBind(gatewayAddress, httpPort))) throw new Error(`${gatewayAddress}:${httpPort} is in use; choose another --port (0 picks a free one)`);
 
     const initial = await readConfigs(o.initialConfig ?? defaultInitialConfig, 'initial config');
     const ingressObjects: ObjectToWrite[] = ingressConfigs({ name: ingressName, namespace: ingressNamespace, address: ingressIp, serviceAccount: ingressName, labels: ingressLabels, httpPort }).map((config) => ({
@@ -342,7 +345,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         '--workload-name',
         ingressName,
         '--bind-address',
-        '127.0.0.1',
+        gatewayAddress,
         '--health-address',
         ingressIp,
         '--admin-address',
@@ -374,7 +377,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         httpPort,
       };
       await save();
-      progress('ingress', `gateway ready: Gateway port 80 on 127.0.0.1:${httpPort} (admin http://${ingressIp}:${state.ingress.adminPort})`);
+      progress('ingress', `gateway ready: Gateway port 80 on ${gatewayAddress}:${httpPort} (admin http://${ingressIp}:${state.ingress.adminPort})`);
     };
 
     await Promise.all([weftdReady, startIngress(), ...workloads.map(async (w) => startSidecar(w, await startApp(w)))]);
@@ -400,7 +403,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     progress('sync', `all ${expected.length} proxies synced (weftd http://127.0.0.1:${d.monitoringPort}/debug/syncz)`);
 
     // The page through the ingress gateway, as the user will load it.
-    const url = `http://127.0.0.1:${httpPort}/productpage`;
+    const url = `http://${gatewayAddress}:${httpPort}/productpage`;
     let lastAnswer = 'no answer';
     await until(
       async () => {
