@@ -58,7 +58,7 @@ export function rawGet(host: string, port: number, path: string, timeoutMs = 500
 async function freeLoopbackNet(): Promise<string> {
   for (let i = 0; i < 30; i++) {
     const net = `127.77.${1 + Math.floor(Math.random() * 254)}`;
-    const probes = await Promise.all([9, 10, 11, 12, 13, 14, 15].flatMap((h) => [canBind(`${net}.${h}`, 15000), canBind(`${net}.${h}`, 9080)]));
+    const probes = await Promise.all([9, 10, 11, 12, 13, 14, 15].flatMap((h) => [canBind(`${net}.${h}`, 15000), canBind(`${net}.${h}`, h === 9 ? 8080 : 9080)]));
     if (probes.every(Boolean)) return net;
   }
   throw new Error('no free loopback net 127.77.N found');
@@ -76,21 +76,20 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
   const otlp = await startOtlpReceiver('127.0.0.1');
   const meshConfig = join(stateDir, 'mesh-config.yaml');
   await writeFile(meshConfig, tracingMeshConfig('127.0.0.1', otlp.httpPort));
-  // Istio's bookinfo-gateway.yaml listens on the gateway's port 8080 (the Service's 80 -> 8080 in
-  // Istio's chart): applied unchanged when 127.0.0.1:8080 is free; otherwise the example's Gateway
-  // (port 80, translated to whatever port the gateway got).
-  const reference = hasNetworking('bookinfo-gateway.yaml') && networking('bookinfo-gateway.yaml');
-  const port8080 = await canBind('127.0.0.1', 8080);
-  if (reference && !port8080) console.warn('127.0.0.1:8080 is in use: the local driver uses examples/bookinfo/networking/bookinfo-gateway.yaml (port 80) instead of the reference one (8080)');
-  const initialConfig = reference && port8080 ? [reference] : defaultInitialConfig;
+  // The gateway listens on its own loopback address (127.77.N.9), where 8080 is free: Istio's
+  // bookinfo-gateway.yaml (server port 8080, the container port behind the Service's 80 in Istio's
+  // chart) applies unchanged; the example's Gateway (port 80) is translated to 8080 alike.
+  const net = o.loopbackNet ?? (await freeLoopbackNet());
+  const initialConfig = hasNetworking('bookinfo-gateway.yaml') ? [networking('bookinfo-gateway.yaml')] : defaultInitialConfig;
   const previousDelay = process.env.OTEL_BSP_SCHEDULE_DELAY;
   process.env.OTEL_BSP_SCHEDULE_DELAY = spanExportDelayMs;
   let mesh: LocalMesh;
   try {
     mesh = await startLocalMesh({
       stateDir,
-      loopbackNet: o.loopbackNet ?? (await freeLoopbackNet()),
-      ingressPort: port8080 ? 8080 : 0,
+      loopbackNet: net,
+      ingressAddress: `${net}.9`,
+      ingressPort: 8080,
       initialConfig,
       meshConfig,
       timeoutMs: 150_000,
@@ -108,7 +107,7 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
   const state = mesh.state;
   const pids = [state.weftd?.pid, state.ingress?.pid, ...state.proxies.map((p) => p.pid), ...state.apps.map((a) => a.pid)].filter((p): p is number => p !== undefined);
   const ports = [
-    ...(state.ingress ? [`127.0.0.1:${state.ingress.httpPort}`] : []),
+    ...(state.ingress ? [`${state.ingress.address}:${state.ingress.httpPort}`] : []),
     ...(state.weftd ? [state.weftd.xdsPort, state.weftd.caPort, state.weftd.monitoringPort].map((p) => `127.0.0.1:${p}`) : []),
     ...state.proxies.map((p) => `${p.address}:15001`),
   ];

@@ -205,6 +205,13 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     expect(pages.every((p) => p.servedBy === 'reviews-v3' && p.fullStars === 9)).toBe(true);
   });
 
+  it.skipIf(!hasNetworking('virtual-service-reviews-jason-v2-v3.yaml'))('virtual-service-reviews-jason-v2-v3: jason sees black stars, everyone else red', async () => {
+    await d().apply([networking('virtual-service-reviews-jason-v2-v3.yaml')]);
+    expect((await (await jason()).loadMany(10)).counts.v2).toBe(10);
+    expect((await user().loadMany(10)).counts.v3).toBe(10);
+    await d().apply([networking('virtual-service-reviews-v3.yaml')]);
+  });
+
   it('PeerAuthentication STRICT: a plaintext call into a pod is refused while the product page keeps working', async () => {
     const strict = `${suiteConfig}/peer-authentication-strict.yaml`;
     // PERMISSIVE (the default): a client without a sidecar gets an answer.
@@ -218,7 +225,14 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
       const { counts, pages } = await user().loadMany(10);
       expect(counts.v3).toBe(10);
       expect(pages.every((p) => p.html.includes(texts.detailsOk))).toBe(true);
+      // The tutorial's DestinationRules for a mesh with mutual TLS (ISTIO_MUTUAL, explicit): the same.
+      await d().apply([networking('destination-rule-all-mtls.yaml')]);
+      const explicit = await user().loadMany(10);
+      expect(explicit.counts.v3).toBe(10);
+      expect(explicit.pages.every((p) => p.html.includes(texts.detailsOk))).toBe(true);
+      expect((await d().plaintextCall('details-v1', '/details/0')).ok).toBe(false);
     } finally {
+      await d().apply([networking('destination-rule-all.yaml')]);
       await d().delete([strict]);
     }
     const after = await d().plaintextCall('details-v1', '/details/0');
