@@ -8,45 +8,11 @@ import type { ChildProcess } from 'node:child_process';
 import { createNetnsLab, type NetnsLab, type NetnsPod, netnsSkipReason } from '@weft/proxy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry } from './config.ts';
+import { iptablesBin, istioInitArgs, plainEnv, waitForLog } from './capture-support.ts';
 import { bins } from './mesh.ts';
 
 const skipReason = netnsSkipReason();
 if (skipReason) console.warn(`skipping the capture-mode mTLS test: ${skipReason}`);
-
-const istioInitArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
-const iptablesBin = new URL('../../../packages/proxy/bin/weft-iptables.js', import.meta.url).pathname;
-
-function plainEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (/^(https?|all|no)_proxy$/i.test(k)) delete env[k];
-  return env;
-}
-
-/** Waits for a JSON log line on stdout or stderr. */
-function waitForLog(child: ChildProcess, what: string, match: (l: Record<string, unknown>) => boolean, ms = 20_000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const seen: string[] = [];
-    const timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms:\n${seen.slice(-20).join('\n')}`)), ms);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      let pending = '';
-      stream.on('data', (b: Buffer) => {
-        pending += b.toString();
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const text of lines) {
-          seen.push(text);
-          try {
-            const l = JSON.parse(text) as Record<string, unknown>;
-            if (match(l)) {
-              clearTimeout(timer);
-              resolve(l);
-            }
-          } catch {}
-        }
-      });
-    }
-  });
-}
 
 describe.skipIf(skipReason !== undefined)('mTLS between capture-mode sidecars', () => {
   let lab: NetnsLab | undefined;
