@@ -31,7 +31,8 @@ export function pngSize(bytes: Uint8Array): { width: number; height: number } {
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-export const artifactDir = process.env.WEFT_E2E_ARTIFACTS ?? join(tmpdir(), 'weft-e2e-bookinfo-artifacts');
+/** Where the screenshot goes: $WEFT_E2E_ARTIFACTS, else a directory of this user's in the temp dir. */
+export const artifactDir = process.env.WEFT_E2E_ARTIFACTS ?? join(tmpdir(), `weft-e2e-bookinfo-artifacts-${process.getuid?.() ?? 'user'}`);
 
 /** Registers the screenshot test (inside a describe whose driver is running). */
 export function screenshotScenario(driver: () => BookinfoDriver): void {
@@ -42,8 +43,10 @@ export function screenshotScenario(driver: () => BookinfoDriver): void {
     await d.apply([networking('destination-rule-all.yaml')]);
     await d.apply([networking('virtual-service-reviews-test-v2.yaml')]);
     const { chromium } = await import('playwright-core');
-    // Chromium refuses to run as root with its sandbox on.
-    const browser = await chromium.launch({ executablePath: executablePath!, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+    // Chromium refuses to run as root with its sandbox on; as another user its sandbox needs user
+    // namespaces, which some containers lack: then it runs without (the page is our own).
+    const launch = (noSandbox: boolean) => chromium.launch({ executablePath: executablePath!, headless: true, args: noSandbox ? ['--no-sandbox'] : [] });
+    const browser = process.getuid?.() === 0 ? await launch(true) : await launch(false).catch(() => launch(true));
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const first = await page.goto(d.productpageUrl);
