@@ -199,6 +199,28 @@ function goals(open: { direct: Measurement; weft: Measurement; floor: Measuremen
   );
 }
 
+/** The echo service: a ServiceEntry and one WorkloadEntry at `address:port`. */
+function echoService(address: string, port: number, workload: { serviceAccount?: string; labels?: string } = {}): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  location: MESH_INTERNAL
+  workloadSelector: {labels: {app: echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: echo, namespace: default}
+spec:
+  address: ${address}
+${workload.serviceAccount ? `  serviceAccount: ${workload.serviceAccount}\n` : ''}  labels: {app: echo, version: v1${workload.labels ?? ''}}
+  ports: {http: ${port}}
+`;
+}
+
 // ------------------------------------------------------------------ mesh hop
 
 /**
@@ -208,7 +230,17 @@ function goals(open: { direct: Measurement; weft: Measurement; floor: Measuremen
  * report Istio's metrics (metadata exchange included) and trace at Istio's default sampling (1%)
  * to an OTLP receiver. Access logs stay off, as in Istio's default profile.
  */
-async function meshHop(dir: string, backendPort: number, direct: { open: Measurement; closed: Measurement }): Promise<void> {
+async function meshHop(backendPort: number, direct: { open: Measurement; closed: Measurement }): Promise<void> {
+  // A directory of its own: the first weftd still watches the other one.
+  const dir = await mkdtemp(join(tmpdir(), 'weft-bench-mesh-'));
+  try {
+    await meshHopIn(dir, backendPort, direct);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function meshHopIn(dir: string, backendPort: number, direct: { open: Measurement; closed: Measurement }): Promise<void> {
   const { CertificateAuthority } = await import('@weft/citadel');
   const { silentLogger } = await import('@weft/model');
   const configDir = join(dir, 'mesh-config');
@@ -245,25 +277,7 @@ defaultProviders:
   );
   await writeFile(
     join(configDir, 'mesh.yaml'),
-    `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: default}
-spec:
-  hosts: [echo.default.svc.cluster.local]
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  location: MESH_INTERNAL
-  workloadSelector: {labels: {app: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo, namespace: default}
-spec:
-  address: ${ip.server}
-  serviceAccount: echo
-  labels: {app: echo, version: v1, security.istio.io/tlsMode: istio}
-  ports: {http: 9080}
----
+    `${echoService(ip.server, 9080, { serviceAccount: 'echo', labels: ', security.istio.io/tlsMode: istio' })}---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: echo, namespace: default}
@@ -327,27 +341,7 @@ const dir = await mkdtemp(join(tmpdir(), 'weft-bench-proxy-'));
 try {
   const backend = start('backend', process.execPath, [bins.backend, '--address', ip.backend]);
   const backendPort = Number((await backend.waitFor((l) => l.msg === 'listening', 'listening')).port);
-  await writeFile(
-    join(dir, 'mesh.yaml'),
-    `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: default}
-spec:
-  hosts: [echo.default.svc.cluster.local]
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  location: MESH_INTERNAL
-  workloadSelector: {labels: {app: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo, namespace: default}
-spec:
-  address: ${ip.backend}
-  labels: {app: echo, version: v1}
-  ports: {http: ${backendPort}}
-`,
-  );
+  await writeFile(join(dir, 'mesh.yaml'), echoService(ip.backend, backendPort));
   const weftd = start('weftd', process.execPath, [bins.weftd, '--config-dir', dir, '--xds-port', '0', '--monitoring-port', '0', '--no-ca']);
   const xdsPort = Number((await weftd.waitFor((l) => l.msg === 'weftd ready', 'weftd ready')).xdsPort);
   const proxyArgs = [bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', ip.proxy, '--pod', 'bench-1', '--namespace', 'default', '--labels', 'app=bench'];
@@ -428,7 +422,7 @@ backend echo
   report(`closed loop, ${concurrency} connections (maximum rate)`, closed.direct, closed.weft, closed.haproxy, closed.floor);
   goals(open, closed);
   await Promise.all([stop(proxy), stop(floor), haproxy ? stop(haproxy) : undefined]);
-  if (process.env.BENCH_PROXY_MESH !== '0') await meshHop(dir, backendPort, { open: open.direct, closed: closed.direct });
+  if (process.env.BENCH_PROXY_MESH !== '0') await meshHop(backendPort, { open: open.direct, closed: closed.direct });
   await Promise.all([stop(weftd), stop(backend)]);
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
