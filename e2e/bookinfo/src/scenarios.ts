@@ -154,6 +154,7 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     await d().apply([networking('virtual-service-ratings-test-delay.yaml')]);
     const j = await jason();
     const page = await j.load(30_000);
+    console.log(`${d().name}: jason's page under the 7 s ratings delay took ${(page.ms / 1000).toFixed(2)} s`);
     expect(page.status).toBe(200);
     expect(page.shown).toBe('reviews-unavailable');
     expect(page.html).toContain(texts.reviewsUnavailable);
@@ -184,6 +185,7 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     await d().apply([networking(split.file)]);
     const { lo, hi } = binomialInterval(n, split.p, alpha);
     const { counts } = await user().loadMany(n);
+    console.log(`${d().name}: ${split.file}: v1 ${counts.v1}, v2 ${counts.v2} of ${n} (accepted v2 in [${lo}, ${hi}])`);
     expect(counts.v1 + counts.v2, JSON.stringify(counts)).toBe(n);
     expect(counts.v2, `${JSON.stringify(counts)}; accepted v2 in [${lo}, ${hi}]`).toBeGreaterThanOrEqual(lo);
     expect(counts.v2, `${JSON.stringify(counts)}; accepted v2 in [${lo}, ${hi}]`).toBeLessThanOrEqual(hi);
@@ -193,6 +195,7 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     await d().apply([networking('virtual-service-reviews-50-v3.yaml')]);
     const { lo, hi } = binomialInterval(n, 0.5, alpha);
     const { counts } = await user().loadMany(n);
+    console.log(`${d().name}: virtual-service-reviews-50-v3.yaml: v1 ${counts.v1}, v3 ${counts.v3} of ${n} (accepted v3 in [${lo}, ${hi}])`);
     expect(counts.v1 + counts.v3, JSON.stringify(counts)).toBe(n);
     expect(counts.v3, `${JSON.stringify(counts)}; accepted v3 in [${lo}, ${hi}]`).toBeGreaterThanOrEqual(lo);
     expect(counts.v3, `${JSON.stringify(counts)}; accepted v3 in [${lo}, ${hi}]`).toBeLessThanOrEqual(hi);
