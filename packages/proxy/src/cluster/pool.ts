@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Client as UndiciClient, Dispatcher } from 'undici';
-import { UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
+import { type BodyHandle, type BodySink, UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
 import type { ClusterSettings } from './config.ts';
 import type { ClusterStats, Host } from './host.ts';
 import type { LocalOriginResult, OutlierDetector } from './outlier.ts';
@@ -363,19 +363,24 @@ class UpstreamBody extends Readable {
 class Response implements UpstreamResponse {
   readonly status: number;
   readonly headers: Headers;
-  readonly body: Readable;
   readonly endpoint: string;
   readonly peerPrincipal: string | undefined;
   readonly localPrincipal: string | undefined;
   readonly #ex: Exchange;
-  constructor(ex: Exchange, status: number, headers: Headers, body: Readable, conn: Conn | undefined) {
+  constructor(ex: Exchange, status: number, headers: Headers, conn: Conn | undefined) {
     this.#ex = ex;
     this.status = status;
     this.headers = headers;
-    this.body = body;
     this.endpoint = ex.host.key;
     this.peerPrincipal = conn?.peerPrincipal;
     this.localPrincipal = conn?.localPrincipal;
+  }
+  /** A Readable made on first use: the router's fast path (`pipeTo`) never needs one. */
+  get body(): Readable {
+    return this.#ex.readable();
+  }
+  pipeTo(sink: BodySink): BodyHandle {
+    return this.#ex.pipeTo(sink);
   }
   trailers(): Readonly<Record<string, string | string[]>> | undefined {
     return this.#ex.trailersReceived;
@@ -399,7 +404,12 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
   #state: State = S.waiting;
   #conn: Conn | undefined;
   #controller: Dispatcher.DispatchController | undefined;
+  /** The response body's consumer: a Readable (made on demand) or a sink; chunks wait in #pending until one attaches. */
   #body: UpstreamBody | undefined;
+  #sink: BodySink | undefined;
+  #pending: Buffer[] | undefined;
+  #bodyEnded = false;
+  #bodyError: Error | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reused = false;
   #replayed = false;
@@ -483,17 +493,50 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
       if (conn !== undefined && /\bclose\b/i.test(String(conn))) this.#keepConn = false;
       for (const h of responseHop) if (headers[h] !== undefined) delete headers[h];
     }
+    this.#controller = controller;
+    this.#resolve(new Response(this, status, headers as Headers, this.#conn));
+  }
+
+  /** The body as a Readable (made on first use; chunks that arrived before are pushed first). */
+  readable(): Readable {
+    if (this.#body) return this.#body;
     const body = new UpstreamBody(this);
     // A reset mid-body must not crash the process when the reader has not attached yet; readers
     // (pipeline, for await) still see the error.
     body.on('error', noop);
     this.#body = body;
-    this.#controller = controller;
-    this.#resolve(new Response(this, status, headers as Headers, body, this.#conn));
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending) for (const c of pending) body.push(c);
+    if (this.#bodyError) body.destroy(this.#bodyError);
+    else if (this.#bodyEnded) body.push(null);
+    return body;
+  }
+
+  /** The body pushed straight to `sink` (no stream); the returned handle resumes and cancels. */
+  pipeTo(sink: BodySink): BodyHandle {
+    if (this.#body || this.#sink) throw new Error('the response body already has a consumer');
+    this.#sink = sink;
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (pending) for (const c of pending) sink.data(c);
+    if (this.#bodyError) sink.error(this.#bodyError);
+    else if (this.#bodyEnded) sink.end();
+    return this;
+  }
+
+  /** BodyHandle: the sink's consumer gave up (downstream gone, timeout); abort the upstream request. */
+  destroy(err?: Error): void {
+    this.bodyDestroyed(err ?? null);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#body && !this.#body.push(chunk)) controller.pause();
+    if (this.#sink) {
+      if (!this.#sink.data(chunk)) controller.pause();
+    } else if (this.#body) {
+      if (!this.#body.push(chunk)) controller.pause();
+    } else if (this.#pending) this.#pending.push(chunk);
+    else this.#pending = [chunk];
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
@@ -511,7 +554,9 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     }
     this.trailersReceived = out;
     this.#finish(this.#keepConn);
-    this.#body?.push(null);
+    if (this.#sink) this.#sink.end();
+    else if (this.#body) this.#body.push(null);
+    else this.#bodyEnded = true;
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
@@ -519,7 +564,7 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
     if (state === S.done) return;
     if (state === S.streaming) {
       this.#finish(this.#pool.h2);
-      this.#body?.destroy(err instanceof UpstreamError ? err : new UpstreamError('UC', `upstream reset after response started: ${err.message}`, this.host.key));
+      this.#bodyFailed(err instanceof UpstreamError ? err : new UpstreamError('UC', `upstream reset after response started: ${err.message}`, this.host.key));
       return;
     }
     if (err instanceof UpstreamError) {
@@ -602,10 +647,19 @@ export class Exchange implements Dispatcher.DispatchHandler, Waiter {
         else this.#fail(err, outlier);
         return;
       case S.streaming:
-        this.#body?.destroy(err);
+        // Abort upstream first (whoever consumes the body, or nobody yet), then tell the consumer.
+        this.bodyDestroyed(err);
+        this.#bodyFailed(err);
         return;
       default:
     }
+  }
+
+  /** The body fails mid-way: its consumer (or a later one) sees the error. */
+  #bodyFailed(err: Error): void {
+    if (this.#sink) this.#sink.error(err);
+    else if (this.#body) this.#body.destroy(err);
+    else this.#bodyError = err;
   }
 
   #fail(err: UpstreamError, outlier: LocalOriginResult | undefined): void {

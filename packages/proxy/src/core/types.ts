@@ -89,10 +89,33 @@ export interface UpstreamRequest {
   bodyStream?: Readable;
 }
 
+/** A consumer the response body is pushed to directly, without a stream in between (the router's fast path). */
+export interface BodySink {
+  /** A chunk of the body; false asks the producer to pause until the handle's `resume()`. */
+  data(chunk: Buffer): boolean;
+  /** The body ended (trailers, if any, are readable from the response now). */
+  end(): void;
+  /** The body failed mid-way (an UpstreamError: reset, timeout). */
+  error(err: Error): void;
+}
+
+/** What `pipeTo` returns: flow control and cancellation for the sink's consumer. */
+export interface BodyHandle {
+  resume(): void;
+  /** The consumer gives up (the client went away, a timeout): the upstream request is aborted. */
+  destroy(err?: Error): void;
+}
+
 export interface UpstreamResponse {
   status: number;
   headers: Record<string, string | string[]>;
+  /** The body as a stream. Use either this or `pipeTo`, never both. */
   body: Readable;
+  /**
+   * The body pushed to `sink` as it arrives (callbacks may run before `pipeTo` returns when it
+   * has already arrived). Optional: consumers fall back to `body`.
+   */
+  pipeTo?(sink: BodySink): BodyHandle;
   /** `address:port` of the endpoint that answered. */
   endpoint: string;
   /** Upstream TLS: the peer's URI SAN (its SPIFFE identity) and this proxy's own on that connection. */

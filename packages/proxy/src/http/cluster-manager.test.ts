@@ -1,10 +1,12 @@
 // The router with the real cluster manager (src/cluster): pilot generates RDS, CDS and EDS for a
 // small mesh whose endpoints are echo backends on 127.0.0.1, decoded as a proxy receives them.
+import { once } from 'node:events';
+import * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { type Config, defaultKindRegistry, loadText, MemoryConfigStore } from '@weft/model';
 import { buildPushContext, defaultMeshConfig, envoyGenerators, proxyFromNode, ServiceEntryRegistry } from '@weft/pilot';
 import { decodeMessage, encodeMessage, type RouteConfiguration, TypeUrl, type XdsOutput } from '@weft/xds';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createClusterManager, type WeftClusterManager } from '../cluster/manager.ts';
 import type { XdsSnapshot } from '../core/types.ts';
 import { compileRouteConfiguration } from './compile.ts';
@@ -210,5 +212,70 @@ describe('router + cluster manager, on pilot`s config', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe('response bodies on the fast path (pushed from the pool to the client, no stream between)', () => {
+  afterEach(() => {
+    h1.handle = undefined;
+    h2.handle = undefined;
+  });
+
+  it('a 4 MB body arrives intact, with the client applying backpressure', async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    const serveBig = async (_s: unknown, res: http.ServerResponse) => {
+      res.writeHead(200, { 'content-length': String(big.length) });
+      for (let off = 0; off < big.length; off += 65536) {
+        if (!res.write(big.subarray(off, off + 65536))) await once(res, 'drain');
+      }
+      res.end();
+      return true;
+    };
+    h1.handle = serveBig;
+    h2.handle = serveBig;
+    const rec = router.nextRecord();
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const r = http.get({ host: '127.0.0.1', port: router.port, path: '/big', headers: { host: 'sticky:9080', 'x-user': 'ann' }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        // A slow reader: the proxy's writes fill the socket and it must pause the upstream.
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          res.pause();
+          setTimeout(() => res.resume(), 1);
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      });
+      r.on('error', reject);
+    });
+    expect(got.length).toBe(big.length);
+    expect(got.equals(big)).toBe(true);
+    expect(await rec).toMatchObject({ responseCode: 200, bytesSent: big.length });
+  });
+
+  it('an upstream reset after the headers resets the client`s response and records UR', async () => {
+    const resetMidBody = async (_s: unknown, res: http.ServerResponse) => {
+      res.writeHead(200, { 'content-length': '100000' });
+      res.write(Buffer.alloc(1000, 1));
+      setTimeout(() => res.socket?.destroy(), 20);
+      return true;
+    };
+    h1.handle = resetMidBody;
+    h2.handle = resetMidBody;
+    const rec = router.nextRecord();
+    const outcome = await new Promise<string>((resolve) => {
+      const r = http.get({ host: '127.0.0.1', port: router.port, path: '/reset', headers: { host: 'sticky:9080', 'x-user': 'bob' }, agent: false }, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('reset'));
+        res.on('aborted', () => resolve('reset'));
+      });
+      r.on('error', () => resolve('reset'));
+    });
+    expect(outcome).toBe('reset');
+    const r = await rec;
+    expect(r.responseCode).toBe(200);
+    expect([...r.responseFlags]).toContain('UR');
   });
 });

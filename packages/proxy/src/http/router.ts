@@ -8,6 +8,8 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import {
+  type BodyHandle,
+  type BodySink,
   type ClusterManager,
   type RequestRecord,
   type ResponseFlag,
@@ -225,6 +227,8 @@ class Exchange implements FormatContext {
   private globalTimedOut = false;
   private responseStarted = false;
   private upstreamBody: Readable | undefined;
+  /** The fast path's body consumer, while the body flows. */
+  private bodySink: DownstreamSink | undefined;
   private upstreamReq: UpstreamRequest | undefined;
   private finish!: () => void;
   private readonly finished: Promise<void>;
@@ -328,6 +332,7 @@ class Exchange implements FormatContext {
     if (!this.res.headersSent) this.record.responseCode = 0;
     this.cancel.abort();
     this.upstreamBody?.destroy();
+    this.bodySink?.cancel();
     this.clearTimers();
   }
 
@@ -986,6 +991,7 @@ class Exchange implements FormatContext {
     if (this.responseStarted) {
       // Headers already went out: all we can do is reset the stream.
       this.upstreamBody?.destroy();
+      this.bodySink?.cancel();
       this.res.destroy();
       return;
     }
@@ -1014,6 +1020,11 @@ class Exchange implements FormatContext {
 
     this.record.responseCode = resp.status;
     this.responseStarted = true;
+    if (resp.pipeTo && !(this.grpc && outgoing['grpc-status'] !== undefined)) {
+      res.writeHead(resp.status, outgoing);
+      await this.pipeBody(resp, resp.pipeTo.bind(resp), startedAt, action);
+      return;
+    }
     const body = resp.body;
     this.upstreamBody = body;
     if (this.grpc && outgoing['grpc-status'] !== undefined) {
@@ -1075,6 +1086,39 @@ class Exchange implements FormatContext {
     });
   }
 
+  /** The body straight from the cluster's connection to the client: no stream in between (the fast path). */
+  private pipeBody(resp: UpstreamResponse, pipeTo: NonNullable<UpstreamResponse['pipeTo']>, startedAt: number, action: CompiledRouteAction): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const sink = new DownstreamSink(this, this.res, resp, resolve);
+      this.bodySink = sink;
+      // max_stream_duration also bounds the response body.
+      if (action.maxStreamDurationMs !== undefined) {
+        const left = action.maxStreamDurationMs - (performance.now() - startedAt);
+        sink.timer = setTimeout(() => {
+          this.flags.add('UT');
+          sink.cancel();
+          this.res.destroy();
+        }, Math.max(0, left));
+      }
+      sink.handle = pipeTo(sink);
+      if (sink.finished) sink.handle = undefined;
+    });
+  }
+
+  /** DownstreamSink's view of the exchange. */
+  sinkData(n: number): void {
+    this.bytesSent += n;
+  }
+  sinkState(): { gone: boolean; timedOut: boolean; grpc: boolean } {
+    return { gone: this.gone, timedOut: this.globalTimedOut, grpc: this.grpc };
+  }
+  sinkFailed(): void {
+    if (!this.gone && !this.globalTimedOut) this.flags.add('UR');
+  }
+  sinkGrpcStatus(status: number): void {
+    this.record.grpcStatus = status;
+  }
+
   private mirror(action: CompiledRouteAction, req: UpstreamRequest, timeoutMs: number): void {
     for (const m of action.mirrors) {
       if (!sampled(m.fraction, this.random)) continue;
@@ -1108,6 +1152,77 @@ class Exchange implements FormatContext {
           () => {},
         );
     }
+  }
+}
+
+/**
+ * The response body's consumer on the fast path: writes each chunk to the client, pauses the
+ * upstream when the client's buffer is full, ends with the trailers. One object per response
+ * instead of a stream and its listeners.
+ */
+class DownstreamSink implements BodySink {
+  readonly #ex: Exchange;
+  readonly #res: ResLike;
+  readonly #resp: UpstreamResponse;
+  readonly #resolve: () => void;
+  handle: BodyHandle | undefined;
+  timer: NodeJS.Timeout | undefined;
+  finished = false;
+  #waitingDrain = false;
+
+  constructor(ex: Exchange, res: ResLike, resp: UpstreamResponse, resolve: () => void) {
+    this.#ex = ex;
+    this.#res = res;
+    this.#resp = resp;
+    this.#resolve = resolve;
+  }
+
+  data(chunk: Buffer): boolean {
+    if (this.finished) return true;
+    this.#ex.sinkData(chunk.length);
+    if (this.#res.write(chunk)) return true;
+    if (!this.#waitingDrain) {
+      this.#waitingDrain = true;
+      this.#res.on('drain', () => {
+        if (!this.finished) this.handle?.resume();
+      });
+    }
+    return false;
+  }
+
+  end(): void {
+    if (this.finished) return;
+    const state = this.#ex.sinkState();
+    if (!state.gone) {
+      const trailers = filterTrailers(this.#resp.trailers?.());
+      if (state.grpc && typeof trailers['grpc-status'] === 'string') this.#ex.sinkGrpcStatus(Number(trailers['grpc-status']));
+      if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers);
+      this.#res.end();
+    }
+    this.#done();
+  }
+
+  error(): void {
+    if (this.finished) return;
+    // The upstream reset after the headers: the client sees its stream reset too.
+    this.#ex.sinkFailed();
+    this.#res.destroy();
+    this.#done();
+  }
+
+  /** The exchange gives up on the body (client gone, timeout): abort upstream, stop waiting. */
+  cancel(): void {
+    if (this.finished) return;
+    const handle = this.handle;
+    this.#done();
+    handle?.destroy();
+  }
+
+  #done(): void {
+    this.finished = true;
+    this.handle = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.#resolve();
   }
 }
 
