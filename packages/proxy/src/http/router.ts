@@ -15,6 +15,7 @@ import {
   type ResponseFlag,
   UpstreamError,
   type UpstreamCluster,
+  type UpstreamOptions,
   type UpstreamRequest,
   type UpstreamResponse,
 } from '../core/types.ts';
@@ -296,33 +297,24 @@ class Exchange implements FormatContext {
 
   /** The filters' view of this exchange. */
   private makeFilterContext(connection: DownstreamConnection): HttpFilterContext {
-    const ex = this;
-    return {
-      connection,
-      record: this.record,
-      get method() {
-        return ex.view.method;
-      },
-      get authority() {
-        return ex.view.authority;
-      },
-      get path() {
-        return ex.view.path;
-      },
-      scheme: this.ctx.tls ? 'https' : 'http',
-      get requestHeaders() {
-        return ex.headers as FilterHeaders;
-      },
-      get routeName() {
-        return ex.route?.name;
-      },
-      get upstreamCluster() {
-        return ex.upstreamCluster;
-      },
-      get routeOperation() {
-        return ex.route?.operation;
-      },
-    };
+    return new FilterContextView(this, connection);
+  }
+
+  // FilterContextView's reads of the exchange.
+  get requestView(): RequestView {
+    return this.view;
+  }
+  get upstreamHeaders(): HeaderRecord {
+    return this.headers;
+  }
+  get chosenRoute(): CompiledRoute | undefined {
+    return this.route;
+  }
+  get exchangeRecord(): RequestRecord {
+    return this.record;
+  }
+  get downstreamTls(): boolean {
+    return this.ctx.tls === true;
   }
 
   private onDownstreamGone(): void {
@@ -917,16 +909,14 @@ class Exchange implements FormatContext {
     const startedAt = performance.now();
     if (this.hooks) for (const h of this.hooks) h.onUpstreamRequest?.(this.filterCtx!, req.headers);
     try {
-      const response = await cluster.request(req, {
-        ...(perTryMs !== undefined ? { timeoutMs: perTryMs } : {}),
-        ...(hashKeyValue !== undefined ? { hashKey: hashKeyValue } : {}),
-        ...(exclude && exclude.size > 0 ? { excludeEndpoints: new Set(exclude) } : {}),
-        signal: ac ? ac.signal : parent,
-        sourceAddress: this.ctx.sourceAddress,
-        ...(this.ctx.originalDestination ? { originalDestination: this.ctx.originalDestination } : {}),
-        ...(autoHostRewrite ? { autoHostRewrite } : {}),
-        downstreamProtocol: this.h2 ? 'HTTP/2' : 'HTTP/1.1',
-      });
+      // One options object, built field by field (spreads of conditional objects allocate per field).
+      const opts: UpstreamOptions = { signal: ac ? ac.signal : parent, sourceAddress: this.ctx.sourceAddress, downstreamProtocol: this.h2 ? 'HTTP/2' : 'HTTP/1.1' };
+      if (perTryMs !== undefined) opts.timeoutMs = perTryMs;
+      if (hashKeyValue !== undefined) opts.hashKey = hashKeyValue;
+      if (exclude && exclude.size > 0) opts.excludeEndpoints = new Set(exclude);
+      if (this.ctx.originalDestination) opts.originalDestination = this.ctx.originalDestination;
+      if (autoHostRewrite) opts.autoHostRewrite = autoHostRewrite;
+      const response = await cluster.request(req, opts);
       if (this.gone || this.globalTimedOut || perTryFired || msdFired) {
         response.body.on('error', () => {});
         response.body.destroy();
@@ -1152,6 +1142,44 @@ class Exchange implements FormatContext {
           () => {},
         );
     }
+  }
+}
+
+/**
+ * What filters see of an exchange: read through to the exchange (getters on the prototype, so one
+ * small object per request rather than an object of closures).
+ */
+class FilterContextView implements HttpFilterContext {
+  readonly connection: DownstreamConnection;
+  readonly record: RequestRecord;
+  readonly scheme: 'http' | 'https';
+  readonly #ex: Exchange;
+  constructor(ex: Exchange, connection: DownstreamConnection) {
+    this.#ex = ex;
+    this.connection = connection;
+    this.record = ex.exchangeRecord;
+    this.scheme = ex.downstreamTls ? 'https' : 'http';
+  }
+  get method(): string {
+    return this.#ex.requestView.method;
+  }
+  get authority(): string {
+    return this.#ex.requestView.authority;
+  }
+  get path(): string {
+    return this.#ex.requestView.path;
+  }
+  get requestHeaders(): FilterHeaders {
+    return this.#ex.upstreamHeaders as FilterHeaders;
+  }
+  get routeName(): string | undefined {
+    return this.#ex.chosenRoute?.name;
+  }
+  get upstreamCluster(): string | undefined {
+    return this.#ex.upstreamCluster;
+  }
+  get routeOperation(): string | undefined {
+    return this.#ex.chosenRoute?.operation;
   }
 }
 
