@@ -1012,7 +1012,7 @@ class Exchange implements FormatContext {
     this.responseStarted = true;
     if (resp.pipeTo && !(this.grpc && outgoing['grpc-status'] !== undefined)) {
       res.writeHead(resp.status, outgoing);
-      await this.pipeBody(resp, resp.pipeTo.bind(resp), startedAt, action);
+      await this.pipeBody(resp, startedAt, action);
       return;
     }
     const body = resp.body;
@@ -1077,7 +1077,7 @@ class Exchange implements FormatContext {
   }
 
   /** The body straight from the cluster's connection to the client: no stream in between (the fast path). */
-  private pipeBody(resp: UpstreamResponse, pipeTo: NonNullable<UpstreamResponse['pipeTo']>, startedAt: number, action: CompiledRouteAction): Promise<void> {
+  private pipeBody(resp: UpstreamResponse, startedAt: number, action: CompiledRouteAction): Promise<void> {
     return new Promise<void>((resolve) => {
       const sink = new DownstreamSink(this, this.res, resp, resolve);
       this.bodySink = sink;
@@ -1090,7 +1090,7 @@ class Exchange implements FormatContext {
           this.res.destroy();
         }, Math.max(0, left));
       }
-      sink.handle = pipeTo(sink);
+      sink.handle = resp.pipeTo!(sink);
       if (sink.finished) sink.handle = undefined;
     });
   }
