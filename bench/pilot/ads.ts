@@ -386,6 +386,57 @@ async function run(clientCount: number, configDir: string): Promise<{ ok: boolea
   }
 }
 
+/**
+ * The same clients against floor-server.ts: one pre-encoded route configuration of the same size
+ * written to every stream. What any ADS server on @grpc/grpc-js needs at least, on this machine,
+ * to deliver one route change to every client: weftd's push cannot converge faster than this.
+ */
+async function runFloor(clientCount: number): Promise<void> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./floor-server.ts', import.meta.url)), '--services', String(services)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: Record<string, unknown>[] = [];
+  let pending = '';
+  child.stdout.on('data', (b: Buffer) => {
+    pending += b.toString();
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const l of parts) {
+      try {
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {}
+    }
+  });
+  const clients: BenchClient[] = [];
+  try {
+    if (!(await until(() => lines.some((l) => l.msg === 'listening'), 30_000))) throw new Error('the floor server did not start');
+    const ready = lines.find((l) => l.msg === 'listening')!;
+    for (let i = 0; i < clientCount; i++) clients.push(new BenchClient(`127.0.0.1:${ready.port as number}`, i));
+    if (!(await until(() => clients.every((c) => c.complete || c.failed), 120_000))) throw new Error('floor clients did not all get the first push');
+    const latencies: number[] = [];
+    const acked = new Set<BenchClient>();
+    for (const c of clients) {
+      c.onAck = (t, version, at) => {
+        if (t !== TypeUrl.RouteConfiguration || version !== '2' || acked.has(c)) return;
+        acked.add(c);
+        latencies.push(at - start);
+      };
+    }
+    const start = performance.now();
+    child.stdin.write('push\n');
+    const converged = await until(() => latencies.length === clients.length, 60_000);
+    latencies.sort((a, b) => a - b);
+    const pushed = lines.find((l) => l.msg === 'pushed');
+    console.log(
+      `  platform floor (floor-server.ts: @grpc/grpc-js writing one pre-encoded ${((ready.routeConfigBytes as number) / 1024).toFixed(0)} KiB route configuration to every stream), ${clientCount} clients: ` +
+        `push -> each client's receipt p50 ${msFmt(percentile(latencies, 50))}, p99 ${msFmt(percentile(latencies, 99))}` +
+        (pushed ? `; the writes alone took ${msFmt(pushed.ms as number)}` : '') +
+        (converged ? '' : ` (only ${latencies.length} of ${clients.length} within 60 s)`),
+    );
+  } finally {
+    for (const c of clients) c.close();
+    child.kill('SIGTERM');
+  }
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'weft-bench-pilot-'));
 try {
   const configDir = join(dir, 'config');
@@ -405,6 +456,7 @@ try {
         `VirtualService convergence p99 ${msFmt(big.p99)} (goal 100 ms: ${big.p99 <= 100 ? 'met' : 'NOT met'})`,
     );
   } else console.log('  the 1,000-client case was not run (BENCH_PILOT_CLIENTS)');
+  await runFloor(Math.max(...clientCounts));
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 } finally {
   await rm(dir, { recursive: true, force: true });
