@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { decodeAny, encodeAny, type HttpRbac, type NetworkRbac, type RbacPolicies, TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
+import { testConnection } from '../core/test-support.ts';
 import type { DownstreamConnection, FilterSite, HttpFilterContext, TcpFilterContext } from '../core/filters.ts';
 import type { RequestRecord } from '../core/types.ts';
 import { RequestView } from '../http/view.ts';
@@ -16,20 +17,7 @@ type Permission = NonNullable<Policy['permissions']>[number];
 type Principal = NonNullable<Policy['principals']>[number];
 
 function conn(o: Partial<DownstreamConnection> = {}): DownstreamConnection {
-  return {
-    remoteAddress: '10.0.0.1',
-    remotePort: 40000,
-    localAddress: '10.0.0.2',
-    localPort: 15006,
-    destinationAddress: '10.0.0.2',
-    destinationPort: 9080,
-    tls: false,
-    peerPrincipal: undefined,
-    peerCertificate: undefined,
-    localPrincipal: undefined,
-    sni: undefined,
-    ...o,
-  };
+  return testConnection({ remoteAddress: '10.0.0.1', localAddress: '10.0.0.2', destinationAddress: '10.0.0.2', ...o });
 }
 
 function req(method: string, path: string, headers: Record<string, string> = {}, authority = 'reviews:9080'): RequestView {

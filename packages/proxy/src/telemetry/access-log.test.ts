@@ -1,6 +1,6 @@
 import { encodeAny, TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
-import type { DownstreamConnection } from '../core/filters.ts';
+import { testConnection } from '../core/test-support.ts';
 import type { RequestRecord, ResponseFlag } from '../core/types.ts';
 import { compileAccessLog, compileFormat, jsonFormatter, type LogEntry, responseCodeDetails, strftime, textFormatter } from './access-log.ts';
 
@@ -8,19 +8,7 @@ import { compileAccessLog, compileFormat, jsonFormatter, type LogEntry, response
 const istioText =
   '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
 
-const conn: DownstreamConnection = {
-  remoteAddress: '127.0.0.7',
-  remotePort: 51234,
-  localAddress: '127.0.0.2',
-  localPort: 15006,
-  destinationAddress: '127.0.0.2',
-  destinationPort: 9080,
-  tls: false,
-  peerPrincipal: undefined,
-  peerCertificate: undefined,
-  localPrincipal: undefined,
-  sni: undefined,
-};
+const conn = testConnection({ remoteAddress: '127.0.0.7', remotePort: 51234 });
 
 function rec(o: Partial<RequestRecord> = {}): RequestRecord {
   return {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type Cluster, type ClusterLoadAssignment, decodeMessage, encodeMessage, type HttpConnectionManager__Output } from '@weft/xds';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { testConnection } from '../core/test-support.ts';
 import type { DownstreamConnection, FilterHeaders, FilterSite, HttpFilterContext, TcpFilterContext } from '../core/filters.ts';
 import type { RequestRecord, ResponseFlag, XdsSnapshot } from '../core/types.ts';
 import type { NodeIdentity } from '../xds/node.ts';
@@ -143,22 +144,7 @@ const serverSnapshot = snapshot([{ name: inboundCluster, type: 'STATIC', metadat
 const hcm = {} as HttpConnectionManager__Output;
 const site = (direction: FilterSite['direction']): FilterSite => ({ where: 'test', listener: 'test', direction });
 
-function connection(o: Partial<DownstreamConnection> = {}): DownstreamConnection {
-  return {
-    remoteAddress: '127.0.0.9',
-    remotePort: 40000,
-    localAddress: '127.0.0.2',
-    localPort: 15006,
-    destinationAddress: '127.0.0.2',
-    destinationPort: 9080,
-    tls: false,
-    peerPrincipal: undefined,
-    peerCertificate: undefined,
-    localPrincipal: undefined,
-    sni: undefined,
-    ...o,
-  };
-}
+const connection = testConnection;
 
 function record(direction: RequestRecord['direction'], cluster: string, o: Partial<RequestRecord> = {}): RequestRecord {
   return {

@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { decodeMessage, encodeAny, encodeMessage, type HttpConnectionManager, type HttpConnectionManager__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DownstreamConnection, HttpFilter } from '../core/filters.ts';
+import { testConnection } from '../core/test-support.ts';
+import type { HttpFilter } from '../core/filters.ts';
 import type { XdsSnapshot } from '../core/types.ts';
 import { compileRouteConfiguration } from '../http/compile.ts';
 import { defaultHcmSettings } from '../http/hcm.ts';
@@ -101,19 +102,14 @@ async function hop(t: Tracing, direction: 'inbound' | 'outbound' | 'gateway', sc
   );
   const server = http.createServer((req, res) => {
     const s = req.socket;
-    const connection: DownstreamConnection = {
+    const connection = testConnection({
       remoteAddress: s.remoteAddress ?? '',
       remotePort: s.remotePort ?? 0,
       localAddress: s.localAddress ?? '',
       localPort: s.localPort ?? 0,
       destinationAddress: s.localAddress ?? '',
       destinationPort: s.localPort ?? 0,
-      tls: false,
-      peerPrincipal: undefined,
-      peerCertificate: undefined,
-      localPrincipal: undefined,
-      sni: undefined,
-    };
+    });
     const record = { ...newRecord(), direction };
     void handleHttpRequest(req, res, { routes, clusters, record, sourceAddress: s.remoteAddress ?? '', settings: defaultHcmSettings, filters, connection });
   });
