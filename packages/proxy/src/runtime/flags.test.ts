@@ -23,6 +23,14 @@ describe('parseProxyFlags', () => {
     ]);
   });
 
+  it('takes -1 (no port) for the health port with or without =', () => {
+    for (const argv of [['--health-port', '-1'], ['--health-port=-1']]) {
+      const o = parseProxyFlags(argv, {}, 'sidecar');
+      if (o === 'help') throw new Error('help');
+      expect(o.healthPort).toBe(-1);
+    }
+  });
+
   it('refuses what it cannot use, saying why', () => {
     expect(() => parseProxyFlags(['--type', 'gateway'], {}, 'sidecar')).toThrow(UsageError);
     expect(() => parseProxyFlags(['--admin-port', '99999'], {}, 'sidecar')).toThrow(/--admin-port must be a port number/);

@@ -184,10 +184,27 @@ const options = {
 } as const;
 
 /** Flags and environment to proxy options (without the cluster manager); throws `UsageError`. */
+/**
+ * `--health-port -1` as `--health-port=-1`: Node's parser takes a value that starts with `-` for
+ * a flag of its own and refuses it; negative numbers are the only such values these flags take.
+ */
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a.startsWith('--') && !a.includes('=') && next !== undefined && /^-\d+$/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv, defaultKind: ProxyKind): ProxyOptions | 'help' {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true }>>;
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv), options, allowPositionals: true });
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
   }
