@@ -69,6 +69,18 @@ describe('access log formats', () => {
     expect(JSON.parse(jsonFormatter({ sni: '%REQUESTED_SERVER_NAME%', code: '%RESPONSE_CODE%' }, true)(entry()))).toEqual({ code: 200 });
   });
 
+  it('a TCP connection closed by the network RBAC shows why; upstream SANs of an mTLS hop', () => {
+    const denied = textFormatter(istioText)({
+      record: rec({ protocol: 'TCP', responseCode: 0, routeName: undefined, connectionTerminationDetails: 'rbac_access_denied_matched_policy[none]' }),
+      connection: conn,
+    });
+    expect(denied).toContain('"- - -" 0 - - rbac_access_denied_matched_policy[none] "-"');
+    const sans = textFormatter('%UPSTREAM_PEER_URI_SAN% %UPSTREAM_LOCAL_URI_SAN%\n')(
+      entry({ record: rec({ upstreamPeerPrincipal: 'spiffe://cluster.local/ns/default/sa/reviews', upstreamLocalPrincipal: 'spiffe://cluster.local/ns/default/sa/productpage' }) }),
+    );
+    expect(sans).toBe('spiffe://cluster.local/ns/default/sa/reviews spiffe://cluster.local/ns/default/sa/productpage\n');
+  });
+
   it('START_TIME formats, header alternatives and length limits', () => {
     expect(strftime('%Y/%m/%dT%H:%M:%E3S %s %%', Date.UTC(2026, 0, 2, 3, 4, 5, 678))).toBe('2026/01/02T03:04:05.678 1767323045 %');
     expect(textFormatter('%REQ(X-ENVOY-ORIGINAL-PATH?:PATH):5% %REQ(USER-AGENT):4% %START_TIME(%s)%')(entry())).toBe('/prod curl 1767323045');

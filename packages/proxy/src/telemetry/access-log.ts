@@ -222,6 +222,11 @@ function operator(name: string, arg: string | undefined, where: string): Operato
     case 'RESPONSE_CODE_DETAILS':
       return (e) => responseCodeDetails(e.record);
     case 'CONNECTION_TERMINATION_DETAILS':
+      return (e) => e.record.connectionTerminationDetails;
+    case 'UPSTREAM_PEER_URI_SAN':
+      return (e) => e.record.upstreamPeerPrincipal;
+    case 'UPSTREAM_LOCAL_URI_SAN':
+      return (e) => e.record.upstreamLocalPrincipal;
     case 'UPSTREAM_TRANSPORT_FAILURE_REASON':
     case 'UPSTREAM_LOCAL_ADDRESS':
     case 'UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
@@ -230,8 +235,6 @@ function operator(name: string, arg: string | undefined, where: string): Operato
     case 'REQUEST_TX_DURATION':
     case 'RESPONSE_DURATION':
     case 'RESPONSE_TX_DURATION':
-    case 'UPSTREAM_PEER_URI_SAN':
-    case 'UPSTREAM_LOCAL_URI_SAN':
     case 'CONNECTION_ID':
       // Not recorded by Weft: printed as absent (`-`), as Envoy prints a value it does not have.
       return () => undefined;
