@@ -8,13 +8,16 @@ import { describe } from './mesh/describe.ts';
 import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
 import { proxyStatus } from './mesh/proxy-status.ts';
 import { up, UpUsageError } from './up/command.ts';
+import { stopLocalMesh } from './up/mesh.ts';
 import { defaultStateDir, NoMeshError } from './up/state.ts';
 
-export const meshCommands = ['up', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
+export const meshCommands = ['up', 'down', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
 
 export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
       prints one line per component, then \`ready: URL\`; Ctrl-C stops everything.
+  weftctl down [--state-dir DIR]
+      Stop the local mesh from another terminal (also what a killed \`weftctl up\` left running).
   weftctl apply -f PATH... [-n NAMESPACE]
       Validate, then add or replace the resources in the running mesh (nothing changes if any is invalid).
   weftctl delete -f PATH... [-n NAMESPACE]
@@ -103,6 +106,13 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
     case 'up':
       noMore(0);
       return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout, meshConfig: values['mesh-config'] }, io);
+    case 'down': {
+      noMore(0);
+      const done = await stopLocalMesh(stateDir);
+      if (!done) io.out(`no local mesh in ${stateDir}\n`);
+      else io.out(`stopped the local mesh in ${stateDir}${done.owner ? '' : ' (its weftctl up was gone)'}${done.leftovers > 0 ? `; ${done.leftovers} leftover processes stopped` : ''}\n`);
+      return 0;
+    }
     case 'apply':
     case 'delete': {
       noMore(0);

@@ -122,6 +122,39 @@ interface SynczEntry {
   types: Record<string, { status: string }>;
 }
 
+/** Stops what the mesh in `s` left running (its components, found by their environment) and forgets it. */
+async function stopLeftovers(s: MeshState, stateDir: string, onFound: (count: number) => void = () => {}): Promise<number> {
+  const leftovers: number[] = [];
+  for (const pid of statePids(s)) if (await isMeshProcess(pid, stateDir)) leftovers.push(pid);
+  if (leftovers.length > 0) {
+    onFound(leftovers.length);
+    await stopPids(leftovers, 5000);
+  }
+  await rm(stateFile(stateDir), { force: true });
+  return leftovers.length;
+}
+
+/**
+ * `weftctl down`: stops the mesh of `stateDir` from another terminal. Its `weftctl up` gets SIGTERM
+ * and stops everything it started, as with Ctrl-C; if that process is gone (killed), the
+ * components it left are stopped directly. Resolves to what was done.
+ */
+export async function stopLocalMesh(stateDir: string, graceMs = 20_000): Promise<{ owner: boolean; leftovers: number } | undefined> {
+  const dir = resolve(stateDir);
+  const s = await readState(dir);
+  if (!s) return undefined;
+  let owner = false;
+  if (s.pid !== process.pid && meshOwnerAlive(s)) {
+    owner = true;
+    process.kill(s.pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (meshOwnerAlive(s) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (meshOwnerAlive(s)) process.kill(s.pid, 'SIGKILL');
+  }
+  const leftovers = await stopLeftovers(s, dir);
+  return { owner, leftovers };
+}
+
 /** Starts the mesh and resolves once every proxy is synced and the product page answers through the ingress gateway. */
 export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   const started = Date.now();
@@ -140,15 +173,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   if (previous && previous.pid !== process.pid && meshOwnerAlive(previous)) {
     throw new Error(`a local mesh is already running from ${stateDir} (weftctl up, pid ${previous.pid}); stop it with Ctrl-C or \`kill ${previous.pid}\`, or use another --state-dir`);
   }
-  if (previous) {
-    const leftovers: number[] = [];
-    for (const pid of statePids(previous)) if (await isMeshProcess(pid, stateDir)) leftovers.push(pid);
-    if (leftovers.length > 0) {
-      progress('cleanup', `stopping ${leftovers.length} processes a previous \`weftctl up\` left running`);
-      await stopPids(leftovers, 5000);
-    }
-    await rm(stateFile(stateDir), { force: true });
-  }
+  if (previous) await stopLeftovers(previous, stateDir, (count) => progress('cleanup', `stopping ${count} processes a previous \`weftctl up\` left running`));
   await rm(configDir, { recursive: true, force: true });
   await rm(logDir, { recursive: true, force: true });
   await Promise.all([configDir, caDir, tokenDir, logDir].map((d) => mkdir(d, { recursive: true })));
