@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import module from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,7 +34,8 @@ export async function launch(binUrl, name, run, options = {}) {
   if (major >= 24) {
     // V8's compile cache (in the OS temp directory) also keeps the type-stripped TypeScript: later
     // starts skip the stripper entirely, which saves about 15 MB of memory per process and startup time.
-    module.enableCompileCache?.();
+    // One directory per user: Node's default is shared, and another user's is not writable.
+    module.enableCompileCache?.(join(tmpdir(), `weft-compile-cache-${process.getuid?.() ?? 'user'}`));
     const code = await run();
     if (options.exit === 'hard') process.exit(code);
     process.exitCode = code;
