@@ -1099,8 +1099,11 @@ class Exchange implements FormatContext {
   sinkData(n: number): void {
     this.bytesSent += n;
   }
-  sinkState(): { gone: boolean; timedOut: boolean; grpc: boolean } {
-    return { gone: this.gone, timedOut: this.globalTimedOut, grpc: this.grpc };
+  get sinkGone(): boolean {
+    return this.gone;
+  }
+  get sinkGrpc(): boolean {
+    return this.grpc;
   }
   sinkFailed(): void {
     if (!this.gone && !this.globalTimedOut) this.flags.add('UR');
@@ -1220,10 +1223,9 @@ class DownstreamSink implements BodySink {
 
   end(): void {
     if (this.finished) return;
-    const state = this.#ex.sinkState();
-    if (!state.gone) {
+    if (!this.#ex.sinkGone) {
       const trailers = filterTrailers(this.#resp.trailers?.());
-      if (state.grpc && typeof trailers['grpc-status'] === 'string') this.#ex.sinkGrpcStatus(Number(trailers['grpc-status']));
+      if (this.#ex.sinkGrpc && typeof trailers['grpc-status'] === 'string') this.#ex.sinkGrpcStatus(Number(trailers['grpc-status']));
       if (Object.keys(trailers).length > 0) this.#res.addTrailers(trailers);
       this.#res.end();
     }
