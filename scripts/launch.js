@@ -29,7 +29,11 @@ export async function launch(binUrl, name, run, options = {}) {
   const major = Number(process.versions.node.split('.')[0]);
   const flags = (options.nodeFlags ?? []).filter((f) => !process.execArgv.includes(f) && !process.execArgv.some((a) => a.startsWith(`${f.split('=')[0]}=`)));
   if (major >= 24 && flags.length > 0 && typeof process.execve === 'function' && process.env.WEFT_NO_NODE_FLAGS !== '1') {
-    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...flags, fileURLToPath(binUrl), ...process.argv.slice(2)], process.env);
+    try {
+      process.execve(process.execPath, [process.execPath, ...process.execArgv, ...flags, fileURLToPath(binUrl), ...process.argv.slice(2)], process.env);
+    } catch {
+      // Not replaced (an unusual platform): run as we are, with V8's default heap sizing.
+    }
   }
   if (major >= 24) {
     // V8's compile cache (in the OS temp directory) also keeps the type-stripped TypeScript: later
