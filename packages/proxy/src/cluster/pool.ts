@@ -13,6 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Client as UndiciClient, Dispatcher } from 'undici';
+import { firstUriSan } from '../core/peer.ts';
 import { type BodyHandle, type BodySink, UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
 import type { ClusterSettings } from './config.ts';
 import type { ClusterStats, Host } from './host.ts';
@@ -42,13 +43,6 @@ const Client = createRequire(import.meta.url)('undici/lib/dispatcher/client.js')
 // Envoy's default upstream idle timeout is an hour; undici closes idle HTTP/1.1 connections after
 // 4 s unless the server says otherwise (Keep-Alive: timeout=N, honoured minus 1 s). Closing early
 // on our side is what avoids the race with servers that close idle connections without saying so.
-/** The first URI SAN of a certificate's subjectaltname (`URI:spiffe://…, DNS:…`). */
-function uriSan(san: string | undefined): string | undefined {
-  if (!san) return undefined;
-  for (const part of san.split(', ')) if (part.startsWith('URI:')) return part.slice(4);
-  return undefined;
-}
-
 const defaultH1KeepAliveMs = 4000;
 const defaultIdleMs = 3_600_000;
 
@@ -85,9 +79,9 @@ export class Conn {
           this.connected = true;
           if ('getPeerCertificate' in socket) {
             const tls = socket as TLSSocket;
-            this.peerPrincipal = uriSan(tls.getPeerCertificate()?.subjectaltname);
+            this.peerPrincipal = firstUriSan(tls.getPeerCertificate()?.subjectaltname);
             const own = tls.getCertificate();
-            this.localPrincipal = own && 'subjectaltname' in own ? uriSan(own.subjectaltname) : undefined;
+            this.localPrincipal = own && 'subjectaltname' in own ? firstUriSan(own.subjectaltname) : undefined;
           }
           cb(null, socket);
         });

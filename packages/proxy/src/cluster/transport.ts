@@ -7,6 +7,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { createSecureContext, type PeerCertificate, type SecureContext, connect as tlsConnect } from 'node:tls';
 import type { DataSource__Output, Secret__Output, UpstreamTlsContext__Output } from '@weft/xds';
 import type { TransportChoice } from './config.ts';
+import { sanEntries } from '../core/peer.ts';
 
 export type SecretLookup = (name: string) => Secret__Output | undefined;
 
@@ -110,9 +111,7 @@ function matches(m: StringMatcher, value: string): boolean {
 
 /** `URI:spiffe://..., DNS:a.b` -> the SAN values. */
 function subjectAltNames(cert: PeerCertificate): string[] {
-  const text = cert.subjectaltname;
-  if (!text) return [];
-  return text.split(/,\s*/).map((entry) => entry.slice(entry.indexOf(':') + 1));
+  return sanEntries(cert.subjectaltname).map((e) => e.value);
 }
 
 /** The peer's certificate is valid but names none of the identities the cluster expects. */

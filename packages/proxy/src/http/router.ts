@@ -20,6 +20,7 @@ import {
   type UpstreamResponse,
 } from '../core/types.ts';
 import { beginHttpFilters, type DownstreamConnection, type FilterHeaders, type HttpFilter, type HttpFilterContext, type HttpStreamHooks } from '../core/filters.ts';
+import { unmappedIp } from '../core/peer.ts';
 import { RequestBody } from './body.ts';
 import { type CompiledRoute, type CompiledRouteAction, type CompiledRoutes, type CompiledVirtualHost, type CompiledWeightedCluster, isGrpcContentType } from './compile.ts';
 import { type CompiledCors, corsOriginAllowed, faultAbort, faultDelay } from './filters.ts';
@@ -161,8 +162,8 @@ const edgeCleanedHeaders = [
 
 const privateV4 = /^(10\.|127\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.)/;
 
-function isInternalAddress(addr: string): boolean {
-  if (addr.startsWith('::ffff:')) addr = addr.slice(7);
+function isInternalAddress(address: string): boolean {
+  const addr = unmappedIp(address);
   return privateV4.test(addr) || addr === '::1' || addr.startsWith('fc') || addr.startsWith('fd');
 }
 
@@ -295,11 +296,6 @@ class Exchange implements FormatContext {
     if (this.hooks) for (const h of this.hooks) h.onComplete?.(this.filterCtx!);
   }
 
-  /** The filters' view of this exchange. */
-  private makeFilterContext(connection: DownstreamConnection): HttpFilterContext {
-    return new FilterContextView(this, connection);
-  }
-
   // FilterContextView's reads of the exchange.
   get requestView(): RequestView {
     return this.view;
@@ -392,7 +388,7 @@ class Exchange implements FormatContext {
     // Filters before routing (authorization, telemetry): the first local reply answers the request.
     const filters = this.ctx.filters;
     if (filters && filters.length > 0 && this.ctx.connection) {
-      const fctx = this.makeFilterContext(this.ctx.connection);
+      const fctx = new FilterContextView(this, this.ctx.connection);
       this.filterCtx = fctx;
       this.hooks = beginHttpFilters(filters, fctx);
       if (this.hooks) {

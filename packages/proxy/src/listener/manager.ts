@@ -18,6 +18,7 @@ import { decodeMessage, encodeAny, encodeMessage, type Listener__Output, TypeUrl
 import { getOriginalDst } from '../capture/original-dst.ts';
 import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
 import type { DownstreamConnection, FilterRegistry, HttpFilter, NetworkFilter } from '../core/filters.ts';
+import { firstUriSan, unmappedIp } from '../core/peer.ts';
 import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain, type TcpRoute } from './chains.ts';
 import { type Detected, detect } from './detect.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
@@ -607,17 +608,6 @@ function passthroughChain(cluster: string, filters: FilterRegistry | undefined):
   };
 }
 
-function firstUri(san: string | undefined): string | undefined {
-  if (!san) return undefined;
-  for (const part of san.split(', ')) if (part.startsWith('URI:')) return part.slice(4);
-  return undefined;
-}
-
-function unmapped(ip: string | undefined): string {
-  if (!ip) return '';
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
-
 /** What filters learn about a downstream connection (after TLS termination, when there is one). */
 export function describeConnection(socket: Socket, tls: TLSSocket | undefined, dst: { address: string; port: number }, sni: string | undefined): DownstreamConnection {
   let peerPrincipal: string | undefined;
@@ -627,19 +617,19 @@ export function describeConnection(socket: Socket, tls: TLSSocket | undefined, d
     if (tls.authorized) {
       const peer = tls.getPeerCertificate();
       if (peer && Object.keys(peer).length > 0) {
-        peerPrincipal = firstUri(peer.subjectaltname);
+        peerPrincipal = firstUriSan(peer.subjectaltname);
         peerCertificate = peer.raw;
       }
     }
     const own = tls.getCertificate();
-    if (own && 'subjectaltname' in own) localPrincipal = firstUri(own.subjectaltname);
+    if (own && 'subjectaltname' in own) localPrincipal = firstUriSan(own.subjectaltname);
   }
   return {
-    remoteAddress: unmapped(socket.remoteAddress),
+    remoteAddress: unmappedIp(socket.remoteAddress),
     remotePort: socket.remotePort ?? 0,
-    localAddress: unmapped(socket.localAddress),
+    localAddress: unmappedIp(socket.localAddress),
     localPort: socket.localPort ?? 0,
-    destinationAddress: unmapped(dst.address),
+    destinationAddress: unmappedIp(dst.address),
     destinationPort: dst.port,
     tls: !!tls,
     peerPrincipal,

@@ -21,11 +21,6 @@ function settingsOf(chain: HttpChainConfig): HcmSettings {
   return s;
 }
 
-function stripMapped(ip: string | undefined): string {
-  if (!ip) return '';
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
-
 export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: RequestRecord) => void): HttpRouting {
   return {
     check(rc: RouteConfiguration__Output): void {
@@ -35,9 +30,9 @@ export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: Reque
     serve(req: DownstreamRequest, res: DownstreamResponse, rc: RouteConfiguration__Output | undefined, ctx: ListenerRequestContext): void {
       const settings = settingsOf(ctx.chain);
       const routes = rc ? compiledRoutesFor(rc, compileOptionsFor(settings)) : undefined;
-      // HTTP/2 over TLS runs on a stream without addresses (listener/h2-bridge.ts): the connection has them.
+      // Addresses as the listener read them once per connection (IPv4-mapped prefix removed); HTTP/2
+      // over TLS runs on a stream without addresses of its own (listener/h2-bridge.ts).
       const c = ctx.connection;
-      const socket = req.socket.remoteAddress !== undefined ? req.socket : { remoteAddress: c.remoteAddress, remotePort: c.remotePort, localAddress: c.localAddress, localPort: c.localPort };
       const record: RequestRecord = {
         direction: ctx.direction,
         listener: ctx.listener,
@@ -50,24 +45,22 @@ export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: Reque
         bytesSent: 0,
         attempts: 0,
       };
-      const sourceAddress = stripMapped(socket.remoteAddress);
-      const localAddress = stripMapped(socket.localAddress);
-      if (socket.remoteAddress) record.downstreamRemoteAddress = `${sourceAddress}:${socket.remotePort}`;
-      if (localAddress) record.downstreamLocalAddress = `${localAddress}:${socket.localPort}`;
+      if (c.remoteAddress) record.downstreamRemoteAddress = `${c.remoteAddress}:${c.remotePort}`;
+      if (c.localAddress) record.downstreamLocalAddress = `${c.localAddress}:${c.localPort}`;
       if (rc) record.routeName = rc.name;
       const done = handleHttpRequest(req, res, {
         routes,
         clusters,
         record,
-        sourceAddress,
-        sourcePort: socket.remotePort,
-        localAddress: localAddress || undefined,
-        localPort: socket.localPort,
+        sourceAddress: c.remoteAddress,
+        sourcePort: c.remotePort,
+        localAddress: c.localAddress || undefined,
+        localPort: c.localPort,
         tls: ctx.downstreamTls,
         settings,
         originalDestination: ctx.originalDestination,
         filters: ctx.chain.filters,
-        connection: ctx.connection,
+        connection: c,
       });
       if (onRecord) void done.then(() => onRecord(record));
     },

@@ -21,6 +21,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
+import { sanEntries } from '../core/peer.ts';
 import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
 import { RequestView } from '../http/view.ts';
 
@@ -234,11 +235,11 @@ function namesOf(c: DownstreamConnection): PeerNames {
     if (c.peerCertificate) {
       try {
         const cert = new X509Certificate(c.peerCertificate);
-        const parts = (cert.subjectAltName ?? '').split(/,\s*/);
-        const uris = parts.filter((p) => p.startsWith('URI:')).map((p) => p.slice(4));
+        const sans = sanEntries(cert.subjectAltName);
+        const uris = sans.filter((e) => e.type === 'URI').map((e) => e.value);
         n = {
           uris: uris.length > 0 ? uris : n.uris,
-          dns: parts.filter((p) => p.startsWith('DNS:')).map((p) => p.slice(4)),
+          dns: sans.filter((e) => e.type === 'DNS').map((e) => e.value),
           subject: cert.subject.split('\n').filter(Boolean).reverse().join(','),
         };
       } catch {
