@@ -1,5 +1,8 @@
 // Small readings of a peer that several parts need: an IPv4 address without Node's IPv4-mapped
-// IPv6 prefix, and the entries of a certificate's subjectAltName as Node prints it.
+// IPv6 prefix, the entries of a certificate's subjectAltName as Node prints it, and a connection's
+// client certificate parsed once.
+import { X509Certificate } from 'node:crypto';
+import type { DownstreamConnection } from './filters.ts';
 
 /** `::ffff:10.0.0.1` -> `10.0.0.1`; '' for none. */
 export function unmappedIp(ip: string | undefined): string {
@@ -21,4 +24,32 @@ export function firstUriSan(text: string | undefined): string | undefined {
   if (!text) return undefined;
   for (const part of text.split(', ')) if (part.startsWith('URI:')) return part.slice(4);
   return undefined;
+}
+
+/** The peer certificate of a connection, parsed once: its SANs by kind and its subject as Node prints it. */
+export interface PeerCertificateNames {
+  cert: X509Certificate;
+  uris: readonly string[];
+  dns: readonly string[];
+}
+
+const parsed = new WeakMap<DownstreamConnection, PeerCertificateNames | null>();
+
+/** The connection's verified client certificate, parsed on first use and kept per connection (RBAC and XFCC both read it); undefined without one or when it does not parse. */
+export function peerCertificateNames(c: DownstreamConnection): PeerCertificateNames | undefined {
+  let n = parsed.get(c);
+  if (n === undefined) {
+    n = null;
+    if (c.peerCertificate) {
+      try {
+        const cert = new X509Certificate(c.peerCertificate);
+        const sans = sanEntries(cert.subjectAltName);
+        n = { cert, uris: sans.filter((e) => e.type === 'URI').map((e) => e.value), dns: sans.filter((e) => e.type === 'DNS').map((e) => e.value) };
+      } catch {
+        // Unreadable: the caller keeps what the TLS layer told it.
+      }
+    }
+    parsed.set(c, n);
+  }
+  return n ?? undefined;
 }

@@ -17,11 +17,10 @@
 // - metadata: dynamic metadata (`istio_authn` comes from JWT authentication, which Weft does not
 //   have yet: such matchers see no value and do not match);
 // - uri_template: Envoy's path templates (`*` one segment, `**` any rest, `{name}`, `{name=…}`).
-import { X509Certificate } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
-import { sanEntries } from '../core/peer.ts';
+import { peerCertificateNames } from '../core/peer.ts';
 import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
 import { RequestView } from '../http/view.ts';
 
@@ -232,20 +231,9 @@ function namesOf(c: DownstreamConnection): PeerNames {
   let n = peerNames.get(c);
   if (!n) {
     n = { uris: c.peerPrincipal ? [c.peerPrincipal] : [], dns: [], subject: '' };
-    if (c.peerCertificate) {
-      try {
-        const cert = new X509Certificate(c.peerCertificate);
-        const sans = sanEntries(cert.subjectAltName);
-        const uris = sans.filter((e) => e.type === 'URI').map((e) => e.value);
-        n = {
-          uris: uris.length > 0 ? uris : n.uris,
-          dns: sans.filter((e) => e.type === 'DNS').map((e) => e.value),
-          subject: cert.subject.split('\n').filter(Boolean).reverse().join(','),
-        };
-      } catch {
-        // An unreadable certificate keeps what the TLS layer told us.
-      }
-    }
+    // An unreadable certificate keeps what the TLS layer told us.
+    const p = peerCertificateNames(c);
+    if (p) n = { uris: p.uris.length > 0 ? p.uris : n.uris, dns: p.dns, subject: p.cert.subject.split('\n').filter(Boolean).reverse().join(',') };
     peerNames.set(c, n);
   }
   return n;

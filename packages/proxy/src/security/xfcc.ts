@@ -5,9 +5,10 @@
 // appended to what came in (APPEND_FORWARD) or replacing it (SANITIZE_SET). Without a client
 // certificate the header is removed, so a plaintext client cannot claim an identity. SANITIZE
 // (the default) is the router's: it drops the header for every request.
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { HttpConnectionManager__Output } from '@weft/xds';
 import type { ConnectionManagerFilterFactory, DownstreamConnection, HttpFilter, HttpFilterContext, HttpStreamHooks } from '../core/filters.ts';
+import { peerCertificateNames } from '../core/peer.ts';
 
 type Mode = HttpConnectionManager__Output['forward_client_cert_details'];
 
@@ -22,8 +23,8 @@ interface Details {
 interface PeerFacts {
   hash: string;
   subject: string;
-  uris: string[];
-  dns: string[];
+  uris: readonly string[];
+  dns: readonly string[];
   pem: string;
 }
 
@@ -45,26 +46,19 @@ function rfc2253(subject: string): string {
     .join(',');
 }
 
-function sans(cert: X509Certificate, kind: 'URI' | 'DNS'): string[] {
-  const text = cert.subjectAltName;
-  if (!text) return [];
-  const out: string[] = [];
-  for (const part of text.split(/,\s*/)) if (part.startsWith(`${kind}:`)) out.push(part.slice(kind.length + 1));
-  return out;
-}
-
 function peerFacts(c: DownstreamConnection): PeerFacts | undefined {
   const der = c.peerCertificate;
   if (!der) return undefined;
   let f = peers.get(c);
   if (!f) {
-    const cert = new X509Certificate(der);
+    const p = peerCertificateNames(c);
+    if (!p) return undefined;
     f = {
       hash: createHash('sha256').update(der).digest('hex'),
-      subject: rfc2253(cert.subject),
-      uris: sans(cert, 'URI'),
-      dns: sans(cert, 'DNS'),
-      pem: cert.toString(),
+      subject: rfc2253(p.cert.subject),
+      uris: p.uris,
+      dns: p.dns,
+      pem: p.cert.toString(),
     };
     peers.set(c, f);
   }
