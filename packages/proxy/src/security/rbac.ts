@@ -231,9 +231,9 @@ function namesOf(c: DownstreamConnection): PeerNames {
   let n = peerNames.get(c);
   if (!n) {
     n = { uris: c.peerPrincipal ? [c.peerPrincipal] : [], dns: [], subject: '' };
-    // An unreadable certificate keeps what the TLS layer told us.
+    // An unreadable certificate keeps what the TLS layer told us; a SPIFFE certificate has no subject.
     const p = peerCertificateNames(c);
-    if (p) n = { uris: p.uris.length > 0 ? p.uris : n.uris, dns: p.dns, subject: p.cert.subject.split('\n').filter(Boolean).reverse().join(',') };
+    if (p) n = { uris: p.uris.length > 0 ? p.uris : n.uris, dns: p.dns, subject: (p.cert.subject ?? '').split('\n').filter(Boolean).reverse().join(',') };
     peerNames.set(c, n);
   }
   return n;
