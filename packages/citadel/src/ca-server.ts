@@ -2,17 +2,15 @@
 // Callers authenticate with their current workload certificate (mTLS renewal) or, for their first
 // certificate, with a bootstrap token in `authorization: Bearer <token>`. A CSR is signed only for
 // the caller's own identity.
-import { experimental, Metadata, Server, type ServerCredentials, type ServerUnaryCall, status } from '@grpc/grpc-js';
+import { experimental, Metadata, Server, type ServerCredentials, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { conversionOptions } from '@weft/xds';
 import { CaError, type CertificateAuthority, type ServingCertificate, type ServingCertificateOptions } from './ca.ts';
 import { caProtoFile, protoDir } from './codegen.ts';
-import type { IstioCertificateRequest__Output } from './generated/istio/v1/auth/IstioCertificateRequest.ts';
 import type { IstioCertificateServiceDefinition, IstioCertificateServiceHandlers } from './generated/istio/v1/auth/IstioCertificateService.ts';
 import { createLogger, type Logger } from '@weft/model';
 import { CitadelMetrics } from './metrics.ts';
-import { spiffeIdOf } from './spiffe.ts';
-import { TokenError } from './token.ts';
+import { authenticateCaller } from './caller-auth.ts';
 
 export const caServiceName = 'istio.v1.auth.IstioCertificateService';
 
@@ -30,26 +28,6 @@ export interface CaServiceOptions {
   logger?: Logger;
 }
 
-type Caller = { identity: string; via: 'mtls' | 'token' } | { identity?: undefined; reason: string };
-
-function authenticate(call: ServerUnaryCall<IstioCertificateRequest__Output, unknown>, ca: CertificateAuthority): Caller {
-  // grpc-js reports a peer certificate only when the TLS handshake verified it against our roots.
-  const peer = call.getAuthContext()?.sslPeerCertificate;
-  if (peer?.raw) {
-    const id = spiffeIdOf(peer.raw);
-    return id ? { identity: id, via: 'mtls' } : { reason: 'client certificate has no single SPIFFE URI SAN' };
-  }
-  const header = call.metadata.get('authorization')[0];
-  if (typeof header !== 'string') return { reason: 'no client certificate and no bearer token' };
-  const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
-  if (!m) return { reason: 'authorization metadata is not a bearer token' };
-  try {
-    return { identity: ca.verifyBootstrapToken(m[1]!), via: 'token' };
-  } catch (err) {
-    return { reason: err instanceof TokenError ? err.message : `token check failed: ${String(err)}` };
-  }
-}
-
 /** Handlers for `server.addService(caServiceDefinition(), ...)`. */
 export function createCaServiceHandlers(options: CaServiceOptions): IstioCertificateServiceHandlers {
   const { ca } = options;
@@ -60,8 +38,8 @@ export function createCaServiceHandlers(options: CaServiceOptions): IstioCertifi
     CreateCertificate(call, callback) {
       metrics.csrCount.inc();
       const peer = call.getPeer();
-      const caller = authenticate(call, ca);
-      if (caller.identity === undefined) {
+      const caller = authenticateCaller(call, ca);
+      if (caller.identities === undefined) {
         metrics.authnErrorCount.inc();
         metrics.refused('unauthenticated');
         logger.warn('CSR refused: caller not authenticated', { peer, reason: caller.reason, code: 'UNAUTHENTICATED' });
@@ -70,7 +48,7 @@ export function createCaServiceHandlers(options: CaServiceOptions): IstioCertifi
       }
       const ttlSeconds = Number(call.request.validity_duration);
       try {
-        const issued = ca.sign(call.request.csr, { identity: caller.identity, ttlSeconds });
+        const issued = ca.sign(call.request.csr, { identity: caller.identities[0]!, ttlSeconds });
         metrics.successCount.inc();
         logger.info('issued certificate', {
           peer,
@@ -104,7 +82,7 @@ export function createCaServiceHandlers(options: CaServiceOptions): IstioCertifi
             metrics.csrSignErrorCount.inc({ error: e.type });
             metrics.refused('internal');
         }
-        const fields = { peer, caller: caller.identity, authn: caller.via, error: e.type, reason: e.message, code: e.code };
+        const fields = { peer, caller: caller.identities[0], authn: caller.via, error: e.type, reason: e.message, code: e.code };
         if (e.type === 'IDENTITY_MISMATCH') logger.warn('CSR refused: identity differs from the caller', fields);
         else if (e.code === 'INTERNAL') logger.error('CSR signing failed', fields);
         else logger.warn('CSR refused', fields);

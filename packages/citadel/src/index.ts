@@ -19,6 +19,14 @@ export {
 } from './ca.ts';
 export { type CaCallerCredential, type CertificateRequest, createCaClient, requestCertificate } from './ca-client.ts';
 export {
+  type AuthenticatableCall,
+  authenticateCaller,
+  type BootstrapTokenVerifier,
+  type CallerAuthentication,
+  type CallerAuthenticator,
+  callerAuthenticator,
+} from './caller-auth.ts';
+export {
   bearerMetadata,
   CaServer,
   type CaServerOptions,

@@ -1,35 +1,20 @@
 // SPIFFE identities as Istio uses them: spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
 import { X509Certificate } from 'node:crypto';
-import { spiffeId as formatSpiffeId } from '@weft/model';
+import { spiffeId as formatSpiffeId, parseSpiffeId, type SpiffeIdentity, spiffeIdentityProblem } from '@weft/model';
 
 export const defaultTrustDomain = 'cluster.local';
 
-export interface WorkloadIdentity {
-  trustDomain: string;
-  namespace: string;
-  serviceAccount: string;
-}
+export type WorkloadIdentity = SpiffeIdentity;
 
-// Namespaces are DNS-1123 labels; service accounts and trust domains DNS-1123 subdomains, as Kubernetes requires.
-const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const domain = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
+/** The SPIFFE ID of `identity`; throws when a part is not a valid name. */
 export function spiffeId(identity: WorkloadIdentity): string {
-  const { trustDomain, namespace, serviceAccount } = identity;
-  if (!domain.test(trustDomain)) throw new Error(`invalid trust domain ${JSON.stringify(trustDomain)}`);
-  if (!label.test(namespace)) throw new Error(`invalid namespace ${JSON.stringify(namespace)}`);
-  if (!domain.test(serviceAccount)) throw new Error(`invalid service account ${JSON.stringify(serviceAccount)}`);
-  return formatSpiffeId(trustDomain, namespace, serviceAccount);
+  const problem = spiffeIdentityProblem(identity);
+  if (problem) throw new Error(problem);
+  return formatSpiffeId(identity.trustDomain, identity.namespace, identity.serviceAccount);
 }
 
-/** Parses an Istio workload SPIFFE ID; undefined when `uri` is not one. */
-export function parseSpiffeId(uri: string): WorkloadIdentity | undefined {
-  const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(uri);
-  if (!m) return undefined;
-  const [, trustDomain, namespace, serviceAccount] = m as unknown as [string, string, string, string];
-  if (!domain.test(trustDomain) || !label.test(namespace) || !domain.test(serviceAccount)) return undefined;
-  return { trustDomain, namespace, serviceAccount };
-}
+// The parser lives in @weft/model (pilot checks xDS clients' identities with it too).
+export { parseSpiffeId };
 
 /**
  * The entries of a subjectAltName string as Node prints it (`X509Certificate.subjectAltName`,

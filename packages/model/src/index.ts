@@ -2,6 +2,7 @@
 export type { Config, ConfigSource, GroupKind, ObjectMeta } from './config/config.ts';
 export { describeConfig, groupKind, groupKindOf, groupOf, namespacedName, versionOf } from './config/config.ts';
 export { defaultKindRegistry } from './config/default-registry.ts';
+export { compareStrings, configOrder, creationTime, formatTimestamp, parseTimestamp } from './config/order.ts';
 export { KindRegistry } from './config/kinds.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { errorCodes, WeftError, type WeftErrorCode } from './errors.ts';
@@ -44,6 +45,9 @@ export {
   type Resolution,
   type Service,
   type ServicePort,
+  parseSpiffeId,
+  type SpiffeIdentity,
   spiffeId,
+  spiffeIdentityProblem,
   type WorkloadInstance,
 } from './service/model.ts';
