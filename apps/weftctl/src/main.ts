@@ -1,27 +1,51 @@
 import { parseArgs } from 'node:util';
-import { type Config, defaultKindRegistry, formatProblem, keyOf, type LoadedResource, loadPaths, type Problem } from '@weft/model';
+import { type Config, defaultKindRegistry, formatProblem, keyOf, type LoadedResource, loadPaths, type Problem, suggest } from '@weft/model';
 import { analyze, compareReports, fileProblemReport, type ResourceReport, sortProblems, validateLoaded } from '@weft/galley';
-import { meshUsage, runMeshCommand } from './mesh-commands.ts';
+import { commandBlock, exitStatus, optionsHelp } from './help.ts';
+import { meshCommandFlags, meshCommands, meshUsage, runMeshCommand } from './mesh-commands.ts';
 
-export const usage = `weftctl: operate a Weft mesh
-
-Usage:
-  weftctl validate -f PATH... [-o text|json] [-n NAMESPACE]
+const configUsage = `  weftctl validate -f PATH... [-o text|json] [-n NAMESPACE]
       Check resources (files or directories of YAML) one by one: structure and Istio's rules.
   weftctl analyze -f PATH... [-o text|json] [-n NAMESPACE]
       Validate, then check the resources against each other (references, conflicts, selectors).
   weftctl version
+      Print weftctl's version.`;
+
+export const usage = `weftctl: operate a Weft mesh
+
+Usage:
+${configUsage}
 
 The local mesh (no root; state in --state-dir DIR, $WEFT_STATE_DIR or ~/.weft/local):
 ${meshUsage}
 
-Options:
-  -f, --filename PATH   a file or directory; repeat for more (directories are read recursively)
-  -o, --output FORMAT   text (default) or json
-  -n, --namespace NS    namespace for resources that name none (default: default)
-  -h, --help            this text
+${optionsHelp()}
 
-Exit status: 0 when everything is valid, 1 when anything is invalid, 2 on a usage error.`;
+${exitStatus}`;
+
+const configCommands = ['validate', 'analyze', 'version'] as const;
+/** Every command, in the order help lists them. */
+export const commands: readonly string[] = [...configCommands, ...meshCommands];
+
+/** The flags each command takes besides -h/--help; its parser refuses others and its --help lists these. */
+export function commandFlags(command: string): readonly string[] | undefined {
+  if (command === 'validate' || command === 'analyze') return ['filename', 'output', 'namespace'];
+  if (command === 'version') return [];
+  return (meshCommandFlags as Record<string, readonly string[] | undefined>)[command];
+}
+
+/** `weftctl COMMAND --help`: the command's synopsis, its options and the exit statuses. */
+export function commandHelp(command: string): string | undefined {
+  const block = commandBlock(configUsage, command) ?? commandBlock(meshUsage, command);
+  const flags = commandFlags(command);
+  if (!block || !flags) return undefined;
+  return `Usage:\n${block}\n\n${optionsHelp(flags)}\n\n${exitStatus}`;
+}
+
+function unknownCommand(command: string): UsageError {
+  const hint = suggest(command, commands);
+  return new UsageError(`unknown command ${JSON.stringify(command)}${hint ? ` (did you mean "${hint}"?)` : ''}; commands: ${commands.join(', ')}`);
+}
 
 /** Thrown for bad command lines: exit 2 with a message and a pointer to --help. */
 class UsageError extends Error {}
@@ -47,6 +71,11 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
 }
 
 async function run(argv: readonly string[], io: Io): Promise<number> {
+  const help = helpFor(argv);
+  if (help !== undefined) {
+    io.out(`${help}\n`);
+    return 0;
+  }
   const meshStatus = await runMeshCommand(argv, io);
   if (meshStatus !== undefined) return meshStatus;
   let parsed: ReturnType<typeof parse>;
@@ -57,16 +86,14 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.help || command === 'help') {
-    io.out(`${usage}\n`);
-    return 0;
-  }
   if (command === undefined) throw new UsageError('no command given');
+  if (command !== 'validate' && command !== 'analyze' && command !== 'version') throw unknownCommand(command);
+  for (const flag of Object.keys(values)) if (!commandFlags(command)!.includes(flag)) throw new UsageError(`${command} does not take --${flag}`);
   if (command === 'version') {
+    if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
     io.out('weftctl 0.1.0\n');
     return 0;
   }
-  if (command !== 'validate' && command !== 'analyze') throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: validate, analyze, version)`);
   if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])} (give files with -f)`);
   const files = values.filename ?? [];
   if (files.length === 0) throw new UsageError(`${command} needs at least one -f PATH`);
@@ -81,6 +108,21 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   if (format === 'json') io.out(`${JSON.stringify(reports.map(jsonEntry), null, 2)}\n`);
   else io.out(textReport(reports));
   return reports.every((r) => r.valid) ? 0 : 1;
+}
+
+/**
+ * The help text asked for (`--help`, `-h`, `help`, `help COMMAND`, `COMMAND --help`), or undefined.
+ * Read before any command parses its flags, so that help works whatever else is on the line.
+ */
+function helpFor(argv: readonly string[]): string | undefined {
+  const { values, positionals } = parseArgs({ args: [...argv], allowPositionals: true, strict: false, options: { help: { type: 'boolean', short: 'h' } } });
+  const [first, second] = positionals;
+  const wanted = first === 'help' ? second : values.help ? first : undefined;
+  if (first !== 'help' && !values.help) return undefined;
+  if (wanted === undefined) return usage;
+  const text = commandHelp(wanted);
+  if (!text) throw unknownCommand(wanted);
+  return text;
 }
 
 function parse(argv: readonly string[]) {

@@ -13,21 +13,33 @@ import { defaultStateDir, NoMeshError } from './up/state.ts';
 
 export const meshCommands = ['up', 'down', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
 
-export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE]
+export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
       prints one line per component, then \`ready: URL\`; Ctrl-C stops everything.
   weftctl down [--state-dir DIR]
       Stop the local mesh from another terminal (also what a killed \`weftctl up\` left running).
-  weftctl apply -f PATH... [-n NAMESPACE]
-      Validate, then add or replace the resources in the running mesh (nothing changes if any is invalid).
-  weftctl delete -f PATH... [-n NAMESPACE]
+  weftctl apply -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR]
+      Validate, then add or replace the resources in the running mesh (nothing changes if any is invalid);
+      waits until weftd holds them and every proxy has ACKed.
+  weftctl delete -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR]
       Remove the resources (by kind, namespace and name) from the running mesh.
-  weftctl proxy-status
+  weftctl proxy-status [-o text|json] [--state-dir DIR]
       Every proxy connected to weftd and the sync state of each xDS type.
-  weftctl proxy-config listeners|routes|clusters|endpoints|secret WORKLOAD [-o json]
+  weftctl proxy-config listeners|routes|clusters|endpoints|secret WORKLOAD [-o text|json] [--state-dir DIR]
       A proxy's configuration, from its admin port (WORKLOAD: reviews-v2, istio-ingressgateway...).
-  weftctl describe WORKLOAD
+  weftctl describe WORKLOAD [-o text|json] [--state-dir DIR]
       The services, routing rules and policies that apply to a workload, and why.`;
+
+/** The flags each command takes besides -h/--help: the parser refuses others, and `weftctl COMMAND --help` lists these. */
+export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (keyof typeof options)[]> = {
+  up: ['port', 'state-dir', 'loopback-net', 'mesh-config', 'log-level', 'timeout'],
+  down: ['state-dir'],
+  apply: ['filename', 'namespace', 'wait', 'state-dir'],
+  delete: ['filename', 'namespace', 'wait', 'state-dir'],
+  'proxy-status': ['output', 'state-dir'],
+  'proxy-config': ['output', 'state-dir'],
+  describe: ['output', 'state-dir'],
+};
 
 export class MeshUsageError extends Error {}
 
@@ -92,10 +104,8 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
-  if (values.help) {
-    io.out(`Usage:\n${meshUsage}\n`);
-    return 0;
-  }
+  const allowed: readonly string[] = meshCommandFlags[command as (typeof meshCommands)[number]] ?? [];
+  for (const flag of Object.keys(values)) if (flag !== 'help' && !allowed.includes(flag)) throw new MeshUsageError(`${command} does not take --${flag}`);
   const stateDir = resolve(values['state-dir'] ?? defaultStateDir());
   const format = values.output ?? 'text';
   if (format !== 'text' && format !== 'json') throw new MeshUsageError(`unknown output format ${JSON.stringify(format)} (use text or json)`);

@@ -1,0 +1,50 @@
+// weftctl's help: one description per flag and one list of exit statuses, shared by `weftctl
+// --help` and each command's `--help` (main.test.ts checks each command's help against the flags
+// its parser accepts, and the README's exit statuses against these).
+
+export interface FlagDoc {
+  long: string;
+  short?: string;
+  arg?: string;
+  text: string;
+}
+
+/** Every flag any command takes, in the order help lists them. */
+export const flagDocs: readonly FlagDoc[] = [
+  { long: 'filename', short: 'f', arg: 'PATH', text: 'a file or directory; repeat for more (directories are read recursively)' },
+  { long: 'output', short: 'o', arg: 'FORMAT', text: 'text (default) or json' },
+  { long: 'namespace', short: 'n', arg: 'NS', text: 'namespace for resources that name none (default: default)' },
+  { long: 'state-dir', arg: 'DIR', text: 'the local mesh’s state directory (default: $WEFT_STATE_DIR or ~/.weft/local)' },
+  { long: 'wait', arg: 'SECONDS', text: 'how long apply/delete wait for weftd and every proxy to ACK (default 15; 0: do not wait)' },
+  { long: 'port', arg: 'PORT', text: 'the ingress gateway’s port (default 8080 when free; 0 picks a free one)' },
+  { long: 'loopback-net', arg: '127.0.N', text: 'put the workloads on 127.0.N.x (to run a second mesh beside the first)' },
+  { long: 'mesh-config', arg: 'FILE', text: 'Istio MeshConfig YAML for weftd (access logs, tracing)' },
+  { long: 'log-level', arg: 'LEVEL', text: 'debug, info (default), warn or error, for every component' },
+  { long: 'timeout', arg: 'SECONDS', text: 'how long up waits for the mesh to be ready (default 120)' },
+  { long: 'help', short: 'h', text: 'this text' },
+];
+
+export const exitStatus = `Exit status:
+  0    success (everything valid; applied and ACKed; the mesh stopped when asked)
+  1    something invalid or not found, not in force within --wait, a mesh that failed to start, or no running mesh
+  2    usage error (unknown command or flag, bad flag value)
+  3    unexpected error, printed as \`weftctl: internal error: ...\` (e.g. a mesh component not answering)
+  130  weftctl up interrupted (Ctrl-C) while starting`;
+
+/** The Options lines for these flags (all of them when none are given). */
+export function optionsHelp(flags?: readonly string[]): string {
+  const docs = flagDocs.filter((d) => !flags || d.long === 'help' || flags.includes(d.long));
+  const heads = docs.map((d) => `${d.short ? `-${d.short}, ` : ''}--${d.long}${d.arg ? ` ${d.arg}` : ''}`);
+  const width = Math.max(...heads.map((h) => h.length)) + 2;
+  return `Options:\n${docs.map((d, i) => `  ${heads[i]!.padEnd(width)}${d.text}`).join('\n')}`;
+}
+
+/** One command's block (its synopsis line and description) out of a usage text. */
+export function commandBlock(usage: string, command: string): string | undefined {
+  const lines = usage.split('\n');
+  const start = lines.findIndex((l) => l === `  weftctl ${command}` || l.startsWith(`  weftctl ${command} `));
+  if (start < 0) return undefined;
+  let end = start + 1;
+  while (end < lines.length && lines[end]!.startsWith('      ')) end++;
+  return lines.slice(start, end).join('\n');
+}
