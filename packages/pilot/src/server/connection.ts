@@ -61,6 +61,10 @@ export class Connection {
   readonly proxy: MeshProxy;
   readonly mode: XdsMode;
   readonly peer: string;
+  /** The SPIFFE ID the stream authenticated as and the node was checked against; undefined on an unauthenticated (plaintext) port. */
+  readonly identity: string | undefined;
+  /** How it authenticated (`mtls`, `token`), as the authenticator said. */
+  readonly authn: string | undefined;
   readonly connectedAt = new Date();
   readonly watched = new Map<string, WatchedType>();
   pending: PendingConvergence | undefined;
@@ -74,11 +78,13 @@ export class Connection {
   /** Writes an encoded response; `done` runs once the transport has taken it. */
   readonly write: (message: Buffer, done: () => void) => void;
 
-  constructor(init: { id: string; proxy: MeshProxy; mode: XdsMode; peer: string; write: (message: Buffer, done: () => void) => void }) {
+  constructor(init: { id: string; proxy: MeshProxy; mode: XdsMode; peer: string; identity?: string; authn?: string; write: (message: Buffer, done: () => void) => void }) {
     this.id = init.id;
     this.proxy = init.proxy;
     this.mode = init.mode;
     this.peer = init.peer;
+    this.identity = init.identity;
+    this.authn = init.authn;
     this.write = init.write;
   }
 }

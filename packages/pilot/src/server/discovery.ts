@@ -18,6 +18,7 @@ import {
   TypeUrl,
 } from '@weft/xds';
 import type { MeshConfig, Proxy as MeshProxy, PushContext, ServiceRegistry, XdsResource } from '../core/types.ts';
+import { checkProxyIdentity, type XdsAuthenticator } from './authentication.ts';
 import { absentVersion, Connection, WatchedType, type XdsMode } from './connection.ts';
 import { createLogger, type Logger } from '@weft/model';
 import { PilotMetrics } from './metrics.ts';
@@ -117,6 +118,12 @@ export interface ProxySyncStatus {
   generator: MeshProxy['generator'];
   peer: string;
   connectedAt: string;
+  /** Whether the stream proved an identity (TLS port); false on the plaintext port. */
+  authenticated: boolean;
+  /** The SPIFFE ID the node was checked against (authenticated streams only). */
+  identity?: string;
+  /** How the identity was proved: `mtls` (client certificate) or `token` (bootstrap bearer token). */
+  authn?: string;
   /** The push context version the proxy's config was last generated from. */
   pushVersion: string;
   /** Change-to-ACK time of the last fully acknowledged push, ms. */
@@ -330,16 +337,21 @@ export class DiscoveryServer {
     };
   }
 
-  /** The ADS handlers; they write encoded responses, so register them with `serviceDefinition()`. */
-  handlers(): AggregatedDiscoveryServiceHandlers {
+  /**
+   * The ADS handlers; they write encoded responses, so register them with `serviceDefinition()`.
+   * With `authenticate` (the TLS port), every stream must prove an identity and its node must
+   * belong to it; without (the plaintext port), streams are served unauthenticated.
+   */
+  handlers(options: { authenticate?: XdsAuthenticator } = {}): AggregatedDiscoveryServiceHandlers {
+    const { authenticate } = options;
     return {
-      StreamAggregatedResources: (call) => this.#stream(call, 'sotw'),
-      DeltaAggregatedResources: (call) => this.#stream(call, 'delta'),
+      StreamAggregatedResources: (call) => this.#stream(call, 'sotw', authenticate),
+      DeltaAggregatedResources: (call) => this.#stream(call, 'delta', authenticate),
     };
   }
 
   /** Starts a gRPC server with ADS on `host:port` (port 0 picks a free port); resolves to the bound port. */
-  async listen(options: { host?: string; port?: number; credentials?: ServerCredentials } = {}): Promise<number> {
+  async listen(options: { host?: string; port?: number; credentials?: ServerCredentials; authenticate?: XdsAuthenticator } = {}): Promise<number> {
     if (!this.#push) this.start();
     const server = new GrpcServer({
       // Envoy keeps one ADS stream open for its lifetime; keepalives find dead peers.
@@ -348,7 +360,7 @@ export class DiscoveryServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     });
-    server.addService(this.serviceDefinition(), this.handlers());
+    server.addService(this.serviceDefinition(), this.handlers(options.authenticate ? { authenticate: options.authenticate } : {}));
     const host = options.host ?? '127.0.0.1';
     const target = host.includes(':') ? `[${host}]:${options.port ?? 15010}` : `${host}:${options.port ?? 15010}`;
     const port = await new Promise<number>((resolve, reject) => {
@@ -420,6 +432,9 @@ export class DiscoveryServer {
         generator: c.proxy.generator,
         peer: c.peer,
         connectedAt: c.connectedAt.toISOString(),
+        authenticated: c.identity !== undefined,
+        ...(c.identity !== undefined ? { identity: c.identity } : {}),
+        ...(c.authn !== undefined ? { authn: c.authn } : {}),
         pushVersion: c.pushVersion,
         types,
       };
@@ -554,18 +569,52 @@ export class DiscoveryServer {
 
   // ------------------------------------------------------------------ streams
 
-  #stream(call: ServerDuplexStream<DiscoveryRequest__Output, unknown> | ServerDuplexStream<DeltaDiscoveryRequest__Output, unknown>, mode: XdsMode): void {
+  #stream(
+    call: ServerDuplexStream<DiscoveryRequest__Output, unknown> | ServerDuplexStream<DeltaDiscoveryRequest__Output, unknown>,
+    mode: XdsMode,
+    authenticate: XdsAuthenticator | undefined,
+  ): void {
     let conn: Connection | undefined;
+    let ended = false;
     const fail = (code: status, details: string) => {
+      ended = true;
       this.#log.warn('closing xDS stream', { peer: call.getPeer(), code: status[code], reason: details, ...(conn ? { proxy: conn.proxy.id } : {}) });
       call.emit('error', { code, details });
     };
+    // Refused streams never become connections: nothing is generated for them and they are not in syncz.
+    const refuse = (code: status.UNAUTHENTICATED | status.PERMISSION_DENIED, details: string, fields: Record<string, unknown>) => {
+      ended = true;
+      const reason = code === status.UNAUTHENTICATED ? 'unauthenticated' : 'permission_denied';
+      this.metrics.refused.inc({ reason });
+      this.#log.warn(code === status.UNAUTHENTICATED ? 'xDS stream refused: client not authenticated' : 'xDS stream refused: node does not match the authenticated identity', {
+        peer: call.getPeer(),
+        code: status[code],
+        ...fields,
+      });
+      call.emit('error', { code, details });
+    };
+    let identities: readonly string[] | undefined;
+    let authn: string | undefined;
+    if (authenticate) {
+      let result: ReturnType<XdsAuthenticator>;
+      try {
+        result = authenticate(call);
+      } catch (err) {
+        result = { reason: `authenticator failed: ${errorMessage(err)}` };
+      }
+      if (result.identities === undefined || result.identities.length === 0) {
+        refuse(status.UNAUTHENTICATED, 'authentication failure', { reason: result.identities === undefined ? result.reason : 'no identity' });
+        return;
+      }
+      identities = result.identities;
+      authn = result.via;
+    }
     const close = () => {
       if (conn) this.#close(conn);
     };
     const write = (message: Buffer, done: () => void) => (call as ServerDuplexStream<unknown, Buffer>).write(message, done);
     const handle = (req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output) => {
-      if (conn?.closed) return;
+      if (ended || conn?.closed) return;
       try {
         if (!conn) {
           if (!this.#push) return fail(status.UNAVAILABLE, 'server is not ready to serve discovery information');
@@ -577,10 +626,39 @@ export class DiscoveryServer {
           } catch (err) {
             return fail(status.INVALID_ARGUMENT, `invalid node: ${errorMessage(err)}`);
           }
-          conn = new Connection({ id: `${proxy.id}-${++this.#connectionCounter}`, proxy, mode, peer: call.getPeer(), write });
+          let identity: string | undefined;
+          if (identities) {
+            const checked = checkProxyIdentity(proxy, identities);
+            if (checked.identity === undefined) {
+              return refuse(status.PERMISSION_DENIED, `authorization failed: ${checked.reason}`, {
+                node: node.id,
+                identities,
+                namespace: proxy.namespace,
+                ...(proxy.serviceAccount ? { serviceAccount: proxy.serviceAccount } : {}),
+                reason: checked.reason,
+              });
+            }
+            identity = checked.identity;
+          }
+          conn = new Connection({
+            id: `${proxy.id}-${++this.#connectionCounter}`,
+            proxy,
+            mode,
+            peer: call.getPeer(),
+            ...(identity !== undefined ? { identity } : {}),
+            ...(authn !== undefined ? { authn } : {}),
+            write,
+          });
           this.#connections.set(conn.id, conn);
           this.metrics.connected.inc();
-          this.#log.info('xDS stream connected', { proxy: proxy.id, connection: conn.id, mode, generator: proxy.generator, peer: conn.peer });
+          this.#log.info('xDS stream connected', {
+            proxy: proxy.id,
+            connection: conn.id,
+            mode,
+            generator: proxy.generator,
+            peer: conn.peer,
+            ...(identity !== undefined ? { identity, authn } : { authenticated: false }),
+          });
           this.#emit({ type: 'connect', connection: conn });
         }
         if (!req.type_url) return fail(status.INVALID_ARGUMENT, 'request without type_url');

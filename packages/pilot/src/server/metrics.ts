@@ -24,6 +24,8 @@ export class PilotMetrics {
   readonly generateErrors: Counter<'type'>;
   /** The push context version in force. */
   readonly pushVersion: Gauge;
+  /** Streams refused before serving anything, by reason (`unauthenticated`, `permission_denied`). */
+  readonly refused: Counter<'reason'>;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -49,6 +51,12 @@ export class PilotMetrics {
     this.contextErrors = new Counter({ name: 'pilot_push_context_errors', help: 'Push context builds that failed; the previous context stays in force.', registers });
     this.generateErrors = new Counter({ name: 'pilot_xds_generate_errors', help: 'Generator failures, by xDS type.', labelNames: ['type'], registers });
     this.pushVersion = new Gauge({ name: 'pilot_push_context_version', help: 'Version of the push context in force.', registers });
+    this.refused = new Counter({
+      name: 'pilot_xds_refused_streams',
+      help: 'xDS streams refused before any config was served: unauthenticated (no or invalid credentials) or permission_denied (node does not match the identity).',
+      labelNames: ['reason'],
+      registers,
+    });
   }
 
   push(typeUrl: string): void {

@@ -81,9 +81,9 @@ export class SotwTestClient {
   #sentNode = false;
   status: { code: number; details: string } | undefined;
 
-  constructor(target: string, node: NodeOptions = {}) {
+  constructor(target: string, node: NodeOptions = {}, metadata: Metadata = new Metadata()) {
     this.client = createAdsClient(target, credentials.createInsecure());
-    this.stream = this.client.StreamAggregatedResources(new Metadata());
+    this.stream = this.client.StreamAggregatedResources(metadata);
     this.node = { id: node.id ?? 'sidecar~10.0.0.1~app-1.default~default.svc.cluster.local', metadata: structOf(node.metadata ?? {}) };
     this.stream.on('data', (r: DiscoveryResponse__Output) => this.responses.push(r));
     this.stream.on('status', (s) => {
