@@ -2,7 +2,7 @@
 // named by its group, kind, namespace and name, so that applying an object replaces it and
 // deleting it removes exactly it, whatever file it first came from (as `kubectl apply` and
 // `kubectl delete` act on objects, not files).
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Config, defaultKindRegistry, groupOf, type LoadedResource, loadPaths, type Problem, toYaml } from '@weft/model';
 import { fileProblemReport, type ResourceReport, validateLoaded } from '@weft/galley';
@@ -57,6 +57,49 @@ export async function writeObjects(dir: string, objects: readonly ObjectToWrite[
     out.push({ name: objectName(o.config), file, action });
   }
   return out;
+}
+
+/** The origin `weftctl up` gives the objects it writes itself; they are rewritten from their sources at each start. */
+export function upOrigin(what: string): string {
+  return `${upPrefix}${what})`;
+}
+
+const upPrefix = 'weftctl up (';
+
+const header = /^# (\S+) in .*, from (.*)$/;
+
+/**
+ * Readies the config directory for a start of `weftctl up`, which then writes `upObjects`.
+ * Objects applied in an earlier run stay (as a cluster keeps its objects across restarts of its
+ * control plane); what `up` wrote itself in an earlier run goes, since it is written again from
+ * its sources (and a topology that changed must not leave stale entries). `fresh`: start empty.
+ * Resolves to the objects kept (`virtualservice.networking.istio.io/reviews`) and the number removed by `fresh`.
+ */
+export async function prepareConfigDir(dir: string, upObjects: readonly ObjectToWrite[], fresh: boolean): Promise<{ kept: string[]; removed: number }> {
+  await mkdir(dir, { recursive: true });
+  const rewritten = new Set(upObjects.map((o) => objectFile(dir, o.config)));
+  const kept: string[] = [];
+  let removed = 0;
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    const file = join(dir, entry.name);
+    if (!entry.isFile()) continue;
+    // A temporary file of a write that never finished.
+    if (entry.name.endsWith('.tmp')) {
+      await rm(file, { force: true });
+      continue;
+    }
+    if (!/\.(ya?ml|json)$/i.test(entry.name)) continue;
+    const first = (await readFile(file, 'utf8').catch(() => '')).split('\n', 1)[0] ?? '';
+    const m = header.exec(first);
+    const byUp = m?.[2]?.startsWith(upPrefix) === true;
+    if (fresh || byUp) {
+      await rm(file, { force: true });
+      if (fresh && !byUp && !rewritten.has(file)) removed++;
+      continue;
+    }
+    if (!rewritten.has(file)) kept.push(m?.[1] ?? entry.name);
+  }
+  return { kept, removed };
 }
 
 /** Removes objects by kind, namespace and name. */

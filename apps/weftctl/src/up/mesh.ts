@@ -8,9 +8,10 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, silentLogger } from '@weft/model';
-import { type ObjectToWrite, originOf, readAndValidate, writeObjects } from './config-dir.ts';
-import { Component, stopGroups, stopPids } from './processes.ts';
-import { type AppState, isMeshProcess, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, statePids, stateFile, writeState } from './state.ts';
+import { type ObjectToWrite, originOf, prepareConfigDir, readAndValidate, upOrigin, writeObjects } from './config-dir.ts';
+import { type LogLine, stopGroups, stopPids } from './processes.ts';
+import { type AppState, isMeshProcess, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, type RunState, statePids, stateFile, writeState } from './state.ts';
+import { canBind, type ListenAddress, Supervised, type SupervisionEvent } from './supervisor.ts';
 import { ingressConfigs, moveAddress, withAddressesMoved, type Workload, workloadsOf } from './topology.ts';
 
 /** The repository this module lives in: bins and example files are found from here. */
@@ -49,14 +50,20 @@ export interface LocalMeshOptions {
   onProgress?: (component: string, text: string) => void;
   /** Aborting stops whatever has started; the start then fails. */
   signal?: AbortSignal;
+  /** Start with an empty config directory instead of keeping what `weftctl apply` added in earlier runs. */
+  fresh?: boolean;
 }
 
 export interface LocalMesh {
   readonly state: MeshState;
   /** http://127.0.0.1:<port>/productpage */
   readonly url: string;
-  /** Told when a component exits while the mesh runs (not during stop). */
+  /** Told when a component exits while the mesh runs (not during stop); it is restarted (see onSupervision). */
   onExit(listener: (component: string, how: string, logFile: string) => void): void;
+  /** Told about every exit, restart, crash loop and busy port of a component while the mesh runs. */
+  onSupervision(listener: (e: SupervisionEvent) => void): void;
+  /** Objects `weftctl apply` added in an earlier run, kept in the config directory. */
+  readonly keptConfig: readonly string[];
   /** Stops every process (SIGTERM, then SIGKILL after `graceMs`, default 8000) and removes mesh.json. */
   stop(graceMs?: number): Promise<{ killed: string[] }>;
 }
@@ -64,15 +71,6 @@ export interface LocalMesh {
 const ingressName = 'istio-ingressgateway';
 const ingressNamespace = 'istio-system';
 const ingressLabels = { app: 'istio-ingressgateway', istio: 'ingressgateway' };
-
-/** Whether `port` can be bound on `address` now. */
-function canBind(address: string, port: number): Promise<boolean> {
-  return new Promise((resolvePromise) => {
-    const s = createServer();
-    s.once('error', () => resolvePromise(false));
-    s.listen({ host: address, port, exclusive: true }, () => s.close(() => resolvePromise(true)));
-  });
-}
 
 function freePort(address: string): Promise<number> {
   return new Promise((resolvePromise, reject) => {
@@ -102,7 +100,7 @@ async function readConfigs(files: readonly string[], what: string): Promise<{ co
     throw new Error(`the ${what} (${files.join(', ')}) is not valid:\n  ${lines.join('\n  ')}`);
   }
   const objects: ObjectToWrite[] = [];
-  for (const r of checked.resources) if (r.config) objects.push({ config: r.config, bodyAtTopLevel: r.kind?.bodyAtTopLevel === true, origin: originOf(r) });
+  for (const r of checked.resources) if (r.config) objects.push({ config: r.config, bodyAtTopLevel: r.kind?.bodyAtTopLevel === true, origin: upOrigin(originOf(r)) });
   return { configs: objects.map((o) => o.config), objects };
 }
 
@@ -174,40 +172,65 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     throw new Error(`a local mesh is already running from ${stateDir} (weftctl up, pid ${previous.pid}); stop it with Ctrl-C or \`kill ${previous.pid}\`, or use another --state-dir`);
   }
   if (previous) await stopLeftovers(previous, stateDir, (count) => progress('cleanup', `stopping ${count} processes a previous \`weftctl up\` left running`));
-  await rm(configDir, { recursive: true, force: true });
   await rm(logDir, { recursive: true, force: true });
   await Promise.all([configDir, caDir, tokenDir, logDir].map((d) => mkdir(d, { recursive: true })));
 
   const pidStart = processStart(process.pid);
   const state: MeshState = { pid: process.pid, ...(pidStart ? { pidStart } : {}), startedAt: new Date(started).toISOString(), stateDir, configDir, caDir, proxies: [], apps: [] };
-  const components: Component[] = [];
+  const supervised: Supervised[] = [];
   let stopping = false;
   const exitListeners: ((component: string, how: string, logFile: string) => void)[] = [];
+  const supervisionListeners: ((e: SupervisionEvent) => void)[] = [];
   const env = { ...process.env, [meshEnvVar]: stateDir };
-  const spawn = (name: string, args: string[], file: string, extraEnv: NodeJS.ProcessEnv = {}): Component => {
-    if (o.signal?.aborted) throw new Error('interrupted');
-    const c = new Component({ name, args, logFile: join(logDir, file), env: { ...env, ...extraEnv } });
-    components.push(c);
-    void c.exited.then((e) => {
-      if (stopping) return;
-      const how = e.signal ? `was killed (${e.signal})` : `exited with status ${e.code}`;
-      for (const l of exitListeners) l(name, how, c.logFile);
-    });
-    return c;
-  };
   // One write at a time: components come up concurrently.
   let saving: Promise<void> = Promise.resolve();
   const save = () => (saving = saving.then(() => writeState(state)));
 
+  /**
+   * Starts a component under supervision. `args` is read again at each restart (ports first given
+   * as 0 are fixed by then); `entry` is its record in mesh.json once it has one; `listens` is
+   * checked before a restart.
+   */
+  const spawn = (
+    name: string,
+    args: () => string[],
+    file: string,
+    how: { ready: (l: LogLine) => boolean; entry: () => { pid: number; run?: RunState } | undefined; listens?: () => ListenAddress[]; env?: NodeJS.ProcessEnv },
+  ): Supervised => {
+    if (o.signal?.aborted) throw new Error('interrupted');
+    const s = new Supervised({ name, args, logFile: join(logDir, file), env: { ...env, ...how.env }, ready: how.ready, ...(how.listens ? { listens: how.listens } : {}) });
+    supervised.push(s);
+    s.onEvent((e) => {
+      const entry = how.entry();
+      if (entry) {
+        entry.pid = s.pid;
+        entry.run = s.status();
+        void save();
+      }
+      if (stopping) return;
+      if (e.type === 'exited') for (const l of exitListeners) l(name, e.reason, s.logFile);
+      for (const l of supervisionListeners) l(e);
+    });
+    s.start();
+    return s;
+  };
+  const stopAll = async (graceMs: number) => {
+    const running = supervised.flatMap((s) => s.stop() ?? []);
+    const r = await stopGroups(running, graceMs);
+    for (const s of supervised) s.stopped();
+    return r;
+  };
+
   const stop = async (graceMs = 8000): Promise<{ killed: string[] }> => {
     stopping = true;
-    const r = await stopGroups(components, graceMs);
+    const r = await stopAll(graceMs);
+    await saving.catch(() => undefined);
     const current = await readState(stateDir).catch(() => undefined);
     if (!current || current.pid === process.pid) await rm(stateFile(stateDir), { force: true });
     return r;
   };
 
-  o.signal?.addEventListener('abort', () => void stopGroups(components, 3000), { once: true });
+  o.signal?.addEventListener('abort', () => void stopAll(3000), { once: true });
   try {
     await save();
     // The topology, moved to its loopback net, and the ingress gateway's own service.
@@ -219,13 +242,20 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     if (workloads.some((w) => w.address === ingressIp)) throw new Error(`the ingress gateway's address ${ingressIp} is also a workload's`);
 
     // Every address:port a sidecar takes must be free: a clear message instead of a proxy failing later.
+    // The same lists are checked before a proxy is restarted.
+    const proxyPorts = (address: string) => [
+      { address, port: 15000, what: 'admin' },
+      { address, port: 15020, what: 'merged metrics' },
+      { address, port: 15021, what: 'health' },
+      { address, port: 15090, what: 'proxy stats' },
+    ];
+    const sidecarListens = (w: Workload): ListenAddress[] => [
+      ...w.ports.map((p) => ({ address: w.address, port: p.targetPort, what: 'service port' })),
+      { address: w.address, port: 15001, what: 'outbound' },
+      ...proxyPorts(w.address),
+    ];
     const busy: string[] = [];
-    for (const w of workloads) {
-      for (const port of [...w.ports.map((p) => p.targetPort), 15000, 15001, 15020, 15021, 15090]) {
-        if (!(await canBind(w.address, port))) busy.push(`${w.address}:${port}`);
-      }
-    }
-    for (const port of [15000, 15020, 15021, 15090]) if (!(await canBind(ingressIp, port))) busy.push(`${ingressIp}:${port}`);
+    for (const l of [...workloads.flatMap(sidecarListens), ...proxyPorts(ingressIp)]) if (!(await canBind(l.address, l.port))) busy.push(`${l.address}:${l.port}`);
     if (busy.length > 0) {
       throw new Error(`addresses the mesh needs are in use: ${busy.join(', ')}; is another mesh running? (\`weftctl up --loopback-net 127.0.5\` moves every workload to 127.0.5.x)`);
     }
@@ -238,10 +268,18 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     const initial = await readConfigs(o.initialConfig ?? defaultInitialConfig, 'initial config');
     const ingressObjects: ObjectToWrite[] = ingressConfigs({ name: ingressName, namespace: ingressNamespace, address: ingressIp, serviceAccount: ingressName, labels: ingressLabels, httpPort }).map((config) => ({
       config,
-      origin: `weftctl up (the ingress gateway: Gateway port 80 -> 127.0.0.1:${httpPort})`,
+      origin: upOrigin(`the ingress gateway: Gateway port 80 -> 127.0.0.1:${httpPort}`),
     }));
     const moved = new Map(topology.objects.map((obj, i) => [obj, topologyConfigs[i]!]));
-    await writeObjects(configDir, [...topology.objects.map((obj) => ({ ...obj, config: moved.get(obj)! })), ...ingressObjects, ...initial.objects]);
+    const upObjects = [...topology.objects.map((obj) => ({ ...obj, config: moved.get(obj)! })), ...ingressObjects, ...initial.objects];
+    // What `weftctl apply` added in earlier runs stays; up's own objects are written afresh.
+    const { kept, removed } = await prepareConfigDir(configDir, upObjects, o.fresh === true);
+    await writeObjects(configDir, upObjects);
+    if (removed > 0) progress('config', `--fresh: removed ${removed} object${removed === 1 ? '' : 's'} applied in an earlier run`);
+    if (kept.length > 0) {
+      const names = kept.length > 6 ? `${kept.slice(0, 5).join(', ')} and ${kept.length - 5} more` : kept.join(', ');
+      progress('config', `kept ${kept.length} object${kept.length === 1 ? '' : 's'} applied in an earlier run (${names}); \`weftctl up --fresh\` starts without them`);
+    }
 
     // The CA's root in the state directory (kept across runs), and a bootstrap token per identity.
     const { CertificateAuthority } = await import('@weft/citadel');
@@ -260,23 +298,44 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     progress('ca', `root certificate in ${caDir}`);
 
     const logLevel = o.logLevel ?? 'info';
-    const weftd = spawn('weftd', [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', '0', '--ca-port', '0', '--monitoring-port', '0', '--log-level', logLevel, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])], 'weftd.log');
+    // Ports are picked by weftd at its first start (0) and kept for its restarts: the proxies have them.
+    const weftdPort = (p: number | undefined) => String(p !== undefined && Number.isInteger(p) ? p : 0);
+    const weftd = spawn(
+      'weftd',
+      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', weftdPort(state.weftd?.xdsPort), '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])],
+      'weftd.log',
+      {
+        ready: (l) => l.msg === 'weftd ready',
+        entry: () => state.weftd,
+        listens: () =>
+          state.weftd
+            ? [
+                { address: '127.0.0.1', port: state.weftd.xdsPort, what: 'xDS' },
+                { address: '127.0.0.1', port: state.weftd.caPort, what: 'CA and xDS over TLS' },
+                { address: '127.0.0.1', port: state.weftd.monitoringPort, what: 'monitoring' },
+              ].filter((l) => Number.isInteger(l.port) && l.port > 0)
+            : [],
+      },
+    );
     const weftdReady = weftd.waitFor((l) => l.msg === 'weftd ready', 'it was ready', remaining()).then(async (l) => {
-      state.weftd = { pid: weftd.pid, xdsPort: Number(l.xdsPort), caPort: Number(l.caPort), monitoringPort: Number(l.monitoringPort), logFile: weftd.logFile };
+      state.weftd = { pid: weftd.pid, xdsPort: Number(l.xdsPort), caPort: Number(l.caPort), monitoringPort: Number(l.monitoringPort), logFile: weftd.logFile, run: weftd.status() };
       await save();
       progress('weftd', `xDS 127.0.0.1:${l.xdsPort}, CA 127.0.0.1:${l.caPort}, debug http://127.0.0.1:${l.monitoringPort}/debug`);
       return state.weftd;
     });
 
     const startApp = async (w: Workload): Promise<AppState> => {
+      // The port is picked at the first start and kept for restarts: the sidecar forwards to it.
+      let a: AppState | undefined;
+      const listening = (x: LogLine) => x.msg === 'listening' && x.port !== undefined;
       const app = spawn(
         `${w.name} app`,
-        [bins.bookinfo, '--service', w.app, '--version', w.version, '--address', '127.0.0.1', '--port', '0', '--http-proxy', `http://${w.address}:15001`, '--drain-ms', '1000'],
+        () => [bins.bookinfo, '--service', w.app, '--version', w.version, '--address', '127.0.0.1', '--port', String(a?.port ?? 0), '--http-proxy', `http://${w.address}:15001`, '--drain-ms', '1000'],
         `${w.name}.app.log`,
-        { HOSTNAME: w.name },
+        { ready: listening, entry: () => a, listens: () => (a ? [{ address: a.address, port: a.port, what: "the application's port, which its sidecar forwards to" }] : []), env: { HOSTNAME: w.name } },
       );
-      const l = await app.waitFor((x) => x.msg === 'listening' && x.port !== undefined, 'it listened', remaining());
-      const a: AppState = { workload: w.name, service: w.app, version: w.version, address: '127.0.0.1', port: Number(l.port), pid: app.pid, logFile: app.logFile };
+      const l = await app.waitFor(listening, 'it listened', remaining());
+      a = { workload: w.name, service: w.app, version: w.version, address: '127.0.0.1', port: Number(l.port), pid: app.pid, logFile: app.logFile, run: app.status() };
       state.apps.push(a);
       await save();
       progress(w.name, `${w.app} ${w.version} listening on 127.0.0.1:${a.port}`);
@@ -326,10 +385,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         '--log-level',
         logLevel,
       ];
-      const proxy = spawn(`${w.name} sidecar`, args, `${w.name}.proxy.log`);
+      let p: ProxyState | undefined;
+      const proxy = spawn(`${w.name} sidecar`, () => args, `${w.name}.proxy.log`, { ready: (l) => l.msg === 'proxy ready', entry: () => p, listens: () => sidecarListens(w) });
       const admin = await proxy.waitFor((l) => l.msg === 'admin listening', 'its admin port listened', remaining());
       await proxy.waitFor((l) => l.msg === 'proxy ready', 'it was ready', remaining());
-      const p: ProxyState = {
+      p = {
         type: 'sidecar',
         name: w.name,
         namespace: w.namespace,
@@ -342,6 +402,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         adminPort: Number(admin.port),
         ...(admin.healthPort !== undefined ? { healthPort: Number(admin.healthPort) } : {}),
         logFile: proxy.logFile,
+        run: proxy.status(),
       };
       state.proxies.push(p);
       await save();
@@ -383,7 +444,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         '--log-level',
         logLevel,
       ];
-      const proxy = spawn('ingress gateway', args, 'istio-ingressgateway.log');
+      const proxy = spawn('ingress gateway', () => args, 'istio-ingressgateway.log', {
+        ready: (l) => l.msg === 'proxy ready',
+        entry: () => state.ingress,
+        listens: () => [{ address: gatewayAddress, port: httpPort, what: 'the gateway port' }, ...proxyPorts(ingressIp)],
+      });
       const admin = await proxy.waitFor((l) => l.msg === 'admin listening', 'its admin port listened', remaining());
       await proxy.waitFor((l) => l.msg === 'proxy ready', 'it was ready', remaining());
       state.ingress = {
@@ -400,6 +465,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         ...(admin.healthPort !== undefined ? { healthPort: Number(admin.healthPort) } : {}),
         logFile: proxy.logFile,
         httpPort,
+        run: proxy.status(),
       };
       await save();
       progress('ingress', `gateway ready: Gateway port 80 on ${gatewayAddress}:${httpPort} (admin http://${ingressIp}:${state.ingress.adminPort})`);
@@ -442,13 +508,20 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       300,
       o.signal,
     );
+    // From here on, what exits is restarted.
+    for (const s of supervised) s.supervise();
+    state.weftd!.run = weftd.status();
+    for (const a of state.apps) a.run = supervised.find((s) => s.logFile === a.logFile)?.status() ?? a.run;
+    for (const p of [...state.proxies, state.ingress!]) p.run = supervised.find((s) => s.logFile === p.logFile)?.status() ?? p.run;
     state.url = url;
     state.readyAt = new Date().toISOString();
     await save();
     return {
       state,
       url,
+      keptConfig: kept,
       onExit: (l) => void exitListeners.push(l),
+      onSupervision: (l) => void supervisionListeners.push(l),
       stop,
     };
   } catch (e) {

@@ -27,6 +27,10 @@ export class Component {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Both output pipes have closed and the log file has everything the process wrote. */
+  readonly closed: Promise<void>;
+  /** Date.now() when it was spawned. */
+  readonly startedAt = Date.now();
   #lines: LogLine[] = [];
   #waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly #log: WriteStream;
@@ -57,7 +61,7 @@ export class Component {
       }),
     );
     // The log stream ends once both pipes have closed (after exit).
-    this.child.on('close', () => this.#log.end());
+    this.closed = new Promise((resolve) => this.child.on('close', () => this.#log.end(() => resolve())));
   }
 
   get running(): boolean {

@@ -8,6 +8,26 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { alive } from './processes.ts';
 
+/**
+ * How a component has run under `weftctl up`'s supervision (written on every start, exit and
+ * restart): what `weftctl status` and `proxy-status` show. Absent in a mesh.json from before
+ * supervision.
+ */
+export interface RunState {
+  /** starting: spawned, not yet ready; running: ready; waiting: exited, restarts at `nextStartAt`; exited: not restarted (the mesh was still starting); stopped: by Ctrl-C or `weftctl down`. */
+  phase: 'starting' | 'running' | 'waiting' | 'exited' | 'stopped';
+  /** Times it was started again after exiting. */
+  restarts: number;
+  /** When the current process (or the last one) started, ISO time. */
+  since: string;
+  /** Exits in a row each soon after its start (reset by a run that lasts); the backoff grows with it. */
+  failures: number;
+  /** `failures` reached the crash-loop threshold: it keeps being retried at the longest backoff. */
+  crashLoop: boolean;
+  lastExit?: { at: string; reason: string; ranMs: number };
+  nextStartAt?: string;
+}
+
 export interface ProxyState {
   /** `sidecar` or `router` (the ingress gateway). */
   type: 'sidecar' | 'router';
@@ -24,6 +44,7 @@ export interface ProxyState {
   adminPort: number;
   healthPort?: number;
   logFile: string;
+  run?: RunState;
 }
 
 export interface AppState {
@@ -35,6 +56,18 @@ export interface AppState {
   port: number;
   pid: number;
   logFile: string;
+  run?: RunState;
+}
+
+export interface WeftdState {
+  pid: number;
+  xdsPort: number;
+  caPort: number;
+  monitoringPort: number;
+  logFile: string;
+  /** Where its ports listen when not 127.0.0.1 (a mesh of network-namespace pods). */
+  address?: string;
+  run?: RunState;
 }
 
 export interface MeshState {
@@ -49,8 +82,7 @@ export interface MeshState {
   stateDir: string;
   configDir: string;
   caDir: string;
-  /** `address`: where its ports listen when not 127.0.0.1 (a mesh of network-namespace pods). */
-  weftd?: { pid: number; xdsPort: number; caPort: number; monitoringPort: number; logFile: string; address?: string };
+  weftd?: WeftdState;
   ingress?: ProxyState & { httpPort: number };
   proxies: ProxyState[];
   apps: AppState[];
