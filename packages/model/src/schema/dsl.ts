@@ -20,7 +20,7 @@ export interface Schema {
   enum?: readonly string[];
   /**
    * `int32`, `uint32`, `int64`, `double`, `float`, and Weft-checked string formats:
-   * `duration` (Go/protojson duration such as `1.5s`, `10ms`, `1h30m`).
+   * `duration` (Go/protojson duration such as `1.5s`, `10ms`, `1h30m`), `date-time` (RFC 3339).
    */
   format?: string;
   required?: readonly string[];

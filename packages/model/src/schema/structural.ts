@@ -1,3 +1,4 @@
+import { parseTimestamp } from '../config/order.ts';
 import { parseDuration } from '../duration.ts';
 import type { FieldPath, ProblemList } from '../problem.ts';
 import type { Schema } from './dsl.ts';
@@ -114,6 +115,8 @@ export function validateStructure(schema: Schema, value: unknown, path: FieldPat
         out.error(path, `${JSON.stringify(value)} is not one of ${schema.enum.join(', ')}`);
       } else if (schema.format === 'duration' && parseDuration(value) === undefined) {
         out.error(path, `${JSON.stringify(value)} is not a duration (use a number and a unit: 10ms, 1.5s, 2m, 1h)`);
+      } else if (schema.format === 'date-time' && parseTimestamp(value) === undefined) {
+        out.error(path, `${JSON.stringify(value)} is not an RFC 3339 time (such as 2024-05-01T12:00:00Z)`);
       }
       if (schema.minLength !== undefined && value.length < schema.minLength) out.error(path, `must be at least ${schema.minLength} characters`);
       if (schema.maxLength !== undefined && value.length > schema.maxLength) out.error(path, `must be at most ${schema.maxLength} characters, is ${value.length}`);

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { defaultDomainSuffix, WeftError } from '@weft/model';
 import type { Proxy as MeshProxy, NodeMetadata, ProxyType } from '../core/types.ts';
-import { stringMap } from '../registry/order.ts';
+import { stringMap } from '../registry/labels.ts';
 
 /** The parts of a node id `sidecar~10.1.1.2~reviews-v1-abc.default~default.svc.cluster.local`. */
 export interface NodeId {

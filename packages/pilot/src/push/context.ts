@@ -13,6 +13,7 @@ import type {
   VirtualServiceSpec,
   WorkloadInstance,
 } from '@weft/model';
+import { configOrder } from '@weft/model';
 import {
   defaultMeshConfig,
   type EffectiveAuthorization,
@@ -23,7 +24,7 @@ import {
   type ServiceRegistry,
   type SidecarScope,
 } from '../core/types.ts';
-import { isEmptyLabels, istioOrder, labelsKey, selectsLabels, stringMap } from '../registry/order.ts';
+import { isEmptyLabels, labelsKey, selectsLabels, stringMap } from '../registry/labels.ts';
 import { DestinationRuleIndex, destinationRuleOrder } from './destination-rules.ts';
 import { composePeerAuthentication, selectAuthorization } from './security.ts';
 import { type ComputedScope, chooseSidecar, defaultScope, type ScopeInputs, sidecarScope } from './sidecar-scope.ts';
@@ -67,7 +68,7 @@ function byNamespace<T extends Config>(configs: readonly T[]): Map<string, T[]> 
 }
 
 function list<S>(store: ConfigStore, gk: string): Config<S>[] {
-  return (store.list(gk) as Config<S>[]).slice().sort(istioOrder);
+  return (store.list(gk) as Config<S>[]).slice().sort(configOrder);
 }
 
 class Snapshot implements PushContext {
@@ -154,7 +155,7 @@ class Snapshot implements PushContext {
     }
 
     this.#virtualServices = new VirtualServiceIndex(list<VirtualServiceSpec>(store, kinds.virtualService));
-    const drs = list<DestinationRuleSpec>(store, kinds.destinationRule).sort(destinationRuleOrder(istioOrder));
+    const drs = list<DestinationRuleSpec>(store, kinds.destinationRule).sort(destinationRuleOrder(configOrder));
     this.#destinationRules = new DestinationRuleIndex(drs, this.mesh.rootNamespace, this.mesh.domainSuffix);
     const sidecars = list<SidecarSpec>(store, kinds.sidecar);
     const withSelector = sidecars.filter((s) => s.spec?.workloadSelector);

@@ -2,7 +2,7 @@
 // destinationRule): the proxy's namespace first, then the service's namespace, then the root
 // namespace; an exact host beats a wildcard; exportTo decides who sees a rule.
 import { type Config, type DestinationRuleSpec, hostMatches, resolveHost, type Subset } from '@weft/model';
-import { labelsKey, selectsLabels, stringMap } from '../registry/order.ts';
+import { labelsKey, selectsLabels, stringMap } from '../registry/labels.ts';
 
 interface Consolidated {
   /** The rule in force: the first rule, with the subsets (and a missing traffic policy) of later ones merged in. */

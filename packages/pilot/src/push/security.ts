@@ -2,7 +2,7 @@
 // ComposePeerAuthentication does, AuthorizationPolicies selected as WorkloadPolicyMatcher does.
 import type { AuthorizationPolicySpec, Config, PeerAuthenticationSpec, PolicyTargetReference } from '@weft/model';
 import type { EffectiveAuthorization, EffectivePeerAuthentication } from '../core/types.ts';
-import { isEmptyLabels, selectsLabels, stringMap } from '../registry/order.ts';
+import { isEmptyLabels, selectsLabels, stringMap } from '../registry/labels.ts';
 
 type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 

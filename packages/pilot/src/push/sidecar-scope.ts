@@ -1,8 +1,8 @@
 // What a Sidecar resource lets a proxy see (Istio's sidecar.go: ConvertToSidecarScope,
 // selectServices, and the choice of Sidecar in getSidecarScope).
-import { type Config, hostMatches, type IstioEgressListener, type Service, type SidecarSpec, type VirtualServiceSpec } from '@weft/model';
+import { compareStrings, type Config, hostMatches, type IstioEgressListener, type Service, type SidecarSpec, type VirtualServiceSpec } from '@weft/model';
 import type { SidecarScope } from '../core/types.ts';
-import { compareStrings, selectsLabels, stringMap } from '../registry/order.ts';
+import { selectsLabels, stringMap } from '../registry/labels.ts';
 import { selectVirtualServices, virtualServiceDestinations } from './virtual-services.ts';
 
 /** What scope computation reads from the push context. */

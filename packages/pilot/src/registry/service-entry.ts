@@ -2,9 +2,12 @@
 // services outside Kubernetes later. Istio's serviceentry controller, as Weft needs it.
 import { isDeepStrictEqual } from 'node:util';
 import {
+  compareStrings,
   type Config,
   type ConfigEvent,
+  configOrder,
   type ConfigStore,
+  creationTime,
   defaultDomainSuffix,
   type Endpoint,
   groupKindOf,
@@ -21,7 +24,7 @@ import {
   type WorkloadInstance,
 } from '@weft/model';
 import type { RegistryChange, ServiceRegistry } from '../core/types.ts';
-import { compareStrings, isEmptyLabels, selectsLabels, stringMap } from './order.ts';
+import { isEmptyLabels, selectsLabels, stringMap } from './labels.ts';
 
 export const serviceEntryKind = 'networking.istio.io/ServiceEntry';
 export const workloadEntryKind = 'networking.istio.io/WorkloadEntry';
@@ -287,7 +290,7 @@ export class ServiceEntryRegistry implements ServiceRegistry {
       }
       endpoints.set(hostname, byPort);
     }
-    return { config, created: createdAt(config), selector, services, endpoints, instances, inline };
+    return { config, created: creationTime(config), selector, services, endpoints, instances, inline };
   }
 
   #view(): Views {
@@ -305,7 +308,7 @@ export class ServiceEntryRegistry implements ServiceRegistry {
       seen.add(key);
       services.push(s);
     }
-    derived.sort((a, b) => a.created - b.created || compareStrings(a.config.metadata.name, b.config.metadata.name));
+    derived.sort((a, b) => configOrder(a.config, b.config));
     const endpoints = new Map<string, Map<number, Endpoint[]>>();
     for (const d of derived) {
       for (const [hostname, byPort] of d.endpoints) {
@@ -366,11 +369,6 @@ function selectorOf(spec: Partial<ServiceEntrySpec> | undefined): Record<string,
   if (!spec?.workloadSelector) return undefined;
   const labels = stringMap(spec.workloadSelector.labels);
   return isEmptyLabels(labels) ? undefined : labels;
-}
-
-function createdAt(c: Config): number {
-  const ms = c.metadata.creationTimestamp ? Date.parse(c.metadata.creationTimestamp) : 0;
-  return Number.isNaN(ms) ? 0 : ms;
 }
 
 /** `exportTo` as a set: `*` for everyone (also the default), `.` is the own namespace, `~` is no one. */
