@@ -14,7 +14,7 @@ spec:
   - port: {number: 443, name: https, protocol: HTTPS}
     hosts: [bookinfo.example.com]
     tls: {mode: SIMPLE, credentialName: bookinfo-cred}
-  - port: {number: 443, name: https, protocol: HTTPS}
+  - port: {number: 443, name: https-files, protocol: HTTPS}
     hosts: [files.example.com]
     tls: {mode: MUTUAL, serverCertificate: /certs/cert.pem, privateKey: /certs/key.pem, caCertificates: /certs/ca.pem}
   - port: {number: 8080, name: http, protocol: HTTP}

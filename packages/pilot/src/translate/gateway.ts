@@ -45,6 +45,64 @@ function boundServers(push: PushContext, proxy: MeshProxy): BoundServer[] {
   const gateways = push.gateways(proxy);
   const targets = gateways.length > 0 ? gatewayTargetPorts(push, proxy) : new Map<number, number>();
   for (const gateway of gateways) for (const server of gateway.spec.servers ?? []) out.push({ server, gateway, port: targets.get(server.port.number) ?? server.port.number });
+  return withoutConflicts(out);
+}
+
+/** Istio's IsTLSServer: TLS settings on a protocol that is not HTTP (an httpsRedirect HTTP server is plain text). */
+function isTlsServer(server: Server): boolean {
+  return server.tls !== undefined && !httpProtocols.has(protocolOf(server));
+}
+
+/**
+ * The conflict rules of Istio's mergeGateways. Servers arrive in the gateways' order (oldest
+ * first), so the older server keeps what two claim, on one port and bind address: a server with
+ * TLS settings that repeats a host an earlier TLS server has is dropped with all its hosts (Envoy
+ * refuses two filter chains matching the same SNI); once a plain-text server holds the port, only
+ * HTTP servers join it (they share one route configuration), and a second HTTPS server needs a
+ * route configuration name of its own. Everything dropped is what Istio drops with "skipping
+ * server on gateway ...: conflict with existing server".
+ */
+function withoutConflicts(bound: readonly BoundServer[]): BoundServer[] {
+  const out: BoundServer[] = [];
+  const ports = new Set<number>();
+  const plainText = new Map<number, { protocol: string; bind: string }>();
+  const tlsHosts = new Map<number, Map<string, string>>();
+  const routeNames = new Set<string>();
+  for (const b of bound) {
+    const bind = b.server.bind ?? '';
+    const protocol = protocolOf(b.server);
+    if (b.server.tls) {
+      const known = tlsHosts.get(b.port) ?? new Map<string, string>();
+      tlsHosts.set(b.port, known);
+      if (b.server.hosts.some((h) => known.get(h) === bind)) continue;
+      for (const h of b.server.hosts) known.set(h, bind);
+    }
+    const routeName = serverRouteName(b);
+    if (!ports.has(b.port)) {
+      ports.add(b.port);
+      if (!isTlsServer(b.server)) plainText.set(b.port, { protocol, bind });
+      if (routeName) routeNames.add(routeName);
+      out.push(b);
+      continue;
+    }
+    const current = plainText.get(b.port);
+    if (current) {
+      const canMerge = (httpProtocols.has(current.protocol) || current.protocol === protocol) && httpProtocols.has(protocol);
+      if (current.bind === bind && !canMerge) continue;
+      out.push(b);
+      continue;
+    }
+    if (!isTlsServer(b.server)) {
+      plainText.set(b.port, { protocol, bind });
+      out.push(b);
+      continue;
+    }
+    if (routeName) {
+      if (routeNames.has(routeName)) continue;
+      routeNames.add(routeName);
+    }
+    out.push(b);
+  }
   return out;
 }
 
