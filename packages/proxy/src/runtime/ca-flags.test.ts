@@ -38,6 +38,20 @@ describe('mesh identity flags', () => {
     expect(() => parseProxyFlags([...ca, '--secret-ttl', '500ms'], {}, 'sidecar')).toThrow(/at least 1s/);
   });
 
+  it('--xds-tls: xDS to the CA address over TLS unless --xds-address says otherwise; needs the CA', () => {
+    const o = parseProxyFlags([...ca, '--xds-tls'], {}, 'sidecar');
+    if (o === 'help') throw new Error('help');
+    expect(o).toMatchObject({ xdsTls: true, xdsAddress: '127.0.0.1:15012' });
+    const other = parseProxyFlags([...ca, '--xds-tls', '--xds-address', '10.0.0.1:15012'], {}, 'sidecar');
+    if (other === 'help') throw new Error('help');
+    expect(other.xdsAddress).toBe('10.0.0.1:15012');
+    const plain = parseProxyFlags(ca, {}, 'sidecar');
+    if (plain === 'help') throw new Error('help');
+    expect(plain).toMatchObject({ xdsAddress: '127.0.0.1:15010' });
+    expect(plain.xdsTls).toBeUndefined();
+    expect(() => parseProxyFlags(['--xds-tls'], {}, 'sidecar')).toThrow(/--xds-tls needs --ca-address/);
+  });
+
   it('reads Go durations and plain seconds', () => {
     expect(durationSeconds('x', '90')).toBe(90);
     expect(durationSeconds('x', '2m')).toBe(120);

@@ -18,7 +18,12 @@ Usage:
   ${command} --xds-address HOST:PORT [options]
 
 Identity (sent to pilot as the node id ${kind}~<ip>~<pod>.<ns>~<ns>.svc.<domain> and metadata):
-  --xds-address HOST:PORT  pilot (env PILOT_ADDRESS; default 127.0.0.1:15010)
+  --xds-address HOST:PORT  pilot (env PILOT_ADDRESS; default 127.0.0.1:15010, with --xds-tls the --ca-address)
+  --xds-tls                xDS over TLS to weftd's authenticating port (15012), as Istio's agent: the
+                           server is verified against --ca-root-cert (named --ca-server-name if given);
+                           the proxy authenticates with its workload certificate (a rotated one from the
+                           next reconnect on), or its --ca-token-file until it has one. weftd refuses
+                           a node whose namespace or service account is not the identity's. Needs --ca-address
   --type sidecar|router    proxy type (default: ${kind})
   --node-id ID             the whole node id (instead of --ip/--pod/--namespace)
   --ip IP                  workload address (env INSTANCE_IP; default 127.0.0.1)
@@ -47,7 +52,7 @@ Mesh identity (mTLS; without --ca-address the proxy has no certificate):
   --ca-root-cert FILE      trust bundle: verifies the CA and peers (weftd --ca-dir's root-cert.pem)
   --ca-token-file FILE     bootstrap token for the first certificate (\`weftctl bootstrap-token\`;
                            Istio's istio-token); renewals authenticate with the current certificate
-  --ca-server-name NAME    the CA's TLS name when HOST is not in its certificate
+  --ca-server-name NAME    the CA's (and, with --xds-tls, pilot's) TLS name when HOST is not in its certificate
   --trust-domain DOMAIN    SPIFFE trust domain (default cluster.local); the identity is
                            spiffe://DOMAIN/ns/<namespace>/sa/<service account, default: default>
   --secret-ttl DURATION    requested certificate lifetime, e.g. 30s, 1h (env SECRET_TTL; default: the CA's, 24h);
@@ -147,6 +152,7 @@ function portMap(text: string): Map<number, number> {
 
 const options = {
   'xds-address': { type: 'string' },
+  'xds-tls': { type: 'boolean' },
   type: { type: 'string' },
   'node-id': { type: 'string' },
   ip: { type: 'string' },
@@ -258,8 +264,10 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   const serviceAccount = v['service-account'] ?? env.SERVICE_ACCOUNT;
   const workloadName = v['workload-name'] ?? env.ISTIO_META_WORKLOAD_NAME;
   const clusterId = v['cluster-id'] ?? env.ISTIO_META_CLUSTER_ID;
+  const ca = caOptions(v, env);
+  if (v['xds-tls'] && !ca) throw new UsageError('--xds-tls needs --ca-address, --ca-root-cert and --ca-token-file (the root verifies pilot; the certificate or token authenticates the proxy)');
   const o: ProxyOptions = {
-    xdsAddress: v['xds-address'] ?? env.PILOT_ADDRESS ?? '127.0.0.1:15010',
+    xdsAddress: v['xds-address'] ?? env.PILOT_ADDRESS ?? (v['xds-tls'] && ca ? ca.address : '127.0.0.1:15010'),
     node: {
       type,
       ip,
@@ -283,8 +291,8 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (v['app-address']) o.appAddress = v['app-address'];
   if (v['app-ports']) o.appPorts = portMap(v['app-ports']);
   if (v['credential-dir']) o.credentialDir = v['credential-dir'];
-  const ca = caOptions(v, env);
   if (ca) o.ca = ca;
+  if (v['xds-tls']) o.xdsTls = true;
   if (v['admin-address']) o.adminHost = v['admin-address'];
   const admin = port('admin-port', v['admin-port']);
   if (admin !== undefined) o.adminPort = admin;

@@ -32,6 +32,8 @@ export interface ProxyOptions {
   /** Pilot's xDS address, `host:port`. */
   xdsAddress: string;
   xdsCredentials?: ChannelCredentials;
+  /** xDS over TLS to the control plane's authenticating port, with the mesh identity's credentials (needs `ca`; see WorkloadIdentity.xdsChannel). */
+  xdsTls?: boolean;
   node: NodeIdentity;
   /** `capture` (iptables, SO_ORIGINAL_DST) or `local` (explicit listeners on `bindAddress`). */
   mode: 'capture' | 'local';
@@ -139,6 +141,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let localSecrets: ReadonlyMap<string, Secret__Output> = o.credentialDir ? loadCredentials(o.credentialDir) : new Map();
   // The workload certificate and root from the CA, as SDS `default` and `ROOTCA` (mesh mTLS).
   const identity = o.ca ? proxyIdentity(o.ca, o.node.namespace, o.node.serviceAccount, createLogger({ scope: 'identity', ...logOptions, fields: { node: id } })) : undefined;
+  if (o.xdsTls && !identity) throw new Error('xDS over TLS needs the mesh identity (the CA options): its root verifies pilot, its certificate or token authenticates the proxy');
   const clusterCtx: ClusterManagerContext = {
     logger: createLogger({ scope: 'clusters', ...logOptions, fields: { node: id } }),
     secrets: identity ? (n) => identity.secret(n) ?? localSecrets.get(n) : (n) => localSecrets.get(n),
@@ -158,6 +161,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     address: o.xdsAddress,
     node: buildNode(o.node),
     ...(o.xdsCredentials ? { credentials: o.xdsCredentials } : {}),
+    ...(o.xdsTls && identity ? { channel: () => identity.xdsChannel() } : {}),
     ...(o.warmingTimeoutMs !== undefined ? { warmingTimeoutMs: o.warmingTimeoutMs } : {}),
     ...(o.initialBackoffMs !== undefined ? { initialBackoffMs: o.initialBackoffMs } : {}),
     ...(o.maxBackoffMs !== undefined ? { maxBackoffMs: o.maxBackoffMs } : {}),
@@ -260,6 +264,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         bootstrap: {
           node: { id, cluster: buildNode(o.node).cluster, metadata: buildNode(o.node).metadata },
           xds: o.xdsAddress,
+          xds_tls: o.xdsTls === true,
           mode: o.mode,
           ...(o.bindAddress ? { bind_address: o.bindAddress } : {}),
         },

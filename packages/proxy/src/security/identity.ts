@@ -7,10 +7,15 @@
 // Each certificate becomes new secret objects; the TLS caches (listener/tls.ts, cluster/transport.ts)
 // compare secret identity, so new connections use the new certificate while open ones keep theirs.
 // @weft/citadel (node-forge) is imported only when an identity is configured.
+//
+// The same credentials authenticate the proxy's xDS stream on the control plane's TLS port
+// (`xdsChannel`), as Istio's agent does on 15012.
 import { readFileSync } from 'node:fs';
+import { credentials, Metadata } from '@grpc/grpc-js';
 import type { Logger } from '@weft/model';
 import { decodeMessage, encodeMessage, type Secret__Output } from '@weft/xds';
 import type { CertificateManager, CsrSigner, WorkloadSecret } from '@weft/citadel';
+import type { XdsChannel } from '../xds/client.ts';
 
 /** Istio's SDS resource names. */
 export const WorkloadCertSecret = 'default';
@@ -131,6 +136,32 @@ export class WorkloadIdentity {
 
   get current(): WorkloadSecret | undefined {
     return this.#current;
+  }
+
+  /**
+   * Credentials for an xDS stream to the control plane's TLS port: the server is verified against
+   * the trust bundle (and `caServerName`, the control plane's TLS name); the proxy authenticates
+   * with its current certificate, or with `authorization: Bearer <bootstrap token>` while it has
+   * none (or only an expired one). Throws when it has neither.
+   */
+  xdsChannel(): XdsChannel {
+    const o = this.#o;
+    const root = Buffer.from(o.rootCertPem);
+    const options = o.caServerName ? { 'grpc.ssl_target_name_override': o.caServerName, 'grpc.default_authority': o.caServerName } : {};
+    const c = this.#current;
+    if (c && c.notAfter.getTime() > Date.now()) {
+      return { key: `certificate ${c.serialNumber}`, credentials: credentials.createSsl(root, Buffer.from(c.privateKeyPem), Buffer.from(c.certChainPem)), options };
+    }
+    let token: string | undefined;
+    try {
+      token = o.token ?? (o.tokenFile ? readFileSync(o.tokenFile, 'utf8').trim() : undefined);
+    } catch (err) {
+      throw new Error(`no workload certificate yet, and the bootstrap token cannot be read: ${(err as Error).message}`);
+    }
+    if (!token) throw new Error('no workload certificate yet, and no bootstrap token');
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${token}`);
+    return { key: 'bootstrap token', credentials: credentials.createSsl(root), metadata, options };
   }
 
   /** Called after every new certificate (or trust bundle). */

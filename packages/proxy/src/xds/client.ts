@@ -4,7 +4,7 @@
 // goes back in error_detail) and the last accepted config keeps serving. Accepted config goes
 // through warming and becomes the next snapshot in one swap. When the stream breaks the proxy
 // keeps serving what it has and reconnects with backoff, telling pilot its versions and names.
-import { type ChannelCredentials, type ClientDuplexStream, credentials as grpcCredentials, type StatusObject } from '@grpc/grpc-js';
+import { type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, credentials as grpcCredentials, Metadata, type StatusObject, status as grpcStatus } from '@grpc/grpc-js';
 import { type Logger, silentLogger } from '@weft/model';
 import {
   type AggregatedDiscoveryServiceClient,
@@ -49,12 +49,27 @@ function resourceName(t: SubscribedType, r: Record<string, unknown>): string {
  */
 export type ResourceValidator = (typeUrl: string, name: string, resource: unknown) => void;
 
+/**
+ * How to reach pilot on an authenticating port, asked before every (re)connect: a `key` other than
+ * the last one makes a new channel (a rotated client certificate is used from the next connect on).
+ */
+export interface XdsChannel {
+  key: string;
+  credentials: ChannelCredentials;
+  /** Sent with each stream (a bearer token). */
+  metadata?: Metadata;
+  /** e.g. the server's TLS name (`grpc.ssl_target_name_override`). */
+  options?: ChannelOptions;
+}
+
 export interface XdsClientOptions {
   /** Pilot's gRPC address, `host:port`. */
   address: string;
   node: Node;
   /** Default: plaintext. */
   credentials?: ChannelCredentials;
+  /** Instead of `credentials`: credentials that may change between connects (throw while there are none). */
+  channel?: () => XdsChannel;
   validate?: ResourceValidator;
   /** Reconnect backoff: first delay and cap, ms (default 200 and 5000; each delay is jittered). */
   initialBackoffMs?: number;
@@ -115,7 +130,8 @@ interface Accepted {
 export class XdsClient {
   readonly #options: XdsClientOptions;
   readonly #log: Logger;
-  readonly #client: AggregatedDiscoveryServiceClient;
+  #client: AggregatedDiscoveryServiceClient | undefined;
+  #channelKey: string | undefined;
   readonly #accepted: Accepted = { versions: {}, maps: new Map(), bytes: new Map(), info: new Map() };
   /** Explicit subscriptions of EDS and RDS (LDS and CDS are wildcard). */
   readonly #names = new Map<SubscribedType, string[]>();
@@ -146,14 +162,7 @@ export class XdsClient {
   constructor(options: XdsClientOptions) {
     this.#options = options;
     this.#log = (options.logger ?? silentLogger).with({ pilot: options.address });
-    this.#client = createAdsClient(options.address, options.credentials ?? grpcCredentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 30_000,
-      'grpc.keepalive_timeout_ms': 10_000,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      // The stream is retried here with our own backoff; keep the channel's own short.
-      'grpc.initial_reconnect_backoff_ms': options.initialBackoffMs ?? 200,
-      'grpc.max_reconnect_backoff_ms': options.maxBackoffMs ?? 5000,
-    });
+    if (!options.channel) this.#client = this.#createClient(options.credentials ?? grpcCredentials.createInsecure(), {});
     for (const t of subscribedTypes) {
       this.#accepted.maps.set(t, new Map());
       this.#accepted.bytes.set(t, new Map());
@@ -164,6 +173,39 @@ export class XdsClient {
   /** Opens the stream. */
   start(): void {
     this.#connect();
+  }
+
+  #createClient(credentials: ChannelCredentials, extra: ChannelOptions): AggregatedDiscoveryServiceClient {
+    return createAdsClient(this.#options.address, credentials, {
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // The stream is retried here with our own backoff; keep the channel's own short.
+      'grpc.initial_reconnect_backoff_ms': this.#options.initialBackoffMs ?? 200,
+      'grpc.max_reconnect_backoff_ms': this.#options.maxBackoffMs ?? 5000,
+      ...extra,
+    });
+  }
+
+  /** The client for the next stream and the metadata to send with it; undefined (and the reason recorded) when there are no credentials yet. */
+  #channelForConnect(): { client: AggregatedDiscoveryServiceClient; metadata: Metadata } | undefined {
+    const source = this.#options.channel;
+    if (!source) return { client: this.#client!, metadata: new Metadata() };
+    let ch: XdsChannel;
+    try {
+      ch = source();
+    } catch (err) {
+      this.#lastError = `no credentials for pilot: ${err instanceof Error ? err.message : String(err)}`;
+      this.#log.warn('cannot authenticate to pilot yet; retrying', { error: this.#lastError });
+      return undefined;
+    }
+    if (ch.key !== this.#channelKey || !this.#client) {
+      this.#client?.close();
+      this.#client = this.#createClient(ch.credentials, ch.options ?? {});
+      if (this.#channelKey !== undefined) this.#log.info('new credentials for pilot', { credentials: ch.key });
+      this.#channelKey = ch.key;
+    }
+    return { client: this.#client, metadata: ch.metadata ?? new Metadata() };
   }
 
   /** The active snapshot; undefined until the initial configuration is complete. */
@@ -248,14 +290,19 @@ export class XdsClient {
       s.call.on('error', () => {});
       s.call.cancel();
     }
-    this.#client.close();
+    this.#client?.close();
   }
 
   // ---------------------------------------------------------------- stream
 
   #connect(): void {
     if (this.#closed) return;
-    const call = this.#client.StreamAggregatedResources();
+    const channel = this.#channelForConnect();
+    if (!channel) {
+      this.#reconnectTimer = setTimeout(() => this.#connect(), this.#nextDelay());
+      return;
+    }
+    const call = channel.client.StreamAggregatedResources(channel.metadata);
     const stream: Stream = { call, nonces: new Map(), nodeSent: false, responses: 0 };
     this.#stream = stream;
     this.#connects++;
@@ -286,17 +333,24 @@ export class XdsClient {
     if (status.details) this.#lastError = `${status.code}: ${status.details}`;
     if (this.#closed) return;
     if (stream.responses > 0) this.#attempt = 0;
-    const initial = this.#options.initialBackoffMs ?? 200;
-    const max = this.#options.maxBackoffMs ?? 5000;
-    const base = Math.min(max, initial * 2 ** this.#attempt);
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
-    this.#attempt++;
-    (wasConnected ? this.#log.warn : this.#log.debug)('xDS stream to pilot ended; keeping the last config and reconnecting', {
+    const delay = this.#nextDelay();
+    // A refusal is the user's to fix (wrong identity, no credentials): say so each time.
+    const refused = status.code === grpcStatus.UNAUTHENTICATED || status.code === grpcStatus.PERMISSION_DENIED;
+    (wasConnected || refused ? this.#log.warn : this.#log.debug)(refused ? 'pilot refused the xDS stream; retrying' : 'xDS stream to pilot ended; keeping the last config and reconnecting', {
       code: status.code,
       details: status.details,
       retryInMs: delay,
     });
     this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  /** The next reconnect delay: exponential backoff with jitter. */
+  #nextDelay(): number {
+    const initial = this.#options.initialBackoffMs ?? 200;
+    const max = this.#options.maxBackoffMs ?? 5000;
+    const base = Math.min(max, initial * 2 ** this.#attempt);
+    this.#attempt++;
+    return Math.round(base / 2 + Math.random() * (base / 2));
   }
 
   #send(stream: Stream, t: SubscribedType, o: { version: string; nonce: string; error?: string }): void {
