@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,5 +65,49 @@ describe('DirectorySource', () => {
     await until(() => (store.get(gk, 'default', 'c')?.spec as { port?: number } | undefined)?.port === 1);
     unlinkSync(join(dir, 'c1.yaml'));
     await until(() => store.get(gk, 'default', 'c') === undefined);
+  });
+});
+
+describe('DirectorySource creation times', () => {
+  let dir = '';
+  let source: DirectorySource | undefined;
+  afterEach(() => {
+    source?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stamps objects without one when first seen, keeps the stamp across edits, and forgets it when the object goes', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-dir-'));
+    let clock = Date.UTC(2024, 0, 1);
+    writeFileSync(join(dir, 'a.yaml'), widget('a', 80));
+    writeFileSync(join(dir, 'b.yaml'), widget('b', 81));
+    writeFileSync(join(dir, 'own.yaml'), widget('own', 82).replace('{name: own}', '{name: own, creationTimestamp: "2020-06-01T00:00:00Z"}'));
+    const store = new MemoryConfigStore();
+    source = new DirectorySource({ dir, store, registry: testRegistry(), debounceMs: 20, now: () => clock });
+    await source.start();
+    const created = (name: string) => store.get(gk, 'default', name)?.metadata.creationTimestamp;
+    // Everything read at start is equally old (names then decide); a timestamp in the file is kept.
+    expect(created('a')).toBe('2024-01-01T00:00:00.000Z');
+    expect(created('b')).toBe('2024-01-01T00:00:00.000Z');
+    expect(created('own')).toBe('2020-06-01T00:00:00Z');
+
+    clock += 5000;
+    writeFileSync(join(dir, 'a.yaml'), widget('a', 8080));
+    writeFileSync(join(dir, 'c.yaml'), widget('c', 83));
+    await until(() => (store.get(gk, 'default', 'a')?.spec as { port?: number } | undefined)?.port === 8080 && created('c') !== undefined);
+    expect(created('a')).toBe('2024-01-01T00:00:00.000Z');
+    expect(created('c')).toBe('2024-01-01T00:00:05.000Z');
+
+    // Moving an object to another file is no new object; deleting and creating it again is.
+    clock += 5000;
+    renameSync(join(dir, 'b.yaml'), join(dir, 'b-moved.yaml'));
+    await until(() => (store.get(gk, 'default', 'b')?.source?.file ?? '').endsWith('b-moved.yaml'));
+    expect(created('b')).toBe('2024-01-01T00:00:00.000Z');
+    unlinkSync(join(dir, 'c.yaml'));
+    await until(() => created('c') === undefined);
+    clock += 5000;
+    writeFileSync(join(dir, 'c.yaml'), widget('c', 83));
+    await until(() => created('c') !== undefined);
+    expect(created('c')).toBe('2024-01-01T00:00:15.000Z');
   });
 });

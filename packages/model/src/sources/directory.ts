@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { groupKindOf } from '../config/config.ts';
+import { formatTimestamp } from '../config/order.ts';
 import type { KindRegistry } from '../config/kinds.ts';
 import type { Config } from '../config/config.ts';
 import type { Problem } from '../problem.ts';
@@ -19,6 +20,8 @@ export interface DirectorySourceOptions {
   onProblems?: (file: string, problems: Problem[]) => void;
   /** Quiet time before a burst of file events is applied. */
   debounceMs?: number;
+  /** The clock that stamps creation times; default Date.now. */
+  now?: () => number;
 }
 
 interface FileState {
@@ -31,6 +34,13 @@ interface FileState {
  * Keeps a store equal to the YAML under a directory: add, update and delete follow the files.
  * Rejected config never replaces accepted config: a file that no longer parses keeps its last
  * good objects, and an invalid resource keeps its previous version until it is fixed.
+ *
+ * Every object gets a metadata.creationTimestamp, because Istio resolves conflicts by age (the
+ * oldest VirtualService keeps a host): the one its file carries (the directory is the object
+ * store, as etcd is, and `weftctl apply` writes it there), else the time of the scan that first
+ * saw the object, kept across edits and until no file defines the object any more. Objects seen
+ * in one scan (all of them at start) share a time, so their names order them. A restart stamps
+ * files without a timestamp afresh, as Istio's file source does.
  */
 export class DirectorySource {
   readonly #opts: DirectorySourceOptions;
@@ -41,6 +51,11 @@ export class DirectorySource {
   #scanning: Promise<void> | undefined;
   #again = false;
   readonly #released: [string, Config][] = [];
+  /** Object key -> creationTimestamp. */
+  readonly #created = new Map<string, string>();
+  /** Objects deleted from the store this scan: their creation time goes unless another file brings them back. */
+  readonly #deleted = new Map<string, Config>();
+  #scanTime = '';
 
   constructor(opts: DirectorySourceOptions) {
     this.#opts = opts;
@@ -89,6 +104,7 @@ export class DirectorySource {
   }
 
   async #scan(): Promise<void> {
+    this.#scanTime = formatTimestamp((this.#opts.now ?? Date.now)());
     const { files } = await expandPaths([this.#opts.dir]);
     const seen = new Set(files);
     for (const [file, state] of this.#files) {
@@ -98,6 +114,23 @@ export class DirectorySource {
       this.#opts.onProblems?.(file, []);
     }
     for (const file of files) await this.#scanFile(file);
+    for (const [key, c] of this.#deleted) if (!this.#opts.store.get(groupKindOf(c), c.metadata.namespace, c.metadata.name)) this.#created.delete(key);
+    this.#deleted.clear();
+  }
+
+  /** The config with its creation time: its own, else the one first given to its key. */
+  #stamped(key: string, c: Config): Config {
+    const own = c.metadata.creationTimestamp;
+    if (own !== undefined) {
+      this.#created.set(key, own);
+      return c;
+    }
+    let created = this.#created.get(key);
+    if (created === undefined) {
+      created = this.#scanTime;
+      this.#created.set(key, created);
+    }
+    return { ...c, metadata: { ...c.metadata, creationTimestamp: created } };
   }
 
   /**
@@ -114,6 +147,7 @@ export class DirectorySource {
       }
     }
     this.#opts.store.delete(groupKindOf(gone), gone.metadata.namespace, gone.metadata.name);
+    this.#deleted.set(key, gone);
   }
 
   async #scanFile(file: string): Promise<void> {
@@ -153,8 +187,9 @@ export class DirectorySource {
           if (old) state.keys.set(key, old);
           continue;
         }
-        state.keys.set(key, r.config);
-        this.#opts.store.upsert(r.config);
+        const config = this.#stamped(key, r.config);
+        state.keys.set(key, config);
+        this.#opts.store.upsert(config);
       }
       for (const [key, c] of prev?.keys ?? []) {
         if (!state.keys.has(key)) this.#released.push([key, c]);
