@@ -170,10 +170,13 @@ describe('weftd', () => {
     });
     expect(spiffeIdOf(chain[0]!)).toBe('spiffe://cluster.local/ns/default/sa/reviews');
 
-    // The same TLS port serves xDS too, as istiod's 15012 does.
+    // The same TLS port serves xDS too, as istiod's 15012 does, to callers that authenticate
+    // (here with a bootstrap token for an identity in the node's namespace).
     const rootPem = await readFile(join(dir, 'ca', 'root-cert.pem'));
     const secure = createAdsClient(`127.0.0.1:${ports.ca}`, credentials.createSsl(rootPem), { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' });
-    const tlsStream = secure.StreamAggregatedResources(new Metadata());
+    const bearer = new Metadata();
+    bearer.set('authorization', `Bearer ${ca.issueBootstrapToken('default', 'ratings')}`);
+    const tlsStream = secure.StreamAggregatedResources(bearer);
     const tlsGot = new Promise<DiscoveryResponse__Output>((resolve, reject) => {
       tlsStream.once('data', resolve);
       tlsStream.once('error', reject);
@@ -240,8 +243,13 @@ describe('flags', () => {
   it('reads ports, directories and switches', () => {
     expect(parseFlags(['--config-dir', 'cfg', '--xds-port', '0', '--no-ca', '--debounce-ms', '10'])).toEqual({ configDir: 'cfg', xdsPort: 0, ca: false, debounceMs: 10 });
   });
+  it('turns plaintext xDS off with --xds-port off, unless nothing else would serve xDS', () => {
+    expect(parseFlags(['--xds-port', 'off'])).toEqual({ xdsPort: 'off' });
+    expect(() => parseFlags(['--xds-port', 'off', '--no-ca'])).toThrow(/leaves no port serving xDS/);
+    expect(parseFlags(['--xds-port', 'off', '--no-xds'])).toEqual({ xdsPort: 'off', xds: false });
+  });
   it('refuses what it does not understand', () => {
-    expect(() => parseFlags(['--xds-port', 'abc'])).toThrow(/--xds-port must be a port number/);
+    expect(() => parseFlags(['--xds-port', 'abc'])).toThrow(/--xds-port must be a port number \(0-65535\) or off/);
     expect(() => parseFlags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
     expect(() => parseFlags(['--no-ca', '--no-xds'])).toThrow(/nothing to run/);
   });

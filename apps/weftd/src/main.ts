@@ -12,8 +12,12 @@ Options:
                           resources galley rejects are reported and do not replace accepted ones
   --namespace NS          namespace for resources that name none (default: default)
   --listen-address ADDR   address every port listens on (default: 127.0.0.1)
-  --xds-port PORT         plaintext xDS (default: 15010; 0 picks a free port)
-  --ca-port PORT          CA signing service and xDS over TLS (default: 15012; 0 picks a free port)
+  --xds-port PORT|off     plaintext xDS, unauthenticated: any local process may connect with any node
+                          id (default: 15010; 0 picks a free port; off: none)
+  --ca-port PORT          CA signing service and xDS over TLS (default: 15012; 0 picks a free port);
+                          callers authenticate with a client certificate from the mesh CA or
+                          \`authorization: Bearer <bootstrap token>\`, and an xDS node's namespace and
+                          service account must be the identity's (else PERMISSION_DENIED)
   --monitoring-port PORT  /healthz, /metrics, /debug/* (default: 15014; 0 picks a free port)
   --ca-dir DIR            keep the CA's root here (Istio's cacerts layout; generated when empty);
                           without it the root lives in memory and changes on every start
@@ -36,7 +40,7 @@ class UsageError extends Error {}
 function port(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number (0-65535), not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number (0-65535)${name === 'xds-port' ? ' or off' : ''}, not ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -65,8 +69,9 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
   if (v['config-dir']) o.configDir = v['config-dir'];
   if (v.namespace) o.defaultNamespace = v.namespace;
   if (v['listen-address']) o.host = v['listen-address'];
-  const xdsPort = port('xds-port', v['xds-port']);
+  const xdsPort = v['xds-port'] === 'off' ? 'off' : port('xds-port', v['xds-port']);
   if (xdsPort !== undefined) o.xdsPort = xdsPort;
+  if (xdsPort === 'off' && v['no-ca'] && !v['no-xds']) throw new UsageError('--xds-port off with --no-ca leaves no port serving xDS (the CA port serves it over TLS)');
   const caPort = port('ca-port', v['ca-port']);
   if (caPort !== undefined) o.caPort = caPort;
   const monitoringPort = port('monitoring-port', v['monitoring-port']);

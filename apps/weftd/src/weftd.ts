@@ -1,12 +1,14 @@
 // weftd: the control plane in one process. Config from a directory (validated by galley) ->
-// store -> ServiceEntry registry -> pilot (xDS on 15010, and on 15012 over TLS with the CA) ->
-// monitoring on 15014. Each part only wires libraries together.
+// store -> ServiceEntry registry -> pilot (xDS on 15010 unauthenticated unless turned off, and on
+// 15012 over TLS with the CA, authenticated as istiod does) -> monitoring on 15014. Each part only
+// wires libraries together.
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type ServerCredentials, Server as GrpcServer, ServerCredentials as GrpcServerCredentials } from '@grpc/grpc-js';
 import {
   CertificateAuthority,
   CitadelMetrics,
+  callerAuthenticator,
   caServiceDefinition,
   createCaServiceHandlers,
   ServingCertificateProvider,
@@ -50,8 +52,8 @@ export interface WeftdOptions {
   defaultNamespace?: string;
   /** Address every port listens on; default 127.0.0.1. */
   host?: string;
-  /** Plaintext xDS; default 15010; 0 picks a free port. */
-  xdsPort?: number;
+  /** Plaintext (unauthenticated) xDS; default 15010; 0 picks a free port; `off`: none (xDS only on the TLS port, authenticated). */
+  xdsPort?: number | 'off';
   /** CA signing service and xDS over TLS; default 15012; 0 picks a free port. */
   caPort?: number;
   /** Health, metrics and debug endpoints; default 15014; 0 picks a free port. */
@@ -144,6 +146,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
   const logOptions = { ...(options.logLevel ? { level: options.logLevel } : {}), ...(options.logSink ? { sink: options.logSink } : {}) };
   const log: Logger = createLogger({ scope: 'weftd', ...logOptions });
   const host = options.host ?? '127.0.0.1';
+  if (options.xdsPort === 'off' && options.ca === false && options.xds !== false) throw new Error('plaintext xDS off and no CA (whose TLS port serves xDS): nothing would serve xDS');
   let base: MeshConfig = defaultMeshConfig;
   if (options.meshConfigFile) base = parseMeshConfig(readFileSync(options.meshConfigFile, 'utf8'), options.meshConfigFile);
   base = { ...base, ...options.mesh };
@@ -230,14 +233,16 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       pilot.start();
       cleanups.push(() => pilot.stop());
 
-      const xds = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-      xds.addService(pilot.serviceDefinition(), pilot.handlers());
-      xdsPort = await bind(xds, host, options.xdsPort ?? 15010, GrpcServerCredentials.createInsecure());
-      cleanups.push(() => {
-        // ADS streams stay open for the proxy's lifetime: end them rather than wait.
-        xds.forceShutdown();
-      });
-      log.info('xds listening', { port: xdsPort, address: host, tls: false });
+      if (options.xdsPort !== 'off') {
+        const xds = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+        xds.addService(pilot.serviceDefinition(), pilot.handlers());
+        xdsPort = await bind(xds, host, options.xdsPort ?? 15010, GrpcServerCredentials.createInsecure());
+        cleanups.push(() => {
+          // ADS streams stay open for the proxy's lifetime: end them rather than wait.
+          xds.forceShutdown();
+        });
+        log.info('xds listening', { port: xdsPort, address: host, tls: false, authenticated: false });
+      } else log.info('plaintext xds off: xDS only over TLS on the CA port, authenticated');
     }
 
     // The CA: CSR signing (and xDS over TLS) on one port, as istiod does on 15012.
@@ -255,7 +260,8 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       cleanups.push(() => serving.stop());
       const secure = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
       secure.addService(caServiceDefinition(), createCaServiceHandlers({ ca, metrics: citadelMetrics, logger: citadelLog }));
-      if (discovery) secure.addService(discovery.serviceDefinition(), discovery.handlers());
+      // The same caller authentication as the CA's; then the node must match the identity.
+      if (discovery) secure.addService(discovery.serviceDefinition(), discovery.handlers({ authenticate: callerAuthenticator(ca) }));
       caPort = await bind(secure, host, options.caPort ?? 15012, serving.credentials());
       cleanups.push(() => {
         secure.forceShutdown();
