@@ -21,14 +21,16 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'mesh-config', arg: 'FILE', text: 'Istio MeshConfig YAML for weftd (access logs, tracing)' },
   { long: 'log-level', arg: 'LEVEL', text: 'debug, info (default), warn or error, for every component' },
   { long: 'timeout', arg: 'SECONDS', text: 'how long up waits for the mesh to be ready (default 120)' },
+  { long: 'fresh', text: 'up: start with an empty config directory (drop what weftctl apply added in earlier runs)' },
   { long: 'help', short: 'h', text: 'this text' },
 ];
 
 export const exitStatus = `Exit status:
   0    success (everything valid; applied and ACKed; the mesh stopped when asked)
-  1    something invalid or not found, not in force within --wait, a mesh that failed to start, or no running mesh
+  1    something invalid or not found, not in force within --wait, a mesh that failed to start, no running mesh,
+       a mesh component not answering (e.g. weftd restarting), or (status) a component not running or a config file rejected
   2    usage error (unknown command or flag, bad flag value)
-  3    unexpected error, printed as \`weftctl: internal error: ...\` (e.g. a mesh component not answering)
+  3    unexpected error, printed as \`weftctl: internal error: ...\`
   130  weftctl up interrupted (Ctrl-C) while starting`;
 
 /** The Options lines for these flags (all of them when none are given). */

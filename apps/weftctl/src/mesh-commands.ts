@@ -7,17 +7,22 @@ import { apply, remove } from './mesh/apply.ts';
 import { describe } from './mesh/describe.ts';
 import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
 import { proxyStatus } from './mesh/proxy-status.ts';
+import { status } from './mesh/status.ts';
+import { NotAnsweringError, notAnsweringMessage } from './mesh/client.ts';
 import { up, UpUsageError } from './up/command.ts';
 import { stopLocalMesh } from './up/mesh.ts';
-import { defaultStateDir, NoMeshError } from './up/state.ts';
+import { defaultStateDir, NoMeshError, readState } from './up/state.ts';
 
-export const meshCommands = ['up', 'down', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
+export const meshCommands = ['up', 'down', 'status', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
 
-export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS]
+export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS] [--fresh]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
-      prints one line per component, then \`ready: URL\`; Ctrl-C stops everything.
+      prints one line per component, then \`ready: URL\`; restarts what exits; Ctrl-C stops everything.
+      Config applied in earlier runs is kept (--fresh starts without it).
   weftctl down [--state-dir DIR]
       Stop the local mesh from another terminal (also what a killed \`weftctl up\` left running).
+  weftctl status [-o text|json] [--state-dir DIR]
+      Every process of the local mesh (pid, state, restarts, uptime, last exit, log) and rejected config files.
   weftctl apply -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR]
       Validate, then add or replace the resources in the running mesh (nothing changes if any is invalid);
       waits until weftd holds them and every proxy has ACKed.
@@ -32,8 +37,9 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
 
 /** The flags each command takes besides -h/--help: the parser refuses others, and `weftctl COMMAND --help` lists these. */
 export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (keyof typeof options)[]> = {
-  up: ['port', 'state-dir', 'loopback-net', 'mesh-config', 'log-level', 'timeout'],
+  up: ['port', 'state-dir', 'loopback-net', 'mesh-config', 'log-level', 'timeout', 'fresh'],
   down: ['state-dir'],
+  status: ['output', 'state-dir'],
   apply: ['filename', 'namespace', 'wait', 'state-dir'],
   delete: ['filename', 'namespace', 'wait', 'state-dir'],
   'proxy-status': ['output', 'state-dir'],
@@ -68,6 +74,7 @@ const options = {
   'mesh-config': { type: 'string' },
   timeout: { type: 'string' },
   wait: { type: 'string' },
+  fresh: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -89,6 +96,11 @@ export async function runMeshCommand(argv: readonly string[], io: Io): Promise<n
     }
     if (e instanceof NoMeshError) {
       io.err(`weftctl: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof NotAnsweringError) {
+      const stateDir = resolve(parseArgs({ args: [...argv], allowPositionals: true, strict: false, options }).values['state-dir']?.toString() ?? defaultStateDir());
+      io.err(`weftctl: ${notAnsweringMessage(await readState(stateDir).catch(() => undefined), e)}\n`);
       return 1;
     }
     throw e;
@@ -115,7 +127,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   switch (command) {
     case 'up':
       noMore(0);
-      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout, meshConfig: values['mesh-config'] }, io);
+      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout, meshConfig: values['mesh-config'], fresh: values.fresh }, io);
     case 'down': {
       noMore(0);
       const done = await stopLocalMesh(stateDir);
@@ -136,6 +148,9 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       const o = { stateDir, files, namespace: values.namespace ?? 'default', waitMs };
       return command === 'apply' ? apply(o, io) : remove(o, io);
     }
+    case 'status':
+      noMore(0);
+      return status({ stateDir, format }, io);
     case 'proxy-status':
       noMore(0);
       return proxyStatus({ stateDir, format }, io);

@@ -221,6 +221,31 @@ describe('weftd', () => {
     expect(after[0]!.spec.http[0]!.route[0]!.weight).toBe(70);
   });
 
+  it('says "config problems cleared" (not "config accepted") when a rejected file is removed, and "config accepted" only for a fixed one', async () => {
+    const ports = await start(['--file-debounce-ms', '20']);
+    const problemFiles = async () => Object.keys(await getJson<Record<string, unknown[]>>(ports.monitoring, '/debug/config_problems'));
+    const bad = join(dir, 'config', 'bad.yaml');
+    await writeFile(bad, vs(180));
+    await daemon!.waitFor((l) => l.scope === 'config' && l.level === 'error' && l.file === bad, 'the rejection of bad.yaml');
+    expect(await problemFiles()).toEqual([bad]);
+    await rm(bad);
+    const cleared = await daemon!.waitFor((l) => l.scope === 'config' && l.msg === 'config problems cleared', 'config problems cleared');
+    expect(cleared.file).toBe(bad);
+    expect(await problemFiles()).toEqual([]);
+    // Nothing of the removed file was ever accepted.
+    expect(daemon!.lines.some((l) => l.msg === 'config accepted')).toBe(false);
+    expect((await getJson<unknown[]>(ports.monitoring, '/debug/configz')).length).toBe(0);
+
+    // A rejected file that is then fixed: accepted.
+    await writeFile(bad, vs(180));
+    await daemon!.waitFor((l) => l.scope === 'config' && l.level === 'error' && l.file === bad && daemon!.lines.filter((x) => x.level === 'error').length === 2, 'the second rejection');
+    await writeFile(bad, vs(60));
+    const accepted = await daemon!.waitFor((l) => l.scope === 'config' && l.msg === 'config accepted', 'config accepted');
+    expect(accepted.file).toBe(bad);
+    expect(await problemFiles()).toEqual([]);
+    expect(daemon!.lines.filter((l) => l.msg === 'config problems cleared')).toHaveLength(1);
+  });
+
   it('shuts down gracefully on SIGTERM', async () => {
     const ports = await start(['--no-ca']);
     expect(ports.ca).toBeUndefined();

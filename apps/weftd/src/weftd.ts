@@ -2,7 +2,7 @@
 // store -> ServiceEntry registry -> pilot (xDS on 15010 unauthenticated unless turned off, and on
 // 15012 over TLS with the CA, authenticated as istiod does) -> monitoring on 15014. Each part only
 // wires libraries together.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { type ServerCredentials, Server as GrpcServer, ServerCredentials as GrpcServerCredentials } from '@grpc/grpc-js';
 import {
@@ -198,7 +198,9 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
             if (p.severity === 'error') configLog.error('config rejected; the last accepted version stays in force', fields);
             else configLog.warn('config warning', fields);
           }
-          if (before.some((p) => p.severity === 'error') && !problems.some((p) => p.severity === 'error')) configLog.info('config accepted', { file });
+          // A file that is gone has no problems left, but nothing of it was accepted either.
+          if (problems.length === 0 && before.length > 0 && !existsSync(file)) configLog.info('config problems cleared', { file, why: 'the file was removed' });
+          else if (before.some((p) => p.severity === 'error') && !problems.some((p) => p.severity === 'error')) configLog.info('config accepted', { file });
         },
       });
       await source.start();

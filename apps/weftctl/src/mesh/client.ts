@@ -1,21 +1,44 @@
 // Reading a running mesh: weftd's debug endpoints and a proxy's admin port.
-import { type MeshState, type ProxyState, runningMesh } from '../up/state.ts';
+import { type MeshState, type ProxyState, type RunState, runningMesh } from '../up/state.ts';
+
+/** A component of the mesh did not answer at all (refused, reset, timed out): dead, or restarting. */
+export class NotAnsweringError extends Error {
+  readonly url: string;
+  constructor(url: string, why: string) {
+    super(`${url}: ${why}`);
+    this.url = url;
+  }
+}
+
+async function get(url: string): Promise<Response> {
+  try {
+    return await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    throw new NotAnsweringError(url, (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message);
+  }
+}
 
 export async function getJson<T>(url: string): Promise<T> {
-  let r: Response;
-  try {
-    r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  } catch (e) {
-    throw new Error(`${url}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
-  }
+  const r = await get(url);
   if (r.status !== 200) throw new Error(`${url} answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
   return (await r.json()) as T;
 }
 
 export async function getText(url: string): Promise<string> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const r = await get(url);
   if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
   return r.text();
+}
+
+/** What a user reads when a component did not answer: which one, and where to look. */
+export function notAnsweringMessage(s: MeshState | undefined, e: NotAnsweringError): string {
+  const origin = new URL(e.url).origin;
+  const restarting = (run: RunState | undefined) =>
+    run && (run.phase === 'waiting' || run.phase === 'starting') ? `it is restarting: it ${run.lastExit?.reason ?? 'exited'};` : 'restarting?';
+  if (s?.weftd && weftdUrl(s, '').replace(/\/$/, '') === origin) return `weftd is not answering at ${origin} (${restarting(s.weftd.run)} see ${s.weftd.logFile}; \`weftctl status\` shows every component)`;
+  const proxy = s ? allProxies(s).find((p) => adminUrl(p, '').replace(/\/$/, '') === origin) : undefined;
+  if (proxy) return `the proxy of ${proxy.name}.${proxy.namespace} is not answering at ${origin} (${restarting(proxy.run)} see ${proxy.logFile}; \`weftctl status\` shows every component)`;
+  return `${e.url} is not answering (${e.message.slice(e.url.length + 2)})`;
 }
 
 export function weftdUrl(s: MeshState, path: string): string {

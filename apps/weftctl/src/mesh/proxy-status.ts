@@ -1,5 +1,6 @@
 // `weftctl proxy-status`: istioctl's proxy-status for the local mesh, from weftd's /debug/syncz.
 import { allProxies, getJson, runningMesh, table, weftdUrl } from './client.ts';
+import { rejectedConfig, rejectedConfigText } from './config-problems.ts';
 
 export interface SynczType {
   status: 'ACKED' | 'NACKED' | 'SENT' | 'NOT_SENT';
@@ -52,16 +53,23 @@ export async function proxyStatus(o: { stateDir: string; format: 'text' | 'json'
     return 0;
   }
   const used = columns.filter(([, url]) => entries.some((e) => e.types[url]));
+  // Restarts as `weftctl up` counted them (mesh.json), as kubectl shows a pod's.
+  const restarts = (id: string) => String(allProxies(s).find((p) => p.nodeId === id)?.run?.restarts ?? 0);
   const rows = entries
-    .map((e) => [proxyName(e.id), e.id.split('~')[0] ?? '', ...used.map(([, url]) => syncWord(e.types[url])), `weftd 127.0.0.1:${s.weftd!.xdsPort}`, e.pushVersion ?? ''])
+    .map((e) => [proxyName(e.id), e.id.split('~')[0] ?? '', ...used.map(([, url]) => syncWord(e.types[url])), `weftd 127.0.0.1:${s.weftd!.xdsPort}`, e.pushVersion ?? '', restarts(e.id)])
     .sort((a, b) => a[0]!.localeCompare(b[0]!));
   const connected = new Set(entries.map((e) => e.id));
-  for (const p of allProxies(s)) if (!connected.has(p.nodeId)) rows.push([`${p.name}.${p.namespace}`, p.type, ...used.map(() => 'NOT CONNECTED'), '', '']);
-  io.out(table(['NAME', 'TYPE', ...used.map(([n]) => n), 'WEFTD', 'VERSION'], rows));
+  for (const p of allProxies(s)) if (!connected.has(p.nodeId)) rows.push([`${p.name}.${p.namespace}`, p.type, ...used.map(() => 'NOT CONNECTED'), '-', '-', restarts(p.nodeId)]);
+  io.out(table(['NAME', 'TYPE', ...used.map(([n]) => n), 'WEFTD', 'VERSION', 'RESTARTS'], rows));
   for (const e of entries) {
     for (const [url, t] of Object.entries(e.types)) {
       if (t.status === 'NACKED') io.out(`${proxyName(e.id)} rejected ${url.split('.').at(-1)} version ${t.nacked}: ${t.nackReason}\n`);
     }
   }
+  // A config file weftd rejected: the proxies are in sync with the config in force, which is not
+  // what the directory says. Reported, not an error status (istioctl proxy-status does the same).
+  io.out(rejectedConfigText(await rejectedConfig(s)));
+  const weftdRestarts = s.weftd!.run?.restarts ?? 0;
+  if (weftdRestarts > 0) io.out(`weftd: restarted ${weftdRestarts} time${weftdRestarts === 1 ? '' : 's'} (last: it ${s.weftd!.run?.lastExit?.reason ?? 'exited'}); \`weftctl status\` shows every component\n`);
   return 0;
 }

@@ -2,6 +2,7 @@
 // `ready: <url>`; Ctrl-C (SIGINT) or SIGTERM stops every process it started.
 import { checkLoopbackNet } from './topology.ts';
 import { type LocalMeshOptions, startLocalMesh } from './mesh.ts';
+import { type SupervisionEvent, seconds } from './supervisor.ts';
 
 export interface UpFlags {
   stateDir: string;
@@ -11,6 +12,8 @@ export interface UpFlags {
   /** Istio MeshConfig YAML for weftd (access logs, tracing...). */
   meshConfig?: string | undefined;
   timeout?: string | undefined;
+  /** Start with an empty config directory (drop what `weftctl apply` added in earlier runs). */
+  fresh?: boolean | undefined;
 }
 
 export interface UpIo {
@@ -22,6 +25,26 @@ export class UpUsageError extends Error {}
 
 function pad(s: string, n: number): string {
   return s.length >= n ? `${s} ` : s + ' '.repeat(n - s.length);
+}
+
+/** The line `weftctl up` prints for a supervision event. */
+export function supervisionLine(e: SupervisionEvent): string {
+  switch (e.type) {
+    case 'exited':
+      return e.restartInMs === undefined
+        ? `${e.name} ${e.reason}; see ${e.logFile}`
+        : `${e.name} ${e.reason} after ${seconds(e.ranMs)}; restarting in ${seconds(e.restartInMs)} (log ${e.logFile})`;
+    case 'restarted':
+      return `${e.name} started again (pid ${e.pid}, restart ${e.restarts})`;
+    case 'ready':
+      return `${e.name} is back (pid ${e.pid}, restart ${e.restarts}; ${seconds(e.downMs)} after it exited)`;
+    case 'crash-loop':
+      return `CRASH LOOP: ${e.name} exited ${e.failures} times in a row, each soon after starting (last: ${e.reason}); retrying every ${seconds(e.retryEveryMs)} while the rest of the mesh keeps running; see ${e.logFile}; Ctrl-C stops everything`;
+    case 'ports-busy':
+      return `cannot restart ${e.name}: ${e.busy.map((b) => `${b.address}:${b.port} (${b.what})`).join(', ')} in use by another process; retrying in ${seconds(e.restartInMs)} (free it, or Ctrl-C to stop the mesh)`;
+    case 'start-failed':
+      return `could not start ${e.name} again: ${e.error}; retrying in ${seconds(e.restartInMs)}`;
+  }
 }
 
 /** Runs until a signal; resolves to the exit status. */
@@ -85,6 +108,7 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
         ...(level ? { logLevel: level } : {}),
         ...(flags.meshConfig ? { meshConfig: flags.meshConfig } : {}),
         ...(timeoutMs ? { timeoutMs } : {}),
+        ...(flags.fresh ? { fresh: true } : {}),
         onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
         signal: abort.signal,
       });
@@ -101,7 +125,7 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
       io.out(`Interrupted (${signalled}); stopped.\n`);
       return 130;
     }
-    mesh.onExit((component, how, logFile) => io.err(`weftctl up: ${component} ${how}; see ${logFile}\n`));
+    mesh.onSupervision((e) => io.err(`weftctl up: ${supervisionLine(e)}\n`));
     io.out(`  ${pad(since(), 6)} ${pad('done', 14)} try: weftctl proxy-status; weftctl apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml; Ctrl-C stops everything\n`);
     io.out(`ready: ${mesh.url}\n`);
 
