@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readAndValidate, removeObjects, writeObjects } from './config-dir.ts';
+import { prepareConfigDir, readAndValidate, removeObjects, upOrigin, writeObjects } from './config-dir.ts';
 import { checkLoopbackNet, moveAddress, withAddressesMoved, workloadsOf } from './topology.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'weftctl-config-dir-'));
@@ -50,6 +50,54 @@ describe('the watched config directory', () => {
       { name: 'virtualservice.networking.istio.io/other', namespace: 'default', deleted: false },
     ]);
     expect(readdirSync(config)).toEqual([]);
+  });
+});
+
+describe('creation times in the config directory', () => {
+  const jan = Date.UTC(2024, 0, 1);
+  const feb = Date.UTC(2024, 1, 1);
+  const createdIn = async (file: string) => (await readAndValidate([file], 'default')).resources[0]!.config!.metadata.creationTimestamp;
+
+  it('sets creationTimestamp on create, keeps it on update, and ignores one given in the input (as the API server)', async () => {
+    const config = join(dir, 'stamps');
+    mkdirSync(config);
+    const file = join(config, 'virtualservice.networking.istio.io_default_reviews.yaml');
+    await writeObjects(config, await objectsOf('s1.yaml', vs('v1')), jan);
+    expect(await createdIn(file)).toBe('2024-01-01T00:00:00.000Z');
+    expect((await writeObjects(config, await objectsOf('s1-again.yaml', vs('v1')), feb))[0]!.action).toBe('unchanged');
+    expect((await writeObjects(config, await objectsOf('s2.yaml', vs('v2')), feb))[0]!.action).toBe('configured');
+    expect(await createdIn(file)).toBe('2024-01-01T00:00:00.000Z');
+    const claimed = vs('v3').replace('name: reviews', 'name: reviews\n  creationTimestamp: "2000-01-01T00:00:00Z"');
+    expect((await writeObjects(config, await objectsOf('s3.yaml', claimed), feb))[0]!.action).toBe('configured');
+    expect(await createdIn(file)).toBe('2024-01-01T00:00:00.000Z');
+    const fresh = join(config, 'virtualservice.networking.istio.io_default_ghost.yaml');
+    await writeObjects(config, await objectsOf('ghost.yaml', claimed.replace('name: reviews', 'name: ghost')), feb);
+    expect(await createdIn(fresh)).toBe('2024-02-01T00:00:00.000Z');
+  });
+
+  it("records weftd's time for a file written before files carried one, without calling it a change", async () => {
+    const config = join(dir, 'legacy');
+    mkdirSync(config);
+    const file = join(config, 'virtualservice.networking.istio.io_default_reviews.yaml');
+    await writeObjects(config, await objectsOf('l1.yaml', vs('v1')), jan);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^ {2}creationTimestamp: .*\n/m, ''));
+    const objects = (await objectsOf('l1.yaml', vs('v1'))).map((o) => ({ ...o, knownCreationTimestamp: '2023-05-05T00:00:00.000Z' }));
+    expect((await writeObjects(config, objects, feb))[0]!.action).toBe('unchanged');
+    expect(await createdIn(file)).toBe('2023-05-05T00:00:00.000Z');
+  });
+
+  it("keeps the creation time of weftctl up's own objects across runs", async () => {
+    const config = join(dir, 'up-runs');
+    const file = join(config, 'virtualservice.networking.istio.io_default_reviews.yaml');
+    const upObjects = (await objectsOf('up.yaml', vs('v1'))).map((o) => ({ ...o, origin: upOrigin('bookinfo') }));
+    await prepareConfigDir(config, upObjects, false);
+    await writeObjects(config, upObjects, jan);
+    await prepareConfigDir(config, upObjects, false);
+    await writeObjects(config, upObjects, feb);
+    expect(await createdIn(file)).toBe('2024-01-01T00:00:00.000Z');
+    await prepareConfigDir(config, upObjects, true);
+    await writeObjects(config, upObjects, feb);
+    expect(await createdIn(file)).toBe('2024-02-01T00:00:00.000Z');
   });
 });
 

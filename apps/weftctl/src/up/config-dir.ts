@@ -4,7 +4,7 @@
 // `kubectl delete` act on objects, not files).
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Config, defaultKindRegistry, groupOf, type LoadedResource, loadPaths, type Problem, toYaml } from '@weft/model';
+import { type Config, defaultKindRegistry, formatTimestamp, groupOf, type LoadedResource, loadPaths, type Problem, parseTimestamp, parseYamlDocuments, toYaml } from '@weft/model';
 import { fileProblemReport, type ResourceReport, validateLoaded } from '@weft/galley';
 
 /** `virtualservice.networking.istio.io/reviews`, as kubectl names objects. */
@@ -19,11 +19,12 @@ export function objectFile(dir: string, c: Pick<Config, 'apiVersion' | 'kind' | 
   return join(dir, `${c.kind.toLowerCase()}.${group}_${c.metadata.namespace || '_'}_${c.metadata.name}.yaml`);
 }
 
-/** The object as it is written: the envelope, the identifying metadata, and the spec as given. */
+/** The object as it is written: the envelope, the identifying metadata, its creation time, and the spec as given. */
 export function objectYaml(c: Config, bodyAtTopLevel = false, origin?: string): string {
   const m = c.metadata;
   const metadata: Record<string, unknown> = { name: m.name };
   if (m.namespace) metadata.namespace = m.namespace;
+  if (m.creationTimestamp) metadata.creationTimestamp = m.creationTimestamp;
   if (m.labels && Object.keys(m.labels).length > 0) metadata.labels = m.labels;
   if (m.annotations && Object.keys(m.annotations).length > 0) metadata.annotations = m.annotations;
   const body = bodyAtTopLevel ? { ...(c.spec as Record<string, unknown>) } : { spec: c.spec };
@@ -38,18 +39,39 @@ export interface ObjectToWrite {
   bodyAtTopLevel?: boolean;
   /** Where it came from, for the file's header comment (`file.yaml:12`). */
   origin?: string;
+  /** The creation time weftd gave the object, for a file written before files carried one. */
+  knownCreationTimestamp?: string;
 }
 
-/** Writes objects (each atomically: a temporary file renamed into place); says what happened to each. */
-export async function writeObjects(dir: string, objects: readonly ObjectToWrite[]): Promise<{ name: string; file: string; action: WriteAction }[]> {
+/** The creationTimestamp of the object a config-directory file holds, if it has a valid one. */
+function storedCreationTimestamp(text: string, file: string): string | undefined {
+  const doc = parseYamlDocuments(text, file).documents[0]?.value as { metadata?: { creationTimestamp?: unknown } } | undefined;
+  const t = doc?.metadata?.creationTimestamp;
+  return typeof t === 'string' && parseTimestamp(t) !== undefined ? t : undefined;
+}
+
+/**
+ * Writes objects (each atomically: a temporary file renamed into place); says what happened to each.
+ * As the Kubernetes API server does, the writer owns metadata.creationTimestamp: an object created
+ * now gets `now` (one time for all objects of a call, so their names order them), an object that
+ * exists keeps its time, and a creationTimestamp in the input is ignored either way.
+ */
+export async function writeObjects(dir: string, objects: readonly ObjectToWrite[], now = Date.now()): Promise<{ name: string; file: string; action: WriteAction }[]> {
   const out: { name: string; file: string; action: WriteAction }[] = [];
+  const created = formatTimestamp(now);
   for (const o of objects) {
     const file = objectFile(dir, o.config);
-    const text = objectYaml(o.config, o.bodyAtTopLevel, o.origin);
     const before = await readFile(file, 'utf8').catch(() => undefined);
+    const stored = before === undefined ? undefined : storedCreationTimestamp(before, file);
+    const creationTimestamp = stored ?? (before === undefined ? undefined : o.knownCreationTimestamp) ?? created;
+    const as = (t: string | undefined) => objectYaml({ ...o.config, metadata: { ...o.config.metadata, creationTimestamp: t } }, o.bodyAtTopLevel, o.origin);
+    const text = as(creationTimestamp);
     const strip = (s: string) => s.replace(/^#.*\n/, '');
-    const action: WriteAction = before === undefined ? 'created' : strip(before) === strip(text) ? 'unchanged' : 'configured';
-    if (action !== 'unchanged') {
+    let action: WriteAction = before === undefined ? 'created' : strip(before) === strip(text) ? 'unchanged' : 'configured';
+    const write = action !== 'unchanged';
+    // A file from before files carried the time is written again to record it, though nothing else changed.
+    if (action === 'configured' && stored === undefined && strip(before!) === strip(as(undefined))) action = 'unchanged';
+    if (write) {
       const tmp = `${file}.${process.pid}.tmp`;
       await writeFile(tmp, text);
       await rename(tmp, file);
@@ -92,7 +114,8 @@ export async function prepareConfigDir(dir: string, upObjects: readonly ObjectTo
     const first = (await readFile(file, 'utf8').catch(() => '')).split('\n', 1)[0] ?? '';
     const m = header.exec(first);
     const byUp = m?.[2]?.startsWith(upPrefix) === true;
-    if (fresh || byUp) {
+    // What up writes again stays until overwritten, so that its objects keep their creation time.
+    if (fresh || (byUp && !rewritten.has(file))) {
       await rm(file, { force: true });
       if (fresh && !byUp && !rewritten.has(file)) removed++;
       continue;
