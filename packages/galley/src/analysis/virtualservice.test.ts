@@ -253,10 +253,22 @@ spec:
     const b = vs('reviews-b', 'reviews.default.svc.cluster.local', '\n  gateways: [mesh]');
     const fs = run([reviewsPlatform, a, b], [conflictingMeshGatewayHostsAnalyzer]);
     const message =
-      'The VirtualServices default/reviews-a and default/reviews-b are both bound to the mesh gateway and define the same host reviews.default.svc.cluster.local, so which of them applies is undefined; merge them into one VirtualService';
+      'The VirtualServices default/reviews-a and default/reviews-b are both bound to the mesh gateway and define the same host reviews.default.svc.cluster.local: only the one created first applies to it; merge them into one VirtualService';
     expect(fs).toEqual([
       expect.objectContaining({ subject: 'VirtualService default/reviews-a', code: 'IST0109', severity: 'error', path: 'spec.hosts[0]', message, line: lineOf(a, 'hosts') }),
       expect.objectContaining({ subject: 'VirtualService default/reviews-b', code: 'IST0109', severity: 'error', path: 'spec.hosts[0]', message, line: lineOf(b, 'hosts') }),
+    ]);
+  });
+
+  it('says which VirtualService applies when they carry creation times: the oldest, whatever the names', () => {
+    const created = (text: string, t: string) => text.replace(/^ {2}name: .*$/m, (line) => `${line}\n  creationTimestamp: "${t}"`);
+    const reviews = created(vs('reviews', 'reviews'), '2024-01-01T00:00:00Z');
+    const ghost = created(vs('ghost', 'reviews'), '2024-02-01T00:00:00Z');
+    const fs = run([reviewsPlatform, reviews, ghost], [conflictingMeshGatewayHostsAnalyzer]);
+    const head = 'The VirtualServices default/ghost and default/reviews are both bound to the mesh gateway and define the same host reviews.default.svc.cluster.local: ';
+    expect(fs.map((f) => [f.subject, f.message])).toEqual([
+      ['VirtualService default/reviews', `${head}this one, the oldest, applies to it and the others are ignored for it; merge them into one VirtualService`],
+      ['VirtualService default/ghost', `${head}only the oldest, default/reviews, applies to it and this one is ignored for it; merge them into one VirtualService`],
     ]);
   });
 

@@ -1,4 +1,4 @@
-import { type Config, type Destination, type FieldPath, type GatewaySpec, namespacedName, type VirtualServiceSpec } from '@weft/model';
+import { type Config, configOrder, type Destination, type FieldPath, type GatewaySpec, namespacedName, type VirtualServiceSpec } from '@weft/model';
 import type { Analyzer } from './context.ts';
 import { exportScope, hostMatches, hostsOverlap, isWildcard, toFqdn, visibleFrom } from './hosts.ts';
 import type { HostLookup } from './services.ts';
@@ -168,17 +168,26 @@ export const conflictingMeshGatewayHostsAnalyzer: Analyzer = {
     for (const entries of byHost.values()) {
       if (entries.length < 2) continue;
       const names = entries.map((e) => namespacedName(e.vs.metadata)).sort();
+      // Istio keeps the oldest (then the first by name, then by namespace). Configs read from files
+      // carry no creation time yet: then only the order in which they will be created can tell.
+      const dated = entries.every((e) => e.vs.metadata.creationTimestamp !== undefined);
+      const oldest = [...entries].sort((a, b) => configOrder(a.vs, b.vs))[0]!.vs;
       for (const e of entries) {
         const key = `${namespacedName(e.vs.metadata)}#${e.index}`;
         if (reported.has(key)) continue;
         reported.add(key);
         const both = names.length === 2 ? 'both' : 'all';
+        const outcome = !dated
+          ? 'only the one created first applies to it'
+          : e.vs === oldest
+            ? 'this one, the oldest, applies to it and the others are ignored for it'
+            : `only the oldest, ${namespacedName(oldest.metadata)}, applies to it and this one is ignored for it`;
         ctx.report(
           e.vs,
           ['spec', 'hosts', e.index],
           'IST0109',
           'error',
-          `The VirtualServices ${joinWords(names)} are ${both} bound to the mesh gateway and define the same host ${e.host}, so which of them applies is undefined; merge them into one VirtualService`,
+          `The VirtualServices ${joinWords(names)} are ${both} bound to the mesh gateway and define the same host ${e.host}: ${outcome}; merge them into one VirtualService`,
         );
       }
     }
