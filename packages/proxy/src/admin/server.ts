@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { type Logger, silentLogger } from '@weft/model';
 import type { EndpointStatus } from '../core/types.ts';
 import { configDump, type DumpSource } from './config-dump.ts';
-import type { Stats } from './stats.ts';
+import { compileStatsFilter, type Stats } from './stats.ts';
 
 export interface AdminSource extends DumpSource {
   /** Initial configuration applied and listeners bound. */
@@ -28,6 +28,8 @@ export interface AdminOptions {
   /** Default 15021; 0 picks a free port; -1 for none. */
   healthPort?: number;
   logger?: Logger;
+  /** Called with each server (`admin`, `health`) before it listens: local mode's owner-only check (@weft/guard). */
+  protect?: (server: Server, port: string) => void;
 }
 
 export interface AdminServer {
@@ -76,7 +78,7 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 
 export async function startAdmin(src: AdminSource, options: AdminOptions = {}): Promise<AdminServer> {
   const log = options.logger ?? silentLogger;
-  const handle = (req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void | Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const format = url.searchParams.get('format');
@@ -98,14 +100,17 @@ export async function startAdmin(src: AdminSource, options: AdminOptions = {}): 
         return json(res, 200, src.listeners());
       case '/stats': {
         const filterText = url.searchParams.get('filter');
-        let filter: RegExp | undefined;
-        try {
-          filter = filterText ? new RegExp(filterText) : undefined;
-        } catch {
-          return send(res, 400, 'text/plain', `invalid filter ${filterText}\n`);
+        if (!filterText) {
+          const entries = src.stats.entries();
+          if (format === 'json') return json(res, 200, { stats: entries.map(([name, value]) => ({ name, value })) });
+          return send(res, 200, 'text/plain', src.stats.text(entries));
         }
-        if (format === 'json') return json(res, 200, { stats: src.stats.entries().filter(([n]) => !filter || filter.test(n)).map(([name, value]) => ({ name, value })) });
-        return send(res, 200, 'text/plain', src.stats.text(filter));
+        const compiled = compileStatsFilter(filterText);
+        if ('error' in compiled) return send(res, 400, 'text/plain', `invalid filter ${JSON.stringify(filterText)}: ${compiled.error}\n`);
+        return src.stats.entriesMatching(compiled.filter).then((entries) => {
+          if (format === 'json') return json(res, 200, { stats: entries.map(([name, value]) => ({ name, value })) });
+          send(res, 200, 'text/plain', src.stats.text(entries));
+        });
       }
       case '/server_info':
         return json(res, 200, src.serverInfo());
@@ -120,15 +125,19 @@ export async function startAdmin(src: AdminSource, options: AdminOptions = {}): 
         return send(res, 404, 'text/plain', `no admin endpoint ${path}\n`);
     }
   };
+  const failed = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
+    log.error('admin request failed', { path: req.url, error: err });
+    if (!res.headersSent) send(res, 500, 'text/plain', `${(err as Error).message}\n`);
+    else res.destroy();
+  };
   const admin = createServer((req, res) => {
     try {
-      handle(req, res);
+      handle(req, res)?.catch((err: unknown) => failed(req, res, err));
     } catch (err) {
-      log.error('admin request failed', { path: req.url, error: err });
-      if (!res.headersSent) send(res, 500, 'text/plain', `${(err as Error).message}\n`);
-      else res.destroy();
+      failed(req, res, err);
     }
   });
+  options.protect?.(admin, 'admin');
   const port = await listen(admin, options.host ?? '127.0.0.1', options.port ?? 15000);
   let health: Server | undefined;
   let healthPort: number | undefined;
@@ -138,6 +147,7 @@ export async function startAdmin(src: AdminSource, options: AdminOptions = {}): 
       if (path === '/healthz/ready') return src.ready() ? send(res, 200, 'text/plain', '') : send(res, 503, 'text/plain', 'not ready\n');
       send(res, 404, 'text/plain', '');
     });
+    options.protect?.(health, 'health');
     try {
       healthPort = await listen(health, options.healthHost ?? '0.0.0.0', options.healthPort ?? 15021);
     } catch (err) {

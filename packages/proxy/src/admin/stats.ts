@@ -1,6 +1,36 @@
 // Envoy-style counters for /stats, fed by every RequestRecord (telemetry proper, Istio's metrics,
 // comes with issue 6 and reads the same records).
+import { RE2JS } from 're2js';
 import type { RequestRecord } from '../core/types.ts';
+
+/**
+ * The largest RE2 program a `/stats?filter=` may compile to. RE2's matching time is linear in the
+ * input times the program size; nested counted repetitions multiply the size (`(.{0,30}){0,30}` is
+ * hundreds of instructions), so the size is what bounds a filter's cost per stat name.
+ */
+export const maxStatsFilterProgramSize = 1000;
+
+export interface StatsFilter {
+  /** Whether the pattern matches anywhere in `name` (RE2 semantics: linear time, no backtracking). */
+  test(name: string): boolean;
+}
+
+/**
+ * A `/stats?filter=` pattern compiled with RE2's syntax and semantics (re2js), as Envoy compiles it;
+ * an error names what RE2 refuses (backreferences, lookaround, a repeat count over 1000, a program
+ * larger than `maxStatsFilterProgramSize`).
+ */
+export function compileStatsFilter(pattern: string): { filter: StatsFilter } | { error: string } {
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(pattern);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  const size = re.programSize();
+  if (size > maxStatsFilterProgramSize) return { error: `RE2 program size ${size} exceeds the admin filter limit of ${maxStatsFilterProgramSize}` };
+  return { filter: re };
+}
 
 const codeClass = ['reset', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 const downstreamClass: Record<string, string> = Object.fromEntries(codeClass.map((c) => [c, `http.downstream_rq_${c}`]));
@@ -86,10 +116,30 @@ export class Stats {
   }
 
   /** `name: value` lines, sorted, as Envoy's /stats prints them. */
-  text(filter?: RegExp): string {
+  text(entries: readonly [string, number][] = this.entries()): string {
     const lines: string[] = [];
-    for (const [name, v] of this.entries()) if (!filter || filter.test(name)) lines.push(`${name}: ${v}`);
+    for (const [name, v] of entries) lines.push(`${name}: ${v}`);
     return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+  }
+
+  /**
+   * The entries whose name `filter` finds a match in (Envoy's `/stats?filter=`). The scan yields to
+   * the event loop every `sliceMs` so that a costly filter shares the thread with requests rather
+   * than holding them up.
+   */
+  async entriesMatching(filter: StatsFilter, sliceMs = 2): Promise<[string, number][]> {
+    const all = this.entries();
+    const out: [string, number][] = [];
+    let sliceStart = performance.now();
+    for (let i = 0; i < all.length; i++) {
+      if ((i & 15) === 0 && performance.now() - sliceStart > sliceMs) {
+        await new Promise((r) => setImmediate(r));
+        sliceStart = performance.now();
+      }
+      const e = all[i]!;
+      if (filter.test(e[0])) out.push(e);
+    }
+    return out;
   }
 
   entries(): [string, number][] {

@@ -56,6 +56,8 @@ export interface ListenerManagerOptions {
   logger?: Logger;
   /** How long to wait for a client's first bytes when the chain depends on them (default 5000 ms). */
   inspectTimeoutMs?: number;
+  /** Called with each listening socket's server before it listens: local mode's owner-only check (@weft/guard). */
+  protect?: (server: NetServer, port: string) => void;
 }
 
 type Role = { kind: 'listener'; name: string } | { kind: 'local-outbound' } | { kind: 'local-inbound'; port: number };
@@ -227,6 +229,7 @@ export class ListenerManager {
     const server = createNetServer({ allowHalfOpen: true, noDelay: true });
     const b: Bound = { key, address, port, role, server, listening: false, connections: 0, accepted: 0 };
     this.#bound.set(key, b);
+    this.#o.protect?.(server, roleName(role));
     server.on('connection', (socket: Socket) => {
       b.accepted++;
       b.connections++;

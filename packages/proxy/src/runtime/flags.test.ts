@@ -31,6 +31,15 @@ describe('parseProxyFlags', () => {
     }
   });
 
+  it('takes --owner-uid in local mode only, as a user id', () => {
+    const o = parseProxyFlags(['--owner-uid', '1000'], {}, 'sidecar');
+    if (o === 'help') throw new Error('help');
+    expect(o.ownerUid).toBe(1000);
+    expect(() => parseProxyFlags(['--owner-uid', 'alice'], {}, 'sidecar')).toThrow(/--owner-uid must be a user id/);
+    expect(() => parseProxyFlags(['--owner-uid', '-1'], {}, 'sidecar')).toThrow(/--owner-uid must be a user id/);
+    expect(() => parseProxyFlags(['--owner-uid', '0', '--mode', 'capture'], {}, 'sidecar')).toThrow(/--owner-uid is for local mode/);
+  });
+
   it('refuses what it cannot use, saying why', () => {
     expect(() => parseProxyFlags(['--type', 'gateway'], {}, 'sidecar')).toThrow(UsageError);
     expect(() => parseProxyFlags(['--admin-port', '99999'], {}, 'sidecar')).toThrow(/--admin-port must be a port number/);

@@ -63,6 +63,9 @@ Admin:
   --admin-port PORT        admin port (default 15000; 0 picks a free port)
   --health-address ADDR    health address (default 0.0.0.0; local mode: --bind-address)
   --health-port PORT       /healthz/ready (default 15021; 0 picks a free port; -1 none)
+  --owner-uid UID          local mode: every port the proxy opens (admin, health, telemetry, listeners)
+                           serves only processes running as UID (the kernel's sock_diag names the
+                           peer); others are reset at connect, logged and counted (\`weftctl up\` passes its own)
 
 Telemetry (on the health address):
   --stats-port PORT        the proxy's Prometheus metrics, /stats/prometheus (default 15090; 0 free; -1 none)
@@ -186,6 +189,7 @@ const options = {
   'warming-timeout-ms': { type: 'string' },
   'drain-ms': { type: 'string' },
   'log-level': { type: 'string' },
+  'owner-uid': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -320,6 +324,14 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   const drain = ms('drain-ms', v['drain-ms']);
   if (drain !== undefined) o.drainMs = drain;
   if (level) o.logLevel = level as LogLevel;
+  const owner = v['owner-uid'];
+  if (owner !== undefined) {
+    const uid = Number(owner);
+    if (!/^\d+$/.test(owner) || uid > 0xfffffffe) throw new UsageError(`--owner-uid must be a user id (0-4294967294), not ${JSON.stringify(owner)}`);
+    // Capture mode isolates pods by network namespace, and the proxy runs as another UID (1337) than its app.
+    if (mode !== 'local') throw new UsageError('--owner-uid is for local mode (--mode local)');
+    o.ownerUid = uid;
+  }
   return o;
 }
 

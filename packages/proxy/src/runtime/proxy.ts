@@ -1,7 +1,9 @@
 // One proxy (sidecar or gateway), assembled: ADS client -> warming -> snapshot -> cluster manager
 // and listeners, with the admin and health ports beside them. apps/proxy and apps/ingress only
 // parse flags and call `startProxy`.
+import type { Server as NetServer } from 'node:net';
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import { OwnerGuard } from '@weft/guard';
 import { createLogger, type Logger, type LogLevel } from '@weft/model';
 import { type Cluster__Output, type Listener__Output, type RouteConfiguration__Output, type Secret__Output, TypeUrl } from '@weft/xds';
 import { type AdminServer, startAdmin } from '../admin/server.ts';
@@ -78,6 +80,12 @@ export interface ProxyOptions {
   appMetricsUrl?: string;
   /** POST /quitquitquit on the admin port. */
   onQuit?: () => void;
+  /**
+   * Local mode's trust boundary: every port the proxy opens (admin, health, stats, status and every
+   * listener) serves only processes running as this UID; other peers are reset at connect, logged
+   * and counted (`owner_guard.*` in /stats). Not for capture mode (the app's UID is not the proxy's).
+   */
+  ownerUid?: number;
 }
 
 export interface RunningProxy {
@@ -128,6 +136,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const id = nodeId(o.node);
   const log = createLogger({ scope: 'proxy', ...logOptions, fields: { node: id } });
   const stats = new Stats();
+  if (o.ownerUid !== undefined && o.mode !== 'local') throw new Error('ownerUid is for local mode: in capture mode the application runs as another UID than the proxy');
+  const guard = o.ownerUid !== undefined ? new OwnerGuard({ ownerUid: o.ownerUid, logger: createLogger({ scope: 'guard', ...logOptions, fields: { node: id } }) }) : undefined;
+  const protect = guard ? (server: NetServer, port: string) => void guard.protect(server, port) : undefined;
   // Istio's metrics (with metadata exchange) and access logs read cluster and endpoint metadata from the accepted config.
   const telemetry = o.telemetry === false ? undefined : new TelemetryRuntime({ node: o.node, snapshot: () => xds.snapshot });
   // Filters beyond routing (security, telemetry): the caller's registry, else the default one.
@@ -203,6 +214,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     domainSuffix: o.node.domainSuffix ?? 'cluster.local',
     onRecord,
     logger: createLogger({ scope: 'listeners', ...logOptions, fields: { node: id } }),
+    ...(protect ? { protect } : {}),
   });
 
   let ready = false;
@@ -281,6 +293,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         ...(o.healthHost ? { healthHost: o.healthHost } : {}),
         ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
         logger: log,
+        ...(protect ? { protect } : {}),
       },
     );
   } catch (err) {
@@ -298,6 +311,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       for (const [cluster, values] of clusterStats()) for (const [k, v] of Object.entries(values)) yield [`cluster.${cluster}.${k}`, v];
     });
   }
+  if (guard) {
+    stats.gauge('owner_guard.downstream_cx_refused', () => guard.refusedTotal);
+    stats.source(function* () {
+      for (const [port, n] of guard.refusedCounts()) yield [`owner_guard.${port}.downstream_cx_refused`, n];
+    });
+    log.info('owner-only ports', { ownerUid: guard.ownerUid });
+  }
   stats.gauge('listener_manager.downstream_cx_active', () => listeners.bound().reduce((n, b) => n + b.activeConnections, 0));
   log.info('admin listening', { port: admin.port, healthPort: admin.healthPort, address: o.adminHost ?? '127.0.0.1' });
   if (telemetry && ((o.statsPort ?? -1) >= 0 || (o.statusPort ?? -1) >= 0)) {
@@ -311,6 +331,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         ready: () => ready,
         envoyStats: () => stats.entries(),
         logger: log,
+        protect,
       });
     } catch (err) {
       identity?.stop();

@@ -38,6 +38,8 @@ export interface TelemetryServerOptions {
   envoyStats?: () => Iterable<readonly [string, number]>;
   appScrapeTimeoutMs?: number;
   logger?: Logger;
+  /** Called with each server (`stats`, `status`) before it listens: local mode's owner-only check (@weft/guard). */
+  protect?: ((server: Server, port: string) => void) | undefined;
 }
 
 export const prometheusContentType = 'text/plain; version=0.0.4; charset=utf-8';
@@ -150,6 +152,7 @@ export class TelemetryRuntime {
           text(res, 404, 'try /stats/prometheus\n');
         });
         this.#servers.push(s);
+        o.protect?.(s, 'stats');
         this.statsPort = await listen(s, o.host, o.statsPort);
       }
       if (o.statusPort !== undefined && o.statusPort >= 0) {
@@ -159,6 +162,7 @@ export class TelemetryRuntime {
           text(res, 404, 'try /stats/prometheus or /healthz/ready\n');
         });
         this.#servers.push(s);
+        o.protect?.(s, 'status');
         this.statusPort = await listen(s, o.host, o.statusPort);
       }
     } catch (err) {
