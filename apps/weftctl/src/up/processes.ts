@@ -3,7 +3,7 @@
 // stops anything it started), writes its output to a log file, and logs JSON lines that can be
 // waited for ("weftd ready", "proxy ready", "listening").
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 
 export interface LogLine {
   level?: string;
@@ -124,13 +124,19 @@ export class Component {
   }
 }
 
-/** Whether a process exists (signal 0). */
+/** Whether a process exists (signal 0) and has not exited: a zombie waiting for its reaper (init may take a while) is dead. */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    // No /proc: signal 0 is all there is.
+    return true;
   }
 }
 
