@@ -53,6 +53,30 @@ describe('the watched config directory', () => {
   });
 });
 
+describe('the config directory across weftctl up runs', () => {
+  it("keeps what apply wrote, rewrites up's own objects, drops up's objects it no longer writes; --fresh starts empty", async () => {
+    const config = join(dir, 'runs');
+    const up1 = [
+      ...(await objectsOf('topology.yaml', vs('v1').replace('name: reviews', 'name: topo'))).map((o) => ({ ...o, origin: upOrigin('topology.yaml:1') })),
+      ...(await objectsOf('gone.yaml', vs('v1').replace('name: reviews', 'name: gone'))).map((o) => ({ ...o, origin: upOrigin('an old topology') })),
+    ];
+    expect(await prepareConfigDir(config, up1, false)).toEqual({ kept: [], removed: 0 });
+    await writeObjects(config, up1);
+    // Applied by the user in that run (apply's origin: the file:line it came from), and a write cut short.
+    await writeObjects(config, await objectsOf('mine.yaml', vs('v2')));
+    writeFileSync(join(config, 'virtualservice.networking.istio.io_default_reviews.yaml.123.tmp'), 'half');
+    // The next run writes only `topo`.
+    const up2 = up1.slice(0, 1);
+    expect(await prepareConfigDir(config, up2, false)).toEqual({ kept: ['virtualservice.networking.istio.io/reviews'], removed: 0 });
+    expect(readdirSync(config).sort()).toEqual(['virtualservice.networking.istio.io_default_reviews.yaml', 'virtualservice.networking.istio.io_default_topo.yaml']);
+    await writeObjects(config, up2);
+    expect(readFileSync(join(config, 'virtualservice.networking.istio.io_default_reviews.yaml'), 'utf8')).toContain('subset: v2');
+    // --fresh: nothing kept, and the user's object counted as removed.
+    expect(await prepareConfigDir(config, up2, true)).toEqual({ kept: [], removed: 1 });
+    expect(readdirSync(config)).toEqual([]);
+  });
+});
+
 describe('creation times in the config directory', () => {
   const jan = Date.UTC(2024, 0, 1);
   const feb = Date.UTC(2024, 1, 1);
