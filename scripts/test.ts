@@ -1,33 +1,36 @@
-// `npm test`: every project's tests through nx, then one closing line with the totals
-// ("N passed, N failed, N skipped") so a reader of the log needs no runner-specific parsing.
+// `npm test`: a preflight for the host tools the tests use (as root it installs missing Debian
+// packages; as another user it says which tests will skip), every project's tests through nx, then
+// the skipped test files with their reasons, what failed, and one closing line with the totals
+// ("N passed, N failed, N skipped"). A failed hook, a file that did not load, an unhandled error
+// or a runner that exited non-zero counts as failed, and makes the exit status non-zero.
+// The reading of the output lives in @weft/testing (summary.ts), with its tests.
 import { spawn } from 'node:child_process';
+import { preflight, summarize, TestOutputReader } from '@weft/testing';
+
+await preflight();
 
 const args = ['nx', 'run-many', '-t', 'test', '--outputStyle=stream', ...process.argv.slice(2)];
-const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NX_DAEMON: 'false', FORCE_COLOR: '0', NO_COLOR: '1' } });
-const totals = { passed: 0, failed: 0, skipped: 0 };
-let pending = '';
-const ansi = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NX_DAEMON: 'false', FORCE_COLOR: '0', NO_COLOR: '1' } });
+const reader = new TestOutputReader();
 
-function scan(line: string): void {
-  const plain = line.replace(ansi, '');
-  const m = /\bTests\s+(.*)\(\d+\)\s*$/.exec(plain);
-  if (!m) return;
-  for (const [, n, what] of m[1]!.matchAll(/(\d+) (passed|failed|skipped|todo)/g)) {
-    if (what === 'passed') totals.passed += Number(n);
-    else if (what === 'failed') totals.failed += Number(n);
-    else totals.skipped += Number(n);
-  }
+function follow(stream: NodeJS.ReadableStream, out: NodeJS.WriteStream): void {
+  let pending = '';
+  stream.on('data', (buf: Buffer) => {
+    out.write(buf);
+    pending += buf.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const l of lines) reader.line(l);
+  });
+  stream.on('end', () => {
+    if (pending) reader.line(pending);
+  });
 }
+follow(child.stdout, process.stdout);
+follow(child.stderr, process.stderr);
 
-child.stdout.on('data', (buf: Buffer) => {
-  process.stdout.write(buf);
-  pending += buf.toString();
-  const lines = pending.split('\n');
-  pending = lines.pop() ?? '';
-  for (const l of lines) scan(l);
-});
 child.on('close', (code) => {
-  if (pending) scan(pending);
-  console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
-  process.exit(code ?? 1);
+  const summary = summarize(reader, code);
+  console.log(`\n${[...summary.details, summary.line].join('\n')}`);
+  process.exit(summary.exitCode);
 });

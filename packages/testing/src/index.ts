@@ -1,0 +1,4 @@
+// @weft/testing: what every project's tests and `npm test` share.
+export { findOnPath, type HostPackage, hostPackages, installCommand, isRoot, type Need, needs, noteSkip, packageOf, skipMarker, unmet } from './host.ts';
+export { aptInstallCommand, missingPackages, type PreflightPlan, preflight, preflightPlan } from './preflight.ts';
+export { type ProjectTally, type SkippedFile, type Summary, summarize, TestOutputReader } from './summary.ts';
