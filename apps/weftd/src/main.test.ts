@@ -1,6 +1,7 @@
 // weftd as a user runs it: a real process on free ports, a config directory, signals.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -261,6 +262,75 @@ describe('weftd', () => {
     expect(await daemon!.exited).toBe(0);
     await start();
     expect(await readFile(join(dir, 'ca', 'root-cert.pem'), 'utf8')).toBe(root1);
+  });
+});
+
+describe('weftd --owner-uid (local mode: every port serves only the owner UID)', () => {
+  const uid = process.getuid!();
+  /** What a raw client gets: the first bytes, or how the connection ended. */
+  const exchange = (port: number, send: string) =>
+    new Promise<string>((resolve) => {
+      const c = createConnection(port, '127.0.0.1');
+      let data = '';
+      c.on('connect', () => c.write(send));
+      c.on('data', (b) => (data += b.toString('latin1')));
+      c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      c.on('close', () => resolve(data ? `answered ${JSON.stringify(data.slice(0, 12))}` : 'closed'));
+    });
+
+  it('serves the owner on every port: monitoring, plaintext xDS and the CA and xDS over TLS (through the connection injector)', async () => {
+    await writeFile(join(dir, 'config', 'reviews.yaml'), serviceEntry);
+    const ports = await start(['--owner-uid', String(uid)]);
+    expect(daemon!.lines.find((l) => l.msg === 'owner-only ports')).toMatchObject({ ownerUid: uid });
+    expect((await fetch(`http://127.0.0.1:${ports.monitoring}/healthz`)).status).toBe(200);
+    const client = createAdsClient(`127.0.0.1:${ports.xds}`, credentials.createInsecure());
+    const stream = client.StreamAggregatedResources(new Metadata());
+    const got = new Promise<DiscoveryResponse__Output>((resolve) => stream.once('data', resolve));
+    stream.write({ node: { id: 'sidecar~127.0.0.20~productpage-1.default~default.svc.cluster.local' }, type_url: TypeUrl.Cluster, resource_names: [] });
+    expect((await got).resources.length).toBeGreaterThan(0);
+    stream.end();
+    client.close();
+    const ca = await CertificateAuthority.open(join(dir, 'ca'));
+    const rootPem = await readFile(join(dir, 'ca', 'root-cert.pem'));
+    const chain = await requestCertificate({
+      address: `127.0.0.1:${ports.ca}`,
+      rootCertPem: rootPem.toString(),
+      credential: { kind: 'token', token: ca.issueBootstrapToken('default', 'reviews') },
+      csrPem: createCsr('spiffe://cluster.local/ns/default/sa/reviews', await generateRsaKeyPair(2048)),
+      serverName: 'localhost',
+    });
+    expect(spiffeIdOf(chain[0]!)).toBe('spiffe://cluster.local/ns/default/sa/reviews');
+    const secure = createAdsClient(`127.0.0.1:${ports.ca}`, credentials.createSsl(rootPem), { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' });
+    const bearer = new Metadata();
+    bearer.set('authorization', `Bearer ${ca.issueBootstrapToken('default', 'ratings')}`);
+    const tlsStream = secure.StreamAggregatedResources(bearer);
+    const tlsGot = new Promise<DiscoveryResponse__Output>((resolve, reject) => {
+      tlsStream.once('data', resolve);
+      tlsStream.once('error', reject);
+    });
+    tlsStream.write({ node: { id: 'sidecar~127.0.0.21~ratings-1.default~default.svc.cluster.local' }, type_url: TypeUrl.Cluster, resource_names: [] });
+    expect((await tlsGot).resources.length).toBeGreaterThan(0);
+    tlsStream.end();
+    secure.close();
+    const metrics = await (await fetch(`http://127.0.0.1:${ports.monitoring}/metrics`)).text();
+    expect(metrics).toMatch(/^# TYPE weftd_owner_guard_refused_connections_total counter$/m);
+    expect(daemon!.lines.some((l) => l.scope === 'guard' && l.level === 'warn')).toBe(false);
+  });
+
+  it('resets a process of any other UID on each port before answering (this test against an owner it is not), logging each port', async () => {
+    const ports = await start(['--owner-uid', String(uid + 4242)]);
+    expect(await exchange(ports.monitoring, 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n')).toBe('ECONNRESET');
+    expect(await exchange(ports.xds, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')).toBe('ECONNRESET');
+    expect(await exchange(ports.ca, '\x16\x03\x01\x00\x05hello')).toBe('ECONNRESET');
+    const refusals = await Promise.all(
+      ['monitoring', 'xds', 'ca'].map((port) => daemon!.waitFor((l) => l.scope === 'guard' && l.port === port, `the refusal on ${port}`)),
+    );
+    for (const l of refusals) expect(l).toMatchObject({ level: 'warn', msg: 'connection refused: the peer is not the mesh owner', peerUid: uid, ownerUid: uid + 4242 });
+  });
+
+  it('takes the UID as a number', () => {
+    expect(parseFlags(['--owner-uid', '1000'])).toEqual({ ownerUid: 1000 });
+    expect(() => parseFlags(['--owner-uid', 'root'])).toThrow(/--owner-uid must be a user id/);
   });
 });
 

@@ -19,6 +19,9 @@ Options:
                           \`authorization: Bearer <bootstrap token>\`, and an xDS node's namespace and
                           service account must be the identity's (else PERMISSION_DENIED)
   --monitoring-port PORT  /healthz, /metrics, /debug/* (default: 15014; 0 picks a free port)
+  --owner-uid UID         every port serves only processes running as UID (the kernel's sock_diag
+                          names each peer); others are reset at connect, logged and counted. For a
+                          mesh on one host's loopback (\`weftctl up\` passes its own UID)
   --ca-dir DIR            keep the CA's root here (Istio's cacerts layout; generated when empty);
                           without it the root lives in memory and changes on every start
   --mesh-config FILE      Istio MeshConfig YAML (accessLogFile, enableTracing, defaultConfig.tracing,
@@ -89,6 +92,11 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
   const fileDebounce = ms('file-debounce-ms', v['file-debounce-ms']);
   if (fileDebounce !== undefined) o.fileDebounceMs = fileDebounce;
   if (level) o.logLevel = level;
+  const owner = v['owner-uid'];
+  if (owner !== undefined) {
+    if (!/^\d+$/.test(owner) || Number(owner) > 0xfffffffe) throw new UsageError(`--owner-uid must be a user id (0-4294967294), not ${JSON.stringify(owner)}`);
+    o.ownerUid = Number(owner);
+  }
   return o;
 }
 
@@ -113,6 +121,7 @@ function parse(argv: readonly string[]) {
       'debounce-max-ms': { type: 'string' },
       'file-debounce-ms': { type: 'string' },
       'log-level': { type: 'string' },
+      'owner-uid': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -3,6 +3,7 @@
 // 15012 over TLS with the CA, authenticated as istiod does) -> monitoring on 15014. Each part only
 // wires libraries together.
 import { existsSync, readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
 import { stat } from 'node:fs/promises';
 import { type ServerCredentials, Server as GrpcServer, ServerCredentials as GrpcServerCredentials } from '@grpc/grpc-js';
 import {
@@ -14,6 +15,7 @@ import {
   ServingCertificateProvider,
 } from '@weft/citadel';
 import { validateConfig } from '@weft/galley';
+import { OwnerGuard } from '@weft/guard';
 import {
   type Config,
   type ConfigStore,
@@ -43,7 +45,7 @@ import {
   proxyFromNode,
   ServiceEntryRegistry,
 } from '@weft/pilot';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 
 export interface WeftdOptions {
   /** Directory of YAML config, watched; absent: start with no config. */
@@ -80,6 +82,12 @@ export interface WeftdOptions {
   logSink?: (line: string) => void;
   /** Share generated config between proxies whose generator inputs are equal (default true). */
   shareGenerated?: boolean;
+  /**
+   * Local mode's trust boundary: every port (xDS, CA/xDS over TLS, monitoring) serves only processes
+   * running as this UID (@weft/guard); others are reset at connect, logged and counted
+   * (`weftd_owner_guard_refused_connections_total`). For a mesh on one host's loopback.
+   */
+  ownerUid?: number;
 }
 
 export interface Weftd {
@@ -136,9 +144,12 @@ export const proxyShapeKey: CacheKeyFn = (_typeUrl, proxy, push) => {
   ]);
 };
 
-function bind(server: GrpcServer, host: string, port: number, credentials: ServerCredentials): Promise<number> {
+/** Binds `server`; with a guard, through its owner-only front (accepted and checked there, then handed to grpc-js). */
+async function bind(server: GrpcServer, host: string, port: number, credentials: ServerCredentials, guard: OwnerGuard | undefined, name: string): Promise<{ port: number; close: () => Promise<void> }> {
+  if (guard) return guard.listenGrpc(server, credentials, { host, port, name });
   const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) => server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  const bound = await new Promise<number>((resolve, reject) => server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  return { port: bound, close: async () => {} };
 }
 
 /** Starts every part; resolves once all ports listen and the config directory has been read. */
@@ -212,6 +223,12 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
     let xdsPort: number | undefined;
     const processMetrics = new Registry();
     collectDefaultMetrics({ register: processMetrics });
+    const refused = new Counter({ name: 'weftd_owner_guard_refused_connections_total', help: 'Connections refused because the peer process does not run as the owner UID (--owner-uid)', labelNames: ['port'], registers: [processMetrics] });
+    const guard =
+      options.ownerUid !== undefined
+        ? new OwnerGuard({ ownerUid: options.ownerUid, logger: createLogger({ scope: 'guard', ...logOptions }), onRefused: (port) => refused.inc({ port }) })
+        : undefined;
+    if (guard) log.info('owner-only ports', { ownerUid: guard.ownerUid });
     if (options.xds !== false) {
       const seRegistry = new ServiceEntryRegistry(store, { domainSuffix: mesh.domainSuffix, trustDomain, onListenerError: (e) => log.error('registry listener failed', { error: e }) });
       const registry = new AggregateRegistry([seRegistry]);
@@ -238,10 +255,12 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       if (options.xdsPort !== 'off') {
         const xds = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
         xds.addService(pilot.serviceDefinition(), pilot.handlers());
-        xdsPort = await bind(xds, host, options.xdsPort ?? 15010, GrpcServerCredentials.createInsecure());
+        const bound = await bind(xds, host, options.xdsPort ?? 15010, GrpcServerCredentials.createInsecure(), guard, 'xds');
+        xdsPort = bound.port;
         cleanups.push(() => {
           // ADS streams stay open for the proxy's lifetime: end them rather than wait.
           xds.forceShutdown();
+          return bound.close();
         });
         log.info('xds listening', { port: xdsPort, address: host, tls: false, authenticated: false });
       } else log.info('plaintext xds off: xDS only over TLS on the CA port, authenticated');
@@ -264,9 +283,11 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       secure.addService(caServiceDefinition(), createCaServiceHandlers({ ca, metrics: citadelMetrics, logger: citadelLog }));
       // The same caller authentication as the CA's; then the node must match the identity.
       if (discovery) secure.addService(discovery.serviceDefinition(), discovery.handlers({ authenticate: callerAuthenticator(ca) }));
-      caPort = await bind(secure, host, options.caPort ?? 15012, serving.credentials());
+      const bound = await bind(secure, host, options.caPort ?? 15012, serving.credentials(), guard, 'ca');
+      caPort = bound.port;
       cleanups.push(() => {
         secure.forceShutdown();
+        return bound.close();
       });
       log.info('ca listening', {
         port: caPort,
@@ -286,6 +307,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       ready: () => ready,
       debug: { '/debug/config_problems': () => Object.fromEntries([...problemsByFile].map(([f, ps]) => [f, ps.map((p) => ({ ...p, resource: subjects.get(p), text: formatProblem(p, subjects.get(p)) }))])) },
       logger: createLogger({ scope: 'monitoring', ...logOptions }),
+      ...(guard ? { protect: (server: HttpServer, port: string) => void guard.protect(server, port) } : {}),
     });
     cleanups.push(() => monitoring.close());
     log.info('monitoring listening', { port: monitoring.port, address: host, endpoints: ['/healthz', '/metrics', '/debug/configz', '/debug/syncz', '/debug/push_status', '/debug/config_problems'] });

@@ -21,6 +21,8 @@ export interface MonitoringOptions {
   /** More JSON debug endpoints: path (`/debug/foo`) -> what to serve. */
   debug?: Readonly<Record<string, () => unknown>>;
   logger?: Logger;
+  /** Called with the server (port name `monitoring`) before it listens: local mode's owner-only check (weftd --owner-uid). */
+  protect?: (server: Server, port: string) => void;
 }
 
 /** A config as /debug/configz shows it: the object, and where it was read from. */
@@ -83,6 +85,7 @@ export class MonitoringServer {
       });
     });
     const host = options.host ?? '127.0.0.1';
+    options.protect?.(server, 'monitoring');
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port ?? 15014, host, () => {
