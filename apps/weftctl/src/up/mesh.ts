@@ -298,11 +298,13 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     progress('ca', `root certificate in ${caDir}`);
 
     const logLevel = o.logLevel ?? 'info';
+    // Local mode's trust boundary: every port of weftd and the proxies serves only this user's processes.
+    const ownerFlags = process.getuid ? ['--owner-uid', String(process.getuid())] : [];
     // Ports are picked by weftd at its first start (0) and kept for its restarts: the proxies have them.
     const weftdPort = (p: number | undefined) => String(p !== undefined && Number.isInteger(p) ? p : 0);
     const weftd = spawn(
       'weftd',
-      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', weftdPort(state.weftd?.xdsPort), '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])],
+      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', weftdPort(state.weftd?.xdsPort), '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...ownerFlags, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])],
       'weftd.log',
       {
         ready: (l) => l.msg === 'weftd ready',
@@ -384,6 +386,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         '1000',
         '--log-level',
         logLevel,
+        ...ownerFlags,
       ];
       let p: ProxyState | undefined;
       const proxy = spawn(`${w.name} sidecar`, () => args, `${w.name}.proxy.log`, { ready: (l) => l.msg === 'proxy ready', entry: () => p, listens: () => sidecarListens(w) });
@@ -443,6 +446,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         '1000',
         '--log-level',
         logLevel,
+        ...ownerFlags,
       ];
       const proxy = spawn('ingress gateway', () => args, 'istio-ingressgateway.log', {
         ready: (l) => l.msg === 'proxy ready',

@@ -42,9 +42,14 @@ async function weftctl(...args: string[]): Promise<{ code: number; out: string; 
   }
 }
 
-async function page(): Promise<string> {
-  const r = await run('curl', ['-sS', '--max-time', '15', url], { encoding: 'utf8' });
+/** curl as the mesh's user: every port of the mesh serves only its owner (weftd and the proxies run with --owner-uid). */
+async function curl(...args: string[]): Promise<string> {
+  const r = await run(userPrefix[0] ?? 'curl', [...userPrefix.slice(1), ...(userPrefix.length > 0 ? ['curl'] : []), '-sS', '--max-time', '15', ...args], { encoding: 'utf8' });
   return r.stdout;
+}
+
+async function page(): Promise<string> {
+  return curl(url);
 }
 
 /** Star markup of reviews v2 (black) and v3 (red); v1 has none. */
@@ -126,6 +131,17 @@ describe('weftctl up', () => {
     expect(html).toContain('The Comedy of Errors');
     expect(html).toContain('Book Details');
     expect(html).toContain('Book Reviews');
+  });
+
+  it.skipIf(!asNobody)('refuses root, which is not the owner here, on the page, weftd and a sidecar admin (reset at connect)', async () => {
+    const sidecar = state.proxies[0]!;
+    for (const target of [url, `http://127.0.0.1:${state.weftd!.monitoringPort}/healthz`, `http://${sidecar.adminAddress}:${sidecar.adminPort}/ready`]) {
+      const r = await run('curl', ['-sS', '--max-time', '5', target], { encoding: 'utf8' }).then(
+        () => 'answered',
+        (e: { code?: number; stderr?: string }) => `exit ${e.code}: ${e.stderr}`,
+      );
+      expect(r, target).toMatch(/^exit (7|52|56): .*(reset|Empty reply|Failed to connect)/s);
+    }
   });
 
   it('proxy-status lists every proxy, each type SYNCED', async () => {
@@ -223,7 +239,7 @@ spec:
     expect(r.out).toBe('');
     expect(snapshot()).toEqual(before);
     // The valid DestinationRule in the same file was not applied either: still all v1, no subset v9.
-    const configz = await (await fetch(`http://127.0.0.1:${state.weftd!.monitoringPort}/debug/configz`)).json() as { kind: string; metadata: { name: string }; spec: { subsets?: { name: string }[] } }[];
+    const configz = JSON.parse(await curl(`http://127.0.0.1:${state.weftd!.monitoringPort}/debug/configz`)) as { kind: string; metadata: { name: string }; spec: { subsets?: { name: string }[] } }[];
     const ratings = configz.find((c) => c.kind === 'DestinationRule' && c.metadata.name === 'ratings');
     expect(ratings?.spec.subsets?.map((s) => s.name)).not.toContain('v9');
     for (let i = 0; i < 5; i++) expect(stars(await page())).toBe(false);
