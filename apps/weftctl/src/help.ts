@@ -22,6 +22,7 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'log-level', arg: 'LEVEL', text: 'debug, info (default), warn or error, for every component' },
   { long: 'timeout', arg: 'SECONDS', text: 'how long up waits for the mesh to be ready (default 120)' },
   { long: 'fresh', text: 'up: start with an empty config directory (drop what weftctl apply added in earlier runs)' },
+  { long: 'plaintext-xds', text: 'up: also open weftd’s plaintext xDS port, unauthenticated (proxies use the TLS port either way)' },
   { long: 'help', short: 'h', text: 'this text' },
 ];
 

@@ -92,7 +92,9 @@ async function waitForSync(s: MeshState, present: readonly Config[], absent: rea
       continue;
     }
     const version = await lastPushVersion(s);
-    const syncz = await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'));
+    // Only proxies that proved their identity count: anyone may open an unauthenticated stream (when
+    // the plaintext port is open) and never ACK.
+    const syncz = (await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'))).filter((e) => e.authenticated === true);
     const behind = syncz.filter((e) => e.pushVersion !== version || Object.values(e.types).some((t) => t.status !== 'ACKED'));
     if (version !== before && behind.length === 0) return undefined;
     why = version === before ? 'weftd has not pushed the change yet' : `not yet ACKed by ${behind.map((e) => e.id.split('~')[2]).join(', ')}`;

@@ -14,6 +14,10 @@ export interface SynczEntry {
   id: string;
   pushVersion?: string;
   connectedAt?: string;
+  /** The stream proved an identity on weftd's TLS port and its node matched it; false on the plaintext port. */
+  authenticated?: boolean;
+  /** The SPIFFE ID it proved. */
+  identity?: string;
   types: Record<string, SynczType>;
 }
 
@@ -47,7 +51,11 @@ export function proxyName(id: string): string {
 
 export async function proxyStatus(o: { stateDir: string; format: 'text' | 'json' }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const s = await runningMesh(o.stateDir);
-  const entries = await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'));
+  const all = await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'));
+  // Only a stream that proved its identity speaks for a proxy; unauthenticated ones exist only while
+  // the plaintext port is open (`weftctl up --plaintext-xds`), and are marked as such.
+  const plaintext = s.weftd!.xdsPort !== undefined;
+  const entries = plaintext ? all : all.filter((e) => e.authenticated === true);
   if (o.format === 'json') {
     io.out(`${JSON.stringify(entries, null, 2)}\n`);
     return 0;
@@ -56,9 +64,16 @@ export async function proxyStatus(o: { stateDir: string; format: 'text' | 'json'
   // Restarts as `weftctl up` counted them (mesh.json), as kubectl shows a pod's.
   const restarts = (id: string) => String(allProxies(s).find((p) => p.nodeId === id)?.run?.restarts ?? 0);
   const rows = entries
-    .map((e) => [proxyName(e.id), e.id.split('~')[0] ?? '', ...used.map(([, url]) => syncWord(e.types[url])), `weftd 127.0.0.1:${s.weftd!.xdsPort}`, e.pushVersion ?? '', restarts(e.id)])
+    .map((e) => [
+      proxyName(e.id),
+      e.id.split('~')[0] ?? '',
+      ...used.map(([, url]) => syncWord(e.types[url])),
+      e.authenticated ? `weftd 127.0.0.1:${s.weftd!.caPort}` : `weftd 127.0.0.1:${s.weftd!.xdsPort} UNAUTHENTICATED`,
+      e.pushVersion ?? '',
+      e.authenticated ? restarts(e.id) : '-',
+    ])
     .sort((a, b) => a[0]!.localeCompare(b[0]!));
-  const connected = new Set(entries.map((e) => e.id));
+  const connected = new Set(entries.filter((e) => e.authenticated).map((e) => e.id));
   for (const p of allProxies(s)) if (!connected.has(p.nodeId)) rows.push([`${p.name}.${p.namespace}`, p.type, ...used.map(() => 'NOT CONNECTED'), '-', '-', restarts(p.nodeId)]);
   io.out(table(['NAME', 'TYPE', ...used.map(([n]) => n), 'WEFTD', 'VERSION', 'RESTARTS'], rows));
   for (const e of entries) {

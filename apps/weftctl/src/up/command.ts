@@ -14,6 +14,8 @@ export interface UpFlags {
   timeout?: string | undefined;
   /** Start with an empty config directory (drop what `weftctl apply` added in earlier runs). */
   fresh?: boolean | undefined;
+  /** Keep weftd's plaintext, unauthenticated xDS port open. */
+  plaintextXds?: boolean | undefined;
 }
 
 export interface UpIo {
@@ -109,6 +111,7 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
         ...(flags.meshConfig ? { meshConfig: flags.meshConfig } : {}),
         ...(timeoutMs ? { timeoutMs } : {}),
         ...(flags.fresh ? { fresh: true } : {}),
+        ...(flags.plaintextXds ? { plaintextXds: true } : {}),
         onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
         signal: abort.signal,
       });

@@ -52,6 +52,11 @@ export interface LocalMeshOptions {
   signal?: AbortSignal;
   /** Start with an empty config directory instead of keeping what `weftctl apply` added in earlier runs. */
   fresh?: boolean;
+  /**
+   * Also open weftd's plaintext xDS port, where any local process may connect unauthenticated
+   * (proxyless gRPC clients, debugging). Off by default; the mesh's proxies use the TLS port either way.
+   */
+  plaintextXds?: boolean;
 }
 
 export interface LocalMesh {
@@ -304,7 +309,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     const weftdPort = (p: number | undefined) => String(p !== undefined && Number.isInteger(p) ? p : 0);
     const weftd = spawn(
       'weftd',
-      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', weftdPort(state.weftd?.xdsPort), '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...ownerFlags, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])],
+      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', o.plaintextXds ? weftdPort(state.weftd?.xdsPort) : 'off', '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...ownerFlags, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])],
       'weftd.log',
       {
         ready: (l) => l.msg === 'weftd ready',
@@ -312,7 +317,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         listens: () =>
           state.weftd
             ? [
-                { address: '127.0.0.1', port: state.weftd.xdsPort, what: 'xDS' },
+                ...(state.weftd.xdsPort !== undefined ? [{ address: '127.0.0.1', port: state.weftd.xdsPort, what: 'plaintext xDS' }] : []),
                 { address: '127.0.0.1', port: state.weftd.caPort, what: 'CA and xDS over TLS' },
                 { address: '127.0.0.1', port: state.weftd.monitoringPort, what: 'monitoring' },
               ].filter((l) => Number.isInteger(l.port) && l.port > 0)
@@ -320,9 +325,17 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       },
     );
     const weftdReady = weftd.waitFor((l) => l.msg === 'weftd ready', 'it was ready', remaining()).then(async (l) => {
-      state.weftd = { pid: weftd.pid, xdsPort: Number(l.xdsPort), caPort: Number(l.caPort), monitoringPort: Number(l.monitoringPort), logFile: weftd.logFile, run: weftd.status() };
+      state.weftd = {
+        pid: weftd.pid,
+        ...(l.xdsPort !== undefined ? { xdsPort: Number(l.xdsPort) } : {}),
+        caPort: Number(l.caPort),
+        monitoringPort: Number(l.monitoringPort),
+        logFile: weftd.logFile,
+        run: weftd.status(),
+      };
       await save();
-      progress('weftd', `xDS 127.0.0.1:${l.xdsPort}, CA 127.0.0.1:${l.caPort}, debug http://127.0.0.1:${l.monitoringPort}/debug`);
+      const plaintext = l.xdsPort !== undefined ? `, plaintext xDS 127.0.0.1:${l.xdsPort} (unauthenticated)` : '';
+      progress('weftd', `xDS 127.0.0.1:${l.caPort} (TLS, authenticated; and the CA)${plaintext}, debug http://127.0.0.1:${l.monitoringPort}/debug`);
       return state.weftd;
     });
 
@@ -344,7 +357,9 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       return a;
     };
 
+    // Every proxy talks xDS over TLS to the CA's port, authenticated by its certificate (or token), as Istio's on 15012.
     const caFlags = async (namespace: string, sa: string, caPort: number) => [
+      '--xds-tls',
       '--ca-address',
       `127.0.0.1:${caPort}`,
       '--ca-root-cert',
@@ -358,7 +373,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       const args = [
         bins.proxy,
         '--xds-address',
-        `127.0.0.1:${d.xdsPort}`,
+        `127.0.0.1:${d.caPort}`,
         '--mode',
         'local',
         '--ip',
@@ -418,7 +433,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       const args = [
         bins.ingress,
         '--xds-address',
-        `127.0.0.1:${d.xdsPort}`,
+        `127.0.0.1:${d.caPort}`,
         '--mode',
         'local',
         '--ip',

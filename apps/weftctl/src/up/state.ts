@@ -61,7 +61,8 @@ export interface AppState {
 
 export interface WeftdState {
   pid: number;
-  xdsPort: number;
+  /** The plaintext (unauthenticated) xDS port; absent when it is off (`weftctl up` without --plaintext-xds). */
+  xdsPort?: number;
   caPort: number;
   monitoringPort: number;
   logFile: string;
