@@ -1,5 +1,5 @@
 import { type Config, keyOf, type Problem, ProblemList } from '@weft/model';
-import { AnalysisContext, type Analyzer } from './context.ts';
+import { AnalysisContext, type AnalysisMessage, type Analyzer } from './context.ts';
 import { destinationRuleAnalyzers } from './destinationrule.ts';
 import { gatewayAnalyzers } from './gateway.ts';
 import { gatewayApiAnalyzers } from './gateway-api.ts';
@@ -32,6 +32,34 @@ export function effectiveConfigs(configs: readonly Config[]): Config[] {
 }
 
 /**
+ * Runs the analyzers over the configs as one set (see `effectiveConfigs`) and returns their
+ * findings, each once (the same finding reached by two routes, e.g. a host shared by two scopes,
+ * is one), with the field path it is about. For callers that locate only some findings.
+ */
+export function analysisMessages(configs: readonly Config[], analyzers: readonly Analyzer[] = defaultAnalyzers): AnalysisMessage[] {
+  const ctx = new AnalysisContext(effectiveConfigs(configs));
+  for (const a of analyzers) {
+    try {
+      a.analyze(ctx);
+    } catch (e) {
+      throw new Error(`analyzer ${a.name} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  const seen = new Set<string>();
+  return ctx.messages.filter((m) => {
+    const key = messageKey(m);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** What identifies a finding: the object (kind, namespace, name), code, field and message. */
+export function messageKey(m: AnalysisMessage): string {
+  return `${keyOf(m.config)}|${m.code}|${m.path.join('.')}|${m.message}`;
+}
+
+/**
  * Runs the analyzers over the configs as one set and returns the problems of each config, located
  * at the field in its source file. Configs replaced by a later one with the same kind, namespace
  * and name (see `effectiveConfigs`) are not analyzed and have no entry; every other config has one,
@@ -41,27 +69,9 @@ export function effectiveConfigs(configs: readonly Config[]): Config[] {
  * so the problems of an invalid config may be incomplete.
  */
 export function analyze(configs: readonly Config[], analyzers: readonly Analyzer[] = defaultAnalyzers): Map<Config, Problem[]> {
-  const effective = effectiveConfigs(configs);
-  const ctx = new AnalysisContext(effective);
-  for (const a of analyzers) {
-    try {
-      a.analyze(ctx);
-    } catch (e) {
-      throw new Error(`analyzer ${a.name} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
-  }
   const lists = new Map<Config, ProblemList>();
-  for (const c of effective) lists.set(c, new ProblemList(c.source));
-  const seen = new Set<string>();
-  for (const m of ctx.messages) {
-    const list = lists.get(m.config);
-    if (!list) continue;
-    // The same finding reached by two routes (e.g. a host shared by two scopes) is reported once.
-    const key = `${keyOf(m.config)}|${m.code}|${m.path.join('.')}|${m.message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    list.add(m.severity, m.path, m.message, m.code);
-  }
+  for (const c of effectiveConfigs(configs)) lists.set(c, new ProblemList(c.source));
+  for (const m of analysisMessages(configs, analyzers)) lists.get(m.config)?.add(m.severity, m.path, m.message, m.code);
   const out = new Map<Config, Problem[]>();
   for (const [c, list] of lists) {
     const items = list.items;

@@ -1,6 +1,6 @@
 // Cross-resource analysis, like `istioctl analyze`: checks configs against each other
 // (references, conflicts, selectors) and reports with Istio's message codes.
-export { allProblems, analyze, defaultAnalyzers, effectiveConfigs } from './analyze.ts';
+export { allProblems, analysisMessages, analyze, defaultAnalyzers, effectiveConfigs, messageKey } from './analyze.ts';
 export { AnalysisContext, type AnalysisMessage, type Analyzer } from './context.ts';
 export { destinationRuleHostAnalyzer, subsetSelectsPodsAnalyzer } from './destinationrule.ts';
 export { ingressGatewayPortAnalyzer } from './gateway.ts';

@@ -61,6 +61,8 @@ export class ServiceIndex {
   readonly workloads: Workload[] = [];
   readonly #byHost = new Map<string, MeshService[]>();
   readonly #wildcards: MeshService[] = [];
+  /** Answers of `lookup`, by namespace and host: thousands of routes name the same few hosts. */
+  readonly #lookups = new Map<string, HostLookup>();
   readonly #kube = new Map<string, MeshService>();
 
   constructor(configs: readonly Config[]) {
@@ -162,6 +164,16 @@ export class ServiceIndex {
    * ServiceEntry host visible to that namespace), then ServiceEntry wildcard hosts covering it.
    */
   lookup(host: string, namespace: string): HostLookup {
+    const key = `${namespace}/${host}`;
+    let found = this.#lookups.get(key);
+    if (!found) {
+      found = this.#lookup(host, namespace);
+      this.#lookups.set(key, found);
+    }
+    return found;
+  }
+
+  #lookup(host: string, namespace: string): HostLookup {
     const candidates = hostCandidates(host, namespace);
     for (const name of candidates) {
       const found = this.#byHost.get(name)?.find((s) => visibleFrom(s.exportTo, namespace));
