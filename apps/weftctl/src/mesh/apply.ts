@@ -6,6 +6,7 @@
 import { type Config, formatProblem, keyOf, type Problem } from '@weft/model';
 import { sortProblems } from '@weft/galley';
 import { objectFile, objectName, originOf, readAndValidate, removeObjects, writeObjects } from '../up/config-dir.ts';
+import { type HeldObject, reportAnalysis } from './apply-analysis.ts';
 import type { MeshState } from '../up/state.ts';
 import { getJson, runningMesh, weftdUrl } from './client.ts';
 import type { SynczEntry } from './proxy-status.ts';
@@ -107,8 +108,15 @@ export async function apply(o: ApplyOptions, io: Io): Promise<number> {
   const items = await checked(o, io, 'applied');
   if (!items) return 1;
   const before = await lastPushVersion(s);
-  const results = await writeObjects(s.configDir, items);
+  // What weftd holds now: the creation times of objects written before files carried them, and the base of the analysis.
+  const held = await getJson<HeldObject[]>(weftdUrl(s, '/debug/configz')).catch(() => undefined);
+  const heldTimes = new Map(held?.map((h) => [keyOf(h as Config), h.metadata.creationTimestamp]));
+  const results = await writeObjects(
+    s.configDir,
+    items.map((i) => ({ ...i, knownCreationTimestamp: heldTimes.get(keyOf(i.config)) })),
+  );
   for (const r of results) io.out(`${r.name} ${r.action}\n`);
+  if (held) reportAnalysis(held, items.map((i, n) => ({ ...i.config, metadata: { ...i.config.metadata, creationTimestamp: results[n]!.creationTimestamp } })), io.err);
   if (o.waitMs > 0 && results.some((r) => r.action !== 'unchanged')) {
     const why = await waitForSync(s, items.map((i) => i.config), [], before, o.waitMs);
     if (why !== undefined) {

@@ -56,8 +56,8 @@ function storedCreationTimestamp(text: string, file: string): string | undefined
  * now gets `now` (one time for all objects of a call, so their names order them), an object that
  * exists keeps its time, and a creationTimestamp in the input is ignored either way.
  */
-export async function writeObjects(dir: string, objects: readonly ObjectToWrite[], now = Date.now()): Promise<{ name: string; file: string; action: WriteAction }[]> {
-  const out: { name: string; file: string; action: WriteAction }[] = [];
+export async function writeObjects(dir: string, objects: readonly ObjectToWrite[], now = Date.now()): Promise<{ name: string; file: string; action: WriteAction; creationTimestamp: string }[]> {
+  const out: { name: string; file: string; action: WriteAction; creationTimestamp: string }[] = [];
   const created = formatTimestamp(now);
   for (const o of objects) {
     const file = objectFile(dir, o.config);
@@ -76,7 +76,7 @@ export async function writeObjects(dir: string, objects: readonly ObjectToWrite[
       await writeFile(tmp, text);
       await rename(tmp, file);
     }
-    out.push({ name: objectName(o.config), file, action });
+    out.push({ name: objectName(o.config), file, action, creationTimestamp });
   }
   return out;
 }
