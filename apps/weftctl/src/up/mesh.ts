@@ -399,6 +399,9 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         ...(await caFlags(w.namespace, w.serviceAccount, d.caPort)),
         '--drain-ms',
         '1000',
+        // weftd runs beside them: after a restart of weftd, reconnect within a second.
+        '--xds-max-backoff-ms',
+        '1000',
         '--log-level',
         logLevel,
         ...ownerFlags,
@@ -458,6 +461,9 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         '15000',
         ...(await caFlags(ingressNamespace, ingressName, d.caPort)),
         '--drain-ms',
+        '1000',
+        // weftd runs beside them: after a restart of weftd, reconnect within a second.
+        '--xds-max-backoff-ms',
         '1000',
         '--log-level',
         logLevel,
