@@ -55,7 +55,7 @@ export function rawGet(host: string, port: number, path: string, timeoutMs = 500
 }
 
 /** A loopback /24 (127.77.N) where the addresses a mesh takes are free: a demo or another test may run beside. */
-async function freeLoopbackNet(): Promise<string> {
+export async function freeLoopbackNet(): Promise<string> {
   for (let i = 0; i < 30; i++) {
     const net = `127.77.${1 + Math.floor(Math.random() * 254)}`;
     const probes = await Promise.all([9, 10, 11, 12, 13, 14, 15].flatMap((h) => [canBind(`${net}.${h}`, 15000), canBind(`${net}.${h}`, h === 9 ? 8080 : 9080)]));

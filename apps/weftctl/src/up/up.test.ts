@@ -254,6 +254,20 @@ spec:
     expect(withStars).toBeGreaterThan(0);
   });
 
+  it('restarts an application killed with SIGKILL, saying so, and the page shows its part again', async () => {
+    const app = state.apps.find((a) => a.workload === 'details-v1')!;
+    const t0 = Date.now();
+    process.kill(app.pid, 'SIGKILL');
+    const back = /^weftctl up: details-v1 app is back \(pid (\d+), restart 1; [\d.]+ s after it exited\)$/m;
+    while (!back.test(err) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    expect(err).toMatch(/^weftctl up: details-v1 app was killed \(SIGKILL\) after [\d.]+ s; restarting in 0\.2 s \(log .*details-v1\.app\.log\)$/m);
+    expect(err).toMatch(back);
+    console.log(`weftctl up: details-v1 app back in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(await page()).not.toContain('Error fetching product details');
+    const restarted = JSON.parse(readFileSync(join(stateDir, 'mesh.json'), 'utf8')) as MeshState;
+    expect(restarted.apps.find((a) => a.workload === 'details-v1')).toMatchObject({ pid: Number(back.exec(err)![1]), port: app.port, run: { restarts: 1 } });
+  });
+
   it('SIGINT stops everything: no process and no listening port left', async () => {
     const pids = [state.pid, state.weftd!.pid, state.ingress!.pid, ...state.proxies.map((p) => p.pid), ...state.apps.map((a) => a.pid)];
     expect(meshProcesses().length).toBeGreaterThanOrEqual(14);

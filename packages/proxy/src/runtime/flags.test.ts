@@ -40,6 +40,14 @@ describe('parseProxyFlags', () => {
     expect(() => parseProxyFlags(['--owner-uid', '0', '--mode', 'capture'], {}, 'sidecar')).toThrow(/--owner-uid is for local mode/);
   });
 
+  it('takes the longest xDS reconnect wait (weftctl up shortens it: pilot is on the same machine)', () => {
+    const o = parseProxyFlags(['--xds-max-backoff-ms', '1000'], {}, 'sidecar');
+    if (o === 'help') throw new Error('help');
+    expect(o.maxBackoffMs).toBe(1000);
+    expect(() => parseProxyFlags(['--xds-max-backoff-ms', '0'], {}, 'sidecar')).toThrow(/--xds-max-backoff-ms must be at least 1/);
+    expect(() => parseProxyFlags(['--xds-max-backoff-ms', 'soon'], {}, 'sidecar')).toThrow(/must be a number of milliseconds/);
+  });
+
   it('refuses what it cannot use, saying why', () => {
     expect(() => parseProxyFlags(['--type', 'gateway'], {}, 'sidecar')).toThrow(UsageError);
     expect(() => parseProxyFlags(['--admin-port', '99999'], {}, 'sidecar')).toThrow(/--admin-port must be a port number/);

@@ -75,6 +75,7 @@ Telemetry (on the health address):
                            ISTIO_PROMETHEUS_ANNOTATIONS, or prometheus.io/port and /path in ISTIO_META_ANNOTATIONS)
   --warming-timeout-ms MS  use a listener or cluster after this long without its routes/endpoints (default 15000)
   --drain-ms MS            on SIGTERM, let requests in flight finish for this long (default 5000)
+  --xds-max-backoff-ms MS  longest wait between attempts to reach pilot again (default 5000; jittered)
   --log-level LEVEL        debug, info (default), warn or error
   -h, --help               this text
 
@@ -188,6 +189,7 @@ const options = {
   'app-metrics-url': { type: 'string' },
   'warming-timeout-ms': { type: 'string' },
   'drain-ms': { type: 'string' },
+  'xds-max-backoff-ms': { type: 'string' },
   'log-level': { type: 'string' },
   'owner-uid': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -323,6 +325,11 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (warming !== undefined) o.warmingTimeoutMs = warming;
   const drain = ms('drain-ms', v['drain-ms']);
   if (drain !== undefined) o.drainMs = drain;
+  const backoff = ms('xds-max-backoff-ms', v['xds-max-backoff-ms']);
+  if (backoff !== undefined) {
+    if (backoff < 1) throw new UsageError('--xds-max-backoff-ms must be at least 1');
+    o.maxBackoffMs = backoff;
+  }
   if (level) o.logLevel = level as LogLevel;
   const owner = v['owner-uid'];
   if (owner !== undefined) {
