@@ -139,6 +139,7 @@ describe('xDS on the TLS port, plaintext off', () => {
     }
     expect(await weftd.proc.waitFor((l) => l.msg === 'xDS stream refused: client not authenticated', 'the refusal')).toMatchObject({
       code: 'UNAUTHENTICATED',
+      node: ratingsNode,
       reason: 'no client certificate and no bearer token',
     });
     // Nor does a token for another namespace's identity help.

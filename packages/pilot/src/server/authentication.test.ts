@@ -118,13 +118,21 @@ describe('DiscoveryServer with an authenticator', () => {
     expect((await server.metrics.refused.get()).values).toEqual([{ value: 1, labels: { reason: 'permission_denied' } }]);
   });
 
-  it('refuses a stream without credentials with UNAUTHENTICATED before reading its node', async () => {
+  it('refuses a stream without credentials with UNAUTHENTICATED, naming the node it claimed', async () => {
     const c = client(ratingsNode, {}, undefined);
     c.request(TypeUrl.Cluster);
     expect((await ended(c)).code).toBe(status.UNAUTHENTICATED);
     expect(server.syncStatus()).toEqual([]);
-    expect(lines.find((l) => l.msg === 'xDS stream refused: client not authenticated')).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'no x-identity header' });
+    expect(lines.find((l) => l.msg === 'xDS stream refused: client not authenticated')).toMatchObject({ code: 'UNAUTHENTICATED', node: ratingsNode, reason: 'no x-identity header' });
     expect((await server.metrics.refused.get()).values).toEqual([{ value: 1, labels: { reason: 'unauthenticated' } }]);
+  });
+
+  it('refuses a stream without credentials that sends nothing within a second', async () => {
+    const c = client(ratingsNode, {}, undefined);
+    const t0 = Date.now();
+    expect((await ended(c)).code).toBe(status.UNAUTHENTICATED);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(lines.find((l) => l.msg === 'xDS stream refused: client not authenticated')?.node).toBeUndefined();
   });
 
   it('serves a node that matches its identity, and shows the identity in syncz', async () => {

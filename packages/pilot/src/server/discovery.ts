@@ -603,7 +603,21 @@ export class DiscoveryServer {
         result = { reason: `authenticator failed: ${errorMessage(err)}` };
       }
       if (result.identities === undefined || result.identities.length === 0) {
-        refuse(status.UNAUTHENTICATED, 'authentication failure', { reason: result.identities === undefined ? result.reason : 'no identity' });
+        // Refused either way; the first request only tells the log which node it claimed to be.
+        const reason = result.identities === undefined ? result.reason : 'no identity';
+        const timer = setTimeout(() => {
+          if (!ended) refuse(status.UNAUTHENTICATED, 'authentication failure', { reason });
+        }, 1000);
+        const stop = () => {
+          ended = true;
+          clearTimeout(timer);
+        };
+        call.once('data', (req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output) => {
+          clearTimeout(timer);
+          if (!ended) refuse(status.UNAUTHENTICATED, 'authentication failure', { node: req.node?.id ?? '', reason });
+        });
+        call.on('cancelled', stop);
+        call.on('end', stop);
         return;
       }
       identities = result.identities;
