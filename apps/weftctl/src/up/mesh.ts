@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type Config, silentLogger } from '@weft/model';
 import { type ObjectToWrite, originOf, prepareConfigDir, readAndValidate, upOrigin, writeObjects } from './config-dir.ts';
 import { type LogLine, stopGroups, stopPids } from './processes.ts';
-import { type AppState, isMeshProcess, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, type RunState, statePids, stateFile, writeState } from './state.ts';
+import { type AppState, isMeshProcess, markedProcesses, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, type RunState, statePids, stateFile, writeState } from './state.ts';
 import { canBind, type ListenAddress, Supervised, type SupervisionEvent } from './supervisor.ts';
 import { ingressConfigs, moveAddress, withAddressesMoved, type Workload, workloadsOf } from './topology.ts';
 
@@ -129,6 +129,8 @@ interface SynczEntry {
 async function stopLeftovers(s: MeshState, stateDir: string, onFound: (count: number) => void = () => {}): Promise<number> {
   const leftovers: number[] = [];
   for (const pid of statePids(s)) if (await isMeshProcess(pid, stateDir)) leftovers.push(pid);
+  // Also what mesh.json does not name (restarted just before its owner was killed).
+  for (const pid of await markedProcesses(stateDir)) if (!leftovers.includes(pid) && pid !== s.pid) leftovers.push(pid);
   if (leftovers.length > 0) {
     onFound(leftovers.length);
     await stopPids(leftovers, 5000);

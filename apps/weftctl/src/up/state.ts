@@ -3,7 +3,7 @@
 // and removed when it stops. The state directory is --state-dir, else $WEFT_STATE_DIR, else
 // ~/.weft/local.
 import { readFileSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { alive } from './processes.ts';
@@ -147,6 +147,19 @@ export async function isMeshProcess(pid: number, stateDir: string): Promise<bool
   } catch {
     return false;
   }
+}
+
+/**
+ * Every process whose environment names the mesh of `stateDir`, mesh.json or not: a component
+ * restarted after mesh.json was last written, or a process a component started.
+ */
+export async function markedProcesses(stateDir: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    if (await isMeshProcess(Number(entry), stateDir)) out.push(Number(entry));
+  }
+  return out;
 }
 
 export class NoMeshError extends Error {}
