@@ -353,23 +353,24 @@ export async function startNetnsDriver(o: { onProgress?: (component: string, tex
     };
     const inPod = (pod: Pod, argv: string[], uid?: number) => ['ip', 'netns', 'exec', pod.netns, ...(uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--']), ...argv];
 
-    const weftd = start('weftd', [process.execPath, bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--listen-address', hostAddress, '--xds-port', '0', '--ca-port', '0', '--monitoring-port', '0', '--mesh-config', meshConfig]);
+    const weftd = start('weftd', [process.execPath, bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--listen-address', hostAddress, '--xds-port', 'off', '--ca-port', '0', '--monitoring-port', '0', '--mesh-config', meshConfig]);
     const ready = await weftd.waitFor((l) => l.msg === 'weftd ready', 'weftd ready', 30_000);
-    const ports = { xds: Number(ready.xdsPort), ca: Number(ready.caPort), monitoring: Number(ready.monitoringPort) };
-    progress('weftd', `xDS ${hostAddress}:${ports.xds}, CA ${hostAddress}:${ports.ca}, debug http://${hostAddress}:${ports.monitoring}/debug`);
+    const ports = { ca: Number(ready.caPort), monitoring: Number(ready.monitoringPort) };
+    progress('weftd', `xDS and CA over TLS ${hostAddress}:${ports.ca}, debug http://${hostAddress}:${ports.monitoring}/debug`);
     const state: MeshState = {
       pid: process.pid,
       startedAt: new Date().toISOString(),
       stateDir,
       configDir,
       caDir,
-      weftd: { pid: weftd.pid, xdsPort: ports.xds, caPort: ports.ca, monitoringPort: ports.monitoring, logFile: join(logDir, 'weftd.log'), address: hostAddress },
+      weftd: { pid: weftd.pid, caPort: ports.ca, monitoringPort: ports.monitoring, logFile: join(logDir, 'weftd.log'), address: hostAddress },
       proxies: [],
       apps: [],
     };
     await writeState(state);
 
-    const caFlags = async (namespace: string, sa: string) => ['--ca-address', `${hostAddress}:${ports.ca}`, '--ca-server-name', 'istiod.istio-system.svc', '--ca-root-cert', join(caDir, 'root-cert.pem'), '--ca-token-file', await tokenFor(namespace, sa)];
+    // xDS over TLS to the CA's port, authenticated with the workload's certificate (or token), as `weftctl up` does.
+    const caFlags = async (namespace: string, sa: string) => ['--xds-tls', '--ca-address', `${hostAddress}:${ports.ca}`, '--ca-server-name', 'istiod.istio-system.svc', '--ca-root-cert', join(caDir, 'root-cert.pem'), '--ca-token-file', await tokenFor(namespace, sa)];
     const labels = (l: Record<string, string>) =>
       Object.entries(l)
         .map(([k, v]) => `${k}=${v}`)
@@ -391,7 +392,7 @@ export async function startNetnsDriver(o: { onProgress?: (component: string, tex
             '--mode',
             'capture',
             '--xds-address',
-            `${hostAddress}:${ports.xds}`,
+            `${hostAddress}:${ports.ca}`,
             '--ip',
             pod.address,
             '--pod',
@@ -424,7 +425,7 @@ export async function startNetnsDriver(o: { onProgress?: (component: string, tex
           process.execPath,
           bins.ingress,
           '--xds-address',
-          `${hostAddress}:${ports.xds}`,
+          `${hostAddress}:${ports.ca}`,
           '--mode',
           'local',
           '--ip',

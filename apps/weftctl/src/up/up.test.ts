@@ -165,7 +165,8 @@ describe('weftctl up', () => {
 
   it('apply -f destination-rule-all.yaml and virtual-service-all-v1.yaml: 50 page loads show no stars', async () => {
     const r = await weftctl('apply', '-f', 'examples/bookinfo/networking/destination-rule-all.yaml', '-f', 'examples/bookinfo/networking/virtual-service-all-v1.yaml');
-    expect(r.err).toBe('');
+    // Analysis only warns: subsets for versions the local topology does not run (IST0173).
+    for (const line of r.err.trimEnd().split('\n')) expect(line).toMatch(/: warning: DestinationRule default\/(ratings|details): .*\[IST0173\]$|^weftctl: analysis of the config in force: 0 errors, 4 warnings/);
     expect(r.code).toBe(0);
     expect(r.out).toContain('virtualservice.networking.istio.io/reviews created');
     expect(r.out).toContain('destinationrule.networking.istio.io/reviews created');
