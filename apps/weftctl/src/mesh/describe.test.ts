@@ -91,3 +91,22 @@ describe('describe WORKLOAD', () => {
     expect(text).toContain('AuthorizationPolicies: none');
   });
 });
+
+describe('describe WORKLOAD with competing configs', () => {
+  const created = (e: ConfigEntry, t: string): ConfigEntry => ({ ...e, metadata: { ...e.metadata, creationTimestamp: t } });
+  const toV3 = (name: string) => c('VirtualService', name, { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v3' } }] }] });
+
+  it('shows the routes of the oldest VirtualService for the host and marks the newer one ignored, whatever the names', () => {
+    const text = describeWorkload([...base, created(toV3('reviews'), '2024-01-01T00:00:00Z'), created(toV3('ghost'), '2024-02-01T00:00:00Z')], reviewsV3, mesh).join('\n');
+    expect(text).toContain('VirtualService: reviews.default\n');
+    expect(text).toContain('VirtualService: ghost.default (ignored for reviews.default.svc.cluster.local: reviews.default is older and defines the same host)');
+    expect(text.indexOf('VirtualService: reviews.default')).toBeLessThan(text.indexOf('VirtualService: ghost.default'));
+  });
+
+  it('takes the oldest of two namespace-wide PeerAuthentications', () => {
+    const pa = (name: string, mode: string, t: string) => created({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name, namespace: 'default' }, spec: { mtls: { mode } } }, t);
+    const text = describeWorkload([...base, pa('a-newer', 'DISABLE', '2024-02-01T00:00:00Z'), pa('z-older', 'STRICT', '2024-01-01T00:00:00Z')], reviewsV3, mesh).join('\n');
+    expect(text).toContain('Workload mTLS mode: STRICT');
+    expect(text).toContain('z-older.default (namespace-wide in default: STRICT)');
+  });
+});

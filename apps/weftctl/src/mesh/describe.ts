@@ -3,7 +3,7 @@
 // /debug/configz (the config in force) with Istio's selection rules: services select by labels,
 // DestinationRule subsets by labels, VirtualServices route to a host (and subset), policies apply
 // mesh-wide (root namespace), namespace-wide, or by workload selector, the most specific winning.
-import { hostMatches, resolveHost } from '@weft/model';
+import { configOrder, hostMatches, resolveHost } from '@weft/model';
 import type { MeshState, ProxyState } from '../up/state.ts';
 import { findProxy, getJson, runningMesh, weftdUrl } from './client.ts';
 
@@ -12,7 +12,7 @@ type Json = Record<string, unknown>;
 export interface ConfigEntry {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; labels?: Record<string, string> };
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; creationTimestamp?: string };
   spec: Json;
 }
 
@@ -68,7 +68,9 @@ function routeMatches(route: Json): string {
 }
 
 /** The lines explaining one workload. */
-export function describeWorkload(configs: readonly ConfigEntry[], p: ProxyState, mesh: MeshState): string[] {
+export function describeWorkload(input: readonly ConfigEntry[], p: ProxyState, mesh: MeshState): string[] {
+  // Istio's order (oldest, then name, then namespace): where configs compete, the first applies.
+  const configs = [...input].sort(configOrder);
   const out: string[] = [];
   const ns = p.namespace;
   const labels = p.labels;
@@ -132,10 +134,18 @@ export function describeWorkload(configs: readonly ConfigEntry[], p: ProxyState,
     if (rules.length === 0) out.push('   No DestinationRule (no subsets; clients use mTLS automatically when this workload has a sidecar)');
 
     // VirtualServices for the host, in the mesh (sidecars) and at gateways.
+    let meshOwner: ConfigEntry | undefined;
     for (const vs of configs.filter((c) => c.kind === 'VirtualService')) {
       const hosts = arr<string>(vs.spec.hosts).map((h) => resolveHost(h, vs.metadata.namespace));
       const gateways = arr<string>(vs.spec.gateways);
       const inMesh = gateways.length === 0 || gateways.includes('mesh');
+      if (inMesh && hosts.includes(s.host)) {
+        if (meshOwner) {
+          out.push(`VirtualService: ${name(vs)} (ignored for ${s.host}: ${name(meshOwner)} is older and defines the same host)`);
+          continue;
+        }
+        meshOwner = vs;
+      }
       const http = arr(vs.spec.http);
       const toHost = (d: Json) => hostMatches(resolveHost(String(obj(d.destination).host), vs.metadata.namespace), s.host) || hostMatches(s.host, resolveHost(String(obj(d.destination).host), vs.metadata.namespace));
       const routesHere = http.filter((r) => arr(r.route).some(toHost));
