@@ -15,6 +15,7 @@ import { age } from './status.ts';
 
 let dir: string;
 let closedPort: number;
+let closedAdminPort: number;
 let deadPid: number;
 
 async function weftctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -33,10 +34,16 @@ async function weftctl(...args: string[]): Promise<{ code: number; out: string; 
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'weftctl-status-'));
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  closedPort = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  const closed = async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const port = (s.address() as { port: number }).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  };
+  closedPort = await closed();
+  do closedAdminPort = await closed();
+  while (closedAdminPort === closedPort);
   const gone = spawn('true');
   await once(gone, 'exit');
   deadPid = gone.pid!;
@@ -66,7 +73,22 @@ beforeAll(async () => {
         nextStartAt: new Date(now + 200).toISOString(),
       },
     },
-    proxies: [],
+    proxies: [
+      {
+        type: 'sidecar',
+        name: 'ratings-v1',
+        namespace: 'default',
+        nodeId: 'sidecar~127.0.0.12~ratings-v1.default~default.svc.cluster.local',
+        address: '127.0.0.12',
+        serviceAccount: 'bookinfo-ratings',
+        labels: { app: 'ratings', version: 'v1' },
+        pid: process.pid,
+        adminAddress: '127.0.0.1',
+        adminPort: closedAdminPort,
+        logFile: join(dir, 'logs/ratings-v1.proxy.log'),
+        run: { phase: 'starting', restarts: 3, since: new Date(now - 2000).toISOString(), failures: 3, crashLoop: false },
+      },
+    ],
     apps: [
       {
         workload: 'ratings-v1',
@@ -99,6 +121,16 @@ describe('a command against a weftd that does not answer', () => {
   });
 });
 
+describe('a command against a proxy whose admin port does not answer', () => {
+  it('names the proxy, its address and its log, exit 1', async () => {
+    const r = await weftctl('proxy-config', 'routes', 'ratings-v1');
+    expect(r.err).toBe(
+      `weftctl: the proxy of ratings-v1.default is not answering at http://127.0.0.1:${closedAdminPort} (it is restarting: it exited; see ${join(dir, 'logs/ratings-v1.proxy.log')}; \`weftctl status\` shows every component)\n`,
+    );
+    expect(r.code).toBe(1);
+  });
+});
+
 describe('weftctl status', () => {
   it('lists every component from mesh.json while weftd is down, and says config is unknown; exit 1', async () => {
     const r = await weftctl('status');
@@ -109,11 +141,13 @@ describe('weftctl status', () => {
     const cells = (line: string) => line.split(/ {3,}/);
     expect(cells(lines[2]!)).toEqual(['weftd', 'weftd', String(deadPid), expect.stringMatching(/^restarting \(next start in \d\.\ds\)$/), '2', '-', 'was killed (SIGKILL) 1s ago', join(dir, 'logs/weftd.log')]);
     expect(cells(lines[3]!)).toEqual(['ratings-v1', 'app', String(process.pid), 'running', '1', expect.stringMatching(/^2m[56]s$/), expect.stringMatching(/^exited with status 1 2m[56]s ago$/), join(dir, 'logs/ratings-v1.app.log')]);
-    expect(lines[4]).toBe(`config: unknown: weftd is not answering at http://127.0.0.1:${closedPort} (it is restarting: it was killed (SIGKILL); see ${join(dir, 'logs/weftd.log')}; \`weftctl status\` shows every component)`);
+    expect(cells(lines[4]!)).toEqual(['ratings-v1', 'sidecar', String(process.pid), 'starting', '3', expect.stringMatching(/^[23]s$/), '-', join(dir, 'logs/ratings-v1.proxy.log')]);
+    expect(lines[5]).toBe(`config: unknown: weftd is not answering at http://127.0.0.1:${closedPort} (it is restarting: it was killed (SIGKILL); see ${join(dir, 'logs/weftd.log')}; \`weftctl status\` shows every component)`);
     const json = JSON.parse((await weftctl('status', '-o', 'json')).out) as { components: { name: string; state: string; restarts: number }[]; rejectedConfig: unknown };
     expect(json.components.map((c) => [c.name, c.state, c.restarts])).toEqual([
       ['weftd', 'restarting', 2],
       ['ratings-v1', 'running', 1],
+      ['ratings-v1', 'starting', 3],
     ]);
     expect(json.rejectedConfig).toBeNull();
   });
