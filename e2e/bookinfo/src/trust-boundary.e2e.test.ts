@@ -194,19 +194,27 @@ describe.skipIf(skipReason !== undefined)('admin /stats?filter= on a running sid
     const p = mesh!.state.proxies.find((x) => x.name === 'reviews-v1')!;
     const url = (f: string) => `http://${p.adminAddress}:${p.adminPort}/stats?filter=${encodeURIComponent(f)}`;
     const names = (await (await fetch(`http://${p.adminAddress}:${p.adminPort}/stats`)).text()).split('\n').filter(Boolean).length;
-    const times: string[] = [];
-    for (const f of hostileFilters) {
-      let best = Number.POSITIVE_INFINITY;
-      // Best of five: the bound is the filter's cost, not the shared machine's scheduling.
+    // Best of five: the bound is the filter's cost, not the shared machine's scheduling.
+    const best = async (f: string) => {
+      let ms = Number.POSITIVE_INFINITY;
       for (let i = 0; i < 5; i++) {
         const t0 = performance.now();
         const r = await fetch(url(f));
         await r.text();
         expect(r.status).toBe(200);
-        best = Math.min(best, performance.now() - t0);
+        ms = Math.min(ms, performance.now() - t0);
       }
-      times.push(`${f} ${best.toFixed(1)} ms`);
-      expect(best, f).toBeLessThan(50);
+      return ms;
+    };
+    // A harmless filter, timed the same way: on a machine so loaded that it alone takes tens of ms,
+    // the bound grows with it (a backtracking filter took seconds, far beyond either).
+    const control = await best('^server\\.');
+    const bound = Math.max(50, 2 * control + 20);
+    const times: string[] = [`control ${control.toFixed(1)} ms`];
+    for (const f of hostileFilters) {
+      const ms = await best(f);
+      times.push(`${f} ${ms.toFixed(1)} ms`);
+      expect(ms, f).toBeLessThan(bound);
     }
     console.log(`/stats?filter= over ${names} stats: ${times.join('; ')}`);
     const bad = await fetch(url('(a)\\1'));

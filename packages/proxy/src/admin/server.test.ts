@@ -69,46 +69,55 @@ describe('admin /stats?filter= (RE2 semantics, re2js)', () => {
     }
   });
 
-  it('answers a hostile filter within 50 ms over a sidecar-sized stats set (1,000 names)', async () => {
-    const url = await admin(sidecarStats(200));
-    for (const filter of hostile) {
-      expect('error' in compileStatsFilter(filter), filter).toBe(false);
-      await fetch(`${url}/stats?filter=${encodeURIComponent(filter)}`); // compile and JIT warm-up
-      const t0 = performance.now();
-      const r = await fetch(`${url}/stats?filter=${encodeURIComponent(filter)}`);
-      await r.text();
-      const ms = performance.now() - t0;
-      expect(r.status).toBe(200);
-      expect(ms, `${filter} took ${ms.toFixed(1)} ms`).toBeLessThan(50);
+  it('filters a sidecar-sized stats set (1,000 names) with each hostile filter in well under 50 ms of CPU', async () => {
+    const stats = sidecarStats(200);
+    const url = await admin(stats);
+    const costs: string[] = [];
+    for (const pattern of hostile) {
+      const compiled = compileStatsFilter(pattern);
+      if ('error' in compiled) throw new Error(`${pattern}: ${compiled.error}`);
+      expect((await fetch(`${url}/stats?filter=${encodeURIComponent(pattern)}`)).status).toBe(200);
+      // CPU time, not wall time: the machine is shared, and being descheduled is not the filter's cost.
+      const c0 = process.cpuUsage();
+      await stats.entriesMatching(compiled.filter);
+      const c = process.cpuUsage(c0);
+      const ms = (c.user + c.system) / 1000;
+      costs.push(`${pattern} ${ms.toFixed(1)} ms`);
+      expect(ms, pattern).toBeLessThan(50);
     }
+    console.log(`admin /stats: CPU per hostile filter over 1,001 names: ${costs.join('; ')}`);
   });
 
-  it('scans in slices: even a filter costing 0.1 ms per name never holds the event loop for more than a few ms', async () => {
+  it('scans in slices: even a filter costing 0.1 ms per name gives the event loop a turn every couple of ms', async () => {
     const stats = sidecarStats(400); // 2,001 names: 200 ms of filtering in all
+    let calls = 0;
     const slow = {
       test: (name: string) => {
+        calls++;
         const until = performance.now() + 0.1;
         while (performance.now() < until);
         return name.endsWith('_2xx');
       },
     };
-    const gaps: number[] = [];
-    let last = performance.now();
-    const timer = setInterval(() => {
-      const now = performance.now();
-      gaps.push(now - last);
-      last = now;
-    }, 1);
-    const t0 = performance.now();
+    // A ticker in the same queue as the scan's yields: how many names ran between two of its turns
+    // is how long the scan held the thread (counted in names, so being descheduled does not count).
+    const between: number[] = [];
+    let last = 0;
+    let ticking = true;
+    const tick = () => {
+      between.push(calls - last);
+      last = calls;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
     const matched = await stats.entriesMatching(slow);
-    const total = performance.now() - t0;
-    clearInterval(timer);
+    ticking = false;
     expect(matched).toHaveLength(400);
-    const longest = Math.max(...gaps);
-    console.log(`admin /stats: a 0.1 ms/name filter over 2,001 names took ${total.toFixed(0)} ms; ${gaps.length} timer ticks ran meanwhile, the longest gap ${longest.toFixed(1)} ms`);
-    // Slices of 2 ms (checked every 16 names: 1.6 ms more at most here), plus a shared machine's noise.
-    expect(gaps.length).toBeGreaterThan(20);
-    expect(longest).toBeLessThan(25);
+    const most = Math.max(...between);
+    console.log(`admin /stats: a 0.1 ms/name filter over 2,001 names yielded ${between.length} times, at most ${most} names (${(most * 0.1).toFixed(1)} ms) between turns`);
+    // 2 ms slices, checked every 16 names: at most 20 + 16 names of 0.1 ms each.
+    expect(between.length).toBeGreaterThan(40);
+    expect(most).toBeLessThanOrEqual(36);
   });
 });
 
@@ -122,6 +131,17 @@ describe('admin state-changing endpoints', () => {
     const post = await fetch(`${url}/quitquitquit`, { method: 'POST' });
     expect(post.status).toBe(200);
     expect(quits).toBe(1);
+  });
+
+  it("refuses quitquitquit from a web page (a browser's POST carries Origin, even 'null')", async () => {
+    let quits = 0;
+    const url = await admin(sidecarStats(1), { quit: () => quits++ });
+    for (const origin of ['https://evil.example', 'null']) {
+      const r = await fetch(`${url}/quitquitquit`, { method: 'POST', headers: { origin } });
+      expect(r.status).toBe(403);
+      expect(await r.text()).toContain('does not take state changes from web pages');
+    }
+    expect(quits).toBe(0);
   });
 
   it('hands the admin and health servers to `protect` before they listen (the owner-only check)', async () => {

@@ -116,6 +116,10 @@ export async function startAdmin(src: AdminSource, options: AdminOptions = {}): 
         return json(res, 200, src.serverInfo());
       case '/quitquitquit':
         if (req.method !== 'POST') return send(res, 405, 'text/plain', 'POST only\n');
+        // A web page in the owner's browser runs as the owner too, and browsers send cross-origin
+        // form and no-cors POSTs without asking; they always say whose page it is (Origin), while
+        // command-line and programmatic clients (curl, Node's fetch) send no Origin.
+        if (req.headers.origin !== undefined) return send(res, 403, 'text/plain', 'the admin port does not take state changes from web pages\n');
         send(res, 200, 'text/plain', 'OK\n');
         src.quit?.();
         return;
