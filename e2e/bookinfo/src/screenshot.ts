@@ -5,6 +5,7 @@ import { accessSync, constants } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { installCommand, noteSkip } from '@weft/testing';
 import { expect, it } from 'vitest';
 import type { BookinfoDriver } from './driver.ts';
 import { networking } from './reference.ts';
@@ -37,7 +38,7 @@ export const artifactDir = process.env.WEFT_E2E_ARTIFACTS ?? join(tmpdir(), `wef
 /** Registers the screenshot test (inside a describe whose driver is running). */
 export function screenshotScenario(driver: () => BookinfoDriver): void {
   const executablePath = chromiumPath();
-  if (!executablePath) console.warn(`skipping the screenshot test: no Chromium at ${candidates.join(', ')} (Debian: apt-get install -y chromium; or set CHROMIUM_PATH)`);
+  noteSkip(executablePath ? undefined : `needs Chromium for the screenshot, none at ${candidates.join(', ')} (${installCommand(['chromium'])}, or set CHROMIUM_PATH)`);
   it.skipIf(!executablePath)('headless Chromium signs in as jason and captures the product page with black stars (reviews-test-v2)', async () => {
     const d = driver();
     await d.apply([networking('destination-rule-all.yaml')]);

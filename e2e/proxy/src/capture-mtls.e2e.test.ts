@@ -12,7 +12,6 @@ import { iptablesBin, istioInitArgs, plainEnv, waitForLog } from './capture-supp
 import { bins } from './mesh.ts';
 
 const skipReason = netnsSkipReason();
-if (skipReason) console.warn(`skipping the capture-mode mTLS test: ${skipReason}`);
 
 describe.skipIf(skipReason !== undefined)('mTLS between capture-mode sidecars', () => {
   let lab: NetnsLab | undefined;

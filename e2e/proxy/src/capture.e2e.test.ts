@@ -11,7 +11,6 @@ import { iptablesBin, istioInitArgs, plainEnv, waitForLog } from './capture-supp
 import { bins } from './mesh.ts';
 
 const skipReason = netnsSkipReason();
-if (skipReason) console.warn(`skipping the capture-mode proxy test: ${skipReason}`);
 
 describe.skipIf(skipReason !== undefined)('weft-proxy in capture mode between network-namespace pods', () => {
   let lab: NetnsLab | undefined;

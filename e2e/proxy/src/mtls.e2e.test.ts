@@ -9,12 +9,16 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { promisify } from 'node:util';
 import { CertificateAuthority, issueWorkloadSecret } from '@weft/citadel';
+import { needs } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry } from './config.ts';
 import { App, type Backend, type ProxyProcess, startBackend, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
 
 const run = promisify(execFile);
 
+// curl and openssl are the outside clients: a test that runs one skips without it, saying how to install it.
+const noCurl = needs({ tools: ['curl'] }) !== undefined;
+const noOpenssl = needs({ tools: ['openssl'] }) !== undefined;
 const ip = {
   client: '127.10.6.1',
   strict: '127.10.6.11',
@@ -166,7 +170,7 @@ afterAll(async () => {
 });
 
 describe('STRICT', () => {
-  it('requests a client certificate and refuses a TLS client without one', async () => {
+  it.skipIf(noOpenssl)('requests a client certificate and refuses a TLS client without one', async () => {
     const r = await sClient(`${ip.strict}:9080`, [], 'GET / HTTP/1.1\r\nHost: strict\r\n\r\n');
     // The server asks for a certificate from the mesh root...
     expect(r.out).toMatch(/Acceptable client certificate CA names/);
@@ -178,7 +182,7 @@ describe('STRICT', () => {
     expect(r.out).not.toContain('HTTP/1.1 200');
   });
 
-  it('refuses plaintext on the workload port', async () => {
+  it.skipIf(noCurl)('refuses plaintext on the workload port', async () => {
     const r = await curl([`http://${ip.strict}:9080/`]);
     expect(r.code).not.toBe(0);
     expect(r.stdout).toBe('');
@@ -193,7 +197,7 @@ describe('STRICT', () => {
     expect(xfcc).toMatch(new RegExp(`^By=${spiffe('strict-sa')};Hash=[0-9a-f]{64};Subject="";URI=${spiffe('sleep')}$`));
   });
 
-  it('refuses a client certificate from another root, and accepts one from the mesh root', async () => {
+  it.skipIf(noCurl)('refuses a client certificate from another root, and accepts one from the mesh root', async () => {
     const other = new CertificateAuthority(await CertificateAuthority.generateRoot({ trustDomain: 'cluster.local' }));
     const forged = await issueWorkloadSecret(other, { namespace: 'default', serviceAccount: 'sleep' });
     const genuine = await issueWorkloadSecret(ca, { namespace: 'default', serviceAccount: 'curl' });
@@ -236,7 +240,7 @@ describe('STRICT', () => {
 });
 
 describe('PERMISSIVE', () => {
-  it('takes plaintext and mTLS on the same port', async () => {
+  it.skipIf(noCurl)('takes plaintext and mTLS on the same port', async () => {
     const plain = await curl(['-H', 'x-forwarded-client-cert: URI=spiffe://cluster.local/ns/default/sa/admin', `http://${ip.permissive}:9080/plain`]);
     expect(plain.code).toBe(0);
     const echo = JSON.parse(plain.stdout) as { name: string; headers: Record<string, string> };
@@ -261,7 +265,7 @@ async function requestsTotal(address: string, labels: Record<string, string>): P
 }
 
 describe('connection_security_policy and principals in Istio metrics', () => {
-  it('mutual_tls for the sidecar call, none for the plaintext one, both principals on either side of the mTLS hop', async () => {
+  it.skipIf(noCurl)('mutual_tls for the sidecar call, none for the plaintext one, both principals on either side of the mTLS hop', async () => {
     const mtlsBefore = await requestsTotal(ip.permissive, { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: spiffe('sleep') });
     const plainBefore = await requestsTotal(ip.permissive, { reporter: 'destination', connection_security_policy: 'none', source_principal: 'unknown' });
     const sourceBefore = await requestsTotal(ip.client, {
@@ -289,7 +293,7 @@ describe('connection_security_policy and principals in Istio metrics', () => {
 });
 
 describe('port-level DISABLE under a STRICT workload policy', () => {
-  it('serves plaintext on that port, and the client sidecar talks plaintext to it', async () => {
+  it.skipIf(noCurl || noOpenssl)('serves plaintext on that port, and the client sidecar talks plaintext to it', async () => {
     const plain = await curl([`http://${ip.portLevel}:9080/`]);
     expect(plain.code).toBe(0);
     expect((JSON.parse(plain.stdout) as { name: string }).name).toBe('portlevel');
@@ -338,7 +342,7 @@ describe('certificate rotation', () => {
 });
 
 describe('identity', () => {
-  it('each proxy holds a certificate for its own SPIFFE ID from the mesh root', async () => {
+  it.skipIf(noOpenssl)('each proxy holds a certificate for its own SPIFFE ID from the mesh root', async () => {
     const root = await readFile(joinPath(caDir, 'root-cert.pem'), 'utf8');
     const r = await sClient(`${ip.strict}:9080`, [], '');
     const cert = serverCertificate(r.out);

@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, defaultKindRegistry, describeConfig, formatProblem, loadPaths } from '@weft/model';
+import { noteSkip } from '@weft/testing';
 import { describe, expect, it } from 'vitest';
 import { analyze } from './analyze.ts';
 
@@ -65,7 +66,7 @@ describe('examples/bookinfo', () => {
 });
 
 describe('Istio samples/bookinfo (shared reference)', () => {
-  if (!haveReference) console.log(`skipping Istio BookInfo analysis: ${istioBookinfo} is absent`);
+  noteSkip(haveReference ? undefined : `Istio's BookInfo samples are not at ${istioBookinfo} (reference data kept beside the repository in CI)`);
   it.skipIf(!haveReference)('analyzes bookinfo.yaml with the gateway, destination-rule-all and virtual-service-all-v1 without errors', async () => {
     const net = `${istioBookinfo}/networking`;
     const configs = await loadAll([`${istioBookinfo}/platform/kube/bookinfo.yaml`, `${net}/bookinfo-gateway.yaml`, `${net}/destination-rule-all.yaml`, `${net}/virtual-service-all-v1.yaml`]);

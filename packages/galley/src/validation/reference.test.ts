@@ -2,6 +2,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultKindRegistry, loadPaths } from '@weft/model';
+import { noteSkip } from '@weft/testing';
 import { describe, expect, it } from 'vitest';
 import { casesFile, loadCases, referenceDir, runConformance } from './conformance.ts';
 import { validateLoadResult } from './validate.ts';
@@ -14,7 +15,7 @@ const cases = loadCases();
 const foreignKinds = new Set(['Certificate', 'ClusterIssuer', 'Ingress']);
 
 describe('Istio BookInfo samples', () => {
-  if (!haveBookinfo) console.log(`skipping BookInfo sample validation: ${bookinfo} is absent`);
+  noteSkip(haveBookinfo ? undefined : `Istio's BookInfo samples are not at ${bookinfo} (reference data kept beside the repository in CI)`);
   const count = (sub: string) => (haveBookinfo ? readdirSync(join(bookinfo, sub)).filter((f) => f.endsWith('.yaml')).length : 0);
   const problems = async (sub: string) => {
     const reports = validateLoadResult(await loadPaths([join(bookinfo, sub)], { registry: defaultKindRegistry() }));
@@ -32,7 +33,7 @@ describe('Istio BookInfo samples', () => {
 });
 
 describe('Istio validation cases (whole resources)', () => {
-  if (!cases) console.log(`skipping conformance: ${casesFile} is absent`);
+  noteSkip(cases ? undefined : `Istio's validation cases are not at ${casesFile} (reference data kept beside the repository in CI)`);
   it.skipIf(!cases)('agree with Istio on valid/invalid for at least 95% of cases', () => {
     const { perKind, skippedKinds } = runConformance(cases!);
     let total = 0;

@@ -22,7 +22,6 @@ const istioInitArgs = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRE
 const proxyUid = 1337;
 
 const skipReason = netnsSkipReason();
-if (skipReason) console.warn(`skipping network-namespace capture test: ${skipReason}`);
 
 // A user's environment, minus anything that would make curl use a proxy on its own.
 function plainEnv(): NodeJS.ProcessEnv {

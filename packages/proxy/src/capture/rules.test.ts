@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { noteSkip } from '@weft/testing';
 import { describe, expect, it } from 'vitest';
 import { defaultCaptureConfig, validateCaptureConfig } from './config.ts';
 import { buildCaptureRules } from './rules.ts';
@@ -9,7 +10,7 @@ import { goldenCases, goldenConfig } from './testing/golden-cases.ts';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const goldenDir = join(repoRoot, '../shared/reference/istio/tools/istio-iptables/pkg/capture/testdata');
 const haveGoldens = existsSync(goldenDir);
-if (!haveGoldens) console.warn(`skipping Istio golden conformance: ${goldenDir} is absent`);
+noteSkip(haveGoldens ? undefined : `Istio's istio-iptables goldens are not at ${goldenDir} (reference data kept beside the repository in CI)`);
 
 // A golden records every command Istio's test stub saw: the iptables-save/ip6tables-save probes
 // around the run, and the iptables-restore input of each family. The probes are not part of the

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Cluster, type ClusterLoadAssignment, decodeMessage, encodeMessage, type HttpConnectionManager__Output } from '@weft/xds';
 import { Registry } from 'prom-client';
+import { noteSkip } from '@weft/testing';
 import { describe, expect, it } from 'vitest';
 import { testConnection } from '../core/test-support.ts';
 import type { DownstreamConnection, FilterHeaders, FilterSite, HttpFilterContext, TcpFilterContext } from '../core/filters.ts';
@@ -18,7 +19,7 @@ import { mxHeader, mxIdHeader } from './mx.ts';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const fixtureDir = join(repoRoot, '../shared/reference/istio-proxy/testdata/metric');
 const haveFixtures = existsSync(fixtureDir);
-if (!haveFixtures) console.warn(`skipping istio/proxy metric fixtures: ${fixtureDir} is absent`);
+noteSkip(haveFixtures ? undefined : `istio/proxy's metric fixtures are not at ${fixtureDir} (reference data kept beside the repository in CI)`);
 
 /** The (name, value) label pairs of an istio/proxy expected-metric template, its Go template resolved with `vars`. */
 function fixtureLabels(file: string, vars: Record<string, string> = {}): [string, string][] {

@@ -5,8 +5,9 @@
 // host's own namespace: no interface, no address, no route, no iptables rule.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { noteSkip, unmet } from '@weft/testing';
 
 export interface NetnsPod {
   /** The pod's short name, resolvable by every pod through its hosts file. */
@@ -43,26 +44,19 @@ export interface NetnsLab {
 
 const requiredTools = ['ip', 'iptables', 'iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore', 'setpriv', 'nsenter', 'curl'];
 
-function onPath(tool: string): boolean {
-  const dirs = (process.env.PATH ?? '').split(delimiter);
-  for (const d of dirs) {
-    try {
-      accessSync(join(d, tool), constants.X_OK);
-      return true;
-    } catch {}
-  }
-  return false;
-}
-
 /**
  * Why the network-namespace tests cannot run here (not root, a tool missing, namespaces not
- * permitted), or undefined when they can.
+ * permitted), or undefined when they can. A reason is printed for `npm test`'s summary
+ * (@weft/testing noteSkip), so call it while the test file is collected.
  */
 export function netnsSkipReason(): string | undefined {
+  return noteSkip(netnsUnmet());
+}
+
+function netnsUnmet(): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux';
-  if (process.getuid?.() !== 0) return 'network-namespace tests need root (run the tests as root, as CI does)';
-  const missing = requiredTools.filter((t) => !onPath(t));
-  if (missing.length > 0) return `missing tools: ${missing.join(', ')} (Debian packages iptables, iproute2, util-linux, curl)`;
+  const need = unmet({ root: true, tools: requiredTools });
+  if (need) return need;
   const probe = `weft-probe-${randomBytes(3).toString('hex')}`;
   const add = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
   if (add.status !== 0) return `cannot create a network namespace: ${(add.stderr || add.error?.message || '').trim()}`;
