@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataPlaneNodeFlags } from '../../scripts/launch.js';
+import { installCommand } from '@weft/testing';
 
 const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_PROXY_RATE ?? 1000);
@@ -355,11 +356,11 @@ try {
   await proxy.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
   const idleRss = rssMb(proxy.child.pid!);
 
-  // HAProxy is the peer when it is installed (.ci/run installs Debian's); without it the bench still runs.
+  // HAProxy is the peer when it is installed (npm test's preflight installs Debian's as root); without it the bench still runs.
   const haproxyInstalled = spawnSync('haproxy', ['-v']).status === 0;
   let haproxy: Proc | undefined;
   let haproxyPort = 0;
-  if (!haproxyInstalled) console.log('haproxy is not installed: its rows are left out');
+  if (!haproxyInstalled) console.log(`haproxy is not installed (${installCommand(['haproxy'])}): its rows are left out`);
   else {
     haproxyPort = await freePort(ip.haproxy);
     const haproxyConfig = join(dir, 'haproxy.cfg');
