@@ -4,7 +4,7 @@
 // telemetry; weftd's ports) refuses that UID at connect while the owner is served. And the admin
 // `/stats?filter=` that used to backtrack for seconds (issue 11, finding 3) answers at once while a
 // request loop through the same sidecar keeps its latency.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -12,22 +12,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { needs } from '@weft/testing';
 import { type LocalMesh, type ProxyState, startLocalMesh } from '@weft/weftctl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
-const has = (cmd: string, arg = '--version') => spawnSync(cmd, [arg], { stdio: 'ignore' }).status === 0;
-const tools = { setpriv: has('setpriv'), curl: has('curl'), bash: has('bash') };
-const missing = Object.entries(tools)
-  .filter(([, ok]) => !ok)
-  .map(([t]) => t);
-const skipReason = !isRoot
-  ? 'needs root (a second UID through setpriv)'
-  : missing.length > 0
-    ? `needs ${missing.join(', ')} (apt-get install -y util-linux curl bash)`
-    : undefined;
-if (skipReason) console.log(`trust boundary e2e: skipped: ${skipReason}`);
+// Root to run a client as a second UID (setpriv; no account needed).
+const skipReason = needs({ root: true, tools: ['setpriv', 'curl', 'bash'] });
 
 /** No account needs to exist for a UID: the kernel checks numbers. */
 const otherUid = 47_120;

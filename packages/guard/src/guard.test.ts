@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '@weft/model';
+import { needs } from '@weft/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OwnerGuard } from './guard.ts';
 
 const uid = process.getuid!();
-const isRoot = uid === 0;
-const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+const otherUidSkip = needs({ root: true, tools: ['setpriv', 'bash'] });
+const hasOpenssl = needs({ tools: ['openssl'] }) === undefined;
 const otherUid = 47_114;
 
 let dir = '';
@@ -273,7 +273,7 @@ describe('OwnerGuard.listenGrpc (grpc-js connection injector)', () => {
   });
 });
 
-describe.skipIf(!isRoot || !hasSetpriv)(`a real second UID (${otherUid}, through setpriv)`, () => {
+describe.skipIf(otherUidSkip !== undefined)(`a real second UID (${otherUid}, through setpriv)`, () => {
   /** Runs bash as the other UID; resolves to its exit status and output. */
   function asOther(script: string): Promise<{ code: number | null; out: string }> {
     return new Promise((resolve) => {
@@ -319,7 +319,3 @@ describe.skipIf(!isRoot || !hasSetpriv)(`a real second UID (${otherUid}, through
     expect(await echo(bound.port, grpc.credentials.createInsecure())).toBe('ping');
   });
 });
-
-if (!isRoot) console.log('guard test: the real second-UID cases need root (setpriv to another UID); skipped');
-else if (!hasSetpriv) console.log('guard test: the real second-UID cases need setpriv (apt-get install -y util-linux); skipped');
-if (!hasOpenssl) console.log('guard test: the TLS cases need openssl for their certificate (apt-get install -y openssl); skipped');

@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
+import { needs } from '@weft/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lookupPeerUid, type PeerLookup, peerLookup } from './sock-diag.ts';
 
 const uid = process.getuid!();
-const isRoot = uid === 0;
-const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
+const otherUidSkip = needs({ root: true, tools: ['setpriv', 'bash'] });
 /** A UID no account uses: the kernel needs no user for it. */
 const otherUid = 47_113;
 
@@ -74,7 +74,7 @@ describe('lookupPeerUid (sock_diag)', () => {
     expect(r.lookup).toMatchObject({ uid: undefined, reason: 'orphaned' });
   });
 
-  it.skipIf(!isRoot || !hasSetpriv)(`names another UID as that UID (a client run as ${otherUid} with setpriv)`, async () => {
+  it.skipIf(otherUidSkip !== undefined)(`names another UID as that UID (a client run as ${otherUid} with setpriv)`, async () => {
     const r = await lookupOfOne('127.0.0.1', (port) => {
       const c = spawn('setpriv', [`--reuid=${otherUid}`, `--regid=${otherUid}`, '--clear-groups', '--', 'bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}; sleep 5`], { stdio: 'ignore' });
       children.push(c);
@@ -82,6 +82,3 @@ describe('lookupPeerUid (sock_diag)', () => {
     expect(r.lookup).toEqual({ uid: otherUid });
   });
 });
-
-if (!isRoot) console.log('sock_diag test: the other-UID case needs root (setpriv to another UID); skipped');
-else if (!hasSetpriv) console.log('sock_diag test: the other-UID case needs setpriv (apt-get install -y util-linux); skipped');

@@ -2,9 +2,10 @@
 // processes. Here the "other user" is the proxy's own process seen against another owner UID;
 // as root, a real second UID (setpriv) is refused too. The whole local mesh is tried from another
 // UID in e2e/bookinfo (trust-boundary.e2e.test.ts).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { OwnerGuard } from '@weft/guard';
+import { needs } from '@weft/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClusterManager } from '../cluster/manager.ts';
 import type { XdsSnapshot } from '../core/types.ts';
@@ -14,9 +15,7 @@ import { createHttpRouting } from './routing.ts';
 
 const uid = process.getuid!();
 const otherUid = 47_116;
-const isRoot = uid === 0;
-const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
-const hasCurl = spawnSync('curl', ['--version']).status === 0;
+const otherUidSkip = needs({ root: true, tools: ['setpriv', 'curl'] });
 const address = `127.0.${100 + Math.floor(Math.random() * 100)}.${1 + Math.floor(Math.random() * 250)}`;
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -129,7 +128,7 @@ describe('listener manager protect (every listener it binds)', () => {
   });
 });
 
-describe.skipIf(!isRoot || !hasSetpriv || !hasCurl)(`a real second UID (${otherUid}, setpriv) against a proxy owned by root`, () => {
+describe.skipIf(otherUidSkip !== undefined)(`a real second UID (${otherUid}, setpriv) against a proxy owned by root`, () => {
   it('is refused on admin (POST /quitquitquit does nothing) while root is served', async () => {
     let quits = 0;
     const p = await startProxy({
@@ -163,6 +162,3 @@ describe.skipIf(!isRoot || !hasSetpriv || !hasCurl)(`a real second UID (${otherU
     expect(quits).toBe(1);
   });
 });
-
-if (!isRoot) console.log('proxy ownerUid test: the real second-UID case needs root (setpriv); skipped');
-else if (!hasSetpriv || !hasCurl) console.log('proxy ownerUid test: the real second-UID case needs setpriv and curl (apt-get install -y util-linux curl); skipped');
