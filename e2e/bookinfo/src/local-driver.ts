@@ -108,7 +108,7 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
   const pids = [state.weftd?.pid, state.ingress?.pid, ...state.proxies.map((p) => p.pid), ...state.apps.map((a) => a.pid)].filter((p): p is number => p !== undefined);
   const ports = [
     ...(state.ingress ? [`${state.ingress.address}:${state.ingress.httpPort}`] : []),
-    ...(state.weftd ? [state.weftd.xdsPort, state.weftd.caPort, state.weftd.monitoringPort].map((p) => `127.0.0.1:${p}`) : []),
+    ...(state.weftd ? [state.weftd.xdsPort, state.weftd.caPort, state.weftd.monitoringPort].filter((p) => p !== undefined).map((p) => `127.0.0.1:${p}`) : []),
     ...state.proxies.map((p) => `${p.address}:15001`),
   ];
   const proxy = (workload: string) => {
