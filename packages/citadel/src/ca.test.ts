@@ -177,7 +177,7 @@ describe.skipIf(noOpenssl)('plug-in CA (Istio cacerts made with openssl)', () =>
     dir = scratch();
     makePluggedCaDir(dir);
     ca = await CertificateAuthority.open(dir, quiet);
-  });
+  }, 30_000);
 
   it('signs with the intermediate and includes it in issued chains; openssl verifies the leaf', async () => {
     expect(ca.kind).toBe('plugged');
@@ -207,5 +207,6 @@ describe.skipIf(noOpenssl)('plug-in CA (Istio cacerts made with openssl)', () =>
     writeFileSync(join(other, 'root-cert.pem'), readFileSync(join(dir, 'root-cert.pem')));
     writeFileSync(join(other, 'cert-chain.pem'), readFileSync(join(other, 'ca-cert.pem')));
     await expect(CertificateAuthority.open(other, quiet)).rejects.toThrow(/does not chain to root-cert.pem/);
-  });
+    // Two cacerts directories are four RSA keys made by openssl: seconds when npm test loads every core.
+  }, 30_000);
 });
