@@ -50,7 +50,7 @@ describe('test needs', () => {
     expect(summary.line).toBe('1 passed, 0 failed, 2 skipped');
     expect(summary.details).toEqual([
       'Skipped (2 tests):',
-      '  @weft/fixture needs-tool.fixture.ts: 2 tests: needs weft-no-such-tool, prometheus (apt-get install -y weft-no-such-tool prometheus)',
+      '  @weft/fixture needs-tool.fixture.ts: 2 of 3 tests: needs weft-no-such-tool, prometheus (apt-get install -y weft-no-such-tool prometheus)',
     ]);
   });
 });

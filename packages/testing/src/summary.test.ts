@@ -35,7 +35,7 @@ describe('npm test summary', () => {
     expect(summary.line).toBe('1 passed, 1 failed, 7 skipped');
     expect(summary.exitCode).toBe(1);
     expect(summary.details).toContain('  @weft/e2e-proxy: 1 suite (a hook threw or the file did not load; their tests count as skipped)');
-    expect(summary.details).toContain('  @weft/e2e-proxy src/hook.test.ts: all 2 tests: not run: the file failed (see Failed)');
+    expect(summary.details).toContain('  @weft/e2e-proxy src/hook.test.ts: 2 of 2 tests: not run: the file failed (see Failed)');
   });
 
   it('counts failed tests, failed suites (beforeAll, afterAll, a file that did not load) and unhandled errors', () => {
@@ -44,9 +44,9 @@ describe('npm test summary', () => {
     expect(summary.line).toBe('4 passed, 5 failed, 7 skipped');
     expect(summary.details).toEqual([
       'Skipped (7 tests):',
-      '  @weft/sample src/hook.test.ts: all 2 tests: not run: the file failed (see Failed)',
-      '  @weft/sample src/skip.test.ts: 4 tests: needs root (CI runs the tests as root: sudo npm test)',
-      '  @weft/sample src/allskip.test.ts: all 1 test: needs prometheus (apt-get install -y prometheus)',
+      '  @weft/sample src/hook.test.ts: 2 of 2 tests: not run: the file failed (see Failed)',
+      '  @weft/sample src/skip.test.ts: 4 of 5 tests: needs root (CI runs the tests as root: sudo npm test)',
+      '  @weft/sample src/allskip.test.ts: 1 of 1 test: needs prometheus (apt-get install -y prometheus)',
       'Failed:',
       '  @weft/sample: 1 test, 3 suites (a hook threw or the file did not load; their tests count as skipped), 1 unhandled error',
     ]);
@@ -93,6 +93,6 @@ describe('npm test summary', () => {
     ];
     const { summary } = read(lines.join('\n'), 0);
     expect(summary.line).toBe('1 passed, 0 failed, 3 skipped');
-    expect(summary.details).toEqual(['Skipped (3 tests):', '  @weft/a src/x.test.ts: all 3 tests: needs root']);
+    expect(summary.details).toEqual(['Skipped (3 tests):', '  @weft/a src/x.test.ts: 3 of 3 tests: needs root']);
   });
 });

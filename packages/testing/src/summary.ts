@@ -215,7 +215,7 @@ export function summarize(reader: TestOutputReader, nxExit: number | null): Summ
     details.push(`Skipped (${plural(skipped, 'test')}):`);
     for (const f of skippedFiles) {
       const why = f.reasons.length > 0 ? f.reasons.join('; ') : f.fileFailed ? 'not run: the file failed (see Failed)' : 'no reason printed';
-      const what = f.skipped > 0 ? `${f.skipped === f.total ? 'all ' : ''}${plural(f.skipped, 'test')}` : 'some tests';
+      const what = f.skipped > 0 ? `${f.skipped} of ${plural(f.total, 'test')}` : 'some tests';
       details.push(`  ${f.project} ${f.file}: ${what}: ${why}`);
     }
   }
