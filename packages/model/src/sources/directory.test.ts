@@ -1,4 +1,4 @@
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -109,5 +109,83 @@ describe('DirectorySource creation times', () => {
     writeFileSync(join(dir, 'c.yaml'), widget('c', 83));
     await until(() => created('c') !== undefined);
     expect(created('c')).toBe('2024-01-01T00:00:15.000Z');
+  });
+});
+
+describe('DirectorySource at scale', () => {
+  let dir = '';
+  let source: DirectorySource | undefined;
+  afterEach(() => {
+    source?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('applies a burst of thousands of files as one batch of store events, and keeps the event loop turning while it reads them', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-dir-'));
+    const store = new MemoryConfigStore();
+    // Each store event notes the event-loop turn it came in (a chain of setImmediate counts turns).
+    let turn = 0;
+    let turning = true;
+    const count = () => {
+      turn++;
+      if (turning) setImmediate(count);
+    };
+    setImmediate(count);
+    const turns = new Set<number>();
+    let events = 0;
+    store.watch(() => {
+      events++;
+      turns.add(turn);
+    });
+    source = new DirectorySource({ dir, store, registry: testRegistry(), debounceMs: 20 });
+    await source.start();
+    // The longest the event loop went without running a 2 ms timer while the files were read.
+    let last = performance.now();
+    let longest = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 2);
+    const n = 4000;
+    // As `weftctl apply` writes: a temporary file renamed into place, one per object.
+    for (let i = 0; i < n; i++) {
+      writeFileSync(join(dir, `w${i}.yaml.tmp`), widget(`w${i}`, 1000 + i));
+      renameSync(join(dir, `w${i}.yaml.tmp`), join(dir, `w${i}.yaml`));
+    }
+    last = performance.now();
+    longest = 0;
+    await until(() => events >= n, 60_000);
+    clearInterval(timer);
+    turning = false;
+    expect(events).toBe(n);
+    expect(turns.size).toBe(1);
+    expect(store.list(gk)).toHaveLength(n);
+    expect(longest).toBeLessThan(400);
+
+    // Deleting them all is one batch too.
+    turns.clear();
+    turning = true;
+    setImmediate(count);
+    for (let i = 0; i < n; i++) unlinkSync(join(dir, `w${i}.yaml`));
+    await until(() => store.list(gk).length === 0, 60_000);
+    turning = false;
+    expect(turns.size).toBe(1);
+  }, 120_000);
+
+  it('follows directories created and removed after start', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-dir-'));
+    const store = new MemoryConfigStore();
+    source = new DirectorySource({ dir, store, registry: testRegistry(), debounceMs: 20 });
+    await source.start();
+    mkdirSync(join(dir, 'team', 'a'), { recursive: true });
+    writeFileSync(join(dir, 'team', 'a', 'x.yaml'), widget('x', 1));
+    await until(() => store.get(gk, 'default', 'x') !== undefined);
+    writeFileSync(join(dir, 'team', 'a', 'y.yml'), widget('y', 2));
+    await until(() => store.get(gk, 'default', 'y') !== undefined);
+    writeFileSync(join(dir, 'team', 'a', 'x.yaml'), widget('x', 3));
+    await until(() => (store.get(gk, 'default', 'x')?.spec as { port?: number } | undefined)?.port === 3);
+    rmSync(join(dir, 'team'), { recursive: true });
+    await until(() => store.get(gk, 'default', 'x') === undefined && store.get(gk, 'default', 'y') === undefined);
   });
 });

@@ -223,17 +223,26 @@ export function loadText(text: string, file: string, opts: LoadOptions): LoadRes
 
 const yamlExtensions = new Set(['.yaml', '.yml', '.json']);
 
-/** Files named by `paths`: files as given, directories walked recursively for .yaml, .yml and .json. */
-export async function expandPaths(paths: readonly string[]): Promise<{ files: string[]; problems: Problem[] }> {
+/** Whether a file in a directory of config is read as config: .yaml, .yml and .json. */
+export function isConfigFileName(name: string): boolean {
+  return yamlExtensions.has(extname(name).toLowerCase());
+}
+
+/**
+ * Files named by `paths`: files as given, directories walked recursively for .yaml, .yml and
+ * .json. `dirs`, when given, receives every directory walked.
+ */
+export async function expandPaths(paths: readonly string[], dirs?: string[]): Promise<{ files: string[]; problems: Problem[] }> {
   const files: string[] = [];
   const problems: Problem[] = [];
   const walk = async (dir: string): Promise<void> => {
     const entries = await readdir(dir, { withFileTypes: true });
+    dirs?.push(dir);
     entries.sort((a, b) => a.name.localeCompare(b.name));
     for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (yamlExtensions.has(extname(e.name).toLowerCase())) files.push(p);
+      else if (isConfigFileName(e.name)) files.push(p);
     }
   };
   for (const p of paths) {
