@@ -445,3 +445,56 @@ describe('flow control', () => {
     }
   });
 });
+
+describe('a push of slow generation', () => {
+  it('yields to the event loop between proxies, so timers (health checks, keepalives) still run', async () => {
+    // Each proxy's routes take 150 ms to generate (thousands of VirtualServices); six proxies.
+    const busyMs = 150;
+    const slow: typeof worldGenerators = {
+      envoy: {
+        ...worldGenerators.envoy,
+        [RDS]: (push, proxy, req) => {
+          const end = performance.now() + busyMs;
+          while (performance.now() < end) {}
+          return worldGenerators.envoy[RDS]!(push, proxy, req);
+        },
+      },
+    };
+    const slowServer = new DiscoveryServer({
+      store,
+      registry,
+      generators: slow,
+      buildPushContext: worldPushContext(world),
+      proxyFromNode: (node) => proxyFromNode(node),
+      debounce: { quietMs: 10, maxMs: 100 },
+      logger: silentLogger,
+    });
+    const port = await slowServer.listen({ port: 0 });
+    try {
+      const proxies: SotwTestClient[] = [];
+      for (let i = 0; i < 6; i++) {
+        const c = new SotwTestClient(`127.0.0.1:${port}`, { id: `sidecar~10.0.0.${i + 1}~app-${i}.default~default.svc.cluster.local` });
+        clients.push(c);
+        c.request(RDS, ['80']);
+        c.ack(await c.next(5000), ['80']);
+        proxies.push(c);
+      }
+      let last = performance.now();
+      let longest = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        longest = Math.max(longest, now - last);
+        last = now;
+      }, 5);
+      world.routes['80'] = 'v2';
+      slowServer.pushAll();
+      const pushed = await Promise.all(proxies.map((c) => c.next(10_000)));
+      clearInterval(timer);
+      expect(pushed.map((r) => r.type_url)).toEqual(proxies.map(() => RDS));
+      // One proxy's generation at a time (150 ms and a margin), not all six at once (900 ms).
+      expect(longest).toBeLessThan(450);
+    } finally {
+      await slowServer.stop();
+    }
+  });
+});

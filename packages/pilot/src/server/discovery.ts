@@ -14,6 +14,7 @@ import {
   encodeAny,
   messageType,
   type Node__Output,
+  type RouteConfiguration,
   type Status__Output,
   TypeUrl,
 } from '@weft/xds';
@@ -24,7 +25,7 @@ import { createLogger, type Logger } from '@weft/model';
 import { PilotMetrics } from './metrics.ts';
 import { type DebounceOptions, Debouncer, defaultDebounce, monotonicMs, PushRequest, type TriggerReason } from './push-request.ts';
 import { clusterHost, type Generators, isFullStateType, isWildcardType, orderTypes, shortTypeName } from './types.ts';
-import { decodeDiscoveryRequest, deltaResourceField, deltaResponse, sotwResourceField, sotwResponse } from './wire.ts';
+import { decodeDiscoveryRequest, deltaResourceField, deltaResponse, encodeRouteConfiguration, sotwResourceField, sotwResponse } from './wire.ts';
 
 export interface PushContextInput {
   store: ConfigStore;
@@ -59,6 +60,12 @@ export interface DiscoveryServerOptions {
   /** Connections pushed to before yielding to the event loop, so ACKs and new streams are not starved. */
   pushBatchSize?: number;
   /**
+   * A push also yields to the event loop whenever it has run this long (ms, default 50), between
+   * connections and between the types of one connection: a big config makes each proxy's
+   * generation long, and health checks, ACKs and keepalives must still be answered.
+   */
+  pushSliceMs?: number;
+  /**
    * Response bytes the transport may hold for all streams together (default 64 MiB). Above it,
    * pushes wait and requests queue until slow readers catch up, so memory stays bounded.
    */
@@ -74,6 +81,8 @@ export interface PushError {
 /** The last push, as /debug/push_status shows it. */
 export interface PushStatus {
   version: string;
+  /** The config store's revision the push context was built from: a push with this or a later one carries every change up to it. */
+  configRevision: number;
   /** When the push finished. */
   time: string;
   /** Building the push context and sending to every proxy, ms. */
@@ -87,7 +96,10 @@ export interface PushStatus {
   types: 'all' | string[];
   /** Hostnames whose endpoints changed (EDS only for their clusters). */
   edsHosts: string[];
+  /** The changed configs (`VirtualService default/reviews`), the first `maxListedConfigs` by name. */
   configs: string[];
+  /** How many more changed than `configs` lists. */
+  moreConfigs: number;
   reasons: Partial<Record<TriggerReason, number>>;
   proxies: number;
   proxiesPushed: number;
@@ -197,6 +209,9 @@ interface RespondOptions {
 
 const maxCacheEntries = 20_000;
 
+/** Changed configs a push status names (one apply may change thousands; the status is polled). */
+const maxListedConfigs = 100;
+
 function resourceVersion(bytes: Buffer): string {
   return hash('sha1', bytes, 'base64url').slice(0, 16);
 }
@@ -205,7 +220,10 @@ function encodeResources(typeUrl: string, out: readonly XdsResource[]): Generate
   const resources: EncodedResource[] = [];
   const byName = new Map<string, EncodedResource>();
   for (const r of out) {
-    const any = encodeAny(typeUrl, r.resource as Record<string, unknown>);
+    const any =
+      typeUrl === TypeUrl.RouteConfiguration
+        ? { type_url: typeUrl, value: encodeRouteConfiguration(r.resource as RouteConfiguration) }
+        : encodeAny(typeUrl, r.resource as Record<string, unknown>);
     const e: EncodedResource = { name: r.name, version: resourceVersion(any.value), any };
     if (byName.has(r.name)) throw new Error(`generator returned ${r.name} twice`);
     byName.set(r.name, e);
@@ -269,10 +287,12 @@ export class DiscoveryServer {
   start(): void {
     if (this.#push) return;
     const t0 = monotonicMs();
+    const configRevision = this.#opts.store.revision;
     const push = this.#build();
     this.#setPush(push);
     this.#lastPush = {
       version: push.version,
+      configRevision,
       time: new Date().toISOString(),
       durationMs: monotonicMs() - t0,
       buildMs: monotonicMs() - t0,
@@ -281,6 +301,7 @@ export class DiscoveryServer {
       types: 'all',
       edsHosts: [],
       configs: [],
+      moreConfigs: 0,
       reasons: {},
       proxies: 0,
       proxiesPushed: 0,
@@ -476,6 +497,7 @@ export class DiscoveryServer {
 
   async #runPush(req: PushRequest): Promise<void> {
     const t0 = monotonicMs();
+    const configRevision = this.#opts.store.revision;
     let push: PushContext;
     try {
       push = this.#build();
@@ -488,23 +510,27 @@ export class DiscoveryServer {
     this.#setPush(push);
     const errors: PushError[] = [];
     const batch = Math.max(1, this.#opts.pushBatchSize ?? 50);
+    const slice = new TimeSlice(this.#opts.pushSliceMs ?? 50);
     const conns = this.connections;
     let proxiesPushed = 0;
     let responses = 0;
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i]!;
       if (!c.closed && this.#push === push) {
-        const n = this.#pushConnection(c, push, req, errors);
+        const n = await this.#pushConnection(c, push, req, errors, slice);
         responses += n;
         if (n > 0) proxiesPushed++;
       }
-      if (this.#inflight > this.#maxInflight) await this.#drained();
-      else if ((i + 1) % batch === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#inflight > this.#maxInflight) {
+        await this.#drained();
+        slice.reset();
+      } else if ((i + 1) % batch === 0 || slice.over()) await slice.yield();
     }
     const reasons: Partial<Record<TriggerReason, number>> = {};
     for (const [k, n] of req.reasons) reasons[k] = n;
     const status: PushStatus = {
       version: push.version,
+      configRevision,
       time: new Date().toISOString(),
       durationMs: monotonicMs() - t0,
       buildMs,
@@ -512,7 +538,8 @@ export class DiscoveryServer {
       full: req.full,
       types: req.allTypes ? 'all' : orderTypes(req.types),
       edsHosts: [...req.edsHosts].sort(),
-      configs: [...req.configs].sort(),
+      configs: [...req.configs].sort().slice(0, maxListedConfigs),
+      moreConfigs: Math.max(0, req.configs.size - maxListedConfigs),
       reasons,
       proxies: conns.length,
       proxiesPushed,
@@ -526,6 +553,7 @@ export class DiscoveryServer {
       types: status.types === 'all' ? 'all' : status.types.map(shortTypeName),
       edsHosts: status.edsHosts.length,
       configs: status.configs.slice(0, 20),
+      configCount: status.configs.length + status.moreConfigs,
       proxies: status.proxies,
       proxiesPushed,
       responses,
@@ -537,9 +565,13 @@ export class DiscoveryServer {
   }
 
   /** Sends one push to one connection; returns the number of responses sent. */
-  #pushConnection(conn: Connection, push: PushContext, req: PushRequest, errors: PushError[]): number {
+  async #pushConnection(conn: Connection, push: PushContext, req: PushRequest, errors: PushError[], slice: TimeSlice): Promise<number> {
     let sent = 0;
     for (const type of orderTypes(conn.watched.keys())) {
+      if (slice.over()) {
+        await slice.yield();
+        if (conn.closed) break;
+      }
       const w = conn.watched.get(type)!;
       const scope = req.scopeOf(type);
       if (scope === 'none' || w.idle) continue;
@@ -555,7 +587,7 @@ export class DiscoveryServer {
         options.names = names.sort();
       }
       const t = monotonicMs();
-      const result = this.#respond(conn, w, push, options);
+      const result = await this.#respondInPush(conn, w, push, options, slice);
       if (result === 'sent') {
         sent++;
         this.metrics.pushTime.observe({ type: shortTypeName(type) }, (monotonicMs() - t) / 1000);
@@ -563,7 +595,7 @@ export class DiscoveryServer {
         errors.push({ proxy: conn.proxy.id, typeUrl: type, message: result.message });
       }
     }
-    conn.pushVersion = push.version;
+    if (!conn.closed) conn.pushVersion = push.version;
     return sent;
   }
 
@@ -917,7 +949,30 @@ export class DiscoveryServer {
   /** Generates `w`'s type for the connection and sends what the client lacks. */
   #respond(conn: Connection, w: WatchedType, push: PushContext, options: RespondOptions): 'sent' | 'unchanged' | 'no-generator' | Error {
     const names = options.names ?? w.subscription();
-    const generated = this.#generate(conn, w.typeUrl, push, names);
+    const step = this.#generate(conn, w.typeUrl, push, names);
+    return this.#finish(conn, w, push, options, names, step instanceof Function ? step() : step);
+  }
+
+  /** #respond within a push: generating and encoding a big type are two steps, with a chance to yield between. */
+  async #respondInPush(conn: Connection, w: WatchedType, push: PushContext, options: RespondOptions, slice: TimeSlice): Promise<'sent' | 'unchanged' | 'no-generator' | Error> {
+    const names = options.names ?? w.subscription();
+    const step = this.#generate(conn, w.typeUrl, push, names);
+    if (!(step instanceof Function)) return this.#finish(conn, w, push, options, names, step);
+    if (slice.over()) {
+      await slice.yield();
+      if (conn.closed) return 'unchanged';
+    }
+    return this.#finish(conn, w, push, options, names, step());
+  }
+
+  #finish(
+    conn: Connection,
+    w: WatchedType,
+    push: PushContext,
+    options: RespondOptions,
+    names: readonly string[] | undefined,
+    generated: Generated | Error | undefined,
+  ): 'sent' | 'unchanged' | 'no-generator' | Error {
     if (generated === undefined) return 'no-generator';
     if (generated instanceof Error) {
       this.metrics.generateErrors.inc({ type: shortTypeName(w.typeUrl) });
@@ -927,7 +982,8 @@ export class DiscoveryServer {
     return sent ? 'sent' : 'unchanged';
   }
 
-  #generate(conn: Connection, typeUrl: string, push: PushContext, names: readonly string[] | undefined): Generated | Error | undefined {
+  /** The generated set from the cache, or the generator's output with a function that encodes (and caches) it. */
+  #generate(conn: Connection, typeUrl: string, push: PushContext, names: readonly string[] | undefined): Generated | Error | undefined | (() => Generated | Error) {
     const proxy = conn.proxy;
     const set = (proxy.generator === 'grpc' ? this.#opts.generators.grpc : undefined) ?? this.#opts.generators.envoy;
     const generator = set[typeUrl];
@@ -945,14 +1001,21 @@ export class DiscoveryServer {
       const hit = this.#cache.get(key);
       if (hit) return hit;
     }
+    let out: XdsResource[];
     try {
-      const out = generator(push, proxy, names === undefined ? { typeUrl } : { typeUrl, names });
-      const generated = encodeResources(typeUrl, out);
-      if (key !== undefined && this.#cache.size < maxCacheEntries) this.#cache.set(key, generated);
-      return generated;
+      out = generator(push, proxy, names === undefined ? { typeUrl } : { typeUrl, names });
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     }
+    return () => {
+      try {
+        const generated = encodeResources(typeUrl, out);
+        if (key !== undefined && this.#cache.size < maxCacheEntries) this.#cache.set(key, generated);
+        return generated;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    };
   }
 
   #sendSotw(conn: Connection, w: WatchedType, push: PushContext, generated: Generated, options: RespondOptions): boolean {
@@ -1046,6 +1109,30 @@ export class DiscoveryServer {
         this.#log.error('discovery event listener failed', { error: errorMessage(err) });
       }
     }
+  }
+}
+
+/** Tells a long synchronous loop when it has run its share of the event loop and should yield. */
+class TimeSlice {
+  readonly #ms: number;
+  #start = monotonicMs();
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  over(): boolean {
+    return monotonicMs() - this.#start >= this.#ms;
+  }
+
+  reset(): void {
+    this.#start = monotonicMs();
+  }
+
+  /** Lets timers, I/O and other requests run (setImmediate), then starts a new slice. */
+  async yield(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.reset();
   }
 }
 

@@ -1,6 +1,6 @@
 import { conversionOptions, decodeMessage, encodeAny, encodeMessage, messageType, type Node__Output, type Status__Output, TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
-import { decodeDiscoveryRequest, deltaResourceField, deltaResponse, sotwResourceField, sotwResponse } from './wire.ts';
+import { decodeDiscoveryRequest, deltaResourceField, deltaResponse, encodeRouteConfiguration, sotwResourceField, sotwResponse } from './wire.ts';
 
 const nested = {
   node: (b: Buffer) => messageType('envoy.config.core.v3.Node').toObject(messageType('envoy.config.core.v3.Node').decode(b), conversionOptions) as Node__Output,
@@ -54,5 +54,28 @@ describe('decodeDiscoveryRequest', () => {
     expect(k(['a', 'b'])).not.toBe(k(['b', 'a']));
     expect(k(['a', 'b'])).not.toBe(k(['a']));
     expect(k([])).toBe('');
+  });
+});
+
+describe('route configurations spliced from cached virtual hosts', () => {
+  it('decode as the generated codec encodes them, also when proxies share a route list under other domains', () => {
+    const routes = [
+      { name: 'canary', match: { prefix: '/v2', headers: [{ name: 'x-canary', string_match: { exact: 'true' } }] }, route: { cluster: 'outbound|9080||reviews.default.svc.cluster.local', timeout: { seconds: '5', nanos: 0 } } },
+      { match: { prefix: '/' }, route: { cluster: 'outbound|9080||ratings.default.svc.cluster.local' } },
+    ];
+    const config = (domains: string[]) => ({
+      name: '80',
+      virtual_hosts: [
+        { name: 'api.example.com:80', domains, routes, include_request_attempt_count: true },
+        { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: 'PassthroughCluster' } }] },
+      ],
+      validate_clusters: { value: false },
+    });
+    for (const domains of [['api.example.com', 'api.example.com:80'], ['api.example.com'], ['api.example.com', 'api.example.com:80']]) {
+      const rc = config(domains);
+      const spliced = decodeMessage('envoy.config.route.v3.RouteConfiguration', encodeRouteConfiguration(rc));
+      expect(spliced).toEqual(decodeMessage('envoy.config.route.v3.RouteConfiguration', encodeMessage('envoy.config.route.v3.RouteConfiguration', rc)));
+      expect(spliced.virtual_hosts[0]!.domains).toEqual(domains);
+    }
   });
 });

@@ -2,7 +2,7 @@
 // kind gets the same resources with a different nonce; encoding each resource once and splicing
 // the shared bytes into each response saves re-encoding megabytes per proxy per push.
 // A protobuf message is the concatenation of its encoded fields, in any order.
-import type { Any__Output, DiscoveryRequest__Output, Node__Output, Status__Output } from '@weft/xds';
+import { type Any__Output, type DiscoveryRequest__Output, encodeMessage, type Node__Output, type RouteConfiguration, type Status__Output, type VirtualHost } from '@weft/xds';
 
 function varintSize(n: number): number {
   let size = 1;
@@ -63,6 +63,48 @@ export function sotwResponse(version: string, resources: readonly Buffer[], type
 /** A DeltaDiscoveryResponse around already-encoded resource fields. */
 export function deltaResponse(version: string, resources: readonly Buffer[], typeUrl: string, removed: readonly string[], nonce: string): Buffer {
   return Buffer.concat([stringField(1, version), ...resources, stringField(4, typeUrl), stringField(5, nonce), ...removed.map((r) => bytesField(6, Buffer.from(r, 'utf8')))]);
+}
+
+// ------------------------------------------------------------------ route configurations
+
+// RouteConfiguration: virtual_hosts = 2. A sidecar's route configuration holds a virtual host per
+// service and VirtualService host; with thousands of VirtualServices, encoding it through
+// protobufjs for every proxy (objects to messages to bytes, megabytes each) was most of a push's
+// CPU and garbage. Translation shares the route lists of a VirtualService between proxies alike
+// in what routes read, so a virtual host's bytes are kept per route list and per the rest of the
+// virtual host (its name and domains), and each proxy's configuration is spliced from them.
+
+const virtualHostBytes = new WeakMap<object, Map<string, Buffer>>();
+
+function encodeVirtualHost(vh: VirtualHost): Buffer {
+  const routes = vh.routes;
+  if (!routes || routes.length === 0) return encodeMessage('envoy.config.route.v3.VirtualHost', vh);
+  const { routes: _routes, name, domains, include_request_attempt_count, ...rest } = vh;
+  // Name and domains are all most virtual hosts have besides routes; anything else goes in whole.
+  let key = `${name ?? ''}\u0000${(domains ?? []).join('\u0001')}\u0000${include_request_attempt_count ? 1 : 0}`;
+  for (const _ in rest) {
+    key += JSON.stringify(rest);
+    break;
+  }
+  let byRest = virtualHostBytes.get(routes);
+  if (!byRest) {
+    byRest = new Map();
+    virtualHostBytes.set(routes, byRest);
+  }
+  let bytes = byRest.get(key);
+  if (!bytes) {
+    bytes = encodeMessage('envoy.config.route.v3.VirtualHost', vh);
+    byRest.set(key, bytes);
+  }
+  return bytes;
+}
+
+/** A RouteConfiguration's bytes: the other fields through protobufjs, each virtual host from the cache. */
+export function encodeRouteConfiguration(rc: RouteConfiguration): Buffer {
+  const { virtual_hosts, ...rest } = rc;
+  const parts = [encodeMessage('envoy.config.route.v3.RouteConfiguration', rest)];
+  for (const vh of virtual_hosts ?? []) parts.push(bytesField(2, encodeVirtualHost(vh)));
+  return Buffer.concat(parts);
 }
 
 // ------------------------------------------------------------------ requests

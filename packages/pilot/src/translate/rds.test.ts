@@ -1,6 +1,7 @@
 import { TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
 import { bookinfoPlatform, generate, must, networking, productpage, pushFrom, reviewsV1, sidecar, typed } from './test-support.ts';
+import { sidecarOutboundRouteConfig } from './rds.ts';
 
 const RDS = TypeUrl.RouteConfiguration;
 const reviewsHost = 'reviews.default.svc.cluster.local';
@@ -277,5 +278,48 @@ spec:
     const all = generate(push, reviewsV1(), RDS);
     expect([...all.keys()]).toEqual(['9080']);
     expect([...generate(push, reviewsV1(), RDS, ['9080', 'nonsense', '8080']).keys()]).toEqual(['9080', '8080']);
+  });
+});
+
+describe('routes shared between proxies', () => {
+  const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, port: {number: 9080}}}]
+  - route: [{destination: {host: ratings, port: {number: 9080}}}]
+`;
+  const routesOf = (rc: ReturnType<typeof sidecarOutboundRouteConfig>) => must(rc.virtual_hosts?.find((v) => v.name === `${reviewsHost}:9080`)).routes;
+
+  it('are translated once for proxies alike in what routes read, and apart where a DestinationRule or sourceLabels tell them apart', () => {
+    const push = pushFrom([bookinfoPlatform(), vs]);
+    const shared = routesOf(sidecarOutboundRouteConfig(push, productpage(), 9080));
+    expect(shared).toHaveLength(2);
+    expect(routesOf(sidecarOutboundRouteConfig(push, reviewsV1(), 9080))).toBe(shared);
+
+    // A DestinationRule for productpage's workloads only: its consistent hash is in productpage's routes alone.
+    const hashing = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-hash}
+spec:
+  host: reviews
+  workloadSelector: {matchLabels: {app: productpage}}
+  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+`;
+    const withRule = pushFrom([bookinfoPlatform(), vs, hashing]);
+    const forProductpage = routesOf(sidecarOutboundRouteConfig(withRule, productpage(), 9080));
+    const forReviews = routesOf(sidecarOutboundRouteConfig(withRule, reviewsV1(), 9080));
+    expect(forProductpage).not.toBe(forReviews);
+    expect(forProductpage?.[0]?.route?.hash_policy).toEqual([{ header: { header_name: 'x-user' } }]);
+    expect(forReviews?.[0]?.route?.hash_policy).toBeUndefined();
+
+    // A match on the caller's labels: each caller gets what applies to it.
+    const bySource = pushFrom([bookinfoPlatform(), vs.replace('{headers: {end-user: {exact: jason}}}', '{sourceLabels: {app: productpage}}')]);
+    const cluster = (routes: ReturnType<typeof routesOf>) => routes?.[0]?.route?.cluster;
+    expect(cluster(routesOf(sidecarOutboundRouteConfig(bySource, productpage(), 9080)))).toBe(`outbound|9080||${reviewsHost}`);
+    expect(cluster(routesOf(sidecarOutboundRouteConfig(bySource, reviewsV1(), 9080)))).toBe('outbound|9080||ratings.default.svc.cluster.local');
   });
 });

@@ -53,12 +53,19 @@ interface VirtualServiceHosts {
 function assignServices(virtualServices: readonly Config<VirtualServiceSpec>[], services: readonly Service[], push: PushContext) {
   const byVs = new Map<Config<VirtualServiceSpec>, VirtualServiceHosts>();
   const owner = new Map<string, { vs: Config<VirtualServiceSpec>; specificity: number }>();
+  const byHostname = new Map<string, Service[]>();
+  for (const s of services) {
+    const l = byHostname.get(s.hostname);
+    if (l) l.push(s);
+    else byHostname.set(s.hostname, [s]);
+  }
   for (const vs of virtualServices) {
     const entry: VirtualServiceHosts = { services: [], others: [] };
     byVs.set(vs, entry);
     for (const raw of vs.spec.hosts ?? []) {
       const host = destinationHost(raw, vs.metadata.namespace, { push });
-      const matching = services.filter((s) => (host.startsWith('*') ? hostMatches(host, s.hostname) : s.hostname === host));
+      // Thousands of VirtualServices: exact hosts are looked up, only wildcards scan the services.
+      const matching = host.startsWith('*') ? services.filter((s) => hostMatches(host, s.hostname)) : (byHostname.get(host) ?? []);
       if (matching.length === 0) {
         entry.others.push(host);
         continue;

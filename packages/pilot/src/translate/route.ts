@@ -34,6 +34,7 @@ import {
   stringMatcher,
   zeroDuration,
 } from './envoy.ts';
+import { labelsKey } from '../registry/labels.ts';
 import { Filters, outboundCluster, parseSubsetKey } from './names.ts';
 
 type RouteAction = NonNullable<Route['route']>;
@@ -536,10 +537,88 @@ function expandDelegates(vs: Config<VirtualServiceSpec>, push: PushContext): Rul
   return out;
 }
 
+/**
+ * Routes already translated, per push context and VirtualService, under a key of everything else
+ * they depend on (routesKey). Proxies that differ only in what routes do not read (most sidecars
+ * of a namespace) share them: with thousands of VirtualServices, translating them again for
+ * every proxy was most of a push's time.
+ */
+const routeCache = new WeakMap<PushContext, WeakMap<Config<VirtualServiceSpec>, Map<string, Route[]>>>();
+
+/** What of a VirtualService's expanded rules the key reads: destination hosts, and whether any match has sourceLabels. */
+interface RuleInputs {
+  hosts: string[];
+  sourceLabels: boolean;
+}
+const ruleInputs = new WeakMap<PushContext, WeakMap<Config<VirtualServiceSpec>, RuleInputs>>();
+/** Per push context and proxy: destination host -> the DestinationRule in force (`ns/name`, or ''). */
+const ruleCache = new WeakMap<PushContext, WeakMap<MeshProxy, Map<string, string>>>();
+
+function inner<K extends object, V>(outer: WeakMap<PushContext, WeakMap<K, V>>, push: PushContext): WeakMap<K, V> {
+  let m = outer.get(push);
+  if (!m) {
+    m = new WeakMap();
+    outer.set(push, m);
+  }
+  return m;
+}
+
+/**
+ * What translateRoute reads besides the rules: the listener (port, gateways, gRPC, TLS), the
+ * proxy's namespace (service visibility, sourceNamespace), its labels when a match has
+ * sourceLabels, and the DestinationRule it gets for each destination (consistent hashing).
+ */
+function routesKey(vs: Config<VirtualServiceSpec>, rules: readonly RuleWithOrigin[], ctx: RouteContext): string {
+  const byVs = inner(ruleInputs, ctx.push);
+  let inputs = byVs.get(vs);
+  if (!inputs) {
+    inputs = { hosts: [], sourceLabels: false };
+    for (const { http, vs: origin } of rules) {
+      for (const m of http.match ?? []) if (m.sourceLabels && Object.keys(m.sourceLabels).length > 0) inputs.sourceLabels = true;
+      for (const d of http.route ?? []) if (d.destination?.host) inputs.hosts.push(destinationHost(d.destination.host, origin.metadata.namespace, ctx));
+    }
+    byVs.set(vs, inputs);
+  }
+  const byProxy = inner(ruleCache, ctx.push);
+  let rulesFor = byProxy.get(ctx.proxy);
+  if (!rulesFor) {
+    rulesFor = new Map();
+    byProxy.set(ctx.proxy, rulesFor);
+  }
+  let key = `${ctx.listenPort}|${ctx.grpc ? 1 : 0}|${ctx.tls ? 1 : 0}|${ctx.gatewayNames.size === 1 ? ctx.gatewayNames.values().next().value : [...ctx.gatewayNames].sort().join(',')}|${ctx.proxy.namespace}|${inputs.sourceLabels ? labelsKey(ctx.proxy.labels) : '*'}|`;
+  for (const host of inputs.hosts) {
+    let id = rulesFor.get(host);
+    if (id === undefined) {
+      const dr = ctx.push.destinationRule(ctx.proxy, host);
+      id = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '';
+      rulesFor.set(host, id);
+    }
+    key += `${id},`;
+  }
+  return key;
+}
+
 /** Istio's BuildHTTPRoutesForVirtualService: routes in order, stopping after the first catch-all. */
 export function routesForVirtualService(vs: Config<VirtualServiceSpec>, ctx: RouteContext): Route[] {
+  const rules = expandDelegates(vs, ctx.push);
+  const byVs = inner(routeCache, ctx.push);
+  let cached = byVs.get(vs);
+  if (!cached) {
+    cached = new Map();
+    byVs.set(vs, cached);
+  }
+  const key = routesKey(vs, rules, ctx);
+  let out = cached.get(key);
+  if (!out) {
+    out = translateRules(rules, ctx);
+    cached.set(key, out);
+  }
+  return out;
+}
+
+function translateRules(rules: readonly RuleWithOrigin[], ctx: RouteContext): Route[] {
   const out: Route[] = [];
-  for (const { http, vs: origin } of expandDelegates(vs, ctx.push)) {
+  for (const { http, vs: origin } of rules) {
     let catchAll = false;
     if (!http.match?.length) {
       const r = translateRoute(http, undefined, origin, ctx);
