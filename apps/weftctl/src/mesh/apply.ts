@@ -3,7 +3,7 @@
 // file:line:column), then written into (or removed from) the config directory weftd watches, one
 // file per object. The command then waits until weftd holds the change and every proxy has ACKed
 // the push that carries it, so that the next request already sees it.
-import { type Config, formatProblem, keyOf, type Problem } from '@weft/model';
+import { type Config, formatProblem, keyOf, type Problem, specDigest } from '@weft/model';
 import { sortProblems } from '@weft/galley';
 import { objectFile, objectName, originOf, readAndValidate, removeObjects, writeObjects } from '../up/config-dir.ts';
 import { type HeldObject, reportAnalysis } from './apply-analysis.ts';
@@ -22,14 +22,6 @@ export interface ApplyOptions {
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
-}
-
-interface ConfigzEntry {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace: string };
-  spec: unknown;
-  source?: { file: string };
 }
 
 function subjectOf(kind: string | undefined, namespace: string | undefined, name: string | undefined): string | undefined {
@@ -70,35 +62,51 @@ async function lastPushVersion(s: MeshState): Promise<string> {
   return p.version ?? '';
 }
 
+/** weftd's /debug/config_versions: per object key, the file it was read from and specDigest of its spec. */
+interface ConfigVersions {
+  revision: number;
+  objects: Record<string, [file: string, digest: string]>;
+}
+
 /**
  * Waits until weftd's store matches `present` (each object read from its file, equal spec) and
- * holds none of `absent`, then until a push newer than `before` has reached every proxy and been ACKed.
+ * holds none of `absent`, then until a push of that store (or a later one) has reached every
+ * proxy and been ACKed. It polls /debug/config_versions (a digest per object), not the whole
+ * config: with thousands of objects, serialising configz every 100 ms kept weftd from reading them.
  */
 async function waitForSync(s: MeshState, present: readonly Config[], absent: readonly Config[], before: string, waitMs: number): Promise<string | undefined> {
   const deadline = Date.now() + waitMs;
   const sleep = () => new Promise((r) => setTimeout(r, 100));
+  const wanted = present.map((c) => ({ c, key: keyOf(c), file: objectFile(s.configDir, c), digest: specDigest(c.spec) }));
+  const unwanted = absent.map((c) => ({ c, key: keyOf(c) }));
   let why = '';
+  let held = -1;
   for (;;) {
     if (Date.now() > deadline) return why;
-    const configz = await getJson<ConfigzEntry[]>(weftdUrl(s, '/debug/configz'));
-    const byKey = new Map(configz.map((c) => [keyOf(c as Config), c]));
-    const missing = present.find((c) => {
-      const got = byKey.get(keyOf(c));
-      return !got || got.source?.file !== objectFile(s.configDir, c) || JSON.stringify(got.spec) !== JSON.stringify(c.spec);
-    });
-    const lingering = absent.find((c) => byKey.has(keyOf(c)));
-    if (missing || lingering) {
-      why = missing ? `weftd does not hold ${objectName(missing)} yet (see ${s.weftd!.logFile})` : `weftd still holds ${objectName(lingering!)}`;
-      await sleep();
-      continue;
+    if (held < 0) {
+      const v = await getJson<ConfigVersions>(weftdUrl(s, '/debug/config_versions'));
+      const missing = wanted.find((w) => {
+        const got = v.objects[w.key];
+        return !got || got[0] !== w.file || got[1] !== w.digest;
+      });
+      const lingering = unwanted.find((u) => v.objects[u.key] !== undefined);
+      if (missing || lingering) {
+        why = missing ? `weftd does not hold ${objectName(missing.c)} yet (see ${s.weftd!.logFile})` : `weftd still holds ${objectName(lingering!.c)}`;
+        await sleep();
+        continue;
+      }
+      held = v.revision;
     }
-    const version = await lastPushVersion(s);
+    const push = await getJson<{ version?: string; configRevision?: number }>(weftdUrl(s, '/debug/push_status'));
+    const version = push.version ?? '';
     // Only proxies that proved their identity count: anyone may open an unauthenticated stream (when
     // the plaintext port is open) and never ACK.
     const syncz = (await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'))).filter((e) => e.authenticated === true);
     const behind = syncz.filter((e) => e.pushVersion !== version || Object.values(e.types).some((t) => t.status !== 'ACKED'));
-    if (version !== before && behind.length === 0) return undefined;
-    why = version === before ? 'weftd has not pushed the change yet' : `not yet ACKed by ${behind.map((e) => e.id.split('~')[2]).join(', ')}`;
+    // The push must come from a store holding the whole change (a push from part of it, while files were still read, is not enough).
+    const pushed = version !== before && (push.configRevision ?? Number.POSITIVE_INFINITY) >= held;
+    if (pushed && behind.length === 0) return undefined;
+    why = !pushed ? 'weftd has not pushed the change yet' : `not yet ACKed by ${behind.map((e) => e.id.split('~')[2]).join(', ')}`;
     await sleep();
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { type Config, type GroupKind, groupKindOf } from '../config/config.ts';
 
@@ -20,6 +21,17 @@ export function configKey(gk: GroupKind, namespace: string, name: string): strin
 
 export function keyOf(config: Config): string {
   return configKey(groupKindOf(config), config.metadata.namespace, config.metadata.name);
+}
+
+/**
+ * A short digest of a spec (of its JSON text, keys in the order given): two parties that read the
+ * same object compare digests instead of sending whole specs (weftctl apply waiting on weftd).
+ */
+export function specDigest(spec: unknown): string {
+  return createHash('sha256')
+    .update(JSON.stringify(spec) ?? '')
+    .digest('base64url')
+    .slice(0, 22);
 }
 
 /** What every config store offers: reads, writes that report what changed, and a watch. */

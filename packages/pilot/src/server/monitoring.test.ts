@@ -1,4 +1,4 @@
-import { loadText, MemoryConfigStore, defaultKindRegistry } from '@weft/model';
+import { loadText, MemoryConfigStore, defaultKindRegistry, specDigest } from '@weft/model';
 import { TypeUrl } from '@weft/xds';
 import { Counter, Registry } from 'prom-client';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -62,6 +62,14 @@ it('shows the accepted config with where it came from', async () => {
   ]);
 });
 
+it('gives the file and spec digest of every object, compact, for waiting on an apply', async () => {
+  const res = await get('/debug/config_versions');
+  expect(res.body).not.toContain('\n  ');
+  const body = JSON.parse(res.body);
+  expect(body).toEqual({ revision: expect.any(Number), objects: { 'networking.istio.io/VirtualService/default/reviews': ['reviews.yaml', specDigest({ hosts: ['reviews'] })] } });
+  expect(specDigest({ hosts: ['reviews'] })).not.toBe(specDigest({ hosts: ['ratings'] }));
+});
+
 it('shows per-proxy sync state with the NACK reason, the last push, and Istio-named metrics with the other registries', async () => {
   const port = await discovery.listen({ port: 0 });
   client = new SotwTestClient(`127.0.0.1:${port}`);
@@ -101,5 +109,5 @@ it('shows per-proxy sync state with the NACK reason, the last push, and Istio-na
 it('lists its endpoints for an unknown path', async () => {
   const res = await get('/debug/nothing');
   expect(res.status).toBe(404);
-  expect(JSON.parse(res.body).endpoints).toEqual(['/debug/configz', '/debug/push_status', '/debug/syncz', '/healthz', '/metrics']);
+  expect(JSON.parse(res.body).endpoints).toEqual(['/debug/config_versions', '/debug/configz', '/debug/push_status', '/debug/syncz', '/healthz', '/metrics']);
 });

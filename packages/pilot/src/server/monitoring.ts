@@ -1,7 +1,7 @@
 // The monitoring port (15014): health, Prometheus metrics and pilot's debug endpoints.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Config, ConfigStore } from '@weft/model';
+import { type Config, type ConfigStore, keyOf, specDigest } from '@weft/model';
 import { Registry } from 'prom-client';
 import type { DiscoveryServer } from './discovery.ts';
 import { createLogger, type Logger } from '@weft/model';
@@ -33,6 +33,29 @@ export function configJson(c: Config): Record<string, unknown> {
   return out;
 }
 
+/** Digests by stored object (each stored Config is immutable but for its source). */
+const digests = new WeakMap<Config, string>();
+
+/**
+ * What `weftctl apply` waits on: per object key, the file it was read from and a digest of its
+ * spec (model's specDigest), with the store revision they were read at. A small fraction of
+ * /debug/configz: polling configz every 100 ms while thousands of objects arrive kept weftd
+ * serialising megabytes of JSON instead of reading them.
+ */
+export function configVersions(store: ConfigStore): { revision: number; objects: Record<string, [file: string, digest: string]> } {
+  const revision = store.revision;
+  const objects: Record<string, [string, string]> = {};
+  for (const c of store.all()) {
+    let d = digests.get(c);
+    if (d === undefined) {
+      d = specDigest(c.spec);
+      digests.set(c, d);
+    }
+    objects[keyOf(c)] = [c.source?.file ?? '', d];
+  }
+  return { revision, objects };
+}
+
 export class MonitoringServer {
   readonly host: string;
   readonly port: number;
@@ -49,7 +72,10 @@ export class MonitoringServer {
     const registries = [...(options.discovery ? [options.discovery.metrics.registry] : []), ...(options.registries ?? [])];
     const routes = new Map<string, () => unknown>();
     const { discovery, store } = options;
-    if (store) routes.set('/debug/configz', () => store.all().map(configJson));
+    if (store) {
+      routes.set('/debug/configz', () => store.all().map(configJson));
+      routes.set('/debug/config_versions', () => configVersions(store));
+    }
     if (discovery) {
       routes.set('/debug/syncz', () => discovery.syncStatus());
       routes.set('/debug/push_status', () => discovery.lastPush ?? {});
@@ -74,7 +100,8 @@ export class MonitoringServer {
       let body = route();
       const proxy = url.searchParams.get('proxy');
       if (proxy && path === '/debug/syncz' && Array.isArray(body)) body = body.filter((s: { id?: string }) => s.id === proxy);
-      return sendJson(res, 200, body);
+      // Large machine-read answers go out compact.
+      return sendJson(res, 200, body, path !== '/debug/config_versions');
     };
 
     const server = createServer((req, res) => {
@@ -114,6 +141,6 @@ function send(res: ServerResponse, code: number, type: string, body: string): vo
   res.end(body);
 }
 
-function sendJson(res: ServerResponse, code: number, value: unknown): void {
-  send(res, code, 'application/json', `${JSON.stringify(value, null, 2)}\n`);
+function sendJson(res: ServerResponse, code: number, value: unknown, pretty = true): void {
+  send(res, code, 'application/json', `${pretty ? JSON.stringify(value, null, 2) : JSON.stringify(value)}\n`);
 }
