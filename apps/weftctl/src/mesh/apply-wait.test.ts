@@ -1,7 +1,7 @@
-// How `weftctl apply` waits for a change to be in force, against a stand-in weftd (node:http) that
+// How `weftctl apply` waits for a change to be in force, and what it refuses to take, against a stand-in weftd (node:http) that
 // reads the config directory the apply writes, as weftd does; the real weftd and proxies:
 // bench/pilot/bulk-apply.ts and e2e/bookinfo.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { defaultKindRegistry, keyOf, loadPaths, specDigest } from '@weft/model';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type MeshState, processStart, writeState } from '../up/state.ts';
 import { apply, remove } from './apply.ts';
+import { applyLimits } from './apply-limits.ts';
 
 let dir: string;
 let server: Server;
@@ -89,3 +90,34 @@ it('waits on per-object digests (/debug/config_versions), not the whole config, 
   expect(paths).toContain('/debug/config_versions');
   expect(paths).not.toContain('/debug/configz');
 });
+
+it('refuses up front, naming the limit, an input over 8 MiB (from its size, unread) or over 10,000 objects', async () => {
+  const err: string[] = [];
+  const io = { out: () => {}, err: (s: string) => void err.push(s) };
+  const o = (file: string) => ({ stateDir: dir, files: [file], namespace: 'default', waitMs: 10_000 });
+  // 50 MB of input in 13 files (each under the loader's 4 MiB): a sparse file costs no disk.
+  const big = join(dir, 'big');
+  await mkdir(big);
+  for (let i = 0; i < 13; i++) {
+    await writeFile(join(big, `part-${i}.yaml`), '');
+    await truncate(join(big, `part-${i}.yaml`), 4_000_000);
+  }
+  paths.length = 0;
+  const started = performance.now();
+  expect(await apply(o(big), io)).toBe(1);
+  expect(performance.now() - started).toBeLessThan(2000);
+  expect(err.join('')).toBe(`weftctl: the input is 49.6 MiB in 13 files; one apply takes at most ${(applyLimits.bytes / 1048576).toFixed(1)} MiB (split it into several applies): nothing applied\n`);
+  expect(paths).toEqual([]);
+
+  err.length = 0;
+  const docs: string[] = [];
+  for (let i = 0; i <= applyLimits.objects; i++) docs.push(`apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v${i}}\nspec: {hosts: [v${i}.example.com]}\n`);
+  await writeFile(join(dir, 'many.yaml'), docs.join('---\n'));
+  expect(await remove(o(join(dir, 'many.yaml')), io)).toBe(1);
+  expect(await apply(o(join(dir, 'many.yaml')), io)).toBe(1);
+  expect(err).toEqual([
+    `weftctl: ${applyLimits.objects + 1} objects in the input; one apply takes at most ${applyLimits.objects} (split it into several applies): nothing deleted\n`,
+    `weftctl: ${applyLimits.objects + 1} objects in the input; one apply takes at most ${applyLimits.objects} (split it into several applies): nothing applied\n`,
+  ]);
+  expect(paths).toEqual([]);
+}, 60_000);

@@ -7,6 +7,7 @@ import { type Config, formatProblem, keyOf, type Problem, specDigest } from '@we
 import { sortProblems } from '@weft/galley';
 import { objectFile, objectName, originOf, readAndValidate, removeObjects, writeObjects } from '../up/config-dir.ts';
 import { type HeldObject, reportAnalysis } from './apply-analysis.ts';
+import { inputTooBig, tooManyObjects } from './apply-limits.ts';
 import type { MeshState } from '../up/state.ts';
 import { getJson, runningMesh, weftdUrl } from './client.ts';
 import type { SynczEntry } from './proxy-status.ts';
@@ -31,7 +32,17 @@ function subjectOf(kind: string | undefined, namespace: string | undefined, name
 
 /** Reads and validates; prints problems; returns the valid configs, or undefined when anything is invalid. */
 async function checked(o: ApplyOptions, io: Io, verb: string): Promise<{ config: Config; bodyAtTopLevel: boolean; origin: string }[] | undefined> {
+  const tooBig = await inputTooBig(o.files);
+  if (tooBig) {
+    io.err(`weftctl: ${tooBig}: nothing ${verb}\n`);
+    return undefined;
+  }
   const input = await readAndValidate(o.files, o.namespace);
+  const tooMany = tooManyObjects(input.resources.length);
+  if (tooMany) {
+    io.err(`weftctl: ${tooMany}: nothing ${verb}\n`);
+    return undefined;
+  }
   let errors = 0;
   for (const r of input.reports) {
     const all: Problem[] = [...r.errors, ...r.warnings];
@@ -137,9 +148,19 @@ export async function apply(o: ApplyOptions, io: Io): Promise<number> {
 
 export async function remove(o: ApplyOptions, io: Io): Promise<number> {
   const s = await runningMesh(o.stateDir);
+  const tooBig = await inputTooBig(o.files);
+  if (tooBig) {
+    io.err(`weftctl: ${tooBig}: nothing deleted\n`);
+    return 1;
+  }
   const input = await readAndValidate(o.files, o.namespace);
   // Deleting needs only what names an object; structural problems elsewhere do not matter.
   const configs = input.resources.filter((r) => r.config).map((r) => r.config!);
+  const tooMany = tooManyObjects(input.resources.length);
+  if (tooMany) {
+    io.err(`weftctl: ${tooMany}: nothing deleted\n`);
+    return 1;
+  }
   const unreadable = input.reports.filter((r) => !r.kind || !r.name);
   for (const r of unreadable) for (const p of r.errors) io.err(`${formatProblem(p, undefined)}\n`);
   if (configs.length === 0) {
