@@ -115,6 +115,7 @@ class Snapshot implements PushContext {
   readonly #proxyWorkload = new Map<string, WorkloadInstance | null>();
   readonly #proxyServices = new Map<string, readonly Service[]>();
   readonly #proxyLabels = new Map<string, Readonly<Record<string, string>>>();
+  readonly #proxyPolicyKeys = new WeakMap<MeshProxy, string>();
 
   constructor(input: PushContextInput) {
     this.version = input.version;
@@ -258,7 +259,13 @@ class Snapshot implements PushContext {
    * Replicas of a workload share it, so they share the answers.
    */
   #policyKey(proxy: MeshProxy): string {
-    return `${proxy.type}|${proxy.namespace}|${labelsKey(this.#labels(proxy))}`;
+    // Asked per destination of every route while translating: keep it per proxy object (a proxy's fields do not change).
+    let key = this.#proxyPolicyKeys.get(proxy);
+    if (key === undefined) {
+      key = `${proxy.type}|${proxy.namespace}|${labelsKey(this.#labels(proxy))}`;
+      this.#proxyPolicyKeys.set(proxy, key);
+    }
+    return key;
   }
 
   #scope(proxy: MeshProxy): ComputedScope {

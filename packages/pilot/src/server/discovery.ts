@@ -25,7 +25,7 @@ import { createLogger, type Logger } from '@weft/model';
 import { PilotMetrics } from './metrics.ts';
 import { type DebounceOptions, Debouncer, defaultDebounce, monotonicMs, PushRequest, type TriggerReason } from './push-request.ts';
 import { clusterHost, type Generators, isFullStateType, isWildcardType, orderTypes, shortTypeName } from './types.ts';
-import { decodeDiscoveryRequest, deltaResourceField, deltaResponse, encodeRouteConfiguration, sotwResourceField, sotwResponse } from './wire.ts';
+import { decodeDiscoveryRequest, deltaResourceField, deltaResponse, drain, routeConfigurationSteps, sotwResourceField, sotwResponse } from './wire.ts';
 
 export interface PushContextInput {
   store: ConfigStore;
@@ -216,13 +216,14 @@ function resourceVersion(bytes: Buffer): string {
   return hash('sha1', bytes, 'base64url').slice(0, 16);
 }
 
-function encodeResources(typeUrl: string, out: readonly XdsResource[]): Generated {
+/** Encodes generated resources; a step generator that pauses within big route configurations (wire.ts). */
+function* encodeResources(typeUrl: string, out: readonly XdsResource[]): Generator<void, Generated, void> {
   const resources: EncodedResource[] = [];
   const byName = new Map<string, EncodedResource>();
   for (const r of out) {
     const any =
       typeUrl === TypeUrl.RouteConfiguration
-        ? { type_url: typeUrl, value: encodeRouteConfiguration(r.resource as RouteConfiguration) }
+        ? { type_url: typeUrl, value: yield* routeConfigurationSteps(r.resource as RouteConfiguration) }
         : encodeAny(typeUrl, r.resource as Record<string, unknown>);
     const e: EncodedResource = { name: r.name, version: resourceVersion(any.value), any };
     if (byName.has(r.name)) throw new Error(`generator returned ${r.name} twice`);
@@ -949,20 +950,23 @@ export class DiscoveryServer {
   /** Generates `w`'s type for the connection and sends what the client lacks. */
   #respond(conn: Connection, w: WatchedType, push: PushContext, options: RespondOptions): 'sent' | 'unchanged' | 'no-generator' | Error {
     const names = options.names ?? w.subscription();
-    const step = this.#generate(conn, w.typeUrl, push, names);
-    return this.#finish(conn, w, push, options, names, step instanceof Function ? step() : step);
+    const generated = this.#generate(conn, w.typeUrl, push, names);
+    return this.#finish(conn, w, push, options, names, isSteps(generated) ? drain(generated) : generated);
   }
 
-  /** #respond within a push: generating and encoding a big type are two steps, with a chance to yield between. */
+  /** #respond within a push: encoding a big type goes in steps, yielding to the event loop when the slice is used up. */
   async #respondInPush(conn: Connection, w: WatchedType, push: PushContext, options: RespondOptions, slice: TimeSlice): Promise<'sent' | 'unchanged' | 'no-generator' | Error> {
     const names = options.names ?? w.subscription();
-    const step = this.#generate(conn, w.typeUrl, push, names);
-    if (!(step instanceof Function)) return this.#finish(conn, w, push, options, names, step);
-    if (slice.over()) {
-      await slice.yield();
-      if (conn.closed) return 'unchanged';
+    const generated = this.#generate(conn, w.typeUrl, push, names);
+    if (!isSteps(generated)) return this.#finish(conn, w, push, options, names, generated);
+    for (;;) {
+      if (slice.over()) {
+        await slice.yield();
+        if (conn.closed) return 'unchanged';
+      }
+      const r = generated.next();
+      if (r.done) return this.#finish(conn, w, push, options, names, r.value);
     }
-    return this.#finish(conn, w, push, options, names, step());
   }
 
   #finish(
@@ -982,8 +986,8 @@ export class DiscoveryServer {
     return sent ? 'sent' : 'unchanged';
   }
 
-  /** The generated set from the cache, or the generator's output with a function that encodes (and caches) it. */
-  #generate(conn: Connection, typeUrl: string, push: PushContext, names: readonly string[] | undefined): Generated | Error | undefined | (() => Generated | Error) {
+  /** The generated set from the cache, or the generator's output with the steps that encode (and cache) it. */
+  #generate(conn: Connection, typeUrl: string, push: PushContext, names: readonly string[] | undefined): Generated | Error | undefined | EncodeSteps {
     const proxy = conn.proxy;
     const set = (proxy.generator === 'grpc' ? this.#opts.generators.grpc : undefined) ?? this.#opts.generators.envoy;
     const generator = set[typeUrl];
@@ -1007,15 +1011,16 @@ export class DiscoveryServer {
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err));
     }
-    return () => {
+    const cache = this.#cache;
+    return (function* (): EncodeSteps {
       try {
-        const generated = encodeResources(typeUrl, out);
-        if (key !== undefined && this.#cache.size < maxCacheEntries) this.#cache.set(key, generated);
+        const generated = yield* encodeResources(typeUrl, out);
+        if (key !== undefined && cache.size < maxCacheEntries) cache.set(key, generated);
         return generated;
       } catch (err) {
         return err instanceof Error ? err : new Error(String(err));
       }
-    };
+    })();
   }
 
   #sendSotw(conn: Connection, w: WatchedType, push: PushContext, generated: Generated, options: RespondOptions): boolean {
@@ -1110,6 +1115,13 @@ export class DiscoveryServer {
       }
     }
   }
+}
+
+/** Encoding a generated set, in steps (see #respondInPush). */
+type EncodeSteps = Generator<void, Generated | Error, void>;
+
+function isSteps(g: Generated | Error | undefined | EncodeSteps): g is EncodeSteps {
+  return g !== undefined && !(g instanceof Error) && typeof (g as EncodeSteps).next === 'function';
 }
 
 /** Tells a long synchronous loop when it has run its share of the event loop and should yield. */

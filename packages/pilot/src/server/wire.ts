@@ -76,9 +76,10 @@ export function deltaResponse(version: string, resources: readonly Buffer[], typ
 
 const virtualHostBytes = new WeakMap<object, Map<string, Buffer>>();
 
-function encodeVirtualHost(vh: VirtualHost): Buffer {
+/** A virtual host as RouteConfiguration field 2 (tag, length, message). */
+function virtualHostField(vh: VirtualHost): Buffer {
   const routes = vh.routes;
-  if (!routes || routes.length === 0) return encodeMessage('envoy.config.route.v3.VirtualHost', vh);
+  if (!routes || routes.length === 0) return bytesField(2, encodeMessage('envoy.config.route.v3.VirtualHost', vh));
   const { routes: _routes, name, domains, include_request_attempt_count, ...rest } = vh;
   // Name and domains are all most virtual hosts have besides routes; anything else goes in whole.
   let key = `${name ?? ''}\u0000${(domains ?? []).join('\u0001')}\u0000${include_request_attempt_count ? 1 : 0}`;
@@ -93,18 +94,38 @@ function encodeVirtualHost(vh: VirtualHost): Buffer {
   }
   let bytes = byRest.get(key);
   if (!bytes) {
-    bytes = encodeMessage('envoy.config.route.v3.VirtualHost', vh);
+    bytes = bytesField(2, encodeMessage('envoy.config.route.v3.VirtualHost', vh));
     byRest.set(key, bytes);
   }
   return bytes;
 }
 
-/** A RouteConfiguration's bytes: the other fields through protobufjs, each virtual host from the cache. */
-export function encodeRouteConfiguration(rc: RouteConfiguration): Buffer {
+/**
+ * A RouteConfiguration's bytes: the other fields through protobufjs, each virtual host from the
+ * cache. A step generator: it pauses every 64 virtual hosts, so that a caller can yield to the
+ * event loop while the first proxy's thousands of virtual hosts are encoded.
+ */
+export function* routeConfigurationSteps(rc: RouteConfiguration): Generator<void, Buffer, void> {
   const { virtual_hosts, ...rest } = rc;
   const parts = [encodeMessage('envoy.config.route.v3.RouteConfiguration', rest)];
-  for (const vh of virtual_hosts ?? []) parts.push(bytesField(2, encodeVirtualHost(vh)));
+  let n = 0;
+  for (const vh of virtual_hosts ?? []) {
+    parts.push(virtualHostField(vh));
+    if (++n % 64 === 0) yield;
+  }
   return Buffer.concat(parts);
+}
+
+/** Runs a step generator to its end. */
+export function drain<T>(steps: Generator<void, T, void>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+export function encodeRouteConfiguration(rc: RouteConfiguration): Buffer {
+  return drain(routeConfigurationSteps(rc));
 }
 
 // ------------------------------------------------------------------ requests

@@ -59,8 +59,12 @@ export interface RouteContext {
 /** Istio's default retry policy, used when a route has none. */
 export const defaultRetryOn = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
 
+let previousHostsAny: Any | undefined;
+
 function previousHosts(): NonNullable<RetryPolicy['retry_host_predicate']>[number] {
-  return { name: Filters.previousHosts, typed_config: encodeAny(TypeUrl.PreviousHostsPredicate, {}) };
+  // Every route with default retries has it: encoded once.
+  previousHostsAny ??= encodeAny(TypeUrl.PreviousHostsPredicate, {});
+  return { name: Filters.previousHosts, typed_config: previousHostsAny };
 }
 
 function defaultRetryPolicy(consistentHash: boolean): RetryPolicy {
