@@ -301,6 +301,8 @@ async function measure(mesh: LocalMesh, verb: 'apply' | 'delete', file: string):
   const push = await later(getJson<{ buildMs: number; durationMs: number; responses: number }>(`${base}/debug/push_status`, 300_000), { buildMs: Number.NaN, durationMs: Number.NaN, responses: Number.NaN });
   const closed = await countLogLines(s.weftd!.logFile, logBefore, '"xDS stream closed"');
   const hwm = await procStatus(s.weftd!.pid, 'VmHWM');
+  const heap = await later(metric(s, 'nodejs_heap_size_used_bytes'), Number.NaN);
+  const external = await later(metric(s, 'nodejs_external_memory_bytes'), Number.NaN);
   const changedIds = expected.filter((id) => {
     const a = synczBefore.find((e) => e.id === id)?.connectionId;
     const b = synczAfter.find((e) => e.id === id)?.connectionId;
@@ -315,7 +317,7 @@ async function measure(mesh: LocalMesh, verb: 'apply' | 'delete', file: string):
   console.log(
     `    weftd /healthz: longest gap ${ms(h.longestGapMs)} (from ${sec(h.at)}), slowest answer ${ms(h.slowestMs)}, ${h.requests} polls, ${h.failures} failed`,
   );
-  console.log(`    weftd RSS: ${mb(rssBefore)} before, peak ${mb(w.peakRss)} sampled (VmHWM ${mb(hwm)} over its life)`);
+  console.log(`    weftd RSS: ${mb(rssBefore)} before, peak ${mb(w.peakRss)} sampled (VmHWM ${mb(hwm)} over its life); after: JS heap used ${mb(heap)}, external ${mb(external)}`);
   console.log(
     `    pushes: ${pushes} responses sent (pilot_xds_pushes) from ${contexts} push contexts; the last: build ${ms(push.buildMs)}, generate+send ${ms(push.durationMs - push.buildMs)}, ${push.responses} responses`,
   );
