@@ -261,8 +261,8 @@ interface Outcome {
   ok: boolean;
 }
 
-/** Runs `weftctl <verb> -f file` as a process and watches the mesh meanwhile. */
-async function measure(mesh: LocalMesh, verb: 'apply' | 'delete', file: string): Promise<Outcome> {
+/** Runs `weftctl <verb> -f file...` as a process and watches the mesh meanwhile. */
+async function measure(mesh: LocalMesh, verb: 'apply' | 'delete', files: readonly string[]): Promise<Outcome> {
   const s = mesh.state;
   const expected = proxiesOf(s).map((p) => p.nodeId);
   const base = `http://127.0.0.1:${s.weftd!.monitoringPort}`;
@@ -276,7 +276,7 @@ async function measure(mesh: LocalMesh, verb: 'apply' | 'delete', file: string):
   const health = watchHealth(s);
   const weftd = watchWeftd(s, expected.length);
   const t0 = performance.now();
-  const child = spawn(process.execPath, [weftctlBin, verb, '-f', file, '--state-dir', s.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [weftctlBin, verb, ...files.flatMap((f) => ['-f', f]), '--state-dir', s.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let lines = 0;
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => {
@@ -344,11 +344,17 @@ const stateDir = await mkdtemp(join(tmpdir(), 'weft-bench-bulk-'));
 let mesh: LocalMesh | undefined;
 let failed = false;
 try {
-  const file = join(stateDir, 'bulk.yaml');
-  const docs: string[] = [];
-  for (let i = 0; i < count; i++) docs.push(virtualService(i));
-  await writeFile(file, docs.join('---\n'));
-  const size = (await stat(file)).size;
+  // One file up to 5,000 (3.8 MiB); more go in several, each under the loader's 4 MiB per file.
+  const files: string[] = [];
+  let size = 0;
+  for (let start = 0; start < count; start += 5000) {
+    const docs: string[] = [];
+    for (let i = start; i < Math.min(count, start + 5000); i++) docs.push(virtualService(i));
+    const file = join(stateDir, count <= 5000 ? 'bulk.yaml' : `bulk-${files.length}.yaml`);
+    await writeFile(file, docs.join('---\n'));
+    size += (await stat(file)).size;
+    files.push(file);
+  }
   const t = performance.now();
   const net = await freeLoopbackNet();
   const previousOptions = process.env.NODE_OPTIONS;
@@ -361,9 +367,9 @@ try {
   }
   const s = mesh.state;
   console.log(
-    `pilot bulk apply: a local mesh (weftd, the ingress gateway, ${s.proxies.length} sidecars; up in ${sec(performance.now() - t)}) and one file of ${count} VirtualServices (${(size / 1048576).toFixed(2)} MB)`,
+    `pilot bulk apply: a local mesh (weftd, the ingress gateway, ${s.proxies.length} sidecars; up in ${sec(performance.now() - t)}) and ${files.length === 1 ? 'one file' : `${files.length} files`} of ${count} VirtualServices (${(size / 1048576).toFixed(2)} MiB)`,
   );
-  const applied = await measure(mesh, 'apply', file);
+  const applied = await measure(mesh, 'apply', files);
   // The data plane uses the new routes: a gateway-bound host of the file through the ingress gateway.
   const ingress = s.ingress!;
   const r = await fetch(`http://${ingress.address}:${ingress.httpPort}/productpage`, { headers: { host: 'shop-00000.example.com' }, signal: AbortSignal.timeout(10_000) }).catch(
@@ -372,7 +378,7 @@ try {
   console.log(`    a new route through the ingress gateway (Host shop-00000.example.com): ${r instanceof Error ? r.message : r.status}`);
   failed ||= !applied.ok || r instanceof Error || r.status !== 200;
   if (runDelete) {
-    const deleted = await measure(mesh, 'delete', file);
+    const deleted = await measure(mesh, 'delete', files);
     failed ||= !deleted.ok;
   }
 } finally {
