@@ -1,12 +1,15 @@
 // The workload side of CreateCertificate.
 import { type ChannelCredentials, type ChannelOptions, credentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { controlPlaneServerName } from '@weft/model';
 import { caServiceDefinition } from './ca-server.ts';
 import type { IstioCertificateServiceClient } from './generated/istio/v1/auth/IstioCertificateService.ts';
 
-/** A typed client of istio.v1.auth.IstioCertificateService. */
+/** A typed client of istio.v1.auth.IstioCertificateService; the CA is verified as `options` name it, else by {@link controlPlaneServerName}. */
 export function createCaClient(target: string, channelCredentials: ChannelCredentials, options?: ChannelOptions): IstioCertificateServiceClient {
   const Client = makeGenericClientConstructor(caServiceDefinition(), 'IstioCertificateService');
-  return new Client(target, channelCredentials, options) as unknown as IstioCertificateServiceClient;
+  const serverName = controlPlaneServerName(target, options?.['grpc.ssl_target_name_override'] as string | undefined);
+  const named: ChannelOptions = serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName, ...options } : { ...options };
+  return new Client(target, channelCredentials, named) as unknown as IstioCertificateServiceClient;
 }
 
 /** How a caller proves who it is: its current certificate (mTLS), or a bootstrap token. */
@@ -17,7 +20,7 @@ export interface CertificateRequest {
   address: string;
   /** Roots that the CA's serving certificate must chain to. */
   rootCertPem: string;
-  /** Name to check the CA's certificate against, when `address` is not one of its SANs. */
+  /** Name to check the CA's certificate against; default: the host of `address`, or istiod's name when that is an IP. */
   serverName?: string;
   csrPem: string;
   /** Seconds; 0 lets the CA choose its default. */

@@ -8,7 +8,7 @@ import { conversionOptions } from '@weft/xds';
 import { CaError, type CertificateAuthority, type ServingCertificate, type ServingCertificateOptions } from './ca.ts';
 import { caProtoFile, protoDir } from './codegen.ts';
 import type { IstioCertificateServiceDefinition, IstioCertificateServiceHandlers } from './generated/istio/v1/auth/IstioCertificateService.ts';
-import { createLogger, type Logger } from '@weft/model';
+import { controlPlaneTlsName, createLogger, type Logger } from '@weft/model';
 import { CitadelMetrics } from './metrics.ts';
 import { authenticateCaller } from './caller-auth.ts';
 
@@ -94,7 +94,7 @@ export function createCaServiceHandlers(options: CaServiceOptions): IstioCertifi
 
 /** Default SANs of the CA's serving certificate (the names Istio's agents dial, and local ones). */
 export const defaultServingNames: Required<Pick<ServingCertificateOptions, 'dnsNames' | 'ipAddresses'>> = {
-  dnsNames: ['istiod.istio-system.svc', 'weftd', 'localhost'],
+  dnsNames: [controlPlaneTlsName, 'weftd', 'localhost'],
   ipAddresses: ['127.0.0.1'],
 };
 

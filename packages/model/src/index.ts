@@ -33,6 +33,7 @@ export {
 } from './yaml/loader.ts';
 export { NoSource, SourceLocation } from './yaml/source.ts';
 export { toYaml } from './yaml/dump.ts';
+export { controlPlaneServerName, controlPlaneTlsName } from './service/control-plane.ts';
 export { defaultDomainSuffix, hostMatches, hostsOverlap, resolveHost } from './service/hosts.ts';
 export {
   type Endpoint,

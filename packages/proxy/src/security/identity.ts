@@ -12,7 +12,7 @@
 // (`xdsChannel`), as Istio's agent does on 15012.
 import { readFileSync } from 'node:fs';
 import { credentials, Metadata } from '@grpc/grpc-js';
-import type { Logger } from '@weft/model';
+import { controlPlaneServerName, type Logger } from '@weft/model';
 import { decodeMessage, encodeMessage, type Secret__Output } from '@weft/xds';
 import type { CertificateManager, CsrSigner, WorkloadSecret } from '@weft/citadel';
 import type { XdsChannel } from '../xds/client.ts';
@@ -147,7 +147,8 @@ export class WorkloadIdentity {
   xdsChannel(): XdsChannel {
     const o = this.#o;
     const root = Buffer.from(o.rootCertPem);
-    const options = o.caServerName ? { 'grpc.ssl_target_name_override': o.caServerName, 'grpc.default_authority': o.caServerName } : {};
+    const serverName = controlPlaneServerName(o.caAddress, o.caServerName);
+    const options = serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {};
     const c = this.#current;
     if (c && c.notAfter.getTime() > Date.now()) {
       return { key: `certificate ${c.serialNumber}`, credentials: credentials.createSsl(root, Buffer.from(c.privateKeyPem), Buffer.from(c.certChainPem)), options };
