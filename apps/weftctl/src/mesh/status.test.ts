@@ -139,9 +139,9 @@ describe('weftctl status', () => {
     expect(lines[0]).toBe(`mesh: http://127.0.0.1:8080/productpage (weftctl up pid ${process.pid}, since ${new Date(Date.parse(lines[0]!.split('since ')[1]!.split(';')[0]!)).toISOString()}; state ${dir})`);
     expect(lines[1]).toMatch(/^NAME\s+KIND\s+PID\s+STATE\s+RESTARTS\s+UPTIME\s+LAST EXIT\s+LOG$/);
     const cells = (line: string) => line.split(/ {3,}/);
-    expect(cells(lines[2]!)).toEqual(['weftd', 'weftd', String(deadPid), expect.stringMatching(/^restarting \(next start in \d\.\ds\)$/), '2', '-', 'was killed (SIGKILL) 1s ago', join(dir, 'logs/weftd.log')]);
-    expect(cells(lines[3]!)).toEqual(['ratings-v1', 'app', String(process.pid), 'running', '1', expect.stringMatching(/^2m[56]s$/), expect.stringMatching(/^exited with status 1 2m[56]s ago$/), join(dir, 'logs/ratings-v1.app.log')]);
-    expect(cells(lines[4]!)).toEqual(['ratings-v1', 'sidecar', String(process.pid), 'starting', '3', expect.stringMatching(/^[23]s$/), '-', join(dir, 'logs/ratings-v1.proxy.log')]);
+    expect(cells(lines[2]!)).toEqual(['weftd', 'weftd', String(deadPid), expect.stringMatching(/^restarting \(next start in \d\.\ds\)$/), '2', '-', expect.stringMatching(/^was killed \(SIGKILL\) \d+s ago$/), join(dir, 'logs/weftd.log')]);
+    expect(cells(lines[3]!)).toEqual(['ratings-v1', 'app', String(process.pid), 'running', '1', expect.stringMatching(/^2m\d+s$/), expect.stringMatching(/^exited with status 1 2m\d+s ago$/), join(dir, 'logs/ratings-v1.app.log')]);
+    expect(cells(lines[4]!)).toEqual(['ratings-v1', 'sidecar', String(process.pid), 'starting', '3', expect.stringMatching(/^\d+s$/), '-', join(dir, 'logs/ratings-v1.proxy.log')]);
     expect(lines[5]).toBe(`config: unknown: weftd is not answering at http://127.0.0.1:${closedPort} (it is restarting: it was killed (SIGKILL); see ${join(dir, 'logs/weftd.log')}; \`weftctl status\` shows every component)`);
     const json = JSON.parse((await weftctl('status', '-o', 'json')).out) as { components: { name: string; state: string; restarts: number }[]; rejectedConfig: unknown };
     expect(json.components.map((c) => [c.name, c.state, c.restarts])).toEqual([
