@@ -1,6 +1,7 @@
 import type { Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type AdminServer, type AdminSource, startAdmin } from './server.ts';
+import { request } from 'node:http';
+import { type AdminServer, type AdminSource, addressedDirectly, startAdmin } from './server.ts';
 import { compileStatsFilter, maxStatsFilterProgramSize, Stats } from './stats.ts';
 
 /** Stat names shaped like a sidecar's: per cluster and listener, some hundreds of them. */
@@ -151,5 +152,34 @@ describe('admin state-changing endpoints', () => {
       ['admin', false],
       ['health', false],
     ]);
+  });
+});
+
+describe('admin and DNS rebinding', () => {
+  const get = (url: string, host: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${url}/server_info`, { headers: { host } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('answers requests addressed to an IP or localhost, and 421 to any other name (a rebound domain)', async () => {
+    const url = await admin(sidecarStats(1));
+    const port = new URL(url).port;
+    expect((await get(url, `127.0.0.1:${port}`)).status).toBe(200);
+    expect((await get(url, `localhost:${port}`)).status).toBe(200);
+    const rebound = await get(url, `attacker.example:${port}`);
+    expect(rebound.status).toBe(421);
+    expect(rebound.body).toMatch(/only requests addressed to an IP address or localhost/);
+  });
+
+  it('reads Host headers as names or addresses', () => {
+    expect(['127.0.0.13:15000', '[::1]:15000', 'LOCALHOST', '10.0.0.1'].map(addressedDirectly)).toEqual([true, true, true, true]);
+    expect(['localhost.attacker.example', '127.0.0.1.nip.io:15000', 'istiod'].map(addressedDirectly)).toEqual([false, false, false]);
+    expect(addressedDirectly(undefined)).toBe(true);
   });
 });

@@ -66,6 +66,13 @@ export function clustersText(status: ReadonlyMap<string, readonly EndpointStatus
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
+/** Whether a Host header names an IP address or localhost (with any port), or is absent (HTTP/1.0). */
+export function addressedDirectly(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const name = host.replace(/:\d+$/, '').toLowerCase();
+  return name === 'localhost' || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-f:.]+\]$/.test(name);
+}
+
 function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -79,6 +86,11 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 export async function startAdmin(src: AdminSource, options: AdminOptions = {}): Promise<AdminServer> {
   const log = options.logger ?? silentLogger;
   const handle = (req: IncomingMessage, res: ServerResponse): void | Promise<void> => {
+    // DNS rebinding: a web page in the owner's browser (which runs as the owner, so the owner-only
+    // check lets it in) can point a name of its own at this address and read the admin pages as
+    // same-origin. Its requests then carry that name as Host; every real client of a loopback-only
+    // port names it by address or as localhost.
+    if (!addressedDirectly(req.headers.host)) return send(res, 421, 'text/plain', 'the admin port answers only requests addressed to an IP address or localhost\n');
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const format = url.searchParams.get('format');
