@@ -6,18 +6,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { exitStatus, flagDocs } from './help.ts';
-import { commandFlags, commands, main } from './main.ts';
+import { commandFlags, commands } from './main.ts';
+import { runWeftctlCommand } from './testing.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = join(root, 'apps/weftctl/bin/weftctl.js');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
 
-async function weftctl(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (s) => (out += s), err: (s) => (err += s) });
-  return { code, out, err };
-}
+const weftctl = (...argv: string[]) => runWeftctlCommand(argv);
 
 const longOf = new Map(flagDocs.filter((d) => d.short).map((d) => [d.short!, d.long]));
 

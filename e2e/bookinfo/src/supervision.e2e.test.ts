@@ -17,7 +17,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apply, type LocalMesh, main, repoRoot, startLocalMesh } from '@weft/weftctl';
+import { apply, type LocalMesh, repoRoot, startLocalMesh } from '@weft/weftctl';
+import { runWeftctlCommand } from '@weft/weftctl/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWeftctl } from './driver.ts';
 import { freeLoopbackNet } from './local-driver.ts';
@@ -120,19 +121,7 @@ function expectAllSucceeded(r: { backMs: number | undefined; samples: Sample[]; 
   expect(r.samples.filter((s) => s.at >= r.killedAt && s.at <= r.killedAt + r.backMs!).length).toBeGreaterThan(0);
 }
 
-async function weftctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main([...args, '--state-dir', stateDir], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-  });
-  return { code, out, err };
-}
+const weftctl = (...args: string[]) => runWeftctlCommand(args, stateDir);
 
 /** A table as weftctl prints it, as one record per row keyed by the header's column names. */
 function parseTable(text: string): Record<string, string>[] {

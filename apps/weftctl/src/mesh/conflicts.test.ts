@@ -8,24 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseYamlDocuments } from '@weft/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../main.ts';
+import { runWeftctlCommand } from '../testing.ts';
 import { type LocalMesh, repoRoot, startLocalMesh } from '../up/mesh.ts';
 
 const networking = join(repoRoot, 'examples/bookinfo/networking');
 
-async function weftctl(stateDir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main([...args, '--state-dir', stateDir], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-  });
-  return { code, out, err };
-}
+const weftctl = (stateDir: string, ...args: string[]) => runWeftctlCommand(args, stateDir);
 
 /** Which reviews version rendered the page: v2 shows black stars, v3 red ones, v1 none. */
 function reviewsVersion(html: string): string {

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../main.ts';
+import { runWeftctlCommand } from '../testing.ts';
 import { type MeshState, processStart, writeState } from '../up/state.ts';
 import { rejectedConfigText } from './config-problems.ts';
 import { age } from './status.ts';
@@ -18,19 +18,7 @@ let closedPort: number;
 let closedAdminPort: number;
 let deadPid: number;
 
-async function weftctl(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main([...args, '--state-dir', dir], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-  });
-  return { code, out, err };
-}
+const weftctl = (...args: string[]) => runWeftctlCommand(args, dir);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'weftctl-status-'));

@@ -13,26 +13,14 @@ import { CertificateAuthority } from '@weft/citadel';
 import { silentLogger } from '@weft/model';
 import { createAdsClient, type DiscoveryResponse__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../main.ts';
+import { runWeftctlCommand } from '../testing.ts';
 import { type LocalMesh, repoRoot, startLocalMesh } from './mesh.ts';
 import { type MeshState, processStart, writeState } from './state.ts';
 
 const spiffe = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
 const networking = join(repoRoot, 'examples/bookinfo/networking');
 
-async function weftctl(stateDir: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main([...args, '--state-dir', stateDir], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-  });
-  return { code, out, err };
-}
+const weftctl = (stateDir: string, ...args: string[]) => runWeftctlCommand(args, stateDir);
 
 function structOf(metadata: Record<string, string>) {
   return { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v, kind: 'stringValue' as const }])) };
