@@ -59,26 +59,48 @@ function run(script: string, args: readonly string[], onLine: (line: string) => 
   });
 }
 
-/** Runs `fn` holding an exclusive lock on `file` (flock(1): test projects run side by side). */
-async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` holding a flock(1) lock on `file`, shared or exclusive (test projects run side by side,
+ * each in its own processes). The lock is held by a `flock` child reading our stdin, so it goes
+ * away with this process even if it is killed before `finally` runs. Waits at most `waitMs`.
+ */
+async function withLock<T>(file: string, fn: () => Promise<T>, mode: 'shared' | 'exclusive' = 'exclusive', waitMs = 30 * 60_000): Promise<T> {
   mkdirSync(dirname(file), { recursive: true });
   const fd = openSync(file, 'a');
   try {
-    // flock on a file descriptor inherited by a child that holds it for as long as we need.
-    const holder = spawn('flock', ['--exclusive', '3', '--command', 'echo locked; exec sleep 86400'], { stdio: ['ignore', 'pipe', 'ignore', fd] });
+    const holder = spawn('flock', [`--${mode}`, '--timeout', String(Math.ceil(waitMs / 1000)), '3', '--command', 'echo locked; exec cat >/dev/null'], {
+      stdio: ['pipe', 'pipe', 'ignore', fd],
+    });
+    const exited = new Promise<void>((resolveExit) => holder.once('exit', () => resolveExit()));
     await new Promise<void>((resolvePromise, reject) => {
       holder.stdout!.once('data', () => resolvePromise());
-      holder.once('exit', (code) => reject(new Error(`flock ${file} exited (${code})`)));
+      holder.once('exit', (code) => reject(new Error(code === 1 ? `waited ${Math.round(waitMs / 1000)} s for the ${mode} lock ${file} (another test run holds it)` : `flock ${file} exited (${code})`)));
       holder.once('error', reject);
     });
     try {
       return await fn();
     } finally {
-      holder.kill();
+      holder.stdin!.end();
+      await exited;
     }
   } finally {
     closeSync(fd);
   }
+}
+
+/** The lock every Kubernetes-tier test holds while it uses the shared cluster. */
+export function clusterLockFile(): string {
+  return join(kubeLocalDir(), 'weft-cluster.lock');
+}
+
+/**
+ * Runs `fn` holding the shared cluster's lock (TEAM.md, issue 12): `shared` for a test that only adds
+ * and removes its own namespaces and uniquely named objects; `exclusive` for one that changes what the
+ * whole cluster sees (deleting CRDs, stopping a weftd behind a cluster-wide webhook with failurePolicy
+ * Fail). Never nest calls: a test holding `shared` that asks for `exclusive` waits for itself.
+ */
+export function withClusterLock<T>(mode: 'shared' | 'exclusive', fn: () => Promise<T>, options: { waitMs?: number } = {}): Promise<T> {
+  return withLock(clusterLockFile(), fn, mode, options.waitMs);
 }
 
 /** Whether the API server of `kubeconfig` (kube-local's by default) answers /readyz now. */
