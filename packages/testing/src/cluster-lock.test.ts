@@ -51,6 +51,8 @@ describe.skipIf(!findOnPath('flock'))('withClusterLock', () => {
   it('fails naming the lock when it cannot be had in time, and releases on a throw', async () => {
     const holding = withClusterLock('exclusive', () => sleep(2500));
     await sleep(200);
+    // The lock is on the cluster's lock file itself, as any other flock(1) user sees it.
+    expect(spawnSync('flock', ['--shared', '--nonblock', clusterLockFile(), 'true']).status).toBe(1);
     await expect(withClusterLock('shared', async () => 1, { waitMs: 1000 })).rejects.toThrow(/waited 1 s for the shared lock .*weft-cluster\.lock/);
     await holding;
     await expect(withClusterLock('exclusive', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');

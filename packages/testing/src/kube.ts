@@ -8,7 +8,7 @@
 //   up before the projects run and down after, when it was not up before (scripts/test.ts).
 // - Otherwise the tests skip, saying why.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,30 +61,25 @@ function run(script: string, args: readonly string[], onLine: (line: string) => 
 
 /**
  * Runs `fn` holding a flock(1) lock on `file`, shared or exclusive (test projects run side by side,
- * each in its own processes). The lock is held by a `flock` child reading our stdin, so it goes
- * away with this process even if it is killed before `finally` runs. Waits at most `waitMs`.
+ * each in its own processes). A shell takes the lock on its fd 3 and then becomes `cat` reading our
+ * stdin, which keeps fd 3 (and so the lock) open: it goes away with this process even if this one is
+ * killed before `finally` runs. Waits at most `waitMs`.
  */
 async function withLock<T>(file: string, fn: () => Promise<T>, mode: 'shared' | 'exclusive' = 'exclusive', waitMs = 30 * 60_000): Promise<T> {
   mkdirSync(dirname(file), { recursive: true });
-  const fd = openSync(file, 'a');
+  const script = `exec 3>>"$1" && flock --${mode} --timeout ${Math.ceil(waitMs / 1000)} 3 && echo locked && exec cat >/dev/null`;
+  const holder = spawn('sh', ['-c', script, 'lock', file], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const exited = new Promise<void>((resolveExit) => holder.once('exit', () => resolveExit()));
+  await new Promise<void>((resolvePromise, reject) => {
+    holder.stdout!.once('data', () => resolvePromise());
+    holder.once('exit', (code) => reject(new Error(code === 1 ? `waited ${Math.round(waitMs / 1000)} s for the ${mode} lock ${file} (another test run holds it)` : `flock ${file} exited (${code})`)));
+    holder.once('error', reject);
+  });
   try {
-    const holder = spawn('flock', [`--${mode}`, '--timeout', String(Math.ceil(waitMs / 1000)), '3', '--command', 'echo locked; exec cat >/dev/null'], {
-      stdio: ['pipe', 'pipe', 'ignore', fd],
-    });
-    const exited = new Promise<void>((resolveExit) => holder.once('exit', () => resolveExit()));
-    await new Promise<void>((resolvePromise, reject) => {
-      holder.stdout!.once('data', () => resolvePromise());
-      holder.once('exit', (code) => reject(new Error(code === 1 ? `waited ${Math.round(waitMs / 1000)} s for the ${mode} lock ${file} (another test run holds it)` : `flock ${file} exited (${code})`)));
-      holder.once('error', reject);
-    });
-    try {
-      return await fn();
-    } finally {
-      holder.stdin!.end();
-      await exited;
-    }
+    return await fn();
   } finally {
-    closeSync(fd);
+    holder.stdin!.end();
+    await exited;
   }
 }
 
