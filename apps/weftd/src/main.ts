@@ -5,11 +5,17 @@ import { startWeftd, type Weftd, type WeftdOptions } from './weftd.ts';
 export const usage = `weftd: the Weft control plane (pilot: xDS; citadel: the CA)
 
 Usage:
-  weftd [--config-dir DIR] [options]
+  weftd [--config-dir DIR] [--kubeconfig PATH | --kube] [options]
 
 Options:
   --config-dir DIR        YAML config (Istio's networking and security kinds), watched for changes;
                           resources galley rejects are reported and do not replace accepted ones
+  --kubeconfig PATH       Kubernetes mode: config from the cluster of this kubeconfig (Istio's and
+                          Gateway API's CRDs, listed and watched; objects galley rejects are logged
+                          and do not replace accepted ones), besides any --config-dir; weftd serves
+                          once the first list is in
+  --kube                  Kubernetes mode with the default kubeconfig: $KUBECONFIG, else in-cluster
+                          (the pod's service account), else ~/.kube/config
   --namespace NS          namespace for resources that name none (default: default)
   --listen-address ADDR   address every port listens on (default: 127.0.0.1)
   --xds-port PORT|off     plaintext xDS, unauthenticated: any local process may connect with any node
@@ -70,6 +76,10 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
   if (level !== undefined && level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') throw new UsageError(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
   const o: WeftdOptions = {};
   if (v['config-dir']) o.configDir = v['config-dir'];
+  if (v.kubeconfig !== undefined) {
+    if (v.kubeconfig === '') throw new UsageError('--kubeconfig needs a path (--kube uses the default kubeconfig)');
+    o.kube = { kubeconfig: v.kubeconfig };
+  } else if (v.kube) o.kube = {};
   if (v.namespace) o.defaultNamespace = v.namespace;
   if (v['listen-address']) o.host = v['listen-address'];
   const xdsPort = v['xds-port'] === 'off' ? 'off' : port('xds-port', v['xds-port']);
@@ -106,6 +116,8 @@ function parse(argv: readonly string[]) {
     allowPositionals: true,
     options: {
       'config-dir': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      kube: { type: 'boolean' },
       namespace: { type: 'string' },
       'listen-address': { type: 'string' },
       'xds-port': { type: 'string' },
@@ -149,13 +161,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     signalled = signal;
     onSignal?.(signal);
   };
+  // A start that waits on the cluster (Kubernetes mode) ends when a signal comes.
+  const starting = new AbortController();
+  onSignal = (signal) => starting.abort(new Error(`interrupted by ${signal} while starting`));
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
   let weftd: Weftd;
   try {
-    weftd = await startWeftd(options);
+    weftd = await startWeftd({ ...options, signal: starting.signal });
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
+    if (signalled && e === starting.signal.reason) {
+      process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', scope: 'weftd', msg: 'stopped while starting', signal: signalled })}\n`);
+      return 0;
+    }
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', scope: 'weftd', msg: 'failed to start', error: err.message, ...('code' in err ? { code: err.code } : {}) })}\n`);
     return 1;
   }

@@ -1,5 +1,5 @@
-// weftd: the control plane in one process. Config from a directory (validated by galley) ->
-// store -> ServiceEntry registry -> pilot (xDS on 15010 unauthenticated unless turned off, and on
+// weftd: the control plane in one process. Config from a directory (validated by galley) and,
+// in Kubernetes mode, from the cluster (@weft/kube) -> store -> ServiceEntry registry -> pilot (xDS on 15010 unauthenticated unless turned off, and on
 // 15012 over TLS with the CA, authenticated as istiod does) -> monitoring on 15014. Each part only
 // wires libraries together.
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import {
 } from '@weft/citadel';
 import { validateConfig } from '@weft/galley';
 import { OwnerGuard } from '@weft/guard';
+import { type Kube, type KubeOptions, startKube } from '@weft/kube';
 import {
   type Config,
   type ConfigStore,
@@ -88,6 +89,14 @@ export interface WeftdOptions {
    * (`weftd_owner_guard_refused_connections_total`). For a mesh on one host's loopback.
    */
   ownerUid?: number;
+  /**
+   * Kubernetes mode (@weft/kube): config (and, as its parts land, services, webhooks, token
+   * authentication) from the cluster of this kubeconfig (`{}`: $KUBECONFIG, else in-cluster, else
+   * ~/.kube/config), besides any --config-dir. weftd waits for the first sync before serving.
+   */
+  kube?: Pick<KubeOptions, 'kubeconfig' | 'config'>;
+  /** Ends a start that waits (on the cluster's first sync). */
+  signal?: AbortSignal;
 }
 
 export interface Weftd {
@@ -97,6 +106,8 @@ export interface Weftd {
   readonly store: ConfigStore;
   readonly discovery: DiscoveryServer | undefined;
   readonly ca: CertificateAuthority | undefined;
+  /** The Kubernetes mode's handles, when on. */
+  readonly kube: Kube | undefined;
   /** Current problems by file (errors and warnings), as last reported. */
   problems(): Record<string, Problem[]>;
   close(): Promise<void>;
@@ -219,6 +230,22 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       log.info('config loaded', { dir: options.configDir, resources: store.all().length, filesWithProblems: problemsByFile.size });
     }
 
+    // Kubernetes mode: every Kubernetes part is wired in @weft/kube's startKube (packages/kube/src/start.ts);
+    // weftd only hands it the store here, its registries to pilot and the CA to attachCa below.
+    let kube: Kube | undefined;
+    if (options.kube) {
+      kube = await startKube({
+        ...options.kube,
+        store,
+        logger: (scope) => createLogger({ scope, ...logOptions }),
+        domainSuffix: mesh.domainSuffix,
+        trustDomain,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      const started = kube;
+      cleanups.push(() => started.close());
+    }
+
     let discovery: DiscoveryServer | undefined;
     let xdsPort: number | undefined;
     const processMetrics = new Registry();
@@ -231,7 +258,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
     if (guard) log.info('owner-only ports', { ownerUid: guard.ownerUid });
     if (options.xds !== false) {
       const seRegistry = new ServiceEntryRegistry(store, { domainSuffix: mesh.domainSuffix, trustDomain, onListenerError: (e) => log.error('registry listener failed', { error: e }) });
-      const registry = new AggregateRegistry([seRegistry]);
+      const registry = new AggregateRegistry([seRegistry, ...(kube?.registries ?? [])]);
       cleanups.push(() => {
         registry.close();
         seRegistry.close();
@@ -289,6 +316,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         secure.forceShutdown();
         return bound.close();
       });
+      if (kube) await kube.attachCa(ca);
       log.info('ca listening', {
         port: caPort,
         address: host,
@@ -305,14 +333,14 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       store,
       registries: [processMetrics, ...(ca ? [citadelMetrics.registry] : [])],
       ready: () => ready,
-      debug: { '/debug/config_problems': () => Object.fromEntries([...problemsByFile].map(([f, ps]) => [f, ps.map((p) => ({ ...p, resource: subjects.get(p), text: formatProblem(p, subjects.get(p)) }))])) },
+      debug: { ...kube?.debug, '/debug/config_problems': () => Object.fromEntries([...problemsByFile].map(([f, ps]) => [f, ps.map((p) => ({ ...p, resource: subjects.get(p), text: formatProblem(p, subjects.get(p)) }))])) },
       logger: createLogger({ scope: 'monitoring', ...logOptions }),
       ...(guard ? { protect: (server: HttpServer, port: string) => void guard.protect(server, port) } : {}),
     });
     cleanups.push(() => monitoring.close());
-    log.info('monitoring listening', { port: monitoring.port, address: host, endpoints: ['/healthz', '/metrics', '/debug/configz', '/debug/syncz', '/debug/push_status', '/debug/config_problems'] });
+    log.info('monitoring listening', { port: monitoring.port, address: host, endpoints: ['/healthz', '/metrics', '/debug/configz', '/debug/syncz', '/debug/push_status', '/debug/config_problems', ...Object.keys(kube?.debug ?? {})] });
     ready = true;
-    log.info('weftd ready', { xdsPort, caPort, monitoringPort: monitoring.port, configDir: options.configDir, trustDomain });
+    log.info('weftd ready', { xdsPort, caPort, monitoringPort: monitoring.port, configDir: options.configDir, kube: kube?.server, trustDomain });
 
     return {
       xdsPort,
@@ -321,6 +349,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       store,
       discovery,
       ca,
+      kube,
       problems: () => Object.fromEntries(problemsByFile),
       close: async () => {
         ready = false;

@@ -1,0 +1,118 @@
+// weftd's Kubernetes mode, wired in one place. weftd calls startKube() once its store exists and
+// before pilot serves (so no proxy sees config without the cluster's), adds `registries` to
+// pilot's AggregateRegistry, and calls attachCa() once the CA exists. Each Kubernetes part hangs
+// on one of these three phases, in its own marked block below:
+//   config    (kube-config)   CRDs -> ConfigStore                         startKube
+//   registry  (kube-registry) Services/EndpointSlices/Pods -> pilot       startKube -> registries
+//   webhooks  (kube-webhooks) validation + injection on 15017             attachCa
+//   citadel   (kube-citadel)  TokenReview, istio-ca-root-cert, leader election   attachCa
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { CertificateAuthority } from '@weft/citadel';
+import { validateConfig } from '@weft/galley';
+import { type Config, type ConfigStore, defaultKindRegistry, type KindRegistry, type Logger } from '@weft/model';
+import type { ServiceRegistry } from '@weft/pilot';
+import { apiServerOf, loadKubeConfig } from './client.ts';
+import { ClusterConfigSource, type ClusterConfigSourceOptions } from './config-source.ts';
+
+export interface KubeOptions {
+  /** Kubeconfig file; absent: $KUBECONFIG, else in-cluster (the pod's service account), else ~/.kube/config. */
+  kubeconfig?: string;
+  /** The store weftd's pilot reads (the directory source, when also given, feeds it too). */
+  store: ConfigStore;
+  /** Kinds to read from the cluster; default model's registry. */
+  registry?: KindRegistry;
+  /** A logger per part (`kube`, `kube-config`, ...), from weftd's settings. */
+  logger: (scope: string) => Logger;
+  domainSuffix: string;
+  trustDomain: string;
+  /** Ends the wait for the first sync (weftd interrupted while the API server does not answer). */
+  signal?: AbortSignal;
+  /** Settings of the config part (tests shorten batches, backoff, resync). */
+  config?: Pick<ClusterConfigSourceOptions, 'batch' | 'resyncMs' | 'backoff' | 'watchTimeoutSeconds' | 'client'>;
+}
+
+export interface Kube {
+  readonly kubeConfig: KubeConfig;
+  /** The API server's URL, for log lines. */
+  readonly server: string;
+  /** Config from the cluster's CRDs (kube-config). */
+  readonly config: ClusterConfigSource;
+  /** Service registries from the cluster, for pilot's AggregateRegistry (kube-registry adds its own). */
+  readonly registries: ServiceRegistry[];
+  /** Extra /debug endpoints for weftd's monitoring server. */
+  readonly debug: Record<string, () => unknown>;
+  /** Starts the parts that need the CA (webhooks, TokenReview, root-cert ConfigMaps). Called at most once. */
+  attachCa(ca: CertificateAuthority): Promise<void>;
+  /** Stops every part, in reverse order of start. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the cluster and starts the parts that need only the cluster; resolves once their
+ * first sync is in (config listed and in the store). Throws on a kubeconfig it cannot use.
+ */
+export async function startKube(options: KubeOptions): Promise<Kube> {
+  const log = options.logger('kube');
+  let kubeConfig: KubeConfig;
+  try {
+    kubeConfig = loadKubeConfig(options.kubeconfig);
+  } catch (err) {
+    const why = (err as { code?: string }).code === 'ENOENT' ? 'no such file' : err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot use kubeconfig ${options.kubeconfig ?? process.env.KUBECONFIG ?? '(default)'}: ${why}`);
+  }
+  const server = apiServerOf(kubeConfig);
+  const registry = options.registry ?? defaultKindRegistry();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.error('kubernetes shutdown step failed', { error: err });
+      }
+    }
+  };
+  const debug: Record<string, () => unknown> = {};
+  const registries: ServiceRegistry[] = [];
+  log.info('kubernetes mode', { server, kubeconfig: options.kubeconfig ?? process.env.KUBECONFIG ?? '(in-cluster or ~/.kube/config)' });
+
+  try {
+    // --- config (kube-config): Istio and Gateway API CRDs -> the store, validated by galley ---
+    const config = new ClusterConfigSource({
+      kubeConfig,
+      store: options.store,
+      registry,
+      validate: (c: Config, o) => validateConfig(c, o),
+      logger: options.logger('kube-config'),
+      ...options.config,
+    });
+    config.start();
+    cleanups.push(() => config.stop());
+    debug['/debug/kube_config'] = () => config.status();
+
+    // --- registry (kube-registry): Services, EndpointSlices, Pods, Namespaces -> registries ---
+
+    // Every part that needs only the cluster has started; wait for their first sync.
+    log.info('waiting for the cluster (first list of every watched kind)');
+    await config.synced(options.signal);
+
+    let caAttached = false;
+    return {
+      kubeConfig,
+      server,
+      config,
+      registries,
+      debug,
+      attachCa: async (_ca) => {
+        if (caAttached) throw new Error('attachCa called twice');
+        caAttached = true;
+        // --- webhooks (kube-webhooks): 15017, serving certificate from the CA, caBundle kept current ---
+        // --- citadel (kube-citadel): TokenReview, istio-ca-root-cert, istio-ca-secret, leader election ---
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
