@@ -1,25 +1,25 @@
 // Config from the cluster: every kind of model's registry that has a CRD (Istio's networking and
 // security kinds, Gateway API's) listed and watched into the same ConfigStore the directory
 // source feeds, through model's decoder and the caller's validation (galley's), in batches.
-import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import { type Config, type ConfigStore, configKey, groupKind, type KindRegistry, type KindSchema, type Logger, type Problem } from '@weft/model';
 import { decodeClusterObject, objectPath, withoutSource } from './convert.ts';
-import { type BackoffOptions, type ListWatchLike, ResourceInformer } from './informer.ts';
+import { type BackoffOptions, ResourceInformer, type WatchLike } from './informer.ts';
 
 /** How collections are listed and watched: the API server through client-node, or a fake (testing entry). */
 export interface ClusterClient {
   /** One list of `/apis/<group>/<version>/<plural>` across all namespaces, objects as JSON. */
   list(group: string, version: string, plural: string): Promise<KubernetesListObject<KubernetesObject>>;
-  makeListWatch(path: string, list: () => Promise<KubernetesListObject<KubernetesObject>>): ListWatchLike<KubernetesObject>;
+  /** The watch transport ListWatch runs over. */
+  readonly watch: WatchLike;
 }
 
-/** client-node against the cluster of `kc`: lists through the custom-objects API (plain JSON for any group), ListWatch over Watch. */
+/** client-node against the cluster of `kc`: lists through the custom-objects API (plain JSON for any group), watches through Watch. */
 export function apiServerClient(kc: KubeConfig): ClusterClient {
   const objects = kc.makeApiClient(CustomObjectsApi);
-  const watch = new Watch(kc);
   return {
     list: (group, version, plural) => objects.listClusterCustomObject({ group, version, plural }) as Promise<KubernetesListObject<KubernetesObject>>,
-    makeListWatch: (path, list) => new ListWatch(path, watch, list, false),
+    watch: new Watch(kc),
   };
 }
 
@@ -210,9 +210,8 @@ export class ClusterConfigSource {
         name: `${plural}.${group}/${version}`,
         path: `/apis/${group}/${version}/${plural}`,
         list: () => this.#client.list(group, version, plural),
-        kubeConfig: this.#opts.kubeConfig,
+        watch: this.#client.watch,
         logger: this.#log,
-        makeListWatch: (path, list) => this.#client.makeListWatch(path, list),
         ...(this.#opts.backoff ? { backoff: this.#opts.backoff } : {}),
         ...(this.#opts.watchTimeoutSeconds !== undefined ? { watchTimeoutSeconds: this.#opts.watchTimeoutSeconds } : {}),
       },

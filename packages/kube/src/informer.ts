@@ -3,11 +3,11 @@
 // leaves to its caller: retrying with backoff while the API server is down (ListWatch stops at
 // the first error), knowing when the first list has been delivered, and a periodic resync.
 // Every Kubernetes part of weftd (config, services, root-cert ConfigMaps) watches through this.
-import { type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, type ObjectCache, Watch } from '@kubernetes/client-node';
+import { type KubernetesListObject, type KubernetesObject, ListWatch, type Watch } from '@kubernetes/client-node';
 import type { Logger } from '@weft/model';
 
-/** What ListWatch offers; a test gives a fake (see the testing entry). */
-export type ListWatchLike<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+/** What ListWatch needs of client-node's Watch: `new Watch(kubeConfig)`, or a test's fake transport (testing entry). */
+export type WatchLike = Pick<Watch, 'watch'>;
 
 export interface BackoffOptions {
   /** First retry after this long, doubling per failure (with ±20% jitter); default 500 ms. */
@@ -23,7 +23,8 @@ export interface ResourceInformerOptions<T extends KubernetesObject> {
   path: string;
   /** One list call of the collection (all items, with the list's resourceVersion). */
   list: () => Promise<KubernetesListObject<T>>;
-  kubeConfig: KubeConfig;
+  /** The watch transport: `new Watch(kubeConfig)`. */
+  watch: WatchLike;
   logger: Logger;
   backoff?: BackoffOptions;
   /**
@@ -32,8 +33,6 @@ export interface ResourceInformerOptions<T extends KubernetesObject> {
    * network silently dropped is noticed at the latest then. Default 300 s.
    */
   watchTimeoutSeconds?: number;
-  /** Builds the ListWatch; default client-node's over `new Watch(kubeConfig)`. Tests give a fake. */
-  makeListWatch?: (path: string, list: () => Promise<KubernetesListObject<T>>) => ListWatchLike<T>;
 }
 
 export interface ResourceHandlers<T extends KubernetesObject> {
@@ -55,7 +54,7 @@ export class ResourceInformer<T extends KubernetesObject> {
   readonly name: string;
   readonly #opts: ResourceInformerOptions<T>;
   readonly #handlers: ResourceHandlers<T>;
-  readonly #lw: ListWatchLike<T>;
+  readonly #lw: ListWatch<T>;
   readonly #log: Logger;
   #running = false;
   #failures = 0;
@@ -78,7 +77,19 @@ export class ResourceInformer<T extends KubernetesObject> {
     const sep = opts.path.includes('?') ? '&' : '?';
     // ListWatch passes only resourceVersion and selectors; the rest of the query rides on the path.
     const watchPath = `${opts.path}${sep}allowWatchBookmarks=true&timeoutSeconds=${Math.round(timeout * (1 + Math.random()))}`;
-    this.#lw = opts.makeListWatch?.(watchPath, list) ?? new ListWatch<T>(watchPath, new Watch(opts.kubeConfig), list, false);
+    // A watch that connected (the server answered 200) ends an outage even before any event comes.
+    const watch: WatchLike = {
+      watch: async (path, query, callback, done) => {
+        let failed = false;
+        const controller = await opts.watch.watch(path, query, callback, (err) => {
+          if (err) failed = true;
+          done(err);
+        });
+        if (!failed) this.#recovered();
+        return controller;
+      },
+    };
+    this.#lw = new ListWatch<T>(watchPath, watch as Watch, list, false);
     this.#lw.on('add', (o) => this.#event('add', o));
     this.#lw.on('update', (o) => this.#event('update', o));
     this.#lw.on('delete', (o) => this.#event('delete', o));
@@ -133,7 +144,7 @@ export class ResourceInformer<T extends KubernetesObject> {
   }
 
   #recovered(): void {
-    if (this.#failures === 0) return;
+    if (this.#failures === 0 || !this.#running) return;
     this.#log.info('watching again', { after: `${this.#failures} failed attempt${this.#failures === 1 ? '' : 's'}` });
     this.#failures = 0;
   }

@@ -7,7 +7,10 @@ export interface ObjectMeta {
   namespace: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  /** Opaque version of this object in its store; changes on every write. */
+  /**
+   * Opaque version of this object: the one its source gave (the API server's, for objects from a
+   * cluster), else the store's revision at its last write (changes on every write).
+   */
   resourceVersion?: string;
   /** Incremented when the spec changes (not on metadata-only writes). */
   generation?: number;

@@ -23,6 +23,17 @@ describe('MemoryConfigStore', () => {
     expect(events[1]!.previous!.spec).toEqual({ x: 1 });
     expect(store.revision).toBe(4);
   });
+  it("keeps a source's own resourceVersion (the API server's) and numbers the rest", () => {
+    const store = new MemoryConfigStore();
+    store.upsert(widget('plain', {}));
+    const fromCluster = store.upsert({ ...widget('kube', { x: 1 }), metadata: { name: 'kube', namespace: 'default', resourceVersion: '48213' } })!;
+    expect(fromCluster.metadata).toEqual(expect.objectContaining({ resourceVersion: '48213', generation: 1 }));
+    expect(store.get(gk, 'default', 'plain')!.metadata.resourceVersion).toBe('1');
+    // A new cluster version with the same content changes nothing (no event, no push).
+    expect(store.upsert({ ...widget('kube', { x: 1 }), metadata: { name: 'kube', namespace: 'default', resourceVersion: '48999' } })).toBeUndefined();
+    const edited = store.upsert({ ...widget('kube', { x: 2 }), metadata: { name: 'kube', namespace: 'default', resourceVersion: '49000' } })!;
+    expect(edited.metadata).toEqual(expect.objectContaining({ resourceVersion: '49000', generation: 2 }));
+  });
   it('lists by kind and namespace in order', () => {
     const store = new MemoryConfigStore();
     store.upsert(widget('b', {}, 'prod'));

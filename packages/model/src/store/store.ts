@@ -95,7 +95,9 @@ export class MemoryConfigStore implements ConfigStore {
     this.#revision++;
     const specChanged = !previous || !isDeepStrictEqual(previous.spec, config.spec);
     const generation = (previous?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
-    const stored: Config = { ...config, metadata: { ...config.metadata, resourceVersion: String(this.#revision), generation } };
+    // A source with its own versions (the API server's) keeps them, as istiod shows them; others get the store's revision.
+    const resourceVersion = config.metadata.resourceVersion ?? String(this.#revision);
+    const stored: Config = { ...config, metadata: { ...config.metadata, resourceVersion, generation } };
     this.#objects.set(key, stored);
     const gk = groupKindOf(config);
     const m = this.#byKind.get(gk) ?? new Map<string, Config>();
