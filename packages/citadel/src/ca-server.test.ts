@@ -4,12 +4,14 @@ import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority } from './ca.ts';
 import { createCaClient, requestCertificate } from './ca-client.ts';
+import type { PlatformTokenAuthenticator } from './caller-auth.ts';
 import { CaServer, caServiceDefinition } from './ca-server.ts';
 import { issueWorkloadSecret } from './cert-manager.ts';
 import { CitadelMetrics } from './metrics.ts';
 import { createCsr, generateRsaKeyPairSync, joinPem, type KeyPairPem } from './pki.ts';
 import { spiffeIdOf } from './spiffe.ts';
 import { captureLogger, tempDir } from './testing.ts';
+import { TokenError } from './token.ts';
 
 const ratings = 'spiffe://cluster.local/ns/default/sa/bookinfo-ratings';
 const reviews = 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews';
@@ -186,5 +188,49 @@ describe('IstioCertificateService over TLS', () => {
     expect(method.requestDeserialize(bytes).metadata?.fields.ClusterID?.stringValue).toBe('Kubernetes');
     expect([...method.responseSerialize({ cert_chain: ['a'] })]).toEqual([0x0a, 0x01, 0x61]);
     expect(joinPem(['a', 'b\n'])).toBe('a\nb\n');
+  });
+});
+
+describe('IstioCertificateService with a platform token authenticator (what @weft/kube gives it: TokenReview)', () => {
+  // The platform stands in for the API server: it knows one JWT-shaped token per service account.
+  const jwt = (claims: object) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
+  const reviewsToken = jwt({ iss: 'https://kubernetes.default.svc.cluster.local', sub: 'system:serviceaccount:default:bookinfo-reviews' });
+  const expiredToken = jwt({ iss: 'https://kubernetes.default.svc.cluster.local', exp: 1 });
+  const reviewed: string[] = [];
+  const platform: PlatformTokenAuthenticator = {
+    via: 'kubernetes-token',
+    async authenticate(token) {
+      reviewed.push(token);
+      if (token === reviewsToken) return { namespace: 'default', serviceAccount: 'bookinfo-reviews' };
+      if (token === expiredToken) throw new TokenError('token has expired');
+      throw new Error('connect ECONNREFUSED 127.0.0.1:6443');
+    },
+  };
+  let kube: CaServer;
+  beforeAll(async () => {
+    kube = await CaServer.start({ ca, platformTokens: platform, metrics: new CitadelMetrics(), logger: log.logger, port: 0 });
+  });
+  afterAll(() => kube.close());
+  const ask = (csrPem: string, token: string) => requestCertificate({ address: kube.address, rootCertPem: ca.rootCertPem, csrPem, credential: { kind: 'token', token } });
+
+  it('signs a CSR for the token’s own service account, in the CA’s trust domain, logged with authn kubernetes-token', async () => {
+    const chain = await ask(createCsr(reviews, keys), reviewsToken);
+    expect(spiffeIdOf(chain[0]!)).toBe(reviews);
+    expect(log.lines.find((l) => l.msg === 'issued certificate' && l.authn === 'kubernetes-token')).toMatchObject({ identity: reviews });
+  });
+
+  it('refuses the same token asking for another identity (PERMISSION_DENIED), and tokens the platform refuses or cannot check (UNAUTHENTICATED, with its reason)', async () => {
+    await expect(ask(createCsr(ratings, keys), reviewsToken)).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+    await expect(ask(createCsr(reviews, keys), expiredToken)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(log.lines.findLast((l) => l.msg === 'CSR refused: caller not authenticated')).toMatchObject({ reason: 'token has expired' });
+    await expect(ask(createCsr(reviews, keys), jwt({ iss: 'elsewhere' }))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(log.lines.findLast((l) => l.msg === 'CSR refused: caller not authenticated')).toMatchObject({ reason: 'token check failed: connect ECONNREFUSED 127.0.0.1:6443' });
+  });
+
+  it('still verifies its own bootstrap tokens itself: they never reach the platform', async () => {
+    const before = reviewed.length;
+    const chain = await ask(createCsr(ratings, keys), ca.issueBootstrapToken('default', 'bookinfo-ratings'));
+    expect(spiffeIdOf(chain[0]!)).toBe(ratings);
+    expect(reviewed.length).toBe(before);
   });
 });

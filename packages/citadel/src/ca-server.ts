@@ -1,7 +1,8 @@
 // The signing service: istio.v1.auth.IstioCertificateService/CreateCertificate over TLS.
 // Callers authenticate with their current workload certificate (mTLS renewal) or, for their first
-// certificate, with a bootstrap token in `authorization: Bearer <token>`. A CSR is signed only for
-// the caller's own identity.
+// certificate, with a bearer token in `authorization: Bearer <token>` (a bootstrap token, or the
+// platform's service-account token when a PlatformTokenAuthenticator is given). A CSR is signed
+// only for the caller's own identity.
 import { experimental, Metadata, Server, type ServerCredentials, status } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { conversionOptions } from '@weft/xds';
@@ -10,7 +11,7 @@ import { caProtoFile, protoDir } from './codegen.ts';
 import type { IstioCertificateServiceDefinition, IstioCertificateServiceHandlers } from './generated/istio/v1/auth/IstioCertificateService.ts';
 import { controlPlaneTlsName, createLogger, type Logger } from '@weft/model';
 import { CitadelMetrics } from './metrics.ts';
-import { authenticateCaller } from './caller-auth.ts';
+import { authenticateCaller, type CallerAuthentication, type PlatformTokenAuthenticator } from './caller-auth.ts';
 
 export const caServiceName = 'istio.v1.auth.IstioCertificateService';
 
@@ -24,6 +25,8 @@ export function caServiceDefinition(): IstioCertificateServiceDefinition {
 
 export interface CaServiceOptions {
   ca: CertificateAuthority;
+  /** Also accept the platform's service-account tokens (Kubernetes: TokenReview, from @weft/kube). */
+  platformTokens?: PlatformTokenAuthenticator;
   metrics?: CitadelMetrics;
   logger?: Logger;
 }
@@ -38,55 +41,60 @@ export function createCaServiceHandlers(options: CaServiceOptions): IstioCertifi
     CreateCertificate(call, callback) {
       metrics.csrCount.inc();
       const peer = call.getPeer();
-      const caller = authenticateCaller(call, ca);
-      if (caller.identities === undefined) {
-        metrics.authnErrorCount.inc();
-        metrics.refused('unauthenticated');
-        logger.warn('CSR refused: caller not authenticated', { peer, reason: caller.reason, code: 'UNAUTHENTICATED' });
-        callback({ code: status.UNAUTHENTICATED, details: 'request authenticate failure' });
-        return;
-      }
-      const ttlSeconds = Number(call.request.validity_duration);
-      try {
-        const issued = ca.sign(call.request.csr, { identity: caller.identities[0]!, ttlSeconds });
-        metrics.successCount.inc();
-        logger.info('issued certificate', {
-          peer,
-          identity: issued.spiffeId,
-          authn: caller.via,
-          serial: issued.serialNumber,
-          notAfter: issued.notAfter.toISOString(),
-        });
-        callback(null, { cert_chain: issued.chain });
-      } catch (err) {
-        const e = err instanceof CaError ? err : new CaError('CERT_GEN_ERROR', String(err), { cause: err });
-        switch (e.type) {
-          case 'CSR_ERROR':
-            metrics.csrParsingErrorCount.inc();
-            metrics.refused('csr_parse');
-            break;
-          case 'ID_ERROR':
-            metrics.idExtractionErrorCount.inc();
-            metrics.refused('id_extraction');
-            break;
-          case 'IDENTITY_MISMATCH':
-            // Istio counts a refused impersonation as an authentication failure.
-            metrics.authnErrorCount.inc();
-            metrics.refused('permission_denied');
-            break;
-          case 'TTL_ERROR':
-            metrics.csrSignErrorCount.inc({ error: e.type });
-            metrics.refused('ttl');
-            break;
-          default:
-            metrics.csrSignErrorCount.inc({ error: e.type });
-            metrics.refused('internal');
+      const authenticated = authenticateCaller(call, ca, options.platformTokens);
+      if (authenticated instanceof Promise) void authenticated.then(respond);
+      else respond(authenticated);
+
+      function respond(caller: CallerAuthentication): void {
+        if (caller.identities === undefined) {
+          metrics.authnErrorCount.inc();
+          metrics.refused('unauthenticated');
+          logger.warn('CSR refused: caller not authenticated', { peer, reason: caller.reason, code: 'UNAUTHENTICATED' });
+          callback({ code: status.UNAUTHENTICATED, details: 'request authenticate failure' });
+          return;
         }
-        const fields = { peer, caller: caller.identities[0], authn: caller.via, error: e.type, reason: e.message, code: e.code };
-        if (e.type === 'IDENTITY_MISMATCH') logger.warn('CSR refused: identity differs from the caller', fields);
-        else if (e.code === 'INTERNAL') logger.error('CSR signing failed', fields);
-        else logger.warn('CSR refused', fields);
-        callback({ code: e.grpcStatus, details: `CSR signing error (${e.message})` });
+        const ttlSeconds = Number(call.request.validity_duration);
+        try {
+          const issued = ca.sign(call.request.csr, { identity: caller.identities[0]!, ttlSeconds });
+          metrics.successCount.inc();
+          logger.info('issued certificate', {
+            peer,
+            identity: issued.spiffeId,
+            authn: caller.via,
+            serial: issued.serialNumber,
+            notAfter: issued.notAfter.toISOString(),
+          });
+          callback(null, { cert_chain: issued.chain });
+        } catch (err) {
+          const e = err instanceof CaError ? err : new CaError('CERT_GEN_ERROR', String(err), { cause: err });
+          switch (e.type) {
+            case 'CSR_ERROR':
+              metrics.csrParsingErrorCount.inc();
+              metrics.refused('csr_parse');
+              break;
+            case 'ID_ERROR':
+              metrics.idExtractionErrorCount.inc();
+              metrics.refused('id_extraction');
+              break;
+            case 'IDENTITY_MISMATCH':
+              // Istio counts a refused impersonation as an authentication failure.
+              metrics.authnErrorCount.inc();
+              metrics.refused('permission_denied');
+              break;
+            case 'TTL_ERROR':
+              metrics.csrSignErrorCount.inc({ error: e.type });
+              metrics.refused('ttl');
+              break;
+            default:
+              metrics.csrSignErrorCount.inc({ error: e.type });
+              metrics.refused('internal');
+          }
+          const fields = { peer, caller: caller.identities[0], authn: caller.via, error: e.type, reason: e.message, code: e.code };
+          if (e.type === 'IDENTITY_MISMATCH') logger.warn('CSR refused: identity differs from the caller', fields);
+          else if (e.code === 'INTERNAL') logger.error('CSR signing failed', fields);
+          else logger.warn('CSR refused', fields);
+          callback({ code: e.grpcStatus, details: `CSR signing error (${e.message})` });
+        }
       }
     },
   };
@@ -211,7 +219,7 @@ export class CaServer {
     const serving = new ServingCertificateProvider(options.ca, options.serving, logger);
     await serving.start();
     const server = new Server();
-    server.addService(caServiceDefinition(), createCaServiceHandlers({ ca: options.ca, metrics, logger }));
+    server.addService(caServiceDefinition(), createCaServiceHandlers({ ca: options.ca, metrics, logger, ...(options.platformTokens ? { platformTokens: options.platformTokens } : {}) }));
     const host = options.host ?? '127.0.0.1';
     const target = host.includes(':') ? `[${host}]:${options.port ?? 15012}` : `${host}:${options.port ?? 15012}`;
     const port = await new Promise<number>((resolve, reject) => {

@@ -25,6 +25,8 @@ export {
   type CallerAuthentication,
   type CallerAuthenticator,
   callerAuthenticator,
+  type PlatformTokenAuthenticator,
+  type ServiceAccountIdentity,
 } from './caller-auth.ts';
 export {
   bearerMetadata,
@@ -81,4 +83,4 @@ export {
   type SpiffePeerResult,
   verifySpiffePeer,
 } from './tls.ts';
-export { type BootstrapClaims, bootstrapTokenAudience, bootstrapTokenIssuer, TokenError } from './token.ts';
+export { type BootstrapClaims, bootstrapTokenAudience, bootstrapTokenIssuer, TokenError, unverifiedClaims } from './token.ts';

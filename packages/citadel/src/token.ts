@@ -34,6 +34,21 @@ export function signBootstrapToken(subject: string, ttlSeconds: number, key: Key
   return `${signingInput}.${b64(sign('sha256', Buffer.from(signingInput), key))}`;
 }
 
+/**
+ * The claims of a compact JWS, not verified: only for choosing which check a token goes to (a
+ * bootstrap token, or the platform's). Undefined when it is not a JWS with a JSON object payload.
+ */
+export function unverifiedClaims(token: string): Record<string, unknown> | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Checks signature, issuer, audience and expiry; returns the claims or throws TokenError. */
 export function verifyBootstrapToken(token: string, key: KeyObject, nowMs = Date.now()): BootstrapClaims {
   const parts = token.split('.');

@@ -145,6 +145,41 @@ describe('DiscoveryServer with an authenticator', () => {
     expect(entry).toMatchObject({ id: ratingsNode, authenticated: true, identity: ratings, authn: 'test' });
   });
 
+  it('waits for an authenticator that answers later (a TokenReview): requests sent meanwhile are served, a rejection is UNAUTHENTICATED', async () => {
+    const slow = new Server();
+    let calls = 0;
+    const later: XdsAuthenticator = (call) => {
+      calls++;
+      const id = call.metadata.get('x-identity')[0];
+      return new Promise((resolve, reject) =>
+        setTimeout(() => (id === 'boom' ? reject(new Error('API server unreachable')) : resolve(typeof id === 'string' ? { identities: [id], via: 'later' } : { reason: 'none' })), 200),
+      );
+    };
+    slow.addService(server.serviceDefinition(), server.handlers({ authenticate: later }));
+    const port = await new Promise<number>((resolve, reject) => slow.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    try {
+      const md = new Metadata();
+      md.set('x-identity', ratings);
+      const c = new SotwTestClient(`127.0.0.1:${port}`, { id: ratingsNode, metadata: { SERVICE_ACCOUNT: 'bookinfo-ratings' } }, md);
+      clients.push(c);
+      c.request(TypeUrl.Cluster);
+      const r = await c.next();
+      expect(r.resources.length).toBe(1);
+      expect(server.syncStatus()[0]).toMatchObject({ id: ratingsNode, identity: ratings, authn: 'later' });
+
+      const boom = new Metadata();
+      boom.set('x-identity', 'boom');
+      const refused = new SotwTestClient(`127.0.0.1:${port}`, { id: ratingsNode }, boom);
+      clients.push(refused);
+      refused.request(TypeUrl.Cluster);
+      expect((await ended(refused)).code).toBe(status.UNAUTHENTICATED);
+      expect(lines.find((l) => l.msg === 'xDS stream refused: client not authenticated')).toMatchObject({ reason: 'authenticator failed: API server unreachable' });
+      expect(calls).toBe(2);
+    } finally {
+      slow.forceShutdown();
+    }
+  });
+
   it('without an authenticator (the plaintext port) serves anyone, marked unauthenticated', async () => {
     const plain = new Server();
     plain.addService(server.serviceDefinition(), server.handlers());

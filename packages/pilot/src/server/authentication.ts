@@ -14,8 +14,12 @@ export type XdsAuthentication = { identities: readonly string[]; via?: string } 
 /** The gRPC call as the authenticator sees it: TLS peer (getAuthContext), metadata, peer address. */
 export type XdsCall = Pick<ServerDuplexStream<unknown, unknown>, 'getAuthContext' | 'metadata' | 'getPeer'>;
 
-/** Authenticates the caller of an xDS stream before its first request is read (citadel's callerAuthenticator fits). */
-export type XdsAuthenticator = (call: XdsCall) => XdsAuthentication;
+/**
+ * Authenticates the caller of an xDS stream before its first request is read (citadel's
+ * callerAuthenticator fits). A promise when it has to ask someone (Kubernetes' TokenReview): the
+ * stream's requests wait in grpc-js's buffer until it settles.
+ */
+export type XdsAuthenticator = (call: XdsCall) => XdsAuthentication | Promise<XdsAuthentication>;
 
 export type IdentityCheck = { identity: string } | { identity?: undefined; reason: string };
 

@@ -19,7 +19,7 @@ import {
   TypeUrl,
 } from '@weft/xds';
 import type { MeshConfig, Proxy as MeshProxy, PushContext, ServiceRegistry, XdsResource } from '../core/types.ts';
-import { checkProxyIdentity, type XdsAuthenticator } from './authentication.ts';
+import { checkProxyIdentity, type XdsAuthentication, type XdsAuthenticator } from './authentication.ts';
 import { absentVersion, Connection, WatchedType, type XdsMode } from './connection.ts';
 import { createLogger, type Logger } from '@weft/model';
 import { PilotMetrics } from './metrics.ts';
@@ -607,6 +607,38 @@ export class DiscoveryServer {
     mode: XdsMode,
     authenticate: XdsAuthenticator | undefined,
   ): void {
+    if (!authenticate) {
+      this.#serveStream(call, mode, undefined);
+      return;
+    }
+    let result: ReturnType<XdsAuthenticator>;
+    try {
+      result = authenticate(call);
+    } catch (err) {
+      result = { reason: `authenticator failed: ${errorMessage(err)}` };
+    }
+    if (!(result instanceof Promise)) {
+      this.#serveStream(call, mode, result);
+      return;
+    }
+    // No 'data' listener until the answer: the stream buffers the client's requests meanwhile.
+    let gone = false;
+    call.once('cancelled', () => {
+      gone = true;
+    });
+    void result
+      .catch((err: unknown): XdsAuthentication => ({ reason: `authenticator failed: ${errorMessage(err)}` }))
+      .then((r) => {
+        if (!gone) this.#serveStream(call, mode, r);
+      });
+  }
+
+  /** Serves a stream once its caller is known: `authentication` undefined on an unauthenticated port. */
+  #serveStream(
+    call: ServerDuplexStream<DiscoveryRequest__Output, unknown> | ServerDuplexStream<DeltaDiscoveryRequest__Output, unknown>,
+    mode: XdsMode,
+    authentication: XdsAuthentication | undefined,
+  ): void {
     let conn: Connection | undefined;
     let ended = false;
     const fail = (code: status, details: string) => {
@@ -628,13 +660,8 @@ export class DiscoveryServer {
     };
     let identities: readonly string[] | undefined;
     let authn: string | undefined;
-    if (authenticate) {
-      let result: ReturnType<XdsAuthenticator>;
-      try {
-        result = authenticate(call);
-      } catch (err) {
-        result = { reason: `authenticator failed: ${errorMessage(err)}` };
-      }
+    if (authentication) {
+      const result = authentication;
       if (result.identities === undefined || result.identities.length === 0) {
         // Refused either way; the first request only tells the log which node it claimed to be.
         const reason = result.identities === undefined ? result.reason : 'no identity';

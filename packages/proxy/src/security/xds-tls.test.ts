@@ -27,6 +27,8 @@ const authenticate = (): XdsAuthenticator => {
   const citadel = callerAuthenticator(ca);
   return (call) => {
     const r = citadel(call);
+    // Without a platform authenticator the answer is synchronous.
+    if (r instanceof Promise) throw new Error('unexpected asynchronous authentication');
     seen.push({ via: r.identities ? r.via : undefined, serial: call.getAuthContext().sslPeerCertificate?.serialNumber });
     return r;
   };
