@@ -38,6 +38,7 @@ export { defaultDomainSuffix, hostMatches, hostsOverlap, resolveHost } from './s
 export {
   type Endpoint,
   isHttpProtocol,
+  kubernetesPortProtocol,
   type Locality,
   type Location,
   parseLocality,

@@ -41,6 +41,32 @@ export function protocolOf(port: { protocol?: string | undefined; appProtocol?: 
   return 'UNSUPPORTED';
 }
 
+/** Ports whose unnamed traffic Istio takes as TCP rather than sniffing it: SMTP, DNS, MySQL, MongoDB. */
+const wellKnownTcpPorts = new Set([25, 53, 3306, 27017]);
+
+/**
+ * The protocol of a Kubernetes Service port, exactly as Istio's ConvertProtocol decides it: UDP
+ * ports are UDP; otherwise `appProtocol` when set (Kubernetes' `kubernetes.io/h2c`, `/ws`, `/wss`
+ * included), else the port name, is read up to its first '-' (`grpc-web` as a whole); a name
+ * that says nothing is TCP on the well-known ports and unsupported (sniffed) elsewhere. Unlike
+ * `protocolOf`, an appProtocol Istio does not know hides the port name.
+ */
+export function kubernetesPortProtocol(port: { port: number; name?: string | undefined; protocol?: string | undefined; appProtocol?: string | undefined }): Protocol {
+  if (port.protocol === 'UDP') return 'UDP';
+  let name = port.name ?? '';
+  if (port.appProtocol !== undefined && port.appProtocol !== null) {
+    name = port.appProtocol;
+    const standard = appProtocols[name];
+    if (standard) return standard;
+  }
+  const lower = name.toLowerCase();
+  if (lower.startsWith('grpc-web')) return 'GRPC-WEB';
+  const dash = lower.indexOf('-');
+  const p = byPrefix[dash < 0 ? lower : lower.slice(0, dash)];
+  if (p) return p;
+  return wellKnownTcpPorts.has(port.port) ? 'TCP' : 'UNSUPPORTED';
+}
+
 export function isHttpProtocol(p: Protocol): boolean {
   return p === 'HTTP' || p === 'HTTP2' || p === 'GRPC' || p === 'GRPC-WEB';
 }
