@@ -14,6 +14,8 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'filename', short: 'f', arg: 'PATH', text: 'a file or directory; repeat for more (directories are read recursively)' },
   { long: 'output', short: 'o', arg: 'FORMAT', text: 'text (default) or json' },
   { long: 'namespace', short: 'n', arg: 'NS', text: 'namespace for resources that name none (default: default)' },
+  { long: 'system-namespace', arg: 'NS', text: 'kube-inject: weftd’s namespace; the sidecar reaches weftd.NS.svc:15012 (default: istio-system)' },
+  { long: 'proxy-image', arg: 'IMAGE', text: 'kube-inject: the sidecar’s image (default: weft/proxy:<version>, as npm run images builds it)' },
   { long: 'state-dir', arg: 'DIR', text: 'the local mesh’s state directory (default: $WEFT_STATE_DIR or ~/.weft/local)' },
   { long: 'wait', arg: 'SECONDS', text: 'how long apply/delete wait for weftd and every proxy to ACK (default 15; 0: do not wait)' },
   { long: 'port', arg: 'PORT', text: 'the ingress gateway’s port (default 8080 when free; 0 picks a free one)' },

@@ -2,12 +2,14 @@ import { parseArgs } from 'node:util';
 import { type Config, defaultKindRegistry, formatProblem, keyOf, type LoadedResource, loadPaths, type Problem, suggest } from '@weft/model';
 import { analyze, compareReports, fileProblemReport, type ResourceReport, sortProblems, validateLoaded } from '@weft/galley';
 import { commandBlock, exitStatus, optionsHelp } from './help.ts';
+import { kubeInjectCommand, kubeInjectFlags, KubeInjectUsageError, kubeInjectUsage } from './kube-inject.ts';
 import { meshCommandFlags, meshCommands, meshUsage, runMeshCommand } from './mesh-commands.ts';
 
 const configUsage = `  weftctl validate -f PATH... [-o text|json] [-n NAMESPACE]
       Check resources (files or directories of YAML) one by one: structure and Istio's rules.
   weftctl analyze -f PATH... [-o text|json] [-n NAMESPACE]
       Validate, then check the resources against each other (references, conflicts, selectors).
+${kubeInjectUsage}
   weftctl version
       Print weftctl's version.`;
 
@@ -23,13 +25,14 @@ ${optionsHelp()}
 
 ${exitStatus}`;
 
-const configCommands = ['validate', 'analyze', 'version'] as const;
+const configCommands = ['validate', 'analyze', 'kube-inject', 'version'] as const;
 /** Every command, in the order help lists them. */
 export const commands: readonly string[] = [...configCommands, ...meshCommands];
 
 /** The flags each command takes besides -h/--help; its parser refuses others and its --help lists these. */
 export function commandFlags(command: string): readonly string[] | undefined {
   if (command === 'validate' || command === 'analyze') return ['filename', 'output', 'namespace'];
+  if (command === 'kube-inject') return kubeInjectFlags;
   if (command === 'version') return [];
   return (meshCommandFlags as Record<string, readonly string[] | undefined>)[command];
 }
@@ -87,8 +90,17 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   if (command === undefined) throw new UsageError('no command given');
-  if (command !== 'validate' && command !== 'analyze' && command !== 'version') throw unknownCommand(command);
+  if (!(configCommands as readonly string[]).includes(command)) throw unknownCommand(command);
   for (const flag of Object.keys(values)) if (!commandFlags(command)!.includes(flag)) throw new UsageError(`${command} does not take --${flag}`);
+  if (command === 'kube-inject') {
+    if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])} (give the file with -f)`);
+    try {
+      return await kubeInjectCommand({ files: values.filename ?? [], namespace: values.namespace, systemNamespace: values['system-namespace'], proxyImage: values['proxy-image'] }, io);
+    } catch (e) {
+      if (e instanceof KubeInjectUsageError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   if (command === 'version') {
     if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
     io.out('weftctl 0.1.0\n');
@@ -134,6 +146,8 @@ function parse(argv: readonly string[]) {
       filename: { type: 'string', short: 'f', multiple: true },
       output: { type: 'string', short: 'o' },
       namespace: { type: 'string', short: 'n' },
+      'system-namespace': { type: 'string' },
+      'proxy-image': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
