@@ -23,3 +23,19 @@ export { CaBundlePatcher, type CaBundlePatcherOptions, istioWebhookConfiguration
 export { injectionAdmission } from './webhook-inject.ts';
 export { Webhooks, type WebhooksOptions, webhookServingNames } from './webhook-service.ts';
 export { objectProblems, validationAdmission } from './webhook-validate.ts';
+export { type AccessRule, policyRule, weftdClusterAccess, weftdNamespaceAccess } from './install/access.ts';
+export {
+  type ChartName,
+  chartDefaults,
+  chartNames,
+  chartsDir,
+  crdManifests,
+  type InstallValues,
+  installValues,
+  type Manifest,
+  mergeValues,
+  renderChart,
+  renderInstall,
+  revisionOf,
+  type Values,
+} from './install/manifests.ts';

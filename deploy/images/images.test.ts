@@ -1,0 +1,114 @@
+// The images: the same inputs give the same digests, and an archive is what ctr, kind and docker
+// read (an OCI layout and docker's manifest.json, every blob named by its sha256), holding the
+// running code and its production dependencies, not the tests or the dev tools.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { isRoot, needs } from '@weft/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appPaths, type BuiltImage, buildImages, fullImageName, readArchive, repoRoot, runtimeClosure, weftVersion } from './build.ts';
+
+const tar = (...args: string[]) => {
+  const r = spawnSync('tar', args, { encoding: 'buffer', maxBuffer: 512 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`tar ${args.join(' ')}: ${r.stderr.toString()}`);
+  return r.stdout;
+};
+
+/** A frozen copy of what an image is made of: other engineers edit the checkout while this runs. */
+function snapshot(to: string): void {
+  for (const p of [...appPaths(repoRoot), 'node_modules/node/bin/node', 'deploy/kube-local/lib/mkrootfs-node.sh', 'apps/weftctl/package.json']) {
+    const src = join(repoRoot, p);
+    const dst = join(to, p);
+    const st = lstatSync(src);
+    mkdirSync(dirname(dst), { recursive: true });
+    if (st.isDirectory()) mkdirSync(dst, { recursive: true });
+    else if (st.isSymbolicLink()) symlinkSync(readlinkSync(src), dst);
+    else copyFileSync(src, dst);
+  }
+}
+
+const skip = needs({ tools: ['tar', 'ldd', 'bash'] });
+
+describe.skipIf(skip !== undefined)('npm run images', () => {
+  let dir: string;
+  let first: BuiltImage;
+  let second: BuiltImage;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-images-'));
+    const root = join(dir, 'root');
+    snapshot(root);
+    first = (await buildImages({ root, outDir: join(dir, 'a'), only: ['weft/weftd'] }))[0]!;
+    second = (await buildImages({ root, outDir: join(dir, 'b'), only: ['weft/weftd'] }))[0]!;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives the same digest and the same bytes for the same inputs', () => {
+    expect(first!.name).toBe(`docker.io/weft/weftd:${weftVersion()}`);
+    expect(first!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(second!.digest).toBe(first!.digest);
+    const sum = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+    expect(sum(second!.file)).toBe(sum(first!.file));
+  });
+
+  it('is an OCI layout with docker’s manifest.json, every blob named by its sha256', () => {
+    const file = first!.file;
+    const entries = tar('-tf', file).toString().trim().split('\n');
+    expect(entries.slice(0, 3)).toEqual(['oci-layout', 'index.json', 'manifest.json']);
+    const archive = readArchive(file);
+    expect(archive).toEqual({ name: `docker.io/weft/weftd:${weftVersion()}`, digest: first!.digest, dockerTags: [`weft/weftd:${weftVersion()}`] });
+    for (const blob of entries.filter((e) => e.startsWith('blobs/sha256/') && !e.endsWith('/'))) {
+      expect(createHash('sha256').update(tar('-xOf', file, blob)).digest('hex'), blob).toBe(blob.split('/').pop());
+    }
+    const docker = JSON.parse(tar('-xOf', file, 'manifest.json').toString()) as { Config: string; Layers: string[] }[];
+    const manifest = JSON.parse(tar('-xOf', file, `blobs/sha256/${first!.digest.slice(7)}`).toString()) as { config: { digest: string }; layers: { digest: string }[] };
+    expect(docker[0]!.Config).toBe(`blobs/sha256/${manifest.config.digest.slice(7)}`);
+    expect(docker[0]!.Layers).toEqual(manifest.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`));
+    const config = JSON.parse(tar('-xOf', file, docker[0]!.Config).toString()) as { config: { Entrypoint: string[]; User: string } };
+    expect(config.config).toMatchObject({ Entrypoint: ['/usr/local/bin/weftd'], User: '1337:1337' });
+  });
+
+  it('holds node 24, the sources and production dependencies, and neither tests nor dev tools', () => {
+    const docker = JSON.parse(tar('-xOf', first!.file, 'manifest.json').toString()) as { Layers: string[] }[];
+    const [runtime, app] = docker[0]!.Layers;
+    // a layer is a tar inside the archive: list it through a pipe
+    const list = (layer: string) => {
+      const r = spawnSync('sh', ['-c', `tar -xOf "$1" "$2" | tar -tvf -`, 'sh', first!.file, layer], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+      return r.stdout;
+    };
+    const rt = list(runtime!);
+    expect(rt).toMatch(/-rwx.* 0\/0 .* 1970-01-01 00:00 \.\/usr\/bin\/node\n/);
+    expect(rt).toMatch(/ \.\/usr\/local\/bin\/weft-iptables\n/);
+    expect(rt).toMatch(/ \.\/usr\/sbin\/xtables-nft-multi\n/);
+    const files = list(app!);
+    expect(files).toMatch(/ app\/apps\/weftd\/src\/main\.ts\n/);
+    expect(files).toMatch(/ app\/node_modules\/@weft\/pilot -> \.\.\/\.\.\/packages\/pilot\n/);
+    expect(files).toMatch(/ app\/node_modules\/@grpc\/grpc-js\/package\.json\n/);
+    expect(files).not.toMatch(/\.test\.ts\n/);
+    expect(files).not.toMatch(/ app\/node_modules\/(vitest|typescript|nx|@biomejs)\//);
+    expect(files).not.toMatch(/ app\/(e2e|bench)\//);
+    const { packages } = runtimeClosure(repoRoot);
+    expect(packages).toContain('node_modules/@kubernetes/client-node');
+  });
+
+  it.skipIf(!isRoot())('runs as Istio’s proxy user: weftd --help on the image’s own node and libraries (chroot)', () => {
+    const rootfs = join(dir, 'rootfs');
+    mkdirSync(rootfs);
+    const docker = JSON.parse(tar('-xOf', first!.file, 'manifest.json').toString()) as { Layers: string[] }[];
+    for (const layer of docker[0]!.Layers) {
+      const r = spawnSync('sh', ['-c', 'tar -xOf "$1" "$2" | tar -xf - -C "$3"', 'sh', first!.file, layer, rootfs]);
+      expect(r.status).toBe(0);
+    }
+    const r = spawnSync('chroot', ['--userspec=1337:1337', rootfs, '/usr/local/bin/weftd', '--help'], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^weftd: the Weft control plane/);
+    expect(r.status).toBe(0);
+  });
+
+  it('names images as the kubelet expands them', () => {
+    expect(fullImageName('weft/proxy', '1.2.3')).toBe('docker.io/weft/proxy:1.2.3');
+    expect(fullImageName('busybox', '1')).toBe('docker.io/library/busybox:1');
+    expect(fullImageName('registry.example:5000/weft/proxy', 'x')).toBe('registry.example:5000/weft/proxy:x');
+  });
+});
