@@ -28,8 +28,23 @@ export function toOpenApi(s: Schema): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The API server refuses a CRD in a group under `k8s.io` or `kubernetes.io` without the
+ * `api-approved.kubernetes.io` annotation naming the pull request that approved the API
+ * (KEP-2337). Weft serves such APIs only as their upstream defines them, with upstream's approval.
+ */
+const approvedApis: Record<string, string> = {
+  'gateway.networking.k8s.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/2466',
+};
+
+function isProtectedGroup(group: string): boolean {
+  return /(^|\.)(k8s|kubernetes)\.io$/.test(group);
+}
+
 export function crdFor(k: KindSchema): Record<string, unknown> {
   const storage = k.versions.at(-1);
+  const approval = approvedApis[k.group];
+  if (isProtectedGroup(k.group) && !approval) throw new Error(`${k.kind}: group ${k.group} is protected by the API server and needs an api-approved.kubernetes.io annotation (add it to approvedApis)`);
   const openAPIV3Schema = {
     type: 'object',
     properties: {
@@ -43,6 +58,7 @@ export function crdFor(k: KindSchema): Record<string, unknown> {
     metadata: {
       name: `${k.plural}.${k.group}`,
       labels: { 'app.kubernetes.io/part-of': 'weft' },
+      ...(approval ? { annotations: { 'api-approved.kubernetes.io': approval } } : {}),
     },
     spec: {
       group: k.group,
