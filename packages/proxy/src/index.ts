@@ -72,7 +72,9 @@ export { type AdminOptions, type AdminServer, type AdminSource, clustersText, st
 export { Stats } from './admin/stats.ts';
 // The assembled proxy (src/runtime): startProxy, flags of weft-proxy / weft-ingress, local credentials.
 export { credentialPrefix, loadCredentials, watchCredentials } from './runtime/credentials.ts';
-export { parseProxyFlags, proxyUsage, runProxyCommand, UsageError } from './runtime/flags.ts';
+export { parseDownwardApiLabels, parseProxyFlags, proxyUsage, runProxyCommand, UsageError } from './runtime/flags.ts';
+export { runWaitCommand, waitForReady, type WaitOptions } from './runtime/wait.ts';
+export { type AppProber, AppProbersError, parseAppProbers, runAppProbe } from './telemetry/app-probe.ts';
 export { type ClusterManagerContext, type ProxyOptions, type RunningProxy, startProxy } from './runtime/proxy.ts';
 export { createHttpRouting } from './runtime/routing.ts';
 // Clusters (src/cluster): endpoints, load balancing, undici pools, circuit breakers, outlier detection, upstream TLS.

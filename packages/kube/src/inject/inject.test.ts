@@ -78,6 +78,8 @@ describe('the injected pod', () => {
       'cluster.local',
       '--domain-suffix',
       'cluster.local',
+      '--labels-file',
+      '/etc/istio/pod/labels',
       '--log-level',
       'info',
     ]);

@@ -260,6 +260,8 @@ export function proxyContainer(metadata: V1ObjectMeta, spec: V1PodSpec, settings
       values.trustDomain,
       '--domain-suffix',
       values.domainSuffix,
+      '--labels-file',
+      `${sidecar.podInfoDir}/labels`,
       '--log-level',
       settings.logLevel,
     ],

@@ -1,10 +1,12 @@
 // Command line and environment of `weft-proxy` and `weft-ingress` (the same proxy; the ingress
 // defaults to `--type router`). Flags win over environment variables, which are Istio's where
 // Istio has one (INSTANCE_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, ISTIO_META_*).
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { LogLevel } from '@weft/model';
 import { AppMetricsError, appMetricsUrl } from '../telemetry/app-metrics.ts';
+import { AppProbersError, parseAppProbers } from '../telemetry/app-probe.ts';
 import { parseLabels, type ProxyKind } from '../xds/node.ts';
 import type { ProxyOptions } from './proxy.ts';
 import type { ProxyCaOptions } from '../security/identity.ts';
@@ -30,6 +32,8 @@ Identity (sent to pilot as the node id ${kind}~<ip>~<pod>.<ns>~<ns>.svc.<domain>
   --pod NAME               pod name (env POD_NAME; default: the host name)
   --namespace NS           namespace (env POD_NAMESPACE; default: default)
   --labels k=v,...         workload labels (env ISTIO_META_LABELS as k=v,...)
+  --labels-file FILE       workload labels from a Kubernetes downward-API file (key="value" lines; the
+                           injector mounts the pod's at /etc/istio/pod/labels)
   --service-account SA     service account (env SERVICE_ACCOUNT)
   --workload-name NAME     workload name (env ISTIO_META_WORKLOAD_NAME; default: app label or pod)
   --cluster-id ID          cluster (env ISTIO_META_CLUSTER_ID; default Kubernetes)
@@ -69,7 +73,9 @@ Admin:
 
 Telemetry (on the health address):
   --stats-port PORT        the proxy's Prometheus metrics, /stats/prometheus (default 15090; 0 free; -1 none)
-  --status-port PORT       merged proxy and application metrics, /stats/prometheus, and /healthz/ready
+  --status-port PORT       merged proxy and application metrics, /stats/prometheus, /healthz/ready, and
+                           /app-health/<container>/{readyz,livez,startupz}: the application's probes
+                           (env ISTIO_KUBE_APP_PROBERS, as the injector writes it), run against --ip
                            (default 15020; 0 free; -1 none)
   --app-metrics-url URL    the application's Prometheus endpoint merged into 15020 (default: from
                            ISTIO_PROMETHEUS_ANNOTATIONS, or prometheus.io/port and /path in ISTIO_META_ANNOTATIONS)
@@ -163,6 +169,7 @@ const options = {
   pod: { type: 'string' },
   namespace: { type: 'string' },
   labels: { type: 'string' },
+  'labels-file': { type: 'string' },
   'service-account': { type: 'string' },
   'workload-name': { type: 'string' },
   'cluster-id': { type: 'string' },
@@ -194,6 +201,25 @@ const options = {
   'owner-uid': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** A downward-API labels file: `key="value"` per line, the value quoted as Go's %q does. */
+export function parseDownwardApiLabels(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (!line) continue;
+    const m = /^([^=]+)=(".*")$/.exec(line);
+    if (!m) throw new Error(`line ${i + 1} is not key="value"`);
+    let value: unknown;
+    try {
+      value = JSON.parse(m[2]!);
+    } catch {
+      throw new Error(`line ${i + 1}: the value is not a quoted string`);
+    }
+    out[m[1]!] = String(value);
+  }
+  return out;
+}
 
 /** Flags and environment to proxy options (without the cluster manager); throws `UsageError`. */
 /**
@@ -256,6 +282,20 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
     if (text) labels = text.trim().startsWith('{') ? (JSON.parse(text) as Record<string, string>) : parseLabels(text);
   } catch (e) {
     throw new UsageError(`--labels: ${(e as Error).message}`);
+  }
+  if (v['labels-file'] !== undefined) {
+    if (v.labels !== undefined) throw new UsageError('--labels and --labels-file: give one');
+    let text: string;
+    try {
+      text = readFileSync(v['labels-file'], 'utf8');
+    } catch (e) {
+      throw new UsageError(`--labels-file ${v['labels-file']}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    try {
+      labels = { ...labels, ...parseDownwardApiLabels(text) };
+    } catch (e) {
+      throw new UsageError(`--labels-file ${v['labels-file']}: ${(e as Error).message}`);
+    }
   }
   // Istio's agent sends every ISTIO_META_* variable as node metadata.
   const metadata: Record<string, unknown> = {};
@@ -320,6 +360,14 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   } catch (e) {
     if (e instanceof AppMetricsError) throw new UsageError(e.message);
     throw e;
+  }
+  if (env.ISTIO_KUBE_APP_PROBERS) {
+    try {
+      o.appProbers = parseAppProbers(env.ISTIO_KUBE_APP_PROBERS);
+    } catch (e) {
+      if (e instanceof AppProbersError) throw new UsageError(e.message);
+      throw e;
+    }
   }
   const warming = ms('warming-timeout-ms', v['warming-timeout-ms']);
   if (warming !== undefined) o.warmingTimeoutMs = warming;

@@ -17,6 +17,7 @@ import { directionOf, ListenerManager } from '../listener/manager.ts';
 import { XdsClient } from '../xds/client.ts';
 import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
+import type { AppProber } from '../telemetry/app-probe.ts';
 import { TelemetryRuntime } from '../telemetry/runtime.ts';
 import { defaultFilterRegistry } from './filters.ts';
 import { type ProxyCaOptions, proxyIdentity } from '../security/identity.ts';
@@ -78,6 +79,8 @@ export interface ProxyOptions {
   statusPort?: number;
   /** The application's Prometheus endpoint, merged into the status port's `/stats/prometheus`. */
   appMetricsUrl?: string;
+  /** The application's probes (ISTIO_KUBE_APP_PROBERS), run against the workload's address for the status port's `/app-health/...`. */
+  appProbers?: ReadonlyMap<string, AppProber>;
   /** POST /quitquitquit on the admin port. */
   onQuit?: () => void;
   /**
@@ -328,6 +331,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         statsPort: o.statsPort,
         statusPort: o.statusPort,
         appMetricsUrl: o.appMetricsUrl,
+        appProbers: o.appProbers,
+        appProbeAddress: o.node.ip,
         ready: () => ready,
         envoyStats: () => stats.entries(),
         logger: log,

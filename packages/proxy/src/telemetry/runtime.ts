@@ -12,6 +12,7 @@ import type { FilterRegistry } from '../core/filters.ts';
 import type { XdsSnapshot } from '../core/types.ts';
 import type { NodeIdentity } from '../xds/node.ts';
 import { AccessLogSinks, httpAccessLogFactory, tcpAccessLogFactory } from './access-log.ts';
+import { type AppProber, runAppProbe } from './app-probe.ts';
 import { envoyStatsText } from './envoy-stats.ts';
 import { ProxyTelemetry } from './istio-stats.ts';
 
@@ -34,6 +35,10 @@ export interface TelemetryServerOptions {
   appMetricsUrl?: string | undefined;
   /** /healthz/ready on 15020. */
   ready: () => boolean;
+  /** The application's probes by `/app-health/...` path (ISTIO_KUBE_APP_PROBERS), served on 15020. */
+  appProbers?: ReadonlyMap<string, AppProber> | undefined;
+  /** Where the probes reach the application (the pod's IP, as the kubelet's would). */
+  appProbeAddress?: string | undefined;
   /** The admin /stats values, exported as envoy_* metrics. */
   envoyStats?: () => Iterable<readonly [string, number]>;
   appScrapeTimeoutMs?: number;
@@ -156,10 +161,17 @@ export class TelemetryRuntime {
         this.statsPort = await listen(s, o.host, o.statsPort);
       }
       if (o.statusPort !== undefined && o.statusPort >= 0) {
-        const s = serve(async (_req, res, path) => {
+        const s = serve(async (req, res, path) => {
           if (path === '/stats/prometheus' || path === '/metrics') return text(res, 200, await this.mergedMetricsText(o), prometheusContentType);
           if (path === '/healthz/ready') return o.ready() ? text(res, 200, '') : text(res, 503, 'not ready\n');
-          text(res, 404, 'try /stats/prometheus or /healthz/ready\n');
+          if (path.startsWith('/app-health/')) {
+            const prober = o.appProbers?.get(path);
+            if (!prober) return text(res, 400, `no application probe is configured for ${path}\n`);
+            const r = await runAppProbe(prober, o.appProbeAddress ?? '127.0.0.1', req.headers.host);
+            if (r.status >= 400) log.debug('application probe failed', { path, status: r.status, body: r.body.slice(0, 200) });
+            return text(res, r.status, r.body);
+          }
+          text(res, 404, 'try /stats/prometheus, /healthz/ready or /app-health/<container>/{readyz,livez,startupz}\n');
         });
         this.#servers.push(s);
         o.protect?.(s, 'status');
