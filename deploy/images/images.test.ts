@@ -88,8 +88,11 @@ describe.skipIf(skip !== undefined)('npm run images', () => {
     expect(files).not.toMatch(/\.test\.ts\n/);
     expect(files).not.toMatch(/ app\/node_modules\/(vitest|typescript|nx|@biomejs)\//);
     expect(files).not.toMatch(/ app\/(e2e|bench)\//);
+    // weftd's Kubernetes mode: the client where npm put it (packages/kube/node_modules)
     const { packages } = runtimeClosure(repoRoot);
-    expect(packages).toContain('node_modules/@kubernetes/client-node');
+    const clientNode = packages.find((p) => p.endsWith('node_modules/@kubernetes/client-node'));
+    expect(clientNode).toBeDefined();
+    expect(files).toContain(` app/${clientNode}/package.json\n`);
   });
 
   it.skipIf(!isRoot())('runs as Istio’s proxy user: weftd --help on the image’s own node and libraries (chroot)', () => {

@@ -20,18 +20,25 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'wait', arg: 'SECONDS', text: 'how long apply/delete wait for weftd and every proxy to ACK (default 15; 0: do not wait)' },
   { long: 'port', arg: 'PORT', text: 'the ingress gateway’s port (default 8080 when free; 0 picks a free one)' },
   { long: 'loopback-net', arg: '127.0.N', text: 'put the workloads on 127.0.N.x (to run a second mesh beside the first)' },
-  { long: 'mesh-config', arg: 'FILE', text: 'Istio MeshConfig YAML for weftd (access logs, tracing)' },
+  { long: 'mesh-config', arg: 'FILE', text: 'Istio MeshConfig YAML for weftd (access logs, tracing); install: merged over the chart’s meshConfig' },
   { long: 'log-level', arg: 'LEVEL', text: 'debug, info (default), warn or error, for every component' },
-  { long: 'timeout', arg: 'SECONDS', text: 'how long up waits for the mesh to be ready (default 120)' },
+  { long: 'timeout', arg: 'SECONDS', text: 'how long up waits for the mesh to be ready (default 120); install/uninstall: for the cluster (default 300)' },
   { long: 'fresh', text: 'up: start with an empty config directory (drop what weftctl apply added in earlier runs)' },
   { long: 'plaintext-xds', text: 'up: also open weftd’s plaintext xDS port, unauthenticated (proxies use the TLS port either way)' },
+  { long: 'kubeconfig', arg: 'FILE', text: 'the cluster’s kubeconfig (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' },
+  { long: 'values', arg: 'FILE', text: 'install: chart values, a YAML mapping with base:, weftd: and gateway: sections (deploy/charts/*/values.yaml)' },
+  { long: 'revision', arg: 'REV', text: 'install: the istio.io/rev label value weftd injects besides istio-injection=enabled (default: default)' },
+  { long: 'no-gateway', text: 'install: without the ingress gateway' },
+  { long: 'purge', text: 'uninstall: also delete the CRDs, and with them every Istio and Gateway API object in the cluster' },
+  { long: 'pre', text: 'check: the checks before an install (API server, version, permissions to install)' },
   { long: 'help', short: 'h', text: 'this text' },
 ];
 
 export const exitStatus = `Exit status:
   0    success (everything valid; applied and ACKed; the mesh stopped when asked)
   1    something invalid or not found, not in force within --wait, a mesh that failed to start, no running mesh,
-       a mesh component not answering (e.g. weftd restarting), or (status) a component not running or a config file rejected
+       a mesh component not answering (e.g. weftd restarting), (status) a component not running or a config file rejected,
+       (install) not ready within --timeout or the cluster refusing, or (check) a check that failed
   2    usage error (unknown command or flag, bad flag value)
   3    unexpected error, printed as \`weftctl: internal error: ...\`
   130  weftctl up interrupted (Ctrl-C) while starting`;

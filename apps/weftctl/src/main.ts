@@ -3,6 +3,7 @@ import { type Config, defaultKindRegistry, formatProblem, keyOf, type LoadedReso
 import { analyze, compareReports, fileProblemReport, type ResourceReport, sortProblems, validateLoaded } from '@weft/galley';
 import { commandBlock, exitStatus, optionsHelp } from './help.ts';
 import { kubeInjectCommand, kubeInjectFlags, KubeInjectUsageError, kubeInjectUsage } from './kube-inject.ts';
+import { kubeCommandFlags, kubeCommands, KubeUsageError, kubeUsage, runKubeCommand } from './kube-commands.ts';
 import { meshCommandFlags, meshCommands, meshUsage, runMeshCommand } from './mesh-commands.ts';
 
 const configUsage = `  weftctl validate -f PATH... [-o text|json] [-n NAMESPACE]
@@ -21,25 +22,29 @@ ${configUsage}
 The local mesh (no root; state in --state-dir DIR, $WEFT_STATE_DIR or ~/.weft/local):
 ${meshUsage}
 
+On Kubernetes (through a kubeconfig: --kubeconfig FILE, $KUBECONFIG or ~/.kube/config; no kubectl or helm needed):
+${kubeUsage}
+
 ${optionsHelp()}
 
 ${exitStatus}`;
 
 const configCommands = ['validate', 'analyze', 'kube-inject', 'version'] as const;
 /** Every command, in the order help lists them. */
-export const commands: readonly string[] = [...configCommands, ...meshCommands];
+export const commands: readonly string[] = [...configCommands, ...meshCommands, ...kubeCommands];
 
 /** The flags each command takes besides -h/--help; its parser refuses others and its --help lists these. */
 export function commandFlags(command: string): readonly string[] | undefined {
   if (command === 'validate' || command === 'analyze') return ['filename', 'output', 'namespace'];
   if (command === 'kube-inject') return kubeInjectFlags;
   if (command === 'version') return [];
+  if ((kubeCommands as readonly string[]).includes(command)) return kubeCommandFlags[command as (typeof kubeCommands)[number]];
   return (meshCommandFlags as Record<string, readonly string[] | undefined>)[command];
 }
 
 /** `weftctl COMMAND --help`: the command's synopsis, its options and the exit statuses. */
 export function commandHelp(command: string): string | undefined {
-  const block = commandBlock(configUsage, command) ?? commandBlock(meshUsage, command);
+  const block = commandBlock(configUsage, command) ?? commandBlock(meshUsage, command) ?? commandBlock(kubeUsage, command);
   const flags = commandFlags(command);
   if (!block || !flags) return undefined;
   return `Usage:\n${block}\n\n${optionsHelp(flags)}\n\n${exitStatus}`;
@@ -81,6 +86,13 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   }
   const meshStatus = await runMeshCommand(argv, io);
   if (meshStatus !== undefined) return meshStatus;
+  try {
+    const kubeStatus = await runKubeCommand(argv, io);
+    if (kubeStatus !== undefined) return kubeStatus;
+  } catch (e) {
+    if (e instanceof KubeUsageError) throw new UsageError(e.message);
+    throw e;
+  }
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
