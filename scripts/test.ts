@@ -14,7 +14,7 @@ import { clusterAnswers, kubeCluster, kubeLocalDown, kubeUnmet, preflight, summa
 
 await preflight();
 
-/** Whether the repository has Kubernetes-tier tests (`*.kube.test.ts` under packages, apps, e2e). */
+/** Whether the repository has Kubernetes-tier tests (`*.kube.test.ts` under packages, apps, e2e, deploy). */
 function hasKubeTests(): boolean {
   const walk = (dir: string): boolean => {
     let entries: import('node:fs').Dirent[];
@@ -29,7 +29,7 @@ function hasKubeTests(): boolean {
     }
     return false;
   };
-  return ['packages', 'apps', 'e2e'].some((d) => walk(join(import.meta.dirname, '..', d)));
+  return ['packages', 'apps', 'e2e', 'deploy'].some((d) => walk(join(import.meta.dirname, '..', d)));
 }
 
 let takeClusterDown = false;
