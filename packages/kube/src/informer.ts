@@ -69,6 +69,8 @@ export class ResourceInformer<T extends KubernetesObject> {
     this.#log = opts.logger.with({ resource: opts.name });
     const list = async () => {
       const l = await opts.list();
+      // A relist means the watch could not resume (410 Gone: its resourceVersion was compacted away).
+      if (this.#listedOnce) this.#log.info('relisted', { objects: l.items.length, resourceVersion: l.metadata?.resourceVersion });
       // ListWatch delivers the items synchronously once this promise resolves; a macrotask later they all are.
       setImmediate(() => this.#afterList(l.items));
       return l;
