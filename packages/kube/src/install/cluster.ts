@@ -364,10 +364,10 @@ export async function uninstall(kc: KubeConfig, o: UninstallOptions): Promise<vo
     'weftd and the gateway stopped',
     left(),
     async () => {
+      // weftd's and the gateway's pods carry part-of=weft (the charts' templates)
       const pods = await core.listNamespacedPod({ namespace: o.namespace, labelSelector: 'app.kubernetes.io/part-of=weft' }).catch(() => ({ items: [] as V1Pod[] }));
-      const weftd = await core.listNamespacedPod({ namespace: o.namespace, labelSelector: 'app=weftd' }).catch(() => ({ items: [] as V1Pod[] }));
-      const left = [...pods.items, ...weftd.items].map((p) => p.metadata?.name);
-      return left.length === 0 ? true : `pods still running: ${[...new Set(left)].join(', ')}`;
+      const running = pods.items.map((p) => p.metadata?.name);
+      return running.length === 0 ? true : `pods still running: ${running.join(', ')}`;
     },
     o.signal,
   );

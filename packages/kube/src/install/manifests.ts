@@ -317,7 +317,7 @@ export function renderGateway(values: Values, namespace: string): Manifest[] {
         selector: { matchLabels: { ...labels } },
         template: {
           metadata: {
-            labels: { ...labels, 'sidecar.istio.io/inject': 'false' },
+            labels: { ...labels, 'sidecar.istio.io/inject': 'false', 'app.kubernetes.io/part-of': 'weft' },
             annotations: { 'prometheus.io/path': '/stats/prometheus', 'prometheus.io/port': '15020', 'prometheus.io/scrape': 'true' },
           },
           spec: {
