@@ -16,20 +16,27 @@ Options:
                           once the first list is in
   --kube                  Kubernetes mode with the default kubeconfig: $KUBECONFIG, else in-cluster
                           (the pod's service account), else ~/.kube/config
+  --system-namespace NS   Kubernetes mode: weftd's own namespace, where the CA's Secrets (cacerts,
+                          istio-ca-secret) and the leader Lease weftd-leader are (default:
+                          $POD_NAMESPACE, else istio-system)
   --namespace NS          namespace for resources that name none (default: default)
   --listen-address ADDR   address every port listens on (default: 127.0.0.1)
   --xds-port PORT|off     plaintext xDS, unauthenticated: any local process may connect with any node
                           id (default: 15010; 0 picks a free port; off: none)
   --ca-port PORT          CA signing service and xDS over TLS (default: 15012; 0 picks a free port);
                           callers authenticate with a client certificate from the mesh CA or
-                          \`authorization: Bearer <bootstrap token>\`, and an xDS node's namespace and
-                          service account must be the identity's (else PERMISSION_DENIED)
+                          \`authorization: Bearer <bootstrap token>\` (in Kubernetes mode also the pod's
+                          projected service-account token, audience istio-ca, checked by TokenReview),
+                          and a CSR's identity and an xDS node's namespace and service account must
+                          be the caller's (else PERMISSION_DENIED)
   --monitoring-port PORT  /healthz, /metrics, /debug/* (default: 15014; 0 picks a free port)
   --owner-uid UID         every port serves only processes running as UID (the kernel's sock_diag
                           names each peer); others are reset at connect, logged and counted. For a
                           mesh on one host's loopback (\`weftctl up\` passes its own UID)
   --ca-dir DIR            keep the CA's root here (Istio's cacerts layout; generated when empty);
-                          without it the root lives in memory and changes on every start
+                          without it the root lives in memory and changes on every start, except in
+                          Kubernetes mode: Secret cacerts (a plug-in CA), else istio-ca-secret (a root
+                          generated once) in weftd's namespace
   --mesh-config FILE      Istio MeshConfig YAML (accessLogFile, enableTracing, defaultConfig.tracing,
                           extensionProviders, outboundTrafficPolicy, trustDomain...); read at start
   --trust-domain DOMAIN   SPIFFE trust domain (default: cluster.local; overrides the mesh config's)
@@ -80,6 +87,11 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
     if (v.kubeconfig === '') throw new UsageError('--kubeconfig needs a path (--kube uses the default kubeconfig)');
     o.kube = { kubeconfig: v.kubeconfig };
   } else if (v.kube) o.kube = {};
+  if (v['system-namespace'] !== undefined) {
+    if (!o.kube) throw new UsageError('--system-namespace needs Kubernetes mode (--kubeconfig or --kube)');
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v['system-namespace'])) throw new UsageError(`--system-namespace must be a namespace name, not ${JSON.stringify(v['system-namespace'])}`);
+    o.kube.namespace = v['system-namespace'];
+  }
   if (v.namespace) o.defaultNamespace = v.namespace;
   if (v['listen-address']) o.host = v['listen-address'];
   const xdsPort = v['xds-port'] === 'off' ? 'off' : port('xds-port', v['xds-port']);
@@ -118,6 +130,7 @@ function parse(argv: readonly string[]) {
       'config-dir': { type: 'string' },
       kubeconfig: { type: 'string' },
       kube: { type: 'boolean' },
+      'system-namespace': { type: 'string' },
       namespace: { type: 'string' },
       'listen-address': { type: 'string' },
       'xds-port': { type: 'string' },

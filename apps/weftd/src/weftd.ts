@@ -94,7 +94,7 @@ export interface WeftdOptions {
    * authentication) from the cluster of this kubeconfig (`{}`: $KUBECONFIG, else in-cluster, else
    * ~/.kube/config), besides any --config-dir. weftd waits for the first sync before serving.
    */
-  kube?: Pick<KubeOptions, 'kubeconfig' | 'config'>;
+  kube?: Pick<KubeOptions, 'kubeconfig' | 'config' | 'namespace' | 'leaderElection'>;
   /** Ends a start that waits (on the cluster's first sync). */
   signal?: AbortSignal;
 }
@@ -235,6 +235,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
     let kube: Kube | undefined;
     if (options.kube) {
       kube = await startKube({
+        discoverySelectors: mesh.discoverySelectors,
         ...options.kube,
         store,
         logger: (scope) => createLogger({ scope, ...logOptions }),
@@ -299,17 +300,20 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
     const citadelMetrics = new CitadelMetrics(new Registry());
     if (options.ca !== false) {
       const citadelLog = createLogger({ scope: 'citadel', ...logOptions });
+      // Keys: --ca-dir (files in Istio's cacerts layout) wins; in Kubernetes mode, Secrets in weftd's namespace.
       ca = options.caDir
         ? await CertificateAuthority.open(options.caDir, { trustDomain, logger: citadelLog })
-        : new CertificateAuthority(await CertificateAuthority.generateRoot({ trustDomain }), { trustDomain, logger: citadelLog });
-      if (!options.caDir) citadelLog.info('generated an in-memory root CA (use --ca-dir to keep one)', { trustDomain });
+        : kube
+          ? await kube.openCa({ trustDomain, logger: citadelLog })
+          : new CertificateAuthority(await CertificateAuthority.generateRoot({ trustDomain }), { trustDomain, logger: citadelLog });
+      if (!options.caDir && !kube) citadelLog.info('generated an in-memory root CA (use --ca-dir to keep one)', { trustDomain });
       const serving = new ServingCertificateProvider(ca, {}, citadelLog);
       await serving.start();
       cleanups.push(() => serving.stop());
       const secure = new GrpcServer({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
-      secure.addService(caServiceDefinition(), createCaServiceHandlers({ ca, metrics: citadelMetrics, logger: citadelLog }));
-      // The same caller authentication as the CA's; then the node must match the identity.
-      if (discovery) secure.addService(discovery.serviceDefinition(), discovery.handlers({ authenticate: callerAuthenticator(ca) }));
+      secure.addService(caServiceDefinition(), createCaServiceHandlers({ ca, metrics: citadelMetrics, logger: citadelLog, ...(kube ? { platformTokens: kube.platformTokens } : {}) }));
+      // The same caller authentication as the CA's (with Kubernetes, projected tokens too); then the node must match the identity.
+      if (discovery) secure.addService(discovery.serviceDefinition(), discovery.handlers({ authenticate: callerAuthenticator(ca, kube?.platformTokens) }));
       const bound = await bind(secure, host, options.caPort ?? 15012, serving.credentials(), guard, 'ca');
       caPort = bound.port;
       cleanups.push(() => {

@@ -16,3 +16,11 @@ export function loadKubeConfig(path?: string): KubeConfig {
 export function apiServerOf(kc: KubeConfig): string {
   return kc.getCurrentCluster()?.server ?? '(unknown)';
 }
+
+/** The HTTP status of a failed API call (client-node's ApiException), e.g. 404 or 409; undefined for other errors. */
+export function apiStatusOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e.code === 'number') return e.code;
+  return typeof e.statusCode === 'number' ? e.statusCode : undefined;
+}

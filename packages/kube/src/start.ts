@@ -5,14 +5,19 @@
 //   config    (kube-config)   CRDs -> ConfigStore                         startKube
 //   registry  (kube-registry) Services/EndpointSlices/Pods -> pilot       startKube -> registries
 //   webhooks  (kube-webhooks) validation + injection on 15017             attachCa
-//   citadel   (kube-citadel)  TokenReview, istio-ca-root-cert, leader election   attachCa
+//   citadel   (kube-citadel)  leader election, TokenReview, CA keys from Secrets   startKube -> leader, platformTokens, openCa
+//                             istio-ca-root-cert in every namespace (leader only)  attachCa
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { CertificateAuthority } from '@weft/citadel';
+import type { CertificateAuthority, CertificateAuthorityOptions, PlatformTokenAuthenticator } from '@weft/citadel';
 import { validateConfig } from '@weft/galley';
-import { type Config, type ConfigStore, defaultKindRegistry, type KindRegistry, type Logger } from '@weft/model';
+import { type Config, type ConfigStore, defaultKindRegistry, type K8sLabelSelector, type KindRegistry, type Logger } from '@weft/model';
 import type { ServiceRegistry } from '@weft/pilot';
 import { apiServerOf, loadKubeConfig } from './client.ts';
+import { openClusterCa } from './ca-secret.ts';
 import { ClusterConfigSource, type ClusterConfigSourceOptions } from './config-source.ts';
+import { LeaderElection, type LeaderElectionOptions } from './leader-election.ts';
+import { RootCertPublisher } from './root-cert.ts';
+import { TokenReviewAuthenticator } from './token-review.ts';
 
 export interface KubeOptions {
   /** Kubeconfig file; absent: $KUBECONFIG, else in-cluster (the pod's service account), else ~/.kube/config. */
@@ -29,7 +34,19 @@ export interface KubeOptions {
   signal?: AbortSignal;
   /** Settings of the config part (tests shorten batches, backoff, resync). */
   config?: Pick<ClusterConfigSourceOptions, 'batch' | 'resyncMs' | 'backoff' | 'watchTimeoutSeconds' | 'client'>;
+  /**
+   * weftd's own namespace (Istio: istio-system): the CA's Secrets (cacerts, istio-ca-secret) and
+   * the leader Lease are there. Default $POD_NAMESPACE, else istio-system.
+   */
+  namespace?: string;
+  /** MeshConfig's discoverySelectors: the namespaces that get istio-ca-root-cert (empty: all). */
+  discoverySelectors?: readonly K8sLabelSelector[];
+  /** Leader election timing (tests shorten it); default client-go's: lease 15 s, renew deadline 10 s, retry 2 s. */
+  leaderElection?: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'identity'>;
 }
+
+/** The Lease weftd replicas elect their leader with (in weftd's namespace). */
+export const weftdLeaderLease = 'weftd-leader';
 
 export interface Kube {
   readonly kubeConfig: KubeConfig;
@@ -41,6 +58,17 @@ export interface Kube {
   readonly registries: ServiceRegistry[];
   /** Extra /debug endpoints for weftd's monitoring server. */
   readonly debug: Record<string, () => unknown>;
+  /** weftd's namespace (KubeOptions.namespace). */
+  readonly namespace: string;
+  /**
+   * Leader election among weftd replicas (Lease `weftd-leader`): every replica serves, only the
+   * leader writes to the cluster. A writer registers with `leader.whileLeading(work)`.
+   */
+  readonly leader: LeaderElection;
+  /** Projected service-account tokens checked by TokenReview: weftd gives it to the CA service and to xDS on 15012. */
+  readonly platformTokens: PlatformTokenAuthenticator;
+  /** The mesh CA from weftd's namespace: Secret cacerts (plug-in), else istio-ca-secret (created the first time). */
+  openCa(options: CertificateAuthorityOptions): Promise<CertificateAuthority>;
   /** Starts the parts that need the CA (webhooks, TokenReview, root-cert ConfigMaps). Called at most once. */
   attachCa(ca: CertificateAuthority): Promise<void>;
   /** Stops every part, in reverse order of start. */
@@ -92,6 +120,23 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
 
     // --- registry (kube-registry): Services, EndpointSlices, Pods, Namespaces -> registries ---
 
+    // --- citadel (kube-citadel): leader election, TokenReview; the CA's keys through openCa ---
+    const namespace = options.namespace || process.env.POD_NAMESPACE || 'istio-system';
+    const citadelLog = options.logger('kube-citadel');
+    // Campaigns from the first whileLeading() (a weftd that writes nothing to the cluster never does).
+    const leader = new LeaderElection({ kubeConfig, namespace, name: weftdLeaderLease, logger: citadelLog, ...options.leaderElection });
+    cleanups.push(() => leader.stop());
+    const platformTokens = new TokenReviewAuthenticator({ kubeConfig, logger: citadelLog });
+    let caSecret: string | undefined;
+    let rootPublisher: RootCertPublisher | undefined;
+    debug['/debug/kube_citadel'] = () => ({
+      namespace,
+      caSecret: caSecret ?? null,
+      leader: leader.status(),
+      tokenReview: { audiences: platformTokens.audiences, reviews: platformTokens.reviews, cached: platformTokens.cacheSize },
+      rootCertConfigMaps: rootPublisher?.status() ?? null,
+    });
+
     // Every part that needs only the cluster has started; wait for their first sync.
     log.info('waiting for the cluster (first list of every watched kind)');
     await config.synced(options.signal);
@@ -103,11 +148,32 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
       config,
       registries,
       debug,
-      attachCa: async (_ca) => {
+      namespace,
+      leader,
+      platformTokens,
+      openCa: async (caOptions) => {
+        const opened = await openClusterCa({ ...caOptions, kubeConfig, namespace, ...(options.signal ? { signal: options.signal } : {}) });
+        caSecret = opened.secret;
+        return opened.ca;
+      },
+      attachCa: async (ca) => {
         if (caAttached) throw new Error('attachCa called twice');
         caAttached = true;
         // --- webhooks (kube-webhooks): 15017, serving certificate from the CA, caBundle kept current ---
-        // --- citadel (kube-citadel): TokenReview, istio-ca-root-cert, istio-ca-secret, leader election ---
+        // --- citadel (kube-citadel): istio-ca-root-cert in every namespace, written by the leader only ---
+        leader.whileLeading((signal) => {
+          const publisher = new RootCertPublisher({
+            kubeConfig,
+            rootCertPem: ca.rootCertPem,
+            logger: citadelLog,
+            ...(options.discoverySelectors ? { discoverySelectors: options.discoverySelectors } : {}),
+          });
+          rootPublisher = publisher;
+          publisher.start();
+          signal.addEventListener('abort', () => void publisher.stop(), { once: true });
+        });
+        // Before the leader releases its Lease (cleanups run in reverse).
+        cleanups.push(() => rootPublisher?.stop());
       },
       close,
     };

@@ -4,6 +4,7 @@ export { describeConfig, groupKind, groupKindOf, groupOf, namespacedName, versio
 export { defaultKindRegistry } from './config/default-registry.ts';
 export { compareStrings, configOrder, creationTime, formatTimestamp, parseTimestamp } from './config/order.ts';
 export { KindRegistry } from './config/kinds.ts';
+export { labelSelectorMatches } from './config/label-selector.ts';
 export { formatDuration, parseDuration } from './duration.ts';
 export { errorCodes, WeftError, type WeftErrorCode } from './errors.ts';
 export * from './generated/types.ts';

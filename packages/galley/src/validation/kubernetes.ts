@@ -2,6 +2,7 @@
 // ServiceAccount, ConfigMap and Secret. They follow the API server's validation (k8s.io/kubernetes
 // pkg/apis/core/validation, apps/validation) for the fields the mesh relies on. Metadata is
 // checked for every kind by metadata.ts.
+import { labelSelectorMatches } from '@weft/model';
 import type { FieldPath, K8sConfigMapBody, K8sDeploymentSpec, K8sLabelSelector, K8sNamespaceSpec, K8sPodSpec, K8sSecretBody, K8sServiceAccountBody, K8sServiceSpec } from '@weft/model';
 import { cidrError, dns1123LabelError, isDns1123Subdomain, isIP, isString, labelKeyError, labelValueError } from './common.ts';
 import { type KindValidator, kindValidator, type ValidationContext } from './context.ts';
@@ -215,32 +216,6 @@ function validateSelector(sel: K8sLabelSelector, path: FieldPath, ctx: Validatio
   return ok;
 }
 
-function selectorMatches(sel: K8sLabelSelector, labels: Record<string, unknown>): boolean {
-  if (isObject(sel.matchLabels)) {
-    for (const [k, v] of Object.entries(sel.matchLabels)) if (labels[k] !== v) return false;
-  }
-  for (const req of items(sel.matchExpressions)) {
-    if (!isObject(req)) continue;
-    const has = Object.hasOwn(labels, req.key);
-    const values = items(req.values);
-    switch (req.operator) {
-      case 'In':
-        if (!has || !values.includes(labels[req.key] as string)) return false;
-        break;
-      case 'NotIn':
-        if (has && values.includes(labels[req.key] as string)) return false;
-        break;
-      case 'Exists':
-        if (!has) return false;
-        break;
-      case 'DoesNotExist':
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
-}
-
 function validateDeployment(spec: K8sDeploymentSpec, ctx: ValidationContext): void {
   const sel = spec.selector;
   const template = isObject(spec.template) ? spec.template : undefined;
@@ -249,7 +224,7 @@ function validateDeployment(spec: K8sDeploymentSpec, ctx: ValidationContext): vo
   if (isObject(sel)) {
     const empty = (!isObject(sel.matchLabels) || Object.keys(sel.matchLabels).length === 0) && items(sel.matchExpressions).length === 0;
     if (empty) ctx.error(['selector'], 'empty selector is invalid for a deployment: it must select the pods of its template');
-    else if (validateSelector(sel, ['selector'], ctx) && template && !selectorMatches(sel, labels)) {
+    else if (validateSelector(sel, ['selector'], ctx) && template && !labelSelectorMatches(sel, labels)) {
       ctx.error(['selector'], '`selector` does not match template `labels`: the deployment would not own the pods it creates');
     }
   }

@@ -78,7 +78,7 @@ function get<T>(values: Values, chart: ChartName, path: string, type: 'string' |
   let v: unknown = values;
   for (const k of path.split('.')) v = isObject(v) ? v[k] : undefined;
   const actual = Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v;
-  if (actual !== type) throw new Error(`values: ${chart}.${path} must be ${type === 'array' ? 'a list' : `a ${type}`}${v === undefined ? ', and is missing' : `, not ${JSON.stringify(v)}`}`);
+  if (actual !== type) throw new Error(`values: ${chart}.${path} must be ${type === 'array' ? 'a list' : type === 'object' ? 'a mapping' : `a ${type}`}${v === undefined ? ', and is missing' : `, not ${JSON.stringify(v)}`}`);
   return v as T;
 }
 

@@ -6,6 +6,7 @@ import type {
   DestinationRuleSpec,
   Endpoint,
   GatewaySpec,
+  K8sLabelSelector,
   PeerAuthenticationSpec,
   Service,
   SidecarSpec,
@@ -41,6 +42,12 @@ export interface MeshConfig {
   extensionProviders: readonly MeshExtensionProvider[];
   /** `defaultProviders.tracing`: extension providers used for traces. */
   defaultTracingProviders: readonly string[];
+  /**
+   * `discoverySelectors`: on Kubernetes, the namespaces the mesh considers, those whose labels
+   * match any of these selectors; empty: every namespace. (Used so far by the istio-ca-root-cert
+   * publisher, as istiod's namespace controller.)
+   */
+  discoverySelectors: readonly K8sLabelSelector[];
 }
 
 /** One `extensionProviders` entry; Weft reads the OpenTelemetry kind. */
@@ -64,6 +71,7 @@ export const defaultMeshConfig: MeshConfig = {
   tracingSampling: 1,
   extensionProviders: [],
   defaultTracingProviders: [],
+  discoverySelectors: [],
 };
 
 // ---------------------------------------------------------------- ingest

@@ -39,6 +39,22 @@ describe('parseMeshConfig', () => {
     expect(() => parseMeshConfig(text, 'mesh.yaml')).toThrow('mesh.yaml:4: defaultConfig.tracing.sampling must be a number');
   });
 
+  it('reads discoverySelectors (Istio’s label selectors) and says which part of one is wrong', () => {
+    const m = parseMeshConfig(
+      ['discoverySelectors:', '- matchLabels: {team: a}', '- matchExpressions:', '  - {key: env, operator: In, values: [prod, staging]}', '  - {key: legacy, operator: DoesNotExist}'].join('\n'),
+      'mesh.yaml',
+    );
+    expect(m.discoverySelectors).toEqual([
+      { matchLabels: { team: 'a' } },
+      { matchExpressions: [{ key: 'env', operator: 'In', values: ['prod', 'staging'] }, { key: 'legacy', operator: 'DoesNotExist' }] },
+    ]);
+    expect(() => parseMeshConfig('discoverySelectors:\n- matchExpressions:\n  - {key: env, operator: Like, values: [a]}', 'mesh.yaml')).toThrow(
+      'mesh.yaml:3: discoverySelectors.0.matchExpressions.0.operator must be In, NotIn, Exists or DoesNotExist',
+    );
+    expect(() => parseMeshConfig('discoverySelectors:\n- matchExpressions:\n  - {key: env, operator: In}', 'mesh.yaml')).toThrow('discoverySelectors.0.matchExpressions.0.values must be non-empty for In');
+    expect(() => parseMeshConfig('discoverySelectors: {team: a}', 'mesh.yaml')).toThrow('mesh.yaml:1: discoverySelectors must be a list of label selectors');
+  });
+
   it('an empty file is the defaults', () => {
     expect(parseMeshConfig('', 'mesh.yaml')).toEqual(defaultMeshConfig);
   });

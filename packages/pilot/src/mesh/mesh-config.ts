@@ -3,6 +3,7 @@
 // Istio ignores fields it does not know; a field Weft reads with the wrong type is an error
 // naming the file, line and field.
 import { parseDocument, isMap, isScalar, type Document, type Node as YamlNode, LineCounter } from 'yaml';
+import type { K8sLabelSelector } from '@weft/model';
 import { defaultMeshConfig, type MeshConfig, type MeshExtensionProvider } from '../core/types.ts';
 
 export class MeshConfigError extends Error {
@@ -111,6 +112,35 @@ export function parseMeshConfig(text: string, file: string, base: MeshConfig = d
   if (dp?.tracing !== undefined && dp.tracing !== null) {
     if (!Array.isArray(dp.tracing) || dp.tracing.some((t) => typeof t !== 'string')) fail(['defaultProviders', 'tracing'], 'a list of provider names');
     out.defaultTracingProviders = dp.tracing as string[];
+  }
+  if (m.discoverySelectors !== undefined && m.discoverySelectors !== null) {
+    if (!Array.isArray(m.discoverySelectors)) fail(['discoverySelectors'], 'a list of label selectors');
+    out.discoverySelectors = (m.discoverySelectors as Json[]).map((raw, i) => {
+      const at = ['discoverySelectors', String(i)];
+      const sel = obj(at, raw) ?? {};
+      const selector: K8sLabelSelector = {};
+      const labels = obj([...at, 'matchLabels'], sel.matchLabels);
+      if (labels) {
+        for (const [k, v] of Object.entries(labels)) if (typeof v !== 'string') fail([...at, 'matchLabels', k], 'a string');
+        selector.matchLabels = labels as Record<string, string>;
+      }
+      if (sel.matchExpressions !== undefined && sel.matchExpressions !== null) {
+        if (!Array.isArray(sel.matchExpressions)) fail([...at, 'matchExpressions'], 'a list');
+        selector.matchExpressions = (sel.matchExpressions as Json[]).map((e, j) => {
+          const epath = [...at, 'matchExpressions', String(j)];
+          const expr = obj(epath, e) ?? {};
+          const key = str([...epath, 'key'], expr.key);
+          if (!key) fail([...epath, 'key'], 'a label key');
+          const operator = str([...epath, 'operator'], expr.operator);
+          if (operator !== 'In' && operator !== 'NotIn' && operator !== 'Exists' && operator !== 'DoesNotExist') fail([...epath, 'operator'], 'In, NotIn, Exists or DoesNotExist');
+          const values = expr.values ?? [];
+          if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) fail([...epath, 'values'], 'a list of strings');
+          if ((operator === 'In' || operator === 'NotIn') === ((values as string[]).length === 0)) fail([...epath, 'values'], operator === 'In' || operator === 'NotIn' ? `non-empty for ${operator}` : `empty for ${operator}`);
+          return { key: key!, operator: operator as 'In' | 'NotIn' | 'Exists' | 'DoesNotExist', ...((values as string[]).length ? { values: values as string[] } : {}) };
+        });
+      }
+      return selector;
+    });
   }
   return out;
 }
