@@ -19,6 +19,14 @@ Options:
   --system-namespace NS   Kubernetes mode: weftd's own namespace, where the CA's Secrets (cacerts,
                           istio-ca-secret) and the leader Lease weftd-leader are (default:
                           $POD_NAMESPACE, else istio-system)
+  --webhook-port PORT     Kubernetes mode: the admission webhooks, HTTPS with a certificate from the mesh
+                          CA: /validate (galley) and /inject (the sidecar) (default: 15017; 0 picks a free port)
+  --injection-webhook NAME   Kubernetes mode: the MutatingWebhookConfiguration whose caBundle weftd keeps
+                          on the mesh root (default: istio-sidecar-injector)
+  --validation-webhook NAME  the same for the ValidatingWebhookConfiguration (default:
+                          istio-validator-<system namespace>)
+  --proxy-image IMAGE     Kubernetes mode: the injected sidecar's (and istio-init's) image (default:
+                          weft/proxy:<version>, as \`npm run images\` builds it)
   --namespace NS          namespace for resources that name none (default: default)
   --listen-address ADDR   address every port listens on (default: 127.0.0.1)
   --xds-port PORT|off     plaintext xDS, unauthenticated: any local process may connect with any node
@@ -92,6 +100,20 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v['system-namespace'])) throw new UsageError(`--system-namespace must be a namespace name, not ${JSON.stringify(v['system-namespace'])}`);
     o.kube.namespace = v['system-namespace'];
   }
+  const webhookPort = port('webhook-port', v['webhook-port']);
+  const injectionWebhook = v['injection-webhook'];
+  const validationWebhook = v['validation-webhook'];
+  const proxyImage = v['proxy-image'];
+  if (webhookPort !== undefined || injectionWebhook !== undefined || validationWebhook !== undefined || proxyImage !== undefined) {
+    if (!o.kube) throw new UsageError('--webhook-port, --injection-webhook, --validation-webhook and --proxy-image need Kubernetes mode (--kubeconfig or --kube)');
+    if (proxyImage === '') throw new UsageError('--proxy-image needs an image name');
+    o.kube.webhooks = {
+      ...(webhookPort !== undefined ? { port: webhookPort } : {}),
+      ...(proxyImage ? { injection: { proxyImage } } : {}),
+      ...(injectionWebhook ? { injectionConfiguration: injectionWebhook } : {}),
+      ...(validationWebhook ? { validationConfiguration: validationWebhook } : {}),
+    };
+  }
   if (v.namespace) o.defaultNamespace = v.namespace;
   if (v['listen-address']) o.host = v['listen-address'];
   const xdsPort = v['xds-port'] === 'off' ? 'off' : port('xds-port', v['xds-port']);
@@ -130,6 +152,10 @@ function parse(argv: readonly string[]) {
       'config-dir': { type: 'string' },
       kubeconfig: { type: 'string' },
       kube: { type: 'boolean' },
+      'webhook-port': { type: 'string' },
+      'injection-webhook': { type: 'string' },
+      'validation-webhook': { type: 'string' },
+      'proxy-image': { type: 'string' },
       'system-namespace': { type: 'string' },
       namespace: { type: 'string' },
       'listen-address': { type: 'string' },

@@ -94,7 +94,7 @@ export interface WeftdOptions {
    * authentication) from the cluster of this kubeconfig (`{}`: $KUBECONFIG, else in-cluster, else
    * ~/.kube/config), besides any --config-dir. weftd waits for the first sync before serving.
    */
-  kube?: Pick<KubeOptions, 'kubeconfig' | 'config' | 'namespace' | 'leaderElection'>;
+  kube?: Pick<KubeOptions, 'kubeconfig' | 'config' | 'namespace' | 'leaderElection' | 'webhooks'>;
   /** Ends a start that waits (on the cluster's first sync). */
   signal?: AbortSignal;
 }
@@ -237,6 +237,8 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       kube = await startKube({
         discoverySelectors: mesh.discoverySelectors,
         ...options.kube,
+        // The webhooks listen where every other port does, unless told otherwise.
+        ...(options.kube.webhooks !== false ? { webhooks: { host, ...options.kube.webhooks } } : {}),
         store,
         logger: (scope) => createLogger({ scope, ...logOptions }),
         domainSuffix: mesh.domainSuffix,

@@ -4,7 +4,7 @@ export { apiServerOf, apiStatusOf, loadKubeConfig } from './client.ts';
 export { apiServerClient, type ClusterClient, type ClusterConfigSourceOptions, type ClusterConfigStatus, ClusterConfigSource, type RejectedObject } from './config-source.ts';
 export { decodeClusterObject, objectPath } from './convert.ts';
 export { type BackoffOptions, describeError, type ResourceHandlers, ResourceInformer, type ResourceInformerOptions, type WatchLike } from './informer.ts';
-export { type Kube, type KubeOptions, startKube, weftdLeaderLease } from './start.ts';
+export { type Kube, type KubeOptions, type KubeWebhookOptions, startKube, weftdLeaderLease } from './start.ts';
 export { type ClusterCa, type ClusterCaOptions, caMaterialOfSecret, openClusterCa, pluginCaSecretName, selfSignedCaSecretName, selfSignedCaSecretType } from './ca-secret.ts';
 export { defaultLeaderIdentity, LeaderElection, type LeaderElectionOptions, type LeaderWork } from './leader-election.ts';
 export { RootCertPublisher, type RootCertPublisherOptions, type RootCertPublisherStatus, rootCertConfigMapKey, rootCertConfigMapName, rootCertIgnoredNamespaces } from './root-cert.ts';

@@ -18,6 +18,8 @@ import { ClusterConfigSource, type ClusterConfigSourceOptions } from './config-s
 import { LeaderElection, type LeaderElectionOptions } from './leader-election.ts';
 import { RootCertPublisher } from './root-cert.ts';
 import { TokenReviewAuthenticator } from './token-review.ts';
+import { defaultInjectionValues, type InjectionValues } from './inject/values.ts';
+import { Webhooks } from './webhook-service.ts';
 
 export interface KubeOptions {
   /** Kubeconfig file; absent: $KUBECONFIG, else in-cluster (the pod's service account), else ~/.kube/config. */
@@ -43,6 +45,21 @@ export interface KubeOptions {
   discoverySelectors?: readonly K8sLabelSelector[];
   /** Leader election timing (tests shorten it); default client-go's: lease 15 s, renew deadline 10 s, retry 2 s. */
   leaderElection?: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'identity'>;
+  /** The admission webhooks (kube-webhooks); `false`: none. */
+  webhooks?: KubeWebhookOptions | false;
+}
+
+export interface KubeWebhookOptions {
+  /** Default 127.0.0.1 (weftd's --listen-address). */
+  host?: string;
+  /** Default 15017; 0 picks a free port. */
+  port?: number;
+  /** The sidecar template's values; the discovery address defaults to `weftd.<namespace>.svc:15012`. */
+  injection?: Partial<InjectionValues>;
+  /** The MutatingWebhookConfiguration whose caBundle is kept on the mesh root (default Istio's: istio-sidecar-injector). */
+  injectionConfiguration?: string;
+  /** The ValidatingWebhookConfiguration likewise (default Istio's: istio-validator-<namespace>). */
+  validationConfiguration?: string;
 }
 
 /** The Lease weftd replicas elect their leader with (in weftd's namespace). */
@@ -69,6 +86,8 @@ export interface Kube {
   readonly platformTokens: PlatformTokenAuthenticator;
   /** The mesh CA from weftd's namespace: Secret cacerts (plug-in), else istio-ca-secret (created the first time). */
   openCa(options: CertificateAuthorityOptions): Promise<CertificateAuthority>;
+  /** The webhook server on 15017 once attachCa has started it (undefined with `webhooks: false`). */
+  readonly webhooks: Webhooks | undefined;
   /** Starts the parts that need the CA (webhooks, TokenReview, root-cert ConfigMaps). Called at most once. */
   attachCa(ca: CertificateAuthority): Promise<void>;
   /** Stops every part, in reverse order of start. */
@@ -142,6 +161,7 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
     await config.synced(options.signal);
 
     let caAttached = false;
+    let webhooks: Webhooks | undefined;
     return {
       kubeConfig,
       server,
@@ -151,6 +171,9 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
       namespace,
       leader,
       platformTokens,
+      get webhooks() {
+        return webhooks;
+      },
       openCa: async (caOptions) => {
         const opened = await openClusterCa({ ...caOptions, kubeConfig, namespace, ...(options.signal ? { signal: options.signal } : {}) });
         caSecret = opened.secret;
@@ -160,6 +183,23 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
         if (caAttached) throw new Error('attachCa called twice');
         caAttached = true;
         // --- webhooks (kube-webhooks): 15017, serving certificate from the CA, caBundle kept current ---
+        if (options.webhooks !== false) {
+          const w = options.webhooks ?? {};
+          const injection = defaultInjectionValues({ discoveryAddress: `weftd.${namespace}.svc:15012`, trustDomain: options.trustDomain, domainSuffix: options.domainSuffix, ...w.injection });
+          const started = await Webhooks.start({
+            ca,
+            kubeConfig,
+            namespace,
+            injection,
+            logger: options.logger('kube-webhooks'),
+            ...(w.host !== undefined ? { host: w.host } : {}),
+            ...(w.port !== undefined ? { port: w.port } : {}),
+            configurations: { mutating: [w.injectionConfiguration ?? 'istio-sidecar-injector'], validating: [w.validationConfiguration ?? `istio-validator-${namespace}`] },
+          });
+          webhooks = started;
+          cleanups.push(() => started.close());
+          debug['/debug/kube_webhooks'] = () => ({ port: started.port, caBundlePatches: started.patcher?.patches ?? 0, injection });
+        }
         // --- citadel (kube-citadel): istio-ca-root-cert in every namespace, written by the leader only ---
         leader.whileLeading((signal) => {
           const publisher = new RootCertPublisher({
