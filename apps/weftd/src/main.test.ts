@@ -1,7 +1,7 @@
 // weftd as a user runs it: a real process on free ports, a config directory, signals.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -343,9 +343,51 @@ describe('flags', () => {
     expect(() => parseFlags(['--xds-port', 'off', '--no-ca'])).toThrow(/leaves no port serving xDS/);
     expect(parseFlags(['--xds-port', 'off', '--no-xds'])).toEqual({ xdsPort: 'off', xds: false });
   });
+  it('turns Kubernetes mode on with --kubeconfig PATH, or --kube for the default kubeconfig', () => {
+    expect(parseFlags(['--kubeconfig', '/k/config', '--config-dir', 'cfg'])).toEqual({ kube: { kubeconfig: '/k/config' }, configDir: 'cfg' });
+    expect(parseFlags(['--kube'])).toEqual({ kube: {} });
+    expect(() => parseFlags(['--kubeconfig', ''])).toThrow(/--kubeconfig needs a path/);
+  });
   it('refuses what it does not understand', () => {
     expect(() => parseFlags(['--xds-port', 'abc'])).toThrow(/--xds-port must be a port number \(0-65535\) or off/);
     expect(() => parseFlags(['--bogus'])).toThrow(/Unknown option '--bogus'/);
     expect(() => parseFlags(['--no-ca', '--no-xds'])).toThrow(/nothing to run/);
+  });
+});
+
+describe('Kubernetes mode without a cluster', () => {
+  it('names a kubeconfig it cannot read and exits 1', async () => {
+    daemon = new Daemon(['--kubeconfig', join(dir, 'missing'), '--xds-port', '0', '--no-ca', '--monitoring-port', '0']);
+    expect(await daemon.exited).toBe(1);
+    expect(daemon.lines.at(-1)).toMatchObject({ level: 'error', msg: 'failed to start', error: `cannot use kubeconfig ${join(dir, 'missing')}: no such file` });
+  });
+
+  it('waits for an API server that does not answer, retrying with a warning, and stops cleanly on SIGTERM', async () => {
+    // A port nothing listens on: every list is refused.
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => resolve(port));
+      });
+    });
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(
+      kubeconfig,
+      `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:${closed}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`,
+    );
+    daemon = new Daemon(['--kubeconfig', kubeconfig, '--xds-port', '0', '--no-ca', '--monitoring-port', '0']);
+    const warning = await daemon.waitFor((l) => l.msg === 'list/watch failed; retrying with backoff' && l.scope === 'kube-config', 'a failed list of the CRDs');
+    expect(warning).toMatchObject({ level: 'warn', scope: 'kube-config', resource: 'customresourcedefinitions.apiextensions.k8s.io/v1' });
+    expect(String(warning.error)).toMatch(/ECONNREFUSED/);
+    expect(daemon.lines.some((l) => l.msg === 'weftd ready')).toBe(false);
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    expect(daemon.lines.at(-1)).toMatchObject({ msg: 'stopped while starting', signal: 'SIGTERM' });
   });
 });
