@@ -69,16 +69,19 @@ export function authenticateCaller(
   // refusal names the real reason; the check itself trusts nothing it has not verified.
   if (platform && unverifiedClaims(token)?.iss !== bootstrapTokenIssuer) {
     const trustDomain = tokens.trustDomain;
-    return platform.authenticate(token).then(
-      (account): CallerAuthentication => {
-        try {
-          return { identities: [spiffeId({ trustDomain: trustDomain ?? defaultTrustDomain, ...account })], via: platform.via };
-        } catch (err) {
-          return { reason: `the platform named an invalid identity: ${err instanceof Error ? err.message : String(err)}` };
-        }
-      },
-      (err: unknown): CallerAuthentication => ({ reason: reasonOf(err) }),
-    );
+    // Through a promise from the start, so an authenticator that throws is a refusal too.
+    return Promise.resolve(token)
+      .then((t) => platform.authenticate(t))
+      .then(
+        (account): CallerAuthentication => {
+          try {
+            return { identities: [spiffeId({ trustDomain: trustDomain ?? defaultTrustDomain, ...account })], via: platform.via };
+          } catch (err) {
+            return { reason: `the platform named an invalid identity: ${err instanceof Error ? err.message : String(err)}` };
+          }
+        },
+        (err: unknown): CallerAuthentication => ({ reason: reasonOf(err) }),
+      );
   }
   try {
     return { identities: [tokens.verifyBootstrapToken(token)], via: 'token' };
