@@ -7,6 +7,7 @@
 import { CoreV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, PatchStrategy, setHeaderOptions, type V1ConfigMap, type V1Namespace, Watch } from '@kubernetes/client-node';
 import { createLogger, type K8sLabelSelector, labelSelectorMatches, type Logger } from '@weft/model';
 import { apiStatusOf } from './client.ts';
+import { ignoredNamespaces } from './inject/selection.ts';
 import { type BackoffOptions, describeError, ResourceInformer } from './informer.ts';
 
 /** Istio's names: the ConfigMap, its key, and the label istiod puts on it. */
@@ -14,8 +15,8 @@ export const rootCertConfigMapName = 'istio-ca-root-cert';
 export const rootCertConfigMapKey = 'root-cert.pem';
 const configMapLabels = { 'istio.io/config': 'true' };
 
-/** Namespaces that never get the ConfigMap (Istio's injection-ignored namespaces, kube-system excepted, as istiod). */
-export const rootCertIgnoredNamespaces: readonly string[] = ['kube-public', 'kube-node-lease', 'local-path-storage'];
+/** Namespaces that never get the ConfigMap: istiod's, those never injected except kube-system (where node agents run). */
+export const rootCertIgnoredNamespaces: readonly string[] = ignoredNamespaces.filter((ns) => ns !== 'kube-system');
 
 export interface RootCertPublisherOptions {
   kubeConfig: KubeConfig;

@@ -5,8 +5,8 @@
 import type { V1ObjectMeta, V1PodSpec } from '@kubernetes/client-node';
 import { annotations } from './values.ts';
 
-/** Namespaces never injected (Istio's IgnoredNamespaces). */
-export const ignoredNamespaces: readonly string[] = ['kube-system', 'kube-public'];
+/** Namespaces never injected (Istio's IgnoredNamespaces, pkg/kube/inject). */
+export const ignoredNamespaces: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease', 'local-path-storage'];
 
 export interface InjectionDecision {
   inject: boolean;
