@@ -21,7 +21,7 @@ import { createAdsClient, type DiscoveryResponse__Output, TypeUrl } from '@weft/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const bin = fileURLToPath(new URL('../bin/weftd.js', import.meta.url));
-const skip = needsKube() ?? (kubectlPath() ? undefined : noteSkip('needs kubectl (on PATH, or kube-local’s)'));
+const skip = needsKube() ?? (kubectlPath() ? undefined : noteSkip('needs kubectl (apt-get install -y kubectl; deploy/kube-local/build.sh builds one when none is on PATH)'));
 const suffix = randomBytes(3).toString('hex');
 const label = `weft-test-citadel-${suffix}`;
 const appNs = `weft-test-citadel-app-${suffix}`;
