@@ -261,7 +261,8 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
     if (guard) log.info('owner-only ports', { ownerUid: guard.ownerUid });
     if (options.xds !== false) {
       const seRegistry = new ServiceEntryRegistry(store, { domainSuffix: mesh.domainSuffix, trustDomain, onListenerError: (e) => log.error('registry listener failed', { error: e }) });
-      const registry = new AggregateRegistry([seRegistry, ...(kube?.registries ?? [])]);
+      // Istio's precedence: a Kubernetes Service wins a hostname a ServiceEntry of its namespace also defines.
+      const registry = new AggregateRegistry([...(kube?.registries ?? []), seRegistry]);
       cleanups.push(() => {
         registry.close();
         seRegistry.close();

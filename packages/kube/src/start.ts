@@ -16,6 +16,8 @@ import { apiServerOf, loadKubeConfig } from './client.ts';
 import { openClusterCa } from './ca-secret.ts';
 import { ClusterConfigSource, type ClusterConfigSourceOptions } from './config-source.ts';
 import { LeaderElection, type LeaderElectionOptions } from './leader-election.ts';
+import { KubeServiceRegistry } from './registry.ts';
+import { watchKubeServices } from './registry-watch.ts';
 import { RootCertPublisher } from './root-cert.ts';
 import { TokenReviewAuthenticator } from './token-review.ts';
 import { defaultInjectionValues, type InjectionValues } from './inject/values.ts';
@@ -138,6 +140,16 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
     debug['/debug/kube_config'] = () => config.status();
 
     // --- registry (kube-registry): Services, EndpointSlices, Pods, Namespaces -> registries ---
+    const registryLog = options.logger('kube-registry');
+    const services = new KubeServiceRegistry({
+      domainSuffix: options.domainSuffix,
+      trustDomain: options.trustDomain,
+      onListenerError: (e) => registryLog.error('registry listener failed', { error: e }),
+    });
+    const serviceWatch = watchKubeServices(kubeConfig, services, { logger: registryLog });
+    cleanups.push(() => serviceWatch.stop());
+    registries.push(services);
+    debug['/debug/kube_registry'] = () => ({ synced: serviceWatch.hasSynced, services: services.services().length, workloads: services.workloads().length });
 
     // --- citadel (kube-citadel): leader election, TokenReview; the CA's keys through openCa ---
     const namespace = options.namespace || process.env.POD_NAMESPACE || 'istio-system';
@@ -158,7 +170,7 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
 
     // Every part that needs only the cluster has started; wait for their first sync.
     log.info('waiting for the cluster (first list of every watched kind)');
-    await config.synced(options.signal);
+    await Promise.all([config.synced(options.signal), serviceWatch.synced(options.signal)]);
 
     let caAttached = false;
     let webhooks: Webhooks | undefined;
