@@ -3,7 +3,7 @@
 // call into a pod from outside the mesh, and the OTLP receiver the mesh's tracing reports to.
 // Two drivers implement it: local (weftctl up's mesh on loopback addresses, no root) and netns
 // (each pod a network namespace with capture rules, as root).
-import type { OtlpReceiver } from '@weft/proxy';
+import type { OtlpReceiver } from '@weft/proxy/testing';
 
 export interface PlaintextAnswer {
   /** Whether an HTTP answer came back. */

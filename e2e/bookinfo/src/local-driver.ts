@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startOtlpReceiver } from '@weft/proxy';
+import { startOtlpReceiver } from '@weft/proxy/testing';
 import { apply, defaultInitialConfig, type LocalMesh, remove, startLocalMesh } from '@weft/weftctl';
 import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, spanExportDelayMs, tracingMeshConfig } from './driver.ts';
 import { hasNetworking, networking } from './reference.ts';

@@ -30,7 +30,7 @@ import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { defaultKindRegistry, loadPaths, silentLogger, toYaml } from '@weft/model';
-import { netnsSkipReason, startOtlpReceiver } from '@weft/proxy';
+import { netnsSkipReason, startOtlpReceiver } from '@weft/proxy/testing';
 import { apply, defaultInitialConfig, defaultTopology, ingressConfigs, type MeshState, nodeId, remove, repoRoot, workloadsOf, writeState } from '@weft/weftctl';
 import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, spanExportDelayMs, tracingMeshConfig } from './driver.ts';
 import { hasNetworking, networking } from './reference.ts';

@@ -5,7 +5,7 @@
 //
 // The scenarios run in order on one mesh, each starting from what the previous one left, as a
 // reader of the tutorial does; each says what it applies.
-import type { ReceivedSpan } from '@weft/proxy';
+import type { ReceivedSpan } from '@weft/proxy/testing';
 import { noteSkip } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BookinfoDriver } from './driver.ts';

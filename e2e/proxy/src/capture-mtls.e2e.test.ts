@@ -5,7 +5,7 @@
 // x-forwarded-client-cert; a client without a sidecar is refused on b's captured port.
 // Skips with a message when not root.
 import type { ChildProcess } from 'node:child_process';
-import { createNetnsLab, type NetnsLab, type NetnsPod, netnsSkipReason } from '@weft/proxy';
+import { createNetnsLab, type NetnsLab, type NetnsPod, netnsSkipReason } from '@weft/proxy/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry } from './config.ts';
 import { iptablesBin, istioInitArgs, plainEnv, waitForLog } from './capture-support.ts';

@@ -4,7 +4,7 @@
 // through a's sidecar (virtualOutbound -> 0.0.0.0_8000 by the original destination) and b's
 // (virtualInbound, chain of port 8000) to the app. Skips with a message when not root.
 import type { ChildProcess } from 'node:child_process';
-import { createNetnsLab, type NetnsLab, type NetnsPod, netnsSkipReason } from '@weft/proxy';
+import { createNetnsLab, type NetnsLab, type NetnsPod, netnsSkipReason } from '@weft/proxy/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry, workloadEntry } from './config.ts';
 import { iptablesBin, istioInitArgs, plainEnv, waitForLog } from './capture-support.ts';

@@ -7,7 +7,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '@weft/proxy';
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '@weft/proxy/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry, virtualService, workloadEntry } from './config.ts';
 import { request } from 'undici';

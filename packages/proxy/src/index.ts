@@ -12,19 +12,7 @@ export {
 export { getOriginalDst } from './capture/original-dst.ts';
 export { buildCaptureRuleSet, buildCaptureRules, type CapturePayloads, type CaptureRuleSet, type Rule as CaptureRule, renderRestorePayload } from './capture/rules.ts';
 export { type CommandResult, type CommandRunner, systemRunner } from './capture/system.ts';
-// Test helpers for transparent capture: network-namespace pods, a minimal capturing sidecar, an echo app.
-export { type CaptureProxy, type CaptureProxyOptions, startCaptureProxy } from './capture/testing/capture-proxy.ts';
-export { startEchoApp } from './capture/testing/echo-app.ts';
-export {
-  collectJsonLines,
-  createNetnsLab,
-  type ExecOptions as NetnsExecOptions,
-  type NetnsLab,
-  type NetnsPod,
-  netnsSkipReason,
-  type RunResult as NetnsRunResult,
-  waitForLine,
-} from './capture/testing/netns.ts';
+// Test helpers (netns pods, a capturing sidecar, an echo app, an OTLP receiver) are in the testing entry: @weft/proxy/testing.
 
 // xDS client (src/xds): ADS state of the world, warming, snapshots, node identity.
 export { type ResourceInfo, type ResourceValidator, subscribedTypes, XdsClient, type XdsClientOptions, type XdsClientStatus, type TypeStatus as XdsTypeStatus } from './xds/client.ts';
@@ -107,7 +95,6 @@ export {
   httpToGrpcStatus,
   LocalReplyBody,
 } from './http/router.ts';
-export { type OtlpReceiver, type ReceivedSpan, type SpanKindName, startOtlpReceiver } from './telemetry/testing/otlp-receiver.ts';
 export { openTelemetryTracer, tracingFilterFactory, type TracingNode } from './telemetry/tracing.ts';
 export { extractTrace, type IncomingTrace, injectTrace, type OutgoingTrace } from './telemetry/tracing-context.ts';
 export { flushTracing, shutdownTracing } from './telemetry/tracing-export.ts';
