@@ -1,12 +1,13 @@
 // Where the CA's keys live on Kubernetes, as istiod keeps them in its namespace:
 //   - Secret `cacerts`: a plug-in CA an operator made (Istio's layout: ca-cert.pem, ca-key.pem,
-//     root-cert.pem, cert-chain.pem; possibly an intermediate under the organisation's root);
+//     root-cert.pem, cert-chain.pem; or kubernetes.io/tls's: tls.crt, tls.key, ca.crt, as
+//     cert-manager writes it; possibly an intermediate under the organisation's root);
 //   - otherwise Secret `istio-ca-secret`: the self-signed root weftd generated the first time
 //     (type istio.io/ca-root, Istio's keys), so a restarted or second replica signs with the same
 //     root. Replicas starting together each generate a root and try to create the Secret; the API
 //     server lets one create it, and the others read and use that one, so the mesh ends with one root.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { type CaMaterial, CertificateAuthority, type CertificateAuthorityOptions, caFileNames, type SelfSignedRootOptions } from '@weft/citadel';
+import { type CaMaterial, CertificateAuthority, type CertificateAuthorityOptions, caFileNames, joinPem, type SelfSignedRootOptions, splitPemCertificates } from '@weft/citadel';
 import { createLogger } from '@weft/model';
 import { apiStatusOf } from './client.ts';
 import { describeError } from './informer.ts';
@@ -44,9 +45,25 @@ const text = (secret: V1Secret, key: string): string | undefined => {
   return s.trim() === '' ? undefined : s;
 };
 
-/** CA material from a Secret in Istio's layout; throws naming the Secret and the missing keys. */
+/** Keys of a kubernetes.io/tls Secret (cert-manager's), which istiod also takes for cacerts. */
+const tlsKeys = { cert: 'tls.crt', key: 'tls.key', root: 'ca.crt' } as const;
+
+/**
+ * CA material from a Secret in Istio's layout, or in the kubernetes.io/tls layout istiod also
+ * accepts (tls.crt: the signing certificate and its chain, tls.key, ca.crt: the root); throws
+ * naming the Secret and the missing keys.
+ */
 export function caMaterialOfSecret(secret: V1Secret): CaMaterial {
   const where = `Secret ${secret.metadata?.namespace}/${secret.metadata?.name}`;
+  const tlsCert = text(secret, tlsKeys.cert);
+  if (tlsCert !== undefined && text(secret, caFileNames.caCert) === undefined) {
+    const key = text(secret, tlsKeys.key);
+    const root = text(secret, tlsKeys.root);
+    if (key === undefined || root === undefined) throw new Error(`${where} has tls.crt but lacks ${[key === undefined ? 'tls.key' : '', root === undefined ? 'ca.crt' : ''].filter(Boolean).join(' and ')}`);
+    const [signing] = splitPemCertificates(tlsCert);
+    if (!signing) throw new Error(`${where}: tls.crt holds no certificate`);
+    return { caCertPem: signing, caKeyPem: key, rootCertPem: root, certChainPem: joinPem([...splitPemCertificates(tlsCert), ...splitPemCertificates(root)]) };
+  }
   const caCertPem = text(secret, caFileNames.caCert);
   const caKeyPem = text(secret, caFileNames.caKey);
   const missing = [caCertPem === undefined ? caFileNames.caCert : '', caKeyPem === undefined ? caFileNames.caKey : ''].filter(Boolean);

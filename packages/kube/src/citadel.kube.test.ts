@@ -161,7 +161,19 @@ describe.skipIf(skip !== undefined)('citadel on a real API server', () => {
       // Nothing generated beside it.
       await expect(core.readNamespacedSecret({ name: selfSignedCaSecretName, namespace: ns })).rejects.toMatchObject({ code: 404 });
 
-      await core.replaceNamespacedSecret({ name: 'cacerts', namespace: ns, body: { metadata: { name: 'cacerts' }, data: { 'root-cert.pem': b64(root.rootCertPem) } } });
+      // The kubernetes.io/tls layout (cert-manager's), which istiod takes too.
+      await core.deleteNamespacedSecret({ name: 'cacerts', namespace: ns });
+      await core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name: 'cacerts' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b64(intermediate), 'tls.key': b64(keys.privateKeyPem), 'ca.crt': b64(root.rootCertPem) } },
+      });
+      const tls = await openClusterCa({ kubeConfig: kc, namespace: ns, logger: quiet });
+      expect(tls.kind).toBe('plugged');
+      expect(tls.ca.rootCertPem).toBe(root.rootCertPem);
+      expect(tls.ca.caCertPem.trim()).toBe(intermediate.trim());
+
+      await core.deleteNamespacedSecret({ name: 'cacerts', namespace: ns });
+      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'cacerts' }, data: { 'root-cert.pem': b64(root.rootCertPem) } } });
       await expect(openClusterCa({ kubeConfig: kc, namespace: ns, logger: quiet })).rejects.toThrow(`Secret ${ns}/cacerts lacks ca-cert.pem and ca-key.pem`);
     });
   });
