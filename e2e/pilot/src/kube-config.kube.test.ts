@@ -245,6 +245,29 @@ describe.skipIf(privateSkip !== undefined)('weftd --kubeconfig on a private API 
     expect(weftd.logged((l) => l.msg === 'CRD not installed; skipping its kind until it is')).toHaveLength(12);
   });
 
+  it('a kubectl apply of 300 VirtualServices is one batch of store writes and one push', async () => {
+    await installCrds(api.kubeconfig);
+    const status = () => weftd.json<{ batches: number }>('/debug/kube_config');
+    const pushVersion = async () => Number((await weftd.json<{ version?: string }>('/debug/push_status')).version ?? 0);
+    const batchesBefore = (await status()).batches;
+    const pushesBefore = await pushVersion();
+    const t0 = Date.now();
+    // A burst is one batch up to 10 s (pilot's own longest debounce). --validate=false: kubectl's
+    // client-side schema check of these CRDs costs ~20 ms of CPU per object here, which alone
+    // stretches 300 objects to 9 s on a busy machine.
+    await kubectl(api.kubeconfig, ['apply', '--validate=false', '-f', '-'], Array.from({ length: 300 }, (_, i) => virtualService(ns, `bulk-${i}`, `b${i}`).replace(`namespace: ${ns}}`, `namespace: ${ns}, labels: {bulk: "yes"}}`)).join('---\n'));
+    const applyMs = Date.now() - t0;
+    await eventually('300 VirtualServices in weftd', async () => (await weftd.configz(ns)).filter((c) => c.metadata.name.startsWith('bulk-')).length === 300, 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const batches = (await status()).batches - batchesBefore;
+    const pushes = (await pushVersion()) - pushesBefore;
+    console.log(`kubectl apply of 300 objects took ${applyMs} ms: ${batches} store batch(es), ${pushes} push(es)`);
+    expect(batches).toBe(1);
+    expect(pushes).toBe(1);
+    await kubectl(api.kubeconfig, ['delete', 'virtualservices', '-n', ns, '-l', 'bulk=yes', '--wait=false']);
+    await eventually('the 300 gone', async () => !(await weftd.configz(ns)).some((c) => c.metadata.name.startsWith('bulk-')), 60_000);
+  });
+
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`resumes after the API server restarts (${signal}): the store is the same before and after, nothing lost or written twice`, async () => {
       await installCrds(api.kubeconfig); // idempotent; the test may run alone

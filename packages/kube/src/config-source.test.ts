@@ -58,7 +58,7 @@ function harness(cluster = new FakeCluster(), opts: { resyncMs?: number } = {}):
     registry,
     validate: (c, o) => validateConfig(c, o),
     logger: createLogger({ scope: 'kube-config', level: 'debug', sink: (line) => logs.push(JSON.parse(line)) }),
-    batch: { quietMs: 30, maxMs: 2000 },
+    batch: { quietMs: 30, burstQuietMs: 150, maxMs: 2000 },
     backoff: { initialMs: 20, maxMs: 100 },
     resyncMs: opts.resyncMs ?? 0,
     client: cluster,
@@ -195,6 +195,27 @@ describe('ClusterConfigSource', () => {
     expect(h.batches.at(-1)).toHaveLength(4000);
     // Checking 4,000 objects takes hundreds of ms; no turn of the event loop waits for all of it.
     expect(longest).toBeLessThan(Math.max(150, took / 3));
+  });
+
+  it('one edit is applied after quietMs; a burst waits out pauses up to burstQuietMs and stays one batch', async () => {
+    const h = harness();
+    installIstioCrds(h.cluster);
+    h.source.start();
+    await h.source.synced();
+    const t0 = performance.now();
+    h.cluster.put(net, 'v1', 'virtualservices', virtualService('one', 'default'));
+    await until('the one edit', () => h.store.get(vsGk, 'default', 'one') !== undefined);
+    const single = performance.now() - t0;
+    expect(single).toBeLessThan(140); // 30 ms quiet, not the burst's 150
+    const before = h.batches.length;
+    // 40 objects with two pauses of 90 ms (longer than quietMs, shorter than burstQuietMs).
+    for (let i = 0; i < 40; i++) {
+      h.cluster.put(net, 'v1', 'virtualservices', virtualService(`b-${i}`, 'default'));
+      if (i === 15 || i === 30) await new Promise((r) => setTimeout(r, 90));
+    }
+    await until('the burst', () => h.store.list(vsGk).length === 41);
+    await quiet(200);
+    expect(h.batches.length - before).toBe(1);
   });
 
   it('a batch is applied at the latest maxMs after its first event, however busy the stream', async () => {

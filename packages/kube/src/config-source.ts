@@ -33,9 +33,10 @@ export interface ClusterConfigSourceOptions {
   logger: Logger;
   /**
    * Changes are applied to the store in batches: after `quietMs` without a new event (default
-   * 100), at the latest `maxMs` after the first (default 10 s, pilot's own longest debounce).
+   * 100), or `burstQuietMs` (default 1000) once the batch holds `burstEvents` objects (default 10),
+   * and at the latest `maxMs` after its first event (default 10 s, pilot's own longest debounce).
    */
-  batch?: { quietMs?: number; maxMs?: number };
+  batch?: { quietMs?: number; burstQuietMs?: number; burstEvents?: number; maxMs?: number };
   /** Every object in the informers' caches is checked against the store again this often; default 10 min, 0: never. */
   resyncMs?: number;
   backoff?: BackoffOptions;
@@ -330,7 +331,11 @@ export class ClusterConfigSource {
 
   #schedule(): void {
     if (!this.#synced || !this.#running) return;
-    const quiet = this.#opts.batch?.quietMs ?? 100;
+    // One edit goes through after 100 ms. A burst (kubectl apply of a directory: one request or two
+    // per object, and a busy machine pauses it for a few hundred ms now and then) waits longer
+    // between events, so that it is one batch, one push, rather than one per pause.
+    const b = this.#opts.batch;
+    const quiet = this.#pending.size >= (b?.burstEvents ?? 10) ? (b?.burstQuietMs ?? 1000) : (b?.quietMs ?? 100);
     const max = this.#opts.batch?.maxMs ?? 10_000;
     const now = Date.now();
     if (!this.#timer) this.#firstPendingAt = now;
