@@ -503,8 +503,11 @@ export async function check(kc: KubeConfig, o: CheckOptions): Promise<CheckResul
     const running = pods.items.filter((p) => p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     const proxies = new Map<string, SynczEntry>();
     for (const pod of running) {
-      const text = await core.connectGetNamespacedPodProxyWithPath({ name: `${pod.metadata!.name}:15014`, namespace: ns, path: 'debug/syncz' });
-      for (const e of JSON.parse(String(text)) as SynczEntry[]) proxies.set(e.id, e);
+      const body: unknown = await core.connectGetNamespacedPodProxyWithPath({ name: `${pod.metadata!.name}:15014`, namespace: ns, path: 'debug/syncz' });
+      // the client parses a JSON answer itself (its declared type says string)
+      const entries = (typeof body === 'string' ? JSON.parse(body) : body) as SynczEntry[];
+      if (!Array.isArray(entries)) throw new Error(`/debug/syncz of ${pod.metadata!.name} is not a list of proxies`);
+      for (const e of entries) proxies.set(e.id, e);
     }
     const stale = [...proxies.values()].filter((e) => Object.values(e.types).some((t) => t.status !== 'ACKED'));
     const names = (es: SynczEntry[]) => es.map((e) => e.id.split('~')[2] ?? e.id).join(', ');
