@@ -8,40 +8,26 @@
 //   startPrivateApiServer): an empty cluster, so the CRDs can be installed after weftd starts, and
 //   one whose API server can really be stopped and started again while weftd watches. The shared
 //   cluster's API server cannot be: every other suite uses it.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { JsonProcess, type LogLine } from '@weft/e2e-harness';
 import { buildNode, XdsClient } from '@weft/proxy';
-import { findOnPath, kubeCluster, kubeLocalDir, needsKube, noteSkip, type PrivateApiServer, privateApiServerUnmet, startPrivateApiServer, withClusterLock } from '@weft/testing';
+import {
+  installWeftCrds as installCrds,
+  kubeCluster,
+  kubectlOk as kubectl,
+  kubectlPath,
+  needsKube,
+  noteSkip,
+  type PrivateApiServer,
+  privateApiServerUnmet,
+  startPrivateApiServer,
+  withClusterLock,
+} from '@weft/testing';
 import { type RouteConfiguration__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const exec = promisify(execFile);
 const weftdBin = fileURLToPath(new URL('../../../apps/weftd/bin/weftd.js', import.meta.url));
-const crds = fileURLToPath(new URL('../../../deploy/crds/crd-all.gen.yaml', import.meta.url));
-const kubectlBin = findOnPath('kubectl') ?? join(kubeLocalDir(), 'bin', 'kubectl');
-
-async function kubectl(kubeconfig: string, args: readonly string[], stdin?: string): Promise<string> {
-  const run = exec(kubectlBin, [...args], { env: { ...process.env, KUBECONFIG: kubeconfig }, maxBuffer: 64 * 1024 * 1024 });
-  if (stdin !== undefined) {
-    run.child.stdin!.end(stdin);
-  }
-  try {
-    return (await run).stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`kubectl ${args.join(' ')}: ${err.stderr || err.message}`);
-  }
-}
-
-/** Istio's and Gateway API's CRDs from deploy/crds, server-side applied (idempotent), and established. */
-async function installCrds(kubeconfig: string): Promise<void> {
-  await kubectl(kubeconfig, ['apply', '--server-side', '--force-conflicts', '--field-manager=weft-tests', '-f', crds]);
-  await kubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=weft']);
-}
 
 /** Holds the shared cluster's lock until the returned function is called. */
 function holdClusterLock(mode: 'shared' | 'exclusive'): Promise<() => void> {
@@ -130,7 +116,8 @@ async function eventually(what: string, ok: () => boolean | Promise<boolean>, ms
 
 const suffix = () => randomBytes(3).toString('hex');
 
-const kubeSkip = needsKube();
+const noKubectl = kubectlPath() ? undefined : 'needs kubectl (on PATH, or built into $KUBE_LOCAL_DIR/bin by deploy/kube-local/build.sh)';
+const kubeSkip = needsKube() ?? noteSkip(noKubectl);
 
 describe.skipIf(kubeSkip !== undefined)('weftd --kubeconfig on the shared cluster', () => {
   const ns = `weft-test-kubecfg-${suffix()}`;
@@ -196,7 +183,7 @@ describe.skipIf(kubeSkip !== undefined)('weftd --kubeconfig on the shared cluste
   });
 });
 
-const privateSkip = noteSkip(privateApiServerUnmet());
+const privateSkip = noteSkip(privateApiServerUnmet() ?? noKubectl);
 
 describe.skipIf(privateSkip !== undefined)('weftd --kubeconfig on a private API server', () => {
   const ns = `weft-test-kubecfg-${suffix()}`;

@@ -3,5 +3,5 @@ export { findOnPath, type HostPackage, hostPackages, installCommand, isRoot, typ
 export { aptInstallCommand, missingPackages, type PreflightPlan, preflight, preflightPlan } from './preflight.ts';
 export { type ProjectTally, type SkippedFile, type Summary, summarize, TestOutputReader } from './summary.ts';
 export { clusterAnswers, clusterLockFile, kubeCluster, kubeLocalDir, kubeLocalDown, kubeLocalKubeconfig, kubeLocalTool, kubeUnmet, needsKube, withClusterLock } from './kube.ts';
-export { type KubectlResult, kubectl, kubectlOk, kubectlPath } from './kubectl.ts';
+export { installWeftCrds, type KubectlResult, kubectl, kubectlOk, kubectlPath, weftCrdsFile } from './kubectl.ts';
 export { type PrivateApiServer, privateApiServerUnmet, startPrivateApiServer } from './apiserver.ts';

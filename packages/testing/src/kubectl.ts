@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findOnPath } from './host.ts';
 import { kubeLocalDir } from './kube.ts';
 
@@ -43,3 +44,16 @@ export async function kubectlOk(kubeconfig: string, args: readonly string[], inp
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
 }
+
+/** The CRDs model generates (Istio's and Gateway API's kinds). */
+export const weftCrdsFile = fileURLToPath(new URL('../../../deploy/crds/crd-all.gen.yaml', import.meta.url));
+
+/**
+ * Installs (or updates) Weft's CRDs with server-side apply and waits until they are Established:
+ * idempotent, so any test may call it (TEAM.md: CRDs are never deleted outside the exclusive lock).
+ */
+export async function installWeftCrds(kubeconfig: string): Promise<void> {
+  await kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', '--field-manager=weft-tests', '-f', weftCrdsFile]);
+  await kubectlOk(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=weft']);
+}
+
