@@ -344,6 +344,32 @@ describe('KubeServiceRegistry: pods', () => {
   });
 });
 
+describe('KubeServiceRegistry with discoverySelectors', () => {
+  it('sees only namespaces whose labels a selector matches; relabelling a namespace brings its objects in or takes them out', () => {
+    const r = new KubeServiceRegistry({ discoverySelectors: [{ matchLabels: { mesh: 'on' } }, { matchExpressions: [{ key: 'team', operator: 'In', values: ['a'] }] }] });
+    const rec = recorder(r);
+    r.putNamespace({ metadata: { name: 'shop', labels: { mesh: 'off' } } });
+    r.putService(service());
+    r.putPod(pod('reviews-v1-7d9f8c-abcde', '10.244.0.5'));
+    r.putEndpointSlice(slice('reviews-a', [ep('10.244.0.5', undefined, 'reviews-v1-7d9f8c-abcde')]));
+    expect(r.services()).toEqual([]);
+    expect(r.workloads()).toEqual([]);
+    expect(rec.take()).toEqual([]);
+    r.putNamespace({ metadata: { name: 'shop', labels: { team: 'a' } } });
+    expect(r.services().map((s) => s.hostname)).toEqual([host]);
+    expect(r.endpoints(host, 'shop', 9080).map((e) => e.serviceAccount)).toEqual(['bookinfo-reviews']);
+    expect(r.workloads().map((w) => w.name)).toEqual(['reviews-v1-7d9f8c-abcde']);
+    expect(rec.take()).toEqual([{ services: true, endpoints: [host] }]);
+    // A label that changes nothing about the selection: nothing announced.
+    r.putNamespace({ metadata: { name: 'shop', labels: { team: 'a', mesh: 'on' } } });
+    expect(rec.take()).toEqual([]);
+    r.putNamespace({ metadata: { name: 'shop', labels: {} } });
+    expect(r.services()).toEqual([]);
+    expect(r.workloads()).toEqual([]);
+    expect(rec.take()).toEqual([{ services: true, endpoints: [host] }]);
+  });
+});
+
 describe('KubeServiceRegistry in an AggregateRegistry', () => {
   it('comes first: its service wins a hostname a ServiceEntry of the same namespace also defines, endpoints merge', () => {
     const store = new MemoryConfigStore();

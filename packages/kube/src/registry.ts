@@ -2,7 +2,7 @@
 // Services, Endpoints and WorkloadInstances (Istio's kube controller, as Weft needs it). Fed object
 // by object (registry-watch.ts connects it to informers; unit tests feed plain objects).
 import { isDeepStrictEqual } from 'node:util';
-import { compareStrings, type Endpoint, type Service, spiffeId, type WorkloadInstance } from '@weft/model';
+import { compareStrings, type Endpoint, type K8sLabelSelector, labelSelectorMatches, type Service, spiffeId, type WorkloadInstance } from '@weft/model';
 import { type RegistryChange, type ServiceRegistry, selectsLabels } from '@weft/pilot';
 import {
   type ConvertedService,
@@ -32,6 +32,12 @@ export interface KubeServiceRegistryOptions {
   trustDomain?: string;
   /** The cluster's id, as a label on every endpoint and workload (Istio's `topology.istio.io/cluster`; default `Kubernetes`). */
   clusterId?: string;
+  /**
+   * MeshConfig's discoverySelectors: only Services, EndpointSlices and Pods of namespaces whose
+   * labels match one of these exist for the mesh (Istio's discovery namespaces filter); empty:
+   * every namespace. A namespace relabelled in or out brings its objects in or takes them out.
+   */
+  discoverySelectors?: readonly K8sLabelSelector[];
   /** Called when a change listener throws; the default logs a JSON line. */
   onListenerError?: (error: unknown) => void;
 }
@@ -72,6 +78,7 @@ export class KubeServiceRegistry implements ServiceRegistry {
   readonly #trustDomain: string;
   readonly #clusterId: string;
   readonly #onListenerError: (error: unknown) => void;
+  readonly #selectors: readonly K8sLabelSelector[];
   readonly #listeners = new Set<(change: RegistryChange) => void>();
 
   /** `namespace/name` -> the Service as converted. */
@@ -106,6 +113,7 @@ export class KubeServiceRegistry implements ServiceRegistry {
     this.#domainSuffix = opts.domainSuffix ?? 'cluster.local';
     this.#trustDomain = opts.trustDomain ?? 'cluster.local';
     this.#clusterId = opts.clusterId ?? 'Kubernetes';
+    this.#selectors = opts.discoverySelectors ?? [];
     this.#onListenerError =
       opts.onListenerError ?? ((e) => console.error(JSON.stringify({ level: 'error', msg: 'registry listener failed', registry: this.name, error: String(e) })));
   }
@@ -126,7 +134,7 @@ export class KubeServiceRegistry implements ServiceRegistry {
 
   workloads(): readonly WorkloadInstance[] {
     if (this.#workloadsView) return this.#workloadsView;
-    const pods = [...this.#pods.values()].filter((p) => p.live).sort((a, b) => compareStrings(a.key, b.key));
+    const pods = [...this.#pods.values()].filter((p) => p.live && this.#selected(p.namespace)).sort((a, b) => compareStrings(a.key, b.key));
     this.#workloadsView = Object.freeze(pods.map((p) => podWorkload(p, this.#clusterId, this.#namespaceNetwork(p.namespace))));
     return this.#workloadsView;
   }
@@ -199,21 +207,22 @@ export class KubeServiceRegistry implements ServiceRegistry {
     this.#podChanged(undefined, convertPod(pod).key);
   }
 
-  /** A Namespace added or updated (its network label reaches the endpoints and workloads in it). */
+  /** A Namespace added or updated: its labels decide whether the mesh sees it, and its network. */
   putNamespace(ns: KubeNamespace): void {
     const name = ns.metadata?.name ?? '';
-    const labels = { ...(ns.metadata?.labels ?? {}) };
     const before = this.#namespaces.get(name);
-    this.#namespaces.set(name, labels);
-    if (before?.[networkLabel] !== labels[networkLabel]) this.#namespaceNetworkChanged(name);
+    const wasSelected = this.#selected(name);
+    this.#namespaces.set(name, { ...(ns.metadata?.labels ?? {}) });
+    if (wasSelected !== this.#selected(name) || before?.[networkLabel] !== this.#namespaces.get(name)?.[networkLabel]) this.#namespaceChanged(name);
   }
 
   deleteNamespace(ns: KubeNamespace): void {
     const name = ns.metadata?.name ?? '';
     const before = this.#namespaces.get(name);
     if (!before) return;
+    const wasSelected = this.#selected(name);
     this.#namespaces.delete(name);
-    if (before[networkLabel] !== undefined) this.#namespaceNetworkChanged(name);
+    if (wasSelected !== this.#selected(name) || before[networkLabel] !== undefined) this.#namespaceChanged(name);
   }
 
   /** Labels of a namespace, as last seen (undefined: unknown namespace). */
@@ -273,9 +282,23 @@ export class KubeServiceRegistry implements ServiceRegistry {
     return this.#namespaces.get(namespace)?.[networkLabel] ?? '';
   }
 
-  #namespaceNetworkChanged(namespace: string): void {
+  /** Whether the mesh sees a namespace (discoverySelectors; none: all of them). */
+  #selected(namespace: string): boolean {
+    if (this.#selectors.length === 0) return true;
+    const labels = this.#namespaces.get(namespace);
+    return labels !== undefined && this.#selectors.some((sel) => labelSelectorMatches(sel, labels));
+  }
+
+  /** A pod as the mesh sees it: none in namespaces outside discoverySelectors. */
+  #visiblePod(key: string): PodInfo | undefined {
+    const pod = this.#pods.get(key);
+    return pod && this.#selected(pod.namespace) ? pod : undefined;
+  }
+
+  /** A namespace's selection or network changed: its Services, its pods' workloads and the endpoints naming them. */
+  #namespaceChanged(namespace: string): void {
     this.#workloadsView = undefined;
-    const keys = [...this.#derived.keys()].filter((k) => k.startsWith(`${namespace}/`));
+    const keys = [...(this.#servicesIn.get(namespace) ?? [])];
     // Endpoints name pods of other namespaces rarely, but a slice may point anywhere.
     for (const [key, reads] of this.#reads) if (reads.some((r) => r.startsWith(`${namespace}/`))) keys.push(key);
     this.#recompute(keys);
@@ -315,7 +338,7 @@ export class KubeServiceRegistry implements ServiceRegistry {
     const converted = this.#services.get(key);
     const reads: string[] = [];
     try {
-      if (!converted) return undefined;
+      if (!converted || !this.#selected(converted.service.namespace)) return undefined;
       const svc = converted.service;
       const endpoints = new Map<number, Endpoint[]>();
       const identities = new Set(converted.declaredServiceAccounts);
@@ -336,11 +359,11 @@ export class KubeServiceRegistry implements ServiceRegistry {
                 // Istio waits for a pod it expects: the endpoint appears once the pod is known.
                 const pk = podKey(e.targetRef.namespace || sliceNs, e.targetRef.name ?? '');
                 reads.push(pk);
-                pod = this.#pods.get(pk);
+                pod = this.#visiblePod(pk);
                 if (!pod) continue;
               } else {
                 reads.push(`ip:${address}`);
-                pod = [...(this.#readyPodsByIp.get(address) ?? [])].map((k) => this.#pods.get(k)!).find((p) => p.namespace === sliceNs);
+                pod = [...(this.#readyPodsByIp.get(address) ?? [])].map((k) => this.#visiblePod(k)).find((p) => p?.namespace === sliceNs);
               }
               // Identities count every endpoint the cache holds, terminating ones too (as Istio's shards do).
               if (pod?.serviceAccount) identities.add(spiffeId(this.#trustDomain, pod.namespace, pod.serviceAccount));

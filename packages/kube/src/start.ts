@@ -43,7 +43,7 @@ export interface KubeOptions {
    * the leader Lease are there. Default $POD_NAMESPACE, else istio-system.
    */
   namespace?: string;
-  /** MeshConfig's discoverySelectors: the namespaces that get istio-ca-root-cert (empty: all). */
+  /** MeshConfig's discoverySelectors: the namespaces whose Services and Pods the mesh sees and that get istio-ca-root-cert (empty: all). */
   discoverySelectors?: readonly K8sLabelSelector[];
   /** Leader election timing (tests shorten it); default client-go's: lease 15 s, renew deadline 10 s, retry 2 s. */
   leaderElection?: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'identity'>;
@@ -144,6 +144,7 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
     const services = new KubeServiceRegistry({
       domainSuffix: options.domainSuffix,
       trustDomain: options.trustDomain,
+      ...(options.discoverySelectors ? { discoverySelectors: options.discoverySelectors } : {}),
       onListenerError: (e) => registryLog.error('registry listener failed', { error: e }),
     });
     const serviceWatch = watchKubeServices(kubeConfig, services, { logger: registryLog });
