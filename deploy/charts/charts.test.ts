@@ -31,6 +31,7 @@ const nonDefault: Partial<Record<(typeof chartNames)[number], Values>> = {
   weftd: {
     revision: 'canary',
     image: 'registry.example/weft/weftd:9.9.9',
+    proxyImage: 'registry.example/weft/proxy:9.9.9',
     replicaCount: 2,
     logLevel: 'debug',
     resources: { requests: { cpu: '1', memory: '1Gi' }, limits: { memory: '2Gi' } },
