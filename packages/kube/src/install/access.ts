@@ -1,6 +1,7 @@
 // The Kubernetes API access weftd makes, rule by rule, with the module that makes it. The weftd
 // chart's ClusterRole and Role grant exactly these (least privilege: deploy/charts/charts.test.ts
 // compares them, and the install test runs weftd under them and finds no "forbidden" in its log).
+// access.test.ts reads the modules' calls and fails on a call without a rule or a rule without a call.
 // A part that starts calling the API for something new adds its rule here and to
 // deploy/charts/weftd/templates/rbac.yaml.
 
