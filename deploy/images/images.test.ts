@@ -86,6 +86,7 @@ describe.skipIf(skip !== undefined)('npm run images', () => {
     expect(files).toMatch(/ app\/node_modules\/@weft\/pilot -> \.\.\/\.\.\/packages\/pilot\n/);
     expect(files).toMatch(/ app\/node_modules\/@grpc\/grpc-js\/package\.json\n/);
     expect(files).not.toMatch(/\.test\.ts\n/);
+    expect(files).not.toMatch(/ app\/node_modules\/\S+\.(d\.ts|js\.map)\n/);
     expect(files).not.toMatch(/ app\/node_modules\/(vitest|typescript|nx|@biomejs)\//);
     expect(files).not.toMatch(/ app\/(e2e|bench)\//);
     // weftd's Kubernetes mode: the client where npm put it (packages/kube/node_modules)
