@@ -6,19 +6,17 @@
 //   renders it; `sidecar.istio.io/inject: "false"` and a namespace without the label are left alone;
 // - malformed and oversized AdmissionReviews get a clear refusal and weftd keeps serving;
 // - the caBundle is set to the mesh root, put back when edited, and follows a new root.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultInjectionValues, kubeInject } from '@weft/kube';
 import { kubeCluster, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, withClusterLock } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, until, WeftdProcess as Weftd } from './kube-test-support.ts';
 
-const bin = fileURLToPath(new URL('../bin/weftd.js', import.meta.url));
 const crds = fileURLToPath(new URL('../../../deploy/crds/crd-all.gen.yaml', import.meta.url));
 const skip = needsKube() ?? (kubectlPath() ? undefined : noteSkip('needs kubectl (on PATH, or kube-local’s)'));
 const suffix = randomBytes(3).toString('hex');
@@ -30,59 +28,6 @@ const injector = `${scope}-injector`;
 const validator = `${scope}-validator`;
 const proxyImage = 'weft/proxy:webhook-test';
 
-interface LogLine {
-  level?: string;
-  scope?: string;
-  msg: string;
-  [k: string]: unknown;
-}
-
-/** A weftd child process whose JSON log lines are kept and can be waited for. */
-class Weftd {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  readonly exited: Promise<number | null>;
-
-  constructor(args: readonly string[]) {
-    this.child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let pending = '';
-    this.child.stderr!.on('data', (b: Buffer) => {
-      pending += b.toString();
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const p of parts) {
-        if (!p.trim()) continue;
-        try {
-          this.lines.push(JSON.parse(p) as LogLine);
-        } catch {
-          this.lines.push({ level: 'raw', msg: p });
-        }
-      }
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
-  }
-
-  async waitFor(match: (l: LogLine) => boolean, what: string, ms = 60_000): Promise<LogLine> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      if (this.child.exitCode !== null || this.child.signalCode !== null || Date.now() > end) {
-        throw new Error(`weftd did not log ${what}; last lines:\n${this.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
 let kubeconfig: string;
 let dir: string;
 let meshConfig: string;
@@ -92,17 +37,6 @@ let weftd: Weftd | undefined;
 const namespaces: string[] = [];
 
 const k = (args: readonly string[], input?: string) => kubectlOk(kubeconfig, args, input);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 async function startWeftd(): Promise<Weftd> {
   const d = new Weftd([
@@ -130,16 +64,6 @@ async function startWeftd(): Promise<Weftd> {
   weftd = d;
   await d.waitFor((l) => l.msg === 'weftd ready', 'weftd ready');
   return d;
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The caBundle of each webhook of a configuration (decoded PEM). */

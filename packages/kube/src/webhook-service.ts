@@ -1,6 +1,7 @@
 // weftd's webhooks as one part: the server on 15017 with its serving certificate from the mesh CA
 // (for the webhook Service's names), `/validate` (galley) and `/inject` (the sidecar template), and,
 // given a cluster, the caBundle of the webhook configurations kept equal to the mesh root.
+import { isIP } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { type CertificateAuthority, ServingCertificateProvider } from '@weft/citadel';
 import { controlPlaneTlsName, createLogger, type Logger } from '@weft/model';
@@ -39,13 +40,15 @@ export class Webhooks {
   readonly patcher: CaBundlePatcher | undefined;
   #serving: ServingCertificateProvider;
   readonly #names: string[];
+  readonly #ips: string[];
   readonly #log: Logger;
 
-  private constructor(server: WebhookServer, serving: ServingCertificateProvider, patcher: CaBundlePatcher | undefined, names: string[], log: Logger) {
+  private constructor(server: WebhookServer, serving: ServingCertificateProvider, patcher: CaBundlePatcher | undefined, names: string[], ips: string[], log: Logger) {
     this.server = server;
     this.#serving = serving;
     this.patcher = patcher;
     this.#names = names;
+    this.#ips = ips;
     this.#log = log;
   }
 
@@ -56,10 +59,13 @@ export class Webhooks {
   static async start(o: WebhooksOptions): Promise<Webhooks> {
     const log = o.logger ?? createLogger({ scope: 'webhook' });
     const names = webhookServingNames(o.namespace ?? 'istio-system', o.serviceName ?? 'weftd');
-    const serving = await Webhooks.#serve(o.ca, names, log);
+    // A URL webhook (clientConfig.url) may name the address it listens on.
+    const host = o.host ?? '127.0.0.1';
+    const ips = [...new Set(['127.0.0.1', ...(isIP(host) && host !== '0.0.0.0' && host !== '::' ? [host] : [])])];
+    const serving = await Webhooks.#serve(o.ca, names, ips, log);
     const injection = o.injection;
     const server = await WebhookServer.start({
-      host: o.host ?? '127.0.0.1',
+      host,
       port: o.port ?? 15017,
       certificate: serving.current!,
       handlers: { '/validate': validationAdmission(), '/inject': injectionAdmission(() => injection, log) },
@@ -81,18 +87,18 @@ export class Webhooks {
       await server.close();
       throw err;
     }
-    return new Webhooks(server, serving, patcher, names, log);
+    return new Webhooks(server, serving, patcher, names, ips, log);
   }
 
-  static async #serve(ca: CertificateAuthority, dnsNames: string[], log: Logger): Promise<ServingCertificateProvider> {
-    const serving = new ServingCertificateProvider(ca, { dnsNames, ipAddresses: ['127.0.0.1'] }, log);
+  static async #serve(ca: CertificateAuthority, dnsNames: string[], ipAddresses: string[], log: Logger): Promise<ServingCertificateProvider> {
+    const serving = new ServingCertificateProvider(ca, { dnsNames, ipAddresses }, log);
     await serving.start();
     return serving;
   }
 
   /** A new mesh root: a serving certificate from it, and the caBundles patched to it. */
   async setCa(ca: CertificateAuthority): Promise<void> {
-    const next = await Webhooks.#serve(ca, this.#names, this.#log);
+    const next = await Webhooks.#serve(ca, this.#names, this.#ips, this.#log);
     next.addIdentityCertificateListener((u) => {
       if (u) this.server.setCertificate({ certChainPem: u.certificate.toString(), privateKeyPem: u.privateKey.toString() });
     });

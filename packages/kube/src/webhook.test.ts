@@ -97,6 +97,7 @@ describe('the webhook server', () => {
 describe('bad input is refused clearly, and the server keeps serving', () => {
   const cases: [string, () => Promise<Answer>, number, RegExp][] = [
     ['an oversized body (declared)', () => post('/validate', Buffer.alloc(65 * 1024, 0x20)), 413, /AdmissionReview of 66560 bytes refused: the limit is 65536 bytes/],
+    ['a body three times the limit (declared): the client, still sending, reads the refusal', () => post('/validate', Buffer.alloc(192 * 1024, 0x20)), 413, /AdmissionReview of 196608 bytes refused/],
     ['an oversized body (chunked, no length)', () => post('/validate', Buffer.alloc(200 * 1024, 0x20), { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }), 413, /more than 65536 bytes/],
     ['a body that is not JSON', () => post('/validate', '{"apiVersion": "admission.k8s.io/v1", "kind": '), 400, /^malformed AdmissionReview: the body is not JSON/],
     ['JSON that is not an AdmissionReview', () => post('/inject', '[1,2,3]'), 400, /^malformed AdmissionReview: the body is not a JSON object/],

@@ -33,17 +33,33 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * Reads the rest of a refused body without keeping it, so that the client, still sending, reads
+ * the refusal instead of a reset; a body many times the limit is cut off.
+ */
+function discardRest(req: IncomingMessage, limit: number, seen: number): void {
+  let size = seen;
+  req.removeAllListeners('data');
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size > 4 * limit) req.socket.destroy();
+  });
+  req.resume();
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new HttpError(413, `AdmissionReview of ${declared} bytes refused: the limit is ${limit} bytes`));
+  if (Number.isFinite(declared) && declared > limit) {
+    discardRest(req, limit, 0);
+    return Promise.reject(new HttpError(413, `AdmissionReview of ${declared} bytes refused: the limit is ${limit} bytes`));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
+        discardRest(req, limit, size);
         reject(new HttpError(413, `AdmissionReview refused: more than ${limit} bytes`));
         return;
       }
@@ -79,7 +95,7 @@ export class WebhookServer {
     server.headersTimeout = 10_000;
 
     const send = (res: ServerResponse, status: number, text: string) => {
-      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: status >= 400 && status !== 404 ? 'close' : 'keep-alive' });
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(text);
     };
     const handlerFor = (path: string): AdmissionHandler | undefined => {
