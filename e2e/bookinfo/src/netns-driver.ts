@@ -545,7 +545,11 @@ export async function startNetnsDriver(o: { onProgress?: (component: string, tex
   }
 }
 
-/** The root namespace's iptables rules (IPv4 and IPv6), without counters and comments. */
+/**
+ * The root namespace's iptables rules (IPv4 and IPv6), without counters and comments, and without
+ * the chains a Kubernetes node on this host rewrites on its own (kube-proxy's KUBE-*, the CNI
+ * plugin's CNI-*, kube-local's KUBELOCAL-*: the Kubernetes tier may run beside this suite).
+ */
 async function iptablesRoot(): Promise<string> {
   const out: string[] = [];
   for (const tool of ['iptables-save', 'ip6tables-save']) {
@@ -553,7 +557,7 @@ async function iptablesRoot(): Promise<string> {
     out.push(
       ...r.stdout
         .split('\n')
-        .filter((l) => l && !l.startsWith('#'))
+        .filter((l) => l && !l.startsWith('#') && !/\b(KUBE|CNI|KUBELOCAL)-/.test(l))
         .map((l) => l.replace(/\[\d+:\d+\]/g, '')),
     );
   }

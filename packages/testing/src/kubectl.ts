@@ -54,6 +54,15 @@ export const weftCrdsFile = fileURLToPath(new URL('../../../deploy/crds/crd-all.
  */
 export async function installWeftCrds(kubeconfig: string): Promise<void> {
   await kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', '--field-manager=weft-tests', '-f', weftCrdsFile]);
-  await kubectlOk(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=weft']);
+  // `kubectl wait` fails at once, instead of waiting, on a CRD whose status has no conditions yet
+  // (the moment after it is created): ask again until every CRD says Established.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await kubectl(kubeconfig, ['get', 'crd', '-l', 'app.kubernetes.io/part-of=weft', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}']);
+    const pending = r.code === 0 ? r.stdout.split('\n').filter((l) => l && !l.endsWith('=True')) : [`kubectl get crd exited ${r.code}: ${r.stderr.trim()}`];
+    if (r.code === 0 && r.stdout.trim() && pending.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`Weft's CRDs not Established within 60 s: ${pending.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 

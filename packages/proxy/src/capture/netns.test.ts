@@ -39,10 +39,12 @@ function hostRules(): string {
       return '';
     }
   };
-  // Counters change with the host's own traffic; the rules themselves must not.
+  // Counters change with the host's own traffic; the rules themselves must not. A Kubernetes node
+  // on this host (the Kubernetes tier's kube-local) rewrites its own chains all the time: kube-proxy's
+  // KUBE-*, the CNI plugin's CNI-*, kube-local's KUBELOCAL-*; those lines are theirs, not ours.
   return `${dump('iptables-save')}${dump('ip6tables-save')}`
     .split('\n')
-    .filter((l) => !l.startsWith('#'))
+    .filter((l) => !l.startsWith('#') && !/\b(KUBE|CNI|KUBELOCAL)-/.test(l))
     .map((l) => l.replace(/\[\d+:\d+\]/g, ''))
     .join('\n');
 }

@@ -85,5 +85,14 @@ export function getOriginalDst(socket: Socket): { address: string; port: number 
     const e = new Error(`getsockopt(${ipv4 ? 'SO_ORIGINAL_DST' : 'IP6T_SO_ORIGINAL_DST'}) failed with errno ${errno}`);
     throw Object.assign(e, { errno });
   }
-  return decodeSockaddr(buf);
+  const original = decodeSockaddr(buf);
+  // With conntrack loaded (any NAT rule on the host, kube-proxy's for one) an un-NATed connection
+  // has an entry too, and the kernel answers with its own destination: not redirected either.
+  if (original && original.port === socket.localPort && sameAddress(original.address, local)) return undefined;
+  return original;
+}
+
+function sameAddress(a: string, b: string): boolean {
+  const plain = (x: string) => (x.startsWith('::ffff:') ? x.slice(7) : x);
+  return plain(a) === plain(b);
 }
