@@ -1,28 +1,30 @@
 // weftd's CA on Kubernetes, as a user meets it: weftd processes started with --kubeconfig on the
 // shared cluster, tokens from the TokenRequest API (`kubectl create token`), CSRs over TLS.
 // - a CSR with a pod's projected token is signed for that token's service account; the same token
-//   asking for another identity, a token for another audience and a token whose service account is
-//   gone are refused; xDS on the same port takes the token too;
+//   asking for another identity, a token for another audience, an expired token and a token whose
+//   service account is gone are refused; xDS on the same port takes the token too;
 // - istio-ca-root-cert appears in a new namespace within 5 s and comes back when deleted;
 // - weftd restarted keeps its root (Secret istio-ca-secret);
 // - two weftds elect one leader (only it writes ConfigMaps); the other takes over when it dies.
 // Each weftd here has its own namespace (--system-namespace) and a mesh config whose
 // discoverySelectors select only this file's namespaces, so its root goes nowhere else.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, sign } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { createCsr, generateRsaKeyPair, type KeyPairPem, requestCertificate, spiffeIdOf } from '@weft/citadel';
-import { kubeCluster, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, withClusterLock } from '@weft/testing';
+import { kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, withClusterLock } from '@weft/testing';
 import { createAdsClient, type DiscoveryResponse__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const bin = fileURLToPath(new URL('../bin/weftd.js', import.meta.url));
 const skip = needsKube() ?? (kubectlPath() ? undefined : noteSkip('needs kubectl (apt-get install -y kubectl; deploy/kube-local/build.sh builds one when none is on PATH)'));
 const suffix = randomBytes(3).toString('hex');
+const serviceAccountKey = join(kubeLocalDir(), 'pki/sa.key');
 const label = `weft-test-citadel-${suffix}`;
 const appNs = `weft-test-citadel-app-${suffix}`;
 const sysNs = `weft-test-citadel-sys-${suffix}`;
@@ -239,6 +241,25 @@ describe.skipIf(skip !== undefined)('weftd --kubeconfig: the CA with projected t
     const claims = JSON.parse(Buffer.from(c, 'base64url').toString()) as Record<string, unknown>;
     const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: `system:serviceaccount:${appNs}:bookinfo-ratings` })).toString('base64url')}.${s}`;
     expect(await codeOf(csrCall(first, root, spiffe('bookinfo-ratings'), forged))).toBe(status.UNAUTHENTICATED);
+  });
+
+  // A real expired token: the claims of a token the API server issued, moved two hours back and
+  // signed again with the API server's own service-account key (kube-local keeps it at pki/sa.key;
+  // on another cluster that key is out of reach and this test skips, saying so).
+  it.skipIf(!existsSync(serviceAccountKey))(`refuses an expired token signed by the API server's own key (UNAUTHENTICATED: ${serviceAccountKey})`, async () => {
+    const [h, c] = (await token('bookinfo-reviews')).split('.') as [string, string, string];
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg: string };
+    expect(header.alg).toBe('RS256');
+    const claims = JSON.parse(Buffer.from(c, 'base64url').toString()) as Record<string, unknown>;
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${h}.${Buffer.from(JSON.stringify({ ...claims, iat: now - 7200, nbf: now - 7200, exp: now - 3600 })).toString('base64url')}`;
+    const expired = `${input}.${sign('sha256', Buffer.from(input), readFileSync(serviceAccountKey)).toString('base64url')}`;
+    expect(await codeOf(csrCall(first, root, spiffe('bookinfo-reviews'), expired))).toBe(status.UNAUTHENTICATED);
+    expect(first.lines.findLast((l) => l.msg === 'CSR refused: caller not authenticated')?.reason).toMatch(/expired/i);
+    // The same claims, signed the same way but not moved back, are accepted: the refusal is the expiry.
+    const fresh = `${h}.${c}`;
+    const resigned = `${fresh}.${sign('sha256', Buffer.from(fresh), readFileSync(serviceAccountKey)).toString('base64url')}`;
+    expect(spiffeIdOf((await csrCall(first, root, spiffe('bookinfo-reviews'), resigned))[0]!)).toBe(spiffe('bookinfo-reviews'));
   });
 
   it('serves xDS on the same port to a projected token whose namespace and service account are the node’s', async () => {
