@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { createCsr, generateRsaKeyPair, type KeyPairPem, requestCertificate, spiffeIdOf } from '@weft/citadel';
-import { kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, withClusterLock } from '@weft/testing';
+import { kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, holdClusterLock } from '@weft/testing';
 import { createAdsClient, type DiscoveryResponse__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -175,19 +175,7 @@ describe.skipIf(skip !== undefined)('weftd --kubeconfig: the CA with projected t
 
   beforeAll(async () => {
     kubeconfig = await kubeCluster();
-    releaseLock = await new Promise((acquired, failed) => {
-      const held = withClusterLock(
-        'shared',
-        () =>
-          new Promise<void>((release) =>
-            acquired(async () => {
-              release();
-              await held;
-            }),
-          ),
-      );
-      held.catch(failed);
-    });
+    releaseLock = await holdClusterLock('shared');
     dir = await mkdtemp(join(tmpdir(), 'weftd-kube-citadel-'));
     meshConfig = join(dir, 'mesh.yaml');
     await writeFile(meshConfig, `discoverySelectors:\n- matchLabels: {weft-test: ${label}}\n`);

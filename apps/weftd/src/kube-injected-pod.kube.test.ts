@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, withClusterLock } from '@weft/testing';
+import { kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, holdClusterLock } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, until, WeftdProcess } from './kube-test-support.ts';
 
@@ -49,19 +49,7 @@ describe.skipIf(skip !== undefined)('an injected pod on the cluster', () => {
       const imported = ctr('images', 'import', join(dir, `${name}.tar`));
       if (imported.status !== 0) throw new Error(`ctr images import ${name}.tar: ${imported.stderr}`);
     }
-    releaseLock = await new Promise((acquired, failed) => {
-      const held = withClusterLock(
-        'shared',
-        () =>
-          new Promise<void>((release) =>
-            acquired(async () => {
-              release();
-              await held;
-            }),
-          ),
-      );
-      held.catch(failed);
-    });
+    releaseLock = await holdClusterLock('shared');
     const meshConfig = join(dir, 'mesh.yaml');
     await writeFile(meshConfig, `discoverySelectors:\n- matchLabels: {weft-test: ${scope}}\n`);
     await k(['create', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${sysNs}, labels: {weft-test: ${scope}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ${appNs}, labels: {weft-test: ${scope}, istio-injection: enabled}}\n`);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildNode, type XdsClient as XdsClientType, XdsClient } from '@weft/proxy';
-import { findOnPath, kubeCluster, kubeLocalDir, needsKube, withClusterLock } from '@weft/testing';
+import { findOnPath, kubeCluster, kubeLocalDir, needsKube, holdClusterLock } from '@weft/testing';
 import { TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -24,7 +24,7 @@ const fqdn = (name: string) => `${name}.${ns}.svc.cluster.local`;
 const cluster = (name: string, port: number) => `outbound|${port}||${fqdn(name)}`;
 
 let kubeconfig: string;
-let releaseLock: (() => void) | undefined;
+let releaseLock: (() => Promise<void>) | undefined;
 let dir: string;
 let weftd: ChildProcess | undefined;
 let exited: Promise<number | null>;
@@ -157,9 +157,7 @@ describe.skipIf(skip !== undefined)('weftd --kubeconfig: Services and EndpointSl
   beforeAll(async () => {
     kubeconfig = await kubeCluster();
     // Held for the whole suite: it only adds and removes its own namespace.
-    releaseLock = await new Promise<() => void>((locked, failed) => {
-      withClusterLock('shared', () => new Promise<void>((release) => locked(release))).catch(failed);
-    });
+    releaseLock = await holdClusterLock('shared');
     await apply(`apiVersion: v1
 kind: Namespace
 metadata: {name: ${ns}, labels: {weft-test-kreg: ${ns}}}
@@ -262,7 +260,7 @@ spec:
     }
     if (dir) await rm(dir, { recursive: true, force: true });
     if (kubeconfig) await kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => {});
-    releaseLock?.();
+    await releaseLock?.();
   });
 
   it('turns the Services into clusters and the EndpointSlice into endpoints, as Istio names them', async () => {

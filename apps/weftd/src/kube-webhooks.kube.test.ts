@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultInjectionValues, kubeInject } from '@weft/kube';
-import { kubeCluster, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, withClusterLock } from '@weft/testing';
+import { kubeCluster, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, holdClusterLock } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, until, WeftdProcess as Weftd } from './kube-test-support.ts';
 
@@ -175,19 +175,7 @@ describe.skipIf(skip !== undefined)('weftd --kubeconfig: validation and injectio
 
   beforeAll(async () => {
     kubeconfig = await kubeCluster();
-    releaseLock = await new Promise((acquired, failed) => {
-      const held = withClusterLock(
-        'shared',
-        () =>
-          new Promise<void>((release) =>
-            acquired(async () => {
-              release();
-              await held;
-            }),
-          ),
-      );
-      held.catch(failed);
-    });
+    releaseLock = await holdClusterLock('shared');
     dir = await mkdtemp(join(tmpdir(), 'weftd-kube-webhooks-'));
     meshConfig = join(dir, 'mesh.yaml');
     // Only this file's namespaces: the root-cert ConfigMaps (and config) of this weftd go nowhere else.

@@ -22,19 +22,13 @@ import {
   type PrivateApiServer,
   privateApiServerUnmet,
   startPrivateApiServer,
-  withClusterLock,
+  holdClusterLock,
 } from '@weft/testing';
 import { type RouteConfiguration__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const weftdBin = fileURLToPath(new URL('../../../apps/weftd/bin/weftd.js', import.meta.url));
 
-/** Holds the shared cluster's lock until the returned function is called. */
-function holdClusterLock(mode: 'shared' | 'exclusive'): Promise<() => void> {
-  return new Promise((acquired, failed) => {
-    withClusterLock(mode, () => new Promise<void>((release) => acquired(release))).catch(failed);
-  });
-}
 
 const serviceEntry = (ns: string) => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -122,7 +116,7 @@ const kubeSkip = needsKube() ?? noteSkip(noKubectl);
 describe.skipIf(kubeSkip !== undefined)('weftd --kubeconfig on the shared cluster', () => {
   const ns = `weft-test-kubecfg-${suffix()}`;
   let kubeconfig: string;
-  let release: (() => void) | undefined;
+  let release: (() => Promise<void>) | undefined;
   let weftd: Weftd;
   let client: XdsClient;
   const host = `ratings.${ns}.svc.cluster.local`;
@@ -144,7 +138,7 @@ describe.skipIf(kubeSkip !== undefined)('weftd --kubeconfig on the shared cluste
     await client?.close();
     await weftd?.proc.stop();
     if (kubeconfig) await kubectl(kubeconfig, ['delete', 'namespace', ns, '--wait=false']).catch(() => {});
-    release?.();
+    await release?.();
   });
 
   it('logs an object that was invalid before weftd started with kind/namespace/name and the reason, and leaves it out', async () => {

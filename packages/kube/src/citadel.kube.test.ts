@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, V1MicroTime } from '@kubernetes/client-node';
 import { CertificateAuthority, CertificateSigner, generateRsaKeyPair, TokenError } from '@weft/citadel';
 import { createLogger } from '@weft/model';
-import { kubeCluster, needsKube, withClusterLock } from '@weft/testing';
+import { kubeCluster, needsKube, holdClusterLock } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClusterCa, selfSignedCaSecretName } from './ca-secret.ts';
 import { apiStatusOf, loadKubeConfig } from './client.ts';
@@ -23,22 +23,6 @@ let core: CoreV1Api;
 let releaseLock: (() => Promise<void>) | undefined;
 const created: string[] = [];
 
-/** Holds the shared cluster lock until the returned function is called. */
-function holdSharedLock(): Promise<() => Promise<void>> {
-  return new Promise((acquired, failed) => {
-    const held = withClusterLock(
-      'shared',
-      () =>
-        new Promise<void>((release) =>
-          acquired(async () => {
-            release();
-            await held;
-          }),
-        ),
-    );
-    held.catch(failed);
-  });
-}
 
 /** This file's label: the publisher here selects only namespaces carrying it (the cluster is shared). */
 const testLabel = { 'weft-test': `citadel-${suffix}` };
@@ -69,7 +53,7 @@ const rootCertOf = (ns: string) =>
 describe.skipIf(skip !== undefined)('citadel on a real API server', () => {
   beforeAll(async () => {
     const kubeconfig = await kubeCluster();
-    releaseLock = await holdSharedLock();
+    releaseLock = await holdClusterLock('shared');
     kc = loadKubeConfig(kubeconfig);
     core = kc.makeApiClient(CoreV1Api);
   }, 20 * 60_000);

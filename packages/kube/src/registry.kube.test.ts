@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
 import { createLogger } from '@weft/model';
 import type { RegistryChange } from '@weft/pilot';
-import { kubeCluster, needsKube, withClusterLock } from '@weft/testing';
+import { kubeCluster, needsKube, holdClusterLock } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from './client.ts';
 import { KubeServiceRegistry } from './registry.ts';
@@ -22,7 +22,7 @@ let core: CoreV1Api;
 let discovery: DiscoveryV1Api;
 let registry: KubeServiceRegistry;
 let watch: KubeServiceWatch;
-let releaseLock: (() => void) | undefined;
+let releaseLock: (() => Promise<void>) | undefined;
 const logs: { level: string; msg: string }[] = [];
 /** Changes that name one of this test's hosts (other tests share the cluster). */
 const changes: { services: boolean; endpoints: string[] }[] = [];
@@ -68,9 +68,7 @@ describe.skipIf(skip !== undefined)('the Kubernetes service registry on a real A
   beforeAll(async () => {
     const kubeconfig = await kubeCluster();
     // Held for the whole suite: it only adds and removes its own namespace.
-    releaseLock = await new Promise<() => void>((locked, failed) => {
-      withClusterLock('shared', () => new Promise<void>((release) => locked(release))).catch(failed);
-    });
+    releaseLock = await holdClusterLock('shared');
     kc = loadKubeConfig(kubeconfig);
     core = kc.makeApiClient(CoreV1Api);
     discovery = kc.makeApiClient(DiscoveryV1Api);
@@ -87,7 +85,7 @@ describe.skipIf(skip !== undefined)('the Kubernetes service registry on a real A
   afterAll(async () => {
     await watch?.stop();
     await core?.deleteNamespace({ name: ns }).catch(() => {});
-    releaseLock?.();
+    await releaseLock?.();
   });
 
   it('a Service and its EndpointSlice become a service at its cluster IP with endpoints; scaling the slice is an endpoints change only', async () => {

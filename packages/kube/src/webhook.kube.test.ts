@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { CertificateAuthority } from '@weft/citadel';
 import { silentLogger } from '@weft/model';
-import { kubeCluster, needsKube, withClusterLock } from '@weft/testing';
+import { kubeCluster, needsKube, holdClusterLock } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from './client.ts';
 import { defaultInjectionValues } from './inject/values.ts';
@@ -34,19 +34,7 @@ describe.skipIf(skip !== undefined)('the caBundle follows the mesh root (a real 
 
   beforeAll(async () => {
     const kubeconfig = await kubeCluster();
-    release = await new Promise((acquired, failed) => {
-      const held = withClusterLock(
-        'shared',
-        () =>
-          new Promise<void>((done) =>
-            acquired(async () => {
-              done();
-              await held;
-            }),
-          ),
-      );
-      held.catch(failed);
-    });
+    release = await holdClusterLock('shared');
     const kc = loadKubeConfig(kubeconfig);
     api = kc.makeApiClient(AdmissionregistrationV1Api);
     core = kc.makeApiClient(CoreV1Api);

@@ -2,6 +2,6 @@
 export { findOnPath, type HostPackage, hostPackages, installCommand, isRoot, type Need, needs, noteSkip, packageOf, skipMarker, unmet } from './host.ts';
 export { aptInstallCommand, missingPackages, type PreflightPlan, preflight, preflightPlan } from './preflight.ts';
 export { type ProjectTally, type SkippedFile, type Summary, summarize, TestOutputReader } from './summary.ts';
-export { clusterAnswers, clusterLockFile, kubeCluster, kubeLocalDir, kubeLocalDown, kubeLocalKubeconfig, kubeLocalTool, kubeUnmet, needsKube, withClusterLock } from './kube.ts';
+export { clusterAnswers, holdClusterLock, clusterLockFile, kubeCluster, kubeLocalDir, kubeLocalDown, kubeLocalKubeconfig, kubeLocalTool, kubeUnmet, needsKube, withClusterLock } from './kube.ts';
 export { installWeftCrds, type KubectlResult, kubectl, kubectlOk, kubectlPath, weftCrdsFile } from './kubectl.ts';
 export { type PrivateApiServer, privateApiServerUnmet, startPrivateApiServer } from './apiserver.ts';

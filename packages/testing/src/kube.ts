@@ -98,6 +98,27 @@ export function withClusterLock<T>(mode: 'shared' | 'exclusive', fn: () => Promi
   return withLock(clusterLockFile(), fn, mode, options.waitMs);
 }
 
+/**
+ * Takes the cluster lock for the length of a suite (beforeAll): resolves, once it is held, to the
+ * function that releases it (afterAll), which resolves once the lock is given back.
+ */
+export function holdClusterLock(mode: 'shared' | 'exclusive', options: { waitMs?: number } = {}): Promise<() => Promise<void>> {
+  return new Promise((acquired, failed) => {
+    const held: Promise<void> = withClusterLock(
+      mode,
+      () =>
+        new Promise<void>((release) =>
+          acquired(async () => {
+            release();
+            await held;
+          }),
+        ),
+      options,
+    );
+    held.catch(failed);
+  });
+}
+
 /** Whether the API server of `kubeconfig` (kube-local's by default) answers /readyz now. */
 export function clusterAnswers(kubeconfig = kubeLocalKubeconfig()): Promise<boolean> {
   if (!existsSync(kubeconfig)) return Promise.resolve(false);
