@@ -57,21 +57,34 @@ export interface HttpFrontendOptions {
   keepAliveTimeoutMs?: number;
 }
 
+/** The listener's facts about a connection: on the socket, or on the stream HTTP/2 over TLS runs on (h2-bridge.ts). */
+function infoOf(socket: Socket | null | undefined): ConnectionInfo | undefined {
+  if (!socket) return undefined;
+  return (socket as TaggedSocket)[connectionInfo] ?? (socket as { stream?: TaggedSocket }).stream?.[connectionInfo];
+}
+
 export class HttpFrontend {
   readonly #http1: Http1Server;
   readonly #http2: Http2Server;
   readonly #sessions = new Set<ServerHttp2Session>();
   readonly #sockets = new Set<Socket>();
   readonly #http1Sockets = new Set<Socket>();
+  /** Which connections are draining (Envoy's graceful drain); undefined: none. */
+  #draining: ((info: ConnectionInfo) => boolean) | undefined;
 
   constructor(options: HttpFrontendOptions) {
     const onRequest = (req: DownstreamRequest, res: DownstreamResponse) => {
-      // HTTP/2 over a stream (h2-bridge.ts) sees Node's wrapper; the tagged stream is its `stream`.
-      const info = (req.socket as TaggedSocket)[connectionInfo] ?? (req.socket as { stream?: TaggedSocket }).stream?.[connectionInfo];
+      const info = infoOf(req.socket);
       if (!info) {
         res.statusCode = 500;
         res.end();
         return;
+      }
+      // A draining connection still serves what it is sent, and asks the client to go: HTTP/1
+      // closes after this response, HTTP/2 sends GOAWAY (this stream and those before it finish).
+      if (this.#draining?.(info)) {
+        if ('stream' in req) req.stream.session?.close();
+        else if (!res.headersSent) res.setHeader('connection', 'close');
       }
       options.onRequest(req, res, info);
     };
@@ -123,10 +136,20 @@ export class HttpFrontend {
     if (!h2) socket.resume();
   }
 
-  /** Stops keep-alive: idle connections close now, busy ones after their current request (HTTP/2: GOAWAY). */
-  drain(): void {
-    for (const s of this.#sessions) s.close();
+  /**
+   * Stops keep-alive on the connections `which` selects (default: all), and on those it selects
+   * later: idle connections close now, busy ones after their current request (HTTP/2: GOAWAY).
+   */
+  drain(which?: (info: ConnectionInfo) => boolean): void {
+    const before = this.#draining;
+    this.#draining = !which ? () => true : before ? (info) => before(info) || which(info) : which;
+    for (const s of this.#sessions) {
+      const info = infoOf(s.socket);
+      if (!which || !info || which(info)) s.close();
+    }
     for (const socket of this.#http1Sockets) {
+      const info = infoOf(socket);
+      if (which && info && !which(info)) continue;
       // Idle keep-alive connections close now (the servers never listen, so Node does not track
       // them for closeIdleConnections); one with a response pending gets `connection: close`.
       const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;

@@ -158,6 +158,22 @@ export class ListenerManager {
     }));
   }
 
+  /**
+   * Envoy's graceful `drain_listeners` (pilot-agent asks for it on SIGTERM, `inboundonly` for
+   * sidecars): every listener keeps accepting, since callers keep sending until the endpoint has
+   * left their EDS, and each HTTP connection of the drained side, open or opened later, is asked
+   * to go: `connection: close` on its next response (idle ones close now), GOAWAY on HTTP/2.
+   * `inbound` leaves outbound alone, so that the application finishes its work through the proxy.
+   */
+  drain(side: 'inbound' | 'all'): void {
+    this.#frontend.drain(side === 'all' ? undefined : (info) => info.direction === 'inbound');
+  }
+
+  /** Connections accepted by the listeners and still open (Envoy's `downstream_cx_active` over listeners). */
+  get activeConnections(): number {
+    return this.#sockets.size;
+  }
+
   /** Stops accepting, lets requests in flight finish for up to `drainMs`, then closes what is left. */
   async close(drainMs = 5000): Promise<void> {
     this.#closing = true;

@@ -48,6 +48,20 @@ describe('parseProxyFlags', () => {
     expect(() => parseProxyFlags(['--xds-max-backoff-ms', 'soon'], {}, 'sidecar')).toThrow(/must be a number of milliseconds/);
   });
 
+  it("takes the drain: --drain-ms, and Istio's EXIT_ON_ZERO_ACTIVE_CONNECTIONS and MINIMUM_DRAIN_DURATION (flags win)", () => {
+    const fromEnv = parseProxyFlags(['--mode', 'capture', '--drain-ms', '8000'], { EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true', MINIMUM_DRAIN_DURATION: '2s' }, 'sidecar');
+    if (fromEnv === 'help') throw new Error('help');
+    expect(fromEnv).toMatchObject({ drainMs: 8000, exitOnZeroActiveConnections: true, minDrainMs: 2000 });
+    const fromFlags = parseProxyFlags(['--exit-on-zero-active-connections', '--min-drain-ms', '300'], { EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'false', MINIMUM_DRAIN_DURATION: '2s' }, 'sidecar');
+    if (fromFlags === 'help') throw new Error('help');
+    expect(fromFlags).toMatchObject({ exitOnZeroActiveConnections: true, minDrainMs: 300 });
+    const none = parseProxyFlags(['--mode', 'capture'], {}, 'sidecar');
+    if (none === 'help') throw new Error('help');
+    expect(none.exitOnZeroActiveConnections).toBeUndefined();
+    expect(() => parseProxyFlags([], { EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'yes' }, 'sidecar')).toThrow(/EXIT_ON_ZERO_ACTIVE_CONNECTIONS must be true or false, not "yes"/);
+    expect(() => parseProxyFlags([], { MINIMUM_DRAIN_DURATION: 'soon' }, 'sidecar')).toThrow(/MINIMUM_DRAIN_DURATION must be a duration/);
+  });
+
   it('refuses what it cannot use, saying why', () => {
     expect(() => parseProxyFlags(['--type', 'gateway'], {}, 'sidecar')).toThrow(UsageError);
     expect(() => parseProxyFlags(['--admin-port', '99999'], {}, 'sidecar')).toThrow(/--admin-port must be a port number/);

@@ -80,7 +80,13 @@ Telemetry (on the health address):
   --app-metrics-url URL    the application's Prometheus endpoint merged into 15020 (default: from
                            ISTIO_PROMETHEUS_ANNOTATIONS, or prometheus.io/port and /path in ISTIO_META_ANNOTATIONS)
   --warming-timeout-ms MS  use a listener or cluster after this long without its routes/endpoints (default 15000)
-  --drain-ms MS            on SIGTERM, let requests in flight finish for this long (default 5000)
+  --drain-ms MS            on SIGTERM, keep serving this long while draining (Istio's terminationDrainDuration;
+                           default 5000): every listener keeps accepting, connections are asked to close
+                           (HTTP/1 connection: close, HTTP/2 GOAWAY; a sidecar's inbound only), then it stops
+  --exit-on-zero-active-connections
+                           stop draining early once --min-drain-ms has passed and no connection is left
+                           (env EXIT_ON_ZERO_ACTIVE_CONNECTIONS=true; the default in local mode)
+  --min-drain-ms MS        the shortest drain with it (env MINIMUM_DRAIN_DURATION, e.g. 5s; default 5000)
   --xds-max-backoff-ms MS  longest wait between attempts to reach pilot again (default 5000; jittered)
   --log-level LEVEL        debug, info (default), warn or error
   -h, --help               this text
@@ -196,6 +202,8 @@ const options = {
   'app-metrics-url': { type: 'string' },
   'warming-timeout-ms': { type: 'string' },
   'drain-ms': { type: 'string' },
+  'exit-on-zero-active-connections': { type: 'boolean' },
+  'min-drain-ms': { type: 'string' },
   'xds-max-backoff-ms': { type: 'string' },
   'log-level': { type: 'string' },
   'owner-uid': { type: 'string' },
@@ -373,6 +381,23 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (warming !== undefined) o.warmingTimeoutMs = warming;
   const drain = ms('drain-ms', v['drain-ms']);
   if (drain !== undefined) o.drainMs = drain;
+  const exitOnZero = env.EXIT_ON_ZERO_ACTIVE_CONNECTIONS;
+  if (v['exit-on-zero-active-connections']) o.exitOnZeroActiveConnections = true;
+  else if (exitOnZero !== undefined && exitOnZero !== '') {
+    // Go's strconv.ParseBool, as Istio's agent reads it.
+    const b = ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(exitOnZero) ? true : ['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(exitOnZero) ? false : undefined;
+    if (b === undefined) throw new UsageError(`EXIT_ON_ZERO_ACTIVE_CONNECTIONS must be true or false, not ${JSON.stringify(exitOnZero)}`);
+    o.exitOnZeroActiveConnections = b;
+  }
+  const minDrain = ms('min-drain-ms', v['min-drain-ms']);
+  if (minDrain !== undefined) o.minDrainMs = minDrain;
+  else if (env.MINIMUM_DRAIN_DURATION) {
+    try {
+      o.minDrainMs = durationSeconds('min-drain-ms', env.MINIMUM_DRAIN_DURATION) * 1000;
+    } catch {
+      throw new UsageError(`MINIMUM_DRAIN_DURATION must be a duration such as 5s or 500ms, not ${JSON.stringify(env.MINIMUM_DRAIN_DURATION)}`);
+    }
+  }
   const backoff = ms('xds-max-backoff-ms', v['xds-max-backoff-ms']);
   if (backoff !== undefined) {
     if (backoff < 1) throw new UsageError('--xds-max-backoff-ms must be at least 1');

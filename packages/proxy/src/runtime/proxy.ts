@@ -17,6 +17,7 @@ import { directionOf, ListenerManager } from '../listener/manager.ts';
 import { XdsClient } from '../xds/client.ts';
 import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
+import { drainPeriod } from './drain.ts';
 import type { AppProber } from '../telemetry/app-probe.ts';
 import { TelemetryRuntime } from '../telemetry/runtime.ts';
 import { defaultFilterRegistry } from './filters.ts';
@@ -59,8 +60,19 @@ export interface ProxyOptions {
   warmingTimeoutMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  /** How long shutdown waits for requests in flight. */
+  /**
+   * Istio's terminationDrainDuration: after close() starts (SIGTERM), how long the proxy keeps
+   * serving while it drains (default 5000); see close().
+   */
   drainMs?: number;
+  /**
+   * EXIT_ON_ZERO_ACTIVE_CONNECTIONS: leave the drain early, once `minDrainMs` has passed and no
+   * downstream connection is left. Default: on in local mode (its addresses are fixed config, so
+   * no caller's endpoints are still catching up), off otherwise (Istio's default).
+   */
+  exitOnZeroActiveConnections?: boolean;
+  /** MINIMUM_DRAIN_DURATION with exitOnZeroActiveConnections (default 5000; 0 in local mode). */
+  minDrainMs?: number;
   logLevel?: LogLevel;
   logSink?: (line: string) => void;
   /** The cluster manager (the package's own by default). */
@@ -104,6 +116,11 @@ export interface RunningProxy {
   /** Resolves once the first snapshot is applied and its listeners are bound. */
   readonly ready: Promise<void>;
   isReady(): boolean;
+  /**
+   * Drains, then stops (pilot-agent's SIGTERM): not ready from now on; every listener keeps
+   * accepting for the drain period while its connections are asked to close (sidecars: inbound
+   * only, so the application's own calls keep working; gateways: all), then everything closes.
+   */
   close(): Promise<void>;
 }
 
@@ -367,7 +384,18 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         ready = false;
         identity?.stop();
         stopWatching();
-        await listeners.close(o.drainMs ?? 5000);
+        const local = o.mode === 'local';
+        // pilot-agent drains a sidecar's inbound only (its app may still call out); local mode drains
+        // all, so that the app's idle keep-alive connections to the outbound port do not hold it up.
+        listeners.drain(o.node.type === 'sidecar' && !local ? 'inbound' : 'all');
+        const drained = await drainPeriod({
+          drainMs: o.drainMs ?? 5000,
+          exitOnZeroActiveConnections: o.exitOnZeroActiveConnections ?? local,
+          minDrainMs: o.minDrainMs ?? (local ? 0 : 5000),
+          activeConnections: () => listeners.activeConnections,
+        });
+        log.info('drained', { ...drained });
+        await listeners.close(0);
         // Telemetry buffered by filters (spans) goes out before the proxy exits.
         await filters.shutdown();
         await xds.close();
