@@ -86,6 +86,7 @@ describe('the injected pod', () => {
     expect(proxy.securityContext).toMatchObject({ runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(proxy.ports).toEqual([{ containerPort: 15090, protocol: 'TCP', name: 'http-envoy-prom' }]);
     expect(proxy.readinessProbe).toEqual({ httpGet: { path: '/healthz/ready', port: 15021 }, initialDelaySeconds: 0, periodSeconds: 15, timeoutSeconds: 3, failureThreshold: 4 });
+    expect(proxy.startupProbe).toEqual({ httpGet: { path: '/healthz/ready', port: 15021 }, initialDelaySeconds: 0, periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 600 });
     expect(proxy.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2000m', memory: '1024Mi' } });
     expect(proxy.volumeMounts).toEqual([
       { name: 'istiod-ca-cert', mountPath: '/var/run/secrets/istio' },
@@ -203,6 +204,38 @@ describe('annotations Istio users set', () => {
     const out = inject(withAnnotations({ 'proxy.istio.io/config': '{ "holdApplicationUntilProxyStarts": true }' }));
     expect(out.spec.containers.map((c) => c.name)).toEqual(['istio-proxy', 'reviews']);
     expect(out.spec.containers[0]!.lifecycle).toEqual({ postStart: { exec: { command: ['weft-proxy', 'wait'] } } });
+  });
+
+  it('stops as Istio’s classic sidecar does: no preStop hook (the proxy drains on SIGTERM), the pod’s grace period untouched', () => {
+    const out = inject(pod());
+    const proxy = byName(out.spec.containers, 'istio-proxy')!;
+    expect(proxy.lifecycle).toBeUndefined();
+    expect(out.spec.terminationGracePeriodSeconds).toBeUndefined();
+    expect(proxy.args).not.toContain('--drain-ms');
+    const kept = inject(pod({ spec: { ...pod().spec!, terminationGracePeriodSeconds: 45 } }));
+    expect(kept.spec.terminationGracePeriodSeconds).toBe(45);
+  });
+
+  it('proxy.istio.io/config: terminationDrainDuration is the proxy’s drain, discoveryAddress its xDS server, proxyMetadata its environment', () => {
+    const out = inject(
+      withAnnotations({
+        'proxy.istio.io/config': 'terminationDrainDuration: 12s\ndiscoveryAddress: weftd-canary.weft-system.svc:15012\nproxyMetadata:\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"\n  MINIMUM_DRAIN_DURATION: 3s\n',
+      }),
+    );
+    const proxy = byName(out.spec.containers, 'istio-proxy')!;
+    expect(proxy.args?.slice(-4)).toEqual(['--xds-address', 'weftd-canary.weft-system.svc:15012', '--drain-ms', '12000']);
+    // The certificate still comes from the CA named by the values.
+    expect(proxy.args?.[proxy.args.indexOf('--ca-address') + 1]).toBe('weftd.weft-system.svc:15012');
+    expect(env(proxy)).toMatchObject({ EXIT_ON_ZERO_ACTIVE_CONNECTIONS: 'true', MINIMUM_DRAIN_DURATION: '3s' });
+    expect(() => inject(withAnnotations({ 'proxy.istio.io/config': '{"terminationDrainDuration": "soon", "discoveryAddress": "nowhere", "proxyMetadata": {"A": 1}}' }))).toThrow(
+      /terminationDrainDuration "soon" is not a duration \(e\.g\. 5s\); annotation proxy\.istio\.io\/config: discoveryAddress "nowhere" is not host:port; annotation proxy\.istio\.io\/config: proxyMetadata A: 1 is not a string/,
+    );
+  });
+
+  it('readiness.status.sidecar.istio.io annotations set the proxy’s readiness probe', () => {
+    const out = inject(withAnnotations({ 'readiness.status.sidecar.istio.io/initialDelaySeconds': '1', 'readiness.status.sidecar.istio.io/periodSeconds': '2', 'readiness.status.sidecar.istio.io/failureThreshold': '30' }));
+    expect(byName(out.spec.containers, 'istio-proxy')!.readinessProbe).toMatchObject({ initialDelaySeconds: 1, periodSeconds: 2, failureThreshold: 30 });
+    expect(() => inject(withAnnotations({ 'readiness.status.sidecar.istio.io/periodSeconds': '0' }))).toThrow(/readiness\.status\.sidecar\.istio\.io\/periodSeconds: "0" is not a whole number of at least 1/);
   });
 
   it('rewriteAppHTTPProbers "false" keeps the probes', () => {

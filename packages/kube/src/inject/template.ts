@@ -6,7 +6,7 @@
 // all problems are reported together.
 import { isIP } from 'node:net';
 import type { V1Container, V1ContainerPort, V1EnvVar, V1ObjectMeta, V1PodSpec, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
-import { parseYamlDocuments } from '@weft/model';
+import { parseDuration, parseYamlDocuments } from '@weft/model';
 import { type InjectionValues, annotations as A, type ResourceList, sidecar } from './values.ts';
 import { ownerUri, type WorkloadRef } from './workload.ts';
 
@@ -28,6 +28,14 @@ export interface PodSettings {
   logLevel: InjectionValues['logLevel'];
   rewriteProbes: boolean;
   holdApplicationUntilProxyStarts: boolean;
+  /** ProxyConfig.terminationDrainDuration (`proxy.istio.io/config`), in ms: the proxy's drain on SIGTERM; undefined: the proxy's default (5 s). */
+  terminationDrainMs: number | undefined;
+  /** ProxyConfig.discoveryAddress: where the proxy gets its config (xDS); undefined: weftd's, as the CA. */
+  discoveryAddress: string | undefined;
+  /** ProxyConfig.proxyMetadata: environment variables of istio-proxy (e.g. EXIT_ON_ZERO_ACTIVE_CONNECTIONS). */
+  proxyMetadata: Record<string, string>;
+  /** The proxy's readiness probe (`readiness.status.sidecar.istio.io/*`; Istio's 0 s, 15 s, 4). */
+  readiness: { initialDelaySeconds: number; periodSeconds: number; failureThreshold: number };
   mergeMetrics: boolean;
   includeOutboundIPRanges: string;
   excludeOutboundIPRanges: string;
@@ -120,17 +128,56 @@ export function podSettings(metadata: V1ObjectMeta | undefined, values: Injectio
   if (mode !== undefined && mode !== 'REDIRECT') bad(A.interceptionMode, `${JSON.stringify(mode)}: Weft's sidecars capture with REDIRECT only`);
 
   let hold = values.holdApplicationUntilProxyStarts;
+  let terminationDrainMs: number | undefined;
+  let discoveryAddress: string | undefined;
+  const proxyMetadata: Record<string, string> = {};
   const proxyConfig = a[A.proxyConfig];
   if (proxyConfig !== undefined) {
     const parsed = parseYamlDocuments(proxyConfig, A.proxyConfig);
     const doc = parsed.documents[0]?.value;
     if (parsed.problems.length > 0 || (doc !== undefined && (typeof doc !== 'object' || doc === null || Array.isArray(doc)))) bad(A.proxyConfig, 'is not a ProxyConfig object (YAML or JSON)');
     else {
-      const v = (doc as Record<string, unknown> | undefined)?.holdApplicationUntilProxyStarts;
+      const pc = (doc ?? {}) as Record<string, unknown>;
+      const v = pc.holdApplicationUntilProxyStarts;
       if (typeof v === 'boolean') hold = v;
       else if (v !== undefined) bad(A.proxyConfig, `holdApplicationUntilProxyStarts ${JSON.stringify(v)} is not true or false`);
+      const drain = pc.terminationDrainDuration;
+      if (drain !== undefined) {
+        const seconds = typeof drain === 'string' ? parseDuration(drain) : undefined;
+        if (seconds === undefined || seconds < 0) bad(A.proxyConfig, `terminationDrainDuration ${JSON.stringify(drain)} is not a duration (e.g. 5s)`);
+        else terminationDrainMs = Math.round(seconds * 1000);
+      }
+      const discovery = pc.discoveryAddress;
+      if (discovery !== undefined) {
+        if (typeof discovery !== 'string' || !/^[^\s:]+:\d{1,5}$/.test(discovery)) bad(A.proxyConfig, `discoveryAddress ${JSON.stringify(discovery)} is not host:port`);
+        else discoveryAddress = discovery;
+      }
+      const meta = pc.proxyMetadata;
+      if (meta !== undefined) {
+        if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) bad(A.proxyConfig, 'proxyMetadata is not a map of names to strings');
+        else
+          for (const [k, val] of Object.entries(meta)) {
+            if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) bad(A.proxyConfig, `proxyMetadata ${JSON.stringify(k)} is not an environment variable name`);
+            else if (typeof val !== 'string') bad(A.proxyConfig, `proxyMetadata ${k}: ${JSON.stringify(val)} is not a string`);
+            else proxyMetadata[k] = val;
+          }
+      }
     }
   }
+  const probeNumber = (name: string, fallback: number, min: number) => {
+    const v = a[name];
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < min) {
+      bad(name, `${JSON.stringify(v)} is not a whole number${min > 0 ? ` of at least ${min}` : ''}`);
+      return fallback;
+    }
+    return Number(v);
+  };
+  const readiness = {
+    initialDelaySeconds: probeNumber(A.readinessInitialDelaySeconds, 0, 0),
+    periodSeconds: probeNumber(A.readinessPeriodSeconds, 15, 1),
+    failureThreshold: probeNumber(A.readinessFailureThreshold, 4, 1),
+  };
 
   const settings: PodSettings = {
     proxyImage: a[A.proxyImage] ?? values.proxyImage,
@@ -139,6 +186,10 @@ export function podSettings(metadata: V1ObjectMeta | undefined, values: Injectio
     logLevel,
     rewriteProbes: bool(A.rewriteAppHTTPProbers, values.rewriteAppHTTPProbe),
     holdApplicationUntilProxyStarts: hold,
+    terminationDrainMs,
+    discoveryAddress,
+    proxyMetadata,
+    readiness,
     mergeMetrics: bool(A.mergeMetrics, values.enablePrometheusMerge),
     includeOutboundIPRanges: checked(A.includeOutboundIPRanges, values.includeOutboundIPRanges, cidrProblem, true),
     excludeOutboundIPRanges: checked(A.excludeOutboundIPRanges, values.excludeOutboundIPRanges, cidrProblem),
@@ -238,6 +289,12 @@ export function proxyContainer(metadata: V1ObjectMeta, spec: V1PodSpec, settings
   if (workloadName) env.push({ name: 'ISTIO_META_WORKLOAD_NAME', value: workloadName });
   if (workload.name) env.push({ name: 'ISTIO_META_OWNER', value: ownerUri(workload) });
   env.push({ name: 'ISTIO_META_MESH_ID', value: values.trustDomain }, { name: 'TRUST_DOMAIN', value: values.trustDomain });
+  // Istio's template sets each of ProxyConfig.proxyMetadata as a variable, after its own.
+  for (const [name, value] of Object.entries(settings.proxyMetadata)) {
+    const at = env.findIndex((e) => e.name === name);
+    if (at >= 0) env.splice(at, 1);
+    env.push({ name, value });
+  }
 
   const container: V1Container = {
     name: sidecar.proxyContainer,
@@ -264,15 +321,27 @@ export function proxyContainer(metadata: V1ObjectMeta, spec: V1PodSpec, settings
       `${sidecar.podInfoDir}/labels`,
       '--log-level',
       settings.logLevel,
+      ...(settings.discoveryAddress ? ['--xds-address', settings.discoveryAddress] : []),
+      ...(settings.terminationDrainMs !== undefined ? ['--drain-ms', String(settings.terminationDrainMs)] : []),
     ],
     ports: [{ containerPort: sidecar.statsPort, protocol: 'TCP', name: 'http-envoy-prom' }],
     env,
-    readinessProbe: {
+    // Istio's: the startup probe polls every second, so the pod is Ready as soon as the proxy is
+    // (readiness alone would first look again 15 s after a failed try), and readiness keeps
+    // checking at its own pace afterwards.
+    startupProbe: {
       httpGet: { path: '/healthz/ready', port: sidecar.healthPort },
       initialDelaySeconds: 0,
-      periodSeconds: 15,
+      periodSeconds: 1,
       timeoutSeconds: 3,
-      failureThreshold: 4,
+      failureThreshold: 600,
+    },
+    readinessProbe: {
+      httpGet: { path: '/healthz/ready', port: sidecar.healthPort },
+      initialDelaySeconds: settings.readiness.initialDelaySeconds,
+      periodSeconds: settings.readiness.periodSeconds,
+      timeoutSeconds: 3,
+      failureThreshold: settings.readiness.failureThreshold,
     },
     securityContext: {
       allowPrivilegeEscalation: false,

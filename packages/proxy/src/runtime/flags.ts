@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { LogLevel } from '@weft/model';
+import { type LogLevel, parseDuration } from '@weft/model';
 import { AppMetricsError, appMetricsUrl } from '../telemetry/app-metrics.ts';
 import { AppProbersError, parseAppProbers } from '../telemetry/app-probe.ts';
 import { parseLabels, type ProxyKind } from '../xds/node.ts';
@@ -392,11 +392,9 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   const minDrain = ms('min-drain-ms', v['min-drain-ms']);
   if (minDrain !== undefined) o.minDrainMs = minDrain;
   else if (env.MINIMUM_DRAIN_DURATION) {
-    try {
-      o.minDrainMs = durationSeconds('min-drain-ms', env.MINIMUM_DRAIN_DURATION) * 1000;
-    } catch {
-      throw new UsageError(`MINIMUM_DRAIN_DURATION must be a duration such as 5s or 500ms, not ${JSON.stringify(env.MINIMUM_DRAIN_DURATION)}`);
-    }
+    const seconds = parseDuration(env.MINIMUM_DRAIN_DURATION);
+    if (seconds === undefined || seconds < 0) throw new UsageError(`MINIMUM_DRAIN_DURATION must be a duration such as 5s or 500ms, not ${JSON.stringify(env.MINIMUM_DRAIN_DURATION)}`);
+    o.minDrainMs = seconds * 1000;
   }
   const backoff = ms('xds-max-backoff-ms', v['xds-max-backoff-ms']);
   if (backoff !== undefined) {
