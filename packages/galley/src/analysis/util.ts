@@ -48,19 +48,5 @@ export function quotedList(items: readonly string[]): string {
   return joinWords(items.map((s) => JSON.stringify(s)));
 }
 
-/** JSON with sorted keys, for comparing plain data by value. */
-export function canonicalJson(v: unknown): string {
-  if (typeof v !== 'object' || v === null) return JSON.stringify(v) ?? 'null';
-  // Loops rather than map/join: analysis of an apply compares every match of thousands of VirtualServices.
-  let out: string;
-  if (Array.isArray(v)) {
-    out = '[';
-    for (let i = 0; i < v.length; i++) out += (i > 0 ? ',' : '') + canonicalJson(v[i]);
-    return `${out}]`;
-  }
-  const keys = Object.keys(v);
-  if (keys.length > 1) keys.sort();
-  out = '{';
-  for (let i = 0; i < keys.length; i++) out += `${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:${canonicalJson((v as Record<string, unknown>)[keys[i]!])}`;
-  return `${out}}`;
-}
+// One home: model's canonicalJson (specDigest hashes the same text).
+export { canonicalJson } from '@weft/model';

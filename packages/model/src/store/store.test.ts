@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../config/config.ts';
-import { type ConfigEvent, MemoryConfigStore } from './store.ts';
+import { canonicalJson, type ConfigEvent, MemoryConfigStore, specDigest } from './store.ts';
 
 const gk = 'test.weft.dev/Widget';
 const widget = (name: string, spec: unknown, namespace = 'default'): Config => ({ apiVersion: 'test.weft.dev/v1', kind: 'Widget', metadata: { name, namespace }, spec });
@@ -54,5 +54,18 @@ describe('MemoryConfigStore', () => {
     store.upsert(widget('a', {}));
     expect(seen).toEqual(['add']);
     expect(String(errors[0])).toBe('Error: boom');
+  });
+});
+
+describe('specDigest', () => {
+  it('is the same for the same spec whatever order its keys come in (a file vs. the API server), and differs by value', () => {
+    // the API server hands a DestinationRule subset back as {labels, name}; Istio's file says {name, labels}
+    const fromFile = { host: 'productpage', subsets: [{ name: 'v1', labels: { version: 'v1' } }] };
+    const fromCluster = { subsets: [{ labels: { version: 'v1' }, name: 'v1' }], host: 'productpage' };
+    expect(specDigest(fromCluster)).toBe(specDigest(fromFile));
+    expect(specDigest({ ...fromFile, subsets: [{ name: 'v2', labels: { version: 'v2' } }] })).not.toBe(specDigest(fromFile));
+    // array order is meaning (routes, matches): not sorted
+    expect(specDigest({ hosts: ['a', 'b'] })).not.toBe(specDigest({ hosts: ['b', 'a'] }));
+    expect(canonicalJson(fromCluster)).toBe('{"host":"productpage","subsets":[{"labels":{"version":"v1"},"name":"v1"}]}');
   });
 });
