@@ -155,4 +155,9 @@ describe.skipIf(skip !== undefined)('deploy/charts with helm', () => {
     ]);
     expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'MutatingWebhookConfiguration', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount', 'ValidatingWebhookConfiguration']);
   });
+
+  it('the gateway’s Service has Istio’s ports and target ports (80 -> 8080: Istio’s bookinfo-gateway.yaml names 8080)', () => {
+    const svc = template('gateway', undefined).find((o) => o.kind === 'Service')!;
+    expect((svc.spec as { ports: { name: string; port: number; targetPort: number }[] }).ports.map((p) => `${p.name} ${p.port}->${p.targetPort}`)).toEqual(['status-port 15021->15021', 'http2 80->8080', 'https 443->8443']);
+  });
 });
