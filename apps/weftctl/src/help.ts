@@ -26,6 +26,7 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'fresh', text: 'up: start with an empty config directory (drop what weftctl apply added in earlier runs)' },
   { long: 'plaintext-xds', text: 'up: also open weftd’s plaintext xDS port, unauthenticated (proxies use the TLS port either way)' },
   { long: 'kubeconfig', arg: 'FILE', text: 'the cluster’s kubeconfig (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' },
+  { long: 'kube', text: 'apply, delete, proxy-config: Weft on the cluster of $KUBECONFIG (else ~/.kube/config) instead of the local mesh' },
   { long: 'values', arg: 'FILE', text: 'install: chart values, a YAML mapping with base:, weftd: and gateway: sections (deploy/charts/*/values.yaml)' },
   { long: 'revision', arg: 'REV', text: 'install: the istio.io/rev label value weftd injects besides istio-injection=enabled (default: default)' },
   { long: 'no-gateway', text: 'install: without the ingress gateway' },

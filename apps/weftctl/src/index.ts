@@ -2,6 +2,8 @@
 export { main, usage } from './main.ts';
 // The config commands and the topology, for the end-to-end suite's drivers.
 export { type ApplyOptions, apply, remove } from './mesh/apply.ts';
+export { applyKube, type KubeApplyOptions, removeKube } from './mesh/apply-kube.ts';
+export { proxyConfig } from './mesh/proxy-config.ts';
 export { defaultInitialConfig, defaultTopology, type LocalMesh, type LocalMeshOptions, nodeId, repoRoot, startLocalMesh } from './up/mesh.ts';
 export { type AppState, defaultStateDir, type MeshState, type ProxyState, readState, writeState } from './up/state.ts';
 export { ingressConfigs, type Workload, workloadsOf } from './up/topology.ts';

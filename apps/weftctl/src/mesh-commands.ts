@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { apply, remove } from './mesh/apply.ts';
+import { applyKube, removeKube } from './mesh/apply-kube.ts';
 import { describe } from './mesh/describe.ts';
 import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
 import { proxyStatus } from './mesh/proxy-status.ts';
@@ -24,15 +25,17 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
       Stop the local mesh from another terminal (also what a killed \`weftctl up\` left running).
   weftctl status [-o text|json] [--state-dir DIR]
       Every process of the local mesh (pid, state, restarts, uptime, last exit, log) and rejected config files.
-  weftctl apply -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR]
+  weftctl apply -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR | --kubeconfig FILE | --kube]
       Validate, then add or replace the resources in the running mesh (nothing changes if any is invalid);
-      waits until weftd holds them and every proxy has ACKed.
-  weftctl delete -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR]
-      Remove the resources (by kind, namespace and name) from the running mesh.
+      waits until weftd holds them and every proxy has ACKed. With --kubeconfig (--kube: $KUBECONFIG, else
+      ~/.kube/config): Weft installed on that cluster (server-side apply; weftd read through the API server).
+  weftctl delete -f PATH... [-n NAMESPACE] [--wait SECONDS] [--state-dir DIR | --kubeconfig FILE | --kube]
+      Remove the resources (by kind, namespace and name) from the running mesh, or from the cluster.
   weftctl proxy-status [-o text|json] [--state-dir DIR]
       Every proxy connected to weftd and the sync state of each xDS type.
-  weftctl proxy-config listeners|routes|clusters|endpoints|secret WORKLOAD [-o text|json] [--state-dir DIR]
-      A proxy's configuration, from its admin port (WORKLOAD: reviews-v2, istio-ingressgateway...).
+  weftctl proxy-config listeners|routes|clusters|endpoints|secret WORKLOAD [-o text|json] [--state-dir DIR | -n NAMESPACE --kubeconfig FILE | --kube]
+      A proxy's configuration, from its admin port (WORKLOAD: reviews-v2, istio-ingressgateway...); on a
+      cluster, from the pod's 15000 over a port-forward (WORKLOAD: a pod, or a Deployment, which picks one of its pods).
   weftctl describe WORKLOAD [-o text|json] [--state-dir DIR]
       The services, routing rules and policies that apply to a workload, and why.`;
 
@@ -41,10 +44,10 @@ export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (k
   up: ['port', 'state-dir', 'loopback-net', 'mesh-config', 'log-level', 'timeout', 'fresh', 'plaintext-xds'],
   down: ['state-dir'],
   status: ['output', 'state-dir'],
-  apply: ['filename', 'namespace', 'wait', 'state-dir'],
-  delete: ['filename', 'namespace', 'wait', 'state-dir'],
+  apply: ['filename', 'namespace', 'wait', 'state-dir', 'kubeconfig', 'kube'],
+  delete: ['filename', 'namespace', 'wait', 'state-dir', 'kubeconfig', 'kube'],
   'proxy-status': ['output', 'state-dir'],
-  'proxy-config': ['output', 'state-dir'],
+  'proxy-config': ['output', 'state-dir', 'namespace', 'kubeconfig', 'kube'],
   describe: ['output', 'state-dir'],
 };
 
@@ -77,6 +80,8 @@ const options = {
   wait: { type: 'string' },
   fresh: { type: 'boolean' },
   'plaintext-xds': { type: 'boolean' },
+  kubeconfig: { type: 'string' },
+  kube: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -121,6 +126,9 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   const allowed: readonly string[] = meshCommandFlags[command as (typeof meshCommands)[number]] ?? [];
   for (const flag of Object.keys(values)) if (flag !== 'help' && !allowed.includes(flag)) throw new MeshUsageError(`${command} does not take --${flag}`);
   const stateDir = resolve(values['state-dir'] ?? defaultStateDir());
+  if (values.kubeconfig !== undefined && values.kube) throw new MeshUsageError('give --kubeconfig FILE or --kube, not both');
+  if ((values.kubeconfig !== undefined || values.kube) && values['state-dir'] !== undefined) throw new MeshUsageError('--state-dir names a local mesh; --kubeconfig and --kube a cluster: give one');
+  const onCluster = values.kubeconfig !== undefined || values.kube === true;
   const format = values.output ?? 'text';
   if (format !== 'text' && format !== 'json') throw new MeshUsageError(`unknown output format ${JSON.stringify(format)} (use text or json)`);
   const noMore = (n: number) => {
@@ -148,6 +156,10 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
         if (!Number.isFinite(waitMs) || waitMs < 0) throw new MeshUsageError(`--wait must be a number of seconds, not ${JSON.stringify(values.wait)}`);
       }
       const o = { stateDir, files, namespace: values.namespace ?? 'default', waitMs };
+      if (onCluster) {
+        const k = { ...o, kubeconfig: values.kubeconfig, systemNamespace: 'istio-system' };
+        return command === 'apply' ? applyKube(k, io) : removeKube(k, io);
+      }
       return command === 'apply' ? apply(o, io) : remove(o, io);
     }
     case 'status':
@@ -161,7 +173,9 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       if (!kind || !(proxyConfigKinds as readonly string[]).includes(kind)) throw new MeshUsageError(`proxy-config needs one of ${proxyConfigKinds.join(', ')}, then a workload`);
       if (!workload) throw new MeshUsageError(`proxy-config ${kind} needs a workload (weftctl proxy-status lists them)`);
       noMore(2);
-      return proxyConfig({ stateDir, kind: kind as (typeof proxyConfigKinds)[number], workload, format }, io);
+      if (values.namespace !== undefined && !onCluster) throw new MeshUsageError('proxy-config takes -n only with --kubeconfig or --kube');
+      const kube = onCluster ? { kube: { kubeconfig: values.kubeconfig, namespace: values.namespace ?? 'default' } } : {};
+      return proxyConfig({ stateDir, kind: kind as (typeof proxyConfigKinds)[number], workload, format, ...kube }, io);
     }
     case 'describe': {
       const [workload] = rest;

@@ -61,3 +61,4 @@ export {
   uninstall,
   type WebhookProbe,
 } from './install/cluster.ts';
+export { type ApplyAction, applyClusterObjects, applyFieldManager, type ClusterObject, deleteClusterObjects, podByName, podPortGet, weftdDebug, weftdReplicas } from './mesh/cluster-mesh.ts';

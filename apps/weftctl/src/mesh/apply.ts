@@ -31,7 +31,7 @@ function subjectOf(kind: string | undefined, namespace: string | undefined, name
 }
 
 /** Reads and validates; prints problems; returns the valid configs, or undefined when anything is invalid. */
-async function checked(o: ApplyOptions, io: Io, verb: string): Promise<{ config: Config; bodyAtTopLevel: boolean; origin: string }[] | undefined> {
+export async function checked(o: Pick<ApplyOptions, 'files' | 'namespace'>, io: Io, verb: string): Promise<{ config: Config; bodyAtTopLevel: boolean; crd: boolean; origin: string }[] | undefined> {
   const tooBig = await inputTooBig(o.files);
   if (tooBig) {
     io.err(`weftctl: ${tooBig}: nothing ${verb}\n`);
@@ -59,11 +59,11 @@ async function checked(o: ApplyOptions, io: Io, verb: string): Promise<{ config:
     return undefined;
   }
   // The same object twice: the later one wins, as applying the files one after the other would leave it.
-  const byKey = new Map<string, { config: Config; bodyAtTopLevel: boolean; origin: string }>();
+  const byKey = new Map<string, { config: Config; bodyAtTopLevel: boolean; crd: boolean; origin: string }>();
   for (const r of input.resources) {
     if (!r.config) continue;
     byKey.delete(keyOf(r.config));
-    byKey.set(keyOf(r.config), { config: r.config, bodyAtTopLevel: r.kind?.bodyAtTopLevel === true, origin: originOf(r) });
+    byKey.set(keyOf(r.config), { config: r.config, bodyAtTopLevel: r.kind?.bodyAtTopLevel === true, crd: r.kind?.crd === true, origin: originOf(r) });
   }
   return [...byKey.values()];
 }
@@ -71,6 +71,20 @@ async function checked(o: ApplyOptions, io: Io, verb: string): Promise<{ config:
 async function lastPushVersion(s: MeshState): Promise<string> {
   const p = await getJson<{ version?: string }>(weftdUrl(s, '/debug/push_status'));
   return p.version ?? '';
+}
+
+/** How the wait reads one weftd: local mode's monitoring port, or a replica on a cluster through the API server. */
+export interface WeftdReader {
+  /** A JSON debug endpoint (`/debug/syncz`). */
+  get<T>(path: string): Promise<T>;
+  /** The file weftd reads an object from ('' for an object from the cluster). */
+  fileOf(c: Config): string;
+  /** Where to look when weftd does not take an object (its log). */
+  logHint: string;
+}
+
+function localReader(s: MeshState): WeftdReader {
+  return { get: (path) => getJson(weftdUrl(s, path)), fileOf: (c) => objectFile(s.configDir, c), logHint: `see ${s.weftd!.logFile}` };
 }
 
 /** weftd's /debug/config_versions: per object key, the file it was read from and specDigest of its spec. */
@@ -85,34 +99,34 @@ interface ConfigVersions {
  * proxy and been ACKed. It polls /debug/config_versions (a digest per object), not the whole
  * config: with thousands of objects, serialising configz every 100 ms kept weftd from reading them.
  */
-async function waitForSync(s: MeshState, present: readonly Config[], absent: readonly Config[], before: string, waitMs: number): Promise<string | undefined> {
+export async function waitForSync(w: WeftdReader, present: readonly Config[], absent: readonly Config[], before: string, waitMs: number): Promise<string | undefined> {
   const deadline = Date.now() + waitMs;
   const sleep = () => new Promise((r) => setTimeout(r, 100));
-  const wanted = present.map((c) => ({ c, key: keyOf(c), file: objectFile(s.configDir, c), digest: specDigest(c.spec) }));
+  const wanted = present.map((c) => ({ c, key: keyOf(c), file: w.fileOf(c), digest: specDigest(c.spec) }));
   const unwanted = absent.map((c) => ({ c, key: keyOf(c) }));
   let why = '';
   let held = -1;
   for (;;) {
     if (Date.now() > deadline) return why;
     if (held < 0) {
-      const v = await getJson<ConfigVersions>(weftdUrl(s, '/debug/config_versions'));
+      const v = await w.get<ConfigVersions>('/debug/config_versions');
       const missing = wanted.find((w) => {
         const got = v.objects[w.key];
         return !got || got[0] !== w.file || got[1] !== w.digest;
       });
       const lingering = unwanted.find((u) => v.objects[u.key] !== undefined);
       if (missing || lingering) {
-        why = missing ? `weftd does not hold ${objectName(missing.c)} yet (see ${s.weftd!.logFile})` : `weftd still holds ${objectName(lingering!.c)}`;
+        why = missing ? `weftd does not hold ${objectName(missing.c)} yet (${w.logHint})` : `weftd still holds ${objectName(lingering!.c)}`;
         await sleep();
         continue;
       }
       held = v.revision;
     }
-    const push = await getJson<{ version?: string; configRevision?: number }>(weftdUrl(s, '/debug/push_status'));
+    const push = await w.get<{ version?: string; configRevision?: number }>('/debug/push_status');
     const version = push.version ?? '';
     // Only proxies that proved their identity count: anyone may open an unauthenticated stream (when
     // the plaintext port is open) and never ACK.
-    const syncz = (await getJson<SynczEntry[]>(weftdUrl(s, '/debug/syncz'))).filter((e) => e.authenticated === true);
+    const syncz = (await w.get<SynczEntry[]>('/debug/syncz')).filter((e) => e.authenticated === true);
     const behind = syncz.filter((e) => e.pushVersion !== version || Object.values(e.types).some((t) => t.status !== 'ACKED'));
     // The push must come from a store holding the whole change (a push from part of it, while files were still read, is not enough).
     const pushed = version !== before && (push.configRevision ?? Number.POSITIVE_INFINITY) >= held;
@@ -137,7 +151,7 @@ export async function apply(o: ApplyOptions, io: Io): Promise<number> {
   for (const r of results) io.out(`${r.name} ${r.action}\n`);
   if (held) reportAnalysis(held, items.map((i, n) => ({ ...i.config, metadata: { ...i.config.metadata, creationTimestamp: results[n]!.creationTimestamp } })), io.err);
   if (o.waitMs > 0 && results.some((r) => r.action !== 'unchanged')) {
-    const why = await waitForSync(s, items.map((i) => i.config), [], before, o.waitMs);
+    const why = await waitForSync(localReader(s), items.map((i) => i.config), [], before, o.waitMs);
     if (why !== undefined) {
       io.err(`weftctl: applied, but not in force everywhere after ${o.waitMs / 1000} s: ${why}\n`);
       return 1;
@@ -179,7 +193,7 @@ export async function remove(o: ApplyOptions, io: Io): Promise<number> {
   }
   const gone = configs.filter((_, i) => results[i]!.deleted);
   if (o.waitMs > 0 && gone.length > 0) {
-    const why = await waitForSync(s, [], gone, before, o.waitMs);
+    const why = await waitForSync(localReader(s), [], gone, before, o.waitMs);
     if (why !== undefined) {
       io.err(`weftctl: deleted, but not in force everywhere after ${o.waitMs / 1000} s: ${why}\n`);
       return 1;

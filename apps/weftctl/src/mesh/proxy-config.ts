@@ -2,7 +2,7 @@
 // its admin port (/config_dump, /clusters), as istioctl proxy-config prints it; `-o json` gives
 // the raw dump section.
 import { X509Certificate } from 'node:crypto';
-import { adminUrl, findProxy, getJson, getText, runningMesh, table } from './client.ts';
+import { adminUrl, findProxy, getText, runningMesh, table } from './client.ts';
 
 export const proxyConfigKinds = ['listeners', 'routes', 'clusters', 'endpoints', 'secret'] as const;
 export type ProxyConfigKind = (typeof proxyConfigKinds)[number];
@@ -184,23 +184,45 @@ function secretTable(dump: ConfigDump): string {
 }
 
 export async function proxyConfig(
-  o: { stateDir: string; kind: ProxyConfigKind; workload: string; format: 'text' | 'json' },
+  o: { stateDir: string; kind: ProxyConfigKind; workload: string; format: 'text' | 'json'; kube?: { kubeconfig: string | undefined; namespace: string } },
   io: { out: (s: string) => void; err: (s: string) => void },
 ): Promise<number> {
-  const s = await runningMesh(o.stateDir);
-  let proxy: ReturnType<typeof findProxy>;
-  try {
-    proxy = findProxy(s, o.workload);
-  } catch (e) {
-    io.err(`weftctl: ${(e as Error).message}\n`);
-    return 1;
+  let admin: (path: string) => Promise<string>;
+  if (o.kube) {
+    // On a cluster the admin port is on the pod's loopback only: read it over a port-forward, as istioctl.
+    const kube = await import('@weft/kube');
+    const { namespace } = o.kube;
+    let kc: ReturnType<typeof kube.loadKubeConfig>;
+    let pod: string;
+    try {
+      kc = kube.loadKubeConfig(o.kube.kubeconfig);
+      pod = await kube.podByName(kc, namespace, o.workload);
+    } catch (e) {
+      io.err(`weftctl: ${kube.apiError(e)}\n`);
+      return 1;
+    }
+    admin = async (path) => {
+      const r = await kube.podPortGet(kc, namespace, pod, 15000, path);
+      if (r.status !== 200) throw new Error(`${namespace}/${pod}:15000${path} answered ${r.status}: ${r.body.slice(0, 200)}`);
+      return r.body;
+    };
+  } else {
+    const s = await runningMesh(o.stateDir);
+    let proxy: ReturnType<typeof findProxy>;
+    try {
+      proxy = findProxy(s, o.workload);
+    } catch (e) {
+      io.err(`weftctl: ${(e as Error).message}\n`);
+      return 1;
+    }
+    admin = (path) => getText(adminUrl(proxy, path));
   }
   if (o.kind === 'endpoints') {
-    const text = await getText(adminUrl(proxy, '/clusters'));
+    const text = await admin('/clusters');
     io.out(o.format === 'json' ? `${JSON.stringify(text.split('\n').filter(Boolean), null, 2)}\n` : endpointsTable(text));
     return 0;
   }
-  const dump = await getJson<ConfigDump>(adminUrl(proxy, '/config_dump'));
+  const dump = JSON.parse(await admin('/config_dump')) as ConfigDump;
   const sections: Record<Exclude<ProxyConfigKind, 'endpoints'>, [string, (d: ConfigDump) => string]> = {
     listeners: ['ListenersConfigDump', listenersTable],
     routes: ['RoutesConfigDump', routesTable],
