@@ -34,6 +34,24 @@ describe('sidecar CDS', () => {
     expect(must(all.get('BlackHoleCluster')).type).toBe('STATIC');
   });
 
+  it("never panics onto not-ready endpoints: healthy_panic_threshold 0 unless outlier detection's minHealthPercent sets one (Istio's applyLoadBalancer)", () => {
+    const plain = clusters([networking('destination-rule-all.yaml')]);
+    for (const name of [`outbound|9080||${reviewsHost}`, `outbound|9080|v2|${reviewsHost}`, 'outbound|9080||details.default.svc.cluster.local']) {
+      expect(must(plain.get(name)).common_lb_config?.healthy_panic_threshold?.value, name).toBe(0);
+    }
+    expect(must(plain.get('PassthroughCluster')).common_lb_config?.healthy_panic_threshold).toBeFalsy();
+    const od = (extra: string) => `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5${extra}}}
+`;
+    expect(must(clusters([od('')]).get(`outbound|9080||${reviewsHost}`)).common_lb_config?.healthy_panic_threshold?.value).toBe(0);
+    expect(must(clusters([od(', minHealthPercent: 40')]).get(`outbound|9080||${reviewsHost}`)).common_lb_config?.healthy_panic_threshold?.value).toBe(40);
+  });
+
   it('uses ISTIO_MUTUAL with SDS default/ROOTCA, the SPIFFE SANs and Istio SNI (destination-rule-all-mtls.yaml)', () => {
     const c = must(clusters([networking('destination-rule-all-mtls.yaml')]).get(`outbound|9080|v2|${reviewsHost}`));
     expect(c.transport_socket?.name).toBe('envoy.transport_sockets.tls');

@@ -223,9 +223,29 @@ function applyOutlierDetection(c: Cluster, od: OutlierDetection | undefined): vo
     out.enforcing_local_origin_success_rate = { value: 0 };
   }
   c.outlier_detection = out;
-  if (od.minHealthPercent !== undefined && od.minHealthPercent >= 0) {
-    c.common_lb_config = { ...c.common_lb_config, healthy_panic_threshold: { value: od.minHealthPercent } };
-  }
+  // Istio reads minHealthPercent as the proto's int32 (unset is 0) and always sets the threshold.
+  const minHealthPercent = od.minHealthPercent ?? 0;
+  if (minHealthPercent >= 0) c.common_lb_config = { ...c.common_lb_config, healthy_panic_threshold: { value: minHealthPercent } };
+}
+
+/**
+ * Istio's applyLoadBalancer: pilot sends a service's not-ready endpoints (as UNHEALTHY), so Envoy's
+ * default panic threshold (50%) would send traffic to pods that are not ready whenever half a
+ * cluster is, as a one-pod subset is during its rollout. Unless outlier detection set one, the
+ * threshold is 0: never panic.
+ */
+function disablePanicThreshold(c: Cluster): void {
+  if (c.lb_policy === 'CLUSTER_PROVIDED' || c.common_lb_config?.healthy_panic_threshold) return;
+  c.common_lb_config = { ...c.common_lb_config, healthy_panic_threshold: { value: 0 } };
+}
+
+/**
+ * Whether a cluster's assignment leaves out its UNHEALTHY endpoints: Istio sends them, except where
+ * outlier detection asks for a minimum health percentage (a panic threshold above 0), since Envoy
+ * would balance over them in panic.
+ */
+export function excludesUnhealthyEndpoints(policy: TrafficPolicy | undefined): boolean {
+  return (policy?.outlierDetection?.minHealthPercent ?? 0) > 0;
 }
 
 export interface ClusterOptions {
@@ -322,6 +342,7 @@ export function outboundClusterFor(
   if (c.type === 'ORIGINAL_DST') c.lb_policy = 'CLUSTER_PROVIDED';
   applyConnectionPool(c, policy?.connectionPool, port, grpc);
   applyOutlierDetection(c, policy?.outlierDetection);
+  if (!grpc) disablePanicThreshold(c);
   applyTls(c, policy?.tls, service, port, subset?.name ?? '', push, grpc);
   return c;
 }

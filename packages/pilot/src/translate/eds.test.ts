@@ -1,5 +1,9 @@
 import { TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
+import { defaultMeshConfig } from '../core/types.ts';
+import { buildPushContext } from '../push/context.ts';
+import { ServiceEntryRegistry } from '../registry/service-entry.ts';
+import { storeFrom } from '../registry/test-support.ts';
 import { bookinfoPlatform, generate, must, networking, productpage, pushFrom } from './test-support.ts';
 
 const EDS = TypeUrl.ClusterLoadAssignment;
@@ -52,6 +56,55 @@ spec:
     expect(byRegion.get('us-east')?.load_balancing_weight?.value).toBe(5);
     expect(byRegion.get('us-east')?.lb_endpoints.map((e) => e.load_balancing_weight?.value)).toEqual([3, 2]);
     expect(byRegion.get('eu-west')?.locality?.zone).toBe('eu-west-1b');
+  });
+
+  it("sends a not-ready endpoint as UNHEALTHY, and leaves it out where outlier detection asks for a minHealthPercent (Istio's panic guard)", () => {
+    const platform = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http}]
+  workloadSelector: {labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-ready, namespace: default}
+spec: {address: 10.0.0.1, labels: {app: api, track: a}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-starting, namespace: default}
+spec: {address: 10.0.0.2, labels: {app: api, track: b}}
+`;
+    const withUnready = (texts: string[]) => {
+      const store = storeFrom(platform, ...texts);
+      const we = must(store.get('networking.istio.io/WorkloadEntry', 'default', 'api-starting'));
+      store.upsert({ ...we, status: { conditions: [{ type: 'Healthy', status: 'False' }] } });
+      return buildPushContext({ store, registry: new ServiceEntryRegistry(store), mesh: defaultMeshConfig, version: 'test' });
+    };
+    const health = (push: ReturnType<typeof withUnready>, cluster: string) =>
+      must(generate(push, productpage(), EDS, [cluster]).get(cluster)).endpoints.flatMap((l) => l.lb_endpoints.map((e) => `${e.endpoint?.address?.socket_address?.address} ${e.health_status}`));
+    const all = 'outbound|80||api.default.svc.cluster.local';
+    expect(health(withUnready([]), all)).toEqual(['10.0.0.1 HEALTHY', '10.0.0.2 UNHEALTHY']);
+    const dr = (od: string) => `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: default}
+spec:
+  host: api.default.svc.cluster.local
+  trafficPolicy: {outlierDetection: {${od}}}
+  subsets:
+  - {name: b, labels: {track: b}, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}}
+`;
+    expect(health(withUnready([dr('consecutive5xxErrors: 3')]), all)).toEqual(['10.0.0.1 HEALTHY', '10.0.0.2 UNHEALTHY']);
+    const guarded = withUnready([dr('consecutive5xxErrors: 3, minHealthPercent: 50')]);
+    expect(health(guarded, all)).toEqual(['10.0.0.1 HEALTHY']);
+    // The subset's own policy replaces the service's: no minimum there.
+    expect(health(guarded, 'outbound|80|b|api.default.svc.cluster.local')).toEqual(['10.0.0.2 UNHEALTHY']);
   });
 
   it('answers unknown services and subsets with an empty assignment, and only EDS clusters when asked for all', () => {

@@ -6,7 +6,7 @@ import type { ClusterLoadAssignment } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type Metadata, socketAddress, struct } from './envoy.ts';
 import { Filters, parseSubsetKey } from './names.ts';
-import { effectivePolicy } from './cds.ts';
+import { effectivePolicy, excludesUnhealthyEndpoints } from './cds.ts';
 
 type LocalityLbEndpoints = NonNullable<ClusterLoadAssignment['endpoints']>[number];
 export type LbEndpoint = NonNullable<LocalityLbEndpoints['lb_endpoints']>[number];
@@ -72,9 +72,12 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
     if (!subset) return empty;
     labels = subset.labels ?? {};
   }
-  const mtls = mtlsChecker(push, effectivePolicy(dr?.spec, key.subset || undefined, key.port)?.tls?.mode);
+  const policy = effectivePolicy(dr?.spec, key.subset || undefined, key.port);
+  const mtls = mtlsChecker(push, policy?.tls?.mode);
+  const healthyOnly = excludesUnhealthyEndpoints(policy);
   const groups = new Map<string, { locality: Locality; endpoints: LbEndpoint[]; weight: number }>();
   for (const e of push.endpoints(service, key.port, labels)) {
+    if (healthyOnly && !e.healthy) continue;
     if (options.grpc && !isIP(e.address)) continue;
     if (!options.grpc && !isIP(e.address) && !e.address.startsWith('unix://')) continue;
     const k = localityKey(e.locality);
