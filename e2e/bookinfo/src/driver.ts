@@ -1,8 +1,9 @@
 // What a scenario needs from a running BookInfo mesh, whatever runs it: the product page through
 // the ingress gateway, `weftctl apply -f` / `delete -f`, each proxy's Prometheus port, a plaintext
 // call into a pod from outside the mesh, and the OTLP receiver the mesh's tracing reports to.
-// Two drivers implement it: local (weftctl up's mesh on loopback addresses, no root) and netns
-// (each pod a network namespace with capture rules, as root).
+// Three drivers implement it: local (weftctl up's mesh on loopback addresses, no root), netns
+// (each pod a network namespace with capture rules, as root) and kube (a Kubernetes cluster through
+// its kubeconfig: kube-local here, kind or EKS elsewhere).
 import type { OtlpReceiver } from '@weft/proxy/testing';
 
 export interface PlaintextAnswer {
@@ -16,6 +17,8 @@ export interface PlaintextAnswer {
 
 export interface BookinfoDriver {
   readonly name: string;
+  /** The namespace BookInfo runs in (`default`; the kube driver's own, e.g. weft-test-bookinfo-1a2b3c). */
+  readonly namespace: string;
   /** http://<ingress gateway>/productpage */
   readonly productpageUrl: string;
   /** Receives the spans of every proxy (MeshConfig: tracing at 100% to it). */

@@ -124,6 +124,7 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
     name: 'local',
     mesh,
     stateDir,
+    namespace: 'default',
     productpageUrl: mesh.url,
     otlp,
     async apply(files) {

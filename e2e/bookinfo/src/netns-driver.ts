@@ -496,6 +496,7 @@ export async function startNetnsDriver(o: { onProgress?: (component: string, tex
       name: 'netns',
       stateDir,
       pods,
+      namespace: 'default',
       productpageUrl: url,
       otlp,
       async apply(files) {

@@ -12,8 +12,13 @@ export interface ProductPage {
   /** Milliseconds from sending the request to the end of the body. */
   ms: number;
   shown: ReviewsShown;
-  /** "Reviews served by: <pod>" (the reviews instance's HOSTNAME), when shown. */
+  /**
+   * The workload behind "Reviews served by: <pod>" (the reviews instance's HOSTNAME), when shown:
+   * `reviews-v2`, also for a Deployment's pod `reviews-v2-<template hash>-<id>` (servedByPod).
+   */
   servedBy?: string;
+  /** The pod name as shown. */
+  servedByPod?: string;
   /** The signed-in user, when the page shows one. */
   user?: string;
   /** Full stars in the page (`glyphicon-star` SVGs with fill="currentColor"). */
@@ -37,10 +42,16 @@ export function readPage(status: number, html: string, ms: number): ProductPage 
   else if (black && !red) shown = 'v2';
   else if (red && !black) shown = 'v3';
   else if (!black && !red && html.includes(texts.reviewsOk)) shown = 'v1';
-  const servedBy = /Reviews served by:\s*<span>([^<]*)<\/span>/.exec(html)?.[1];
+  const servedByPod = /Reviews served by:\s*<span>([^<]*)<\/span>/.exec(html)?.[1];
+  const servedBy = servedByPod === undefined ? undefined : workloadOfPod(servedByPod);
   const user = /<p class="text-base font-medium text-gray-50">([^<]*)<\/p>/.exec(html)?.[1];
   const fullStars = (html.match(/<svg id="glyphicon glyphicon-star"[^>]*fill="currentColor"/g) ?? []).length;
-  return { status, html, ms, shown, fullStars, ...(servedBy !== undefined ? { servedBy } : {}), ...(user !== undefined ? { user } : {}) };
+  return { status, html, ms, shown, fullStars, ...(servedBy !== undefined ? { servedBy, servedByPod } : {}), ...(user !== undefined ? { user } : {}) };
+}
+
+/** A Deployment's pod is named `<deployment>-<pod template hash>-<5 characters>`; other names are the workload's own. */
+export function workloadOfPod(pod: string): string {
+  return /^(.+)-[a-z0-9]{1,10}-[a-z0-9]{5}$/.exec(pod)?.[1] ?? pod;
 }
 
 /** A browser-like user of the product page: keeps the session cookie productpage sets. */

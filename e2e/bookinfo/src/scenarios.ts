@@ -126,7 +126,8 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     expect(r.status).toBe(200);
     expect(await r.text()).toContain('gap-x-1 text-black-500');
     const services = (spans: readonly ReceivedSpan[]) => new Set(spans.filter((s) => s.traceId === traceId).map((s) => `${s.kind} ${s.resource['service.name']}`));
-    const need = ['SERVER istio-ingressgateway.istio-system', 'SERVER productpage.default', 'CLIENT productpage.default', 'SERVER reviews.default', 'CLIENT reviews.default', 'SERVER ratings.default', 'SERVER details.default'];
+    const ns = d().namespace;
+    const need = ['SERVER istio-ingressgateway.istio-system', `SERVER productpage.${ns}`, `CLIENT productpage.${ns}`, `SERVER reviews.${ns}`, `CLIENT reviews.${ns}`, `SERVER ratings.${ns}`, `SERVER details.${ns}`];
     const spans = (
       await d()
         .otlp.waitFor((all) => need.every((x) => services(all).has(x)), 20_000)
@@ -140,12 +141,12 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     const byService = (kind: string, svc: string) => spans.filter((s) => s.kind === kind && s.resource['service.name'] === svc);
     const spanById = new Map(spans.map((s) => [s.spanId, s]));
     // ratings' server span hangs under a client span of reviews, which hangs (through reviews' server span) under productpage.
-    const ratingsServer = byService('SERVER', 'ratings.default')[0]!;
+    const ratingsServer = byService('SERVER', `ratings.${ns}`)[0]!;
     const reviewsClient = spanById.get(ratingsServer.parentSpanId)!;
-    expect(reviewsClient.resource['service.name']).toBe('reviews.default');
+    expect(reviewsClient.resource['service.name']).toBe(`reviews.${ns}`);
     const reviewsServer = spanById.get(reviewsClient.parentSpanId)!;
     expect(reviewsServer.kind).toBe('SERVER');
-    expect(spanById.get(reviewsServer.parentSpanId)?.resource['service.name']).toBe('productpage.default');
+    expect(spanById.get(reviewsServer.parentSpanId)?.resource['service.name']).toBe(`productpage.${ns}`);
   });
 
   it('virtual-service-ratings-test-delay: jason sees the reviews error after productpage gives up (3 s x 2), others v1', async () => {
@@ -253,7 +254,14 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
 }
 
 /** The suite for one driver: starts it once, runs every scenario, stops it and checks nothing is left. */
-export function describeBookinfo(title: string, skipReason: string | undefined, start: () => Promise<BookinfoDriver>, extra?: (driver: () => BookinfoDriver) => void): void {
+export function describeBookinfo(
+  title: string,
+  skipReason: string | undefined,
+  start: () => Promise<BookinfoDriver>,
+  extra?: (driver: () => BookinfoDriver) => void,
+  /** How long starting and stopping may take (default: the config's hookTimeout); a cluster install takes longer. */
+  hookTimeoutMs?: number,
+): void {
   noteSkip(skipReason);
   describe.skipIf(skipReason !== undefined)(title, () => {
     let driver: BookinfoDriver | undefined;
@@ -265,10 +273,10 @@ export function describeBookinfo(title: string, skipReason: string | undefined, 
       const t0 = Date.now();
       driver = await start();
       console.log(`${title}: mesh ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    });
+    }, hookTimeoutMs);
     afterAll(async () => {
       await driver?.stop();
-    });
+    }, hookTimeoutMs);
     bookinfoScenarios(get);
     extra?.(get);
     it('stopping the mesh leaves nothing behind', async () => {
@@ -276,6 +284,6 @@ export function describeBookinfo(title: string, skipReason: string | undefined, 
       expect((await get().leftovers()).length).toBeGreaterThan(0);
       await get().stop();
       expect(await get().leftovers()).toEqual([]);
-    });
+    }, hookTimeoutMs);
   });
 }
