@@ -10,13 +10,15 @@
 //   2. /app: the workspaces the images run, their production dependencies from package-lock.json
 //      (the transitive closure of `dependencies`, as `npm ci --omit=dev` installs them), and
 //      scripts/launch.js.
+// weft/prometheus is the exception, built only when named: one layer of its own, a static prometheus
+// (images/prometheus.sh), for the Prometheus addon on clusters that pull no image (deploy/addons).
 // Reproducible: the same inputs give the same digests (entries sorted, mtime 0, owner root, modes
 // normalized, no timestamps in the configs). Each archive is an OCI image layout (oci-layout,
 // index.json naming the image with io.containerd.image.name) plus docker's manifest.json in one tar,
 // which `ctr -n k8s.io images import`, `kind load image-archive` and `docker load` all read.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, createReadStream, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +38,44 @@ export interface ImageSpec {
   user?: string;
   env?: string[];
   ports?: number[];
+  /** Default /app. */
+  workdir?: string;
+  description: string;
+  /** What the image holds: Weft's runtime and /app layers (default), or prometheus alone. */
+  contents?: 'weft' | 'prometheus';
+  /** More images in the same archive, over the same layers: each a name of its own and more environment. */
+  variants?: readonly ImageVariant[];
+  /** Built only when named (`npm run images -- prometheus`), not in the default set. */
+  byName?: boolean;
+}
+
+/** An image that differs from its archive's main image only by name and environment. */
+export interface ImageVariant {
+  name: string;
+  env: string[];
   description: string;
 }
+
+/**
+ * Istio's six BookInfo images (registry.istio.io/release/examples-bookinfo-<service>-<version>) as
+ * Weft's: each knows from its own environment which service and version it runs, as Istio's do,
+ * so Istio's bookinfo.yaml runs on them with only its image names mapped
+ * (examples/bookinfo/platform/istio-images).
+ */
+export const istioBookinfoVariants: readonly ImageVariant[] = (
+  [
+    ['details', 'v1', []],
+    ['ratings', 'v1', []],
+    ['reviews', 'v1', ['ENABLE_RATINGS=false']],
+    ['reviews', 'v2', ['ENABLE_RATINGS=true', 'STAR_COLOR=black']],
+    ['reviews', 'v3', ['ENABLE_RATINGS=true', 'STAR_COLOR=red']],
+    ['productpage', 'v1', []],
+  ] as const
+).map(([service, version, more]) => ({
+  name: `weft/examples-bookinfo-${service}-${version}`,
+  env: [`SERVICE=${service}`, `SERVICE_VERSION=${version}`, ...more],
+  description: `BookInfo's ${service} ${version} (Istio's examples-bookinfo-${service}-${version})`,
+}));
 
 /** The images `npm run images` builds. The proxy image is also the init image (weft-iptables) and the ingress gateway's (weft-ingress). */
 export const imageSpecs: readonly ImageSpec[] = [
@@ -49,7 +87,29 @@ export const imageSpecs: readonly ImageSpec[] = [
     ports: [15001, 15006, 15020, 15021, 15090],
     description: 'weft-proxy (sidecar), weft-ingress (gateway) and weft-iptables (the init container)',
   },
-  { name: 'weft/bookinfo', entrypoint: ['/usr/local/bin/bookinfo'], user: '1000:1000', ports: [9080], env: ['PORT=9080'], description: 'the BookInfo services (env SERVICE, SERVICE_VERSION)' },
+  {
+    name: 'weft/bookinfo',
+    entrypoint: ['/usr/local/bin/bookinfo'],
+    user: '1000:1000',
+    ports: [9080],
+    env: ['PORT=9080'],
+    description: 'the BookInfo services (env SERVICE, SERVICE_VERSION); also Istio’s six BookInfo images as weft/examples-bookinfo-<service>-<version>',
+    variants: istioBookinfoVariants,
+  },
+  // the upstream prom/prometheus image's layout (binary, user, working directory, default command), so
+  // that the addon's Deployment runs either image with the same args; by name only: its first build
+  // compiles Prometheus (minutes), and clusters with a registry use prom/prometheus
+  {
+    name: 'weft/prometheus',
+    contents: 'prometheus',
+    byName: true,
+    entrypoint: ['/bin/prometheus'],
+    cmd: ['--config.file=/etc/prometheus/prometheus.yml', '--storage.tsdb.path=/prometheus'],
+    user: '65534:65534',
+    workdir: '/prometheus',
+    ports: [9090],
+    description: 'Prometheus with Kubernetes service discovery, for deploy/addons/prometheus',
+  },
 ];
 
 /** The workspaces the images run; their workspace dependencies come along (packages/kube: weftd's Kubernetes mode). */
@@ -201,6 +261,8 @@ interface Blob {
   digest: string;
   size: number;
   path: string;
+  /** The image config's history entry. */
+  createdBy: string;
 }
 
 /** Layer 1: the runtime root filesystem. */
@@ -223,7 +285,7 @@ async function runtimeLayer(root: string, work: string): Promise<Blob> {
   const layer = join(work, 'runtime.tar');
   run('tar', ['--sort=name', ...tarFlags, '-C', rootfs, '-cf', layer, '.']);
   rmSync(rootfs, { recursive: true, force: true });
-  return { digest: await sha256File(layer), size: statSync(layer).size, path: layer };
+  return { digest: await sha256File(layer), size: statSync(layer).size, path: layer, createdBy: 'deploy/images/build.ts: runtime (node, sh, iptables, ip)' };
 }
 
 /** Layer 2: /app, the sources and the production node_modules. */
@@ -232,7 +294,63 @@ async function appLayer(root: string, work: string): Promise<Blob> {
   writeFileSync(list, `${appPaths(root).join('\n')}\n`);
   const layer = join(work, 'app.tar');
   run('tar', [...tarFlags, appModes, '--no-recursion', '--verbatim-files-from', '--transform=s,^,app/,S', '-C', root, '-cf', layer, '-T', list]);
-  return { digest: await sha256File(layer), size: statSync(layer).size, path: layer };
+  return { digest: await sha256File(layer), size: statSync(layer).size, path: layer, createdBy: 'deploy/images/build.ts: /app (sources, production node_modules)' };
+}
+
+/**
+ * The prometheus binary weft/prometheus holds: $PROMETHEUS_BIN, else the one images/prometheus.sh
+ * builds from the Go module proxy (cached; minutes the first time). Debian's package will not do: it
+ * is built without Kubernetes service discovery, which the addon's scrape config is made of.
+ */
+function prometheusBinary(): string {
+  if (process.env.PROMETHEUS_BIN) {
+    if (!existsSync(process.env.PROMETHEUS_BIN)) throw new Error(`PROMETHEUS_BIN=${process.env.PROMETHEUS_BIN} does not exist`);
+    return process.env.PROMETHEUS_BIN;
+  }
+  const r = spawnSync('bash', [fileURLToPath(new URL('./prometheus.sh', import.meta.url))], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) throw new Error(`weft/prometheus: deploy/images/prometheus.sh exited ${r.status} (its message is above)`);
+  return r.stdout.trim();
+}
+
+/**
+ * The one layer of weft/prometheus: a static prometheus at /bin/prometheus, a default config, users
+ * (the upstream image's layout), and no web UI (its assets come from a JavaScript build; the HTTP
+ * API, which the tests, Grafana and Kiali use, is all there).
+ */
+async function prometheusLayer(work: string): Promise<{ layer: Blob; version: string }> {
+  const bin = prometheusBinary();
+  const version = /version (\S+)/.exec(run(bin, ['--version']))?.[1] ?? 'unknown';
+  const rootfs = join(work, 'prometheus-rootfs');
+  const file = (path: string, text: string) => {
+    mkdirSync(dirname(join(rootfs, path)), { recursive: true });
+    writeFileSync(join(rootfs, path), text);
+  };
+  mkdirSync(join(rootfs, 'bin'), { recursive: true });
+  copyFileSync(bin, join(rootfs, 'bin/prometheus'));
+  chmodSync(join(rootfs, 'bin/prometheus'), 0o755);
+  file('/etc/passwd', 'root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  file('/etc/group', 'root:x:0:\nnogroup:x:65534:\n');
+  file('/etc/nsswitch.conf', 'hosts: files dns\n');
+  // what `docker run weft/prometheus` scrapes: itself, as the upstream image's default
+  file('/etc/prometheus/prometheus.yml', 'global:\n  scrape_interval: 15s\nscrape_configs:\n- job_name: prometheus\n  static_configs:\n  - targets: [localhost:9090]\n');
+  for (const d of ['prometheus', 'tmp']) mkdirSync(join(rootfs, d), { recursive: true });
+  normalizeModes(rootfs);
+  // writable by any user: the image runs as nobody, a pod may run it as any UID
+  for (const d of ['prometheus', 'tmp']) chmodSync(join(rootfs, d), 0o1777);
+  const layer = join(work, 'prometheus.tar');
+  run('tar', ['--sort=name', ...tarFlags, '-C', rootfs, '-cf', layer, '.']);
+  rmSync(rootfs, { recursive: true, force: true });
+  return { layer: { digest: await sha256File(layer), size: statSync(layer).size, path: layer, createdBy: `deploy/images/build.ts: prometheus ${version}` }, version };
+}
+
+/** Directories and executables 0755, other files 0644: the modes the checkout's umask gave them do not reach the image. */
+function normalizeModes(dir: string): void {
+  chmodSync(dir, 0o755);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) normalizeModes(p);
+    else if (e.isFile()) chmodSync(p, statSync(p).mode & 0o111 ? 0o755 : 0o644);
+  }
 }
 
 export interface BuiltImage {
@@ -244,6 +362,8 @@ export interface BuiltImage {
   digest: string;
   /** The archive's size in bytes. */
   size: number;
+  /** The other images of the same archive (ImageSpec.variants), by full name and manifest digest. */
+  variants?: { name: string; digest: string }[];
 }
 
 export interface BuildOptions {
@@ -261,18 +381,26 @@ export async function buildImages(options: BuildOptions = {}): Promise<BuiltImag
   const outDir = resolve(options.outDir ?? join(root, 'dist/images'));
   const tag = options.tag ?? weftVersion(root);
   const log = options.log ?? (() => {});
-  const specs = imageSpecs.filter((s) => !options.only || options.only.includes(s.name));
+  const specs = imageSpecs.filter((s) => (options.only ? options.only.includes(s.name) : !s.byName));
   if (options.only) for (const n of options.only) if (!imageSpecs.some((s) => s.name === n)) throw new Error(`no image ${n}; images: ${imageSpecs.map((s) => s.name).join(', ')}`);
   mkdirSync(outDir, { recursive: true });
   const work = mkdtempSync(join(outDir, '.build-'));
   try {
     const t0 = Date.now();
-    const runtime = await runtimeLayer(root, work);
-    log(`runtime layer: ${mb(runtime.size)} (node ${run(join(root, 'node_modules/node/bin/node'), ['--version']).trim()}, sh, iptables, ip) sha256:${runtime.digest.slice(0, 12)}`);
-    const app = await appLayer(root, work);
-    log(`app layer: ${mb(app.size)} (sources and production node_modules) sha256:${app.digest.slice(0, 12)}`);
     const built: BuiltImage[] = [];
-    for (const spec of specs) built.push(await writeArchive(spec, tag, [runtime, app], work, outDir));
+    if (specs.some((s) => (s.contents ?? 'weft') === 'weft')) {
+      const runtime = await runtimeLayer(root, work);
+      log(`runtime layer: ${mb(runtime.size)} (node ${run(join(root, 'node_modules/node/bin/node'), ['--version']).trim()}, sh, iptables, ip) sha256:${runtime.digest.slice(0, 12)}`);
+      const app = await appLayer(root, work);
+      log(`app layer: ${mb(app.size)} (sources and production node_modules) sha256:${app.digest.slice(0, 12)}`);
+      for (const spec of specs) if ((spec.contents ?? 'weft') === 'weft') built.push(await writeArchive(spec, tag, [runtime, app], work, outDir));
+    }
+    const prometheusSpec = specs.find((s) => s.contents === 'prometheus');
+    if (prometheusSpec) {
+      const { layer, version } = await prometheusLayer(work);
+      log(`prometheus layer: ${mb(layer.size)} (prometheus ${version}, static) sha256:${layer.digest.slice(0, 12)}`);
+      built.push(await writeArchive({ ...prometheusSpec, description: prometheusSpec.description.replace('Prometheus', `Prometheus ${version}`) }, tag, [layer], work, outDir));
+    }
     for (const b of built) log(`${b.name}: ${relative(process.cwd(), b.file) || b.file} ${mb(b.size)} ${b.digest}`);
     log(`${built.length} images in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return built;
@@ -289,53 +417,56 @@ const ociArch = (): string => (({ x64: 'amd64', arm64: 'arm64' }) as Record<stri
 
 async function writeArchive(spec: ImageSpec, tag: string, layers: readonly Blob[], work: string, outDir: string): Promise<BuiltImage> {
   const full = fullImageName(spec.name, tag);
-  const config = {
-    architecture: ociArch(),
-    os: 'linux',
-    config: {
-      Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(spec.env ?? [])],
-      Entrypoint: spec.entrypoint,
-      ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-      WorkingDir: '/app',
-      ...(spec.user ? { User: spec.user } : {}),
-      ...(spec.ports ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p}/tcp`, {}])) } : {}),
-      Labels: { 'org.opencontainers.image.title': spec.name, 'org.opencontainers.image.version': tag, 'org.opencontainers.image.description': spec.description },
-    },
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${l.digest}`) },
-    history: [{ created_by: 'deploy/images/build.ts: runtime (node, sh, iptables, ip)' }, { created_by: 'deploy/images/build.ts: /app (sources, production node_modules)' }],
-  };
-  const configJson = JSON.stringify(config);
-  const configDigest = sha256(configJson);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${configDigest}`, size: Buffer.byteLength(configJson) },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${l.digest}`, size: l.size })),
+  const images = [{ name: spec.name, env: [] as string[], description: spec.description }, ...(spec.variants ?? [])].map((image) => {
+    const config = {
+      architecture: ociArch(),
+      os: 'linux',
+      config: {
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(spec.env ?? []), ...image.env],
+        Entrypoint: spec.entrypoint,
+        ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+        WorkingDir: spec.workdir ?? '/app',
+        ...(spec.user ? { User: spec.user } : {}),
+        ...(spec.ports ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p}/tcp`, {}])) } : {}),
+        Labels: { 'org.opencontainers.image.title': image.name, 'org.opencontainers.image.version': tag, 'org.opencontainers.image.description': image.description },
+      },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${l.digest}`) },
+      history: layers.map((l) => ({ created_by: l.createdBy })),
+    };
+    const configJson = JSON.stringify(config);
+    const configDigest = sha256(configJson);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${configDigest}`, size: Buffer.byteLength(configJson) },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${l.digest}`, size: l.size })),
+    });
+    return { name: image.name, full: fullImageName(image.name, tag), configJson, configDigest, manifest, manifestDigest: sha256(manifest) };
   });
-  const manifestDigest = sha256(manifest);
   const index = JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [
-      {
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        digest: `sha256:${manifestDigest}`,
-        size: Buffer.byteLength(manifest),
-        platform: { architecture: ociArch(), os: 'linux' },
-        // containerd's importer names the image after io.containerd.image.name; the OCI ref name is the tag
-        annotations: { 'io.containerd.image.name': full, 'org.opencontainers.image.ref.name': tag },
-      },
-    ],
+    manifests: images.map((i) => ({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${i.manifestDigest}`,
+      size: Buffer.byteLength(i.manifest),
+      platform: { architecture: ociArch(), os: 'linux' },
+      // containerd's importer names the image after io.containerd.image.name; the OCI ref name is the tag
+      annotations: { 'io.containerd.image.name': i.full, 'org.opencontainers.image.ref.name': tag },
+    })),
   });
-  // docker load (before Docker 25 it reads only this file) finds the image through manifest.json
-  const dockerManifest = JSON.stringify([{ Config: `blobs/sha256/${configDigest}`, RepoTags: [`${spec.name}:${tag}`], Layers: layers.map((l) => `blobs/sha256/${l.digest}`) }]);
+  // docker load (before Docker 25 it reads only this file) finds the images through manifest.json
+  const dockerManifest = JSON.stringify(images.map((i) => ({ Config: `blobs/sha256/${i.configDigest}`, RepoTags: [`${i.name}:${tag}`], Layers: layers.map((l) => `blobs/sha256/${l.digest}`) })));
+  const manifestDigest = images[0]!.manifestDigest;
 
   const dir = join(work, spec.name.replace(/\//g, '_'));
   const blobs = join(dir, 'blobs/sha256');
   mkdirSync(blobs, { recursive: true });
   for (const l of layers) linkSync(l.path, join(blobs, l.digest));
-  writeFileSync(join(blobs, configDigest), configJson);
-  writeFileSync(join(blobs, manifestDigest), manifest);
+  for (const i of images) {
+    writeFileSync(join(blobs, i.configDigest), i.configJson);
+    writeFileSync(join(blobs, i.manifestDigest), i.manifest);
+  }
   writeFileSync(join(dir, 'index.json'), index);
   writeFileSync(join(dir, 'manifest.json'), dockerManifest);
   writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
@@ -344,7 +475,8 @@ async function writeArchive(spec: ImageSpec, tag: string, layers: readonly Blob[
   run('tar', ['--sort=name', ...tarFlags, '-C', dir, '-cf', tmp, 'oci-layout', 'index.json', 'manifest.json', 'blobs']);
   renameSync(tmp, file);
   rmSync(dir, { recursive: true, force: true });
-  return { name: full, file, digest: `sha256:${manifestDigest}`, size: statSync(file).size };
+  const variants = images.slice(1).map((i) => ({ name: i.full, digest: `sha256:${i.manifestDigest}` }));
+  return { name: full, file, digest: `sha256:${manifestDigest}`, size: statSync(file).size, ...(variants.length > 0 ? { variants } : {}) };
 }
 
 /** Reads an archive's image name and manifest digest back (what a loader will see). */
@@ -365,7 +497,7 @@ async function main(argv: readonly string[]): Promise<number> {
     else if (a === '--tag') tag = argv[++i];
     else if (a === '-h' || a === '--help') {
       process.stdout.write(
-        `Usage: npm run images [-- [--out-dir DIR] [--tag TAG] [IMAGE...]]\nBuilds ${imageSpecs.map((s) => s.name).join(', ')} as OCI archives (default dist/images/*.tar, tag ${weftVersion()}).\nLoad one: ctr -n k8s.io images import FILE | kind load image-archive FILE | docker load -i FILE\n`,
+        `Usage: npm run images [-- [--out-dir DIR] [--tag TAG] [IMAGE...]]\nBuilds ${imageSpecs.filter((s) => !s.byName).map((s) => s.name).join(', ')} as OCI archives (default dist/images/*.tar, tag ${weftVersion()}).\nweft/prometheus only when named (its first build compiles Prometheus from the Go module proxy: minutes).\nLoad one: ctr -n k8s.io images import FILE | kind load image-archive FILE | docker load -i FILE\n`,
       );
       return 0;
     } else if (a.startsWith('-')) {

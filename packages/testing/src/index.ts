@@ -5,3 +5,4 @@ export { type ProjectTally, type SkippedFile, type Summary, summarize, TestOutpu
 export { clusterAnswers, holdClusterLock, clusterLockFile, kubeCluster, kubeLocalDir, kubeLocalDown, kubeLocalKubeconfig, kubeLocalTool, kubeUnmet, needsKube, withClusterLock } from './kube.ts';
 export { installWeftCrds, type KubectlResult, kubectl, kubectlOk, kubectlPath, weftCrdsFile } from './kubectl.ts';
 export { type PrivateApiServer, privateApiServerUnmet, startPrivateApiServer } from './apiserver.ts';
+export { deployPrometheusAddon, type PrometheusAddon, type PrometheusAddonOptions, type PrometheusSample, type PrometheusTarget, prometheusAddonDir, prometheusApi } from './prometheus.ts';
