@@ -62,6 +62,7 @@ export { Stats } from './admin/stats.ts';
 export { credentialPrefix, loadCredentials, watchCredentials } from './runtime/credentials.ts';
 export { parseDownwardApiLabels, parseProxyFlags, proxyUsage, runProxyCommand, UsageError } from './runtime/flags.ts';
 export { runWaitCommand, waitForReady, type WaitOptions } from './runtime/wait.ts';
+export { runDrainCommand } from './runtime/drain.ts';
 export { type AppProber, AppProbersError, parseAppProbers, runAppProbe } from './telemetry/app-probe.ts';
 export { type ClusterManagerContext, type ProxyOptions, type RunningProxy, startProxy } from './runtime/proxy.ts';
 export { createHttpRouting } from './runtime/routing.ts';

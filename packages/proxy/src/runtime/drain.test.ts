@@ -10,7 +10,7 @@ import net, { type AddressInfo } from 'node:net';
 import { defaultKindRegistry, loadText, MemoryConfigStore, silentLogger } from '@weft/model';
 import { AggregateRegistry, buildPushContext, DiscoveryServer, envoyGenerators, proxyFromNode, ServiceEntryRegistry } from '@weft/pilot';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { drainPeriod } from './drain.ts';
+import { drainPeriod, runDrainCommand } from './drain.ts';
 import { type RunningProxy, startProxy } from './proxy.ts';
 
 const net24 = `127.${120 + Math.floor(Math.random() * 60)}.${1 + Math.floor(Math.random() * 250)}`;
@@ -99,7 +99,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function reviewsSidecar(o: { drainMs: number; exitOnZeroActiveConnections?: boolean; minDrainMs?: number }, logs: Record<string, unknown>[] = []): Promise<RunningProxy> {
+async function reviewsSidecar(o: { drainMs: number; exitOnZeroActiveConnections?: boolean; minDrainMs?: number; telemetry?: boolean; statusPort?: number }, logs: Record<string, unknown>[] = []): Promise<RunningProxy> {
   const p = await startProxy({
     xdsAddress: `127.0.0.1:${xdsPort}`,
     node: { type: 'sidecar', ip: reviewsIp, pod: 'reviews-v1', namespace: 'default', labels: { app: 'reviews' } },
@@ -238,6 +238,35 @@ describe('proxy drain on stop (pilot-agent on SIGTERM)', () => {
     expect(ms).toBeGreaterThanOrEqual(1000);
     expect(ms).toBeLessThan(5000);
     expect(logs.find((l) => l.msg === 'drained')).toMatchObject({ reason: 'no active connections', activeConnections: 0 });
+  });
+
+  it('a native sidecar’s preStop: weft-proxy drain (POST /drain on the status port) drains until the stop, which is then immediate', async () => {
+    const logs: Record<string, unknown>[] = [];
+    const p = await reviewsSidecar({ drainMs: 5000, exitOnZeroActiveConnections: false, telemetry: true, statusPort: 0 }, logs);
+    const drainUrl = `http://${reviewsIp}:${p.telemetry!.statusPort!}/drain`;
+    expect((await fetch(drainUrl)).status).toBe(405);
+    expect(p.isReady()).toBe(true);
+    const lines: string[] = [];
+    const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s) };
+    expect(await runDrainCommand(['--url', drainUrl], io)).toBe(0);
+    expect(lines.join('')).toContain('weft-proxy drain: draining');
+    expect(p.isReady()).toBe(false);
+    // still serving, every answer asking the caller to close
+    for (let i = 0; i < 3; i++) {
+      const a = await get(reviewsIp, 9080, '/');
+      expect(a).toMatchObject({ status: 200, body: 'reviews' });
+      expect(a.headers.connection).toBe('close');
+    }
+    // the kubelet's SIGTERM comes once the application is gone: nothing left to wait for
+    const started = performance.now();
+    await p.close();
+    expect(performance.now() - started).toBeLessThan(1500);
+    expect(logs.find((l) => l.msg === 'draining')).toMatchObject({ reason: 'drain requested' });
+    expect(logs.find((l) => l.msg === 'drained')).toMatchObject({ reason: 'drain requested earlier' });
+    expect(await connectError(reviewsIp, 9080)).toBe('ECONNREFUSED');
+    lines.length = 0;
+    expect(await runDrainCommand(['--url', drainUrl], io)).toBe(1);
+    expect(lines.join('')).toMatch(/weft-proxy drain: .*ECONNREFUSED/);
   });
 
   it('drainPeriod: the full period without exitOnZero; with it, at least the minimum, at most the period', async () => {

@@ -122,6 +122,12 @@ export interface RunningProxy {
    * only, so the application's own calls keep working; gateways: all), then everything closes.
    */
   close(): Promise<void>;
+  /**
+   * pilot-agent's `/drain` (POST on the status port; a native sidecar's preStop hook): drains as
+   * close() does, for as long as the pod needs (the kubelet stops the sidecar once the application
+   * has exited); close() then stops at once.
+   */
+  drain(): void;
 }
 
 /** Local mode: `inbound|<port>||` points at 127.0.0.1:<port>; send it where the app really listens. */
@@ -238,6 +244,17 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   });
 
   let ready = false;
+  const local = o.mode === 'local';
+  let drainStarted: string | undefined;
+  const startDrain = (why: string) => {
+    if (drainStarted) return;
+    drainStarted = why;
+    ready = false;
+    // pilot-agent drains a sidecar's inbound only (its app may still call out); local mode drains
+    // all, so that the app's idle keep-alive connections to the outbound port do not hold it up.
+    listeners.drain(o.node.type === 'sidecar' && !local ? 'inbound' : 'all');
+    log.info('draining', { reason: why });
+  };
   let markReady!: () => void;
   const readyPromise = new Promise<void>((resolve) => {
     markReady = resolve;
@@ -264,7 +281,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         firstApplied = true;
         // Ready once the workload certificate is there too (Envoy warms listeners until SDS answers).
         void identityReady.then(() => {
-          if (closed) return;
+          if (closed || drainStarted) return;
           ready = true;
           markReady();
           log.info('proxy ready', { listeners: listeners.bound().map((b) => `${b.name}@${b.address}:${b.port}`), ...(identity ? { identity: identity.spiffeId } : {}) });
@@ -349,6 +366,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         statusPort: o.statusPort,
         appMetricsUrl: o.appMetricsUrl,
         appProbers: o.appProbers,
+        drain: () => startDrain('drain requested'),
         appProbeAddress: o.node.ip,
         ready: () => ready,
         envoyStats: () => stats.entries(),
@@ -379,22 +397,23 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     telemetry,
     ready: readyPromise,
     isReady: () => ready,
+    drain: () => startDrain('drain requested'),
     close: () => {
       closed ??= (async () => {
-        ready = false;
         identity?.stop();
         stopWatching();
-        const local = o.mode === 'local';
-        // pilot-agent drains a sidecar's inbound only (its app may still call out); local mode drains
-        // all, so that the app's idle keep-alive connections to the outbound port do not hold it up.
-        listeners.drain(o.node.type === 'sidecar' && !local ? 'inbound' : 'all');
-        const drained = await drainPeriod({
-          drainMs: o.drainMs ?? 5000,
-          exitOnZeroActiveConnections: o.exitOnZeroActiveConnections ?? local,
-          minDrainMs: o.minDrainMs ?? (local ? 0 : 5000),
-          activeConnections: () => listeners.activeConnections,
-        });
-        log.info('drained', { ...drained });
+        // Drained already (/drain): the application is gone, so is the reason to wait (pilot-agent's skipDrain).
+        if (drainStarted) log.info('drained', { reason: `${drainStarted} earlier`, activeConnections: listeners.activeConnections });
+        else {
+          startDrain('stop');
+          const drained = await drainPeriod({
+            drainMs: o.drainMs ?? 5000,
+            exitOnZeroActiveConnections: o.exitOnZeroActiveConnections ?? local,
+            minDrainMs: o.minDrainMs ?? (local ? 0 : 5000),
+            activeConnections: () => listeners.activeConnections,
+          });
+          log.info('drained', { ...drained });
+        }
         await listeners.close(0);
         // Telemetry buffered by filters (spans) goes out before the proxy exits.
         await filters.shutdown();

@@ -35,6 +35,8 @@ export interface TelemetryServerOptions {
   appMetricsUrl?: string | undefined;
   /** /healthz/ready on 15020. */
   ready: () => boolean;
+  /** POST /drain on 15020 (pilot-agent's, a native sidecar's preStop hook), from the pod's loopback only. */
+  drain?: () => void;
   /** The application's probes by `/app-health/...` path (ISTIO_KUBE_APP_PROBERS), served on 15020. */
   appProbers?: ReadonlyMap<string, AppProber> | undefined;
   /** Where the probes reach the application (the pod's IP, as the kubelet's would). */
@@ -45,6 +47,10 @@ export interface TelemetryServerOptions {
   logger?: Logger;
   /** Called with each server (`stats`, `status`) before it listens: local mode's owner-only check (@weft/guard). */
   protect?: ((server: Server, port: string) => void) | undefined;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
 
 export const prometheusContentType = 'text/plain; version=0.0.4; charset=utf-8';
@@ -164,6 +170,13 @@ export class TelemetryRuntime {
         const s = serve(async (req, res, path) => {
           if (path === '/stats/prometheus' || path === '/metrics') return text(res, 200, await this.mergedMetricsText(o), prometheusContentType);
           if (path === '/healthz/ready') return o.ready() ? text(res, 200, '') : text(res, 503, 'not ready\n');
+          if (path === '/drain' && o.drain) {
+            // As pilot-agent: only the pod itself may start the drain (the port is open to the pod network).
+            if (!isLoopback(req.socket.remoteAddress)) return text(res, 403, 'Only requests from localhost are allowed\n');
+            if (req.method !== 'POST') return text(res, 405, 'Method Not Allowed\n');
+            o.drain();
+            return text(res, 200, 'OK');
+          }
           if (path.startsWith('/app-health/')) {
             const prober = o.appProbers?.get(path);
             if (!prober) return text(res, 400, `no application probe is configured for ${path}\n`);

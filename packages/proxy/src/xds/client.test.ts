@@ -11,6 +11,7 @@ import {
   type RouteConfiguration,
   TypeUrl,
 } from '@weft/xds';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { compileListener } from '../listener/chains.ts';
 import { XdsClient } from './client.ts';
@@ -296,5 +297,38 @@ describe('XdsClient', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(c.status().connected).toBe(true);
     expect(c.snapshot).toBe(before);
+  });
+
+  it('gives up a connection that never comes up (a SYN a vanished pod drops, a peer that never speaks) and dials a new one', async () => {
+    ads = new ScriptedAds();
+    await ads.start();
+    // Pilot's address as a Service that first leads nowhere: the first connection is accepted and
+    // never answered (grpc-js would wait on it for ever), later ones reach pilot.
+    const held: net.Socket[] = [];
+    let connections = 0;
+    const front = net.createServer((socket) => {
+      connections++;
+      socket.on('error', () => {});
+      if (connections === 1) {
+        held.push(socket);
+        return;
+      }
+      const upstream = net.connect(ads.port, '127.0.0.1');
+      upstream.on('error', () => socket.destroy());
+      socket.pipe(upstream).pipe(socket);
+    });
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    try {
+      const started = Date.now();
+      const c = newClient({ address: `127.0.0.1:${(front.address() as net.AddressInfo).port}`, connectTimeoutMs: 400 });
+      await initialConfig();
+      await c.ready();
+      expect(connections).toBeGreaterThanOrEqual(2);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(c.status().connected).toBe(true);
+    } finally {
+      for (const h of held) h.destroy();
+      front.close();
+    }
   });
 });

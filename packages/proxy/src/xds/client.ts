@@ -4,7 +4,16 @@
 // goes back in error_detail) and the last accepted config keeps serving. Accepted config goes
 // through warming and becomes the next snapshot in one swap. When the stream breaks the proxy
 // keeps serving what it has and reconnects with backoff, telling pilot its versions and names.
-import { type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, credentials as grpcCredentials, Metadata, type StatusObject, status as grpcStatus } from '@grpc/grpc-js';
+import {
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientDuplexStream,
+  connectivityState,
+  credentials as grpcCredentials,
+  Metadata,
+  type StatusObject,
+  status as grpcStatus,
+} from '@grpc/grpc-js';
 import { type Logger, silentLogger } from '@weft/model';
 import {
   type AggregatedDiscoveryServiceClient,
@@ -76,6 +85,13 @@ export interface XdsClientOptions {
   maxBackoffMs?: number;
   /** How long a listener or cluster may wait for its routes or endpoints before it is used anyway (default 15000, Envoy's initial_fetch_timeout). */
   warmingTimeoutMs?: number;
+  /**
+   * How long the connection under a new stream may take to come up before it is given up and the
+   * next attempt dials on a new channel (default 10000). grpc-js has no connect timeout of its own:
+   * a connection whose SYN is dropped (a Service's address still leading to a pod that has just
+   * gone) would wait out the kernel's SYN retries, two minutes, with the proxy cut off from pilot.
+   */
+  connectTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -190,7 +206,10 @@ export class XdsClient {
   /** The client for the next stream and the metadata to send with it; undefined (and the reason recorded) when there are no credentials yet. */
   #channelForConnect(): { client: AggregatedDiscoveryServiceClient; metadata: Metadata } | undefined {
     const source = this.#options.channel;
-    if (!source) return { client: this.#client!, metadata: new Metadata() };
+    if (!source) {
+      this.#client ??= this.#createClient(this.#options.credentials ?? grpcCredentials.createInsecure(), {});
+      return { client: this.#client, metadata: new Metadata() };
+    }
     let ch: XdsChannel;
     try {
       ch = source();
@@ -202,7 +221,7 @@ export class XdsClient {
     if (ch.key !== this.#channelKey || !this.#client) {
       this.#client?.close();
       this.#client = this.#createClient(ch.credentials, ch.options ?? {});
-      if (this.#channelKey !== undefined) this.#log.info('new credentials for pilot', { credentials: ch.key });
+      if (this.#channelKey !== undefined && ch.key !== this.#channelKey) this.#log.info('new credentials for pilot', { credentials: ch.key });
       this.#channelKey = ch.key;
     }
     return { client: this.#client, metadata: ch.metadata ?? new Metadata() };
@@ -306,6 +325,7 @@ export class XdsClient {
     const stream: Stream = { call, nonces: new Map(), nodeSent: false, responses: 0 };
     this.#stream = stream;
     this.#connects++;
+    this.#watchConnect(stream, channel.client);
     call.on('data', (r: DiscoveryResponse__Output) => {
       if (this.#stream !== stream) return;
       try {
@@ -322,6 +342,30 @@ export class XdsClient {
     for (const t of subscribedTypes) {
       if (isWildcard(t) || (this.#names.get(t)?.length ?? 0) > 0) this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: '' });
     }
+  }
+
+  /** Gives up a stream whose connection is not up within the connect timeout, and the channel under it. */
+  #watchConnect(stream: Stream, client: AggregatedDiscoveryServiceClient): void {
+    const channel = client.getChannel();
+    const timeoutMs = this.#options.connectTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    const check = () => {
+      if (this.#stream !== stream || this.#closed) return;
+      const state = channel.getConnectivityState(false);
+      if (state === connectivityState.READY) return;
+      if (Date.now() < deadline) {
+        channel.watchConnectivityState(state, deadline, check);
+        return;
+      }
+      this.#log.warn('no connection to pilot within the connect timeout; dialing again', { timeoutMs, state: connectivityState[state] });
+      this.#lastError = `no connection within ${timeoutMs} ms (${connectivityState[state]})`;
+      // A new channel: grpc-js would keep waiting on the attempt under this one (which it leaves to
+      // the kernel's own timeout even once the channel is closed; the socket holds nothing up).
+      if (this.#client === client) this.#client = undefined;
+      client.close();
+      stream.call.cancel();
+    };
+    check();
   }
 
   #onStreamEnd(stream: Stream, status: StatusObject): void {
