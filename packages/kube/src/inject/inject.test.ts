@@ -216,6 +216,27 @@ describe('annotations Istio users set', () => {
     expect(kept.spec.terminationGracePeriodSeconds).toBe(45);
   });
 
+  it('sidecar.istio.io/nativeSidecar "true": istio-proxy is a native sidecar (init container that keeps running) whose preStop hook starts the drain', () => {
+    const out = inject(withAnnotations({ 'sidecar.istio.io/nativeSidecar': 'true', 'proxy.istio.io/config': '{ "holdApplicationUntilProxyStarts": true }' }));
+    expect(out.spec.initContainers?.map((c) => c.name)).toEqual(['istio-init', 'istio-proxy']);
+    expect(out.spec.containers.map((c) => c.name)).toEqual(['reviews']);
+    const proxy = byName(out.spec.initContainers, 'istio-proxy')!;
+    expect(proxy.restartPolicy).toBe('Always');
+    // Istio's: the kubelet starts the application once the startup probe passes, so no postStart wait
+    expect(proxy.lifecycle).toEqual({ preStop: { exec: { command: ['weft-proxy', 'drain'] } } });
+    expect(proxy.startupProbe?.periodSeconds).toBe(1);
+    expect(JSON.parse(out.metadata.annotations?.['sidecar.istio.io/status'] ?? '{}')).toMatchObject({ initContainers: ['istio-init', 'istio-proxy'], containers: null });
+    // the application's probes still go to the proxy's status port
+    expect(byName(out.spec.containers, 'reviews')!.readinessProbe).toEqual({ periodSeconds: 5, httpGet: { path: '/app-health/reviews/readyz', port: 15020, scheme: 'HTTP' } });
+    expect(injectPod(out, values, workloadOfPod(out.metadata, 'shop'))).toMatchObject({ injected: false });
+    // the value turns it on for every pod; the annotation "false" turns it off again
+    const everywhere = defaultInjectionValues({ ...values, nativeSidecars: true });
+    const on = injectPod(pod(), everywhere, workloadOfPod(pod().metadata, 'shop'));
+    expect(on.injected && on.pod.spec.initContainers?.map((c) => c.name)).toEqual(['istio-init', 'istio-proxy']);
+    const off = injectPod(withAnnotations({ 'sidecar.istio.io/nativeSidecar': 'false' }), everywhere, workloadOfPod(pod().metadata, 'shop'));
+    expect(off.injected && off.pod.spec.containers.map((c) => c.name)).toEqual(['reviews', 'istio-proxy']);
+  });
+
   it('proxy.istio.io/config: terminationDrainDuration is the proxy’s drain, discoveryAddress its xDS server, proxyMetadata its environment', () => {
     const out = inject(
       withAnnotations({

@@ -77,8 +77,9 @@ export function injectPod(pod: PodParts, values: InjectionValues, workload: Work
     annotationsOut['kubectl.kubernetes.io/default-container'] ??= firstApp;
   }
 
-  spec.initContainers = [...(spec.initContainers ?? []), init];
-  spec.containers = [...spec.containers, proxy];
+  // A native sidecar starts after the capture rules are in, before the application's containers.
+  spec.initContainers = [...(spec.initContainers ?? []), init, ...(settings.nativeSidecar ? [proxy] : [])];
+  if (!settings.nativeSidecar) spec.containers = [...spec.containers, proxy];
   spec.volumes = [...(spec.volumes ?? []), ...volumes];
 
   mergePrometheus(annotationsOut, proxy, settings);
@@ -86,13 +87,14 @@ export function injectPod(pod: PodParts, values: InjectionValues, workload: Work
     const probers = rewriteAppProbes([...spec.initContainers, ...spec.containers], sidecar.proxyContainer, sidecar.statusPort);
     if (probers) proxy.env!.push({ name: appProbersEnv, value: JSON.stringify(probers) });
   }
-  annotationsOut[A.status] = statusAnnotation([init], [proxy], volumes, values.revision);
+  annotationsOut[A.status] = settings.nativeSidecar ? statusAnnotation([init, proxy], [], volumes, values.revision) : statusAnnotation([init], [proxy], volumes, values.revision);
 
   // The proxy goes last so that `kubectl exec` and `logs` pick the application, unless the
   // application must wait for it; capture is set up after the other init containers, which may need
   // the network without a proxy.
   spec.containers = move(spec.containers, sidecar.proxyContainer, settings.holdApplicationUntilProxyStarts ? 'first' : 'last');
   spec.initContainers = move(spec.initContainers, sidecar.initContainer, 'last');
+  if (settings.nativeSidecar) spec.initContainers = move(spec.initContainers, sidecar.proxyContainer, 'last');
 
   return { injected: true, pod: { metadata: { ...metadata, labels, annotations: annotationsOut }, spec } };
 }

@@ -21,6 +21,7 @@ export function injectionDecision(metadata: V1ObjectMeta | undefined, spec: V1Po
   if (ignoredNamespaces.includes(namespace)) return { inject: false, reason: `namespace ${namespace} is never injected` };
   if (metadata?.annotations?.[annotations.status] !== undefined) return { inject: false, reason: `the pod is already injected (it has ${annotations.status})` };
   if (spec?.containers?.some((c) => c.name === 'istio-proxy')) return { inject: false, reason: 'the pod already has a container named istio-proxy' };
+  if (spec?.initContainers?.some((c) => c.name === 'istio-proxy')) return { inject: false, reason: 'the pod already has an init container (native sidecar) named istio-proxy' };
   // The label is the newer API; when both are set, it wins.
   const label = metadata?.labels?.[annotations.inject];
   const value = label ?? metadata?.annotations?.[annotations.inject];

@@ -28,6 +28,8 @@ export interface PodSettings {
   logLevel: InjectionValues['logLevel'];
   rewriteProbes: boolean;
   holdApplicationUntilProxyStarts: boolean;
+  /** istio-proxy as a native sidecar (an init container that keeps running), `sidecar.istio.io/nativeSidecar`. */
+  nativeSidecar: boolean;
   /** ProxyConfig.terminationDrainDuration (`proxy.istio.io/config`), in ms: the proxy's drain on SIGTERM; undefined: the proxy's default (5 s). */
   terminationDrainMs: number | undefined;
   /** ProxyConfig.discoveryAddress: where the proxy gets its config (xDS); undefined: weftd's, as the CA. */
@@ -185,7 +187,9 @@ export function podSettings(metadata: V1ObjectMeta | undefined, values: Injectio
     resources: annotated ? resources : Object.keys(fromValues).length > 0 ? fromValues : undefined,
     logLevel,
     rewriteProbes: bool(A.rewriteAppHTTPProbers, values.rewriteAppHTTPProbe),
-    holdApplicationUntilProxyStarts: hold,
+    nativeSidecar: bool(A.nativeSidecar, values.nativeSidecars),
+    // A native sidecar is started (and its startup probe passed) before the application anyway.
+    holdApplicationUntilProxyStarts: hold && !bool(A.nativeSidecar, values.nativeSidecars),
     terminationDrainMs,
     discoveryAddress,
     proxyMetadata,
@@ -361,6 +365,12 @@ export function proxyContainer(metadata: V1ObjectMeta, spec: V1PodSpec, settings
   };
   // The application starts once the proxy answers ready: the kubelet runs the next container only after this hook returns.
   if (settings.holdApplicationUntilProxyStarts) container.lifecycle = { postStart: { exec: { command: ['weft-proxy', 'wait'] } } };
+  if (settings.nativeSidecar) {
+    // The kubelet keeps it running beside the application, and stops it only once the application
+    // has exited; the preStop hook, run when the pod starts terminating, starts the drain then.
+    container.restartPolicy = 'Always';
+    container.lifecycle = { preStop: { exec: { command: ['weft-proxy', 'drain'] } } };
+  }
   return container;
 }
 

@@ -45,6 +45,12 @@ export interface InjectionValues {
   rewriteAppHTTPProbe: boolean;
   /** Start the application only once the proxy is ready (meshConfig.defaultConfig.holdApplicationUntilProxyStarts). */
   holdApplicationUntilProxyStarts: boolean;
+  /**
+   * istio-proxy as a Kubernetes native sidecar (an init container with restartPolicy Always; the
+   * pod annotation `sidecar.istio.io/nativeSidecar` chooses per pod). Istio's ENABLE_NATIVE_SIDECARS
+   * is `auto` (on where every kubelet is 1.33 or newer); Weft's default is off.
+   */
+  nativeSidecars: boolean;
   /** Move the pod's prometheus.io annotations to the proxy and scrape the merged 15020 (meshConfig.enablePrometheusMerge). */
   enablePrometheusMerge: boolean;
   /** The proxy's log level when the pod sets no `sidecar.istio.io/logLevel`. */
@@ -70,6 +76,7 @@ export function defaultInjectionValues(overrides: Partial<InjectionValues> = {})
     excludeOutboundPorts: '',
     rewriteAppHTTPProbe: true,
     holdApplicationUntilProxyStarts: false,
+    nativeSidecars: false,
     enablePrometheusMerge: true,
     logLevel: 'info',
     ...overrides,
@@ -108,6 +115,7 @@ export const annotations = {
   interceptionMode: 'sidecar.istio.io/interceptionMode',
   rewriteAppHTTPProbers: 'sidecar.istio.io/rewriteAppHTTPProbers',
   proxyConfig: 'proxy.istio.io/config',
+  nativeSidecar: 'sidecar.istio.io/nativeSidecar',
   readinessInitialDelaySeconds: 'readiness.status.sidecar.istio.io/initialDelaySeconds',
   readinessPeriodSeconds: 'readiness.status.sidecar.istio.io/periodSeconds',
   readinessFailureThreshold: 'readiness.status.sidecar.istio.io/failureThreshold',
