@@ -3,12 +3,13 @@
 // running code and its production dependencies, not the tests or the dev tools.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isRoot, needs } from '@weft/testing';
+import { isRoot, needs, noteSkip } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appPaths, type BuiltImage, buildImages, fullImageName, readArchive, repoRoot, runtimeClosure, weftVersion } from './build.ts';
+import { parseYamlDocuments } from '@weft/model';
+import { appPaths, type BuiltImage, buildImages, fullImageName, istioBookinfoVariants, readArchive, repoRoot, runtimeClosure, weftVersion } from './build.ts';
 
 const tar = (...args: string[]) => {
   const r = spawnSync('tar', args, { encoding: 'buffer', maxBuffer: 512 * 1024 * 1024 });
@@ -125,5 +126,45 @@ describe.skipIf(skip !== undefined)('npm run images', () => {
     expect(fullImageName('weft/proxy', '1.2.3')).toBe('docker.io/weft/proxy:1.2.3');
     expect(fullImageName('busybox', '1')).toBe('docker.io/library/busybox:1');
     expect(fullImageName('registry.example:5000/weft/proxy', 'x')).toBe('registry.example:5000/weft/proxy:x');
+  });
+});
+
+/**
+ * Istio's bookinfo.yaml runs on Weft's images with only its image names mapped
+ * (examples/bookinfo/platform/istio-images): the bookinfo archive holds, over the same layers, one
+ * image per Istio image, whose environment names the service and version Istio's image runs.
+ */
+describe.skipIf(skip !== undefined)('npm run images: Istio’s BookInfo images', () => {
+  const kustomization = join(repoRoot, 'examples/bookinfo/platform/istio-images/kustomization.yaml');
+  const istioYaml = join(repoRoot, '../shared/reference/istio/samples/bookinfo/platform/kube/bookinfo.yaml');
+  const mapping = () => (parseYamlDocuments(readFileSync(kustomization, 'utf8'), kustomization).documents[0]!.value as { images: { name: string; newName: string; newTag: string }[] }).images;
+
+  it('the bookinfo archive holds weft/bookinfo and the six images the mapping names, sharing its layers, each with its service and version', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-images-bookinfo-'));
+    try {
+      const [built] = await buildImages({ outDir: dir, only: ['weft/bookinfo'] });
+      expect(built!.variants?.map((v) => v.name)).toEqual(mapping().map((m) => fullImageName(m.newName, m.newTag)));
+      expect(mapping().every((m) => m.newTag === weftVersion())).toBe(true);
+      const index = JSON.parse(tar('-xOf', built!.file, 'index.json').toString()) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+      expect(index.manifests.map((m) => m.annotations['io.containerd.image.name'])).toEqual([built!.name, ...built!.variants!.map((v) => v.name)]);
+      const docker = JSON.parse(tar('-xOf', built!.file, 'manifest.json').toString()) as { Config: string; RepoTags: string[]; Layers: string[] }[];
+      expect(docker.map((d) => d.RepoTags[0])).toEqual(['weft/bookinfo', ...istioBookinfoVariants.map((v) => v.name)].map((n) => `${n}:${weftVersion()}`));
+      expect(new Set(docker.map((d) => JSON.stringify(d.Layers))).size).toBe(1);
+      for (const d of docker.slice(1)) {
+        const env = (JSON.parse(tar('-xOf', built!.file, d.Config).toString()) as { config: { Env: string[] } }).config.Env;
+        const [, service, version] = /examples-bookinfo-(\w+)-(v\d)/.exec(d.RepoTags[0]!)!;
+        expect(env, d.RepoTags[0]).toEqual(expect.arrayContaining([`SERVICE=${service}`, `SERVICE_VERSION=${version}`, 'PORT=9080']));
+        // reviews' ratings and star colour, as Istio's reviews-v1/v2/v3 Dockerfiles set them
+        if (service === 'reviews') expect(env.filter((e) => /^(ENABLE_RATINGS|STAR_COLOR)=/.test(e))).toEqual({ v1: ['ENABLE_RATINGS=false'], v2: ['ENABLE_RATINGS=true', 'STAR_COLOR=black'], v3: ['ENABLE_RATINGS=true', 'STAR_COLOR=red'] }[version!]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(noteSkip(existsSync(istioYaml) ? undefined : `Istio's bookinfo.yaml is not in the reference data (${istioYaml})`) !== undefined)('the mapping covers every image of Istio’s bookinfo.yaml, and nothing else', () => {
+    const images = [...readFileSync(istioYaml, 'utf8').matchAll(/^\s*image: (\S+?):[^\s:]+$/gm)].map((m) => m[1]);
+    expect(images.length).toBe(6);
+    expect(mapping().map((m) => m.name).sort()).toEqual([...new Set(images)].sort());
   });
 });

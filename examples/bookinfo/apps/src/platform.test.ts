@@ -1,6 +1,7 @@
 // The platform manifests (../../platform) describe these services: the Kubernetes Deployments and
 // the local-mode WorkloadEntries name the same instances (app, version, service account, port),
 // and each local instance's command is a `bookinfo` command line that starts that service.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
@@ -84,6 +85,34 @@ describe('platform manifests', () => {
       if (kcmd === 'help') throw new Error('help');
       expect([kcmd.service, kcmd.version], d.metadata.name).toEqual([spec.labels.app, spec.labels.version]);
       expect(c.ports?.map((p) => p.containerPort)).toEqual([9080]);
+    }
+  });
+
+  const istioYaml = new URL('../../../../../shared/reference/istio/samples/bookinfo/platform/kube/bookinfo.yaml', import.meta.url);
+  it.skipIf(!existsSync(istioYaml))('kube/bookinfo.yaml is Istio’s bookinfo.yaml but for the image and the environment that picks the service (ports, service accounts, labels, probes, volumes kept)', async () => {
+    const all = (text: string) =>
+      text
+        .split(/^---$/m)
+        .map((doc) => load(doc) as Resource | undefined)
+        .filter((r): r is Resource => !!r);
+    const ours = await resources('kube/bookinfo.yaml');
+    const istio = all(await readFile(istioYaml, 'utf8'));
+    // what Weft's file adds: one image for every service, told which to run by its environment
+    const picks = new Set(['SERVICE', 'SERVICE_VERSION', 'ENABLE_RATINGS', 'STAR_COLOR']);
+    const withoutImage = (r: Resource) => {
+      const copy = structuredClone(r);
+      if (copy.kind !== 'Deployment') return copy;
+      for (const c of (copy.spec.template as { spec: { containers: (Container & { image?: string })[] } }).spec.containers) {
+        delete c.image;
+        c.env = c.env?.filter((e) => !picks.has(e.name));
+        if (c.env?.length === 0) delete c.env;
+      }
+      return copy;
+    };
+    expect(ours.map(withoutImage)).toEqual(istio.map(withoutImage));
+    for (const d of ours.filter((r) => r.kind === 'Deployment')) {
+      const c = (d.spec.template as { spec: { containers: (Container & { image?: string })[] } }).spec.containers[0]!;
+      expect(c.image, d.metadata.name).toBe('weft/bookinfo:0.1.0');
     }
   });
 
