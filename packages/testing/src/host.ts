@@ -23,6 +23,8 @@ export const hostPackages: readonly HostPackage[] = [
   { name: 'prometheus', commands: ['prometheus'], usedBy: 'e2e/proxy telemetry (Prometheus scrapes the proxies)' },
   { name: 'chromium', commands: ['chromium'], usedBy: 'the e2e/bookinfo screenshot' },
   { name: 'haproxy', commands: ['haproxy'], usedBy: 'bench/proxy (its HAProxy rows; `npm run bench`)' },
+  // the kind script cannot run here (no Docker daemon): shellcheck is how it is checked at all
+  { name: 'shellcheck', commands: ['shellcheck'], usedBy: 'deploy/kind (shellcheck of scripts/kind-e2e.sh and every other shell script)' },
 ];
 
 /** The Debian package that provides `command` (undefined for a command not in the table). */
