@@ -214,6 +214,8 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
   const work = await mkdtemp(join(tmpdir(), 'weft-e2e-bookinfo-kube-'));
   let otlp: OtlpReceiver | undefined;
   let stopped = false;
+  /** Every image imported that containerd did not have before (made.images: those not removed yet). */
+  const imported: string[] = [];
 
   const stop = async () => {
     if (stopped) return;
@@ -261,6 +263,7 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
           const r = await run([join(kubeLocalTool, 'image.sh'), '--load', join(out, `${file}.tar`)], made, { env: { KUBE_LOCAL_DIR: kubeLocalDir() } });
           if (r.code !== 0) throw new Error(`image.sh --load ${file}.tar failed (${r.code}):\n${r.stderr}`);
           for (const n of r.stdout.trim().split('\n')) if (n && !before.has(n) && !made.images.includes(n)) made.images.push(n);
+          imported.push(...made.images.filter((n) => !imported.includes(n)));
         }
         await rm(out, { recursive: true, force: true });
         return `built and imported into kube-local's containerd: ${names.join(', ')}`;
@@ -446,13 +449,17 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
         }
         if (kubeLocal) {
           const images = new Set(ctr('images', 'ls', '-q').stdout.split('\n'));
-          for (const i of made.images) if (images.has(i)) left.push(`containerd image ${i}`);
+          for (const i of imported) if (images.has(i)) left.push(`containerd image ${i}`);
         }
         for (const c of made.children) left.push(`process ${c.pid} (${c.spawnargs.slice(0, 3).join(' ')})`);
         // the receiver's port: nothing of ours listens on the host address any more
         const ss = spawnSync('ss', ['-ltnH'], { encoding: 'utf8' }).stdout ?? '';
         for (const l of ss.split('\n')) if (l.includes(`${hostAddress}:${receiver.httpPort} `)) left.push(`listening: ${l.trim()}`);
         if (existsSync(work)) left.push(`directory ${work}`);
+        progress(
+          'leftovers',
+          `checked: namespace ${namespace}; objects labelled app.kubernetes.io/managed-by=weftctl (webhook configurations, cluster roles and bindings, deployments, services, config maps, service accounts, roles and bindings, PDBs, namespaces); istio* webhook configurations; istio-ca-root-cert ConfigMaps; pods labelled app.kubernetes.io/part-of=weft; ${made.purgeCrds ? "Weft's CRDs (not there before)" : "Weft's CRDs kept (they were there before)"}; ${kubeLocal ? `containerd images imported: ${imported.length ? imported.join(', ') : 'none new'}` : 'no images imported'}; child processes; ${hostAddress}:${receiver.httpPort}; ${work}: ${left.length === 0 ? 'nothing left' : `${left.length} left`}`,
+        );
         return left;
       },
     };
