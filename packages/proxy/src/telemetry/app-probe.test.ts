@@ -4,12 +4,12 @@ import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDownwardApiLabels, parseProxyFlags, UsageError } from '../runtime/flags.ts';
 import { runWaitCommand } from '../runtime/wait.ts';
-import { parseAppProbers } from './app-probe.ts';
+import { parseAppProbers, probeSourceAddress, runAppProbe } from './app-probe.ts';
 import { TelemetryRuntime } from './runtime.ts';
 
 const node = { type: 'sidecar' as const, ip: '127.0.0.1', pod: 'reviews-v1-1', namespace: 'default', labels: {} };
@@ -128,5 +128,39 @@ describe('what an injected pod gives weft-proxy', () => {
     let err = '';
     expect(await runWaitCommand(['--url', `http://127.0.0.1:${rt.statusPort}/healthz/ready`, '--period-ms', '50', '--timeout-seconds', '0.3'], { out: () => {}, err: (s) => (err += s) })).toBe(1);
     expect(err).toMatch(/not ready within 0.3 s/);
+  });
+});
+
+// A pod's own address, as in a pod: the first non-loopback IPv4 address this machine has, if any.
+const podLikeAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+describe('the source of an application probe', () => {
+  it("is Istio's inbound-passthrough address for the pod's own IP, and nothing special on loopback", () => {
+    expect(probeSourceAddress('10.244.0.12')).toBe('127.0.0.6');
+    expect(probeSourceAddress('fd00::12')).toBe('::6');
+    expect(probeSourceAddress('127.0.0.1')).toBeUndefined();
+    expect(probeSourceAddress('localhost')).toBeUndefined();
+  });
+
+  // The capture rules let exactly this source reach the application directly (-s 127.0.0.6 -o lo -j RETURN);
+  // from any other, the proxy's own connection to its pod's address is sent to the inbound listener.
+  it.skipIf(!podLikeAddress)(`reaches the application from 127.0.0.6 when it probes the pod's address (${podLikeAddress ?? 'no non-loopback IPv4 here'})`, async () => {
+    const seen: string[] = [];
+    const target = createHttpServer((req, res) => {
+      seen.push(req.socket.remoteAddress ?? '');
+      res.end('ok');
+    });
+    target.listen(0, podLikeAddress);
+    await once(target, 'listening');
+    try {
+      const port = (target.address() as AddressInfo).port;
+      expect(await runAppProbe({ httpGet: { path: '/', port } }, podLikeAddress!, undefined)).toMatchObject({ status: 200 });
+      expect(await runAppProbe({ tcpSocket: { port } }, podLikeAddress!, undefined)).toMatchObject({ status: 200 });
+      expect(seen).toEqual(['127.0.0.6']);
+    } finally {
+      target.close();
+    }
   });
 });

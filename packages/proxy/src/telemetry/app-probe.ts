@@ -6,7 +6,7 @@
 // as success, as the kubelet's does), or 500 when it cannot be reached in time.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
+import { connect, isIPv6 } from 'node:net';
 
 /** One original probe, as the injector writes it. */
 export interface AppProber {
@@ -47,13 +47,28 @@ export interface ProbeResult {
   body: string;
 }
 
+/**
+ * Where a probe to `target` comes from: Istio's inbound-passthrough source (127.0.0.6, ::6) when the
+ * target is the pod's own address. The capture rules send the proxy's own traffic to a local
+ * non-loopback address into the inbound listener (so that an app calling its own service goes
+ * through its sidecar), except from that source: without it the probe would be served by the
+ * inbound sidecar, counted in istio_requests_total as `source_workload="unknown"`, and refused as
+ * plaintext under STRICT mTLS. Loopback targets (local mode) need nothing.
+ */
+export function probeSourceAddress(target: string): string | undefined {
+  if (target === 'localhost' || target.startsWith('127.') || target === '::1') return undefined;
+  return isIPv6(target) ? '::6' : '127.0.0.6';
+}
+
 /** Runs one probe against the application at `address` (the pod's IP). Never throws. */
 export function runAppProbe(prober: AppProber, address: string, incomingHost: string | undefined): Promise<ProbeResult> {
   const timeoutMs = Math.max(1, prober.timeoutSeconds ?? 1) * 1000;
   if (prober.tcpSocket) {
     const { port, host } = prober.tcpSocket;
     return new Promise((resolve) => {
-      const socket = connect({ host: host || address, port, timeout: timeoutMs });
+      const target = host || address;
+      const localAddress = probeSourceAddress(target);
+      const socket = connect({ host: target, port, timeout: timeoutMs, ...(localAddress ? { localAddress } : {}) });
       socket.once('connect', () => {
         socket.destroy();
         resolve({ status: 200, body: '' });
@@ -72,9 +87,11 @@ export function runAppProbe(prober: AppProber, address: string, incomingHost: st
   // The kubelet's Host (the pod's IP and the status port) names the application's port instead.
   if (incomingHost) headers.host = incomingHost.replace(/:\d+$/, `:${h.port}`);
   for (const { name, value } of h.httpHeaders ?? []) headers[name.toLowerCase()] = value;
+  const target = h.host || address;
+  const localAddress = probeSourceAddress(target);
   return new Promise((resolve) => {
     const req = (https ? httpsRequest : httpRequest)(
-      { host: h.host || address, port: h.port, path, method: 'GET', headers, timeout: timeoutMs, ...(https ? { rejectUnauthorized: false } : {}) },
+      { host: target, port: h.port, path, method: 'GET', headers, timeout: timeoutMs, ...(localAddress ? { localAddress } : {}), ...(https ? { rejectUnauthorized: false } : {}) },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
