@@ -29,6 +29,12 @@ export interface BookinfoDriver {
   delete(files: readonly string[]): Promise<void>;
   /** The Prometheus text of a workload's proxy (`reviews-v2`) from its stats port 15090. */
   proxyStats(workload: string): Promise<string>;
+  /**
+   * A Prometheus that scrapes the mesh on its own, as a user's would (kube: the addon in
+   * deploy/addons/prometheus, finding the pods by their prometheus.io annotations through
+   * kubernetes_sd); the metrics scenario also asks it. The value of a query that yields one series.
+   */
+  readonly prometheus?: { value(promql: string): Promise<number | undefined> };
   /** A plaintext HTTP GET into a workload's service port (9080) from a client without a sidecar. */
   plaintextCall(workload: string, path: string): Promise<PlaintextAnswer>;
   /** Stops everything it started. */

@@ -4,8 +4,9 @@
 //
 // start, each phase timed:
 //   1. images: deploy/images/build.ts (what `npm run images` runs) into a temporary directory, imported
-//      into kube-local's containerd with deploy/kube-local/image.sh --load; on another cluster the
-//      user loads dist/images/*.tar first (`kind load image-archive`), and the driver imports nothing;
+//      into kube-local's containerd with deploy/kube-local/image.sh --load, with weft/prometheus (a
+//      cluster that pulls nothing); on another cluster the user loads dist/images/*.tar first
+//      (`kind load image-archive`), the driver imports nothing and the addon pulls prom/prometheus;
 //   2. the OTLP receiver on the host address pods reach (hostAddress below), then `weftctl install`
 //      with a MeshConfig that traces every request to it (a leftover install is uninstalled first);
 //   3. a namespace `weft-test-bookinfo-<id>` labelled istio-injection=enabled; BookInfo
@@ -13,14 +14,17 @@
 //      kustomize image mapping of examples/bookinfo/platform/istio-images) with kubectl apply; Istio's
 //      bookinfo-gateway.yaml unchanged with `weftctl apply --kubeconfig`; a client pod without a sidecar;
 //   4. every Deployment available, every proxy ACKed in weftd's /debug/syncz, the product page whole
-//      through the ingress gateway's NodePort on the node's InternalIP.
+//      through the ingress gateway's NodePort on the node's InternalIP;
+//   5. the Prometheus addon (deploy/addons/prometheus) in BookInfo's namespace, scraping every 2 s:
+//      it finds the sidecars by their prometheus.io annotations through kubernetes_sd, and the
+//      metrics scenario asks it (driver.prometheus) through the API server's service proxy.
 // Then: apply/delete are `weftctl apply|delete -f FILE -n NS --kubeconfig` (server-side apply, then
 // weftd's /debug/* read through the API server's pod proxy until every proxy ACKed); proxy stats
 // are each pod's 15090 through the API server's pod proxy (pod IPs are not routable from the host
 // on kind or EKS); a plaintext call is `kubectl exec` of node in the client pod, straight to the
 // workload's pod IP on 9080.
 //
-// stop() deletes the namespace, uninstalls Weft (with --purge when the CRDs were not there before),
+// stop() deletes the namespace (and with it Prometheus; its ClusterRole and binding after), uninstalls Weft (with --purge when the CRDs were not there before),
 // removes the images it imported that were not there before and closes the receiver; also on a
 // failed start, and (synchronously, best effort) from exit and signal hooks. leftovers() lists
 // what is still there.
@@ -28,11 +32,12 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type OtlpReceiver, startOtlpReceiver } from '@weft/proxy/testing';
-import { kubeCluster, kubeLocalDir, kubeLocalKubeconfig, kubeLocalTool, kubectlPath } from '@weft/testing';
+import { deployPrometheusAddon, kubeCluster, kubeLocalDir, kubeLocalKubeconfig, kubeLocalTool, kubectlPath, type PrometheusAddon } from '@weft/testing';
 import { applyKube, removeKube } from '@weft/weftctl';
+import { nodeChecks, nodeLeftovers, nodeSnapshot, podContainers } from './kube-node.ts';
 import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, tracingMeshConfig } from './driver.ts';
 import { hasNetworking, networking, repoRoot } from './reference.ts';
 
@@ -50,6 +55,10 @@ export const bookinfoWorkloads = ['details-v1', 'ratings-v1', 'reviews-v1', 'rev
 /** Why the kube driver cannot run here, or undefined. */
 export function kubeDriverSkipReason(): string | undefined {
   if (!kubectlPath()) return 'needs kubectl (on PATH, or kube-local’s)';
+  // weft/prometheus for kube-local is built from the Go module proxy (deploy/images/prometheus.sh)
+  const cached = join(process.env.WEFT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'weft'), 'prometheus');
+  if (isKubeLocal(process.env.KUBECONFIG ?? kubeLocalKubeconfig()) && !process.env.PROMETHEUS_BIN && !existsSync(cached) && spawnSync('go', ['version']).status !== 0)
+    return 'needs Go 1.26+ on PATH to build weft/prometheus (deploy/images/prometheus.sh), or PROMETHEUS_BIN';
   return undefined;
 }
 
@@ -103,6 +112,8 @@ interface Made {
   installed: boolean;
   purgeCrds: boolean;
   images: string[];
+  /** The Prometheus addon's cluster-wide objects (its ClusterRole and binding, named prometheus-<id>); the rest is in the namespace. */
+  prometheusClusterObjects?: string;
   children: Set<ChildProcess>;
 }
 
@@ -173,6 +184,7 @@ function removeSync(made: Made): void {
   for (const c of made.children) c.kill('SIGKILL');
   if (made.namespace) spawnSync(kubectlPath() ?? 'kubectl', ['delete', 'namespace', made.namespace, '--ignore-not-found', '--wait=false'], { env, timeout: 30_000 });
   if (made.installed) spawnSync(process.execPath, [weftctlBin, 'uninstall', '--kubeconfig', made.kubeconfig, '--timeout', '120', ...(made.purgeCrds ? ['--purge'] : [])], { env, timeout: 150_000 });
+  if (made.prometheusClusterObjects) spawnSync(kubectlPath() ?? 'kubectl', ['delete', 'clusterrole,clusterrolebinding', made.prometheusClusterObjects, '--ignore-not-found'], { env, timeout: 30_000 });
   for (const image of made.images) ctr('images', 'rm', image);
 }
 
@@ -217,16 +229,37 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
   /** Every image imported that containerd did not have before (made.images: those not removed yet). */
   const imported: string[] = [];
 
+  const kubeLocal = isKubeLocal(kubeconfig);
+  /** kube-local: the node before the driver made anything, and what its pods were (for leftovers()). */
+  const node = kubeLocal ? { before: nodeSnapshot(), podUids: new Set<string>(), containerIds: new Set<string>() } : undefined;
+  const recordPods = async () => {
+    if (!node) return;
+    for (const [ns, selector] of [
+      [namespace, []],
+      [systemNamespace, ['-l', 'app.kubernetes.io/part-of=weft']],
+    ] as const) {
+      const r = await kubectl(['get', 'pods', '-n', ns, ...selector, '-o', 'jsonpath={.items[*].metadata.uid}']);
+      for (const u of r.stdout.split(/\s+/).filter(Boolean)) node.podUids.add(u);
+      for (const c of podContainers(ns)) node.containerIds.add(c);
+    }
+  };
+
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     const t0 = Date.now();
+    await recordPods();
     if (made.namespace) {
       // the client pod first, at once: its node ignores SIGTERM
       await kubectl(['delete', 'pod', '-n', made.namespace, 'client', '--ignore-not-found', '--grace-period=0', '--force']);
       const r = await kubectl(['delete', 'namespace', made.namespace, '--ignore-not-found', '--timeout=180s']);
       if (r.code !== 0) progress('stop', `kubectl delete namespace ${made.namespace}: ${r.stderr.trim()}`);
       else made.namespace = undefined;
+    }
+    if (made.prometheusClusterObjects) {
+      const r = await kubectl(['delete', 'clusterrole,clusterrolebinding', made.prometheusClusterObjects, '--ignore-not-found']);
+      if (r.code !== 0) progress('stop', `kubectl delete clusterrole,clusterrolebinding ${made.prometheusClusterObjects}: ${r.stderr.trim()}`);
+      else made.prometheusClusterObjects = undefined;
     }
     if (made.installed) {
       const r = await weftctl(['uninstall', '--timeout', '300', ...(made.purgeCrds ? ['--purge'] : [])]);
@@ -246,12 +279,13 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
 
   try {
     // 1. images
-    const kubeLocal = isKubeLocal(kubeconfig);
+    let prometheusImage: string | undefined;
     await timed(
       'images',
       async () => {
         const out = join(work, 'images');
-        const built = await run([process.execPath, join(repoRoot, 'deploy/images/build.ts'), '--out-dir', out, 'weftd', 'proxy', 'bookinfo'], made, { timeoutMs: 600_000 });
+        // weft/prometheus only where the cluster pulls nothing (kube-local); elsewhere the addon's prom/prometheus
+        const built = await run([process.execPath, join(repoRoot, 'deploy/images/build.ts'), '--out-dir', out, 'weftd', 'proxy', 'bookinfo', ...(kubeLocal ? ['prometheus'] : [])], made, { timeoutMs: 1_200_000 });
         if (built.code !== 0) throw new Error(`deploy/images/build.ts failed (${built.code}):\n${built.stderr}`);
         const names = built.stdout
           .trim()
@@ -259,7 +293,8 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
           .map((l) => l.split(' ')[0]!);
         if (!kubeLocal) return `built ${names.join(', ')}; not imported: this cluster is not kube-local, load dist/images/*.tar yourself (kind load image-archive)`;
         const before = new Set(ctr('images', 'ls', '-q').stdout.split('\n'));
-        for (const file of ['weftd', 'proxy', 'bookinfo']) {
+        prometheusImage = names.find((n) => /(^|\/)weft\/prometheus:/.test(n));
+        for (const file of ['weftd', 'proxy', 'bookinfo', 'prometheus']) {
           const r = await run([join(kubeLocalTool, 'image.sh'), '--load', join(out, `${file}.tar`)], made, { env: { KUBE_LOCAL_DIR: kubeLocalDir() } });
           if (r.code !== 0) throw new Error(`image.sh --load ${file}.tar failed (${r.code}):\n${r.stderr}`);
           for (const n of r.stdout.trim().split('\n')) if (n && !before.has(n) && !made.images.includes(n)) made.images.push(n);
@@ -390,6 +425,18 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
       (u) => `every Deployment available, every proxy ACKed, ${u} answers`,
     );
 
+    // 5. Prometheus as a user deploys it (deploy/addons/prometheus), in BookInfo's namespace (so the
+    // namespace takes it along) with a name of its own for its cluster-wide role; scraping every 2 s
+    // so the metrics scenario does not wait out the addon's 15 s
+    const prometheus: PrometheusAddon = await timed(
+      'prometheus',
+      async () => {
+        made.prometheusClusterObjects = `prometheus-${id}`;
+        return deployPrometheusAddon(kubeconfig, { namespace, nameSuffix: `-${id}`, scrapeInterval: '2s', ...(prometheusImage ? { image: prometheusImage } : {}) });
+      },
+      (p) => `deploy/addons/prometheus as ${p.namespace}/${p.service} (${prometheusImage ?? 'prom/prometheus'}), scraping every 2 s`,
+    );
+
     const io = { kubeconfig, namespace, waitMs: 30_000, systemNamespace };
     const driver: KubeDriver = {
       name: `kube${bookinfo === 'istio' ? ' (Istio’s bookinfo.yaml)' : ''}`,
@@ -399,6 +446,7 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
       timings,
       productpageUrl: url,
       otlp: receiver,
+      prometheus,
       kubectl,
       weftctl,
       podsOf,
@@ -439,6 +487,8 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
         for (const l of managed.stdout.split('\n').filter(Boolean)) left.push(`installed by weftctl: ${l}`);
         const hooks = await kubectl(['get', 'mutatingwebhookconfigurations,validatingwebhookconfigurations', '-o', 'name']);
         for (const l of hooks.stdout.split('\n').filter((h) => /istio/.test(h))) left.push(`webhook configuration ${l}`);
+        const promRbac = await kubectl(['get', 'clusterroles,clusterrolebindings', '-l', 'app=prometheus,app.kubernetes.io/part-of=weft', '-o', 'name']);
+        for (const l of promRbac.stdout.split('\n').filter((x) => x.endsWith(`/prometheus-${id}`))) left.push(`the Prometheus addon's ${l}`);
         const rootCerts = await kubectl(['get', 'configmaps', '-A', '--field-selector=metadata.name=istio-ca-root-cert', '-o', 'name']);
         for (const l of rootCerts.stdout.split('\n').filter(Boolean)) left.push(`weftd's root certificate: ${l}`);
         const weftPods = await kubectl(['get', 'pods', '-A', '-l', 'app.kubernetes.io/part-of=weft', '-o', 'name']);
@@ -456,9 +506,21 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
         const ss = spawnSync('ss', ['-ltnH'], { encoding: 'utf8' }).stdout ?? '';
         for (const l of ss.split('\n')) if (l.includes(`${hostAddress}:${receiver.httpPort} `)) left.push(`listening: ${l.trim()}`);
         if (existsSync(work)) left.push(`directory ${work}`);
+        // the node: the kubelet and containerd remove what the pods had, some of it at the kubelet's next garbage collection
+        let nodeWait = '';
+        if (node) {
+          const t0 = Date.now();
+          let onNode = nodeLeftovers(node.before, [namespace, systemNamespace], [...node.podUids], [...node.containerIds]);
+          while (stopped && onNode.length > 0 && Date.now() - t0 < 150_000) {
+            await sleep(2000);
+            onNode = nodeLeftovers(node.before, [namespace, systemNamespace], [...node.podUids], [...node.containerIds]);
+          }
+          left.push(...onNode);
+          nodeWait = `; on the node (${node.podUids.size} pods, ${node.containerIds.size} containerd containers; ${onNode.length === 0 ? 'gone' : 'still there'} after ${((Date.now() - t0) / 1000).toFixed(1)} s): ${nodeChecks}`;
+        }
         progress(
           'leftovers',
-          `checked: namespace ${namespace}; objects labelled app.kubernetes.io/managed-by=weftctl (webhook configurations, cluster roles and bindings, deployments, services, config maps, service accounts, roles and bindings, PDBs, namespaces); istio* webhook configurations; istio-ca-root-cert ConfigMaps; pods labelled app.kubernetes.io/part-of=weft; ${made.purgeCrds ? "Weft's CRDs (not there before)" : "Weft's CRDs kept (they were there before)"}; ${kubeLocal ? `containerd images imported: ${imported.length ? imported.join(', ') : 'none new'}` : 'no images imported'}; child processes; ${hostAddress}:${receiver.httpPort}; ${work}: ${left.length === 0 ? 'nothing left' : `${left.length} left`}`,
+          `checked: namespace ${namespace}; the Prometheus addon's ClusterRole and binding prometheus-${id}; objects labelled app.kubernetes.io/managed-by=weftctl (webhook configurations, cluster roles and bindings, deployments, services, config maps, service accounts, roles and bindings, PDBs, namespaces); istio* webhook configurations; istio-ca-root-cert ConfigMaps; pods labelled app.kubernetes.io/part-of=weft; ${made.purgeCrds ? "Weft's CRDs (not there before)" : "Weft's CRDs kept (they were there before)"}; ${kubeLocal ? `containerd images imported: ${imported.length ? imported.join(', ') : 'none new'}` : 'no images imported'}; child processes; ${hostAddress}:${receiver.httpPort}; ${work}${nodeWait}: ${left.length === 0 ? 'nothing left' : `${left.length} left`}`,
         );
         return left;
       },

@@ -94,10 +94,19 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     expect((await other.loadMany(10)).counts.v1).toBe(10);
   });
 
-  it('istio_requests_total on reviews-v2 (reporter destination, destination_version v2) counts exactly the requests made to v2', async () => {
+  it('istio_requests_total on reviews-v2 (reporter destination, destination_version v2) counts exactly the requests made to v2, in the proxy and in the driver’s Prometheus where it has one', async () => {
     // Still reviews-test-v2: every page jason loads calls reviews v2 once; anonymous pages go to v1.
-    const series = (text: string) => sumCounter(text, 'istio_requests_total', { reporter: 'destination', destination_version: 'v2', destination_workload: 'reviews-v2', source_workload: 'productpage-v1' });
+    const labels = { reporter: 'destination', destination_version: 'v2', destination_workload: 'reviews-v2', source_workload: 'productpage-v1' };
+    const series = (text: string) => sumCounter(text, 'istio_requests_total', labels);
     const before = series(await d().proxyStats('reviews-v2'));
+    // Where the driver has a Prometheus, it must see what the proxy counts: first the count so far
+    // (it has scraped since), then the same +k.
+    const prom = d().prometheus;
+    const promql = `sum(istio_requests_total{${Object.entries({ ...labels, destination_workload_namespace: d().namespace })
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(',')}})`;
+    const promValue = async () => (await prom!.value(promql)) ?? 0;
+    if (prom) await eventually(promValue, (v) => v === before, 60_000, (v) => `Prometheus: ${promql} is ${v}, the proxy's own count ${before}`);
     const j = await jason();
     const k = 17;
     const pages = await j.loadMany(k);
@@ -115,6 +124,11 @@ export function bookinfoScenarios(driver: () => BookinfoDriver): void {
     expect(series(await d().proxyStats('reviews-v2')) - before).toBe(k);
     const text = await d().proxyStats('reviews-v2');
     expect(sumCounter(text, 'istio_requests_total', { reporter: 'destination', destination_version: 'v1' })).toBe(0);
+    if (prom) {
+      const seen = await eventually(promValue, (v) => v - before >= k, 60_000, (v) => `Prometheus: ${promql} went from ${before} to ${v}, expected +${k}`);
+      console.log(`${d().name}: Prometheus ${promql}: ${before} -> ${seen} after ${k} pages of jason`);
+      expect(seen - before).toBe(k);
+    }
   });
 
   it('a trace of one page view spans the ingress gateway, productpage, reviews and ratings', async () => {
