@@ -138,14 +138,17 @@ export function clusterAnswers(kubeconfig = kubeLocalKubeconfig()): Promise<bool
 }
 
 /**
- * A kubeconfig for a running cluster: $KUBECONFIG when set, else kube-local built and brought up
- * here (root). Progress lines go to `progress`. Throws with the reason when neither is possible.
+ * A kubeconfig for a running cluster: $KUBECONFIG when set, else kube-local's when it answers, else
+ * kube-local built and brought up here (root). Progress lines go to `progress`. Throws with the reason when neither is possible.
  */
 export async function kubeCluster(progress: (line: string) => void = (l) => console.error(l)): Promise<string> {
   const unmet = kubeUnmet();
   if (unmet) throw new Error(unmet);
   if (process.env.KUBECONFIG) return process.env.KUBECONFIG;
+  // kube-local already up (a second test file, or a developer who did not export KUBECONFIG): up.sh would refuse
+  if (await clusterAnswers()) return kubeLocalKubeconfig();
   return withLock(join(kubeLocalDir(), 'weft-tests.lock'), async () => {
+    if (await clusterAnswers()) return kubeLocalKubeconfig();
     for (const [script, what] of [
       ['build.sh', 'building'],
       ['up.sh', 'starting'],
