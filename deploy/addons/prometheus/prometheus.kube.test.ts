@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deployPrometheusAddon, holdClusterLock, kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, type PrometheusAddon } from '@weft/testing';
+import { deployPrometheusAddon, holdClusterLock, hostWeftdManifests, kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, type PrometheusAddon, ratingsManifests } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages, repoRoot } from '../../images/build.ts';
 
@@ -99,67 +99,9 @@ describe.skipIf(skip !== undefined)('the Prometheus addon on the cluster', () =>
       if (weftd.exitCode !== null || Date.now() > end) throw new Error(`weftd did not get ready (exit ${weftd.exitCode}):\n${weftdLog.slice(-4000)}`);
     }
     // weftd.<ns>.svc: 15012 for the sidecar, 15014 (http-monitoring, the chart's port name) for Prometheus
-    await k(
-      ['create', '-f', '-'],
-      `apiVersion: v1
-kind: Service
-metadata: {name: weftd, namespace: ${sysNs}}
-spec:
-  ports:
-  - {name: https-dns, port: 15012, targetPort: ${caPort}, protocol: TCP}
-  - {name: http-monitoring, port: 15014, targetPort: ${monitoringPort}, protocol: TCP}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: weftd-host, namespace: ${sysNs}, labels: {kubernetes.io/service-name: weftd}}
-addressType: IPv4
-ports: [{name: https-dns, port: ${caPort}, protocol: TCP}, {name: http-monitoring, port: ${monitoringPort}, protocol: TCP}]
-endpoints: [{addresses: [${nodeAddress}]}]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: ${scope}}
-webhooks:
-- name: namespace.sidecar-injector.istio.io
-  clientConfig: {url: "https://${nodeAddress}:${webhookPort}/inject"}
-  rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
-  namespaceSelector:
-    matchLabels: {weft-test: ${scope}}
-    matchExpressions: [{key: istio-injection, operator: In, values: [enabled]}]
-  objectSelector: {matchExpressions: [{key: sidecar.istio.io/inject, operator: NotIn, values: ["false"]}]}
-  failurePolicy: Fail
-  sideEffects: None
-  admissionReviewVersions: [v1]
-`,
-    );
+    await k(['create', '-f', '-'], hostWeftdManifests({ systemNamespace: sysNs, scope, nodeAddress, caPort, webhookPort, monitoringPort }));
     await until('the caBundle set', async () => ((await k(['get', 'mutatingwebhookconfiguration', scope, '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).length > 0 ? true : undefined));
-    await k(
-      ['create', '-f', '-'],
-      `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: ratings-v1, namespace: ${appNs}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: ratings, version: v1}}
-  template:
-    metadata: {labels: {app: ratings, version: v1}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: ratings
-        image: weft/bookinfo:${tag}
-        env: [{name: SERVICE, value: ratings}, {name: SERVICE_VERSION, value: v1}]
-        ports: [{name: http, containerPort: 9080}]
-        readinessProbe: {httpGet: {path: /health, port: http}, periodSeconds: 2}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ratings, namespace: ${appNs}}
-spec:
-  selector: {app: ratings}
-  ports: [{name: http, port: 9080}]
-`,
-    );
+    await k(['create', '-f', '-'], ratingsManifests(appNs, `weft/bookinfo:${tag}`));
     // the addon as users deploy it, in weftd's namespace (Istio's: istio-system), scraping every 2 s
     prometheus = await deployPrometheusAddon(kubeconfig, { namespace: sysNs, image: `weft/prometheus:${tag}`, nameSuffix: `-${suffix}`, scrapeInterval: '2s' });
     const name = await until('the ratings pod', async () => (await k(['get', 'pods', '-n', appNs, '-l', 'app=ratings', '-o', 'name'])).trim().replace('pod/', '') || undefined, 30_000);

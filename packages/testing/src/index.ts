@@ -6,3 +6,4 @@ export { clusterAnswers, holdClusterLock, clusterLockFile, kubeCluster, kubeLoca
 export { installWeftCrds, type KubectlResult, kubectl, kubectlOk, kubectlPath, weftCrdsFile } from './kubectl.ts';
 export { type PrivateApiServer, privateApiServerUnmet, startPrivateApiServer } from './apiserver.ts';
 export { deployPrometheusAddon, type PrometheusAddon, type PrometheusAddonOptions, type PrometheusSample, type PrometheusTarget, prometheusAddonDir, prometheusApi } from './prometheus.ts';
+export { type HostWeftdManifests, hostWeftdManifests, ratingsManifests } from './host-weftd.ts';
