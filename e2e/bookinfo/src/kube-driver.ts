@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import { type OtlpReceiver, startOtlpReceiver } from '@weft/proxy/testing';
 import { deployPrometheusAddon, kubeCluster, kubeLocalDir, kubeLocalKubeconfig, kubeLocalTool, kubectlPath, type PrometheusAddon } from '@weft/testing';
 import { applyKube, removeKube } from '@weft/weftctl';
-import { nodeChecks, nodeLeftovers, nodeSnapshot, podContainers } from './kube-node.ts';
+import { containerdSocket, ctr, nodeChecks, nodeLeftovers, nodeSnapshot, podContainers } from './kube-node.ts';
 import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, tracingMeshConfig } from './driver.ts';
 import { hasNetworking, networking, repoRoot } from './reference.ts';
 
@@ -48,7 +48,6 @@ export const weftBookinfoYaml = join(repoRoot, 'examples/bookinfo/platform/kube/
 /** The kustomization that maps Istio's BookInfo images to Weft's (its `resources:` is bookinfo.yaml, copied beside it). */
 export const istioImagesKustomization = join(repoRoot, 'examples/bookinfo/platform/istio-images/kustomization.yaml');
 const weftctlBin = join(repoRoot, 'apps/weftctl/bin/weftctl.js');
-const containerdSocket = () => join(kubeLocalDir(), 'run/containerd/containerd.sock');
 /** The workloads of BookInfo (Deployment names), each with the app and version labels its pods carry. */
 export const bookinfoWorkloads = ['details-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3', 'productpage-v1'] as const;
 
@@ -136,11 +135,6 @@ function run(argv: readonly string[], made: Made, o: { input?: string; env?: Nod
     });
     child.stdin.end(o.input ?? '');
   });
-}
-
-function ctr(...args: string[]): RunResult {
-  const r = spawnSync('ctr', ['--address', containerdSocket(), '-n', 'k8s.io', ...args], { encoding: 'utf8' });
-  return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
 }
 
 /** Whether `kubeconfig` is kube-local's, on this host (then images go into its containerd). */

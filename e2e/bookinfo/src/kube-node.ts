@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kubeLocalDir } from '@weft/testing';
+import type { RunResult } from './kube-driver.ts';
 
 /** What the node had before the driver started (what is new after stop() is the driver's). */
 export interface NodeSnapshot {
@@ -18,10 +19,17 @@ export interface NodeSnapshot {
 const netnsDir = '/var/run/netns';
 const bridge = 'cni0';
 
-function ctr(...args: string[]): string {
-  const r = spawnSync('ctr', ['--address', join(kubeLocalDir(), 'run/containerd/containerd.sock'), '-n', 'k8s.io', ...args], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout : '';
+/** kube-local's containerd. */
+export const containerdSocket = () => join(kubeLocalDir(), 'run/containerd/containerd.sock');
+
+/** `ctr ARGS` in the Kubernetes namespace (k8s.io) of kube-local's containerd. */
+export function ctr(...args: string[]): RunResult {
+  const r = spawnSync('ctr', ['--address', containerdSocket(), '-n', 'k8s.io', ...args], { encoding: 'utf8' });
+  return { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
 }
+
+/** What a ctr listing printed; nothing when it failed. */
+const listing = (r: RunResult) => (r.code === 0 ? r.stdout : '');
 
 function lines(s: string): string[] {
   return s.split('\n').filter(Boolean);
@@ -39,7 +47,7 @@ export function nodeSnapshot(): NodeSnapshot {
 
 /** containerd's containers (pod sandboxes included) of the pods of `namespace`. */
 export function podContainers(namespace: string): string[] {
-  return lines(ctr('containers', 'ls', '-q', `labels."io.kubernetes.pod.namespace"==${namespace}`));
+  return lines(listing(ctr('containers', 'ls', '-q', `labels."io.kubernetes.pod.namespace"==${namespace}`)));
 }
 
 /** What is still on the node from the driver's pods in `namespaces` (pod UIDs and container ids recorded before they were deleted). */
@@ -47,7 +55,7 @@ export function nodeLeftovers(before: NodeSnapshot, namespaces: readonly string[
   const left: string[] = [];
   for (const ns of namespaces) for (const id of podContainers(ns)) left.push(`containerd container ${id.slice(0, 12)} of a pod in ${ns}`);
   const ids = new Set(containerIds);
-  for (const l of lines(ctr('tasks', 'ls')).slice(1)) {
+  for (const l of lines(listing(ctr('tasks', 'ls'))).slice(1)) {
     const [id, pid] = l.split(/\s+/);
     if (id && ids.has(id)) left.push(`process ${pid} (containerd task ${id.slice(0, 12)})`);
   }
