@@ -8,94 +8,24 @@
 // - two weftds elect one leader (only it writes ConfigMaps); the other takes over when it dies.
 // Each weftd here has its own namespace (--system-namespace) and a mesh config whose
 // discoverySelectors select only this file's namespaces, so its root goes nowhere else.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, sign } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { createCsr, generateRsaKeyPair, type KeyPairPem, requestCertificate, spiffeIdOf } from '@weft/citadel';
 import { kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, holdClusterLock } from '@weft/testing';
 import { createAdsClient, type DiscoveryResponse__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until, WeftdProcess as Weftd } from './kube-test-support.ts';
 
-const bin = fileURLToPath(new URL('../bin/weftd.js', import.meta.url));
 const skip = needsKube() ?? (kubectlPath() ? undefined : noteSkip('needs kubectl (apt-get install -y kubectl; deploy/kube-local/build.sh builds one when none is on PATH)'));
 const suffix = randomBytes(3).toString('hex');
 const serviceAccountKey = join(kubeLocalDir(), 'pki/sa.key');
 const label = `weft-test-citadel-${suffix}`;
 const appNs = `weft-test-citadel-app-${suffix}`;
 const sysNs = `weft-test-citadel-sys-${suffix}`;
-
-interface LogLine {
-  level?: string;
-  scope?: string;
-  msg: string;
-  [k: string]: unknown;
-}
-
-/** A weftd child process whose JSON log lines are kept and can be waited for. */
-class Weftd {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  readonly exited: Promise<number | null>;
-  caPort = 0;
-  monitoringPort = 0;
-
-  constructor(name: string, args: readonly string[]) {
-    this.name = name;
-    this.child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let pending = '';
-    this.child.stderr!.on('data', (b: Buffer) => {
-      pending += b.toString();
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const p of parts) {
-        if (!p.trim()) continue;
-        try {
-          this.lines.push(JSON.parse(p) as LogLine);
-        } catch {
-          this.lines.push({ level: 'raw', msg: p });
-        }
-      }
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
-  }
-
-  async waitFor(match: (l: LogLine) => boolean, what: string, ms = 30_000): Promise<LogLine> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(match);
-      if (found) return found;
-      if (this.child.exitCode !== null || this.child.signalCode !== null || Date.now() > end) {
-        throw new Error(`${this.name} did not log ${what}; last lines:\n${this.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async ready(): Promise<this> {
-    const line = await this.waitFor((l) => l.msg === 'weftd ready', 'weftd ready', 60_000);
-    this.caPort = line.caPort as number;
-    this.monitoringPort = line.monitoringPort as number;
-    return this;
-  }
-
-  async debug<T>(path: string): Promise<T> {
-    return (await (await fetch(`http://127.0.0.1:${this.monitoringPort}${path}`)).json()) as T;
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
 
 let kubeconfig: string;
 let dir: string;
@@ -108,7 +38,7 @@ let keys: KeyPairPem;
 const k = (args: readonly string[], input?: string) => kubectlOk(kubeconfig, args, input);
 
 function startWeftd(name: string): Weftd {
-  const d = new Weftd(name, [
+  const d = new Weftd([
     '--kubeconfig',
     kubeconfig,
     '--system-namespace',
@@ -128,7 +58,7 @@ function startWeftd(name: string): Weftd {
     `${label}-none`,
     '--validation-webhook',
     `${label}-none`,
-  ]);
+  ], name);
   daemons.push(d);
   return d;
 }
@@ -145,16 +75,6 @@ const spiffe = (sa: string, ns = appNs) => `spiffe://cluster.local/ns/${ns}/sa/$
 async function rootCertConfigMap(ns: string): Promise<string | undefined> {
   const r = await kubectl(kubeconfig, ['get', 'configmap', 'istio-ca-root-cert', '-n', ns, '-o', 'jsonpath={.data.root-cert\\.pem}']);
   return r.code === 0 && r.stdout ? r.stdout : undefined;
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const secretRoot = async () => Buffer.from(await k(['get', 'secret', 'istio-ca-secret', '-n', sysNs, '-o', 'jsonpath={.data.root-cert\\.pem}']), 'base64').toString();

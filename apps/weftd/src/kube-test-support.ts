@@ -18,8 +18,15 @@ export class WeftdProcess {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];
   readonly exited: Promise<number | null>;
+  /** The ports weftd's ready line reports, once ready() resolved. */
+  caPort = 0;
+  monitoringPort = 0;
 
-  constructor(args: readonly string[]) {
+  /** Tells several weftds apart in failure messages. */
+  readonly name: string;
+
+  constructor(args: readonly string[], name = 'weftd') {
+    this.name = name;
     this.child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let pending = '';
     this.child.stderr!.on('data', (b: Buffer) => {
@@ -45,15 +52,28 @@ export class WeftdProcess {
       const found = this.lines.find(match);
       if (found) return found;
       if (this.child.exitCode !== null || this.child.signalCode !== null || Date.now() > end) {
-        throw new Error(`weftd did not log ${what}; last lines:\n${this.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
+        throw new Error(`${this.name} did not log ${what}; last lines:\n${this.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
 
-  async stop(): Promise<void> {
+  /** Waits for `weftd ready` and keeps the ports it reports. */
+  async ready(): Promise<this> {
+    const line = await this.waitFor((l) => l.msg === 'weftd ready', 'weftd ready', 60_000);
+    this.caPort = line.caPort as number;
+    this.monitoringPort = line.monitoringPort as number;
+    return this;
+  }
+
+  /** A debug endpoint of its monitoring port (after ready()), as JSON. */
+  async debug<T>(path: string): Promise<T> {
+    return (await (await fetch(`http://127.0.0.1:${this.monitoringPort}${path}`)).json()) as T;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
+    this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
     await this.exited;
     clearTimeout(timer);
