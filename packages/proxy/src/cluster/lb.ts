@@ -1,6 +1,7 @@
 // Load balancers, built once per host-set or health change so a pick is O(1) or O(log n) without
 // allocating: weighted round robin (earliest deadline first, as Envoy), random, least request
 // (power of two choices), ring hash and Maglev.
+import { type Random, WeightedPick } from '../core/route-action.ts';
 import type { LbPolicy } from './config.ts';
 import { hash32 } from './hash.ts';
 
@@ -17,7 +18,6 @@ export interface Picker<H extends LbHost> {
   pick(hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined;
 }
 
-export type Random = () => number;
 
 /** A weighted random host that is not excluded; undefined when every host is. */
 function pickExcluding<H extends LbHost>(hosts: readonly H[], weights: readonly number[], exclude: ReadonlySet<string>, random: Random): H | undefined {
@@ -128,58 +128,24 @@ export class RoundRobinPicker<H extends LbHost> implements Picker<H> {
   }
 }
 
-/** Cumulative weights for weighted random choice by binary search. */
-class WeightedChoice<H> {
-  readonly hosts: readonly H[];
-  readonly #cumulative: Float64Array;
-  readonly #total: number;
-  readonly #equal: boolean;
-
-  constructor(hosts: readonly H[], weights: readonly number[]) {
-    this.hosts = hosts;
-    this.#equal = allEqual(weights);
-    this.#cumulative = new Float64Array(hosts.length);
-    let sum = 0;
-    for (let i = 0; i < hosts.length; i++) {
-      sum += weights[i]!;
-      this.#cumulative[i] = sum;
-    }
-    this.#total = sum;
-  }
-
-  index(r: number): number {
-    const n = this.hosts.length;
-    if (this.#equal) return Math.min(n - 1, Math.floor(r * n));
-    const x = r * this.#total;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#cumulative[mid]! > x) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  }
-}
-
 export class RandomPicker<H extends LbHost> implements Picker<H> {
-  readonly #choice: WeightedChoice<H>;
+  readonly #choice: WeightedPick<H>;
   readonly #weights: readonly number[];
   readonly #random: Random;
 
   constructor(hosts: readonly H[], weights: readonly number[], random: Random) {
-    this.#choice = new WeightedChoice(hosts, weights);
+    this.#choice = new WeightedPick(hosts, weights);
     this.#weights = weights;
     this.#random = random;
   }
 
   #one(): H | undefined {
-    const hosts = this.#choice.hosts;
+    const hosts = this.#choice.items;
     return hosts.length === 0 ? undefined : hosts[this.#choice.index(this.#random())];
   }
 
   pick(_hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined {
-    return withExclusion(this.#one(), exclude, () => this.#one(), this.#choice.hosts, this.#weights, this.#random);
+    return withExclusion(this.#one(), exclude, () => this.#one(), this.#choice.items, this.#weights, this.#random);
   }
 }
 
@@ -188,20 +154,20 @@ export class RandomPicker<H extends LbHost> implements Picker<H> {
  * per unit of weight wins (ties keep the first, so an idle cluster follows the weights exactly).
  */
 export class LeastRequestPicker<H extends LbHost> implements Picker<H> {
-  readonly #choice: WeightedChoice<H>;
+  readonly #choice: WeightedPick<H>;
   readonly #weights: readonly number[];
   readonly #random: Random;
   readonly #choices: number;
 
   constructor(hosts: readonly H[], weights: readonly number[], random: Random, choices: number) {
-    this.#choice = new WeightedChoice(hosts, weights);
+    this.#choice = new WeightedPick(hosts, weights);
     this.#weights = weights;
     this.#random = random;
     this.#choices = choices;
   }
 
   #one(): H | undefined {
-    const hosts = this.#choice.hosts;
+    const hosts = this.#choice.items;
     const n = hosts.length;
     if (n <= 1) return hosts[0];
     let bi = this.#choice.index(this.#random());
@@ -215,7 +181,7 @@ export class LeastRequestPicker<H extends LbHost> implements Picker<H> {
   }
 
   pick(_hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined {
-    return withExclusion(this.#one(), exclude, () => this.#one(), this.#choice.hosts, this.#weights, this.#random);
+    return withExclusion(this.#one(), exclude, () => this.#one(), this.#choice.items, this.#weights, this.#random);
   }
 }
 

@@ -6,6 +6,7 @@ import { type Config, defaultKindRegistry, loadText, MemoryConfigStore } from '@
 import { buildPushContext, defaultMeshConfig, envoyGenerators, type Proxy as MeshProxy, proxyFromNode, ServiceEntryRegistry } from '@weft/pilot';
 import { decodeMessage, encodeMessage, type RouteConfiguration, type RouteConfiguration__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chooseWeighted, clusterNameOf } from '../core/route-action.ts';
 import { type CompiledRoutes, compileRouteConfiguration } from './compile.ts';
 import { faultAbort, faultDelay } from './filters.ts';
 import { type Backend, echoed, type RouterServer, StandInCluster, StandInClusterManager, send, startBackend, startRouter } from './test-support.ts';
@@ -54,14 +55,7 @@ function clusterFor(routes: CompiledRoutes, authority: string, path: string, hea
   const { route } = routeFor(routes, authority, path, headers, random);
   const a = route?.action;
   if (!a) return route?.directResponse ? `direct:${route.directResponse.status}` : 'NR';
-  if (a.kind !== 'weighted_clusters') return a.cluster;
-  const pick = Math.floor(random() * a.totalWeight);
-  let acc = 0;
-  for (const c of a.weighted) {
-    acc += c.weight;
-    if (pick < acc) return c.name;
-  }
-  return a.weighted.at(-1)!.name;
+  return clusterNameOf(a, chooseWeighted(a, random), undefined) ?? 'NC';
 }
 
 describe('BookInfo routes from pilot', () => {

@@ -254,12 +254,12 @@ describe('route actions', () => {
     });
     const a = r.virtualHosts[0]!.routes[0]!.action!;
     expect(a.kind).toBe('weighted_clusters');
-    expect(a.totalWeight).toBe(100);
-    expect(a.weighted.map((c) => [c.name, c.weight, c.hostRewrite])).toEqual([
+    expect(a.weighted?.total).toBe(100);
+    expect(a.weighted?.items.map((c) => [c.name, c.weight, c.hostRewrite])).toEqual([
       ['v1', 80, undefined],
       ['v2', 20, 'v2.example'],
     ]);
-    expect(a.weighted[0]!.requestHeaders?.add[0]?.key).toBe('x-subset');
+    expect(a.weighted?.items[0]?.requestHeaders?.add[0]?.key).toBe('x-subset');
   });
 
   it('compiles redirects and direct responses', () => {

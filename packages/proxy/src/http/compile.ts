@@ -2,6 +2,7 @@
 // (Envoy's exact / `*suffix` / `prefix*` / `*` rules), each route's match as a predicate, and its
 // action with every policy pre-decoded, so a request only runs predicates and reads fields.
 import type { RouteConfiguration__Output } from '@weft/xds';
+import { headerCluster, type RouteAction, singleCluster, type WeightedCluster, weightedClusters } from '../core/route-action.ts';
 import { type CompiledCors, type CompiledFault, CorsFilterName, compileCors, compileFault, compileRouteCors, FaultFilterName } from './filters.ts';
 import { compileHeaderMutation, type HeaderMutation } from './headers.ts';
 import {
@@ -38,10 +39,7 @@ type ClusterWeightConfig = NonNullable<RouteActionConfig['weighted_clusters']>['
 /** Envoy's default route timeout when `timeout` is unset. */
 export const defaultRouteTimeoutMs = 15_000;
 
-export interface CompiledWeightedCluster {
-  readonly name: string;
-  readonly clusterHeader: string;
-  readonly weight: number;
+export interface CompiledWeightedCluster extends WeightedCluster {
   readonly requestHeaders: HeaderMutation | undefined;
   readonly responseHeaders: HeaderMutation | undefined;
   readonly hostRewrite: string | undefined;
@@ -49,12 +47,8 @@ export interface CompiledWeightedCluster {
   readonly cors: CompiledCors | undefined;
 }
 
-export interface CompiledRouteAction {
-  readonly kind: 'cluster' | 'cluster_header' | 'weighted_clusters';
-  readonly cluster: string;
-  readonly clusterHeader: string;
-  readonly weighted: readonly CompiledWeightedCluster[];
-  readonly totalWeight: number;
+/** An HTTP route's action: which cluster (core/route-action.ts, shared with tcp_proxy), then how to send to it. */
+export interface CompiledRouteAction extends RouteAction<CompiledWeightedCluster> {
   readonly clusterNotFoundStatus: number;
   readonly prefixRewrite: string | undefined;
   readonly regexRewrite: { readonly re: RegExp; readonly sub: string } | undefined;
@@ -423,12 +417,10 @@ function compileAction(a: RouteActionConfig, vhRetry: VirtualHostConfig['retry_p
     grpcMax = durationMs(a.max_grpc_timeout);
     grpcOffset = durationMs(a.grpc_timeout_offset) ?? 0;
   }
+  const target: RouteAction<CompiledWeightedCluster> =
+    kind === 'weighted_clusters' ? weightedClusters(weighted, total) : kind === 'cluster' ? singleCluster(a.cluster ?? '') : headerCluster(a.cluster_header ?? '');
   return {
-    kind,
-    cluster: a.cluster ?? '',
-    clusterHeader: (a.cluster_header ?? '').toLowerCase(),
-    weighted,
-    totalWeight: total,
+    ...target,
     clusterNotFoundStatus: notFoundCodes[a.cluster_not_found_response_code] ?? 503,
     prefixRewrite: a.prefix_rewrite || undefined,
     regexRewrite: rewrite(a.regex_rewrite),

@@ -21,6 +21,7 @@ import {
 } from '../core/types.ts';
 import { beginHttpFilters, type DownstreamConnection, type FilterHeaders, type HttpFilter, type HttpFilterContext, type HttpStreamHooks } from '../core/filters.ts';
 import { unmappedIp } from '../core/peer.ts';
+import { chooseWeighted, clusterNameOf } from '../core/route-action.ts';
 import { RequestBody } from './body.ts';
 import { type CompiledRoute, type CompiledRouteAction, type CompiledRoutes, type CompiledVirtualHost, type CompiledWeightedCluster, isGrpcContentType } from './compile.ts';
 import { type CompiledCors, corsOriginAllowed, faultAbort, faultDelay } from './filters.ts';
@@ -510,20 +511,9 @@ class Exchange implements FormatContext {
   }
 
   private chooseCluster(action: CompiledRouteAction): string | undefined {
-    if (action.kind === 'cluster') return action.cluster;
-    if (action.kind === 'cluster_header') return this.view.header(action.clusterHeader) || undefined;
-    const pick = Math.floor(this.random() * action.totalWeight);
-    let acc = 0;
-    let chosen = action.weighted[action.weighted.length - 1]!;
-    for (const c of action.weighted) {
-      acc += c.weight;
-      if (pick < acc) {
-        chosen = c;
-        break;
-      }
-    }
+    const chosen = chooseWeighted(action, this.random);
     this.weighted = chosen;
-    return chosen.clusterHeader ? this.view.header(chosen.clusterHeader) || undefined : chosen.name;
+    return clusterNameOf(action, chosen, this.view);
   }
 
   /** Waits `ms`, or less if the client leaves. */

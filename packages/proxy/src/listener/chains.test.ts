@@ -57,13 +57,13 @@ describe('selectChain', () => {
     expect(selectChain(l, facts({ destinationPort: 9080 }))?.tls).toBeUndefined();
     const tls = selectChain(l, facts({ destinationPort: 9080, transport: 'tls', alpn: ['istio-http/1.1'] }));
     expect(tls?.tls).toBeDefined();
-    expect(selectChain(l, facts({ destinationPort: 3306 }))?.tcp?.clusters[0]?.name).toBe('inbound|3306||');
+    expect(selectChain(l, facts({ destinationPort: 3306 }))?.tcp?.action.cluster).toBe('inbound|3306||');
   });
 
   it('sends other ports to the passthrough chains, HTTP or TCP by what the client speaks', () => {
     expect(selectChain(l, facts({ destinationPort: 7777, alpn: ['http/1.1'] }))?.name).toBe('virtualInbound-catchall-http');
     expect(selectChain(l, facts({ destinationPort: 7777, alpn: [] }))?.name).toBe('virtualInbound');
-    expect(selectChain(l, facts({ destinationPort: 15006 }))?.tcp?.clusters[0]?.name).toBe('BlackHoleCluster');
+    expect(selectChain(l, facts({ destinationPort: 15006 }))?.tcp?.action.cluster).toBe('BlackHoleCluster');
     // TLS to a port without a TLS chain matches nothing (Envoy closes the connection).
     expect(selectChain(l, facts({ destinationPort: 7777, transport: 'tls' }))).toBeUndefined();
   });

@@ -12,6 +12,7 @@ import {
   TypeUrl,
 } from '@weft/xds';
 import type { FilterRegistry, FilterSite, HttpFilter, NetworkFilter } from '../core/filters.ts';
+import { type RouteAction, singleCluster, weightedClusters } from '../core/route-action.ts';
 import type { RequestRecord } from '../core/types.ts';
 
 type FilterChain = Listener__Output['filter_chains'][number];
@@ -19,9 +20,8 @@ type FilterChainMatch = NonNullable<FilterChain['filter_chain_match']>;
 type CidrRange = FilterChainMatch['prefix_ranges'][number];
 
 export interface TcpRoute {
-  /** Clusters with weights (one with weight 1 for a plain `cluster`). */
-  clusters: readonly { name: string; weight: number }[];
-  totalWeight: number;
+  /** The cluster, or clusters by weight: the same compiled action as an HTTP route's. */
+  action: RouteAction;
   statPrefix: string;
   idleTimeoutMs: number | undefined;
   maxConnectAttempts: number;
@@ -185,18 +185,18 @@ function compileChain(chain: FilterChain, name: string, options: CompileOptions,
       out.http = compileHcm(hcm, name, options, bufferLimitBytes, listener);
     } else {
       const tp = decodeAny(f.typed_config!, TypeUrl.TcpProxy);
-      let clusters: { name: string; weight: number }[];
+      let action: RouteAction;
       if (tp.cluster_specifier === 'weighted_clusters') {
-        clusters = (tp.weighted_clusters?.clusters ?? []).filter((c) => c.weight > 0).map((c) => ({ name: c.name, weight: c.weight }));
+        const clusters = (tp.weighted_clusters?.clusters ?? []).filter((c) => c.weight > 0).map((c) => ({ name: c.name, weight: c.weight, clusterHeader: '' }));
         if (clusters.length === 0) throw new Error(`${name}: tcp_proxy weighted_clusters with no weight`);
+        action = weightedClusters(clusters);
       } else if (tp.cluster) {
-        clusters = [{ name: tp.cluster, weight: 1 }];
+        action = singleCluster(tp.cluster);
       } else {
         throw new Error(`${name}: tcp_proxy without a cluster`);
       }
       out.tcp = {
-        clusters,
-        totalWeight: clusters.reduce((s, c) => s + c.weight, 0),
+        action,
         statPrefix: tp.stat_prefix,
         idleTimeoutMs: durationMs(tp.idle_timeout),
         maxConnectAttempts: Math.max(1, tp.max_connect_attempts?.value ?? 1),

@@ -19,6 +19,7 @@ import { getOriginalDst } from '../capture/original-dst.ts';
 import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
 import type { DownstreamConnection, FilterRegistry, HttpFilter, NetworkFilter } from '../core/filters.ts';
 import { firstUriSan, unmappedIp } from '../core/peer.ts';
+import { singleCluster } from '../core/route-action.ts';
 import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain, type TcpRoute } from './chains.ts';
 import { type Detected, detect } from './detect.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
@@ -515,7 +516,8 @@ export class ListenerManager {
     const vo = snap.listeners.get(VirtualOutbound);
     const voc = vo ? this.#compiled(vo) : undefined;
     const catchAll = voc?.chains.find((ch) => !ch.match?.destination_port && ch.tcp) ?? voc?.defaultChain;
-    const cluster = catchAll?.tcp?.clusters[0]?.name ?? 'PassthroughCluster';
+    const catchAllAction = catchAll?.tcp?.action;
+    const cluster = (catchAllAction?.weighted ? catchAllAction.weighted.items[0]?.name : catchAllAction?.cluster) ?? 'PassthroughCluster';
     const chainConfig = this.#passthroughChain(cluster);
     this.#o.routing.serve(req, res, chainConfig.inlineRoutes, {
       direction: 'outbound',
@@ -562,7 +564,7 @@ export class ListenerManager {
       }
       // An opaque TCP service by name: its cluster, else passthrough to the name itself.
       const cluster = this.#clusterByName(snap, host, port);
-      const route: TcpRoute = { clusters: [{ name: cluster, weight: 1 }], totalWeight: 1, statPrefix: cluster, idleTimeoutMs: undefined, maxConnectAttempts: 1 };
+      const route: TcpRoute = { action: singleCluster(cluster), statPrefix: cluster, idleTimeoutMs: undefined, maxConnectAttempts: 1 };
       const filters: NetworkFilter[] = [];
       for (const factory of this.#o.filters?.tcpChain ?? []) {
         const f = factory({ where: `${VirtualOutbound}#connect`, listener: VirtualOutbound, direction: 'outbound' });

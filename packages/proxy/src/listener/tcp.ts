@@ -2,6 +2,7 @@
 // weight when there are several), with half-close passed on and the bytes counted for telemetry.
 import type { Socket } from 'node:net';
 import type { DownstreamConnection, NetworkFilter, TcpConnectionHooks, TcpFilterContext } from '../core/filters.ts';
+import { chooseWeighted, clusterNameOf, type Random } from '../core/route-action.ts';
 import type { ClusterManager, RequestRecord, ResponseFlag } from '../core/types.ts';
 import { UpstreamError } from '../core/types.ts';
 import type { TcpRoute } from './chains.ts';
@@ -19,22 +20,15 @@ export interface TcpContext {
   /** The chain's network filters (RBAC, telemetry) and the connection they see. */
   filters?: readonly NetworkFilter[];
   connection?: DownstreamConnection;
-}
-
-function pickCluster(route: TcpRoute): string {
-  if (route.clusters.length === 1) return route.clusters[0]!.name;
-  let r = Math.random() * route.totalWeight;
-  for (const c of route.clusters) {
-    r -= c.weight;
-    if (r < 0) return c.name;
-  }
-  return route.clusters[route.clusters.length - 1]!.name;
+  /** The weighted pick's random source (default Math.random; tests pin it). */
+  random?: Random;
 }
 
 /** Proxies `downstream` (paused, possibly with bytes put back) to the route's cluster. */
 export async function proxyTcp(downstream: Socket, route: TcpRoute, ctx: TcpContext): Promise<void> {
   const start = Date.now();
-  const clusterName = pickCluster(route);
+  const action = route.action;
+  const clusterName = clusterNameOf(action, chooseWeighted(action, ctx.random ?? Math.random), undefined) ?? BlackHoleCluster;
   const record: RequestRecord = {
     direction: ctx.direction,
     listener: ctx.listener,
