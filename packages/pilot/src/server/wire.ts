@@ -74,9 +74,9 @@ export function deltaResponse(version: string, resources: readonly Buffer[], typ
 // in what routes read, so a virtual host's bytes are kept per route list and per the rest of the
 // virtual host (its name and domains), and each proxy's configuration is spliced from them.
 
-const virtualHostBytes = new WeakMap<object, Map<string, Buffer>>();
+const virtualHostCache = new WeakMap<object, Map<string, Buffer>>();
 
-/** A virtual host as RouteConfiguration field 2 (tag, length, message). */
+/** A virtual host as RouteConfiguration field 2 (tag, length, message); the message is its tail. */
 function virtualHostField(vh: VirtualHost): Buffer {
   const routes = vh.routes;
   if (!routes || routes.length === 0) return bytesField(2, encodeMessage('envoy.config.route.v3.VirtualHost', vh));
@@ -87,10 +87,10 @@ function virtualHostField(vh: VirtualHost): Buffer {
     key += JSON.stringify(rest);
     break;
   }
-  let byRest = virtualHostBytes.get(routes);
+  let byRest = virtualHostCache.get(routes);
   if (!byRest) {
     byRest = new Map();
-    virtualHostBytes.set(routes, byRest);
+    virtualHostCache.set(routes, byRest);
   }
   let bytes = byRest.get(key);
   if (!bytes) {
@@ -98,6 +98,14 @@ function virtualHostField(vh: VirtualHost): Buffer {
     byRest.set(key, bytes);
   }
   return bytes;
+}
+
+/** A virtual host's message bytes (a VHDS resource): the field from the same cache without its tag and length. */
+export function virtualHostBytes(vh: VirtualHost): Buffer {
+  const field = virtualHostField(vh);
+  let pos = 1;
+  while ((field[pos]! & 0x80) !== 0) pos++;
+  return field.subarray(pos + 1);
 }
 
 /**
