@@ -86,16 +86,12 @@ export {
 export { compileOptionsFor, defaultBufferLimitBytes, defaultHcmSettings, type HcmSettings, httpConnectionManagerSettings } from './http/hcm.ts';
 export { RouteConfigError } from './http/matchers.ts';
 export { RequestView } from './http/view.ts';
-export {
-  type DownstreamRequest,
-  type DownstreamResponse,
-  describeRoute,
-  encodeGrpcMessage,
-  type HttpRequestContext,
-  handleHttpRequest,
-  httpToGrpcStatus,
-  LocalReplyBody,
-} from './http/router.ts';
+// The request pipeline (src/http/router.ts runs the stages in order; codec.ts is the seam to the HTTP codec).
+export type { DownstreamRequest, DownstreamResponse } from './http/codec.ts';
+export type { HttpRequestContext } from './http/exchange.ts';
+export { encodeGrpcMessage, httpToGrpcStatus, LocalReplyBody } from './http/local-reply.ts';
+export { describeRoute } from './http/route-selection.ts';
+export { handleHttpRequest } from './http/router.ts';
 export { openTelemetryTracer, tracingFilterFactory, type TracingNode } from './telemetry/tracing.ts';
 export { extractTrace, type IncomingTrace, injectTrace, type OutgoingTrace } from './telemetry/tracing-context.ts';
 export { flushTracing, shutdownTracing } from './telemetry/tracing-export.ts';

@@ -7,7 +7,8 @@ import { applyHeaderMutations, compileHeaderValue, type HeaderRecord } from './h
 import { httpConnectionManagerSettings } from './hcm.ts';
 import { RouteConfigError, re2ToRegExp } from './matchers.ts';
 import { backoffMs, compileRetryPolicy, hashKey, retriableReset, retriableResponse, setCookieValue, shadowAuthority } from './policies.ts';
-import { normalizePath, parseGrpcTimeout } from './router.ts';
+import { normalizePath } from './connection-manager.ts';
+import { parseGrpcTimeout } from './upstream-attempt.ts';
 import { decodeRouteConfig } from './test-support.ts';
 import { RequestView } from './view.ts';
 

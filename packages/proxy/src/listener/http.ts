@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { RouteConfiguration__Output } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
-import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
+import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import type { CompiledChain, HttpChainConfig } from './chains.ts';
 
 /** What the listener tells the router about a request besides the request itself. */

@@ -22,7 +22,7 @@ import { firstUriSan, unmappedIp } from '../core/peer.ts';
 import { singleCluster } from '../core/route-action.ts';
 import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain, type TcpRoute } from './chains.ts';
 import { type Detected, detect } from './detect.ts';
-import type { DownstreamRequest, DownstreamResponse } from '../http/router.ts';
+import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './http.ts';
 import { proxyTcp } from './tcp.ts';
 import { ServerTlsCache, type TlsSecretSource, verifyClientCertificate } from './tls.ts';
