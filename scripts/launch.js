@@ -26,6 +26,12 @@ export const dataPlaneNodeFlags = ['--max-semi-space-size=4', '--min-semi-space-
  *   when Node was started without them the process replaces itself (execve: same pid) with them.
  */
 export async function launch(binUrl, name, run, options = {}) {
+  // WEFT_DATA_PLANE_RUNTIME=/path/to/bun runs the data plane (weft-proxy) on Bun instead of Node:
+  // the same TypeScript, for issue 14's side-by-side measurements (bench/proxy, packages/proxy/README.md).
+  const runtime = process.env.WEFT_DATA_PLANE_RUNTIME;
+  if (runtime && options.nodeFlags && !process.versions.bun && typeof process.execve === 'function') {
+    process.execve(runtime, [runtime, fileURLToPath(binUrl), ...process.argv.slice(2)], process.env);
+  }
   const major = Number(process.versions.node.split('.')[0]);
   const flags = (options.nodeFlags ?? []).filter((f) => !process.execArgv.includes(f) && !process.execArgv.some((a) => a.startsWith(`${f.split('=')[0]}=`)));
   if (major >= 24 && flags.length > 0 && typeof process.execve === 'function' && process.env.WEFT_NO_NODE_FLAGS !== '1') {

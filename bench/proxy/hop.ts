@@ -10,7 +10,8 @@
 // Environment: BENCH_PROXY_SECONDS (8 per measurement), BENCH_PROXY_RATE (1000 req/s),
 // BENCH_PROXY_CONCURRENCY (32 connections for the closed loop), BENCH_PROXY_NODE_OPTIONS (extra
 // Node options for the weft-proxy process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
-// BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to).
+// BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to; the mesh hop's sidecars to FILE.echo and
+// FILE.bench), BENCH_PROXY_HOP=0 (only the mesh hop), BENCH_PROXY_MESH=0 (no mesh hop), BENCH_BUN (a bun binary).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -33,8 +34,16 @@ const bins = {
   backend: here('./backend.ts'),
   load: here('./load.ts'),
   floor: here('./floor.ts'),
+  codecFloor: here('./codec-floor.ts'),
+  pipeFloor: here('./pipe-floor.ts'),
+  bunFloor: here('./bun-floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9' };
+const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9' };
+// Bun, for the rows that measure the same code on Bun (issue 14's stack (a)): BENCH_BUN, else the
+// `bun` package of the workspace (a devDependency of bench).
+const bun = [process.env.BENCH_BUN, here('../node_modules/.bin/bun'), here('../../node_modules/.bin/bun')].find(
+  (b): b is string => !!b && spawnSync(b, ['--version']).status === 0,
+);
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 // ------------------------------------------------------------------ processes
@@ -168,36 +177,39 @@ async function measure(target: { url: string; host?: string; pid?: number }, mod
 const fmt = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
-function report(mode: string, direct: Measurement, weft: Measurement, haproxy: Measurement | undefined, floor: Measurement): void {
+function report(mode: string, direct: Measurement, rows: readonly (readonly [string, Measurement | undefined])[]): void {
   console.log(`\n${mode}`);
-  console.log('  path        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
-  const rows: [string, Measurement][] = [
-    ['direct', direct],
-    ['weft-proxy', weft],
-  ];
-  if (haproxy) rows.push(['haproxy', haproxy]);
-  rows.push(['node floor', floor]);
-  for (const [name, m] of rows) {
+  console.log('  path                    req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
+  for (const [name, m] of [['direct', direct] as const, ...rows]) {
+    if (!m) continue;
     const added = (p: 'p50' | 'p90' | 'p99') => (m === direct ? '-' : fmt(m.latencies[p] - direct.latencies[p]));
     console.log(
-      `  ${name.padEnd(10)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}`,
+      `  ${name.padEnd(22)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}`,
     );
   }
 }
 
-function goals(open: { direct: Measurement; weft: Measurement; floor: Measurement }, closed: { weft: Measurement; floor: Measurement }): void {
-  const addedP99 = open.weft.latencies.p99 - open.direct.latencies.p99;
-  const cpu = Math.max(open.weft.cpuPer1k ?? Number.NaN, closed.weft.cpuPer1k ?? Number.NaN);
-  const rss = Math.max(open.weft.rssMb ?? 0, closed.weft.rssMb ?? 0);
-  console.log('\nGoals (Istio 1.24 Envoy sidecar: 0.20 vCPU and 60 MB per 1,000 req/s, added p99 < 1 ms at 1,000 req/s):');
-  console.log(`  added p99 at ${rate} req/s: ${fmt(addedP99)} ms (goal < 1 ms): ${verdict(addedP99 < 1)}`);
-  console.log(`  CPU per 1,000 requests: ${fmt(cpu, 3)} CPU s, i.e. ${fmt(cpu, 3)} vCPU at 1,000 req/s (goal <= 0.20): ${verdict(cpu <= 0.2)}`);
-  console.log(`  resident memory: ${fmt(rss, 0)} MB (goal <= 60 MB): ${verdict(rss <= 60)}`);
-  const floorCpu = Math.max(open.floor.cpuPer1k ?? Number.NaN, closed.floor.cpuPer1k ?? Number.NaN);
-  const floorRss = Math.max(open.floor.rssMb ?? 0, closed.floor.rssMb ?? 0);
-  console.log(
-    `  platform floor (node:http + undici, no routing; see floor.ts): added p99 ${fmt(open.floor.latencies.p99 - open.direct.latencies.p99)} ms, ${fmt(floorCpu, 3)} CPU s per 1,000 requests, ${fmt(floorRss, 0)} MB`,
-  );
+interface Stack {
+  name: string;
+  open?: Measurement;
+  closed?: Measurement;
+}
+
+/** Issue 14's goals for one hop, each measured against HAProxy in the same run where it names HAProxy. */
+function goals(direct: { open: Measurement; closed: Measurement }, haproxy: Stack | undefined, stacks: readonly Stack[]): void {
+  console.log('\nGoals for one hop (CPU: the process\'s user+system time over the measured window / requests served; RSS: VmRSS after the window):');
+  const hpAdded = haproxy?.open ? haproxy.open.latencies.p99 - direct.open.latencies.p99 : Number.NaN;
+  for (const st of stacks) {
+    if (!st.open || !st.closed) continue;
+    const added = st.open.latencies.p99 - direct.open.latencies.p99;
+    const cpu = st.open.cpuPer1k ?? Number.NaN;
+    const rss = Math.max(st.open.rssMb ?? 0, st.closed.rssMb ?? 0);
+    const rps = st.closed.requests / st.closed.seconds;
+    const hpRps = haproxy?.closed ? haproxy.closed.requests / haproxy.closed.seconds : Number.NaN;
+    console.log(
+      `  ${st.name.padEnd(22)} CPU ${fmt(cpu, 3)} s/1k (<= 0.20: ${verdict(cpu <= 0.2)}), RSS ${fmt(rss, 0)} MB (<= 60: ${verdict(rss <= 60)}), added p99 ${fmt(added)} ms (<= haproxy's ${fmt(hpAdded)}: ${verdict(added <= hpAdded)}), saturation ${fmt(rps, 0)} req/s (>= haproxy's ${fmt(hpRps, 0)}: ${verdict(rps >= hpRps)})`,
+    );
+  }
 }
 
 /** The echo service: a ServiceEntry and one WorkloadEntry at `address:port`. */
@@ -297,6 +309,11 @@ spec:
     args.push('--service-account', sa, '--ca-address', `127.0.0.1:${ready.caPort}`, '--ca-root-cert', join(caDir, 'root-cert.pem'), '--ca-token-file', tokenFile);
     args.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200', ...extra);
     const p = start(name, process.execPath, [...proxyNodeOptions, ...args]);
+    if (process.env.BENCH_PROXY_LOG) {
+      const log = createWriteStream(`${process.env.BENCH_PROXY_LOG}.${sa}`);
+      p.child.stdout?.pipe(log);
+      p.child.stderr?.pipe(log);
+    }
     await p.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
     return p;
   };
@@ -345,16 +362,22 @@ try {
   await writeFile(join(dir, 'mesh.yaml'), echoService(ip.backend, backendPort));
   const weftd = start('weftd', process.execPath, [bins.weftd, '--config-dir', dir, '--xds-port', '0', '--monitoring-port', '0', '--no-ca']);
   const xdsPort = Number((await weftd.waitFor((l) => l.msg === 'weftd ready', 'weftd ready')).xdsPort);
-  const proxyArgs = [bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', ip.proxy, '--pod', 'bench-1', '--namespace', 'default', '--labels', 'app=bench'];
-  proxyArgs.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200');
-  const proxy = start('weft-proxy', process.execPath, [...proxyNodeOptions, ...proxyArgs]);
-  if (process.env.BENCH_PROXY_LOG) {
-    const log = createWriteStream(process.env.BENCH_PROXY_LOG);
-    proxy.child.stdout?.pipe(log);
-    proxy.child.stderr?.pipe(log);
+  // weft-proxy on Node (the shipped runtime) and, when Bun is there, the same code on Bun; two
+  // proxy addresses, the same ServiceEntry.
+  const proxies: { name: string; address: string; proc: Proc }[] = [];
+  for (const [name, runtime, address] of [['weft-proxy', process.execPath, ip.proxy], ...(bun ? [['weft-proxy on bun', bun, ip.proxyBun]] : [])] as const) {
+    const proxyArgs = [bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', address, '--pod', `bench-${proxies.length + 1}`, '--namespace', 'default', '--labels', 'app=bench'];
+    proxyArgs.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200');
+    const proc = start(name, runtime, [...(runtime === process.execPath ? proxyNodeOptions : []), ...proxyArgs]);
+    if (process.env.BENCH_PROXY_LOG && runtime === process.execPath) {
+      const log = createWriteStream(process.env.BENCH_PROXY_LOG);
+      proc.child.stdout?.pipe(log);
+      proc.child.stderr?.pipe(log);
+    }
+    await proc.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
+    proxies.push({ name, address, proc });
   }
-  await proxy.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
-  const idleRss = rssMb(proxy.child.pid!);
+  const idleRss = proxies.map((p) => `${p.name} ${fmt(rssMb(p.proc.child.pid!), 0)} MB`).join(', ');
 
   // HAProxy is the peer when it is installed (npm test's preflight installs Debian's as root); without it the bench still runs.
   const haproxyInstalled = spawnSync('haproxy', ['-v']).status === 0;
@@ -395,34 +418,47 @@ backend echo
     });
   }
 
-  // The platform floor: node:http + undici with the data plane's V8 flags, forwarding only.
-  const floorPort = await freePort(ip.floor);
-  const floor = start('node floor', process.execPath, [...dataPlaneNodeFlags, bins.floor, '--address', ip.floor, '--port', String(floorPort), '--upstream', `${ip.backend}:${backendPort}`]);
-  await floor.waitFor((l) => l.msg === 'listening', 'listening');
+  // Floors: the smallest forwarders on each candidate stack, no routing, filters or telemetry.
+  const floorSpecs: [string, string, string, readonly string[]][] = [
+    ['node:http+undici floor', process.execPath, bins.floor, dataPlaneNodeFlags],
+    ['llhttp codec floor', process.execPath, bins.codecFloor, dataPlaneNodeFlags],
+    ['node:net L4 pipe', process.execPath, bins.pipeFloor, dataPlaneNodeFlags],
+  ];
+  if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
+  const floors: { name: string; proc: Proc; url: string }[] = [];
+  for (const [i, [name, runtime, file, flags]] of floorSpecs.entries()) {
+    const address = `127.20.1.${i + 1}`;
+    const port = await freePort(address);
+    const proc = start(name, runtime, [...flags, file, '--address', address, '--port', String(port), '--upstream', `${ip.backend}:${backendPort}`]);
+    await proc.waitFor((l) => l.msg === 'listening', 'listening');
+    floors.push({ name, proc, url: `http://${address}:${port}/` });
+  }
 
-  const targets = {
-    direct: { url: `http://${ip.backend}:${backendPort}/` },
-    weft: { url: `http://${ip.proxy}:15001/`, host: 'echo:9080', pid: proxy.child.pid },
-    haproxy: haproxy ? { url: `http://${ip.haproxy}:${haproxyPort}/`, pid: haproxy.child.pid } : undefined,
-    floor: { url: `http://${ip.floor}:${floorPort}/`, pid: floor.child.pid },
-  };
-  console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; weft-proxy idle RSS ${fmt(idleRss, 0)} MB`);
-  const open = {
-    direct: await measure(targets.direct, 'open'),
-    weft: await measure(targets.weft, 'open'),
-    haproxy: targets.haproxy ? await measure(targets.haproxy, 'open') : undefined,
-    floor: await measure(targets.floor, 'open'),
-  };
-  report(`open loop at ${rate} req/s`, open.direct, open.weft, open.haproxy, open.floor);
-  const closed = {
-    direct: await measure(targets.direct, 'closed'),
-    weft: await measure(targets.weft, 'closed'),
-    haproxy: targets.haproxy ? await measure(targets.haproxy, 'closed') : undefined,
-    floor: await measure(targets.floor, 'closed'),
-  };
-  report(`closed loop, ${concurrency} connections (maximum rate)`, closed.direct, closed.weft, closed.haproxy, closed.floor);
-  goals(open, closed);
-  await Promise.all([stop(proxy), stop(floor), haproxy ? stop(haproxy) : undefined]);
+  const targets: { name: string; url: string; host?: string; pid?: number }[] = [
+    ...proxies.map((p) => ({ name: p.name, url: `http://${p.address}:15001/`, host: 'echo:9080', pid: p.proc.child.pid })),
+    ...(haproxy ? [{ name: 'haproxy', url: `http://${ip.haproxy}:${haproxyPort}/`, pid: haproxy.child.pid }] : []),
+    ...floors.map((f) => ({ name: f.name, url: f.url, pid: f.proc.child.pid })),
+  ];
+  // BENCH_PROXY_HOP=0: only the mesh hop (the direct path is still measured, as its baseline).
+  if (process.env.BENCH_PROXY_HOP === '0') targets.length = 0;
+  const direct = { url: `http://${ip.backend}:${backendPort}/` };
+  console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; idle RSS ${idleRss}`);
+  console.log(bun ? `Bun: ${bun}` : `Bun rows left out: no bun (npm ci installs it into bench/node_modules; or set BENCH_BUN)`);
+  const stacks: Stack[] = targets.map((t) => ({ name: t.name }));
+  const directOpen = await measure(direct, 'open');
+  for (const [i, t] of targets.entries()) stacks[i]!.open = await measure(t, 'open');
+  report(`open loop at ${rate} req/s`, directOpen, stacks.map((st) => [st.name, st.open] as const));
+  const directClosed = await measure(direct, 'closed');
+  for (const [i, t] of targets.entries()) stacks[i]!.closed = await measure(t, 'closed');
+  report(`closed loop, ${concurrency} connections (maximum rate)`, directClosed, stacks.map((st) => [st.name, st.closed] as const));
+  goals(
+    { open: directOpen, closed: directClosed },
+    stacks.find((st) => st.name === 'haproxy'),
+    stacks.filter((st) => st.name.startsWith('weft-proxy')),
+  );
+  await Promise.all([...proxies.map((p) => stop(p.proc)), ...floors.map((f) => stop(f.proc)), haproxy ? stop(haproxy) : undefined]);
+  const open = { direct: directOpen };
+  const closed = { direct: directClosed };
   if (process.env.BENCH_PROXY_MESH !== '0') await meshHop(backendPort, { open: open.direct, closed: closed.direct });
   await Promise.all([stop(weftd), stop(backend)]);
 } finally {

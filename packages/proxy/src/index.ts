@@ -51,7 +51,8 @@ export {
 } from './listener/chains.ts';
 export { classify as classifyFirstBytes, type Detected, detect, h2Preface } from './listener/detect.ts';
 export { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './listener/http.ts';
-export { type BoundListener, describeConnection, directionOf, ListenerManager, type ListenerManagerOptions } from './listener/manager.ts';
+export { describeConnection, directionOf } from './listener/dispatch.ts';
+export { type BoundListener, ListenerManager, type ListenerManagerOptions } from './listener/manager.ts';
 export { proxyTcp, type TcpContext } from './listener/tcp.ts';
 export { type ServerTls, ServerTlsCache, serverTls, type TlsSecretSource } from './listener/tls.ts';
 // Admin (src/admin): /config_dump, /clusters, /stats, /ready; /healthz/ready.
@@ -81,10 +82,9 @@ export {
   compiledRoutesFor,
   compileRouteConfiguration,
   defaultRouteTimeoutMs,
-  isGrpcContentType,
 } from './http/compile.ts';
 export { compileOptionsFor, defaultBufferLimitBytes, defaultHcmSettings, type HcmSettings, httpConnectionManagerSettings } from './http/hcm.ts';
-export { RouteConfigError } from './http/matchers.ts';
+export { isGrpcContentType, RouteConfigError } from './http/matchers.ts';
 export { RequestView } from './http/view.ts';
 // The request pipeline (src/http/router.ts runs the stages in order; codec.ts is the seam to the HTTP codec).
 export type { DownstreamRequest, DownstreamResponse } from './http/codec.ts';

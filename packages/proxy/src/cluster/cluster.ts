@@ -10,7 +10,8 @@ import { hash32 } from './hash.ts';
 import { ClusterStats, type EndpointSpec, endpointKey, endpointsOf, Host } from './host.ts';
 import { createPicker, HashRing, type Picker } from './lb.ts';
 import { OutlierDetector } from './outlier.ts';
-import { Exchange, HttpPool, type PoolCluster } from './pool.ts';
+import { HttpPool, type PoolCluster } from './pool.ts';
+import { Exchange } from './pool-exchange.ts';
 import { countTls, dial, resolveTls, type TlsMaterial } from './transport.ts';
 
 export type DnsLookup = (hostname: string, family: 0 | 4 | 6) => Promise<string[]>;

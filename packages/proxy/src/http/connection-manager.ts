@@ -8,7 +8,7 @@
 // It never answers the request.
 import { randomUUID } from 'node:crypto';
 import { unmappedIp } from '../core/peer.ts';
-import { isGrpcContentType } from './compile.ts';
+import { isGrpcContentType } from './matchers.ts';
 import type { Exchange } from './exchange.ts';
 import { connectionTokens, type HeaderRecord, isHopByHop } from './headers.ts';
 import { portStart } from './policies.ts';

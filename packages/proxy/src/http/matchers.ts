@@ -1,6 +1,7 @@
-// Envoy's string, header and query-parameter matchers, compiled once per route configuration
-// into plain predicates. RE2 patterns become JS RegExps (see `re2ToRegExp` for the differences).
+// Envoy's route, string, header and query-parameter matchers, compiled once per route
+// configuration into plain predicates. RE2 patterns become JS RegExps (see `re2ToRegExp` for the differences).
 import type { RouteConfiguration__Output } from '@weft/xds';
+import type { CompiledRoute } from './compile.ts';
 import type { RequestView } from './view.ts';
 
 type VirtualHost = RouteConfiguration__Output['virtual_hosts'][number];
@@ -267,4 +268,75 @@ export function sampled(f: Fraction, random: () => number): boolean {
 export function durationMs(d: { seconds: string | number; nanos: number } | null | undefined): number | undefined {
   if (!d) return undefined;
   return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+}
+
+function compilePathMatcher(m: RouteMatch): { kind: CompiledRoute['matchKind']; prefix: string; test: (view: RequestView) => boolean } {
+  const caseSensitive = m.case_sensitive?.value ?? true;
+  switch (m.path_specifier) {
+    case 'prefix': {
+      const p = m.prefix ?? '';
+      if (p === '' || p === '/') return { kind: 'prefix', prefix: p, test: p === '' ? () => true : (v) => v.pathOnly.startsWith('/') };
+      if (caseSensitive) return { kind: 'prefix', prefix: p, test: (v) => v.pathOnly.startsWith(p) };
+      const lower = p.toLowerCase();
+      return { kind: 'prefix', prefix: p, test: (v) => v.pathOnly.slice(0, lower.length).toLowerCase() === lower };
+    }
+    case 'path': {
+      const p = m.path ?? '';
+      if (caseSensitive) return { kind: 'path', prefix: p, test: (v) => v.pathOnly === p };
+      const lower = p.toLowerCase();
+      return { kind: 'path', prefix: p, test: (v) => v.pathOnly.toLowerCase() === lower };
+    }
+    case 'safe_regex': {
+      const re = re2ToRegExp(m.safe_regex?.regex ?? '', true);
+      return { kind: 'safe_regex', prefix: '', test: (v) => re.test(v.pathOnly) };
+    }
+    case 'path_separated_prefix': {
+      const p = m.path_separated_prefix ?? '';
+      if (p.endsWith('/') || p.includes('?') || p.includes('#')) throw new RouteConfigError(`path_separated_prefix ${JSON.stringify(p)} must not end with / or contain ? or #`);
+      const cmp = caseSensitive ? p : p.toLowerCase();
+      return {
+        kind: 'path_separated_prefix',
+        prefix: p,
+        test: (v) => {
+          const path = caseSensitive ? v.pathOnly : v.pathOnly.toLowerCase();
+          return path === cmp || (path.startsWith(cmp) && path.charCodeAt(cmp.length) === 47);
+        },
+      };
+    }
+    default:
+      throw new RouteConfigError(`unsupported path match ${m.path_specifier ?? '(none)'}`);
+  }
+}
+
+/** A route's `match` as one predicate, and what prefix_rewrite needs of the path match. */
+export function compileMatch(m: RouteMatch | null): { kind: CompiledRoute['matchKind']; prefix: string; matches: CompiledRoute['matches'] } {
+  if (!m) throw new RouteConfigError('route has no match');
+  if (m.dynamic_metadata.length > 0) throw new RouteConfigError('dynamic_metadata route matching is not supported');
+  const path = compilePathMatcher(m);
+  const headers: HeaderTest[] = m.headers.map(compileHeaderMatcher);
+  const query: QueryTest[] = m.query_parameters.map(compileQueryMatcher);
+  const runtime: Fraction | undefined = m.runtime_fraction ? fraction(m.runtime_fraction.default_value) : undefined;
+  const grpc = m.grpc !== null && m.grpc !== undefined;
+  const tlsPresented = m.tls_context?.presented?.value;
+  const pathTest = path.test;
+  let matches: CompiledRoute['matches'];
+  if (headers.length === 0 && query.length === 0 && !runtime && !grpc && tlsPresented === undefined) {
+    matches = (view) => pathTest(view);
+  } else {
+    matches = (view, random) => {
+      if (runtime && !sampled(runtime, random)) return false;
+      for (const h of headers) if (!h.test(view)) return false;
+      for (const q of query) if (!q.test(view)) return false;
+      if (grpc && !isGrpcContentType(view.header('content-type'))) return false;
+      if (tlsPresented !== undefined && (view.scheme === 'https') !== tlsPresented) return false;
+      return pathTest(view);
+    };
+  }
+  return { kind: path.kind, prefix: path.prefix, matches };
+}
+
+/** `application/grpc` or `application/grpc+proto` etc. (not grpc-web). */
+export function isGrpcContentType(ct: string | undefined): boolean {
+  if (!ct?.startsWith('application/grpc')) return false;
+  return ct.length === 16 || ct.charCodeAt(16) === 43 /* + */ || ct.charCodeAt(16) === 59 /* ; */;
 }

@@ -11,7 +11,7 @@ import { silentLogger } from '@weft/model';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { h2OverTls } from './h2-bridge.ts';
-import { describeConnection } from './manager.ts';
+import { describeConnection } from './dispatch.ts';
 import { verifyClientCertificate } from './tls.ts';
 
 let server: WorkloadSecret;

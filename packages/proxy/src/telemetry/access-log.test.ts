@@ -2,7 +2,8 @@ import { encodeAny, TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
 import { testConnection } from '../core/test-support.ts';
 import type { RequestRecord, ResponseFlag } from '../core/types.ts';
-import { compileAccessLog, compileFormat, jsonFormatter, type LogEntry, responseCodeDetails, strftime, textFormatter } from './access-log.ts';
+import { compileAccessLog } from './access-log.ts';
+import { compileFormat, jsonFormatter, type LogEntry, responseCodeDetails, strftime, textFormatter } from './access-log-format.ts';
 
 // Istio's default TEXT format (pilot's EnvoyTextLogFormat), as meshConfig.accessLogFile uses it.
 const istioText =

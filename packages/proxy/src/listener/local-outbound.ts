@@ -1,0 +1,213 @@
+// Local mode's outbound port (no root, no iptables): the sidecar's 15001 on the workload's
+// address is an HTTP proxy the application calls by service name. A plain request names the
+// service in Host (or :authority), an absolute-form request (HTTP_PROXY) in its URL, and the
+// authority's port picks the listener `0.0.0.0_<port>`, as the original destination port would
+// under capture; its route configuration routes as usual. A port without an HTTP listener goes
+// where virtualOutbound sends unknown traffic (PassthroughCluster, or BlackHoleCluster with
+// REGISTRY_ONLY). `CONNECT host:port` tunnels a connection as if it had been captured going
+// there: that port's listener, else the TCP service's cluster by name, else PassthroughCluster.
+import { isIP, type Socket } from 'node:net';
+import type { Logger } from '@weft/model';
+import { decodeMessage, encodeAny, encodeMessage, TypeUrl } from '@weft/xds';
+import type { DownstreamConnection, FilterRegistry, HttpFilter, NetworkFilter } from '../core/filters.ts';
+import { singleCluster } from '../core/route-action.ts';
+import type { XdsSnapshot } from '../core/types.ts';
+import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
+import { type HttpChainConfig, type TcpRoute, VirtualOutbound } from './chains.ts';
+import { type ChainDispatcher, describeConnection } from './dispatch.ts';
+import { detect } from './detect.ts';
+import type { ConnectionInfo, HttpFrontend } from './http.ts';
+import type { ListenerManagerOptions } from './manager.ts';
+import { proxyTcp } from './tcp.ts';
+
+function hostAndPort(authority: string, defaultPort: number): { host: string; port: number } {
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    const host = authority.slice(1, end);
+    const rest = authority.slice(end + 1);
+    return { host, port: rest.startsWith(':') ? Number(rest.slice(1)) || defaultPort : defaultPort };
+  }
+  const colon = authority.lastIndexOf(':');
+  if (colon < 0 || authority.indexOf(':') !== colon) return { host: authority, port: defaultPort };
+  return { host: authority.slice(0, colon), port: Number(authority.slice(colon + 1)) || defaultPort };
+}
+
+export class LocalOutboundProxy {
+  readonly #o: ListenerManagerOptions;
+  readonly #log: Logger;
+  readonly #d: ChainDispatcher;
+  readonly #frontend: HttpFrontend;
+  readonly #snapshot: () => XdsSnapshot | undefined;
+
+  constructor(options: ListenerManagerOptions, log: Logger, dispatcher: ChainDispatcher, frontend: HttpFrontend, snapshot: () => XdsSnapshot | undefined) {
+    this.#o = options;
+    this.#log = log;
+    this.#d = dispatcher;
+    this.#frontend = frontend;
+    this.#snapshot = snapshot;
+  }
+
+  /** A connection to the outbound port: HTTP/1.1 or h2c, told by its first bytes; each request then picks its listener. */
+  async accept(socket: Socket): Promise<void> {
+    const d = await detect(socket, this.#o.inspectTimeoutMs ?? 5000);
+    if (!d) return;
+    const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+    const info: ConnectionInfo = {
+      listener: VirtualOutbound,
+      direction: 'outbound',
+      chain: undefined,
+      downstreamTls: false,
+      originalDestination: undefined,
+      connection: describeConnection(socket, undefined, local, undefined),
+    };
+    this.#frontend.serve(socket, info, d.alpn.includes('h2c'));
+  }
+
+  /**
+   * Local mode's outbound port: an HTTP proxy. The request's authority (absolute-form URL, else
+   * Host / :authority) names the service; its port picks the listener `0.0.0.0_<port>` and that
+   * listener's route configuration, as the original destination port would under capture.
+   */
+  serveRequest(req: DownstreamRequest, res: DownstreamResponse, snap: XdsSnapshot, connection: DownstreamConnection): void {
+    let authority = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
+    const url = req.url ?? '/';
+    if (!url.startsWith('/')) {
+      // Absolute form (a client configured with HTTP_PROXY): the URL's authority wins over Host.
+      try {
+        const u = new URL(url);
+        authority = u.host;
+        req.url = `${u.pathname}${u.search}`;
+        if ('httpVersionMajor' in req && req.httpVersionMajor === 1) req.headers.host = authority;
+      } catch {
+        res.statusCode = 400;
+        res.end();
+        return;
+      }
+    }
+    const { host, port } = hostAndPort(authority, 80);
+    const dst = { address: host, port };
+    const l = (isIP(host) ? snap.listeners.get(`${host}_${port}`) : undefined) ?? snap.listeners.get(`0.0.0.0_${port}`);
+    const c = l ? this.#d.compiled(l) : undefined;
+    const chain = c?.chains.find((ch) => ch.http) ?? (c?.defaultChain?.http ? c.defaultChain : undefined);
+    if (c && chain?.http) {
+      const routes = chain.http.inlineRoutes ?? (chain.http.routeName !== undefined ? snap.routes.get(chain.http.routeName) : undefined);
+      this.#o.routing.serve(req, res, routes, { direction: 'outbound', listener: c.name, chain: chain.http, snapshot: snap, downstreamTls: false, originalDestination: dst, connection });
+      return;
+    }
+    // No HTTP listener for the port: what virtualOutbound does with unknown traffic
+    // (PassthroughCluster with ALLOW_ANY, BlackHoleCluster with REGISTRY_ONLY), over HTTP.
+    const vo = snap.listeners.get(VirtualOutbound);
+    const voc = vo ? this.#d.compiled(vo) : undefined;
+    const catchAll = voc?.chains.find((ch) => !ch.match?.destination_port && ch.tcp) ?? voc?.defaultChain;
+    const catchAllAction = catchAll?.tcp?.action;
+    const cluster = (catchAllAction?.weighted ? catchAllAction.weighted.items[0]?.name : catchAllAction?.cluster) ?? 'PassthroughCluster';
+    const chainConfig = this.#passthroughChain(cluster);
+    this.#o.routing.serve(req, res, chainConfig.inlineRoutes, {
+      direction: 'outbound',
+      listener: VirtualOutbound,
+      chain: chainConfig,
+      snapshot: snap,
+      downstreamTls: false,
+      originalDestination: dst,
+      connection,
+    });
+  }
+
+  readonly #passthroughChains = new Map<string, HttpChainConfig>();
+
+  #passthroughChain(cluster: string): HttpChainConfig {
+    let chain = this.#passthroughChains.get(cluster);
+    if (!chain) {
+      chain = passthroughChain(cluster, this.#o.filters);
+      this.#passthroughChains.set(cluster, chain);
+    }
+    return chain;
+  }
+
+  /** Local mode: `CONNECT host:port` tunnels a connection as if it had been captured going there. */
+  connect(req: DownstreamRequest, socket: Socket, head: Buffer, info: ConnectionInfo): void {
+    const snap = this.#snapshot();
+    if (info.chain || !snap) return void socket.destroy();
+    const { host, port } = hostAndPort(req.url ?? '', 443);
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    const dst = { address: host, port };
+    const run = async () => {
+      if (isIP(host)) {
+        const l = this.#d.listenerFor(snap, dst) ?? (snap.listeners.get(VirtualOutbound) ? this.#d.compiled(snap.listeners.get(VirtualOutbound)!) : undefined);
+        if (!l) return void socket.destroy();
+        await this.#d.dispatch(snap, socket, l, dst, 'outbound', dst);
+        return;
+      }
+      const httpListener = snap.listeners.get(`0.0.0.0_${port}`);
+      const hl = httpListener ? this.#d.compiled(httpListener) : undefined;
+      if (hl?.chains.some((c) => c.http)) {
+        await this.#d.dispatch(snap, socket, hl, dst, 'outbound', dst);
+        return;
+      }
+      // An opaque TCP service by name: its cluster, else passthrough to the name itself.
+      const cluster = this.#clusterByName(snap, host, port);
+      const route: TcpRoute = { action: singleCluster(cluster), statPrefix: cluster, idleTimeoutMs: undefined, maxConnectAttempts: 1 };
+      const filters: NetworkFilter[] = [];
+      for (const factory of this.#o.filters?.tcpChain ?? []) {
+        const f = factory({ where: `${VirtualOutbound}#connect`, listener: VirtualOutbound, direction: 'outbound' });
+        if (f) filters.push(f);
+      }
+      await proxyTcp(socket, route, {
+        clusters: this.#o.clusters,
+        direction: 'outbound',
+        listener: VirtualOutbound,
+        originalDestination: dst,
+        onRecord: this.#o.onRecord,
+        filters,
+        connection: info.connection,
+      });
+    };
+    run().catch((err: unknown) => {
+      this.#log.error('CONNECT tunnel failed', { target: req.url, error: err });
+      socket.destroy();
+    });
+  }
+
+  #clusterByName(snap: XdsSnapshot, host: string, port: number): string {
+    const ns = this.#o.namespace ?? 'default';
+    const suffix = this.#o.domainSuffix ?? 'cluster.local';
+    const candidates = [host, `${host}.${ns}.svc.${suffix}`, `${host}.svc.${suffix}`, `${host}.${suffix}`];
+    for (const h of candidates) {
+      const name = `outbound|${port}||${h}`;
+      if (snap.clusters.has(name)) return name;
+    }
+    return 'PassthroughCluster';
+  }
+}
+
+/** An HTTP connection manager sending everything to one cluster: virtualOutbound's catch-all, spoken as HTTP. */
+function passthroughChain(cluster: string, filters: FilterRegistry | undefined): HttpChainConfig {
+  const name = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+  const hcm = decodeMessage(
+    name,
+    encodeMessage(name, {
+      stat_prefix: 'outbound_passthrough',
+      route_config: {
+        name: 'allow_any',
+        virtual_hosts: [{ name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster } }] }],
+      },
+      http_filters: [{ name: 'envoy.filters.http.router', typed_config: encodeAny(TypeUrl.Router, {}) }],
+    }),
+  );
+  const compiled: HttpFilter[] = [];
+  for (const factory of filters?.connectionManager ?? []) {
+    const f = factory(hcm, { where: `${VirtualOutbound}#passthrough`, listener: VirtualOutbound, direction: 'outbound', hcm });
+    if (f) compiled.push(f);
+  }
+  return {
+    hcm,
+    filters: compiled,
+    statPrefix: hcm.stat_prefix,
+    routeName: undefined,
+    inlineRoutes: hcm.route_config ?? undefined,
+    http2: false,
+    useRemoteAddress: false,
+    bufferLimitBytes: undefined,
+  };
+}
