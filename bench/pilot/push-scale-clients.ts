@@ -12,7 +12,7 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { credentials, makeGenericClientConstructor, Metadata } from '@grpc/grpc-js';
-import { adsServiceDefinition, encodeMessage, TypeUrl } from '@weft/xds';
+import { adsServiceDefinition, ClientFeature, encodeMessage, TypeUrl } from '@weft/xds';
 import { clusterNameAndType, edsType, namespace, routeNames } from './support.ts';
 
 const { values } = parseArgs({ options: { target: { type: 'string' }, clients: { type: 'string', default: '1000' }, mode: { type: 'string', default: 'delta' } } });
@@ -20,8 +20,6 @@ const target = values.target!;
 const count = Number(values.clients);
 const mode = values.mode === 'sotw' ? 'sotw' : 'delta';
 const VirtualHostType = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
-/** Weft-proxy asks for per-virtual-host routes with this client feature (DESIGN.md, control-plane wire). */
-const vhdsFeature = 'io.weft.vhds';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const now = () => performance.timeOrigin + performance.now();
@@ -153,7 +151,7 @@ class SimulatedProxy {
       id: `sidecar~${ip}~client-${i}.${namespace}~${namespace}.svc.cluster.local`,
       metadata: { fields: { NAMESPACE: { string_value: namespace } } },
       user_agent_name: 'weft-proxy',
-      ...(mode === 'delta' ? { client_features: [vhdsFeature] } : {}),
+      ...(mode === 'delta' ? { client_features: [ClientFeature.vhds] } : {}),
     };
     this.#stream.on('data', (b: Buffer) => this.#onResponse(b));
     this.#stream.on('error', (err: Error) => {

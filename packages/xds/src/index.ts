@@ -61,4 +61,4 @@ export {
   sdsServiceDefinition,
   sdsServiceName,
 } from './services.ts';
-export { messageNameOf, TypeUrl, typeUrlOf, typeUrlPrefix, type XdsTypeUrl } from './type-urls.ts';
+export { ClientFeature, messageNameOf, TypeUrl, typeUrlOf, typeUrlPrefix, type XdsTypeUrl } from './type-urls.ts';

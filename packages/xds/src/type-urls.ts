@@ -33,6 +33,15 @@ export const TypeUrl = {
 
 export type XdsTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
 
+/**
+ * Node `client_features` Weft's own clients announce. `vhds`: weft-proxy takes route
+ * configurations' virtual hosts as VirtualHost resources of their own, named
+ * `<route configuration>/<virtual host>` (delta xDS only; DESIGN.md, control-plane wire).
+ */
+export const ClientFeature = {
+  vhds: 'io.weft.vhds',
+} as const;
+
 /** `type.googleapis.com/<name>` for a full message name. */
 export function typeUrlOf<N extends string>(messageName: N): `type.googleapis.com/${N}` {
   return `${typeUrlPrefix}${messageName}`;

@@ -126,6 +126,11 @@ export interface Proxy {
   metadata: NodeMetadata;
   generator: 'envoy' | 'grpc';
   serviceAccount?: string;
+  /**
+   * The client takes route configurations' virtual hosts as resources of their own (node client
+   * feature `io.weft.vhds`, on a delta stream only): see translate/vhds.ts.
+   */
+  vhds?: boolean;
 }
 
 // ---------------------------------------------------------------- model

@@ -2,6 +2,7 @@
 // client sends it, turned into a Proxy.
 import { isIP } from 'node:net';
 import { defaultDomainSuffix, WeftError } from '@weft/model';
+import { ClientFeature } from '@weft/xds';
 import type { Proxy as MeshProxy, NodeMetadata, ProxyType } from '../core/types.ts';
 import { stringMap } from '../registry/labels.ts';
 
@@ -55,6 +56,7 @@ export interface StructLike {
 export interface XdsNode {
   id?: string | null;
   metadata?: Record<string, unknown> | StructLike | null;
+  client_features?: readonly string[] | null;
 }
 
 const valueKinds = ['null_value', 'number_value', 'string_value', 'bool_value', 'struct_value', 'list_value'] as const;
@@ -167,5 +169,6 @@ export function proxyFromNode(node: XdsNode, opts: { domainSuffix?: string } = {
     generator,
   };
   if (typeof metadata.SERVICE_ACCOUNT === 'string' && metadata.SERVICE_ACCOUNT) proxy.serviceAccount = metadata.SERVICE_ACCOUNT;
+  if (generator === 'envoy' && node.client_features?.includes(ClientFeature.vhds)) proxy.vhds = true;
   return proxy;
 }

@@ -1,5 +1,6 @@
 // Per-stream state: the proxy, what it watches, and what it was sent, acknowledged and rejected.
 import type { Proxy as MeshProxy } from '../core/types.ts';
+import type { Generated } from './generation.ts';
 
 export type XdsMode = 'sotw' | 'delta';
 
@@ -16,6 +17,12 @@ export class WatchedType {
   namesKey: string | undefined;
   /** What the client was last sent, by resource name: the resource's version (hash of its bytes). */
   readonly known = new Map<string, string>();
+  /**
+   * Delta, wildcard: the client holds exactly this generated set, and `known` is empty. A thousand
+   * proxies holding the same set then share one comparison with the next (delta.ts) and no
+   * thousand maps of a thousand names.
+   */
+  knownSet: Generated | undefined;
   nonceSent = '';
   versionSent = '';
   sentAt: Date | undefined;

@@ -5,9 +5,9 @@
 import { type DeltaDiscoveryRequest__Output, TypeUrl } from '@weft/xds';
 import type { PushContext } from '../core/types.ts';
 import { absentVersion, type Connection, WatchedType } from './connection.ts';
-import { deltaField, type Generated, intern } from './generation.ts';
+import { deltaField, type EncodedResource, type Generated, intern } from './generation.ts';
 import type { RespondOptions, Responder } from './respond.ts';
-import { isWildcardType, shortTypeName } from './types.ts';
+import { clusterHost, isWildcardType, shortTypeName } from './types.ts';
 import { deltaResponse } from './wire.ts';
 
 /** ACK/NACK by nonce; subscribe and unsubscribe lists change the watch. */
@@ -21,6 +21,8 @@ export function onDeltaRequest(r: Responder, conn: Connection, req: DeltaDiscove
     const subscribe = req.resource_names_subscribe;
     w.wildcard = subscribe.includes('*') || (isWildcardType(type) && subscribe.length === 0);
     for (const n of subscribe) if (n !== '*') w.names.add(intern(n));
+    // Endpoint pushes find subscribers through the host of each cluster name (push-queue.ts).
+    if (type === TypeUrl.ClusterLoadAssignment) for (const n of w.names) clusterHost(n);
     // A reconnecting client says what it has; only differences are sent.
     for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) w.known.set(intern(name), version);
     if (w.idle) return;
@@ -33,6 +35,7 @@ export function onDeltaRequest(r: Responder, conn: Connection, req: DeltaDiscove
     return;
   }
 
+  if (req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0) materialize(w);
   if (req.response_nonce !== '') {
     if (req.response_nonce !== w.nonceSent) r.metrics.expiredNonce.inc({ type: shortTypeName(type) });
     else if (req.error_detail) {
@@ -52,6 +55,7 @@ export function onDeltaRequest(r: Responder, conn: Connection, req: DeltaDiscove
     }
     const name = intern(n);
     w.names.add(name);
+    if (type === TypeUrl.ClusterLoadAssignment) clusterHost(name);
     // An explicit (re)subscription is answered even if we believe the client has the resource.
     w.known.delete(name);
     added.push(name);
@@ -71,28 +75,78 @@ export function onDeltaRequest(r: Responder, conn: Connection, req: DeltaDiscove
   }
 }
 
+/** What one generated set lacks of another: shared by every proxy that held `from` and is sent `to`. */
+interface SetDiff {
+  changed: EncodedResource[];
+  removed: string[];
+}
+
+const diffs = new WeakMap<Generated, WeakMap<Generated, SetDiff>>();
+
+function diffOf(from: Generated, to: Generated): SetDiff {
+  let byTo = diffs.get(from);
+  if (!byTo) {
+    byTo = new WeakMap();
+    diffs.set(from, byTo);
+  }
+  let d = byTo.get(to);
+  if (!d) {
+    d = { changed: to.resources.filter((e) => from.byName.get(e.name)?.version !== e.version), removed: [] };
+    for (const e of from.resources) if (!to.byName.has(e.name)) d.removed.push(e.name);
+    d.removed.sort();
+    byTo.set(to, d);
+  }
+  return d;
+}
+
+/** `known` as a map again (a subscription change or a named response needs it). */
+function materialize(w: WatchedType): void {
+  const held = w.knownSet;
+  if (!held) return;
+  w.knownSet = undefined;
+  w.known.clear();
+  for (const e of held.resources) w.known.set(e.name, e.version);
+}
+
 /** Sends the resources whose versions the client lacks and the names it holds that are gone; false when there are none. */
 export function sendDelta(r: Responder, conn: Connection, w: WatchedType, push: PushContext, generated: Generated, options: RespondOptions, names: readonly string[] | undefined): boolean {
-  const changed = generated.resources.filter((e) => w.known.get(e.name) !== e.version);
+  let changed: EncodedResource[];
   const removed: string[] = [];
-  if (names === undefined) {
-    for (const [name, version] of w.known) {
-      if (generated.byName.has(name)) continue;
-      if (version !== absentVersion) removed.push(name);
-      w.known.delete(name);
+  if (names === undefined && w.knownSet) {
+    const d = diffOf(w.knownSet, generated);
+    if (!options.force && d.changed.length === 0 && d.removed.length === 0) {
+      w.knownSet = generated;
+      return false;
     }
+    changed = d.changed;
+    removed.push(...d.removed);
   } else {
-    // A named resource that does not exist is reported as removed, once.
-    for (const name of names) {
-      if (generated.byName.has(name) || w.known.get(name) === absentVersion) continue;
-      removed.push(name);
-      w.known.set(name, absentVersion);
+    materialize(w);
+    changed = generated.resources.filter((e) => w.known.get(e.name) !== e.version);
+    if (names === undefined) {
+      for (const [name, version] of w.known) {
+        if (generated.byName.has(name)) continue;
+        if (version !== absentVersion) removed.push(name);
+        w.known.delete(name);
+      }
+    } else {
+      // A named resource that does not exist is reported as removed, once.
+      for (const name of names) {
+        if (generated.byName.has(name) || w.known.get(name) === absentVersion) continue;
+        removed.push(name);
+        w.known.set(name, absentVersion);
+      }
     }
+    if (!options.force && changed.length === 0 && removed.length === 0) return false;
+    removed.sort();
   }
-  if (!options.force && changed.length === 0 && removed.length === 0) return false;
-  for (const e of changed) w.known.set(e.name, e.version);
+  if (names === undefined) {
+    // The client now holds exactly the generated set.
+    w.knownSet = generated;
+    w.known.clear();
+  } else for (const e of changed) w.known.set(e.name, e.version);
   const nonce = r.nonce();
-  r.write(conn, deltaResponse(push.version, changed.map(deltaField), w.typeUrl, removed.sort(), nonce));
+  r.write(conn, deltaResponse(push.version, changed.map(deltaField), w.typeUrl, removed, nonce));
   r.recordSent(conn, w, push.version, nonce, changed.length, options.start);
   return true;
 }

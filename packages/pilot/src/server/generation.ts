@@ -122,7 +122,7 @@ export class Generation {
       return undefined;
     }
     const proxyKey = this.#cacheKey?.(typeUrl, proxy, push);
-    const key = proxyKey === undefined ? undefined : `${proxy.generator}\u0000${typeUrl}\u0000${proxyKey}\u0000${names?.join('\u0001') ?? '*'}`;
+    const key = proxyKey === undefined ? undefined : `${proxy.generator}${proxy.vhds ? '+vhds' : ''}\u0000${typeUrl}\u0000${proxyKey}\u0000${names?.join('\u0001') ?? '*'}`;
     if (key !== undefined) {
       const hit = this.#cache.get(key);
       if (hit) return hit;

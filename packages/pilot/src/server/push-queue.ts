@@ -10,7 +10,7 @@ import type { PilotMetrics } from './metrics.ts';
 import { monotonicMs, type PushRequest, type TriggerReason } from './push-request.ts';
 import type { RespondOptions, Responder } from './respond.ts';
 import { TimeSlice } from './time-slice.ts';
-import { clusterHost, orderTypes, shortTypeName } from './types.ts';
+import { clusterHost, clusterNamesOfHosts, orderTypes, shortTypeName } from './types.ts';
 
 /** Changed configs a push status names (one apply may change thousands; the status is polled). */
 const maxListedConfigs = 100;
@@ -86,12 +86,14 @@ export class PushQueue {
     const batch = Math.max(1, host.batchSize);
     const slice = new TimeSlice(host.sliceMs);
     const conns = host.connections();
+    // Endpoint changes: the cluster names of the changed hosts, looked up in each proxy's subscription.
+    const edsNames = req.edsHosts.size > 0 ? clusterNamesOfHosts(req.edsHosts) : undefined;
     let proxiesPushed = 0;
     let responses = 0;
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i]!;
       if (!c.closed && host.current() === push) {
-        const n = await this.#pushConnection(c, push, req, errors, slice);
+        const n = await this.#pushConnection(c, push, req, edsNames, errors, slice);
         responses += n;
         if (n > 0) proxiesPushed++;
       }
@@ -139,7 +141,7 @@ export class PushQueue {
   }
 
   /** Sends one push to one connection; returns the number of responses sent. */
-  async #pushConnection(conn: Connection, push: PushContext, req: PushRequest, errors: PushError[], slice: TimeSlice): Promise<number> {
+  async #pushConnection(conn: Connection, push: PushContext, req: PushRequest, edsNames: readonly string[] | undefined, errors: PushError[], slice: TimeSlice): Promise<number> {
     const host = this.#host;
     let sent = 0;
     for (const type of orderTypes(conn.watched.keys())) {
@@ -154,9 +156,13 @@ export class PushQueue {
       if (scope === 'hosts') {
         // Endpoint-only change: only the clusters of the hosts whose endpoints changed.
         const names: string[] = [];
-        for (const n of w.names) {
-          const h = clusterHost(n);
-          if (h !== undefined && req.edsHosts.has(h)) names.push(n);
+        if (edsNames && edsNames.length < w.names.size) {
+          for (const n of edsNames) if (w.names.has(n)) names.push(n);
+        } else {
+          for (const n of w.names) {
+            const h = clusterHost(n);
+            if (h !== undefined && req.edsHosts.has(h)) names.push(n);
+          }
         }
         if (names.length === 0) continue;
         options.names = names.sort();

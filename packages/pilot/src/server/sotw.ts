@@ -6,7 +6,7 @@ import type { PushContext } from '../core/types.ts';
 import { type Connection, WatchedType } from './connection.ts';
 import { type EncodedResource, type Generated, intern, sotwField } from './generation.ts';
 import type { RespondOptions, Responder } from './respond.ts';
-import { isFullStateType, isWildcardType, shortTypeName } from './types.ts';
+import { clusterHost, isFullStateType, isWildcardType, shortTypeName } from './types.ts';
 import { sotwResourceField, sotwResponse } from './wire.ts';
 
 export function onSotwRequest(r: Responder, conn: Connection, req: DiscoveryRequest__Output, push: PushContext): void {
@@ -77,6 +77,8 @@ function setSotwNames(w: WatchedType, req: DiscoveryRequest__Output): string[] |
   const next = new Set<string>();
   for (const n of names) if (n !== '*') next.add(intern(n));
   const added = [...next].filter((n) => !w.names.has(n)).sort();
+  // Endpoint pushes find subscribers through the host of each cluster name (push-queue.ts).
+  if (w.typeUrl === TypeUrl.ClusterLoadAssignment) for (const n of added) clusterHost(n);
   w.wildcard = wildcard;
   w.names.clear();
   for (const n of next) w.names.add(n);

@@ -127,6 +127,11 @@ function serveStream(host: StreamHost, call: AdsCall, mode: XdsMode, authenticat
         } catch (err) {
           return fail(status.INVALID_ARGUMENT, `invalid node: ${errorMessage(err)}`);
         }
+        // Per-virtual-host routes need delta (a removed virtual host must be said); on SotW the client gets whole route configurations.
+        if (proxy.vhds && mode !== 'delta') {
+          const { vhds: _, ...whole } = proxy;
+          proxy = whole;
+        }
         let identity: string | undefined;
         if (identities) {
           const checked = checkProxyIdentity(proxy, identities);

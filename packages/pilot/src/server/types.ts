@@ -15,7 +15,7 @@ export interface Generators {
  * Order of a full push: clusters before their endpoints, listeners before their routes, so a
  * client never holds a reference to something it has not been sent (Istio's PushOrder).
  */
-export const pushOrder: readonly string[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.Secret];
+export const pushOrder: readonly string[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost, TypeUrl.Secret];
 
 /** Listener and Cluster subscriptions with no names (or `*`) mean "everything"; other types list names. */
 export function isWildcardType(typeUrl: string): boolean {
@@ -36,6 +36,7 @@ const shortNames: Record<string, string> = {
   [TypeUrl.Cluster]: 'cds',
   [TypeUrl.ClusterLoadAssignment]: 'eds',
   [TypeUrl.Secret]: 'sds',
+  [TypeUrl.VirtualHost]: 'vhds',
 };
 
 /** `lds`, `rds`, `cds`, `eds`, `sds`, or the message name for other types (metric labels, logs). */
@@ -56,6 +57,8 @@ const L = TypeUrl.Listener;
 const R = TypeUrl.RouteConfiguration;
 const C = TypeUrl.Cluster;
 const E = TypeUrl.ClusterLoadAssignment;
+/** Virtual hosts (VHDS) change wherever route configurations do. */
+const V = TypeUrl.VirtualHost;
 
 /**
  * xDS types a change of each config kind can alter (after Istio's per-generator skip lists). Kinds
@@ -63,17 +66,17 @@ const E = TypeUrl.ClusterLoadAssignment;
  * (WorkloadEntry: the registry reports which endpoints changed).
  */
 const affectedByKind: Record<string, readonly string[]> = {
-  'networking.istio.io/VirtualService': [L, R],
-  'networking.istio.io/DestinationRule': [C, E, R],
-  'networking.istio.io/Gateway': [L, R, C],
+  'networking.istio.io/VirtualService': [L, R, V],
+  'networking.istio.io/DestinationRule': [C, E, R, V],
+  'networking.istio.io/Gateway': [L, R, V, C],
   'networking.istio.io/WorkloadEntry': [],
   'networking.istio.io/WorkloadGroup': [],
   'security.istio.io/PeerAuthentication': [L, C, E],
   'security.istio.io/AuthorizationPolicy': [L],
   'security.istio.io/RequestAuthentication': [L],
-  'gateway.networking.k8s.io/HTTPRoute': [L, R, C],
-  'gateway.networking.k8s.io/GRPCRoute': [L, R, C],
-  'gateway.networking.k8s.io/Gateway': [L, R, C],
+  'gateway.networking.k8s.io/HTTPRoute': [L, R, V, C],
+  'gateway.networking.k8s.io/GRPCRoute': [L, R, V, C],
+  'gateway.networking.k8s.io/Gateway': [L, R, V, C],
 };
 
 /** Types a config change of `groupKind` affects; `undefined` means all. */
@@ -82,6 +85,8 @@ export function typesAffectedBy(groupKind: string): readonly string[] | undefine
 }
 
 const hostOfCluster = new Map<string, string | undefined>();
+/** The cluster names seen for each host (the inverse of hostOfCluster), so an endpoint push finds a proxy's few affected names without scanning its thousand. */
+const clustersOfHost = new Map<string, string[]>();
 const maxRemembered = 500_000;
 
 /**
@@ -93,6 +98,25 @@ export function clusterHost(clusterName: string): string | undefined {
   if (hostOfCluster.has(clusterName)) return hostOfCluster.get(clusterName);
   const parts = clusterName.split('|');
   const host = parts.length === 4 && parts[0] === 'outbound' ? parts[3] : undefined;
-  if (hostOfCluster.size < maxRemembered) hostOfCluster.set(clusterName, host);
+  if (hostOfCluster.size < maxRemembered) {
+    hostOfCluster.set(clusterName, host);
+    if (host !== undefined) {
+      const names = clustersOfHost.get(host);
+      if (names) names.push(clusterName);
+      else clustersOfHost.set(host, [clusterName]);
+    }
+  }
   return host;
+}
+
+/**
+ * Every cluster name of these hosts that `clusterHost` has seen, or undefined when it stopped
+ * remembering (then callers must ask `clusterHost` name by name). Names reach it when a client
+ * subscribes to them (sotw.ts, delta.ts).
+ */
+export function clusterNamesOfHosts(hosts: Iterable<string>): string[] | undefined {
+  if (hostOfCluster.size >= maxRemembered) return undefined;
+  const out: string[] = [];
+  for (const h of hosts) out.push(...(clustersOfHost.get(h) ?? []));
+  return out;
 }

@@ -9,10 +9,14 @@ import { gatewayLds, gatewayRds } from './gateway.ts';
 import { grpcCds, grpcEds, grpcLds, grpcRds } from './grpc.ts';
 import { sidecarLds } from './lds.ts';
 import { sidecarRds } from './rds.ts';
+import { vhdsGenerator, withVhds } from './vhds.ts';
 
 // MeshConfig's access log goes on every connection manager and tcp_proxy of sidecars and gateways.
 const envoyLds: Generator = (push, proxy, request) => withAccessLogs((proxy.type === 'router' ? gatewayLds : sidecarLds)(push, proxy, request), push.mesh);
-const envoyRds: Generator = (push, proxy, request) => (proxy.type === 'router' ? gatewayRds : sidecarRds)(push, proxy, request);
+const wholeRds: Generator = (push, proxy, request) => (proxy.type === 'router' ? gatewayRds : sidecarRds)(push, proxy, request);
+// weft-proxy takes virtual hosts as resources of their own (vhds.ts); other clients whole route configurations.
+const envoyRds = withVhds(wholeRds);
+const envoyVhds = vhdsGenerator(wholeRds);
 const envoyEds: Generator = edsGenerator((push, proxy) =>
   envoyClusters(push, proxy)
     .filter((c) => c.type === 'EDS')
@@ -23,6 +27,7 @@ const envoyEds: Generator = edsGenerator((push, proxy) =>
 export const envoyGenerators: Readonly<Record<string, Generator>> = Object.freeze({
   [TypeUrl.Listener]: envoyLds,
   [TypeUrl.RouteConfiguration]: envoyRds,
+  [TypeUrl.VirtualHost]: envoyVhds,
   [TypeUrl.Cluster]: envoyCds,
   [TypeUrl.ClusterLoadAssignment]: envoyEds,
 });

@@ -129,6 +129,8 @@ function newClient(extra: Partial<ConstructorParameters<typeof XdsClient>[0]> = 
     },
     initialBackoffMs: 50,
     maxBackoffMs: 200,
+    // This server speaks state of the world; delta.test.ts covers delta and per-virtual-host routes.
+    protocol: 'sotw',
     ...extra,
   });
   client.start();

@@ -1,5 +1,7 @@
-// The ADS client: one state-of-the-world stream to pilot carrying CDS and LDS (wildcard), EDS for
-// the EDS clusters and RDS for the route configurations the listeners name. Each response is
+// The ADS client: one stream to pilot carrying CDS and LDS (wildcard), EDS for the EDS clusters
+// and RDS for the route configurations the listeners name; in delta xDS (the default) also the
+// virtual hosts of those route configurations as resources of their own (vhds.ts), so a route
+// change brings only the virtual hosts it changed (protocol.ts has both protocols). Each response is
 // decoded and checked as a whole: anything the proxy cannot apply NACKs the response (the reason
 // goes back in error_detail) and the last accepted config keeps serving. Accepted config goes
 // through warming and becomes the next snapshot in one swap. When the stream breaks the proxy
@@ -7,7 +9,6 @@
 import {
   type ChannelCredentials,
   type ChannelOptions,
-  type ClientDuplexStream,
   connectivityState,
   credentials as grpcCredentials,
   Metadata,
@@ -18,37 +19,52 @@ import { type Logger, silentLogger } from '@weft/model';
 import {
   type AggregatedDiscoveryServiceClient,
   type Any__Output,
+  ClientFeature,
   createAdsClient,
-  type DiscoveryRequest,
+  type DeltaDiscoveryResponse__Output,
   type DiscoveryResponse__Output,
   decodeAny,
   type Node,
+  type RouteConfiguration__Output,
   type Secret__Output,
   TypeUrl,
+  type VirtualHost__Output,
 } from '@weft/xds';
 import type { XdsSnapshot } from '../core/types.ts';
+import { openStream, type ProtocolStream, type Subscription, type XdsProtocol, type XdsResponse } from './protocol.ts';
 import { edsName, isEdsCluster, routeNamesOf } from './resources.ts';
+import { assembleRoutes, localVirtualHost, routeConfigOf } from './vhds.ts';
 import { type AcceptedConfig, sameSnapshot, type WarmingResult, warm } from './warming.ts';
 
 const ResourceWrapper = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
 
-/** The resource types the proxy subscribes to, in the order Envoy initializes them. */
+/** The resource types the proxy subscribes to, in the order Envoy initializes them (delta adds VirtualHost after them). */
 export const subscribedTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
-type SubscribedType = (typeof subscribedTypes)[number];
+type SubscribedType = (typeof subscribedTypes)[number] | typeof TypeUrl.VirtualHost;
+const allTypes: readonly SubscribedType[] = [...subscribedTypes, TypeUrl.VirtualHost];
 
 const shortNames: Record<SubscribedType, string> = {
   [TypeUrl.Cluster]: 'cds',
   [TypeUrl.ClusterLoadAssignment]: 'eds',
   [TypeUrl.Listener]: 'lds',
   [TypeUrl.RouteConfiguration]: 'rds',
+  [TypeUrl.VirtualHost]: 'vhds',
 };
 
+/** Everything of the type, not a list of names (the virtual hosts: of every route configuration pilot gives this proxy). */
 function isWildcard(t: SubscribedType): boolean {
-  return t === TypeUrl.Listener || t === TypeUrl.Cluster;
+  return t === TypeUrl.Listener || t === TypeUrl.Cluster || t === TypeUrl.VirtualHost;
 }
 
 function resourceName(t: SubscribedType, r: Record<string, unknown>): string {
   return String((t === TypeUrl.ClusterLoadAssignment ? r.cluster_name : r.name) ?? '');
+}
+
+interface Decoded {
+  resource: object;
+  bytes: Buffer;
+  /** The resource's version (delta). */
+  version?: string;
 }
 
 /**
@@ -77,6 +93,8 @@ export interface XdsClientOptions {
   node: Node;
   /** Default: plaintext. */
   credentials?: ChannelCredentials;
+  /** `delta` (default: per-virtual-host routes, only what changed) or `sotw` (state of the world, for servers without delta). */
+  protocol?: XdsProtocol;
   /** Instead of `credentials`: credentials that may change between connects (throw while there are none). */
   channel?: () => XdsChannel;
   validate?: ResourceValidator;
@@ -130,9 +148,8 @@ export interface XdsClientStatus {
 }
 
 interface Stream {
-  call: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>;
+  protocol: ProtocolStream;
   nonces: Map<string, string>;
-  nodeSent: boolean;
   responses: number;
 }
 
@@ -141,6 +158,8 @@ interface Accepted {
   maps: Map<SubscribedType, Map<string, object>>;
   bytes: Map<SubscribedType, Map<string, Buffer>>;
   info: Map<SubscribedType, Map<string, ResourceInfo>>;
+  /** Resource versions as delta named them (initial_resource_versions on reconnect). */
+  held: Map<SubscribedType, Map<string, string>>;
 }
 
 export class XdsClient {
@@ -148,7 +167,12 @@ export class XdsClient {
   readonly #log: Logger;
   #client: AggregatedDiscoveryServiceClient | undefined;
   #channelKey: string | undefined;
-  readonly #accepted: Accepted = { versions: {}, maps: new Map(), bytes: new Map(), info: new Map() };
+  readonly #protocol: XdsProtocol;
+  readonly #types: readonly SubscribedType[];
+  readonly #accepted: Accepted = { versions: {}, maps: new Map(), bytes: new Map(), info: new Map(), held: new Map() };
+  /** Route configurations as the router takes them (virtual hosts assembled), and those whose inputs changed. */
+  #routes = new Map<string, RouteConfiguration__Output>();
+  readonly #dirtyRoutes = new Set<string>();
   /** Explicit subscriptions of EDS and RDS (LDS and CDS are wildcard). */
   readonly #names = new Map<SubscribedType, string[]>();
   readonly #everAccepted = new Set<SubscribedType>();
@@ -177,12 +201,15 @@ export class XdsClient {
 
   constructor(options: XdsClientOptions) {
     this.#options = options;
+    this.#protocol = options.protocol ?? 'delta';
+    this.#types = this.#protocol === 'delta' ? allTypes : subscribedTypes;
     this.#log = (options.logger ?? silentLogger).with({ pilot: options.address });
     if (!options.channel) this.#client = this.#createClient(options.credentials ?? grpcCredentials.createInsecure(), {});
-    for (const t of subscribedTypes) {
+    for (const t of allTypes) {
       this.#accepted.maps.set(t, new Map());
       this.#accepted.bytes.set(t, new Map());
       this.#accepted.info.set(t, new Map());
+      this.#accepted.held.set(t, new Map());
     }
   }
 
@@ -266,7 +293,7 @@ export class XdsClient {
 
   status(): XdsClientStatus {
     const iso = (d: Date | undefined) => d?.toISOString();
-    const types: TypeStatus[] = subscribedTypes.map((t) => {
+    const types: TypeStatus[] = this.#types.map((t) => {
       const s: TypeStatus = {
         type: t,
         version: this.#accepted.versions[t] ?? '',
@@ -305,9 +332,9 @@ export class XdsClient {
     const s = this.#stream;
     this.#stream = undefined;
     if (s) {
-      s.call.removeAllListeners('status');
-      s.call.on('error', () => {});
-      s.call.cancel();
+      s.protocol.call.removeAllListeners('status');
+      s.protocol.call.on('error', () => {});
+      s.protocol.call.cancel();
     }
     this.#client?.close();
   }
@@ -321,17 +348,21 @@ export class XdsClient {
       this.#reconnectTimer = setTimeout(() => this.#connect(), this.#nextDelay());
       return;
     }
-    const call = channel.client.StreamAggregatedResources(channel.metadata);
-    const stream: Stream = { call, nonces: new Map(), nodeSent: false, responses: 0 };
+    const node = this.#protocol === 'delta' ? { ...this.#options.node, client_features: [...(this.#options.node.client_features ?? []), ClientFeature.vhds] } : this.#options.node;
+    const protocol = openStream(this.#protocol, channel.client, channel.metadata, node);
+    const call = protocol.call;
+    const stream: Stream = { protocol, nonces: new Map(), responses: 0 };
     this.#stream = stream;
     this.#connects++;
     this.#watchConnect(stream, channel.client);
-    call.on('data', (r: DiscoveryResponse__Output) => {
+    call.on('data', (r: DiscoveryResponse__Output | DeltaDiscoveryResponse__Output) => {
       if (this.#stream !== stream) return;
+      let response: XdsResponse | undefined;
       try {
-        this.#onResponse(stream, r);
+        response = protocol.response(r);
+        this.#onResponse(stream, response);
       } catch (err) {
-        this.#log.error('handling an xDS response failed', { type: r.type_url, error: err });
+        this.#log.error('handling an xDS response failed', { type: response?.typeUrl ?? r.type_url, error: err });
       }
     });
     call.on('error', (err: Error) => {
@@ -339,8 +370,21 @@ export class XdsClient {
     });
     call.on('status', (status: StatusObject) => this.#onStreamEnd(stream, status));
     // A (re)connecting client says what it has: accepted versions and every subscribed name.
-    for (const t of subscribedTypes) {
-      if (isWildcard(t) || (this.#names.get(t)?.length ?? 0) > 0) this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: '' });
+    for (const t of this.#types) {
+      if (isWildcard(t) || (this.#names.get(t)?.length ?? 0) > 0) this.#write(stream, () => protocol.open(t, this.#subscription(t)));
+    }
+  }
+
+  /** What the client holds of a type, as requests state it. */
+  #subscription(t: SubscribedType): Subscription {
+    return { wildcard: isWildcard(t), names: this.#names.get(t) ?? [], version: this.#accepted.versions[t] ?? '', held: this.#accepted.held.get(t)! };
+  }
+
+  #write(stream: Stream, send: () => void): void {
+    try {
+      send();
+    } catch (err) {
+      this.#log.debug('writing to the xDS stream failed', { error: err, stream: stream.responses });
     }
   }
 
@@ -363,7 +407,7 @@ export class XdsClient {
       // the kernel's own timeout even once the channel is closed; the socket holds nothing up).
       if (this.#client === client) this.#client = undefined;
       client.close();
-      stream.call.cancel();
+      stream.protocol.call.cancel();
     };
     check();
   }
@@ -397,65 +441,54 @@ export class XdsClient {
     return Math.round(base / 2 + Math.random() * (base / 2));
   }
 
-  #send(stream: Stream, t: SubscribedType, o: { version: string; nonce: string; error?: string }): void {
-    const req: DiscoveryRequest = {
-      type_url: t,
-      version_info: o.version,
-      response_nonce: o.nonce,
-      resource_names: isWildcard(t) ? [] : [...(this.#names.get(t) ?? [])],
-    };
-    if (!stream.nodeSent) {
-      req.node = this.#options.node;
-      stream.nodeSent = true;
-    }
-    if (o.error !== undefined) req.error_detail = { code: 3, message: o.error };
-    try {
-      stream.call.write(req);
-    } catch (err) {
-      this.#log.debug('writing to the xDS stream failed', { error: err });
-    }
-  }
-
   // ---------------------------------------------------------------- responses
 
-  #onResponse(stream: Stream, r: DiscoveryResponse__Output): void {
-    const t = r.type_url as SubscribedType;
+  #onResponse(stream: Stream, r: XdsResponse): void {
+    const t = r.typeUrl as SubscribedType;
     stream.responses++;
     if (!this.#connected) {
       this.#connected = true;
       this.#lastConnected = new Date();
       this.#log.info('connected to pilot', { node: this.#options.node.id });
     }
-    if (!subscribedTypes.includes(t)) {
-      this.#log.warn('ignoring a response of a type the proxy did not ask for', { type: r.type_url });
+    if (!this.#types.includes(t)) {
+      this.#log.warn('ignoring a response of a type the proxy did not ask for', { type: r.typeUrl });
       return;
     }
     stream.nonces.set(t, r.nonce);
-    let decoded: Map<string, { resource: object; bytes: Buffer }>;
+    // State of the world: a Listener or Cluster response is the whole set; what it leaves out is gone.
+    const full = this.#protocol === 'sotw' && isWildcard(t);
+    let decoded: Map<string, Decoded>;
+    let routes: Map<string, RouteConfiguration__Output> | undefined;
     try {
       decoded = this.#decode(t, r.resources);
+      routes = this.#checkRoutes(t, decoded, r.removed, full);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       this.#rejected++;
-      this.#nacks.set(t, { version: r.version_info, nonce: r.nonce, reason, at: new Date().toISOString() });
-      this.#log.warn('rejected config from pilot (NACK); the last accepted config keeps serving', { type: shortNames[t], version: r.version_info, reason });
-      this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: r.nonce, error: reason });
+      this.#nacks.set(t, { version: r.version, nonce: r.nonce, reason, at: new Date().toISOString() });
+      this.#log.warn('rejected config from pilot (NACK); the last accepted config keeps serving', { type: shortNames[t], version: r.version, reason });
+      this.#write(stream, () => stream.protocol.nack(t, this.#subscription(t), r.nonce, reason));
       return;
     }
-    this.#accept(t, r.version_info, decoded);
-    this.#send(stream, t, { version: r.version_info, nonce: r.nonce });
+    this.#accept(t, r.version, decoded, r.removed, full);
+    if (routes) {
+      this.#routes = routes;
+      this.#dirtyRoutes.clear();
+    }
+    this.#write(stream, () => stream.protocol.ack(t, this.#subscription(t), r.nonce));
     if (t === TypeUrl.Cluster) this.#resubscribe(stream, TypeUrl.ClusterLoadAssignment);
     if (t === TypeUrl.Listener) this.#resubscribe(stream, TypeUrl.RouteConfiguration);
     this.#scheduleRebuild();
   }
 
   /** Decodes and checks every resource; throws with a reason naming the resource on the first problem. */
-  #decode(t: SubscribedType, resources: readonly Any__Output[]): Map<string, { resource: object; bytes: Buffer }> {
-    const out = new Map<string, { resource: object; bytes: Buffer }>();
+  #decode(t: SubscribedType, resources: XdsResponse['resources']): Map<string, Decoded> {
+    const out = new Map<string, Decoded>();
     const oldBytes = this.#accepted.bytes.get(t)!;
     const oldMap = this.#accepted.maps.get(t)!;
     for (const [i, raw] of resources.entries()) {
-      let any: Any__Output = raw;
+      let any: Any__Output = raw.any;
       if (any.type_url === ResourceWrapper) {
         const wrapped = decodeAny(any, ResourceWrapper) as { resource?: Any__Output | null };
         if (!wrapped.resource) throw new Error(`resource ${i}: an empty Resource wrapper`);
@@ -467,7 +500,7 @@ export class XdsClient {
       let name: string;
       try {
         resource = decodeAny(any) as object;
-        name = resourceName(t, resource as Record<string, unknown>);
+        name = raw.name || resourceName(t, resource as Record<string, unknown>);
       } catch (err) {
         throw new Error(`resource ${i}: cannot decode ${shortNames[t].toUpperCase()} resource: ${err instanceof Error ? err.message : String(err)}`);
       }
@@ -476,50 +509,98 @@ export class XdsClient {
       const previous = oldBytes.get(name);
       if (previous?.equals(bytes)) {
         // Unchanged: keep the object, so everything cached against it stays valid.
-        out.set(name, { resource: oldMap.get(name)!, bytes: previous });
+        out.set(name, { resource: oldMap.get(name)!, bytes: previous, ...(raw.version ? { version: raw.version } : {}) });
         continue;
       }
-      if (this.#options.validate) {
+      if (t === TypeUrl.VirtualHost) {
+        // Checked within its route configuration (#checkRoutes): domains must be unique across virtual hosts.
+        if (routeConfigOf(name) === undefined) throw new Error(`virtual host ${name}: not named <route configuration>/<virtual host>`);
+        resource = localVirtualHost(name, resource as VirtualHost__Output);
+      } else if (this.#options.validate) {
         try {
           this.#options.validate(t, name, resource);
         } catch (err) {
           throw new Error(`${kindOf(t)} ${name}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
-      out.set(name, { resource, bytes });
+      out.set(name, { resource, bytes, ...(raw.version ? { version: raw.version } : {}) });
     }
     return out;
   }
 
-  #accept(t: SubscribedType, version: string, decoded: Map<string, { resource: object; bytes: Buffer }>): void {
+  /**
+   * For route configurations and virtual hosts: the route configurations the router would take if
+   * the response were accepted, each one whose inputs changed checked as a whole (throws for the NACK).
+   */
+  #checkRoutes(t: SubscribedType, decoded: Map<string, Decoded>, removed: readonly string[], full: boolean): Map<string, RouteConfiguration__Output> | undefined {
+    if (t !== TypeUrl.RouteConfiguration && t !== TypeUrl.VirtualHost) return undefined;
+    const next = <V>(current: ReadonlyMap<string, V>): Map<string, V> => {
+      const m = new Map(current);
+      if (full) for (const name of m.keys()) if (!decoded.has(name)) m.delete(name);
+      for (const name of removed) m.delete(name);
+      for (const [name, d] of decoded) m.set(name, d.resource as V);
+      return m;
+    };
+    const rds = this.#accepted.maps.get(TypeUrl.RouteConfiguration) as Map<string, RouteConfiguration__Output>;
+    const vhds = this.#accepted.maps.get(TypeUrl.VirtualHost) as Map<string, VirtualHost__Output>;
+    const dirty = new Set(this.#dirtyRoutes);
+    for (const name of [...decoded.keys(), ...removed]) {
+      const rc = t === TypeUrl.RouteConfiguration ? name : routeConfigOf(name);
+      if (rc !== undefined) dirty.add(rc);
+    }
+    const routes = assembleRoutes(t === TypeUrl.RouteConfiguration ? next(rds) : rds, t === TypeUrl.VirtualHost ? next(vhds) : vhds, this.#routes, dirty);
+    if (this.#options.validate) {
+      for (const name of dirty) {
+        const rc = routes.get(name);
+        if (!rc?.vhds) continue;
+        try {
+          this.#options.validate(TypeUrl.RouteConfiguration, name, rc);
+        } catch (err) {
+          throw new Error(`route configuration ${name} with its virtual hosts: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
+    return routes;
+  }
+
+  #accept(t: SubscribedType, version: string, decoded: Map<string, Decoded>, removed: readonly string[], full: boolean): void {
     const map = this.#accepted.maps.get(t)!;
     const bytes = this.#accepted.bytes.get(t)!;
     const info = this.#accepted.info.get(t)!;
+    const held = this.#accepted.held.get(t)!;
     const now = new Date();
     let changed = 0;
-    if (isWildcard(t)) {
-      // State of the world: what the response does not list is gone.
-      for (const name of [...map.keys()]) {
-        if (decoded.has(name)) continue;
-        map.delete(name);
-        bytes.delete(name);
-        info.delete(name);
-        changed++;
-      }
-    }
+    const drop = (name: string) => {
+      if (!map.delete(name)) return;
+      bytes.delete(name);
+      info.delete(name);
+      held.delete(name);
+      changed++;
+    };
+    if (full) for (const name of [...map.keys()]) if (!decoded.has(name)) drop(name);
+    for (const name of removed) drop(name);
     for (const [name, d] of decoded) {
+      if (d.version) held.set(name, d.version);
       if (map.get(name) === d.resource) continue;
       map.set(name, d.resource);
       bytes.set(name, d.bytes);
       info.set(name, { version, lastUpdated: now });
       changed++;
     }
+    if (t === TypeUrl.VirtualHost && changed > 0) {
+      // The route configuration a virtual host belongs to changed with it (config_dump, syncz).
+      const rdsInfo = this.#accepted.info.get(TypeUrl.RouteConfiguration)!;
+      for (const name of [...decoded.keys(), ...removed]) {
+        const rc = routeConfigOf(name);
+        if (rc !== undefined && rdsInfo.has(rc)) rdsInfo.set(rc, { version, lastUpdated: now });
+      }
+    }
     this.#accepted.versions[t] = version;
     this.#everAccepted.add(t);
     this.#lastAccepted.set(t, now);
     this.#acceptedCount++;
     this.#nacks.delete(t);
-    this.#log.debug('accepted config from pilot', { type: shortNames[t], version, resources: decoded.size, changed });
+    this.#log.debug('accepted config from pilot', { type: shortNames[t], version, resources: decoded.size, removed: removed.length, changed });
   }
 
   /** After CDS or LDS: subscribe EDS to the EDS clusters, RDS to the route configurations listeners name. */
@@ -541,9 +622,11 @@ export class XdsClient {
       map.delete(name);
       this.#accepted.bytes.get(t)!.delete(name);
       this.#accepted.info.get(t)!.delete(name);
+      this.#accepted.held.get(t)!.delete(name);
+      if (t === TypeUrl.RouteConfiguration) this.#routes.delete(name);
     }
     if (names.length === 0 && current.length === 0) return;
-    this.#send(stream, t, { version: this.#accepted.versions[t] ?? '', nonce: stream.nonces.get(t) ?? '' });
+    this.#write(stream, () => stream.protocol.resubscribe(t, current, this.#subscription(t), stream.nonces.get(t) ?? ''));
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -565,7 +648,7 @@ export class XdsClient {
     const accepted: AcceptedConfig = {
       versions: this.#accepted.versions,
       listeners: m.get(TypeUrl.Listener) as AcceptedConfig['listeners'],
-      routes: m.get(TypeUrl.RouteConfiguration) as AcceptedConfig['routes'],
+      routes: this.#routes,
       clusters: m.get(TypeUrl.Cluster) as AcceptedConfig['clusters'],
       endpoints: m.get(TypeUrl.ClusterLoadAssignment) as AcceptedConfig['endpoints'],
       secrets: this.#localSecrets,
@@ -623,6 +706,8 @@ function kindOf(t: SubscribedType): string {
       return 'cluster';
     case TypeUrl.RouteConfiguration:
       return 'route configuration';
+    case TypeUrl.VirtualHost:
+      return 'virtual host';
     default:
       return 'cluster load assignment';
   }
