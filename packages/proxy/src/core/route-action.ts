@@ -2,7 +2,8 @@
 // header names, or clusters by weight), compiled once per snapshot and shared by the HTTP router
 // (http/compile.ts adds its timeouts, retries and rewrites) and tcp_proxy (listener/chains.ts).
 // The weighted pick here is the proxy's only one: the load balancers (cluster/lb.ts) use it too.
-// Randomness is always passed in, so a test with a fixed source gets exact picks.
+// As in grpc-js-xds's route actions, every kind answers the same question (which cluster); unlike
+// there, randomness is always passed in, so a test with a fixed source gets exact picks.
 
 /** A source of numbers in [0, 1), Math.random's contract. */
 export type Random = () => number;

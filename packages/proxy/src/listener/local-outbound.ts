@@ -38,6 +38,8 @@ export class LocalOutboundProxy {
   readonly #d: ChainDispatcher;
   readonly #frontend: HttpFrontend;
   readonly #snapshot: () => XdsSnapshot | undefined;
+  /** virtualOutbound's catch-all spoken as HTTP, per cluster. */
+  readonly #passthroughChains = new Map<string, HttpChainConfig>();
 
   constructor(options: ListenerManagerOptions, log: Logger, dispatcher: ChainDispatcher, frontend: HttpFrontend, snapshot: () => XdsSnapshot | undefined) {
     this.#o = options;
@@ -112,8 +114,6 @@ export class LocalOutboundProxy {
       connection,
     });
   }
-
-  readonly #passthroughChains = new Map<string, HttpChainConfig>();
 
   #passthroughChain(cluster: string): HttpChainConfig {
     let chain = this.#passthroughChains.get(cluster);
