@@ -87,7 +87,7 @@ export { compileOptionsFor, defaultBufferLimitBytes, defaultHcmSettings, type Hc
 export { isGrpcContentType, RouteConfigError } from './http/matchers.ts';
 export { RequestView } from './http/view.ts';
 // The request pipeline (src/http/router.ts runs the stages in order; codec.ts is the seam to the HTTP codec).
-export type { DownstreamRequest, DownstreamResponse } from './http/codec.ts';
+export type { DownstreamRequest, DownstreamResponse, ReqLike, ResLike } from './http/codec.ts';
 export type { HttpRequestContext } from './http/exchange.ts';
 export { encodeGrpcMessage, httpToGrpcStatus, LocalReplyBody } from './http/local-reply.ts';
 export { describeRoute } from './http/route-selection.ts';

@@ -26,7 +26,8 @@ import { forward } from './upstream-attempt.ts';
  * back and fills `ctx.record`. Resolves when the exchange is over (response sent, failed or the
  * client went away); never rejects.
  */
-export function handleHttpRequest(req: DownstreamRequest, res: DownstreamResponse, ctx: HttpRequestContext): Promise<void> {
+export function handleHttpRequest(req: DownstreamRequest | ReqLike, res: DownstreamResponse | ResLike, ctx: HttpRequestContext): Promise<void> {
+  // node:http's and node:http2's classes provide the ReqLike/ResLike surface; their typings differ in detail.
   return run(new Exchange(req as unknown as ReqLike, res as unknown as ResLike, ctx));
 }
 
