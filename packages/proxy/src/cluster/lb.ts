@@ -19,7 +19,11 @@ export interface Picker<H extends LbHost> {
 }
 
 
-/** A weighted random host that is not excluded; undefined when every host is. */
+/**
+ * A weighted random host that is not excluded; undefined when every host is. The fallback of a
+ * retry excluding previous hosts: the set changes per request, so it sums as it goes instead of
+ * using a precomputed WeightedPick (core/route-action.ts), which every other pick here uses.
+ */
 function pickExcluding<H extends LbHost>(hosts: readonly H[], weights: readonly number[], exclude: ReadonlySet<string>, random: Random): H | undefined {
   let total = 0;
   for (let i = 0; i < hosts.length; i++) if (hosts[i]!.usable && !exclude.has(hosts[i]!.key)) total += weights[i]!;
