@@ -1,6 +1,11 @@
 // One cluster as the data path uses it: its hosts (from EDS, inline, DNS, or the original
 // destination), the load balancer over them, circuit breakers, outlier detection, and the
 // request/connect entry points.
+//
+// In the request path (README's Request path) this is where the upstream endpoint is chosen:
+// `request` (HTTP, from http/upstream-attempt.ts) and `connect` (tcp_proxy) call `choose`, which
+// takes a priority level, then the level's load balancer (lb.ts) picks a host, honouring the
+// consistent-hash key and the hosts a retry excludes; the host's pool (pool.ts) carries the request.
 import { isIP, type Socket } from 'node:net';
 import type { Logger } from '@weft/model';
 import type { Cluster__Output, ClusterLoadAssignment__Output, Secret__Output } from '@weft/xds';
