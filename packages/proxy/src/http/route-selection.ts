@@ -103,7 +103,7 @@ export function rewritePath(ex: Exchange, route: CompiledRoute, prefix: string |
 }
 
 /** Envoy's Http::Utility::newUri: the Location of a redirect. */
-export function newUri(ex: Exchange, r: {
+function newUri(ex: Exchange, r: {
   scheme?: string | undefined;
   httpsRedirect?: boolean;
   host?: string;
