@@ -44,6 +44,7 @@ import {
   type PushContext,
   PilotMetrics,
   proxyFromNode,
+  proxyNeedsPush,
   ServiceEntryRegistry,
 } from '@weft/pilot';
 import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
@@ -274,6 +275,8 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         generators: { envoy: envoyGenerators, grpc: grpcGenerators },
         buildPushContext,
         proxyFromNode: (node) => proxyFromNode(node, { domainSuffix: mesh.domainSuffix }),
+        // Istio's push scoping: a config change regenerates only the proxies that see it.
+        proxyNeedsPush,
         debounce: { ...(options.debounceMs !== undefined ? { quietMs: options.debounceMs } : {}), ...(options.debounceMaxMs !== undefined ? { maxMs: options.debounceMaxMs } : {}) },
         metrics: new PilotMetrics(),
         logger: createLogger({ scope: 'pilot', ...logOptions }),

@@ -14,6 +14,7 @@ export {
   DiscoveryServer,
   type DiscoveryEvent,
   type DiscoveryServerOptions,
+  type ProxyNeedsPush,
   type ProxyParser,
   type ProxySyncStatus,
   type PushContextBuilder,
@@ -22,6 +23,7 @@ export {
   type TypeSyncStatus,
 } from './server/discovery.ts';
 export { PilotMetrics } from './server/metrics.ts';
+export { proxyNeedsPush } from './server/push-scope.ts';
 export { configJson, MonitoringServer, type MonitoringOptions } from './server/monitoring.ts';
 export { type DebounceOptions, Debouncer, defaultDebounce, PushRequest, type TriggerReason } from './server/push-request.ts';
 export { clusterHost, type Generators, type GeneratorSet, isWildcardType, orderTypes, pushOrder, shortTypeName, typesAffectedBy } from './server/types.ts';

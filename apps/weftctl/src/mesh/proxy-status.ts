@@ -26,6 +26,8 @@ const columns: [string, string][] = [
   ['LDS', 'type.googleapis.com/envoy.config.listener.v3.Listener'],
   ['EDS', 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'],
   ['RDS', 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration'],
+  // weft-proxy's routes as virtual hosts (delta xDS): a rejected route shows here.
+  ['VHDS', 'type.googleapis.com/envoy.config.route.v3.VirtualHost'],
   ['SDS', 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret'],
 ];
 

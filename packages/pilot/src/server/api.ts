@@ -1,6 +1,6 @@
 // The ADS server's public contracts: what it is built from (options, injected builders and
 // parsers) and what it reports (push status, per-proxy sync status, events).
-import type { ConfigStore, Logger } from '@weft/model';
+import type { Config, ConfigStore, Logger } from '@weft/model';
 import type { Node__Output } from '@weft/xds';
 import type { MeshConfig, Proxy as MeshProxy, PushContext, ServiceRegistry } from '../core/types.ts';
 import type { Connection, XdsMode } from './connection.ts';
@@ -27,6 +27,12 @@ export type ProxyParser = (node: Node__Output) => MeshProxy;
  */
 export type CacheKeyFn = (typeUrl: string, proxy: MeshProxy, push: PushContext) => string | undefined;
 
+/**
+ * Whether a full push for `changed` configs concerns this proxy (`previous`: the push context before
+ * the change). Without one, every proxy is regenerated. `proxyNeedsPush` (push-scope.ts) is Istio's.
+ */
+export type ProxyNeedsPush = (proxy: MeshProxy, changed: readonly Config[], previous: PushContext | undefined, push: PushContext) => boolean;
+
 export interface DiscoveryServerOptions {
   store: ConfigStore;
   registry: ServiceRegistry;
@@ -38,6 +44,8 @@ export interface DiscoveryServerOptions {
   metrics?: PilotMetrics;
   logger?: Logger;
   cacheKey?: CacheKeyFn;
+  /** Push scoping: skip proxies a config change does not concern (weftd: `proxyNeedsPush`). Their generators must read config only through the push context. */
+  proxyNeedsPush?: ProxyNeedsPush;
   /** Connections pushed to before yielding to the event loop, so ACKs and new streams are not starved. */
   pushBatchSize?: number;
   /**
@@ -83,7 +91,10 @@ export interface PushStatus {
   moreConfigs: number;
   reasons: Partial<Record<TriggerReason, number>>;
   proxies: number;
+  /** Proxies sent at least one response. */
   proxiesPushed: number;
+  /** Proxies whose config the changed configs do not concern (push scoping): not regenerated. */
+  proxiesSkipped: number;
   responses: number;
   errors: PushError[];
 }

@@ -32,6 +32,7 @@ export type {
   CacheKeyFn,
   DiscoveryEvent,
   DiscoveryServerOptions,
+  ProxyNeedsPush,
   ProxyParser,
   ProxySyncStatus,
   PushContextBuilder,
@@ -91,6 +92,7 @@ export class DiscoveryServer {
       flow,
       batchSize: options.pushBatchSize ?? 50,
       sliceMs: options.pushSliceMs ?? 50,
+      needsPush: options.proxyNeedsPush,
       connections: () => this.connections,
       current: () => this.#push,
       advance: () => {
@@ -140,10 +142,11 @@ export class DiscoveryServer {
       reasons: {},
       proxies: 0,
       proxiesPushed: 0,
+      proxiesSkipped: 0,
       responses: 0,
       errors: [],
     };
-    this.#unsubscribe.push(this.#opts.store.watch((event) => this.#debouncer.add(new PushRequest().addConfig(event.config))));
+    this.#unsubscribe.push(this.#opts.store.watch((event) => this.#debouncer.add(new PushRequest().addConfig(event.config, event.previous))));
     this.#unsubscribe.push(this.#opts.registry.onChange((change) => this.#debouncer.add(new PushRequest().addRegistryChange(change))));
     this.#log.info('push context ready', { version: push.version, services: push.services.length, buildMs: Math.round(ms) });
   }

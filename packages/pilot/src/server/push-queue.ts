@@ -3,7 +3,7 @@
 // Pushes never overlap: requests arriving during one are merged into the next.
 import type { Logger } from '@weft/model';
 import type { PushContext } from '../core/types.ts';
-import type { DiscoveryEvent, PushError, PushStatus } from './api.ts';
+import type { DiscoveryEvent, ProxyNeedsPush, PushError, PushStatus } from './api.ts';
 import type { Connection } from './connection.ts';
 import type { FlowControl } from './flow.ts';
 import type { PilotMetrics } from './metrics.ts';
@@ -25,6 +25,8 @@ export interface PushHost {
   readonly batchSize: number;
   /** A push yields whenever it has run this long (ms). */
   readonly sliceMs: number;
+  /** Push scoping; undefined: every proxy. */
+  readonly needsPush: ProxyNeedsPush | undefined;
   connections(): readonly Connection[];
   /** The push context in force. */
   current(): PushContext | undefined;
@@ -73,6 +75,7 @@ export class PushQueue {
     const host = this.#host;
     const t0 = monotonicMs();
     const configRevision = host.configRevision();
+    const previous = host.current();
     let push: PushContext;
     try {
       push = host.advance();
@@ -89,11 +92,15 @@ export class PushQueue {
     // Endpoint changes: the cluster names of the changed hosts, looked up in each proxy's subscription.
     const edsNames = req.edsHosts.size > 0 ? clusterNamesOfHosts(req.edsHosts) : undefined;
     let proxiesPushed = 0;
+    let proxiesSkipped = 0;
     let responses = 0;
     for (let i = 0; i < conns.length; i++) {
       const c = conns[i]!;
       if (!c.closed && host.current() === push) {
-        const n = await this.#pushConnection(c, push, req, edsNames, errors, slice);
+        // Config changes none of this proxy's config depends on: only endpoint changes (if any) go to it.
+        const concerned = !req.full || req.scoped === undefined || !host.needsPush || host.needsPush(c.proxy, req.scoped, previous, push);
+        if (!concerned) proxiesSkipped++;
+        const n = await this.#pushConnection(c, push, req, concerned, edsNames, errors, slice);
         responses += n;
         if (n > 0) proxiesPushed++;
       }
@@ -119,6 +126,7 @@ export class PushQueue {
       reasons,
       proxies: conns.length,
       proxiesPushed,
+      proxiesSkipped,
       responses,
       errors,
     };
@@ -132,6 +140,7 @@ export class PushQueue {
       configCount: status.configs.length + status.moreConfigs,
       proxies: status.proxies,
       proxiesPushed,
+      proxiesSkipped,
       responses,
       errors: errors.length,
       buildMs: Math.round(buildMs * 10) / 10,
@@ -141,7 +150,15 @@ export class PushQueue {
   }
 
   /** Sends one push to one connection; returns the number of responses sent. */
-  async #pushConnection(conn: Connection, push: PushContext, req: PushRequest, edsNames: readonly string[] | undefined, errors: PushError[], slice: TimeSlice): Promise<number> {
+  async #pushConnection(
+    conn: Connection,
+    push: PushContext,
+    req: PushRequest,
+    concerned: boolean,
+    edsNames: readonly string[] | undefined,
+    errors: PushError[],
+    slice: TimeSlice,
+  ): Promise<number> {
     const host = this.#host;
     let sent = 0;
     for (const type of orderTypes(conn.watched.keys())) {
@@ -150,7 +167,7 @@ export class PushQueue {
         if (conn.closed) break;
       }
       const w = conn.watched.get(type)!;
-      const scope = req.scopeOf(type);
+      const scope = req.scopeOf(type, concerned);
       if (scope === 'none' || w.idle) continue;
       const options: RespondOptions = { force: false, start: req.start };
       if (scope === 'hosts') {

@@ -2,6 +2,7 @@
 import { type Config, describeConfig, groupKindOf } from '@weft/model';
 import { TypeUrl } from '@weft/xds';
 import type { RegistryChange } from '../core/types.ts';
+import { isScopedKind } from './push-scope.ts';
 import { typesAffectedBy } from './types.ts';
 
 export type TriggerReason = 'config' | 'service' | 'endpoint' | 'debug';
@@ -26,6 +27,11 @@ export class PushRequest {
   /** `VirtualService default/reviews` for each changed config (logs, push status). */
   readonly configs = new Set<string>();
   readonly reasons = new Map<TriggerReason, number>();
+  /**
+   * The changed configs (each version, before and after) when every change is of a kind judged proxy
+   * by proxy (push-scope.ts); undefined once anything else changed: then every proxy is pushed.
+   */
+  scoped: Config[] | undefined = [];
   /** When the first change of the batch happened (monotonicMs). Convergence is measured from here. */
   start: number;
 
@@ -37,13 +43,16 @@ export class PushRequest {
     const r = new PushRequest(start);
     r.full = true;
     r.allTypes = true;
+    r.scoped = undefined;
     r.count(reason);
     return r;
   }
 
-  addConfig(config: Config): this {
+  addConfig(config: Config, previous?: Config): this {
     this.full = true;
     this.configs.add(describeConfig(config));
+    if (this.scoped && isScopedKind(groupKindOf(config))) this.scoped.push(config, ...(previous ? [previous] : []));
+    else this.scoped = undefined;
     const types = typesAffectedBy(groupKindOf(config));
     if (types === undefined) this.allTypes = true;
     else for (const t of types) this.types.add(t);
@@ -54,6 +63,7 @@ export class PushRequest {
     if (change.services) {
       this.full = true;
       this.allTypes = true;
+      this.scoped = undefined;
       this.count('service');
     }
     if (change.endpoints.size > 0) {
@@ -70,13 +80,17 @@ export class PushRequest {
     for (const h of other.edsHosts) this.edsHosts.add(h);
     for (const c of other.configs) this.configs.add(c);
     for (const [k, n] of other.reasons) this.reasons.set(k, (this.reasons.get(k) ?? 0) + n);
+    this.scoped = this.scoped && other.scoped ? [...this.scoped, ...other.scoped] : undefined;
     this.start = Math.min(this.start, other.start);
     return this;
   }
 
-  /** How a watched type takes part: regenerate everything subscribed, only `edsHosts`' clusters, or not at all. */
-  scopeOf(typeUrl: string): 'all' | 'hosts' | 'none' {
-    if (this.allTypes || this.types.has(typeUrl)) return 'all';
+  /**
+   * How a watched type takes part: regenerate everything subscribed, only `edsHosts`' clusters, or
+   * not at all. `configChanged` false: the config changes do not concern this proxy (push-scope.ts).
+   */
+  scopeOf(typeUrl: string, configChanged = true): 'all' | 'hosts' | 'none' {
+    if (configChanged && (this.allTypes || this.types.has(typeUrl))) return 'all';
     if (typeUrl === TypeUrl.ClusterLoadAssignment && this.edsHosts.size > 0) return 'hosts';
     return 'none';
   }

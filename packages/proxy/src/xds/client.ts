@@ -556,7 +556,7 @@ export class XdsClient {
         try {
           this.#options.validate(TypeUrl.RouteConfiguration, name, rc);
         } catch (err) {
-          throw new Error(`route configuration ${name} with its virtual hosts: ${err instanceof Error ? err.message : String(err)}`);
+          throw new Error(`route configuration ${name}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
     }

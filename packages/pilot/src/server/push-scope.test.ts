@@ -1,0 +1,108 @@
+// Push scoping with the real push context and generators: a config change regenerates only the
+// proxies that can see it, judged before and after the change.
+import { type Config, createLogger, defaultKindRegistry, loadText, MemoryConfigStore } from '@weft/model';
+import { TypeUrl } from '@weft/xds';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultMeshConfig } from '../core/types.ts';
+import { proxyFromNode } from '../proxy/node.ts';
+import { buildPushContext } from '../push/context.ts';
+import { ServiceEntryRegistry } from '../registry/service-entry.ts';
+import { envoyGenerators } from '../translate/index.ts';
+import { DiscoveryServer } from './discovery.ts';
+import { proxyNeedsPush } from './push-scope.ts';
+import { SotwTestClient } from './testing.ts';
+
+const RDS = TypeUrl.RouteConfiguration;
+
+const serviceEntry = (ns: string, name: string) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  hosts: [${name}.${ns}.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.9.1}]
+`;
+const virtualService = (ns: string, host: string, timeout: string, exportTo: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs, namespace: ${ns}}
+spec:
+  hosts: [${host}]
+  exportTo: [${exportTo}]
+  http:
+  - route:
+    - destination: {host: ${host}}
+    timeout: ${timeout}
+`;
+
+function config(text: string): Config {
+  const c = loadText(text, 'test.yaml', { registry: defaultKindRegistry() }).resources[0]?.config;
+  if (!c) throw new Error('bad test config');
+  return c;
+}
+
+let server: DiscoveryServer | undefined;
+const clients: SotwTestClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await server?.stop();
+  server = undefined;
+});
+
+/** A sidecar in `ns` that holds port 80's routes (acknowledged). */
+async function sidecar(target: string, ns: string, ip: string): Promise<SotwTestClient> {
+  const c = new SotwTestClient(target, { id: `sidecar~${ip}~app.${ns}~${ns}.svc.cluster.local`, metadata: { NAMESPACE: ns } });
+  clients.push(c);
+  c.request(RDS, ['80']);
+  c.ack(await c.next(), ['80']);
+  return c;
+}
+
+describe('push scoping', () => {
+  it('regenerates only the proxies that see a changed VirtualService (exportTo), and still marks the others current', async () => {
+    const store = new MemoryConfigStore();
+    store.upsert(config(serviceEntry('a', 'web')));
+    store.upsert(config(serviceEntry('b', 'api')));
+    store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '5s', '"."')));
+    server = new DiscoveryServer({
+      store,
+      registry: new ServiceEntryRegistry(store),
+      mesh: defaultMeshConfig,
+      generators: { envoy: envoyGenerators },
+      buildPushContext,
+      proxyFromNode: (n) => proxyFromNode(n),
+      proxyNeedsPush,
+      debounce: { quietMs: 5, maxMs: 50 },
+      logger: createLogger({ scope: 'pilot', sink: () => {} }),
+    });
+    const target = `127.0.0.1:${await server.listen({ port: 0 })}`;
+    const inA = await sidecar(target, 'a', '127.0.7.1');
+    const inB = await sidecar(target, 'b', '127.0.7.2');
+
+    // Private to namespace a: only a's sidecar is concerned.
+    store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '7s', '"."')));
+    await server.flush();
+    expect(server.lastPush).toMatchObject({ proxies: 2, proxiesPushed: 1, proxiesSkipped: 1 });
+    const routes = await inA.next();
+    expect(JSON.stringify(routes.resources)).not.toBe('');
+    inA.ack(routes, ['80']);
+    await inB.none(150);
+    expect(server.syncStatus().map((s) => s.pushVersion)).toEqual([server.lastPush!.version, server.lastPush!.version]);
+
+    // Exported everywhere: b's sidecar now sees it (the push context after the change decides); a's
+    // routes are regenerated too, and not sent, being the same.
+    store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '7s', '"*"')));
+    await server.flush();
+    expect(server.lastPush).toMatchObject({ proxiesSkipped: 0, proxiesPushed: 1 });
+    inB.ack(await inB.next(), ['80']);
+    await inA.none(100);
+
+    // Private again: b's sidecar saw it before the change, so it is pushed its removal.
+    store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '7s', '"."')));
+    await server.flush();
+    expect(server.lastPush).toMatchObject({ proxiesSkipped: 0 });
+    const removed = await inB.next();
+    expect(removed.type_url).toBe(RDS);
+  });
+});
