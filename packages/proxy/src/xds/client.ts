@@ -18,61 +18,22 @@ import {
 import { type Logger, silentLogger } from '@weft/model';
 import {
   type AggregatedDiscoveryServiceClient,
-  type Any__Output,
   ClientFeature,
   createAdsClient,
   type DeltaDiscoveryResponse__Output,
   type DiscoveryResponse__Output,
-  decodeAny,
   type Node,
   type RouteConfiguration__Output,
   type Secret__Output,
   TypeUrl,
-  type VirtualHost__Output,
 } from '@weft/xds';
 import type { XdsSnapshot } from '../core/types.ts';
+import { AcceptedStore, allTypes, type Decoded, isWildcard, type ResourceInfo, type ResourceValidator, type SubscribedType, shortNames, subscribedTypes } from './accepted.ts';
 import { openStream, type ProtocolStream, type Subscription, type XdsProtocol, type XdsResponse } from './protocol.ts';
 import { edsName, isEdsCluster, routeNamesOf } from './resources.ts';
-import { assembleRoutes, localVirtualHost, routeConfigOf } from './vhds.ts';
-import { type AcceptedConfig, sameSnapshot, type WarmingResult, warm } from './warming.ts';
+import { sameSnapshot, type WarmingResult, warm } from './warming.ts';
 
-const ResourceWrapper = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
-
-/** The resource types the proxy subscribes to, in the order Envoy initializes them (delta adds VirtualHost after them). */
-export const subscribedTypes = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration] as const;
-type SubscribedType = (typeof subscribedTypes)[number] | typeof TypeUrl.VirtualHost;
-const allTypes: readonly SubscribedType[] = [...subscribedTypes, TypeUrl.VirtualHost];
-
-const shortNames: Record<SubscribedType, string> = {
-  [TypeUrl.Cluster]: 'cds',
-  [TypeUrl.ClusterLoadAssignment]: 'eds',
-  [TypeUrl.Listener]: 'lds',
-  [TypeUrl.RouteConfiguration]: 'rds',
-  [TypeUrl.VirtualHost]: 'vhds',
-};
-
-/** Everything of the type, not a list of names (the virtual hosts: of every route configuration pilot gives this proxy). */
-function isWildcard(t: SubscribedType): boolean {
-  return t === TypeUrl.Listener || t === TypeUrl.Cluster || t === TypeUrl.VirtualHost;
-}
-
-function resourceName(t: SubscribedType, r: Record<string, unknown>): string {
-  return String((t === TypeUrl.ClusterLoadAssignment ? r.cluster_name : r.name) ?? '');
-}
-
-interface Decoded {
-  resource: object;
-  bytes: Buffer;
-  /** The resource's version (delta). */
-  version?: string;
-}
-
-/**
- * Checks one decoded resource before it is accepted; throws an Error whose message becomes the
- * NACK reason. The proxy's parts plug in here (the router compiles route configurations, the
- * listeners check their filters).
- */
-export type ResourceValidator = (typeUrl: string, name: string, resource: unknown) => void;
+export { type ResourceInfo, type ResourceValidator, subscribedTypes } from './accepted.ts';
 
 /**
  * How to reach pilot on an authenticating port, asked before every (re)connect: a `key` other than
@@ -113,11 +74,6 @@ export interface XdsClientOptions {
   logger?: Logger;
 }
 
-/** When and at which version a resource last changed (for /config_dump). */
-export interface ResourceInfo {
-  version: string;
-  lastUpdated: Date;
-}
 
 export interface TypeStatus {
   type: string;
@@ -153,14 +109,6 @@ interface Stream {
   responses: number;
 }
 
-interface Accepted {
-  versions: Record<string, string>;
-  maps: Map<SubscribedType, Map<string, object>>;
-  bytes: Map<SubscribedType, Map<string, Buffer>>;
-  info: Map<SubscribedType, Map<string, ResourceInfo>>;
-  /** Resource versions as delta named them (initial_resource_versions on reconnect). */
-  held: Map<SubscribedType, Map<string, string>>;
-}
 
 export class XdsClient {
   readonly #options: XdsClientOptions;
@@ -169,14 +117,9 @@ export class XdsClient {
   #channelKey: string | undefined;
   readonly #protocol: XdsProtocol;
   readonly #types: readonly SubscribedType[];
-  readonly #accepted: Accepted = { versions: {}, maps: new Map(), bytes: new Map(), info: new Map(), held: new Map() };
-  /** Route configurations as the router takes them (virtual hosts assembled), and those whose inputs changed. */
-  #routes = new Map<string, RouteConfiguration__Output>();
-  readonly #dirtyRoutes = new Set<string>();
+  readonly #accepted: AcceptedStore;
   /** Explicit subscriptions of EDS and RDS (LDS and CDS are wildcard). */
   readonly #names = new Map<SubscribedType, string[]>();
-  readonly #everAccepted = new Set<SubscribedType>();
-  readonly #lastAccepted = new Map<SubscribedType, Date>();
   readonly #nacks = new Map<SubscribedType, NonNullable<TypeStatus['lastNack']>>();
   readonly #handlers = new Set<(s: XdsSnapshot) => void>();
   readonly #warmingSince = new WeakMap<object, number>();
@@ -197,7 +140,6 @@ export class XdsClient {
   #lastDisconnected: Date | undefined;
   #lastError: string | undefined;
   #rejected = 0;
-  #acceptedCount = 0;
 
   constructor(options: XdsClientOptions) {
     this.#options = options;
@@ -205,12 +147,7 @@ export class XdsClient {
     this.#types = this.#protocol === 'delta' ? allTypes : subscribedTypes;
     this.#log = (options.logger ?? silentLogger).with({ pilot: options.address });
     if (!options.channel) this.#client = this.#createClient(options.credentials ?? grpcCredentials.createInsecure(), {});
-    for (const t of allTypes) {
-      this.#accepted.maps.set(t, new Map());
-      this.#accepted.bytes.set(t, new Map());
-      this.#accepted.info.set(t, new Map());
-      this.#accepted.held.set(t, new Map());
-    }
+    this.#accepted = new AcceptedStore(options.validate);
   }
 
   /** Opens the stream. */
@@ -300,7 +237,7 @@ export class XdsClient {
         names: isWildcard(t) ? ['*'] : (this.#names.get(t) ?? []),
         resources: this.#accepted.maps.get(t)!.size,
       };
-      const la = iso(this.#lastAccepted.get(t));
+      const la = iso(this.#accepted.lastAccepted.get(t));
       if (la) s.lastAccepted = la;
       const nack = this.#nacks.get(t);
       if (nack) s.lastNack = nack;
@@ -315,7 +252,7 @@ export class XdsClient {
       types,
       warming: this.#lastWarming,
       rejected: this.#rejected,
-      accepted: this.#acceptedCount,
+      accepted: this.#accepted.count,
     };
     const lc = iso(this.#lastConnected);
     if (lc) out.lastConnected = lc;
@@ -461,8 +398,8 @@ export class XdsClient {
     let decoded: Map<string, Decoded>;
     let routes: Map<string, RouteConfiguration__Output> | undefined;
     try {
-      decoded = this.#decode(t, r.resources);
-      routes = this.#checkRoutes(t, decoded, r.removed, full);
+      decoded = this.#accepted.decode(t, r.resources);
+      routes = this.#accepted.checkRoutes(t, decoded, r.removed, full);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       this.#rejected++;
@@ -471,136 +408,14 @@ export class XdsClient {
       this.#write(stream, () => stream.protocol.nack(t, this.#subscription(t), r.nonce, reason));
       return;
     }
-    this.#accept(t, r.version, decoded, r.removed, full);
-    if (routes) {
-      this.#routes = routes;
-      this.#dirtyRoutes.clear();
-    }
+    const changed = this.#accepted.accept(t, r.version, decoded, r.removed, full);
+    this.#nacks.delete(t);
+    this.#log.debug('accepted config from pilot', { type: shortNames[t], version: r.version, resources: decoded.size, removed: r.removed.length, changed });
+    if (routes) this.#accepted.commitRoutes(routes);
     this.#write(stream, () => stream.protocol.ack(t, this.#subscription(t), r.nonce));
     if (t === TypeUrl.Cluster) this.#resubscribe(stream, TypeUrl.ClusterLoadAssignment);
     if (t === TypeUrl.Listener) this.#resubscribe(stream, TypeUrl.RouteConfiguration);
     this.#scheduleRebuild();
-  }
-
-  /** Decodes and checks every resource; throws with a reason naming the resource on the first problem. */
-  #decode(t: SubscribedType, resources: XdsResponse['resources']): Map<string, Decoded> {
-    const out = new Map<string, Decoded>();
-    const oldBytes = this.#accepted.bytes.get(t)!;
-    const oldMap = this.#accepted.maps.get(t)!;
-    for (const [i, raw] of resources.entries()) {
-      let any: Any__Output = raw.any;
-      if (any.type_url === ResourceWrapper) {
-        const wrapped = decodeAny(any, ResourceWrapper) as { resource?: Any__Output | null };
-        if (!wrapped.resource) throw new Error(`resource ${i}: an empty Resource wrapper`);
-        any = wrapped.resource;
-      }
-      if (any.type_url !== t) throw new Error(`resource ${i}: type ${any.type_url} in a ${shortNames[t].toUpperCase()} response`);
-      const bytes = Buffer.isBuffer(any.value) ? any.value : Buffer.from(any.value);
-      let resource: object;
-      let name: string;
-      try {
-        resource = decodeAny(any) as object;
-        name = raw.name || resourceName(t, resource as Record<string, unknown>);
-      } catch (err) {
-        throw new Error(`resource ${i}: cannot decode ${shortNames[t].toUpperCase()} resource: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      if (!name) throw new Error(`resource ${i}: ${shortNames[t].toUpperCase()} resource without a name`);
-      if (out.has(name)) throw new Error(`${kindOf(t)} ${name}: listed twice in one response`);
-      const previous = oldBytes.get(name);
-      if (previous?.equals(bytes)) {
-        // Unchanged: keep the object, so everything cached against it stays valid.
-        out.set(name, { resource: oldMap.get(name)!, bytes: previous, ...(raw.version ? { version: raw.version } : {}) });
-        continue;
-      }
-      if (t === TypeUrl.VirtualHost) {
-        // Checked within its route configuration (#checkRoutes): domains must be unique across virtual hosts.
-        if (routeConfigOf(name) === undefined) throw new Error(`virtual host ${name}: not named <route configuration>/<virtual host>`);
-        resource = localVirtualHost(name, resource as VirtualHost__Output);
-      } else if (this.#options.validate) {
-        try {
-          this.#options.validate(t, name, resource);
-        } catch (err) {
-          throw new Error(`${kindOf(t)} ${name}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
-      out.set(name, { resource, bytes, ...(raw.version ? { version: raw.version } : {}) });
-    }
-    return out;
-  }
-
-  /**
-   * For route configurations and virtual hosts: the route configurations the router would take if
-   * the response were accepted, each one whose inputs changed checked as a whole (throws for the NACK).
-   */
-  #checkRoutes(t: SubscribedType, decoded: Map<string, Decoded>, removed: readonly string[], full: boolean): Map<string, RouteConfiguration__Output> | undefined {
-    if (t !== TypeUrl.RouteConfiguration && t !== TypeUrl.VirtualHost) return undefined;
-    const next = <V>(current: ReadonlyMap<string, V>): Map<string, V> => {
-      const m = new Map(current);
-      if (full) for (const name of m.keys()) if (!decoded.has(name)) m.delete(name);
-      for (const name of removed) m.delete(name);
-      for (const [name, d] of decoded) m.set(name, d.resource as V);
-      return m;
-    };
-    const rds = this.#accepted.maps.get(TypeUrl.RouteConfiguration) as Map<string, RouteConfiguration__Output>;
-    const vhds = this.#accepted.maps.get(TypeUrl.VirtualHost) as Map<string, VirtualHost__Output>;
-    const dirty = new Set(this.#dirtyRoutes);
-    for (const name of [...decoded.keys(), ...removed]) {
-      const rc = t === TypeUrl.RouteConfiguration ? name : routeConfigOf(name);
-      if (rc !== undefined) dirty.add(rc);
-    }
-    const routes = assembleRoutes(t === TypeUrl.RouteConfiguration ? next(rds) : rds, t === TypeUrl.VirtualHost ? next(vhds) : vhds, this.#routes, dirty);
-    if (this.#options.validate) {
-      for (const name of dirty) {
-        const rc = routes.get(name);
-        if (!rc?.vhds) continue;
-        try {
-          this.#options.validate(TypeUrl.RouteConfiguration, name, rc);
-        } catch (err) {
-          throw new Error(`route configuration ${name}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-      }
-    }
-    return routes;
-  }
-
-  #accept(t: SubscribedType, version: string, decoded: Map<string, Decoded>, removed: readonly string[], full: boolean): void {
-    const map = this.#accepted.maps.get(t)!;
-    const bytes = this.#accepted.bytes.get(t)!;
-    const info = this.#accepted.info.get(t)!;
-    const held = this.#accepted.held.get(t)!;
-    const now = new Date();
-    let changed = 0;
-    const drop = (name: string) => {
-      if (!map.delete(name)) return;
-      bytes.delete(name);
-      info.delete(name);
-      held.delete(name);
-      changed++;
-    };
-    if (full) for (const name of [...map.keys()]) if (!decoded.has(name)) drop(name);
-    for (const name of removed) drop(name);
-    for (const [name, d] of decoded) {
-      if (d.version) held.set(name, d.version);
-      if (map.get(name) === d.resource) continue;
-      map.set(name, d.resource);
-      bytes.set(name, d.bytes);
-      info.set(name, { version, lastUpdated: now });
-      changed++;
-    }
-    if (t === TypeUrl.VirtualHost && changed > 0) {
-      // The route configuration a virtual host belongs to changed with it (config_dump, syncz).
-      const rdsInfo = this.#accepted.info.get(TypeUrl.RouteConfiguration)!;
-      for (const name of [...decoded.keys(), ...removed]) {
-        const rc = routeConfigOf(name);
-        if (rc !== undefined && rdsInfo.has(rc)) rdsInfo.set(rc, { version, lastUpdated: now });
-      }
-    }
-    this.#accepted.versions[t] = version;
-    this.#everAccepted.add(t);
-    this.#lastAccepted.set(t, now);
-    this.#acceptedCount++;
-    this.#nacks.delete(t);
-    this.#log.debug('accepted config from pilot', { type: shortNames[t], version, resources: decoded.size, removed: removed.length, changed });
   }
 
   /** After CDS or LDS: subscribe EDS to the EDS clusters, RDS to the route configurations listeners name. */
@@ -615,16 +430,7 @@ export class XdsClient {
     const current = this.#names.get(t) ?? [];
     if (names.length === current.length && names.every((n, i) => n === current[i])) return;
     this.#names.set(t, names);
-    // Resources no longer subscribed are dropped (SotW EDS and RDS responses list only what changed).
-    const map = this.#accepted.maps.get(t)!;
-    for (const name of [...map.keys()]) {
-      if (wanted.has(name)) continue;
-      map.delete(name);
-      this.#accepted.bytes.get(t)!.delete(name);
-      this.#accepted.info.get(t)!.delete(name);
-      this.#accepted.held.get(t)!.delete(name);
-      if (t === TypeUrl.RouteConfiguration) this.#routes.delete(name);
-    }
+    this.#accepted.keepOnly(t, wanted);
     if (names.length === 0 && current.length === 0) return;
     this.#write(stream, () => stream.protocol.resubscribe(t, current, this.#subscription(t), stream.nonces.get(t) ?? ''));
   }
@@ -644,15 +450,7 @@ export class XdsClient {
   #rebuild(): void {
     if (this.#closed) return;
     clearTimeout(this.#deadlineTimer);
-    const m = this.#accepted.maps;
-    const accepted: AcceptedConfig = {
-      versions: this.#accepted.versions,
-      listeners: m.get(TypeUrl.Listener) as AcceptedConfig['listeners'],
-      routes: this.#routes,
-      clusters: m.get(TypeUrl.Cluster) as AcceptedConfig['clusters'],
-      endpoints: m.get(TypeUrl.ClusterLoadAssignment) as AcceptedConfig['endpoints'],
-      secrets: this.#localSecrets,
-    };
+    const accepted = this.#accepted.config(this.#localSecrets);
     const now = Date.now();
     const result = warm(accepted, this.#snapshot, {
       now,
@@ -672,8 +470,8 @@ export class XdsClient {
     if (!this.#initialized) {
       // Envoy's initialization: CDS and LDS answered, and nothing they brought still warming.
       const waiting =
-        !this.#everAccepted.has(TypeUrl.Cluster) ||
-        !this.#everAccepted.has(TypeUrl.Listener) ||
+        !this.#accepted.everAccepted.has(TypeUrl.Cluster) ||
+        !this.#accepted.everAccepted.has(TypeUrl.Listener) ||
         result.warming.clusters.length + result.warming.listeners.length + result.warming.routes.length > 0;
       if (waiting) return;
       this.#initialized = true;
@@ -695,20 +493,5 @@ export class XdsClient {
       }
     }
     for (const w of this.#readyWaiters.splice(0)) w(result.snapshot);
-  }
-}
-
-function kindOf(t: SubscribedType): string {
-  switch (t) {
-    case TypeUrl.Listener:
-      return 'listener';
-    case TypeUrl.Cluster:
-      return 'cluster';
-    case TypeUrl.RouteConfiguration:
-      return 'route configuration';
-    case TypeUrl.VirtualHost:
-      return 'virtual host';
-    default:
-      return 'cluster load assignment';
   }
 }
