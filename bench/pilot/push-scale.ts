@@ -63,13 +63,28 @@ function startClients(target: string) {
 }
 
 interface PushStatus {
+  version: string;
   time: string;
   durationMs: number;
   buildMs: number;
   debounceMs: number;
   responses: number;
   proxiesPushed: number;
+  proxiesSkipped?: number;
 }
+
+/** A VirtualService no client can see: another namespace, exported to it alone. */
+const privateVirtualService = (timeout: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: private, namespace: elsewhere}
+spec:
+  hosts: [svc-0.bench.svc.cluster.local]
+  exportTo: ["."]
+  http:
+  - route:
+    - destination: {host: svc-0.bench.svc.cluster.local}
+    timeout: ${timeout}
+`;
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'weft-bench-push-'));
@@ -159,6 +174,25 @@ async function main(): Promise<void> {
 
     const timeouts = ['7s', '9s', '11s', '13s', '15s'];
     const vs = await measure('one VirtualService change', mode === 'delta' ? VirtualHostType : TypeUrl.RouteConfiguration, 'vs.yaml', Array.from({ length: repeat }, (_, i) => virtualService(timeouts[i % timeouts.length]!)));
+    // Push scoping: a change no proxy can see regenerates nothing and sends nothing.
+    {
+      clients.send(`watch ${VirtualHostType}`);
+      await clients.next('watching', 10_000);
+      const pushStatus = async () => (await (await fetch(`${weftd.monitoring}/debug/push_status`)).json()) as PushStatus;
+      const before = await pushStatus();
+      await writeFile(join(configDir, 'private.yaml'), privateVirtualService('3s'));
+      let after = before;
+      for (let i = 0; i < 200 && after.version === before.version; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        after = await pushStatus();
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      clients.send('report');
+      const report = await clients.next('report', 10_000);
+      console.log(
+        `  one VirtualService no client sees (namespace elsewhere, exportTo "."): ${after.proxiesSkipped ?? 0} of ${clientCount} proxies skipped, ${(report.bytes as number)} bytes sent; weftd push ${msFmt(after.durationMs)}`,
+      );
+    }
     const eds = await measure('one endpoint change', TypeUrl.ClusterLoadAssignment, 'moving.yaml', Array.from({ length: repeat }, (_, i) => movingEndpoint(`127.12.0.${100 + i}`)));
     summary.vsBytes = vs.bytes;
     summary.vsP99 = vs.p99;
