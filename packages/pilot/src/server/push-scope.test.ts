@@ -1,7 +1,7 @@
 // Push scoping with the real push context and generators: a config change regenerates only the
 // proxies that can see it, judged before and after the change.
 import { type Config, createLogger, defaultKindRegistry, loadText, MemoryConfigStore } from '@weft/model';
-import { TypeUrl } from '@weft/xds';
+import { ClientFeature, decodeAny, TypeUrl } from '@weft/xds';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultMeshConfig } from '../core/types.ts';
 import { proxyFromNode } from '../proxy/node.ts';
@@ -10,7 +10,7 @@ import { ServiceEntryRegistry } from '../registry/service-entry.ts';
 import { envoyGenerators } from '../translate/index.ts';
 import { DiscoveryServer } from './discovery.ts';
 import { proxyNeedsPush } from './push-scope.ts';
-import { SotwTestClient } from './testing.ts';
+import { DeltaTestClient, SotwTestClient } from './testing.ts';
 
 const RDS = TypeUrl.RouteConfiguration;
 
@@ -42,7 +42,23 @@ function config(text: string): Config {
 }
 
 let server: DiscoveryServer | undefined;
-const clients: SotwTestClient[] = [];
+const clients: (SotwTestClient | DeltaTestClient)[] = [];
+
+async function startPilot(store: MemoryConfigStore): Promise<{ target: string; pilot: DiscoveryServer }> {
+  const pilot = new DiscoveryServer({
+    store,
+    registry: new ServiceEntryRegistry(store),
+    mesh: defaultMeshConfig,
+    generators: { envoy: envoyGenerators },
+    buildPushContext,
+    proxyFromNode: (n) => proxyFromNode(n),
+    proxyNeedsPush,
+    debounce: { quietMs: 5, maxMs: 50 },
+    logger: createLogger({ scope: 'pilot', sink: () => {} }),
+  });
+  server = pilot;
+  return { target: `127.0.0.1:${await pilot.listen({ port: 0 })}`, pilot };
+}
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
@@ -59,49 +75,60 @@ async function sidecar(target: string, ns: string, ip: string): Promise<SotwTest
   return c;
 }
 
+describe('per-virtual-host routes on the wire', () => {
+  it('are for delta streams that ask for them; a state-of-the-world stream asking gets whole route configurations', async () => {
+    const store = new MemoryConfigStore();
+    store.upsert(config(serviceEntry('a', 'web')));
+    const { target } = await startPilot(store);
+    const sotw = new SotwTestClient(target, { id: 'sidecar~127.0.7.3~app.a~a.svc.cluster.local', metadata: { NAMESPACE: 'a' }, clientFeatures: [ClientFeature.vhds] });
+    clients.push(sotw);
+    sotw.request(RDS, ['80']);
+    const whole = decodeAny((await sotw.next()).resources[0]!, RDS);
+    expect(whole.virtual_hosts.map((v) => v.name)).toContain('web.a.svc.cluster.local:80');
+
+    const delta = new DeltaTestClient(target, { id: 'sidecar~127.0.7.4~app.a~a.svc.cluster.local', metadata: { NAMESPACE: 'a' }, clientFeatures: [ClientFeature.vhds] });
+    clients.push(delta);
+    delta.send({ type_url: RDS, resource_names_subscribe: ['80'] });
+    const bare = decodeAny((await delta.next()).resources[0]!.resource!, RDS);
+    expect(bare.virtual_hosts).toEqual([]);
+    delta.send({ type_url: TypeUrl.VirtualHost, resource_names_subscribe: ['*'] });
+    const hosts = await delta.next();
+    expect(hosts.resources.map((r) => r.name)).toContain('80/web.a.svc.cluster.local:80');
+  });
+});
+
 describe('push scoping', () => {
   it('regenerates only the proxies that see a changed VirtualService (exportTo), and still marks the others current', async () => {
     const store = new MemoryConfigStore();
     store.upsert(config(serviceEntry('a', 'web')));
     store.upsert(config(serviceEntry('b', 'api')));
     store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '5s', '"."')));
-    server = new DiscoveryServer({
-      store,
-      registry: new ServiceEntryRegistry(store),
-      mesh: defaultMeshConfig,
-      generators: { envoy: envoyGenerators },
-      buildPushContext,
-      proxyFromNode: (n) => proxyFromNode(n),
-      proxyNeedsPush,
-      debounce: { quietMs: 5, maxMs: 50 },
-      logger: createLogger({ scope: 'pilot', sink: () => {} }),
-    });
-    const target = `127.0.0.1:${await server.listen({ port: 0 })}`;
+    const { target, pilot } = await startPilot(store);
     const inA = await sidecar(target, 'a', '127.0.7.1');
     const inB = await sidecar(target, 'b', '127.0.7.2');
 
     // Private to namespace a: only a's sidecar is concerned.
     store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '7s', '"."')));
-    await server.flush();
-    expect(server.lastPush).toMatchObject({ proxies: 2, proxiesPushed: 1, proxiesSkipped: 1 });
+    await pilot.flush();
+    expect(pilot.lastPush).toMatchObject({ proxies: 2, proxiesPushed: 1, proxiesSkipped: 1 });
     const routes = await inA.next();
     expect(JSON.stringify(routes.resources)).not.toBe('');
     inA.ack(routes, ['80']);
     await inB.none(150);
-    expect(server.syncStatus().map((s) => s.pushVersion)).toEqual([server.lastPush!.version, server.lastPush!.version]);
+    expect(pilot.syncStatus().map((s) => s.pushVersion)).toEqual([pilot.lastPush!.version, pilot.lastPush!.version]);
 
     // Exported everywhere: b's sidecar now sees it (the push context after the change decides); a's
     // routes are regenerated too, and not sent, being the same.
     store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '7s', '"*"')));
-    await server.flush();
-    expect(server.lastPush).toMatchObject({ proxiesSkipped: 0, proxiesPushed: 1 });
+    await pilot.flush();
+    expect(pilot.lastPush).toMatchObject({ proxiesSkipped: 0, proxiesPushed: 1 });
     inB.ack(await inB.next(), ['80']);
     await inA.none(100);
 
     // Private again: b's sidecar saw it before the change, so it is pushed its removal.
     store.upsert(config(virtualService('a', 'web.a.svc.cluster.local', '7s', '"."')));
-    await server.flush();
-    expect(server.lastPush).toMatchObject({ proxiesSkipped: 0 });
+    await pilot.flush();
+    expect(pilot.lastPush).toMatchObject({ proxiesSkipped: 0 });
     const removed = await inB.next();
     expect(removed.type_url).toBe(RDS);
   });

@@ -66,6 +66,7 @@ class MessageQueue<T> {
 export interface NodeOptions {
   id?: string;
   metadata?: Record<string, string>;
+  clientFeatures?: string[];
 }
 
 function structOf(metadata: Record<string, string>): NonNullable<Node['metadata']> {
@@ -77,14 +78,14 @@ export class SotwTestClient {
   readonly client: AggregatedDiscoveryServiceClient;
   readonly stream: ReturnType<AggregatedDiscoveryServiceClient['StreamAggregatedResources']>;
   readonly responses = new MessageQueue<DiscoveryResponse__Output>();
-  readonly node: { id: string; metadata: NonNullable<Node['metadata']> };
+  readonly node: { id: string; metadata: NonNullable<Node['metadata']>; client_features?: string[] };
   #sentNode = false;
   status: { code: number; details: string } | undefined;
 
   constructor(target: string, node: NodeOptions = {}, metadata: Metadata = new Metadata()) {
     this.client = createAdsClient(target, credentials.createInsecure());
     this.stream = this.client.StreamAggregatedResources(metadata);
-    this.node = { id: node.id ?? 'sidecar~10.0.0.1~app-1.default~default.svc.cluster.local', metadata: structOf(node.metadata ?? {}) };
+    this.node = { id: node.id ?? 'sidecar~10.0.0.1~app-1.default~default.svc.cluster.local', metadata: structOf(node.metadata ?? {}), ...(node.clientFeatures ? { client_features: node.clientFeatures } : {}) };
     this.stream.on('data', (r: DiscoveryResponse__Output) => this.responses.push(r));
     this.stream.on('status', (s) => {
       this.status = { code: s.code, details: s.details };
@@ -138,13 +139,13 @@ export class DeltaTestClient {
   readonly client: AggregatedDiscoveryServiceClient;
   readonly stream: ReturnType<AggregatedDiscoveryServiceClient['DeltaAggregatedResources']>;
   readonly responses = new MessageQueue<DeltaDiscoveryResponse__Output>();
-  readonly node: { id: string; metadata: NonNullable<Node['metadata']> };
+  readonly node: { id: string; metadata: NonNullable<Node['metadata']>; client_features?: string[] };
   #sentNode = false;
 
   constructor(target: string, node: NodeOptions = {}) {
     this.client = createAdsClient(target, credentials.createInsecure());
     this.stream = this.client.DeltaAggregatedResources(new Metadata());
-    this.node = { id: node.id ?? 'sidecar~10.0.0.2~app-2.default~default.svc.cluster.local', metadata: structOf(node.metadata ?? {}) };
+    this.node = { id: node.id ?? 'sidecar~10.0.0.2~app-2.default~default.svc.cluster.local', metadata: structOf(node.metadata ?? {}), ...(node.clientFeatures ? { client_features: node.clientFeatures } : {}) };
     this.stream.on('data', (r: DeltaDiscoveryResponse__Output) => this.responses.push(r));
     this.stream.on('error', (err: Error) => this.responses.end(err));
   }
