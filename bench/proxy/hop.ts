@@ -11,7 +11,8 @@
 // BENCH_PROXY_CONCURRENCY (32 connections for the closed loop), BENCH_PROXY_NODE_OPTIONS (extra
 // Node options for the weft-proxy process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
 // BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to; the mesh hop's sidecars to FILE.echo and
-// FILE.bench), BENCH_PROXY_HOP=0 (only the mesh hop), BENCH_PROXY_MESH=0 (no mesh hop), BENCH_BUN (a bun binary).
+// FILE.bench), BENCH_PROXY_HOP=0 (only the mesh hop), BENCH_PROXY_MESH=0 (no mesh hop),
+// BENCH_PROXY_ONLY=REGEX (only the one-hop rows whose name matches), BENCH_BUN (a bun binary).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -38,7 +39,7 @@ const bins = {
   pipeFloor: here('./pipe-floor.ts'),
   bunFloor: here('./bun-floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9' };
+const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', proxyBunCodec: '127.20.0.10', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9' };
 // Bun, for the rows that measure the same code on Bun (issue 14's stack (a)): BENCH_BUN, else the
 // `bun` package of the workspace (a devDependency of bench).
 const bun = [process.env.BENCH_BUN, here('../node_modules/.bin/bun'), here('../../node_modules/.bin/bun')].find(
@@ -61,8 +62,8 @@ interface Proc {
   output(): string;
 }
 
-function start(name: string, command: string, args: readonly string[]): Proc {
-  const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(name: string, command: string, args: readonly string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.push(child);
   const lines: string[] = [];
   const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
@@ -365,11 +366,17 @@ try {
   // weft-proxy on Node (the shipped runtime) and, when Bun is there, the same code on Bun; two
   // proxy addresses, the same ServiceEntry.
   const proxies: { name: string; address: string; proc: Proc }[] = [];
-  for (const [name, runtime, address] of [['weft-proxy', process.execPath, ip.proxy], ...(bun ? [['weft-proxy on bun', bun, ip.proxyBun]] : [])] as const) {
+  // HTTP/1.1 on node:http (today's default) and on our llhttp codec (WEFT_PROXY_HTTP1_CODEC), each on Node and Bun.
+  const variants: [string, string, string, Record<string, string>][] = [
+    ['weft-proxy', process.execPath, ip.proxy, { WEFT_PROXY_HTTP1_CODEC: 'node' }],
+    ['weft-proxy llhttp', process.execPath, ip.proxyCodec, { WEFT_PROXY_HTTP1_CODEC: 'llhttp' }],
+  ];
+  if (bun) variants.push(['weft-proxy on bun', bun, ip.proxyBun, { WEFT_PROXY_HTTP1_CODEC: 'node' }], ['weft-proxy llhttp bun', bun, ip.proxyBunCodec, { WEFT_PROXY_HTTP1_CODEC: 'llhttp' }]);
+  for (const [name, runtime, address, env] of variants) {
     const proxyArgs = [bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', address, '--pod', `bench-${proxies.length + 1}`, '--namespace', 'default', '--labels', 'app=bench'];
     proxyArgs.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200');
-    const proc = start(name, runtime, [...(runtime === process.execPath ? proxyNodeOptions : []), ...proxyArgs]);
-    if (process.env.BENCH_PROXY_LOG && runtime === process.execPath) {
+    const proc = start(name, runtime, [...(runtime === process.execPath ? proxyNodeOptions : []), ...proxyArgs], env);
+    if (process.env.BENCH_PROXY_LOG && name === 'weft-proxy') {
       const log = createWriteStream(process.env.BENCH_PROXY_LOG);
       proc.child.stdout?.pipe(log);
       proc.child.stderr?.pipe(log);
@@ -441,6 +448,9 @@ backend echo
   ];
   // BENCH_PROXY_HOP=0: only the mesh hop (the direct path is still measured, as its baseline).
   if (process.env.BENCH_PROXY_HOP === '0') targets.length = 0;
+  // BENCH_PROXY_ONLY=REGEX: only the rows whose name matches (while investigating one stack).
+  const only = process.env.BENCH_PROXY_ONLY ? new RegExp(process.env.BENCH_PROXY_ONLY) : undefined;
+  if (only) targets.splice(0, targets.length, ...targets.filter((t) => only.test(t.name)));
   const direct = { url: `http://${ip.backend}:${backendPort}/` };
   console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; idle RSS ${idleRss}`);
   console.log(bun ? `Bun: ${bun}` : `Bun rows left out: no bun (npm ci installs it into bench/node_modules; or set BENCH_BUN)`);

@@ -5,10 +5,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
+import type { H1Request, H1Response } from '../codec/h1-server.ts';
 
 /** The request objects the listeners hand over today. */
-export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
-export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest | H1Request;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse | H1Response;
 
 /** What the pipeline reads of a request: its head, and its body as a stream. */
 export interface ReqLike extends Readable {

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { RouteConfiguration__Output } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
+import { H1Connection } from '../codec/h1-server.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import type { CompiledChain, HttpChainConfig } from './chains.ts';
 
@@ -52,9 +53,14 @@ export type TaggedSocket = Socket & { [connectionInfo]?: ConnectionInfo };
 export interface HttpFrontendOptions {
   onRequest: (req: DownstreamRequest, res: DownstreamResponse, info: ConnectionInfo) => void;
   /** HTTP/1.1 CONNECT (local mode's outbound port tunnels TCP with it). */
-  onConnect?: (req: IncomingMessage, socket: Socket, head: Buffer, info: ConnectionInfo) => void;
+  onConnect?: (req: DownstreamRequest, socket: Socket, head: Buffer, info: ConnectionInfo) => void;
   /** Idle keep-alive connections are closed after this long (default 60 s). */
   keepAliveTimeoutMs?: number;
+  /**
+   * HTTP/1.1's codec: `node` (node:http's server) or `llhttp` (ours, src/codec/h1-server.ts: llhttp
+   * over the socket, no node:http objects). Default: WEFT_PROXY_HTTP1_CODEC, else node.
+   */
+  http1Codec?: 'node' | 'llhttp';
 }
 
 /** The listener's facts about a connection: on the socket, or on the stream HTTP/2 over TLS runs on (h2-bridge.ts). */
@@ -69,6 +75,11 @@ export class HttpFrontend {
   readonly #sessions = new Set<ServerHttp2Session>();
   readonly #sockets = new Set<Socket>();
   readonly #http1Sockets = new Set<Socket>();
+  readonly #h1Connections = new Set<H1Connection>();
+  readonly #onRequest: (req: DownstreamRequest, res: DownstreamResponse) => void;
+  readonly #onConnect: HttpFrontendOptions['onConnect'];
+  readonly #codec: 'node' | 'llhttp';
+  readonly #keepAliveTimeoutMs: number;
   /** Which connections are draining (Envoy's graceful drain); undefined: none. */
   #draining: ((info: ConnectionInfo) => boolean) | undefined;
 
@@ -88,6 +99,10 @@ export class HttpFrontend {
       }
       options.onRequest(req, res, info);
     };
+    this.#onRequest = onRequest;
+    this.#onConnect = options.onConnect;
+    this.#codec = options.http1Codec ?? (process.env.WEFT_PROXY_HTTP1_CODEC === 'llhttp' ? 'llhttp' : 'node');
+    this.#keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 60_000;
     this.#http1 = createHttp1Server(
       {
         keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
@@ -131,6 +146,20 @@ export class HttpFrontend {
       this.#sockets.delete(socket);
       this.#http1Sockets.delete(socket);
     });
+    if (!h2 && this.#codec === 'llhttp') {
+      const onConnect = this.#onConnect;
+      const conn = new H1Connection(socket, {
+        onRequest: this.#onRequest,
+        keepAliveTimeoutMs: this.#keepAliveTimeoutMs,
+        maxHeaderSize: 64 * 1024,
+        ...(onConnect ? { onUpgrade: (req, s, rest) => onConnect(req, s, rest, info) } : {}),
+      });
+      this.#h1Connections.add(conn);
+      socket.once('close', () => this.#h1Connections.delete(conn));
+      if (this.#draining?.(info)) conn.drain(true);
+      socket.resume();
+      return;
+    }
     (h2 ? this.#http2 : this.#http1).emit('connection', socket);
     // The detection paused the socket; the HTTP/1 parser reads through 'data' events.
     if (!h2) socket.resume();
@@ -147,7 +176,12 @@ export class HttpFrontend {
       const info = infoOf(s.socket);
       if (!which || !info || which(info)) s.close();
     }
+    for (const conn of this.#h1Connections) {
+      const info = infoOf(conn.socket);
+      if (!which || !info || which(info)) conn.drain();
+    }
     for (const socket of this.#http1Sockets) {
+      if (this.#codec === 'llhttp') break;
       const info = infoOf(socket);
       if (which && info && !which(info)) continue;
       // Idle keep-alive connections close now (the servers never listen, so Node does not track
