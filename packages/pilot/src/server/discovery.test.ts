@@ -139,7 +139,7 @@ describe('state of the world', () => {
     // Only the route configuration that changed: RDS responses need not carry the whole set.
     expect(resourceNames(r)).toEqual(['80']);
     await c.none(150);
-    expect(server.lastPush).toMatchObject({ version: '2', types: [LDS, RDS, TypeUrl.VirtualHost], configs: ['VirtualService default/reviews'], proxiesPushed: 1, responses: 1 });
+    expect(server.lastPush).toMatchObject({ version: '2', types: [LDS, TypeUrl.VirtualHost, RDS], configs: ['VirtualService default/reviews'], proxiesPushed: 1, responses: 1 });
   });
 
   it('pushes only EDS, and only the affected clusters, when only endpoints changed', async () => {

@@ -15,7 +15,16 @@ export interface Generators {
  * Order of a full push: clusters before their endpoints, listeners before their routes, so a
  * client never holds a reference to something it has not been sent (Istio's PushOrder).
  */
-export const pushOrder: readonly string[] = [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration, TypeUrl.VirtualHost, TypeUrl.Secret];
+export const pushOrder: readonly string[] = [
+  TypeUrl.Cluster,
+  TypeUrl.ClusterLoadAssignment,
+  TypeUrl.Listener,
+  // A new route configuration's virtual hosts (VHDS) before the configuration itself, so that a
+  // client never serves it without them.
+  TypeUrl.VirtualHost,
+  TypeUrl.RouteConfiguration,
+  TypeUrl.Secret,
+];
 
 /** Listener and Cluster subscriptions with no names (or `*`) mean "everything"; other types list names. */
 export function isWildcardType(typeUrl: string): boolean {
