@@ -95,6 +95,19 @@ function readResponse(buf: Buffer, delta: boolean, wantResources: (typeUrl: stri
   return r;
 }
 
+/** A protobuf string field: tag, length, bytes (strings here are far shorter than 2 MiB). */
+function stringField(field: number, value: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8');
+  const head: number[] = [field * 8 + 2];
+  let n = bytes.length;
+  while (n >= 0x80) {
+    head.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  head.push(n);
+  return Buffer.concat([Buffer.from(head), bytes]);
+}
+
 // ------------------------------------------------------------------ clients
 
 const definition = adsServiceDefinition();
@@ -175,12 +188,13 @@ class SimulatedProxy {
   readonly #nonces = new Map<string, string>();
 
   #ack(type: string, nonce: string): void {
+    // Written by hand: an ACK is a type URL and a nonce (delta: fields 2 and 6; SotW: 4 and 5).
     if (mode === 'delta') {
-      this.#stream.write(encodeMessage('envoy.service.discovery.v3.DeltaDiscoveryRequest', { type_url: type, response_nonce: nonce }));
+      this.#stream.write(Buffer.concat([stringField(2, type), stringField(6, nonce)]));
       return;
     }
     this.#nonces.set(type, nonce);
-    const head = encodeMessage('envoy.service.discovery.v3.DiscoveryRequest', { type_url: type, response_nonce: nonce });
+    const head = Buffer.concat([stringField(4, type), stringField(5, nonce)]);
     const names = this.#names.get(type) ?? [];
     this.#stream.write(names.length ? Buffer.concat([head, sotwNames(names)]) : head);
   }

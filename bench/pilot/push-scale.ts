@@ -1,7 +1,7 @@
 // Pushes that scale with the change: weftd (a child process) with 1,000 services, and 1,000
 // simulated weft-proxy clients in another process (push-scale-clients.ts) that ACK every response
 // by nonce without decoding it, so the numbers are the server's. One VirtualService change by a
-// config file write, then one endpoint change, each repeated; per change: the bytes every client
+// config file replaced, then one endpoint change, each repeated; per change: the bytes every client
 // received together, and convergence two ways: Istio's (the push's start -> each client's last
 // ACK) and the user's (file write -> each client's last ACK); weftd's CPU and memory.
 // Goals (issue 14): one VirtualService change <= 5 MB in total and p99 <= 500 ms file write -> ACK;
@@ -13,7 +13,7 @@
 // `sotw`: state of the world, as weft-proxy spoke before and Envoy-style clients do),
 // BENCH_PILOT_DEBOUNCE_MS (10: weftd's file and push debounce), BENCH_PILOT_WEFTD_NODE_OPTIONS.
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,15 @@ const goals = { vsBytes: 5 * 1048576, vsP99: 500, edsP99: 200, rss: 1024 * 10485
 const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable with the clients' process. */
 const now = () => performance.timeOrigin + performance.now();
+
+/**
+ * Replaces a config file in one step (as editors and kubectl-style tools do): weftd's directory
+ * watcher never reads it half written, which on a loaded machine made one change two pushes.
+ */
+async function replaceFile(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
 
 /** The clients' process, spoken to in JSON lines. */
 function startClients(target: string) {
@@ -119,7 +128,7 @@ async function main(): Promise<void> {
       const before = (await (await fetch(`${weftd.monitoring}/debug/push_status`)).json()) as PushStatus;
       const c0 = await metric(weftd, 'process_cpu_seconds_total');
       const writeAt = now();
-      await writeFile(join(configDir, file), text);
+      await replaceFile(join(configDir, file), text);
       let last = 0;
       let quietSince = now();
       for (;;) {
@@ -180,7 +189,7 @@ async function main(): Promise<void> {
       await clients.next('watching', 10_000);
       const pushStatus = async () => (await (await fetch(`${weftd.monitoring}/debug/push_status`)).json()) as PushStatus;
       const before = await pushStatus();
-      await writeFile(join(configDir, 'private.yaml'), privateVirtualService('3s'));
+      await replaceFile(join(configDir, 'private.yaml'), privateVirtualService('3s'));
       let after = before;
       for (let i = 0; i < 200 && after.version === before.version; i++) {
         await new Promise((r) => setTimeout(r, 20));
