@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry, workloadEntry } from './config.ts';
 import { type ProxyProcess, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
 
-const ip = { app: '127.10.7.1', upstream: '127.10.7.2' };
+const ip = { app: '127.10.13.1', upstream: '127.10.13.2' };
 let dir: string;
 let weftd: Weftd;
 let sidecar: ProxyProcess;

@@ -58,7 +58,8 @@ export interface HttpFrontendOptions {
   keepAliveTimeoutMs?: number;
   /**
    * HTTP/1.1's codec: `node` (node:http's server) or `llhttp` (ours, src/codec/h1-server.ts: llhttp
-   * over the socket, no node:http objects). Default: WEFT_PROXY_HTTP1_CODEC, else node.
+   * over the socket, no node:http objects), the default since it measured cheaper (README, "Data
+   * plane cost"). WEFT_PROXY_HTTP1_CODEC=node brings node:http back, for comparison in bench/proxy.
    */
   http1Codec?: 'node' | 'llhttp';
 }
@@ -101,7 +102,7 @@ export class HttpFrontend {
     };
     this.#onRequest = onRequest;
     this.#onConnect = options.onConnect;
-    this.#codec = options.http1Codec ?? (process.env.WEFT_PROXY_HTTP1_CODEC === 'llhttp' ? 'llhttp' : 'node');
+    this.#codec = options.http1Codec ?? (process.env.WEFT_PROXY_HTTP1_CODEC === 'node' ? 'node' : 'llhttp');
     this.#keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 60_000;
     this.#http1 = createHttp1Server(
       {
