@@ -82,6 +82,11 @@ export interface RegistryChange {
   services: boolean;
   /** Hostnames whose endpoints changed. */
   endpoints: ReadonlySet<string>;
+  /**
+   * With `services`: the hostnames whose service definitions changed, when the registry knows them
+   * (push scoping then pushes only proxies that see one); absent: any service may have changed.
+   */
+  hosts?: ReadonlySet<string>;
 }
 
 /** A source of services and endpoints: ServiceEntry/WorkloadEntry now, Kubernetes later. */

@@ -12,8 +12,8 @@ function recorder(registry: ServiceEntryRegistry): RegistryChange[] {
   return changes;
 }
 
-function shown(changes: RegistryChange[]): { services: boolean; endpoints: string[] }[] {
-  return changes.map((c) => ({ services: c.services, endpoints: [...c.endpoints].sort() }));
+function shown(changes: RegistryChange[]): { services: boolean; endpoints: string[]; hosts?: string[] }[] {
+  return changes.map((c) => ({ services: c.services, endpoints: [...c.endpoints].sort(), ...(c.hosts ? { hosts: [...c.hosts].sort() } : {}) }));
 }
 
 describe('ServiceEntryRegistry: BookInfo in local mode', () => {
@@ -264,7 +264,7 @@ spec:
     const we = store.get('networking.istio.io/WorkloadEntry', 'default', 'reviews-v3')!;
     store.upsert({ ...we, spec: { ...(we.spec as object), labels: { app: 'ratings', version: 'v3', 'security.istio.io/tlsMode': 'istio' } } });
     // ratings gains an identity (bookinfo-reviews), so its service definition changes too.
-    expect(shown(changes)).toEqual([{ services: true, endpoints: [ratings, reviews] }]);
+    expect(shown(changes)).toEqual([{ services: true, endpoints: [ratings, reviews], hosts: [ratings] }]);
   });
 
   it('announces a WorkloadEntry that changes only its address as endpoints only', () => {
@@ -298,7 +298,7 @@ spec: {address: 127.0.0.50, labels: {app: lonely}}
     const { store, changes } = setup();
     const we = store.get('networking.istio.io/WorkloadEntry', 'default', 'reviews-v2')!;
     store.upsert({ ...we, spec: { ...(we.spec as object), serviceAccount: 'reviews-v2' } });
-    expect(shown(changes)).toEqual([{ services: true, endpoints: [reviews] }]);
+    expect(shown(changes)).toEqual([{ services: true, endpoints: [reviews], hosts: [reviews] }]);
   });
 
   it('announces a ServiceEntry change as a service change, and an edit of its inline endpoints as endpoints only', () => {
@@ -323,8 +323,9 @@ spec:
     store.delete('networking.istio.io/ServiceEntry', 'default', 'ext');
     expect(shown(changes)).toEqual([
       { services: false, endpoints: ['ext.example.com', 'ext2.example.com'] },
-      { services: true, endpoints: ['ext.example.com', 'ext2.example.com'] },
-      { services: true, endpoints: ['ext.example.com', 'ext2.example.com'] },
+      // Which services changed, for push scoping.
+      { services: true, endpoints: ['ext.example.com', 'ext2.example.com'], hosts: ['ext.example.com', 'ext2.example.com'] },
+      { services: true, endpoints: ['ext.example.com', 'ext2.example.com'], hosts: ['ext.example.com', 'ext2.example.com'] },
     ]);
     expect(registry.services()).toEqual([]);
   });

@@ -351,7 +351,14 @@ function diff(before: readonly (Derived | undefined)[], after: readonly (Derived
     }
   }
   if (!services && hosts.size === 0) return undefined;
-  return { services, endpoints: hosts };
+  if (!services) return { services, endpoints: hosts };
+  // Which hostnames' definitions changed: push scoping pushes only the proxies that see one.
+  const byHost = (ds: readonly (Derived | undefined)[]) => new Map(ds.flatMap((d) => d?.services ?? []).map((s) => [`${s.namespace}/${s.hostname}`, s]));
+  const b = byHost(before);
+  const a = byHost(after);
+  const changed = new Set<string>();
+  for (const k of new Set([...b.keys(), ...a.keys()])) if (!isDeepStrictEqual(b.get(k), a.get(k))) changed.add((b.get(k) ?? a.get(k))!.hostname);
+  return changed.size > 0 ? { services, endpoints: hosts, hosts: changed } : { services, endpoints: hosts };
 }
 
 /** The index key of a selecting ServiceEntry: its namespace and the first label of its selector. */

@@ -27,11 +27,17 @@ export type ProxyParser = (node: Node__Output) => MeshProxy;
  */
 export type CacheKeyFn = (typeUrl: string, proxy: MeshProxy, push: PushContext) => string | undefined;
 
+/** What a push changed, when it can be judged proxy by proxy: configs (before and after) and the hostnames whose services changed. */
+export interface PushScope {
+  configs: Config[];
+  hosts: Set<string>;
+}
+
 /**
- * Whether a full push for `changed` configs concerns this proxy (`previous`: the push context before
- * the change). Without one, every proxy is regenerated. `proxyNeedsPush` (push-scope.ts) is Istio's.
+ * Whether a full push for `changed` concerns this proxy (`previous`: the push context before the
+ * change). Without one, every proxy is regenerated. `proxyNeedsPush` (push-scope.ts) is Istio's.
  */
-export type ProxyNeedsPush = (proxy: MeshProxy, changed: readonly Config[], previous: PushContext | undefined, push: PushContext) => boolean;
+export type ProxyNeedsPush = (proxy: MeshProxy, changed: PushScope, previous: PushContext | undefined, push: PushContext) => boolean;
 
 export interface DiscoveryServerOptions {
   store: ConfigStore;

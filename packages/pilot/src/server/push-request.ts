@@ -2,7 +2,7 @@
 import { type Config, describeConfig, groupKindOf } from '@weft/model';
 import { TypeUrl } from '@weft/xds';
 import type { RegistryChange } from '../core/types.ts';
-import { isScopedKind } from './push-scope.ts';
+import { isScopedKind, type PushScope } from './push-scope.ts';
 import { typesAffectedBy } from './types.ts';
 
 export type TriggerReason = 'config' | 'service' | 'endpoint' | 'debug';
@@ -28,10 +28,11 @@ export class PushRequest {
   readonly configs = new Set<string>();
   readonly reasons = new Map<TriggerReason, number>();
   /**
-   * The changed configs (each version, before and after) when every change is of a kind judged proxy
-   * by proxy (push-scope.ts); undefined once anything else changed: then every proxy is pushed.
+   * What changed, when every change can be judged proxy by proxy (push-scope.ts): the configs (each
+   * version, before and after) and the hostnames whose services changed; undefined once anything
+   * else changed: then every proxy is pushed.
    */
-  scoped: Config[] | undefined = [];
+  scoped: PushScope | undefined = { configs: [], hosts: new Set() };
   /** When the first change of the batch happened (monotonicMs). Convergence is measured from here. */
   start: number;
 
@@ -51,9 +52,11 @@ export class PushRequest {
   addConfig(config: Config, previous?: Config): this {
     this.full = true;
     this.configs.add(describeConfig(config));
-    if (this.scoped && isScopedKind(groupKindOf(config))) this.scoped.push(config, ...(previous ? [previous] : []));
-    else this.scoped = undefined;
     const types = typesAffectedBy(groupKindOf(config));
+    // Kinds that regenerate no type by themselves (WorkloadEntry: the registry says which endpoints moved) leave the scope as it is.
+    if (types?.length === 0) return this.count('config');
+    if (this.scoped && isScopedKind(groupKindOf(config))) this.scoped.configs.push(config, ...(previous ? [previous] : []));
+    else this.scoped = undefined;
     if (types === undefined) this.allTypes = true;
     else for (const t of types) this.types.add(t);
     return this.count('config');
@@ -63,7 +66,8 @@ export class PushRequest {
     if (change.services) {
       this.full = true;
       this.allTypes = true;
-      this.scoped = undefined;
+      if (this.scoped && change.hosts) for (const h of change.hosts) this.scoped.hosts.add(h);
+      else this.scoped = undefined;
       this.count('service');
     }
     if (change.endpoints.size > 0) {
@@ -80,7 +84,7 @@ export class PushRequest {
     for (const h of other.edsHosts) this.edsHosts.add(h);
     for (const c of other.configs) this.configs.add(c);
     for (const [k, n] of other.reasons) this.reasons.set(k, (this.reasons.get(k) ?? 0) + n);
-    this.scoped = this.scoped && other.scoped ? [...this.scoped, ...other.scoped] : undefined;
+    this.scoped = this.scoped && other.scoped ? { configs: [...this.scoped.configs, ...other.scoped.configs], hosts: new Set([...this.scoped.hosts, ...other.scoped.hosts]) } : undefined;
     this.start = Math.min(this.start, other.start);
     return this;
   }

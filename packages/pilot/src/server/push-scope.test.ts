@@ -14,11 +14,12 @@ import { DeltaTestClient, SotwTestClient } from './testing.ts';
 
 const RDS = TypeUrl.RouteConfiguration;
 
-const serviceEntry = (ns: string, name: string) => `apiVersion: networking.istio.io/v1
+const serviceEntry = (ns: string, name: string, exportTo = '"*"') => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ${name}, namespace: ${ns}}
 spec:
   hosts: [${name}.${ns}.svc.cluster.local]
+  exportTo: [${exportTo}]
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: STATIC
   endpoints: [{address: 127.0.9.1}]
@@ -131,5 +132,26 @@ describe('push scoping', () => {
     expect(pilot.lastPush).toMatchObject({ proxiesSkipped: 0 });
     const removed = await inB.next();
     expect(removed.type_url).toBe(RDS);
+  });
+
+  it('pushes a new service only to the proxies that can see it (exportTo), judged by the hosts the registry names', async () => {
+    const store = new MemoryConfigStore();
+    store.upsert(config(serviceEntry('a', 'web')));
+    store.upsert(config(serviceEntry('b', 'api')));
+    const { target, pilot } = await startPilot(store);
+    const inA = await sidecar(target, 'a', '127.0.7.5');
+    const inB = await sidecar(target, 'b', '127.0.7.6');
+    store.upsert(config(serviceEntry('b', 'jobs', '"."')));
+    await pilot.flush();
+    expect(pilot.lastPush).toMatchObject({ proxies: 2, proxiesSkipped: 1 });
+    const routes = await inB.next();
+    expect(JSON.stringify(routes.resources.map((r) => decodeAny(r, RDS).virtual_hosts.map((v) => v.name)))).toContain('jobs.b.svc.cluster.local:80');
+    await inA.none(150);
+    // Exported to everyone: now a's sidecar is pushed it too.
+    inB.ack(routes, ['80']);
+    store.upsert(config(serviceEntry('b', 'jobs', '"*"')));
+    await pilot.flush();
+    expect(pilot.lastPush).toMatchObject({ proxiesSkipped: 0 });
+    expect(JSON.stringify(decodeAny((await inA.next()).resources[0]!, RDS).virtual_hosts.map((v) => v.name))).toContain('jobs.b.svc.cluster.local:80');
   });
 });

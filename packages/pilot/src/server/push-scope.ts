@@ -3,21 +3,25 @@
 // context before the change and the one after (so a VirtualService created, deleted or moved out
 // of reach all count). What is judged: VirtualServices (the proxy's mesh VirtualServices: exportTo,
 // namespaces and Sidecar egress hosts applied), DestinationRules (a host of a service the proxy
-// sees), Sidecars (the proxy's namespace, or the root namespace). Anything else, a registry change,
-// a gateway or a proxyless client: every proxy, as before. Conservative where unsure: a proxy
+// sees), Sidecars (the proxy's namespace, or the root namespace), ServiceEntries and the services a
+// registry says changed (a host the proxy sees, or one its own workload serves). Anything else, a
+// registry change that names no hosts, a gateway or a proxyless client: every proxy. Conservative where unsure: a proxy
 // pushed in vain is sent nothing (only changed resources go out); one skipped in error would keep
 // stale config.
 import { type Config, groupKindOf, hostMatches, resolveHost } from '@weft/model';
 import type { Proxy as MeshProxy, PushContext, SidecarScope } from '../core/types.ts';
 import type { ProxyNeedsPush } from './api.ts';
 
+export type { PushScope } from './api.ts';
+
 const VirtualService = 'networking.istio.io/VirtualService';
 const DestinationRule = 'networking.istio.io/DestinationRule';
 const Sidecar = 'networking.istio.io/Sidecar';
+const ServiceEntry = 'networking.istio.io/ServiceEntry';
 
 /** Kinds whose changes are judged proxy by proxy; any other kind pushes to every proxy. */
 export function isScopedKind(groupKind: string): boolean {
-  return groupKind === VirtualService || groupKind === DestinationRule || groupKind === Sidecar;
+  return groupKind === VirtualService || groupKind === DestinationRule || groupKind === Sidecar || groupKind === ServiceEntry;
 }
 
 const keysOfList = new WeakMap<readonly Config[], Set<string>>();
@@ -47,6 +51,11 @@ function seesHost(scope: SidecarScope, pattern: string): boolean {
   return hosts.has(pattern);
 }
 
+/** The proxy sees the host (outbound), or its workload serves it (inbound). */
+function dependsOnHost(push: PushContext, proxy: MeshProxy, host: string): boolean {
+  return seesHost(push.sidecarScope(proxy), host) || push.servicesOf(proxy).some((s) => hostMatches(host, s.hostname));
+}
+
 function dependsOn(push: PushContext, proxy: MeshProxy, config: Config): boolean {
   const gk = groupKindOf(config);
   if (gk === VirtualService) return keys(push.virtualServices(proxy, ['mesh'])).has(keyOf(config));
@@ -56,6 +65,10 @@ function dependsOn(push: PushContext, proxy: MeshProxy, config: Config): boolean
     return seesHost(push.sidecarScope(proxy), resolveHost(host, config.metadata.namespace, push.mesh.domainSuffix));
   }
   if (gk === Sidecar) return config.metadata.namespace === proxy.namespace || config.metadata.namespace === push.mesh.rootNamespace;
+  if (gk === ServiceEntry) {
+    const hosts = (config.spec as { hosts?: string[] }).hosts ?? [];
+    return hosts.length === 0 || hosts.some((h) => dependsOnHost(push, proxy, resolveHost(h, config.metadata.namespace, push.mesh.domainSuffix)));
+  }
   return true;
 }
 
@@ -66,8 +79,11 @@ function dependsOn(push: PushContext, proxy: MeshProxy, config: Config): boolean
  */
 export const proxyNeedsPush: ProxyNeedsPush = (proxy, changed, previous, push) => {
   if (proxy.type !== 'sidecar' || proxy.generator !== 'envoy' || !previous) return true;
-  for (const c of changed) {
+  for (const c of changed.configs) {
     if (dependsOn(push, proxy, c) || dependsOn(previous, proxy, c)) return true;
+  }
+  for (const h of changed.hosts) {
+    if (dependsOnHost(push, proxy, h) || dependsOnHost(previous, proxy, h)) return true;
   }
   return false;
 };
