@@ -51,8 +51,13 @@ function seesHost(scope: SidecarScope, pattern: string): boolean {
   return hosts.has(pattern);
 }
 
-/** The proxy sees the host (outbound), or its workload serves it (inbound). */
+/**
+ * The proxy sees the host (its Sidecar scope, or exportTo alone: a VirtualService it sees may route
+ * to a host its Sidecar leaves out, and the route names the service's port), or its workload
+ * serves it (inbound).
+ */
 function dependsOnHost(push: PushContext, proxy: MeshProxy, host: string): boolean {
+  if (!host.startsWith('*') && push.service(host, proxy.namespace)) return true;
   return seesHost(push.sidecarScope(proxy), host) || push.servicesOf(proxy).some((s) => hostMatches(host, s.hostname));
 }
 
