@@ -2,12 +2,12 @@
 // regenerates a proxy's config only when the proxy can see the changed config, judged in the push
 // context before the change and the one after (so a VirtualService created, deleted or moved out
 // of reach all count). What is judged: VirtualServices (the proxy's mesh VirtualServices: exportTo,
-// namespaces and Sidecar egress hosts applied), DestinationRules (a host of a service the proxy
-// sees), Sidecars (the proxy's namespace, or the root namespace), ServiceEntries and the services a
-// registry says changed (a host the proxy sees, or one its own workload serves). Anything else, a
-// registry change that names no hosts, a gateway or a proxyless client: every proxy. Conservative where unsure: a proxy
-// pushed in vain is sent nothing (only changed resources go out); one skipped in error would keep
-// stale config.
+// namespaces and Sidecar egress hosts applied); Sidecars (the proxy's namespace, or the root
+// namespace); DestinationRules, ServiceEntries and the services a registry says changed (a host
+// exported to the proxy's namespace or in its Sidecar scope, or one its own workload serves).
+// Anything else, a registry change that names no hosts, a gateway or a proxyless client: every
+// proxy. Conservative where unsure: a proxy pushed in vain is sent nothing (only changed resources
+// go out); one skipped in error would keep stale config.
 import { type Config, groupKindOf, hostMatches, resolveHost } from '@weft/model';
 import type { Proxy as MeshProxy, PushContext, SidecarScope } from '../core/types.ts';
 import type { ProxyNeedsPush } from './api.ts';
@@ -67,7 +67,7 @@ function dependsOn(push: PushContext, proxy: MeshProxy, config: Config): boolean
   if (gk === DestinationRule) {
     const host = (config.spec as { host?: string }).host;
     if (!host) return true;
-    return seesHost(push.sidecarScope(proxy), resolveHost(host, config.metadata.namespace, push.mesh.domainSuffix));
+    return dependsOnHost(push, proxy, resolveHost(host, config.metadata.namespace, push.mesh.domainSuffix));
   }
   if (gk === Sidecar) return config.metadata.namespace === proxy.namespace || config.metadata.namespace === push.mesh.rootNamespace;
   if (gk === ServiceEntry) {
