@@ -11,7 +11,8 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createRequire } from 'node:module';
-import type { Client as UndiciClient, } from 'undici';
+import type { Client as UndiciClient } from 'undici';
+import { H1Client, type H1DispatchOptions, type H1Handler } from '../codec/h1-client.ts';
 import { firstUriSan } from '../core/peer.ts';
 import type { ClusterSettings } from './config.ts';
 import type { ClusterStats, Host } from './host.ts';
@@ -44,9 +45,19 @@ const Client = createRequire(import.meta.url)('undici/lib/dispatcher/client.js')
 const defaultH1KeepAliveMs = 4000;
 const defaultIdleMs = 3_600_000;
 
+/** One connection's client: undici's for HTTP/2, ours for HTTP/1.1; the exchange dispatches on either. */
+export interface PoolClient {
+  dispatch(opts: H1DispatchOptions, handler: H1Handler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  on(event: 'disconnect' | 'connectionError', listener: () => void): unknown;
+}
+
 export class Conn {
   readonly pool: HttpPool;
-  readonly client: UndiciClient;
+  readonly client: PoolClient;
   readonly capacity: number;
   active = 0;
   /** Requests dispatched on this connection so far. */
@@ -67,8 +78,7 @@ export class Conn {
     this.capacity = h2 ? Math.max(1, s.h2MaxConcurrentStreams) : 1;
     const idle = s.idleTimeoutMs;
     const host = pool.host;
-    this.client = new Client(`http://${host.key}`, {
-      connect: (_opts, cb) => {
+    const connect = (cb: (err: Error | null, socket: Socket | null) => void) => {
         pool.cluster.dial(host, h2, (err, socket) => {
           if (err || !socket) {
             cb(err ?? new Error('connect failed'), null);
@@ -83,17 +93,28 @@ export class Conn {
           }
           cb(null, socket);
         });
-      },
-      pipelining: h2 ? this.capacity : 1,
-      keepAliveTimeout: idle ?? defaultH1KeepAliveMs,
-      keepAliveMaxTimeout: idle ?? defaultIdleMs,
-      keepAliveTimeoutThreshold: 1000,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      maxHeaderSize: 65536,
-      allowH2: h2,
-      ...(h2 ? { maxConcurrentStreams: this.capacity } : {}),
-    });
+    };
+    // HTTP/1.1 on our codec (codec/h1-client.ts); HTTP/2 on undici.
+    this.client = h2
+      ? new Client(`http://${host.key}`, {
+          connect: (_opts, cb) => connect(cb as (err: Error | null, socket: Socket | null) => void),
+          pipelining: this.capacity,
+          keepAliveTimeout: idle ?? defaultH1KeepAliveMs,
+          keepAliveMaxTimeout: idle ?? defaultIdleMs,
+          keepAliveTimeoutThreshold: 1000,
+          headersTimeout: 0,
+          bodyTimeout: 0,
+          maxHeaderSize: 65536,
+          allowH2: true,
+          maxConcurrentStreams: this.capacity,
+        })
+      : new H1Client({
+          connect,
+          keepAliveTimeoutMs: idle ?? defaultH1KeepAliveMs,
+          keepAliveMaxTimeoutMs: idle ?? defaultIdleMs,
+          keepAliveTimeoutThresholdMs: 1000,
+          maxHeaderSize: 65536,
+        });
     this.client.on('disconnect', () => this.pool.closed(this));
     this.client.on('connectionError', () => this.pool.closed(this));
     const life = s.maxConnectionDurationMs;

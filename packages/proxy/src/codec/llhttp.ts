@@ -192,9 +192,15 @@ export class Parser {
     return ll!.llhttp_get_http_major(this.#ptr);
   }
 
+  /** Frees the parser; from inside one of its callbacks, once `execute` has returned. */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
+    if (executing) queueMicrotask(() => this.#release());
+    else this.#release();
+  }
+
+  #release(): void {
     parsers.delete(this.#ptr);
     ll!.llhttp_free(this.#ptr);
   }
