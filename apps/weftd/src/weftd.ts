@@ -137,6 +137,23 @@ function meshAddresses(push: PushContext): Set<string> {
  * the rest share generated output within one push context.
  */
 export const proxyShapeKey: CacheKeyFn = (_typeUrl, proxy, push) => {
+  // Asked for every type of every proxy in a push: computed once per proxy and push context.
+  let byProxy = shapeKeys.get(push);
+  if (!byProxy) {
+    byProxy = new WeakMap();
+    shapeKeys.set(push, byProxy);
+  }
+  let key = byProxy.get(proxy);
+  if (key === undefined) {
+    key = shapeKeyOf(proxy, push);
+    byProxy.set(proxy, key);
+  }
+  return key;
+};
+
+const shapeKeys = new WeakMap<PushContext, WeakMap<Parameters<CacheKeyFn>[1], string>>();
+
+function shapeKeyOf(proxy: Parameters<CacheKeyFn>[1], push: PushContext): string {
   const workload = push.workload(proxy);
   const addresses = meshAddresses(push);
   const located = workload !== undefined || proxy.ipAddresses.some((ip) => addresses.has(ip));
@@ -154,7 +171,7 @@ export const proxyShapeKey: CacheKeyFn = (_typeUrl, proxy, push) => {
     workload ? `${workload.namespace}/${workload.name}` : '',
     located ? proxy.ipAddresses : [],
   ]);
-};
+}
 
 /** Binds `server`; with a guard, through its owner-only front (accepted and checked there, then handed to grpc-js). */
 async function bind(server: GrpcServer, host: string, port: number, credentials: ServerCredentials, guard: OwnerGuard | undefined, name: string): Promise<{ port: number; close: () => Promise<void> }> {

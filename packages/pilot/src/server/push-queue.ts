@@ -185,7 +185,8 @@ export class PushQueue {
         options.names = names.sort();
       }
       const t = monotonicMs();
-      const result = await host.responder.respondInPush(conn, w, push, options, slice);
+      const pending = host.responder.respondInPush(conn, w, push, options, slice);
+      const result = pending instanceof Promise ? await pending : pending;
       if (result === 'sent') {
         sent++;
         host.metrics.pushTime.observe({ type: shortTypeName(type) }, (monotonicMs() - t) / 1000);

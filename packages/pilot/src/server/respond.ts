@@ -59,17 +59,33 @@ export class Responder {
     return this.#finish(conn, w, push, options, names, isSteps(generated) ? drain(generated) : generated);
   }
 
-  /** `respond` within a push: encoding a big type goes in steps, yielding to the event loop when the slice is used up. */
-  async respondInPush(conn: Connection, w: WatchedType, push: PushContext, options: RespondOptions, slice: TimeSlice): Promise<RespondResult> {
+  /**
+   * `respond` within a push: encoding a big type goes in steps, yielding to the event loop when the
+   * slice is used up. Synchronous when nothing needs encoding (a cache hit: the common case of a
+   * push to many alike proxies), so most proxies cost no promise per type.
+   */
+  respondInPush(conn: Connection, w: WatchedType, push: PushContext, options: RespondOptions, slice: TimeSlice): RespondResult | Promise<RespondResult> {
     const names = options.names ?? w.subscription();
     const generated: Generated | Error | undefined | EncodeSteps = this.#generation.generate(conn.proxy, w.typeUrl, push, names);
     if (!isSteps(generated)) return this.#finish(conn, w, push, options, names, generated);
+    return this.#encodeInSteps(conn, w, push, options, names, generated, slice);
+  }
+
+  async #encodeInSteps(
+    conn: Connection,
+    w: WatchedType,
+    push: PushContext,
+    options: RespondOptions,
+    names: readonly string[] | undefined,
+    steps: EncodeSteps,
+    slice: TimeSlice,
+  ): Promise<RespondResult> {
     for (;;) {
       if (slice.over()) {
         await slice.yield();
         if (conn.closed) return 'unchanged';
       }
-      const r = generated.next();
+      const r = steps.next();
       if (r.done) return this.#finish(conn, w, push, options, names, r.value);
     }
   }
