@@ -152,25 +152,30 @@ export const proxyShapeKey: CacheKeyFn = (_typeUrl, proxy, push) => {
 };
 
 const shapeKeys = new WeakMap<PushContext, WeakMap<Parameters<CacheKeyFn>[1], string>>();
+/** The part of the key the proxy alone decides (a connection's Proxy never changes): computed once per connection. */
+const ownKeys = new WeakMap<Parameters<CacheKeyFn>[1], string>();
 
 function shapeKeyOf(proxy: Parameters<CacheKeyFn>[1], push: PushContext): string {
+  let own = ownKeys.get(proxy);
+  if (own === undefined) {
+    const metadata = Object.entries(proxy.metadata)
+      .filter(([k]) => !identityMetadata.has(k))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    own = JSON.stringify([
+      proxy.type,
+      proxy.generator,
+      proxy.namespace,
+      proxy.dnsDomain,
+      Object.entries(proxy.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      proxy.serviceAccount ?? '',
+      metadata,
+    ]);
+    ownKeys.set(proxy, own);
+  }
   const workload = push.workload(proxy);
   const addresses = meshAddresses(push);
   const located = workload !== undefined || proxy.ipAddresses.some((ip) => addresses.has(ip));
-  const metadata = Object.entries(proxy.metadata)
-    .filter(([k]) => !identityMetadata.has(k))
-    .sort(([a], [b]) => a.localeCompare(b));
-  return JSON.stringify([
-    proxy.type,
-    proxy.generator,
-    proxy.namespace,
-    proxy.dnsDomain,
-    Object.entries(proxy.labels).sort(([a], [b]) => a.localeCompare(b)),
-    proxy.serviceAccount ?? '',
-    metadata,
-    workload ? `${workload.namespace}/${workload.name}` : '',
-    located ? proxy.ipAddresses : [],
-  ]);
+  return JSON.stringify([own, workload ? `${workload.namespace}/${workload.name}` : '', located ? proxy.ipAddresses : []]);
 }
 
 /** Binds `server`; with a guard, through its owner-only front (accepted and checked there, then handed to grpc-js). */
