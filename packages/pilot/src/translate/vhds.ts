@@ -7,7 +7,7 @@
 // hosts of every route configuration the RDS generator would give it. Every other client gets
 // whole route configurations, as before.
 import { TypeUrl, type RouteConfiguration } from '@weft/xds';
-import type { Generator, XdsResource } from '../core/types.ts';
+import type { GenerateRequest, Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { adsConfigSource } from './envoy.ts';
 
 /** `80` and `reviews.default.svc.cluster.local:80` -> `80/reviews.default.svc.cluster.local:80`. */
@@ -15,12 +15,33 @@ export function vhdsResourceName(routeConfig: string, virtualHost: string): stri
   return `${routeConfig}/${virtualHost}`;
 }
 
+// Both generators below need the proxy's whole route configurations; within one push context the
+// second asks for what the first built (push order sends VHDS, then RDS).
+const built = new WeakMap<PushContext, WeakMap<MeshProxy, Map<string, XdsResource>>>();
+
+function wholeRoutes(rds: Generator, push: PushContext, proxy: MeshProxy, names: readonly string[] | undefined): XdsResource[] {
+  let byProxy = built.get(push);
+  if (!byProxy) {
+    byProxy = new WeakMap();
+    built.set(push, byProxy);
+  }
+  let known = byProxy.get(proxy);
+  if (names && known && names.every((n) => known!.has(n))) return names.map((n) => known!.get(n)!);
+  const request: GenerateRequest = names ? { typeUrl: TypeUrl.RouteConfiguration, names } : { typeUrl: TypeUrl.RouteConfiguration };
+  const out = rds(push, proxy, request);
+  if (!known) {
+    known = new Map();
+    byProxy.set(proxy, known);
+  }
+  for (const r of out) known.set(r.name, r);
+  return out;
+}
+
 /** RDS for any proxy: whole route configurations, or for a VHDS client the same without their virtual hosts. */
 export function withVhds(rds: Generator): Generator {
   return (push, proxy, request) => {
-    const out = rds(push, proxy, request);
-    if (!proxy.vhds) return out;
-    return out.map(({ name, resource }) => {
+    if (!proxy.vhds) return rds(push, proxy, request);
+    return wholeRoutes(rds, push, proxy, request.names?.length ? request.names : undefined).map(({ name, resource }) => {
       const { virtual_hosts: _, ...rest } = resource as RouteConfiguration;
       return { name, resource: { ...rest, vhds: { config_source: adsConfigSource(false) } } satisfies RouteConfiguration };
     });
@@ -32,7 +53,7 @@ export function vhdsGenerator(rds: Generator): Generator {
   return (push, proxy) => {
     if (!proxy.vhds) return [];
     const out: XdsResource[] = [];
-    for (const { name: rc, resource } of rds(push, proxy, { typeUrl: TypeUrl.RouteConfiguration })) {
+    for (const { name: rc, resource } of wholeRoutes(rds, push, proxy, undefined)) {
       for (const vh of (resource as RouteConfiguration).virtual_hosts ?? []) {
         const name = vhdsResourceName(rc, vh.name ?? '');
         out.push({ name, resource: { ...vh, name } });
