@@ -146,7 +146,7 @@ export class DiscoveryServer {
       responses: 0,
       errors: [],
     };
-    this.#unsubscribe.push(this.#opts.store.watch((event) => this.#debouncer.add(new PushRequest().addConfig(event.config, event.previous))));
+    this.#unsubscribe.push(this.#opts.store.watch((event) => this.#debouncer.add(new PushRequest().addConfig(event.config, event.type === 'update' ? (event.previous ?? null) : undefined))));
     this.#unsubscribe.push(this.#opts.registry.onChange((change) => this.#debouncer.add(new PushRequest().addRegistryChange(change))));
     this.#log.info('push context ready', { version: push.version, services: push.services.length, buildMs: Math.round(ms) });
   }

@@ -49,13 +49,14 @@ export class PushRequest {
     return r;
   }
 
-  addConfig(config: Config, previous?: Config): this {
+  /** `previous`: the version an update replaced; `null` for an update whose previous version is unknown (then every proxy is pushed). */
+  addConfig(config: Config, previous?: Config | null): this {
     this.full = true;
     this.configs.add(describeConfig(config));
     const types = typesAffectedBy(groupKindOf(config));
     // Kinds that regenerate no type by themselves (WorkloadEntry: the registry says which endpoints moved) leave the scope as it is.
     if (types?.length === 0) return this.count('config');
-    if (this.scoped && isScopedKind(groupKindOf(config))) this.scoped.configs.push(config, ...(previous ? [previous] : []));
+    if (this.scoped && previous !== null && isScopedKind(groupKindOf(config))) this.scoped.configs.push(config, ...(previous ? [previous] : []));
     else this.scoped = undefined;
     if (types === undefined) this.allTypes = true;
     else for (const t of types) this.types.add(t);
