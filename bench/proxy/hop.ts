@@ -180,12 +180,12 @@ const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
 function report(mode: string, direct: Measurement, rows: readonly (readonly [string, Measurement | undefined])[]): void {
   console.log(`\n${mode}`);
-  console.log('  path                    req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
+  console.log('  path                          req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
   for (const [name, m] of [['direct', direct] as const, ...rows]) {
     if (!m) continue;
     const added = (p: 'p50' | 'p90' | 'p99') => (m === direct ? '-' : fmt(m.latencies[p] - direct.latencies[p]));
     console.log(
-      `  ${name.padEnd(22)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}`,
+      `  ${name.padEnd(28)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}`,
     );
   }
 }
@@ -208,7 +208,7 @@ function goals(direct: { open: Measurement; closed: Measurement }, haproxy: Stac
     const rps = st.closed.requests / st.closed.seconds;
     const hpRps = haproxy?.closed ? haproxy.closed.requests / haproxy.closed.seconds : Number.NaN;
     console.log(
-      `  ${st.name.padEnd(22)} CPU ${fmt(cpu, 3)} s/1k (<= 0.20: ${verdict(cpu <= 0.2)}), RSS ${fmt(rss, 0)} MB (<= 60: ${verdict(rss <= 60)}), added p99 ${fmt(added)} ms (<= haproxy's ${fmt(hpAdded)}: ${verdict(added <= hpAdded)}), saturation ${fmt(rps, 0)} req/s (>= haproxy's ${fmt(hpRps, 0)}: ${verdict(rps >= hpRps)})`,
+      `  ${st.name.padEnd(28)} CPU ${fmt(cpu, 3)} s/1k (<= 0.20: ${verdict(cpu <= 0.2)}), RSS ${fmt(rss, 0)} MB (<= 60: ${verdict(rss <= 60)}), added p99 ${fmt(added)} ms (<= haproxy's ${fmt(hpAdded)}: ${verdict(added <= hpAdded)}), saturation ${fmt(rps, 0)} req/s (>= haproxy's ${fmt(hpRps, 0)}: ${verdict(rps >= hpRps)})`,
     );
   }
 }
@@ -425,10 +425,10 @@ try {
   // proxy addresses, the same ServiceEntry.
   const proxies: { name: string; address: string; proc: Proc }[] = [];
   // HTTP/1.1 on our llhttp codec (the default), and with node:http's server in front of it
-  // (WEFT_PROXY_HTTP1_CODEC=node, what the proxy had before), on Node; the default on Bun too.
+  // and undici behind it (WEFT_PROXY_HTTP1_CODEC=node, the stack before the codec), on Node; the default on Bun too.
   const variants: [string, string, string, Record<string, string>][] = [
     ['weft-proxy', process.execPath, ip.proxy, {}],
-    ['weft-proxy node:http in', process.execPath, ip.proxyCodec, { WEFT_PROXY_HTTP1_CODEC: 'node' }],
+    ['weft-proxy node:http+undici', process.execPath, ip.proxyCodec, { WEFT_PROXY_HTTP1_CODEC: 'node' }],
   ];
   if (bun) variants.push(['weft-proxy on bun', bun, ip.proxyBun, {}]);
   for (const [name, runtime, address, env] of variants) {

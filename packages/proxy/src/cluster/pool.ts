@@ -43,6 +43,7 @@ const Client = createRequire(import.meta.url)('undici/lib/dispatcher/client.js')
 // 4 s unless the server says otherwise (Keep-Alive: timeout=N, honoured minus 1 s). Closing early
 // on our side is what avoids the race with servers that close idle connections without saying so.
 const defaultH1KeepAliveMs = 4000;
+const undiciHttp1 = process.env.WEFT_PROXY_HTTP1_CODEC === 'node';
 const defaultIdleMs = 3_600_000;
 
 /** One connection's client: undici's for HTTP/2, ours for HTTP/1.1; the exchange dispatches on either. */
@@ -94,19 +95,21 @@ export class Conn {
           cb(null, socket);
         });
     };
-    // HTTP/1.1 on our codec (codec/h1-client.ts); HTTP/2 on undici.
-    this.client = h2
+    // HTTP/1.1 on our codec (codec/h1-client.ts); HTTP/2 on undici (HTTP/1.1 too with
+    // WEFT_PROXY_HTTP1_CODEC=node, the stack before the codec, for bench/proxy's comparison).
+    this.client =
+      h2 || undiciHttp1
       ? new Client(`http://${host.key}`, {
           connect: (_opts, cb) => connect(cb as (err: Error | null, socket: Socket | null) => void),
-          pipelining: this.capacity,
+          pipelining: h2 ? this.capacity : 1,
           keepAliveTimeout: idle ?? defaultH1KeepAliveMs,
           keepAliveMaxTimeout: idle ?? defaultIdleMs,
           keepAliveTimeoutThreshold: 1000,
           headersTimeout: 0,
           bodyTimeout: 0,
           maxHeaderSize: 65536,
-          allowH2: true,
-          maxConcurrentStreams: this.capacity,
+          allowH2: h2,
+          ...(h2 ? { maxConcurrentStreams: this.capacity } : {}),
         })
       : new H1Client({
           connect,
