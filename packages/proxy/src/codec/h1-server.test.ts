@@ -7,9 +7,27 @@ let server: Server;
 let port: number;
 const seen: { method: string; url: string; headers: Record<string, unknown>; body: string }[] = [];
 const tunnels: { url: string; rest: string }[] = [];
+let maxBuffered = 0;
 
 /** The handler: echoes what it got; `/stream` answers in pieces with a trailer; `/early` answers before reading the body. */
 function handle(req: H1Request, res: H1Response): void {
+  if (req.url === '/slow-reader') {
+    // Reads 64 KiB at a time with a pause between: the connection must not buffer the whole upload.
+    let total = 0;
+    req.pause();
+    const step = () => {
+      for (let c = req.read(65536) as Buffer | null; c !== null; c = req.read(65536) as Buffer | null) total += c.length;
+      if (req.readableEnded) return;
+      maxBuffered = Math.max(maxBuffered, req.readableLength);
+      setTimeout(step, 5);
+    };
+    req.on('end', () => {
+      res.writeHead(200);
+      res.end(String(total));
+    });
+    step();
+    return;
+  }
   if (req.url === '/early') {
     res.writeHead(413, { 'content-type': 'text/plain' });
     res.end('too big');
@@ -137,6 +155,28 @@ describe('H1Connection', () => {
     expect(statuses(text)).toEqual([413, 200]);
     expect(text).toContain('GET /next');
   });
+
+  it('applies backpressure to a large upload read slowly: every byte arrives, little is buffered', async () => {
+    const size = 8 * 1024 * 1024;
+    const body = Buffer.alloc(size, 'a');
+    const result = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (text.endsWith(String(size))) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.write(`POST /slow-reader HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+      socket.write(body);
+    });
+    expect(statuses(result)).toEqual([200]);
+    expect(result.endsWith(`\r\n\r\n${size}`)).toBe(true);
+    // The request stream's own buffer stays near its high-water mark plus one socket read, not the upload.
+    expect(maxBuffered).toBeLessThan(1024 * 1024);
+  }, 30_000);
 
   it('hands CONNECT to onUpgrade with the bytes after the head', async () => {
     tunnels.length = 0;
