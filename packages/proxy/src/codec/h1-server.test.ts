@@ -60,6 +60,7 @@ beforeAll(async () => {
         s.end('HTTP/1.1 200 Connection established\r\n\r\n');
       },
       maxHeaderSize: 4096,
+      headersTimeoutMs: 300,
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -183,6 +184,24 @@ describe('H1Connection', () => {
     const { text } = await exchange('CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\nhello');
     expect(statuses(text)).toEqual([200]);
     expect(tunnels).toEqual([{ url: 'db:5432', rest: 'hello' }]);
+  });
+
+  it('answers 408 to a head trickled in slower than headersTimeoutMs', async () => {
+    const pieces = ['GET /slow HTTP/1.1\r\n', ...Array.from({ length: 8 }, (_, i) => `X-${i}: y\r\n`), '\r\n'];
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+    });
+    socket.on('error', () => {});
+    for (const p of pieces) {
+      if (socket.destroyed) break;
+      socket.write(p);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    expect(statuses(text)).toEqual([408]);
   });
 
   const hidden = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';

@@ -22,6 +22,8 @@ export interface H1ServerOptions {
   keepAliveTimeoutMs?: number;
   /** Largest request head, request line and headers together (default 64 KiB): 431 beyond. */
   maxHeaderSize?: number;
+  /** Longest a request head may take to arrive, checked as its bytes come (default 60 s): 408 beyond. */
+  headersTimeoutMs?: number;
 }
 
 /** One request's head and body. */
@@ -249,6 +251,9 @@ export class H1Connection implements ParserEvents {
   #pending: Buffer[] = [];
   #paused = false;
   #closed = false;
+  /** When the request head being read began (0: none in progress), and how long it may take. */
+  #headStart = 0;
+  readonly #headersTimeoutMs: number;
   /** Every response from now on says connection: close (draining). */
   #noKeepAlive = false;
   /** The client sent FIN: close after the response in progress. */
@@ -263,6 +268,7 @@ export class H1Connection implements ParserEvents {
     this.#socket = socket;
     this.#options = options;
     this.#maxHeaderSize = options.maxHeaderSize ?? 64 * 1024;
+    this.#headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
     this.#parser = new Parser(ParserType.request, this);
     socket.setNoDelay(true);
     socket.setTimeout(options.keepAliveTimeoutMs ?? 60_000, () => {
@@ -275,6 +281,11 @@ export class H1Connection implements ParserEvents {
   }
 
   #onData(chunk: Buffer): void {
+    // A head sent a byte at a time never idles out; it gets `headersTimeoutMs` in all (node:http's headersTimeout).
+    if (this.#headStart > 0 && performance.now() - this.#headStart > this.#headersTimeoutMs) {
+      this.#refuse(408);
+      return;
+    }
     if (this.#paused || this.#pending.length > 0) {
       this.#pending.push(chunk);
       // Bound what a client can queue: stop reading until the queue is parsed.
@@ -387,6 +398,7 @@ export class H1Connection implements ParserEvents {
 
   onUrl(chunk: Buffer): boolean {
     this.#headBytes += chunk.length;
+    if (!this.#req) this.#headStart = performance.now();
     this.#req ??= new H1Request(this, this.#socket);
     this.#req.url += chunk.toString('latin1');
     return this.#headBytes <= this.#maxHeaderSize;
@@ -422,6 +434,7 @@ export class H1Connection implements ParserEvents {
   onHeadersComplete(_status: number, upgrade: boolean, keepAlive: boolean): 0 | 1 | 2 {
     if (this.#inValue) this.#header();
     this.#headBytes = 0;
+    this.#headStart = 0;
     this.#req ??= new H1Request(this, this.#socket);
     const req = this.#req;
     req.method = this.#parser.method;
