@@ -41,7 +41,10 @@ beforeAll(async () => {
         }
         if (/transfer-encoding: chunked/i.test(head)) {
           const last = buf.indexOf('0\r\n\r\n');
-          if (last < 0) return void (buf = `${head}\r\n\r\n${buf}`);
+          if (last < 0) {
+            buf = `${head}\r\n\r\n${buf}`;
+            return;
+          }
           buf = buf.slice(last + 5);
         } else {
           const cl = /content-length: (\d+)/i.exec(head);
