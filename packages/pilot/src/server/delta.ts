@@ -5,7 +5,7 @@
 import { type DeltaDiscoveryRequest__Output, TypeUrl } from '@weft/xds';
 import type { PushContext } from '../core/types.ts';
 import { absentVersion, type Connection, WatchedType } from './connection.ts';
-import { deltaField, type EncodedResource, type Generated, intern } from './generation.ts';
+import { deltaField, type EncodedResource, type Generated, intern, type SharedMessage } from './generation.ts';
 import type { RespondOptions, Responder } from './respond.ts';
 import { clusterHost, isWildcardType, shortTypeName } from './types.ts';
 import { deltaResponse } from './wire.ts';
@@ -79,9 +79,14 @@ export function onDeltaRequest(r: Responder, conn: Connection, req: DeltaDiscove
 interface SetDiff {
   changed: EncodedResource[];
   removed: string[];
+  /** The response carrying it, encoded once for every proxy that gets it (with one nonce). */
+  message?: SharedMessage;
 }
 
 const diffs = new WeakMap<Generated, WeakMap<Generated, SetDiff>>();
+
+/** What a client holds before its first answer: the whole set is the diff from it. */
+const nothing: Generated = { id: 0, resources: [], byName: new Map() };
 
 function diffOf(from: Generated, to: Generated): SetDiff {
   let byTo = diffs.get(from);
@@ -112,14 +117,18 @@ function materialize(w: WatchedType): void {
 export function sendDelta(r: Responder, conn: Connection, w: WatchedType, push: PushContext, generated: Generated, options: RespondOptions, names: readonly string[] | undefined): boolean {
   let changed: EncodedResource[];
   const removed: string[] = [];
+  // A response every proxy holding the same set gets alike: encoded once, shared (as SotW's whole-set responses).
+  let shared: { slot: { message?: SharedMessage }; id: string } | undefined;
   if (names === undefined && w.knownSet) {
-    const d = diffOf(w.knownSet, generated);
+    const from = w.knownSet;
+    const d = diffOf(from, generated);
     if (!options.force && d.changed.length === 0 && d.removed.length === 0) {
       w.knownSet = generated;
       return false;
     }
     changed = d.changed;
     removed.push(...d.removed);
+    shared = { slot: d, id: `${generated.id.toString(36)}.${from.id.toString(36)}` };
   } else {
     materialize(w);
     changed = generated.resources.filter((e) => w.known.get(e.name) !== e.version);
@@ -139,14 +148,30 @@ export function sendDelta(r: Responder, conn: Connection, w: WatchedType, push: 
     }
     if (!options.force && changed.length === 0 && removed.length === 0) return false;
     removed.sort();
+    // The whole set to a client that holds none of it (a new stream's first answer).
+    if (changed.length === generated.resources.length && removed.length === 0) shared = { slot: diffOf(nothing, generated), id: generated.id.toString(36) };
   }
   if (names === undefined) {
     // The client now holds exactly the generated set.
     w.knownSet = generated;
     w.known.clear();
   } else for (const e of changed) w.known.set(e.name, e.version);
-  const nonce = r.nonce();
-  r.write(conn, deltaResponse(push.version, changed.map(deltaField), w.typeUrl, removed, nonce));
+  let nonce: string;
+  let bytes: Buffer;
+  if (shared) {
+    let m = shared.slot.message;
+    if (m?.version !== push.version) {
+      const n = `${r.sharedNonce(push.version, 0)}d${shared.id}`;
+      m = { version: push.version, nonce: n, bytes: deltaResponse(push.version, changed.map(deltaField), w.typeUrl, removed, n) };
+      shared.slot.message = m;
+    }
+    nonce = m.nonce;
+    bytes = m.bytes;
+  } else {
+    nonce = r.nonce();
+    bytes = deltaResponse(push.version, changed.map(deltaField), w.typeUrl, removed, nonce);
+  }
+  r.write(conn, bytes);
   r.recordSent(conn, w, push.version, nonce, changed.length, options.start);
   return true;
 }

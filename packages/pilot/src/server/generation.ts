@@ -19,6 +19,13 @@ export interface EncodedResource {
   deltaField?: Buffer;
 }
 
+/** An encoded response sent as it is to every proxy it fits, with its nonce, at one push version. */
+export interface SharedMessage {
+  version: string;
+  nonce: string;
+  bytes: Buffer;
+}
+
 export interface Generated {
   /** Distinguishes generated sets within a process (part of shared nonces). */
   id: number;
@@ -29,7 +36,7 @@ export interface Generated {
    * proxy that gets the whole set. Its nonce is shared too: a nonce only has to tell a stream's
    * responses of one type apart, and equal bytes at one version are the same response.
    */
-  sotwMessage?: { version: string; nonce: string; bytes: Buffer };
+  sotwMessage?: SharedMessage;
 }
 
 /** Encoding a generated set, in steps: the caller may yield to the event loop between them. */

@@ -111,6 +111,9 @@ describe('XdsClient, delta xDS with per-virtual-host routes', () => {
     const cart = 'cart.shop.svc.cluster.local:80';
     await until(() => JSON.stringify(hosts(delta).get(cart)).includes('"seconds":"7"') && JSON.stringify(hosts(sotw).get(cart)).includes('"seconds":"7"'), 'the new timeout on both');
     expect(hosts(delta)).toEqual(hosts(sotw));
+    // The ACKs reach pilot after the clients have taken the config in.
+    const acked = (mode: string, t: string) => server!.syncStatus().find((s) => s.mode === mode)?.types[t]?.status === 'ACKED';
+    await until(() => acked('delta', TypeUrl.VirtualHost) && acked('sotw', TypeUrl.RouteConfiguration), 'both ACKs at pilot');
     const after = server!.syncStatus().find((s) => s.mode === 'delta')!;
     // One virtual host went out; the route configuration was not sent again.
     expect(after.types[TypeUrl.VirtualHost]).toMatchObject({ status: 'ACKED', resources: 1 });
