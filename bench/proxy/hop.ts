@@ -277,7 +277,7 @@ async function meshHopIn(dir: string, backendPort: number, direct: { open: Measu
     `enableTracing: true
 defaultConfig:
   tracing:
-    sampling: 1
+    sampling: ${process.env.BENCH_PROXY_SAMPLING ?? 1}
 extensionProviders:
 - name: otel
   opentelemetry:
