@@ -24,7 +24,6 @@ import {
   startPrivateApiServer,
   holdClusterLock,
 } from '@weft/testing';
-import { type RouteConfiguration__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const weftdBin = fileURLToPath(new URL('../../../apps/weftd/bin/weftd.js', import.meta.url));
@@ -91,10 +90,14 @@ function xdsClient(port: number, ns: string): XdsClient {
   return client;
 }
 
-/** Route names in the client's accepted route configurations, for the virtual host serving `host`. */
+/**
+ * Route names in the client's route configurations, for the virtual host serving `host`: the
+ * snapshot the proxy routes with (weft-proxy gets virtual hosts as resources of their own, VHDS,
+ * and puts them back into their route configurations).
+ */
 function routeNames(client: XdsClient, host: string): string[] {
   const out: string[] = [];
-  for (const rc of client.accepted(TypeUrl.RouteConfiguration).values() as Iterable<RouteConfiguration__Output>) {
+  for (const rc of client.snapshot?.routes.values() ?? []) {
     for (const vh of rc.virtual_hosts ?? []) if (vh.domains?.includes(host)) for (const r of vh.routes ?? []) out.push(r.name ?? '');
   }
   return out;
