@@ -262,8 +262,12 @@ describe.skipIf(skipReason !== undefined)('admin /stats?filter= on a running sid
       `data plane through reviews-v1's 15001, ${rounds * n} requests each: p50 ${percentile(quiet, 50).toFixed(2)} -> ${percentile(busy, 50).toFixed(2)} ms, p99 ${q.toFixed(2)} -> ${b.toFixed(2)} ms with ${statsCalls} hostile /stats calls meanwhile (slowest ${slowest.toFixed(1)} ms)`,
     );
     expect(statsCalls).toBeGreaterThan(10);
-    // Before the fix one such call held the proxy for ~2 s. The margin is for a shared 2-core machine:
-    // twice the quiet p99 plus 15 ms is far below what one backtracking filter costs.
-    expect(b).toBeLessThan(2 * q + 15);
+    // Before the fix one such call held the proxy for ~2 s, so every request behind it waited that
+    // long. The margins are for a shared 2-core machine under CI's parallel suites, where a filter's
+    // compile and the stats snapshot (a few ms each, unsliced) stretch to tens of ms when the proxy
+    // is preempted (a CI run saw p99 23.6 -> 67.4 ms): twice the quiet p99 plus 50 ms, and no request
+    // over 500 ms, both far below what one backtracking filter costs.
+    expect(b).toBeLessThan(2 * q + 50);
+    expect(Math.max(...busy)).toBeLessThan(500);
   });
 });
