@@ -284,7 +284,13 @@ export function day2Scenarios(driver: () => KubeDriver): void {
       for (;;) {
         entries = await syncz(pod);
         if (behind().length === 0) break;
-        if (Date.now() > deadline) throw new Error(`not every proxy ACKed the new weftd pod ${pod} within 120 s; behind: ${behind().join(', ')}`);
+        if (Date.now() > deadline) {
+          const state = (id: string) => {
+            const e = entries.find((x) => x.id === id);
+            return e ? `${id} (${Object.entries(e.types).map(([t, s]) => `${t.split('.').pop()} ${s.status}`).join(', ')})` : `${id} (not connected)`;
+          };
+          throw new Error(`not every proxy ACKed the new weftd pod ${pod} within 120 s; behind: ${behind().map(state).join('; ')}`);
+        }
         await sleep(500);
       }
       const syncedAt = loop.elapsedMs;

@@ -348,6 +348,22 @@ describe('delta', () => {
     expect(r.removed_resources).toEqual(['outbound|80||gone.default.svc.cluster.local']);
   });
 
+  it('answers a reconnect that holds everything with an empty response, which the client ACKs: it shows as synced', async () => {
+    const c1 = delta();
+    c1.send({ type_url: CDS });
+    const first = await c1.next();
+    const versions = Object.fromEntries(first.resources.map((r) => [r.name, r.version]));
+    const id = 'sidecar~10.0.0.5~app-5.default~default.svc.cluster.local';
+    const c2 = delta({ id });
+    c2.send({ type_url: CDS, initial_resource_versions: versions });
+    const r = await c2.next();
+    expect(r.resources).toEqual([]);
+    expect(r.removed_resources).toEqual([]);
+    expect(r.nonce).not.toBe('');
+    c2.ack(r);
+    await until(() => server.syncStatus().find((s) => s.id === id)?.types[CDS]?.status === 'ACKED', 'ACK of the empty answer');
+  });
+
   it('follows subscribe and unsubscribe, and reports a named resource that does not exist as removed', async () => {
     const c = delta();
     c.send({ type_url: EDS, resource_names_subscribe: [a] });
