@@ -277,9 +277,11 @@ export function day2Scenarios(driver: () => KubeDriver): void {
       const pod = fresh[0]!.metadata.name;
       expect(pod).not.toBe(old!.metadata.name);
       const readyAt = loop.elapsedMs;
-      // every BookInfo sidecar and the gateway reconnect to the new pod and ACK every type it sent
+      // Every BookInfo sidecar and the gateway reconnect to the new pod and ACK every type it sent.
+      // How long that takes varies (43-77 s on a quiet kube-local, over 120 s for some proxies under
+      // CI's parallel suites: a known gap, in the README); the bound is for "they do come back".
       let entries: SynczEntry[] = [];
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 240_000;
       const behind = () => [...expected.filter((id) => !allAcked(entries.find((e) => e.id === id))), ...(entries.some((e) => e.id.startsWith('router~') && allAcked(e)) ? [] : ['the ingress gateway'])];
       for (;;) {
         entries = await syncz(pod);
@@ -289,7 +291,7 @@ export function day2Scenarios(driver: () => KubeDriver): void {
             const e = entries.find((x) => x.id === id);
             return e ? `${id} (${Object.entries(e.types).map(([t, s]) => `${t.split('.').pop()} ${s.status}`).join(', ')})` : `${id} (not connected)`;
           };
-          throw new Error(`not every proxy ACKed the new weftd pod ${pod} within 120 s; behind: ${behind().map(state).join('; ')}`);
+          throw new Error(`not every proxy ACKed the new weftd pod ${pod} within 240 s; behind: ${behind().map(state).join('; ')}`);
         }
         await sleep(500);
       }
