@@ -185,6 +185,17 @@ describe('H1Client', () => {
     expect(smuggle.status).toBeUndefined();
   });
 
+  it('never puts CR or LF on the wire: such a header is dropped, such a request line refused', async () => {
+    const c = client();
+    await send(c, '/ok', { headers: ['host', 'svc:80', 'x-evil', 'a\r\nx-injected: 1', 'x-ok', 'fine'] });
+    expect(received.at(-1)).toContain('x-ok: fine\r\n');
+    expect(received.at(-1)).not.toContain('x-injected');
+    const bad = await send(c, '/ok HTTP/1.1\r\nx-injected: 1\r\n\r\nGET /smuggled');
+    expect(bad.error?.code).toBe('UND_ERR_INVALID_ARG');
+    expect(received.join('')).not.toContain('smuggled');
+    await c.destroy();
+  });
+
   it('fails with the connect error when the endpoint does not answer', async () => {
     const c = new H1Client({
       connect: (cb) => {

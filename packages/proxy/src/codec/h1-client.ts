@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { headerSafe } from './h1-server.ts';
 import { Parser, type ParserEvents, ParserType } from './llhttp.ts';
 
 export interface H1ClientOptions {
@@ -88,6 +89,10 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
 
   /** Sends one request; the handler hears of its response. One at a time: the pool sees to it. */
   dispatch(opts: H1DispatchOptions, handler: H1Handler): boolean {
+    if (!headerSafe(opts.path) || !headerSafe(opts.method) || opts.path.includes(' ')) {
+      handler.onResponseError?.(this, failure('UND_ERR_INVALID_ARG', 'the request line would carry a space, CR, LF or NUL'));
+      return false;
+    }
     if (this.destroyed || this.closed || this.#handler) {
       handler.onResponseError?.(this, failure(this.destroyed ? 'UND_ERR_DESTROYED' : 'UND_ERR_CLOSED', 'the connection is closed'));
       return false;
@@ -144,8 +149,11 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
     let length = -1;
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i]!;
-      if (name === 'content-length') length = Number(h[i + 1]);
-      head += `${name}: ${h[i + 1]}\r\n`;
+      const value = h[i + 1]!;
+      // A name or value that would end the head early is dropped (node:http and undici refuse them).
+      if (!headerSafe(name) || !headerSafe(value)) continue;
+      if (name === 'content-length') length = Number(value);
+      head += `${name}: ${value}\r\n`;
     }
     const body = opts.body;
     if (body === null) {

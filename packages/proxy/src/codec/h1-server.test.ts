@@ -8,6 +8,7 @@ let port: number;
 const seen: { method: string; url: string; headers: Record<string, unknown>; body: string }[] = [];
 const tunnels: { url: string; rest: string }[] = [];
 let maxBuffered = 0;
+let resetClosed = false;
 
 /** The handler: echoes what it got; `/stream` answers in pieces with a trailer; `/early` answers before reading the body. */
 function handle(req: H1Request, res: H1Response): void {
@@ -26,6 +27,20 @@ function handle(req: H1Request, res: H1Response): void {
       res.end(String(total));
     });
     step();
+    return;
+  }
+  if (req.url === '/reset') {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write(Buffer.from('partial'));
+    res.on('close', () => {
+      resetClosed = !res.writableFinished;
+    });
+    setTimeout(() => res.destroy(), 20);
+    return;
+  }
+  if (req.url === '/split') {
+    res.writeHead(200, { 'x-ok': 'fine', 'x-evil': 'a\r\nx-injected: 1', 'set-cookie': ['a=1', 'b=2\r\nx-injected: 2'] });
+    res.end('ok');
     return;
   }
   if (req.url === '/early') {
@@ -178,6 +193,24 @@ describe('H1Connection', () => {
     // The request stream's own buffer stays near its high-water mark plus one socket read, not the upload.
     expect(maxBuffered).toBeLessThan(1024 * 1024);
   }, 30_000);
+
+  it('a response destroyed half-way closes the connection and still tells the pipeline it is over (close without finish)', async () => {
+    resetClosed = false;
+    const { text, closed } = await exchange('GET /reset HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(closed).toBe(true);
+    expect(text).toContain('partial');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(resetClosed).toBe(true);
+  });
+
+  it('drops a header whose value would split the response (CR/LF), keeps the rest', async () => {
+    const { text } = await exchange('GET /split HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(statuses(text)).toEqual([200]);
+    expect(text).toContain('x-ok: fine\r\n');
+    expect(text).toContain('set-cookie: a=1\r\n');
+    expect(text).not.toContain('x-injected');
+    expect(text).not.toContain('x-evil');
+  });
 
   it('hands CONNECT to onUpgrade with the bytes after the head', async () => {
     tunnels.length = 0;

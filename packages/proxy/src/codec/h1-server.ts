@@ -51,6 +51,15 @@ export class H1Request extends Readable {
   }
 }
 
+/**
+ * A header name or value that cannot end the head early: no CR, LF or NUL (node:http throws on
+ * them; a proxy drops the header instead, so that a value built from configuration cannot split
+ * the response).
+ */
+export function headerSafe(text: string): boolean {
+  return !/[\r\n\0]/.test(text);
+}
+
 const noBodyStatus = (s: number) => s === 204 || s === 304 || (s >= 100 && s < 200);
 let dateSecond = 0;
 let dateText = '';
@@ -112,9 +121,10 @@ export class H1Response extends EventEmitter {
     for (const name in h) {
       if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive') continue;
       const v = h[name];
-      if (v === undefined) continue;
-      if (Array.isArray(v)) for (const one of v) out += `${name}: ${one}\r\n`;
-      else out += `${name}: ${v}\r\n`;
+      if (v === undefined || !headerSafe(name)) continue;
+      if (Array.isArray(v)) {
+        for (const one of v) if (headerSafe(one)) out += `${name}: ${one}\r\n`;
+      } else if (typeof v === 'number' || headerSafe(v)) out += `${name}: ${v}\r\n`;
     }
     if (h.date === undefined) out += `date: ${httpDate()}\r\n`;
     if (!this.#noBody && h['content-length'] === undefined) {
@@ -202,6 +212,9 @@ export class H1Response extends EventEmitter {
     if (this.#ended) return this;
     this.#ended = true;
     this.socket.destroy();
+    // As node:http's response: 'close' without 'finish' tells the pipeline the exchange is over
+    // (its telemetry records the reset) and that the client did not get the whole response.
+    process.nextTick(emitClose, this);
     return this;
   }
 
@@ -216,6 +229,10 @@ export class H1Response extends EventEmitter {
     this.#ended = true;
     this.emit('close');
   }
+}
+
+function emitClose(res: H1Response): void {
+  res.emit('close');
 }
 
 function finished(res: H1Response, conn: H1Connection, close: boolean): void {
