@@ -18,6 +18,7 @@ const answers: Record<string, string> = {
   '/short-keepalive': 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nKeep-Alive: timeout=1\r\n\r\n',
   '/garbage': 'HTTP/1.1 2x0 NOPE\r\n\r\n',
   '/smuggle': 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+  '/early': 'HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n',
 };
 let connections = 0;
 
@@ -38,6 +39,11 @@ beforeAll(async () => {
         if (path === '/hangup') {
           s.destroy();
           return;
+        }
+        if (path === '/early') {
+          // Answers at once, before the streamed body (which it never reads to its end).
+          s.write(answers['/early']!);
+          continue;
         }
         if (/transfer-encoding: chunked/i.test(head)) {
           const last = buf.indexOf('0\r\n\r\n');
@@ -183,6 +189,24 @@ describe('H1Client', () => {
     const smuggle = await send(client(), '/smuggle');
     expect(smuggle.error?.name).toBe('HTTPParserError');
     expect(smuggle.status).toBeUndefined();
+  });
+
+  it('does not reuse a connection whose streamed request body was still going when the answer came', async () => {
+    const c = client();
+    let gone = false;
+    c.on('disconnect', () => {
+      gone = true;
+    });
+    const body = new Readable({ read() {} });
+    body.push(Buffer.from('first part'));
+    const r = await send(c, '/early', { method: 'PUT', body });
+    expect(r.status).toBe(401);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(gone).toBe(true);
+    // The rest of the body never reaches a connection that carries another request.
+    body.push(Buffer.from('late part'));
+    body.push(null);
+    expect((await send(c, '/ok')).error?.code).toMatch(/UND_ERR_(CLOSED|DESTROYED)/);
   });
 
   it('never puts CR or LF on the wire: such a header is dropped, such a request line refused', async () => {

@@ -76,6 +76,8 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
   #idleMs: number;
   #idleTimer: NodeJS.Timeout | undefined;
   #queued: H1DispatchOptions | undefined;
+  /** A streamed request body still being written: the connection cannot carry another request until it ends. */
+  #bodyStream: { stop(): void } | undefined;
   destroyed = false;
   closed = false;
   #closing = false;
@@ -93,7 +95,7 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
       handler.onResponseError?.(this, failure('UND_ERR_INVALID_ARG', 'the request line would carry a space, CR, LF or NUL'));
       return false;
     }
-    if (this.destroyed || this.closed || this.#handler) {
+    if (this.destroyed || this.closed || this.#closing || this.#handler) {
       handler.onResponseError?.(this, failure(this.destroyed ? 'UND_ERR_DESTROYED' : 'UND_ERR_CLOSED', 'the connection is closed'));
       return false;
     }
@@ -185,11 +187,19 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
         s.once('drain', () => stream.resume());
       }
     };
-    stream.on('data', onData);
-    stream.once('end', () => {
+    const onEnd = () => {
+      this.#bodyStream = undefined;
       if (chunked && !s.destroyed) s.write('0\r\n\r\n', 'latin1');
-    });
-    stream.once('error', (e: Error) => this.abort(e));
+    };
+    const onError = (e: Error) => this.abort(e);
+    this.#bodyStream = { stop: () => {
+      stream.removeListener('data', onData);
+      stream.removeListener('end', onEnd);
+      stream.removeListener('error', onError);
+    } };
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
   }
 
   #onData(chunk: Buffer): void {
@@ -221,6 +231,8 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
   #teardown(): void {
     if (this.closed) return;
     this.closed = true;
+    this.#bodyStream?.stop();
+    this.#bodyStream = undefined;
     this.destroyed = true;
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#parser?.free();
@@ -314,6 +326,9 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
       if (m) this.#idleMs = Math.min(Number(m[1]) * 1000 - this.#options.keepAliveTimeoutThresholdMs, this.#options.keepAliveMaxTimeoutMs);
     }
     this.#started = true;
+    // This connection will not carry another request (the server closes it, or the request body
+    // is still being sent): say so the way the pool reads it, so it is not handed out again.
+    if (!keepAlive || this.#bodyStream) headers.connection = 'close';
     this.#handler?.onResponseStart?.(this, status, headers);
     return this.#head || status === 204 || status === 304 ? 1 : 0;
   }
@@ -330,7 +345,9 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
     const trailers = this.#trailers ?? {};
     this.#trailers = undefined;
     this.#handler = undefined;
-    const reuse = this.#keepAlive && !this.#closing && this.#idleMs > 0;
+    // The upstream may answer before the request body is all sent (an early 401 or 413): the rest
+    // of that body would run into the next request, so such a connection is not reused.
+    const reuse = this.#keepAlive && !this.#closing && this.#idleMs > 0 && !this.#bodyStream;
     if (reuse) {
       this.#idleTimer = setTimeout(() => {
         this.#idleTimer = undefined;
