@@ -54,7 +54,9 @@ describe.skipIf(skip !== undefined)('an injected pod on the cluster', () => {
     await writeFile(meshConfig, `discoverySelectors:\n- matchLabels: {weft-test: ${scope}}\n`);
     await k(['create', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${sysNs}, labels: {weft-test: ${scope}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ${appNs}, labels: {weft-test: ${scope}, istio-injection: enabled}}\n`);
     const caPort = await freePort(nodeAddress);
-    const webhookPort = await freePort(nodeAddress);
+    // Two ports found one after the other can be the same one (each is released before the next).
+    let webhookPort = await freePort(nodeAddress);
+    while (webhookPort === caPort) webhookPort = await freePort(nodeAddress);
     weftd = new WeftdProcess([
       '--kubeconfig',
       kubeconfig,

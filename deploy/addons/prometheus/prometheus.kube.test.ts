@@ -9,7 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployPrometheusAddon, holdClusterLock, hostWeftdManifests, kubeCluster, kubeLocalDir, kubectl, kubectlOk, kubectlPath, needsKube, noteSkip, type PrometheusAddon, ratingsManifests } from '@weft/testing';
@@ -33,15 +33,25 @@ const images = ['proxy', 'bookinfo', 'prometheus'];
 
 const ctr = (...args: string[]) => spawnSync('ctr', ['--address', containerdSocket, '-n', 'k8s.io', ...args], { encoding: 'utf8' });
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
+/**
+ * `n` distinct ports free on `host` now: every one is held until all are found (ports taken one after
+ * another can come back the same, which once gave weftd its CA and monitoring ports alike).
+ */
+async function freePorts(host: string, n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const s = createServer();
+          s.on('error', reject);
+          s.listen(0, host, () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
 }
 
 /** Polls `check` until it gives a value; throws naming `what` (and the last value seen) after `ms`. */
@@ -78,9 +88,9 @@ describe.skipIf(skip !== undefined)('the Prometheus addon on the cluster', () =>
     const meshConfig = join(dir, 'mesh.yaml');
     await writeFile(meshConfig, `discoverySelectors:\n- matchLabels: {weft-test: ${scope}}\n`);
     await k(['create', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${sysNs}, labels: {weft-test: ${scope}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ${appNs}, labels: {weft-test: ${scope}, istio-injection: enabled}}\n`);
-    const caPort = await freePort(nodeAddress);
-    const webhookPort = await freePort(nodeAddress);
-    monitoringPort = await freePort(nodeAddress);
+    const ports = await freePorts(nodeAddress, 3);
+    const [caPort, webhookPort] = [ports[0]!, ports[1]!];
+    monitoringPort = ports[2]!;
     // weftd on the node address: pods reach its 15012 and Prometheus its 15014 there
     weftd = spawn(
       process.execPath,
