@@ -322,13 +322,7 @@ spec:
   const client = await sidecar('client sidecar', ip.client, 'bench', 'app=bench,version=v1', []);
   const idle = { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) };
   const target = { url: `http://${ip.client}:15001/`, host: 'echo:9080' };
-  const both = async (mode: 'open' | 'closed') => {
-    const before = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
-    const m = await measure(target, mode);
-    const after = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
-    const per = (b: { user: number; sys: number }, a: { user: number; sys: number }) => ((a.user - b.user + a.sys - b.sys) / m.requests) * 1000;
-    return { m, cpu: { client: per(before.client, after.client), server: per(before.server, after.server) }, rss: { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) } };
-  };
+  const both = (mode: 'open' | 'closed') => measurePair(target, client, server, mode);
   const open = await both('open');
   const closed = await both('closed');
   await Promise.all([stop(client), stop(server)]);
@@ -336,7 +330,7 @@ spec:
   console.log(`\nmesh hop: client -> client sidecar -> mTLS (STRICT) -> server sidecar -> backend; Istio metrics and metadata exchange on both, tracing sampled at 1% to OTLP (${spans} exports received); idle RSS client ${fmt(idle.client, 0)} MB, server ${fmt(idle.server, 0)} MB`);
   console.log('beside two HAProxy instances doing mTLS to each other with certificates from the same CA (client -> haproxy -> mTLS -> haproxy -> backend)');
   console.log('  path          load        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req client / server   RSS MB client / server');
-  const rows: [string, string, Awaited<ReturnType<typeof both>>, Measurement][] = [
+  const rows: [string, string, PairMeasurement, Measurement][] = [
     ['weft sidecars', `${rate} req/s`, open, direct.open],
     ['weft sidecars', 'max (32 c)', closed, direct.closed],
   ];
@@ -357,6 +351,22 @@ spec:
   console.log(`  resident memory, largest sidecar: ${fmt(rss, 0)} MB (<= 80 MB): ${verdict(rss <= 80)}`);
   await stop(weftd);
   collector.close();
+}
+
+interface PairMeasurement {
+  m: Measurement;
+  /** CPU seconds per 1,000 requests and resident MB of each process of the pair. */
+  cpu: { client: number; server: number };
+  rss: { client: number; server: number };
+}
+
+/** One load run through a client-side and a server-side process, with the CPU and memory of each. */
+async function measurePair(target: { url: string; host?: string }, client: Proc, server: Proc, mode: 'open' | 'closed'): Promise<PairMeasurement> {
+  const before = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
+  const m = await measure(target, mode);
+  const after = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
+  const per = (b: { user: number; sys: number }, a: { user: number; sys: number }) => ((a.user - b.user + a.sys - b.sys) / m.requests) * 1000;
+  return { m, cpu: { client: per(before.client, after.client), server: per(before.server, after.server) }, rss: { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) } };
 }
 
 /**
@@ -384,13 +394,7 @@ async function haproxyPair(dir: string, ca: { issueServingCertificate(o: { uris?
   await listening(ip.hpServer, serverPort, server);
   await listening(ip.hpClient, clientPort, client);
   const target = { url: `http://${ip.hpClient}:${clientPort}/` };
-  const both = async (mode: 'open' | 'closed') => {
-    const before = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
-    const m = await measure(target, mode);
-    const after = { client: cpuSeconds(client.child.pid!), server: cpuSeconds(server.child.pid!) };
-    const per = (b: { user: number; sys: number }, a: { user: number; sys: number }) => ((a.user - b.user + a.sys - b.sys) / m.requests) * 1000;
-    return { m, cpu: { client: per(before.client, after.client), server: per(before.server, after.server) }, rss: { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) } };
-  };
+  const both = (mode: 'open' | 'closed') => measurePair(target, client, server, mode);
   const open = await both('open');
   const closed = await both('closed');
   await Promise.all([stop(client), stop(server)]);
@@ -398,7 +402,7 @@ async function haproxyPair(dir: string, ca: { issueServingCertificate(o: { uris?
   return { open, closed };
 }
 
-/** Resolves once `address:port` is taken (the process listens), or rejects after 10 s. */
+/** Resolves once `address:port` is taken (a bind there fails: the process listens), or rejects after 10 s. */
 function listening(address: string, port: number, p: Proc): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const deadline = Date.now() + 10_000;
@@ -472,16 +476,7 @@ backend echo
 `,
     );
     haproxy = start('haproxy', 'haproxy', ['-db', '-f', haproxyConfig]);
-    await new Promise<void>((resolve, reject) => {
-      const deadline = Date.now() + 10_000;
-      const probe = () => {
-        const s = createServer();
-        // Bind fails once haproxy holds the port: then it is listening.
-        s.once('error', () => resolve());
-        s.listen(haproxyPort, ip.haproxy, () => s.close(() => (Date.now() > deadline ? reject(new Error(`haproxy did not start:\n${haproxy?.output()}`)) : setTimeout(probe, 50))));
-      };
-      probe();
-    });
+    await listening(ip.haproxy, haproxyPort, haproxy);
   }
 
   // Floors: the smallest forwarders on each candidate stack, no routing, filters or telemetry.
