@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { headerSafe } from './h1-server.ts';
-import { Parser, type ParserEvents, ParserType } from './llhttp.ts';
+import { HeadFields, Parser, type ParserEvents, ParserType } from './llhttp.ts';
 
 export interface H1ClientOptions {
   /** Opens the connection (TLS included); called on the first dispatch. */
@@ -58,7 +58,6 @@ const bodyMethods = new Set(['POST', 'PUT', 'PATCH']);
 
 export class H1Client extends EventEmitter implements ParserEvents, H1Controller {
   readonly #options: H1ClientOptions;
-  readonly #maxHeaderSize: number;
   #socket: Socket | undefined;
   #connecting = false;
   #parser: Parser | undefined;
@@ -68,10 +67,7 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
   #started = false;
   #headers: Record<string, string | string[] | undefined> = {};
   #trailers: Record<string, string | string[] | undefined> | undefined;
-  #field = '';
-  #value = '';
-  #inValue = false;
-  #headBytes = 0;
+  readonly #fields: HeadFields;
   #keepAlive = true;
   #idleMs: number;
   #idleTimer: NodeJS.Timeout | undefined;
@@ -85,7 +81,7 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
   constructor(options: H1ClientOptions) {
     super();
     this.#options = options;
-    this.#maxHeaderSize = options.maxHeaderSize ?? 64 * 1024;
+    this.#fields = new HeadFields(options.maxHeaderSize ?? 64 * 1024, (name, value) => this.#header(name, value));
     this.#idleMs = options.keepAliveTimeoutMs;
   }
 
@@ -210,7 +206,7 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
     }
     const r = this.#parser!.execute(chunk);
     if (r.kind === 'error') {
-      const overflow = this.#headBytes > this.#maxHeaderSize;
+      const overflow = this.#fields.overflowed;
       this.#fail(overflow ? failure('UND_ERR_HEADERS_OVERFLOW', 'response headers too large') : failure(r.code, `${r.code}: ${r.reason}`, 'HTTPParserError'));
       this.destroy();
     }
@@ -286,35 +282,24 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
   }
 
   onHeaderField(chunk: Buffer): boolean {
-    this.#headBytes += chunk.length;
-    if (this.#inValue) this.#header();
-    this.#field += chunk.toString('latin1');
-    return this.#headBytes <= this.#maxHeaderSize;
+    return this.#fields.field(chunk);
   }
 
   onHeaderValue(chunk: Buffer): boolean {
-    this.#headBytes += chunk.length;
-    this.#inValue = true;
-    this.#value += chunk.toString('latin1');
-    return this.#headBytes <= this.#maxHeaderSize;
+    return this.#fields.value(chunk);
   }
 
-  #header(): void {
-    const name = this.#field.toLowerCase();
+  #header(name: string, value: string): void {
     if (this.#started) this.#trailers ??= {};
     const into = this.#started ? this.#trailers! : this.#headers;
     const prev = into[name];
-    if (prev === undefined) into[name] = this.#value;
-    else if (Array.isArray(prev)) prev.push(this.#value);
-    else into[name] = [prev, this.#value];
-    this.#field = '';
-    this.#value = '';
-    this.#inValue = false;
+    if (prev === undefined) into[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else into[name] = [prev, value];
   }
 
   onHeadersComplete(status: number, _upgrade: boolean, keepAlive: boolean): 0 | 1 | 2 {
-    if (this.#inValue) this.#header();
-    this.#headBytes = 0;
+    this.#fields.end();
     const headers = this.#headers;
     this.#headers = {};
     // 1xx: informational, the real response follows.
@@ -339,7 +324,7 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
 
   onMessageComplete(): boolean {
     if (!this.#started) return false;
-    if (this.#inValue) this.#header();
+    this.#fields.end();
     this.#started = false;
     const h = this.#handler;
     const trailers = this.#trailers ?? {};

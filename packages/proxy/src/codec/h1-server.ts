@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { type ExecuteResult, Parser, type ParserEvents, ParserType } from './llhttp.ts';
+import { type ExecuteResult, HeadFields, Parser, type ParserEvents, ParserType } from './llhttp.ts';
 
 export interface H1ServerOptions {
   onRequest(req: H1Request, res: H1Response): void;
@@ -255,15 +255,11 @@ export class H1Connection implements ParserEvents {
   readonly #socket: Socket;
   readonly #options: H1ServerOptions;
   readonly #parser: Parser;
-  readonly #maxHeaderSize: number;
   #req: H1Request | undefined;
   /** A CONNECT or Upgrade request, until the parser stops for it. */
   #upgrade: H1Request | undefined;
   #res: H1Response | undefined;
-  #field = '';
-  #value = '';
-  #inValue = false;
-  #headBytes = 0;
+  readonly #fields: HeadFields;
   /** Reads parsed later: after the response in progress (pipelining) or while the body's reader is full. */
   #pending: Buffer[] = [];
   #paused = false;
@@ -284,7 +280,7 @@ export class H1Connection implements ParserEvents {
   constructor(socket: Socket, options: H1ServerOptions) {
     this.#socket = socket;
     this.#options = options;
-    this.#maxHeaderSize = options.maxHeaderSize ?? 64 * 1024;
+    this.#fields = new HeadFields(options.maxHeaderSize ?? 64 * 1024, (name, value) => this.#header(name, value));
     this.#headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
     this.#parser = new Parser(ParserType.request, this);
     socket.setNoDelay(true);
@@ -316,7 +312,7 @@ export class H1Connection implements ParserEvents {
     const r: ExecuteResult = this.#parser.execute(chunk);
     if (r.kind === 'ok') return;
     if (r.kind === 'error') {
-      this.#refuse(this.#headBytes > this.#maxHeaderSize ? 431 : 400);
+      this.#refuse(this.#fields.overflowed ? 431 : 400);
       return;
     }
     if (r.upgrade) {
@@ -414,43 +410,31 @@ export class H1Connection implements ParserEvents {
   // ------------------------------------------------------------------ parser events
 
   onUrl(chunk: Buffer): boolean {
-    this.#headBytes += chunk.length;
     if (!this.#req) this.#headStart = performance.now();
     this.#req ??= new H1Request(this, this.#socket);
     this.#req.url += chunk.toString('latin1');
-    return this.#headBytes <= this.#maxHeaderSize;
+    return this.#fields.count(chunk);
   }
 
   onHeaderField(chunk: Buffer): boolean {
-    this.#headBytes += chunk.length;
-    if (this.#inValue) this.#header();
-    this.#field += chunk.toString('latin1');
-    return this.#headBytes <= this.#maxHeaderSize;
+    return this.#fields.field(chunk);
   }
 
   onHeaderValue(chunk: Buffer): boolean {
-    this.#headBytes += chunk.length;
-    this.#inValue = true;
-    this.#value += chunk.toString('latin1');
-    return this.#headBytes <= this.#maxHeaderSize;
+    return this.#fields.value(chunk);
   }
 
-  #header(): void {
-    const name = this.#field.toLowerCase();
+  #header(name: string, value: string): void {
     const headers = this.#req!.headers as Record<string, string | string[]>;
     const prev = headers[name];
     // As node:http: set-cookie is a list, cookie joins with '; ', others with ', '.
-    if (prev === undefined) headers[name] = name === 'set-cookie' ? [this.#value] : this.#value;
-    else if (Array.isArray(prev)) prev.push(this.#value);
-    else headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${this.#value}`;
-    this.#field = '';
-    this.#value = '';
-    this.#inValue = false;
+    if (prev === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
   }
 
   onHeadersComplete(_status: number, upgrade: boolean, keepAlive: boolean): 0 | 1 | 2 {
-    if (this.#inValue) this.#header();
-    this.#headBytes = 0;
+    this.#fields.end();
     this.#headStart = 0;
     this.#req ??= new H1Request(this, this.#socket);
     const req = this.#req;

@@ -31,6 +31,65 @@ export interface ParserEvents {
 
 export const ParserType = { request: 1, response: 2 } as const;
 
+/**
+ * A head's header fields as llhttp reports them, in pieces: joins each name and value, hands the
+ * pair on (name lower-cased) once the next field starts or the head ends, and counts the head's
+ * bytes against `max` (the callbacks return what `field`/`value`/`count` return).
+ */
+export class HeadFields {
+  #field = '';
+  #value = '';
+  #inValue = false;
+  /** Bytes of the head so far (request line or status line pieces counted through `count`). */
+  bytes = 0;
+  readonly #max: number;
+  readonly #onHeader: (name: string, value: string) => void;
+
+  constructor(max: number, onHeader: (name: string, value: string) => void) {
+    this.#max = max;
+    this.#onHeader = onHeader;
+  }
+
+  count(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
+    return this.bytes <= this.#max;
+  }
+
+  field(chunk: Buffer): boolean {
+    if (this.#inValue) this.flush();
+    this.#field += chunk.toString('latin1');
+    return this.count(chunk);
+  }
+
+  value(chunk: Buffer): boolean {
+    this.#inValue = true;
+    this.#value += chunk.toString('latin1');
+    return this.count(chunk);
+  }
+
+  /** The head went past `max`. */
+  get overflowed(): boolean {
+    return this.bytes > this.#max;
+  }
+
+  /** Hands on the field being read, if any. */
+  flush(): void {
+    if (!this.#inValue) return;
+    const name = this.#field.toLowerCase();
+    const value = this.#value;
+    this.#field = '';
+    this.#value = '';
+    this.#inValue = false;
+    this.#onHeader(name, value);
+  }
+
+  /** The head is complete: its last field handed on, the byte count reset for the next one. */
+  end(): void {
+    this.flush();
+    this.bytes = 0;
+  }
+}
+
 /** What `execute` did with a read. */
 export type ExecuteResult =
   | { kind: 'ok' }
