@@ -3,13 +3,14 @@
 // undici ships), bodies forwarded as slices of the socket's own chunks (no per-chunk objects beyond
 // the slice). No routing, filters or telemetry: what this codec costs, beside node:http + undici
 // (floor.ts) and Bun (bun-floor.ts). Runs on Node and on Bun unchanged.
-//   node codec-floor.ts --address A --port P --upstream HOST:PORT
+//   node codec-floor.ts --address A --port P --upstream HOST:PORT [--workers N]
 // Prints one JSON line {"msg":"listening","port":N} once it listens.
 import { createRequire } from 'node:module';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
+import { listenOnLoops } from './event-loops.ts';
 
-const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' } } });
+const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, workers: { type: 'string', default: '1' } } });
 if (!values.upstream) throw new Error('--upstream HOST:PORT is required');
 const [upHost, upPort] = [values.upstream.slice(0, values.upstream.lastIndexOf(':')), Number(values.upstream.slice(values.upstream.lastIndexOf(':') + 1))];
 
@@ -206,7 +207,5 @@ class Downstream implements Handler {
 }
 
 const server = createServer({ noDelay: true }, (socket) => new Downstream(socket));
-server.listen(Number(values.port), values.address, () => {
-  console.log(JSON.stringify({ msg: 'listening', port: (server.address() as AddressInfo).port }));
-});
+await listenOnLoops(server, new URL(import.meta.url), { address: values.address, port: Number(values.port), workers: Number(values.workers) });
 process.on('SIGTERM', () => process.exit(0));

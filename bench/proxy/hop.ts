@@ -133,6 +133,13 @@ function cpuSeconds(pid: number): { user: number; sys: number } {
   return { user: Number(fields[11]) / clockTicks, sys: Number(fields[12]) / clockTicks };
 }
 
+/** CPU seconds the whole machine has been busy so far (every core, every process: /proc/stat). */
+function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+  return (fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!) / clockTicks;
+}
+
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -145,6 +152,8 @@ interface LoadResult {
   errors: number;
   seconds: number;
   latencies: { p50: number; p90: number; p99: number };
+  /** The load generator's own CPU seconds over the measured window. */
+  cpuSeconds: number;
 }
 
 interface Measurement extends LoadResult {
@@ -152,7 +161,14 @@ interface Measurement extends LoadResult {
   cpuPer1k?: number;
   sysPer1k?: number;
   rssMb?: number;
+  /** CPU seconds per 1,000 requests of the load generator and the backend together. */
+  loadBackendPer1k?: number;
+  /** The whole machine's busy cores over the window (everyone's processes, the other benches' too). */
+  machineCores?: number;
 }
+
+/** The backend's pid, for the CPU the load generator and the backend spend beside the proxy. */
+let backendPid: number | undefined;
 
 async function measure(target: { url: string; host?: string; pid?: number }, mode: 'open' | 'closed'): Promise<Measurement> {
   const args = [bins.load, '--url', target.url, '--seconds', String(seconds), '--warmup', '1'];
@@ -163,14 +179,19 @@ async function measure(target: { url: string; host?: string; pid?: number }, mod
   // The load generator warms up for a second first; sample the proxy's CPU around the measured part.
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const before = target.pid ? cpuSeconds(target.pid) : undefined;
+  const side = { backend: backendPid ? cpuSeconds(backendPid) : undefined, machine: machineBusySeconds(), at: performance.now() };
   const line = await load.waitFor((l) => typeof l.requests === 'number', 'result', (seconds + 30) * 1000);
   const after = target.pid ? cpuSeconds(target.pid) : undefined;
+  const backendAfter = backendPid ? cpuSeconds(backendPid) : undefined;
+  const machineCores = (machineBusySeconds() - side.machine) / ((performance.now() - side.at) / 1000);
   await stop(load);
   const r = line as unknown as LoadResult;
-  if (!target.pid || !before || !after) return r;
+  const backendCpu = side.backend && backendAfter ? backendAfter.user - side.backend.user + backendAfter.sys - side.backend.sys : Number.NaN;
+  const common = { ...r, loadBackendPer1k: ((r.cpuSeconds + backendCpu) / r.requests) * 1000, machineCores };
+  if (!target.pid || !before || !after) return common;
   const sys = after.sys - before.sys;
   const cpu = after.user - before.user + sys;
-  return { ...r, cpuPer1k: (cpu / r.requests) * 1000, sysPer1k: (sys / r.requests) * 1000, rssMb: rssMb(target.pid) };
+  return { ...common, cpuPer1k: (cpu / r.requests) * 1000, sysPer1k: (sys / r.requests) * 1000, rssMb: rssMb(target.pid) };
 }
 
 // ------------------------------------------------------------------ report
@@ -180,12 +201,12 @@ const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
 function report(mode: string, direct: Measurement, rows: readonly (readonly [string, Measurement | undefined])[]): void {
   console.log(`\n${mode}`);
-  console.log('  path                          req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB');
+  console.log('  path                          req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB  load+backend s/1k  machine busy cores');
   for (const [name, m] of [['direct', direct] as const, ...rows]) {
     if (!m) continue;
     const added = (p: 'p50' | 'p90' | 'p99') => (m === direct ? '-' : fmt(m.latencies[p] - direct.latencies[p]));
     console.log(
-      `  ${name.padEnd(28)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}`,
+      `  ${name.padEnd(28)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}  ${fmt(m.loadBackendPer1k, 3).padStart(17)}  ${fmt(m.machineCores).padStart(18)}`,
     );
   }
 }
@@ -422,6 +443,7 @@ const dir = await mkdtemp(join(tmpdir(), 'weft-bench-proxy-'));
 try {
   const backend = start('backend', process.execPath, [bins.backend, '--address', ip.backend]);
   const backendPort = Number((await backend.waitFor((l) => l.msg === 'listening', 'listening')).port);
+  backendPid = backend.child.pid;
   await writeFile(join(dir, 'mesh.yaml'), echoService(ip.backend, backendPort));
   const weftd = start('weftd', process.execPath, [bins.weftd, '--config-dir', dir, '--xds-port', '0', '--monitoring-port', '0', '--no-ca']);
   const xdsPort = Number((await weftd.waitFor((l) => l.msg === 'weftd ready', 'weftd ready')).xdsPort);
@@ -480,17 +502,21 @@ backend echo
   }
 
   // Floors: the smallest forwarders on each candidate stack, no routing, filters or telemetry.
-  const floorSpecs: [string, string, string, readonly string[]][] = [
+  // "2 loops": the same floor on two event loops in one process (event-loops.ts), as Envoy's --concurrency 2.
+  const twoLoops = ['--workers', '2'];
+  const floorSpecs: [string, string, string, readonly string[], (readonly string[])?][] = [
     ['node:http+undici floor', process.execPath, bins.floor, dataPlaneNodeFlags],
     ['llhttp codec floor', process.execPath, bins.codecFloor, dataPlaneNodeFlags],
+    ['llhttp codec floor, 2 loops', process.execPath, bins.codecFloor, dataPlaneNodeFlags, twoLoops],
     ['node:net L4 pipe', process.execPath, bins.pipeFloor, dataPlaneNodeFlags],
+    ['node:net L4 pipe, 2 loops', process.execPath, bins.pipeFloor, dataPlaneNodeFlags, twoLoops],
   ];
-  if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
+  if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['llhttp codec on bun, 2 loops', bun, bins.codecFloor, [], twoLoops], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
   const floors: { name: string; proc: Proc; url: string }[] = [];
-  for (const [i, [name, runtime, file, flags]] of floorSpecs.entries()) {
+  for (const [i, [name, runtime, file, flags, extra = []]] of floorSpecs.entries()) {
     const address = `127.20.1.${i + 1}`;
     const port = await freePort(address);
-    const proc = start(name, runtime, [...flags, file, '--address', address, '--port', String(port), '--upstream', `${ip.backend}:${backendPort}`]);
+    const proc = start(name, runtime, [...flags, file, '--address', address, '--port', String(port), '--upstream', `${ip.backend}:${backendPort}`, ...extra]);
     await proc.waitFor((l) => l.msg === 'listening', 'listening');
     floors.push({ name, proc, url: `http://${address}:${port}/` });
   }

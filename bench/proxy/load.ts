@@ -2,7 +2,8 @@
 // (undici), either open loop at a fixed rate or closed loop with N requests always in flight.
 //   node load.ts --url http://127.20.0.1:15001/ --host echo:9080 --rate 1000 --seconds 10
 //   node load.ts --url ... --concurrency 32 --seconds 10
-// Prints one JSON line: {requests, errors, seconds, latencies: {p50, p90, p99} in ms}.
+// Prints one JSON line: {requests, errors, seconds, latencies: {p50, p90, p99} in ms, cpuSeconds}
+// (cpuSeconds: this process's own user+system time over the measured window).
 // Open loop measures from each request's scheduled start, so a slow response delays nothing
 // else and queueing shows in the percentiles (no coordinated omission).
 import { performance } from 'node:perf_hooks';
@@ -73,10 +74,12 @@ const run = rate > 0 ? openLoop : closedLoop;
 await run(warmup * 1000);
 recording = true;
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 await run(seconds * 1000);
+const cpu = process.cpuUsage(cpu0);
 const elapsed = (performance.now() - t0) / 1000;
 recording = false;
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? Number.NaN;
-console.log(JSON.stringify({ requests: latencies.length, errors, seconds: elapsed, latencies: { p50: pct(50), p90: pct(90), p99: pct(99) } }));
+console.log(JSON.stringify({ requests: latencies.length, errors, seconds: elapsed, latencies: { p50: pct(50), p90: pct(90), p99: pct(99) }, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
 await pool.close();
