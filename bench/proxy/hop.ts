@@ -12,7 +12,8 @@
 // Node options for the weft-proxy process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
 // BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to; the mesh hop's sidecars to FILE.echo and
 // FILE.bench), BENCH_PROXY_HOP=0 (only the mesh hop), BENCH_PROXY_MESH=0 (no mesh hop),
-// BENCH_PROXY_ONLY=REGEX (only the one-hop rows whose name matches), BENCH_BUN (a bun binary).
+// BENCH_PROXY_ONLY=REGEX (only the one-hop rows whose name matches), BENCH_PROXY_ROUNDS (1: how many times each
+// one-hop row is measured, rows interleaved, the median shown), BENCH_BUN (a bun binary).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -39,7 +40,7 @@ const bins = {
   pipeFloor: here('./pipe-floor.ts'),
   bunFloor: here('./bun-floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', backend: '127.20.0.2', haproxy: '127.20.0.3', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12' };
+const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', backend: '127.20.0.2', haproxy: '127.20.0.3', haproxy2: '127.20.0.13', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12' };
 // Bun, for the rows that measure the same code on Bun (issue 14's stack (a)): BENCH_BUN, else the
 // `bun` package of the workspace (a devDependency of bench).
 const bun = [process.env.BENCH_BUN, here('../node_modules/.bin/bun'), here('../../node_modules/.bin/bun')].find(
@@ -194,6 +195,17 @@ async function measure(target: { url: string; host?: string; pid?: number }, mod
   return { ...common, cpuPer1k: (cpu / r.requests) * 1000, sysPer1k: (sys / r.requests) * 1000, rssMb: rssMb(target.pid) };
 }
 
+// BENCH_PROXY_ROUNDS=R: every one-hop row (direct too) measured R times, the rows taking turns round by round, so
+// that a neighbour's burst of load (the machine is shared) lands on one round of each row, not on every round of one.
+const roundCount = Math.max(1, Number(process.env.BENCH_PROXY_ROUNDS ?? 1));
+
+/** Per target: the round at the median of `key` (the lower one of an even count), and every round's key. */
+async function measureRounds(targets: readonly { url: string; host?: string; pid?: number }[], mode: 'open' | 'closed', key: (m: Measurement) => number) {
+  const runs: Measurement[][] = targets.map(() => []);
+  for (let r = 0; r < roundCount; r++) for (const [i, t] of targets.entries()) runs[i]!.push(await measure(t, mode));
+  return runs.map((ms) => ({ median: [...ms].sort((a, b) => key(a) - key(b))[Math.floor((ms.length - 1) / 2)]!, keys: ms.map(key) }));
+}
+
 // ------------------------------------------------------------------ report
 
 const fmt = (n: number | undefined, digits = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
@@ -201,12 +213,15 @@ const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
 
 function report(mode: string, direct: Measurement, rows: readonly (readonly [string, Measurement | undefined])[]): void {
   console.log(`\n${mode}`);
-  console.log('  path                          req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB  load+backend s/1k  machine busy cores');
+  console.log('  path                          req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req (kernel)  RSS MB  load+backend s/1k  cores: proxy / others');
   for (const [name, m] of [['direct', direct] as const, ...rows]) {
     if (!m) continue;
+    // Cores busy over the window for a CPU cost per 1,000 requests; "others": the rest of the machine's busy time
+    // (other benches, builds), what the row competed with beside the load generator and the backend.
+    const cores = (per1k: number | undefined) => ((per1k ?? 0) * m.requests) / m.seconds / 1000;
     const added = (p: 'p50' | 'p90' | 'p99') => (m === direct ? '-' : fmt(m.latencies[p] - direct.latencies[p]));
     console.log(
-      `  ${name.padEnd(28)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}  ${fmt(m.loadBackendPer1k, 3).padStart(17)}  ${fmt(m.machineCores).padStart(18)}`,
+      `  ${name.padEnd(28)}  ${fmt(m.requests / m.seconds, 0).padStart(6)}  ${String(m.errors).padStart(6)}  ${fmt(m.latencies.p50).padStart(6)}  ${fmt(m.latencies.p90).padStart(6)}  ${fmt(m.latencies.p99).padStart(6)}  ${added('p50').padEnd(6)}  ${added('p90').padEnd(6)}  ${added('p99').padEnd(6)}  ${fmt(m.cpuPer1k, 3).padStart(12)} (${fmt(m.sysPer1k, 3).padStart(5)})  ${fmt(m.rssMb, 0).padStart(6)}  ${fmt(m.loadBackendPer1k, 3).padStart(17)}  ${(m.cpuPer1k === undefined ? '-' : fmt(cores(m.cpuPer1k))).padStart(12)} / ${fmt((m.machineCores ?? Number.NaN) - cores(m.loadBackendPer1k) - cores(m.cpuPer1k))}`,
     );
   }
 }
@@ -472,17 +487,18 @@ try {
   const idleRss = proxies.map((p) => `${p.name} ${fmt(rssMb(p.proc.child.pid!), 0)} MB`).join(', ');
 
   // HAProxy is the peer when it is installed (npm test's preflight installs Debian's as root); without it the bench still runs.
-  const haproxyInstalled = spawnSync('haproxy', ['-v']).status === 0;
-  let haproxy: Proc | undefined;
-  let haproxyPort = 0;
-  if (!haproxyInstalled) console.log(`haproxy is not installed (${installCommand(['haproxy'])}): its rows are left out`);
-  else {
-    haproxyPort = await freePort(ip.haproxy);
-    const haproxyConfig = join(dir, 'haproxy.cfg');
-    await writeFile(
-      haproxyConfig,
-      `global
-  nbthread 1
+  // "haproxy" is the issue's peer (nbthread 1); "haproxy, 2 threads" is HAProxy with as many threads as
+  // the two-loop floors have event loops, for a like-for-like look at them.
+  const haproxies: { name: string; url: string; proc: Proc }[] = [];
+  if (spawnSync('haproxy', ['-v']).status !== 0) console.log(`haproxy is not installed (${installCommand(['haproxy'])}): its rows are left out`);
+  else
+    for (const [name, threads, address] of [['haproxy', 1, ip.haproxy], ['haproxy, 2 threads', 2, ip.haproxy2]] as const) {
+      const port = await freePort(address);
+      const config = join(dir, `haproxy-${threads}.cfg`);
+      await writeFile(
+        config,
+        `global
+  nbthread ${threads}
   maxconn 4000
 defaults
   mode http
@@ -491,15 +507,16 @@ defaults
   timeout client 60s
   timeout server 60s
 frontend bench
-  bind ${ip.haproxy}:${haproxyPort}
+  bind ${address}:${port}
   default_backend echo
 backend echo
   server echo1 ${ip.backend}:${backendPort}
 `,
-    );
-    haproxy = start('haproxy', 'haproxy', ['-db', '-f', haproxyConfig]);
-    await listening(ip.haproxy, haproxyPort, haproxy);
-  }
+      );
+      const proc = start(name, 'haproxy', ['-db', '-f', config]);
+      await listening(address, port, proc);
+      haproxies.push({ name, url: `http://${address}:${port}/`, proc });
+    }
 
   // Floors: the smallest forwarders on each candidate stack, no routing, filters or telemetry.
   // "2 loops": the same floor on two event loops in one process (event-loops.ts), as Envoy's --concurrency 2.
@@ -523,7 +540,7 @@ backend echo
 
   const targets: { name: string; url: string; host?: string; pid?: number }[] = [
     ...proxies.map((p) => ({ name: p.name, url: `http://${p.address}:15001/`, host: 'echo:9080', pid: p.proc.child.pid })),
-    ...(haproxy ? [{ name: 'haproxy', url: `http://${ip.haproxy}:${haproxyPort}/`, pid: haproxy.child.pid }] : []),
+    ...haproxies.map((h) => ({ name: h.name, url: h.url, pid: h.proc.child.pid })),
     ...floors.map((f) => ({ name: f.name, url: f.url, pid: f.proc.child.pid })),
   ];
   // BENCH_PROXY_HOP=0: only the mesh hop (the direct path is still measured, as its baseline).
@@ -535,21 +552,24 @@ backend echo
   console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; idle RSS ${idleRss}`);
   console.log(bun ? `Bun: ${bun}` : `Bun rows left out: no bun (npm ci installs it into bench/node_modules; or set BENCH_BUN)`);
   const stacks: Stack[] = targets.map((t) => ({ name: t.name }));
-  const directOpen = await measure(direct, 'open');
-  for (const [i, t] of targets.entries()) stacks[i]!.open = await measure(t, 'open');
-  report(`open loop at ${rate} req/s`, directOpen, stacks.map((st) => [st.name, st.open] as const));
-  const directClosed = await measure(direct, 'closed');
-  for (const [i, t] of targets.entries()) stacks[i]!.closed = await measure(t, 'closed');
-  report(`closed loop, ${concurrency} connections (maximum rate)`, directClosed, stacks.map((st) => [st.name, st.closed] as const));
+  const all = [{ name: 'direct', ...direct }, ...targets];
+  const open = await measureRounds(all, 'open', (m) => m.latencies.p99);
+  const directOpen = open[0]!.median;
+  for (const [i, r] of open.slice(1).entries()) stacks[i]!.open = r.median;
+  report(`open loop at ${rate} req/s${roundCount > 1 ? `, each row its median-p99 round of ${roundCount}` : ''}`, directOpen, stacks.map((st) => [st.name, st.open] as const));
+  if (roundCount > 1) console.log(`  p99 ms by round: ${all.map((t, i) => `${t.name} ${open[i]!.keys.map((k) => fmt(k)).join('/')}`).join('; ')}`);
+  const closed = await measureRounds(all, 'closed', (m) => m.requests / m.seconds);
+  const directClosed = closed[0]!.median;
+  for (const [i, r] of closed.slice(1).entries()) stacks[i]!.closed = r.median;
+  report(`closed loop, ${concurrency} connections (maximum rate)${roundCount > 1 ? `, each row its median-req/s round of ${roundCount}` : ''}`, directClosed, stacks.map((st) => [st.name, st.closed] as const));
+  if (roundCount > 1) console.log(`  req/s by round: ${all.map((t, i) => `${t.name} ${closed[i]!.keys.map((k) => fmt(k, 0)).join('/')}`).join('; ')}`);
   goals(
     { open: directOpen, closed: directClosed },
     stacks.find((st) => st.name === 'haproxy'),
     stacks.filter((st) => st.name.startsWith('weft-proxy')),
   );
-  await Promise.all([...proxies.map((p) => stop(p.proc)), ...floors.map((f) => stop(f.proc)), haproxy ? stop(haproxy) : undefined]);
-  const open = { direct: directOpen };
-  const closed = { direct: directClosed };
-  if (process.env.BENCH_PROXY_MESH !== '0') await meshHop(backendPort, { open: open.direct, closed: closed.direct });
+  await Promise.all([...proxies.map((p) => stop(p.proc)), ...floors.map((f) => stop(f.proc)), ...haproxies.map((h) => stop(h.proc))]);
+  if (process.env.BENCH_PROXY_MESH !== '0') await meshHop(backendPort, { open: directOpen, closed: directClosed });
   await Promise.all([stop(weftd), stop(backend)]);
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
