@@ -3,14 +3,16 @@
 // undici ships), bodies forwarded as slices of the socket's own chunks (no per-chunk objects beyond
 // the slice). No routing, filters or telemetry: what this codec costs, beside node:http + undici
 // (floor.ts) and Bun (bun-floor.ts). Runs on Node and on Bun unchanged.
-//   node codec-floor.ts --address A --port P --upstream HOST:PORT [--workers N]
+//   node codec-floor.ts --address A --port P --upstream HOST:PORT [--workers N] [--burn-us U]
+// --burn-us U spins U microseconds per request: a stand-in for a proxy's own work per request (routing,
+// filters, telemetry), to see what more event loops do for a forwarder that costs as much as weft-proxy.
 // Prints one JSON line {"msg":"listening","port":N} once it listens.
 import { createRequire } from 'node:module';
 import { connect, createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { listenOnLoops } from './event-loops.ts';
 
-const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, workers: { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, workers: { type: 'string', default: '1' }, 'burn-us': { type: 'string', default: '0' } } });
 if (!values.upstream) throw new Error('--upstream HOST:PORT is required');
 const [upHost, upPort] = [values.upstream.slice(0, values.upstream.lastIndexOf(':')), Number(values.upstream.slice(values.upstream.lastIndexOf(':') + 1))];
 
@@ -93,6 +95,7 @@ function execute(p: number, chunk: Buffer): number {
 
 // ------------------------------------------------------------------ upstream connections
 
+const burnNs = BigInt(Math.round(Number(values['burn-us']) * 1000));
 const hopByHop = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'proxy-connection']);
 
 class Upstream implements Handler {
@@ -186,6 +189,7 @@ class Downstream implements Handler {
     if (!hopByHop.has(this.#field)) this.#head += `${this.#field}: ${chunk.toString('latin1')}\r\n`;
   }
   onHeadersComplete(): number {
+    if (burnNs) for (const end = process.hrtime.bigint() + burnNs; process.hrtime.bigint() < end; );
     const up = idle.pop() ?? new Upstream();
     up.downstream = this;
     this.#upstream = up;

@@ -13,7 +13,8 @@
 // BENCH_PROXY_LOG (a file to copy the weft-proxy process's output to; the mesh hop's sidecars to FILE.echo and
 // FILE.bench), BENCH_PROXY_HOP=0 (only the mesh hop), BENCH_PROXY_MESH=0 (no mesh hop),
 // BENCH_PROXY_ONLY=REGEX (only the one-hop rows whose name matches), BENCH_PROXY_ROUNDS (1: how many times each
-// one-hop row is measured, rows interleaved, the median shown), BENCH_BUN (a bun binary).
+// one-hop row is measured, rows interleaved, the median shown), BENCH_PROXY_FLOOR_BURN_US (rows for a costlier
+// codec floor), BENCH_BUN (a bun binary).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -528,6 +529,10 @@ backend echo
     ['node:net L4 pipe', process.execPath, bins.pipeFloor, dataPlaneNodeFlags],
     ['node:net L4 pipe, 2 loops', process.execPath, bins.pipeFloor, dataPlaneNodeFlags, twoLoops],
   ];
+  // BENCH_PROXY_FLOOR_BURN_US=U: the codec floor spinning U µs per request, on one and two loops (a forwarder as
+  // costly per request as weft-proxy, to see whether more event loops would lift its saturation).
+  const burn = process.env.BENCH_PROXY_FLOOR_BURN_US;
+  if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
   if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['llhttp codec on bun, 2 loops', bun, bins.codecFloor, [], twoLoops], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
   const floors: { name: string; proc: Proc; url: string }[] = [];
   for (const [i, [name, runtime, file, flags, extra = []]] of floorSpecs.entries()) {
