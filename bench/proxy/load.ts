@@ -2,8 +2,9 @@
 // (undici), either open loop at a fixed rate or closed loop with N requests always in flight.
 //   node load.ts --url http://127.20.0.1:15001/ --host echo:9080 --rate 1000 --seconds 10
 //   node load.ts --url ... --concurrency 32 --seconds 10
-// Prints one JSON line: {requests, errors, seconds, latencies: {p50, p90, p99} in ms, cpuSeconds}
-// (cpuSeconds: this process's own user+system time over the measured window).
+// Prints {"msg":"measuring"} when the measured window starts (after the warm-up), then one JSON line:
+// {requests, errors, seconds, latencies: {p50, p90, p99} in ms, cpuSeconds} (cpuSeconds: this process's own
+// user+system time over the measured window).
 // Open loop measures from each request's scheduled start, so a slow response delays nothing
 // else and queueing shows in the percentiles (no coordinated omission).
 import { performance } from 'node:perf_hooks';
@@ -73,6 +74,7 @@ async function closedLoop(ms: number): Promise<void> {
 const run = rate > 0 ? openLoop : closedLoop;
 await run(warmup * 1000);
 recording = true;
+console.log(JSON.stringify({ msg: 'measuring' }));
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 await run(seconds * 1000);
