@@ -182,6 +182,26 @@ describe('H1Client', () => {
     expect(gone - t).toBeLessThan(800);
   });
 
+  it('re-arms the idle timer each time the connection goes idle again: it closes the idle time after the last response, not the first', async () => {
+    const before = connections;
+    const c = client();
+    let gone = 0;
+    c.on('disconnect', () => {
+      gone = performance.now();
+    });
+    await send(c, '/short-keepalive');
+    // 300 ms of the 500 ms idle time pass; the next request reuses the connection.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gone).toBe(0);
+    await send(c, '/short-keepalive');
+    const second = performance.now();
+    expect(connections - before).toBe(1);
+    await new Promise((r) => setTimeout(r, 900));
+    expect(gone).toBeGreaterThan(0);
+    expect(gone - second).toBeGreaterThan(400);
+    expect(gone - second).toBeLessThan(800);
+  });
+
   it('fails the request with a socket error when the server hangs up, with a parser error on a broken response, and refuses a response with both framings', async () => {
     expect((await send(client(), '/hangup')).error?.code).toMatch(/UND_ERR_SOCKET|ECONNRESET/);
     const garbage = await send(client(), '/garbage');

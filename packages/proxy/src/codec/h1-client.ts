@@ -70,7 +70,10 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
   readonly #fields: HeadFields;
   #keepAlive = true;
   #idleMs: number;
+  /** One timer per connection, re-armed (refresh) each time it goes idle; it closes only an idle connection. */
   #idleTimer: NodeJS.Timeout | undefined;
+  #idleTimerMs = 0;
+  #idle = false;
   #queued: H1DispatchOptions | undefined;
   /** A streamed request body still being written: the connection cannot carry another request until it ends. */
   #bodyStream: { stop(): void } | undefined;
@@ -98,10 +101,7 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
     this.#handler = handler;
     this.#started = false;
     this.#head = opts.method === 'HEAD';
-    if (this.#idleTimer) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = undefined;
-    }
+    this.#idle = false;
     handler.onRequestStart?.(this, {});
     if (this.#handler !== handler) return true;
     if (this.#socket) this.#write(opts);
@@ -281,12 +281,12 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
     return true;
   }
 
-  onHeaderField(chunk: Buffer): boolean {
-    return this.#fields.field(chunk);
+  onHeaderField(text: string): boolean {
+    return this.#fields.field(text);
   }
 
-  onHeaderValue(chunk: Buffer): boolean {
-    return this.#fields.value(chunk);
+  onHeaderValue(text: string): boolean {
+    return this.#fields.value(text);
   }
 
   #header(name: string, value: string): void {
@@ -334,11 +334,16 @@ export class H1Client extends EventEmitter implements ParserEvents, H1Controller
     // of that body would run into the next request, so such a connection is not reused.
     const reuse = this.#keepAlive && !this.#closing && this.#idleMs > 0 && !this.#bodyStream;
     if (reuse) {
-      this.#idleTimer = setTimeout(() => {
-        this.#idleTimer = undefined;
-        this.#teardown();
-      }, this.#idleMs);
-      this.#idleTimer.unref();
+      this.#idle = true;
+      if (this.#idleTimer && this.#idleTimerMs === this.#idleMs) this.#idleTimer.refresh();
+      else {
+        if (this.#idleTimer) clearTimeout(this.#idleTimer);
+        this.#idleTimerMs = this.#idleMs;
+        this.#idleTimer = setTimeout(() => {
+          if (this.#idle) this.#teardown();
+        }, this.#idleMs);
+        this.#idleTimer.unref();
+      }
     }
     // The handler may hand this connection the next request right away (the pool releases it here).
     h?.onResponseEnd?.(this, trailers);

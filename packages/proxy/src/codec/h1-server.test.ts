@@ -237,6 +237,42 @@ describe('H1Connection', () => {
     expect(statuses(text)).toEqual([408]);
   });
 
+  it('closes a keep-alive connection idle past keepAliveTimeoutMs, but never under a response that takes longer', async () => {
+    const idle = createServer((socket) => {
+      new H1Connection(socket, {
+        keepAliveTimeoutMs: 200,
+        onRequest: (req, res) => {
+          // /slow answers after twice the idle time.
+          setTimeout(() => res.end('late'), req.url === '/slow' ? 400 : 0);
+        },
+      });
+    });
+    await new Promise<void>((resolve) => idle.listen(0, '127.0.0.1', resolve));
+    try {
+      const socket = connect((idle.address() as AddressInfo).port, '127.0.0.1');
+      let text = '';
+      let closedAt = 0;
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+      });
+      socket.on('close', () => {
+        closedAt = performance.now();
+      });
+      socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(statuses(text)).toEqual([200]);
+      expect(closedAt).toBe(0);
+      const answered = performance.now();
+      // Idle now: closed about 200 ms after the response, not before.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(closedAt).toBeGreaterThan(0);
+      expect(closedAt - answered).toBeLessThan(500);
+      socket.destroy();
+    } finally {
+      idle.close();
+    }
+  });
+
   const hidden = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
   const refused: [string, string, number][] = [
     ['Content-Length with Transfer-Encoding', `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`, 400],

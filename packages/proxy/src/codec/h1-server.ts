@@ -33,6 +33,8 @@ export class H1Request extends Readable {
   url = '';
   httpVersionMajor = 1;
   httpVersionMinor = 1;
+  /** No body, and the stream has ended already (see ReqLike.bodyless in src/http/codec.ts). */
+  bodyless = false;
   readonly socket: Socket;
   readonly #conn: H1Connection;
 
@@ -87,6 +89,8 @@ export class H1Response extends EventEmitter {
   #close = false;
   #trailers: Record<string, string | string[]> | undefined;
   #ended = false;
+  /** The socket is corked by this response until flush(). */
+  #corked = false;
 
   constructor(conn: H1Connection, socket: Socket, req: H1Request, keepAlive: boolean) {
     super();
@@ -144,23 +148,31 @@ export class H1Response extends EventEmitter {
     const head = this.headersSent ? '' : this.#serializeHead(undefined);
     const s = this.socket;
     if (this.#noBody || chunk.length === 0) return head ? s.write(head, 'latin1') : true;
+    // Corked until the next tick (or an end() before it): the head, this chunk and what follows in
+    // the same tick leave in one writev.
+    this.#cork();
     if (this.#chunked) {
       const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-      s.cork();
       s.write(`${head}${size.toString(16)}\r\n`, 'latin1');
       s.write(chunk);
-      const ok = s.write('\r\n');
-      process.nextTick(uncork, s);
-      return this.#drained(ok);
+      return this.#drained(s.write('\r\n'));
     }
-    if (head) {
-      s.cork();
-      s.write(head, 'latin1');
-      const ok = s.write(chunk);
-      process.nextTick(uncork, s);
-      return this.#drained(ok);
-    }
+    if (head) s.write(head, 'latin1');
     return this.#drained(s.write(chunk));
+  }
+
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.socket.cork();
+    process.nextTick(uncork, this);
+  }
+
+  /** Sends what is corked (end() does it at once rather than a tick later). */
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
   }
 
   #drained(ok: boolean): boolean {
@@ -182,23 +194,25 @@ export class H1Response extends EventEmitter {
     if (cb) this.once('finish', cb);
     if (this.#ended) return this;
     const s = this.socket;
+    // Corked for what follows and flushed below, in this tick (a write() before may have corked it already).
+    if (!this.#corked) {
+      this.#corked = true;
+      s.cork();
+    }
     if (!this.headersSent) {
       const length = chunk === undefined ? 0 : typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
       const head = this.#serializeHead(length);
-      s.cork();
       s.write(head, 'latin1');
       if (chunk !== undefined && length > 0 && !this.#noBody) s.write(chunk);
-      process.nextTick(uncork, s);
     } else {
-      s.cork();
       if (chunk !== undefined && chunk.length > 0) this.write(chunk);
       if (this.#chunked) {
         let last = '0\r\n';
         if (this.#trailers) for (const [k, v] of Object.entries(this.#trailers)) for (const one of Array.isArray(v) ? v : [v]) last += `${k}: ${one}\r\n`;
         s.write(`${last}\r\n`, 'latin1');
       }
-      process.nextTick(uncork, s);
     }
+    this.flush();
     this.#ended = true;
     this.writableFinished = true;
     // After the caller's own code (end() may run inside the parser's callbacks): events, and the
@@ -241,8 +255,8 @@ function finished(res: H1Response, conn: H1Connection, close: boolean): void {
   conn.responseDone(close);
 }
 
-function uncork(s: Socket): void {
-  s.uncork();
+function uncork(res: H1Response): void {
+  res.flush();
 }
 
 const reasons: Record<number, string> = { 100: 'Continue', 200: 'OK', 201: 'Created', 204: 'No Content', 301: 'Moved Permanently', 302: 'Found', 304: 'Not Modified', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
@@ -284,14 +298,19 @@ export class H1Connection implements ParserEvents {
     this.#headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
     this.#parser = new Parser(ParserType.request, this);
     socket.setNoDelay(true);
-    socket.setTimeout(options.keepAliveTimeoutMs ?? 60_000, () => {
-      if (!this.#res) socket.destroy();
-    });
+    // `on`, not setTimeout's callback (a `once`): the timer also fires under a response that takes
+    // longer than the idle time, and must still close the connection once it is idle after it.
+    socket.setTimeout(options.keepAliveTimeoutMs ?? 60_000);
+    socket.on('timeout', this.#onIdle);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.#onClose());
   }
+
+  readonly #onIdle = (): void => {
+    if (!this.#res) this.#socket.destroy();
+  };
 
   #onData(chunk: Buffer): void {
     // A head sent a byte at a time never idles out; it gets `headersTimeoutMs` in all (node:http's headersTimeout).
@@ -387,6 +406,7 @@ export class H1Connection implements ParserEvents {
     // Back to paused-until-read, as node:http leaves an upgraded socket: bytes wait for the new reader.
     (this.#socket as { readableFlowing: boolean | null }).readableFlowing = null;
     this.#socket.setTimeout(0);
+    this.#socket.removeListener('timeout', this.#onIdle);
     this.#parser.free();
   }
 
@@ -409,19 +429,19 @@ export class H1Connection implements ParserEvents {
 
   // ------------------------------------------------------------------ parser events
 
-  onUrl(chunk: Buffer): boolean {
+  onUrl(text: string): boolean {
     if (!this.#req) this.#headStart = performance.now();
     this.#req ??= new H1Request(this, this.#socket);
-    this.#req.url += chunk.toString('latin1');
-    return this.#fields.count(chunk);
+    this.#req.url += text;
+    return this.#fields.count(text);
   }
 
-  onHeaderField(chunk: Buffer): boolean {
-    return this.#fields.field(chunk);
+  onHeaderField(text: string): boolean {
+    return this.#fields.field(text);
   }
 
-  onHeaderValue(chunk: Buffer): boolean {
-    return this.#fields.value(chunk);
+  onHeaderValue(text: string): boolean {
+    return this.#fields.value(text);
   }
 
   #header(name: string, value: string): void {
@@ -448,7 +468,14 @@ export class H1Connection implements ParserEvents {
     }
     const res = new H1Response(this, this.#socket, req, keepAlive && !this.#noKeepAlive);
     this.#res = res;
-    this.#socket.setTimeout(0);
+    // The keep-alive timer stays armed (Node re-arms it on every read and write): it closes the
+    // connection only while no response is in progress, so a request never needs it changed.
+    const h = req.headers;
+    if (h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0')) {
+      // Nothing will be read: end the body now, so nobody needs to resume it.
+      req.bodyless = true;
+      req.push(null);
+    }
     if (req.headers.expect === '100-continue' && this.http11) this.#socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
     this.#options.onRequest(req, res);
     return 0;
@@ -462,8 +489,7 @@ export class H1Connection implements ParserEvents {
   onMessageComplete(): boolean {
     const req = this.#req;
     this.#req = undefined;
-    if (req) req.push(null);
-    this.#socket.setTimeout(this.#options.keepAliveTimeoutMs ?? 60_000);
+    if (req && !req.bodyless) req.push(null);
     // Pause until the response is done; the next request is parsed then.
     return this.#res !== undefined;
   }

@@ -6,8 +6,9 @@
 // bare LF, a Transfer-Encoding that does not end in chunked, whitespace before a header colon.
 //
 // One WebAssembly instance serves every parser of the process. Input is copied into the
-// instance's memory once per socket read; everything the callbacks report (URL, header names
-// and values, body data) is a slice of the caller's own Buffer, not a copy.
+// instance's memory once per socket read; body data the callbacks report is a slice of the
+// caller's own Buffer, not a copy, and URL and header pieces are strings read from it directly
+// (no Buffer view made per piece: a request head has a dozen of them).
 import { createRequire } from 'node:module';
 
 /**
@@ -16,9 +17,10 @@ import { createRequire } from 'node:module';
  * Callbacks run inside `execute`: they must not call `execute` of any parser (defer instead).
  */
 export interface ParserEvents {
-  onUrl(chunk: Buffer): boolean;
-  onHeaderField(chunk: Buffer): boolean;
-  onHeaderValue(chunk: Buffer): boolean;
+  /** Latin-1 text: one character per byte on the wire. */
+  onUrl(text: string): boolean;
+  onHeaderField(text: string): boolean;
+  onHeaderValue(text: string): boolean;
   /**
    * The head is complete. Return 0 to read a body as the headers say, 1 to read none (a response
    * to HEAD, a 204 or 304), 2 to stop reading this connection as HTTP (CONNECT and Upgrade).
@@ -50,21 +52,21 @@ export class HeadFields {
     this.#onHeader = onHeader;
   }
 
-  count(chunk: Buffer): boolean {
-    this.bytes += chunk.length;
+  count(text: string): boolean {
+    this.bytes += text.length;
     return this.bytes <= this.#max;
   }
 
-  field(chunk: Buffer): boolean {
+  field(text: string): boolean {
     if (this.#inValue) this.flush();
-    this.#field += chunk.toString('latin1');
-    return this.count(chunk);
+    this.#field += text;
+    return this.count(text);
   }
 
-  value(chunk: Buffer): boolean {
+  value(text: string): boolean {
     this.#inValue = true;
-    this.#value += chunk.toString('latin1');
-    return this.count(chunk);
+    this.#value += text;
+    return this.count(text);
   }
 
   /** The head went past `max`. */
@@ -130,6 +132,9 @@ const parsers = new Map<number, ParserEvents>();
 let current: Buffer = Buffer.alloc(0);
 let currentPtr = 0;
 const slice = (at: number, len: number): Buffer => current.subarray(at - currentPtr, at - currentPtr + len);
+// Buffer's own latin1Slice (Node and Bun), which toString('latin1', start, end) calls after checking its arguments.
+type Latin1 = { latin1Slice(start: number, end: number): string };
+const text = (at: number, len: number): string => (current as unknown as Latin1).latin1Slice(at - currentPtr, at - currentPtr + len);
 
 let ll: LlhttpExports | undefined;
 function instance(): LlhttpExports {
@@ -148,14 +153,14 @@ function instance(): LlhttpExports {
     env: {
       wasm_on_message_begin: () => 0,
       wasm_on_url: (p, at, len) => {
-        return events(p).onUrl(slice(at, len)) ? 0 : -1;
+        return events(p).onUrl(text(at, len)) ? 0 : -1;
       },
       wasm_on_status: () => 0,
       wasm_on_header_field: (p, at, len) => {
-        return events(p).onHeaderField(slice(at, len)) ? 0 : -1;
+        return events(p).onHeaderField(text(at, len)) ? 0 : -1;
       },
       wasm_on_header_value: (p, at, len) => {
-        return events(p).onHeaderValue(slice(at, len)) ? 0 : -1;
+        return events(p).onHeaderValue(text(at, len)) ? 0 : -1;
       },
       wasm_on_headers_complete: (p, status, upgrade, keepAlive) => events(p).onHeadersComplete(status, upgrade === 1, keepAlive === 1),
       wasm_on_body: (p, at, len) => {

@@ -20,6 +20,12 @@ export interface ReqLike extends Readable {
   readonly httpVersionMajor: number;
   /** HTTP/2 only: the stream, to tell a request without a body (END_STREAM on its headers). */
   readonly stream?: { readonly endAfterHeaders?: boolean };
+  /**
+   * Our HTTP/1.1 codec only: the request has no body (no Content-Length or 0, no Transfer-Encoding)
+   * and its stream has already ended, so there is nothing to read or drain (resuming it would only
+   * run the stream machinery's end and close ticks for nothing).
+   */
+  readonly bodyless?: boolean;
 }
 
 /** What the pipeline does with a response: one head, body chunks with backpressure, trailers, end or reset. */

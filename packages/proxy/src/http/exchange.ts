@@ -155,6 +155,6 @@ export class Exchange implements FormatContext {
 
   /** Reads and drops a request body we will not forward (keeps HTTP/1 keep-alive healthy). */
   drainRequest(): void {
-    if (!this.body) this.req.resume();
+    if (!this.body && !this.req.bodyless) this.req.resume();
   }
 }

@@ -101,7 +101,7 @@ export async function forward(ex: Exchange, route: CompiledRoute, action: Compil
       bodyBuffer = body.buffer();
       streaming = bodyBuffer === undefined;
     }
-  } else ex.req.resume();
+  } else if (!ex.req.bodyless) ex.req.resume();
   if (streaming && h['content-length'] === undefined) delete h['content-length'];
   if (bodyBuffer && h['content-length'] === undefined) h['content-length'] = String(bodyBuffer.length);
 

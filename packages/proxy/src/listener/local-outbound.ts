@@ -88,7 +88,7 @@ export class LocalOutboundProxy {
     }
     const { host, port } = hostAndPort(authority, 80);
     const dst = { address: host, port };
-    const l = (isIP(host) ? snap.listeners.get(`${host}_${port}`) : undefined) ?? snap.listeners.get(`0.0.0.0_${port}`);
+    const l = (ipLike(host) ? snap.listeners.get(`${host}_${port}`) : undefined) ?? snap.listeners.get(`0.0.0.0_${port}`);
     const c = l ? this.#d.compiled(l) : undefined;
     const chain = c?.chains.find((ch) => ch.http) ?? (c?.defaultChain?.http ? c.defaultChain : undefined);
     if (c && chain?.http) {
@@ -210,4 +210,10 @@ function passthroughChain(cluster: string, filters: FilterRegistry | undefined):
     useRemoteAddress: false,
     bufferLimitBytes: undefined,
   };
+}
+
+/** An IP address (isIP's IPv6 pattern is long; a service name, the common case, starts with a letter). */
+function ipLike(host: string): boolean {
+  const c = host.charCodeAt(0);
+  return ((c >= 48 && c <= 57) || host.includes(':')) && isIP(host) !== 0;
 }
