@@ -128,6 +128,22 @@ export interface UpstreamResponse {
   trailers?(): Readonly<Record<string, string | string[]>> | undefined;
 }
 
+/** Told once when its request is cancelled (the client left, a timeout fired). */
+export interface CancelListener {
+  handleEvent(): void;
+}
+
+/**
+ * What cancels an upstream request: an AbortSignal, or the router's exchange itself, which keeps
+ * its own listener list so that a request costs no EventTarget (measured: the per-request
+ * AbortSignal and its listener got request objects promoted to the old generation under load).
+ */
+export interface Cancellation {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: CancelListener): void;
+  removeEventListener(type: 'abort', listener: CancelListener): void;
+}
+
 export interface UpstreamOptions {
   /** Per-attempt timeout; undefined for none. */
   timeoutMs?: number;
@@ -135,7 +151,7 @@ export interface UpstreamOptions {
   hashKey?: string;
   /** Endpoints to avoid (retry_host_predicate previous_hosts). */
   excludeEndpoints?: ReadonlySet<string>;
-  signal?: AbortSignal;
+  signal?: Cancellation;
   /** Downstream peer address (for source-IP hashing when no hashKey is given). */
   sourceAddress?: string;
   /**

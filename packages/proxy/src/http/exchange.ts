@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { DownstreamConnection, HttpFilter, HttpFilterContext, HttpStreamHooks } from '../core/filters.ts';
 import type { Random } from '../core/route-action.ts';
-import type { ClusterManager, RequestRecord, ResponseFlag, UpstreamRequest } from '../core/types.ts';
+import type { CancelListener, Cancellation, ClusterManager, RequestRecord, ResponseFlag, UpstreamRequest } from '../core/types.ts';
 import type { RequestBody } from './body.ts';
 import type { ReqLike, ResLike } from './codec.ts';
 import type { CompiledRoute, CompiledRoutes, CompiledWeightedCluster } from './compile.ts';
@@ -41,7 +41,7 @@ export interface HttpRequestContext {
 }
 
 /** The state of one request; fields are written by the stage named beside them. */
-export class Exchange implements FormatContext {
+export class Exchange implements FormatContext, Cancellation {
   readonly req: ReqLike;
   readonly res: ResLike;
   readonly ctx: HttpRequestContext;
@@ -65,8 +65,9 @@ export class Exchange implements FormatContext {
   setCookies: string[] | undefined;
   body: RequestBody | undefined;
   bytesSent = 0;
-  /** The exchange is over for the router: the client left or a timeout fired. */
-  readonly cancel = new AbortController();
+  /** Cancellation: the exchange is over for the router (the client left or a timeout fired); upstream attempts and waits listen. */
+  aborted = false;
+  #cancelListeners: CancelListener[] | undefined;
   gone = false;
   globalTimer: NodeJS.Timeout | undefined;
   globalTimedOut = false;
@@ -128,10 +129,30 @@ export class Exchange implements FormatContext {
     this.gone = true;
     if (!this.globalTimedOut) this.flags.add('DC');
     if (!this.res.headersSent) this.record.responseCode = 0;
-    this.cancel.abort();
+    this.abort();
     this.upstreamBody?.destroy();
     this.bodySink?.cancel();
     this.clearTimers();
+  }
+
+  addEventListener(_type: 'abort', listener: CancelListener): void {
+    if (this.#cancelListeners) this.#cancelListeners.push(listener);
+    else this.#cancelListeners = [listener];
+  }
+
+  removeEventListener(_type: 'abort', listener: CancelListener): void {
+    const list = this.#cancelListeners;
+    const i = list ? list.indexOf(listener) : -1;
+    if (i >= 0) list!.splice(i, 1);
+  }
+
+  /** Cancels what listens (upstream attempts, back-off waits), once. */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const list = this.#cancelListeners;
+    this.#cancelListeners = undefined;
+    if (list) for (const l of list) l.handleEvent();
   }
 
   clearTimers(): void {
@@ -142,14 +163,15 @@ export class Exchange implements FormatContext {
   /** Waits `ms`, or less if the client leaves. */
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      const signal = this.cancel.signal;
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done);
+      const listener: CancelListener = {
+        handleEvent: () => {
+          clearTimeout(t);
+          this.removeEventListener('abort', listener);
+          resolve();
+        },
+      };
+      const t = setTimeout(() => listener.handleEvent(), ms);
+      this.addEventListener('abort', listener);
     });
   }
 

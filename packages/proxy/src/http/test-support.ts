@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { decodeMessage, encodeMessage, type RouteConfiguration, type RouteConfiguration__Output } from '@weft/xds';
 import {
+  type Cancellation,
   type ClusterManager,
   type EndpointStatus,
   type RequestRecord,
@@ -130,7 +131,7 @@ export class StandInCluster implements UpstreamCluster {
   private viaH1(endpoint: string, req: UpstreamRequest, opts: UpstreamOptions): Promise<UpstreamResponse> {
     const [host, port] = endpoint.split(':') as [string, string];
     return new Promise((resolve, reject) => {
-      const r = http.request({ host, port: Number(port), method: req.method, path: req.path, headers: { ...req.headers, host: req.authority }, agent: this.agent, signal: opts.signal });
+      const r = http.request({ host, port: Number(port), method: req.method, path: req.path, headers: { ...req.headers, host: req.authority }, agent: this.agent, signal: abortSignal(opts.signal) });
       r.on('response', (res) => {
         resolve({ status: res.statusCode ?? 502, headers: res.headers as Record<string, string | string[]>, body: res, endpoint, trailers: () => res.trailers as Record<string, string> });
       });
@@ -152,7 +153,7 @@ export class StandInCluster implements UpstreamCluster {
     }
     const s = session;
     return new Promise((resolve, reject) => {
-      const stream = s.request({ ':method': req.method, ':path': req.path, ':authority': req.authority, ...req.headers }, { signal: opts.signal } as http2.ClientSessionRequestOptions);
+      const stream = s.request({ ':method': req.method, ':path': req.path, ':authority': req.authority, ...req.headers }, { signal: abortSignal(opts.signal) } as http2.ClientSessionRequestOptions);
       let trailers: Record<string, string | string[]> | undefined;
       stream.on('trailers', (t) => {
         trailers = {};
@@ -313,4 +314,13 @@ export function send(
 /** Parses an echo backend's JSON answer. */
 export function echoed(body: string): { backend: string; method: string; path: string; headers: IncomingHttpHeaders; body: string } {
   return JSON.parse(body);
+}
+
+/** node:http and node:http2 take an AbortSignal; the router cancels through its exchange (a Cancellation). */
+function abortSignal(c: Cancellation | undefined): AbortSignal | undefined {
+  if (c === undefined || c instanceof AbortSignal) return c;
+  const ac = new AbortController();
+  if (c.aborted) ac.abort();
+  else c.addEventListener('abort', { handleEvent: () => ac.abort() });
+  return ac.signal;
 }

@@ -8,7 +8,7 @@
 // Contract: `forward(ex, route, action, cluster)` resolves once the exchange is answered: the
 // upstream response streamed (response.ts) or a local reply with Envoy's flag (UF, UT, UO, UH,
 // URX, UC) and body text.
-import type { ResponseFlag, UpstreamCluster, UpstreamOptions, UpstreamRequest, UpstreamResponse } from '../core/types.ts';
+import type { CancelListener, ResponseFlag, UpstreamCluster, UpstreamOptions, UpstreamRequest, UpstreamResponse } from '../core/types.ts';
 import { UpstreamError } from '../core/types.ts';
 import { RequestBody } from './body.ts';
 import type { CompiledRoute, CompiledRouteAction } from './compile.ts';
@@ -216,10 +216,10 @@ async function attemptOnce(
   const autoHostRewrite = action.autoHostRewrite;
   const msd = action.maxStreamDurationMs;
   // Without per-attempt timers the exchange's own signal is enough (no allocation per attempt).
-  const parent = ex.cancel.signal;
+  const parent = ex;
   const ac = perTryMs !== undefined || msd !== undefined ? new AbortController() : undefined;
-  const onCancel = () => ac?.abort();
-  if (ac) parent.addEventListener('abort', onCancel);
+  const onCancel: CancelListener | undefined = ac ? { handleEvent: () => ac.abort() } : undefined;
+  if (onCancel) parent.addEventListener('abort', onCancel);
   let perTryFired = false;
   let msdFired = false;
   const timer =
@@ -277,7 +277,7 @@ async function attemptOnce(
   } finally {
     if (timer) clearTimeout(timer);
     if (msdTimer) clearTimeout(msdTimer);
-    if (ac) parent.removeEventListener('abort', onCancel);
+    if (onCancel) parent.removeEventListener('abort', onCancel);
   }
 }
 
@@ -307,7 +307,7 @@ function onGlobalTimeout(ex: Exchange): void {
   if (ex.gone || ex.res.writableFinished) return;
   ex.globalTimedOut = true;
   ex.flags.add('UT');
-  ex.cancel.abort();
+  ex.abort();
   if (ex.responseStarted) {
     // Headers already went out: all we can do is reset the stream.
     ex.upstreamBody?.destroy();
