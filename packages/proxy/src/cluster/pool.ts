@@ -36,8 +36,14 @@ export interface PoolCluster {
 }
 
 // undici's Client alone: importing the package's index loads fetch, WebSocket, caches and the rest
-// (about 14 MB more resident memory in every proxy), none of which the pools use.
-const Client = createRequire(import.meta.url)('undici/lib/dispatcher/client.js') as typeof UndiciClient;
+// (about 14 MB more resident memory in every proxy), none of which the pools use. Loaded with the
+// first HTTP/2 pool: HTTP/1.1 runs on our codec, and a proxy without HTTP/2 upstreams keeps the
+// ~3.7 MB the client itself costs.
+let undiciClient: typeof UndiciClient | undefined;
+function Client(): typeof UndiciClient {
+  undiciClient ??= createRequire(import.meta.url)('undici/lib/dispatcher/client.js') as typeof UndiciClient;
+  return undiciClient;
+}
 
 // Envoy's default upstream idle timeout is an hour; undici closes idle HTTP/1.1 connections after
 // 4 s unless the server says otherwise (Keep-Alive: timeout=N, honoured minus 1 s). Closing early
@@ -99,7 +105,7 @@ export class Conn {
     // WEFT_PROXY_HTTP1_CODEC=node, the stack before the codec, for bench/proxy's comparison).
     this.client =
       h2 || undiciHttp1
-      ? new Client(`http://${host.key}`, {
+      ? new (Client())(`http://${host.key}`, {
           connect: (_opts, cb) => connect(cb as (err: Error | null, socket: Socket | null) => void),
           pipelining: h2 ? this.capacity : 1,
           keepAliveTimeout: idle ?? defaultH1KeepAliveMs,
