@@ -26,6 +26,9 @@ interface PeerFacts {
   uris: readonly string[];
   dns: readonly string[];
   pem: string;
+  /** The element last built for this connection, and for which details (a filter's, constant). */
+  element?: string;
+  elementFor?: Details;
 }
 
 // One parse per connection, whatever the number of requests on it.
@@ -69,6 +72,8 @@ function peerFacts(c: DownstreamConnection): PeerFacts | undefined {
 export function clientCertElement(c: DownstreamConnection, details: Details): string | undefined {
   const peer = peerFacts(c);
   if (!peer) return undefined;
+  // Everything in it is the connection's: built once per connection, not per request.
+  if (peer.elementFor === details && peer.element !== undefined) return peer.element;
   const parts: string[] = [];
   if (c.localPrincipal) parts.push(`By=${c.localPrincipal}`);
   parts.push(`Hash=${peer.hash}`);
@@ -80,7 +85,9 @@ export function clientCertElement(c: DownstreamConnection, details: Details): st
     for (const u of peer.uris) parts.push(`URI=${u}`);
   }
   if (details.dns) for (const d of peer.dns) parts.push(`DNS=${d}`);
-  return parts.join(';');
+  peer.element = parts.join(';');
+  peer.elementFor = details;
+  return peer.element;
 }
 
 class XfccFilter implements HttpFilter {
