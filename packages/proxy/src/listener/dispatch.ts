@@ -15,7 +15,7 @@ import { firstUriSan, unmappedIp } from '../core/peer.ts';
 import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
 import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, selectChain } from './chains.ts';
 import { type Detected, detect } from './detect.ts';
-import { h2OverTls } from './h2-bridge.ts';
+import { h2cSocket, h2OverTls } from './h2-bridge.ts';
 import type { ConnectionInfo, HttpFrontend } from './http.ts';
 import type { ListenerManagerOptions } from './manager.ts';
 import { proxyTcp } from './tcp.ts';
@@ -125,7 +125,7 @@ export class ChainDispatcher {
         }
         h2 = detected.alpn.includes('h2c');
       }
-      this.#frontend.serve(tls && h2 ? h2OverTls(stream as TLSSocket) : stream, info, h2);
+      this.#frontend.serve(tls && h2 ? h2OverTls(stream as TLSSocket) : h2 ? h2cSocket(stream) : stream, info, h2);
       return;
     }
     if (chain.tcp) {

@@ -7,6 +7,21 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
 export function h2OverTls(tls: TLSSocket): Socket {
+  return h2Bridge(tls, true);
+}
+
+/**
+ * HTTP/2 with prior knowledge (h2c) on Bun: Bun's http2 server reads a socket handed to it
+ * ('connection') from the socket's native handle, so the connection preface that protocol
+ * detection read and unshifted back is lost ("Received bad client magic byte string", GOAWAY
+ * PROTOCOL_ERROR). The bridge replays the unshifted bytes through 'data' events as on TLS. Node's
+ * http2 server takes the socket as it is (no copy), so it gets the socket unchanged there.
+ */
+export function h2cSocket(socket: Socket): Socket {
+  return process.versions.bun !== undefined ? h2Bridge(socket, false) : socket;
+}
+
+function h2Bridge(tls: Socket, encrypted: boolean): Socket {
   const d = new Duplex({
     read() {
       tls.resume();
@@ -36,8 +51,7 @@ export function h2OverTls(tls: TLSSocket): Socket {
     remoteFamily: { get: () => tls.remoteFamily },
     localAddress: { get: () => tls.localAddress },
     localPort: { get: () => tls.localPort },
-    encrypted: { value: true },
-    alpnProtocol: { value: 'h2' },
+    ...(encrypted ? { encrypted: { value: true }, alpnProtocol: { value: 'h2' } } : {}),
   });
   bridge.setTimeout = (ms: number, cb?: () => void) => {
     tls.setTimeout(ms, cb);

@@ -16,6 +16,7 @@ import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import { type HttpChainConfig, type TcpRoute, VirtualOutbound } from './chains.ts';
 import { type ChainDispatcher, describeConnection } from './dispatch.ts';
 import { detect } from './detect.ts';
+import { h2cSocket } from './h2-bridge.ts';
 import type { ConnectionInfo, HttpFrontend } from './http.ts';
 import type { ListenerManagerOptions } from './manager.ts';
 import { proxyTcp } from './tcp.ts';
@@ -62,7 +63,8 @@ export class LocalOutboundProxy {
       originalDestination: undefined,
       connection: describeConnection(socket, undefined, local, undefined),
     };
-    this.#frontend.serve(socket, info, d.alpn.includes('h2c'));
+    const h2 = d.alpn.includes('h2c');
+    this.#frontend.serve(h2 ? h2cSocket(socket) : socket, info, h2);
   }
 
   /**

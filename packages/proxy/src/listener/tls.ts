@@ -117,6 +117,13 @@ type HandleWithVerify = { _handle?: { verifyError?: () => (Error & { code?: stri
  */
 export function verifyClientCertificate(socket: TLSSocket, reject: boolean): boolean {
   const handle = (socket as unknown as HandleWithVerify)._handle;
+  if (!handle?.verifyError && process.versions.bun !== undefined) {
+    // Bun's server TLSSocket has no handle.verifyError but does what tls.Server does itself: an
+    // untrusted client certificate fails the handshake under rejectUnauthorized, and otherwise
+    // `authorized`/`authorizationError` hold the result (false with no certificate). Without this
+    // every mTLS connection to a proxy on Bun was refused as unverified.
+    return socket.authorized === true || !reject;
+  }
   const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
   // Without the internal check, fail closed: no client is taken as verified.
   const error = handle?.verifyError ? handle.verifyError() : new Error('client certificate verification is unavailable');
