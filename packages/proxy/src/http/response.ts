@@ -4,8 +4,10 @@
 // from the upstream connection to the client through one DownstreamSink; otherwise the body is a
 // stream. Trailers pass through (gRPC status recorded); max_stream_duration also bounds the body.
 //
-// Contract: `respond(ex, resp, startedAt, action)` resolves once the body has ended, failed (UR,
-// the client's stream reset too) or been cancelled (client gone, timeout: ex.bodySink.cancel()).
+// Contract: `respond(ex, resp, startedAt, action, done)` answers the client and calls `done` (when
+// given) once the body has ended, failed (UR, the client's stream reset too) or been cancelled
+// (client gone, timeout: ex.bodySink.cancel()). A callback, not a promise: the common request has
+// nothing waiting for its body (the router waits for the response's finish) and builds none.
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { BodyHandle, BodySink, UpstreamResponse } from '../core/types.ts';
 import type { ResLike } from './codec.ts';
@@ -14,7 +16,7 @@ import type { Exchange } from './exchange.ts';
 import { applyHeaderMutations, connectionTokens, type HeaderRecord, isHopByHop } from './headers.ts';
 import { finalizeDownstreamHeaders, responseMutations, trailersOnly } from './local-reply.ts';
 
-export async function respond(ex: Exchange, resp: UpstreamResponse, startedAt: number, action: CompiledRouteAction): Promise<void> {
+export function respond(ex: Exchange, resp: UpstreamResponse, startedAt: number, action: CompiledRouteAction, done: () => void = noop): void {
   const res = ex.res;
   if (ex.hooks) for (const h of ex.hooks) h.onUpstreamResponse?.(ex.filterCtx!, resp.status, resp.headers);
   const out: HeaderRecord = {};
@@ -38,7 +40,7 @@ export async function respond(ex: Exchange, resp: UpstreamResponse, startedAt: n
   ex.responseStarted = true;
   if (resp.pipeTo && !(ex.grpc && outgoing['grpc-status'] !== undefined)) {
     res.writeHead(resp.status, outgoing);
-    await pipeBody(ex, resp, startedAt, action);
+    pipeBody(ex, resp, startedAt, action, done);
     return;
   }
   const body = resp.body;
@@ -48,6 +50,7 @@ export async function respond(ex: Exchange, resp: UpstreamResponse, startedAt: n
     body.on('error', () => {});
     body.resume();
     trailersOnly(ex, resp.status, outgoing);
+    done();
     return;
   }
   res.writeHead(resp.status, outgoing);
@@ -66,59 +69,58 @@ export async function respond(ex: Exchange, resp: UpstreamResponse, startedAt: n
     );
   }
 
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      if (msdTimer) clearTimeout(msdTimer);
-      resolve();
-    };
-    body.on('data', (chunk: Buffer) => {
-      ex.bytesSent += chunk.length;
-      if (!res.write(chunk)) body.pause();
-    });
-    res.on('drain', () => body.resume());
-    body.on('end', () => {
-      if (ex.gone) return done();
-      const trailers = filterTrailers(resp.trailers?.());
-      if (ex.grpc && typeof trailers['grpc-status'] === 'string') ex.record.grpcStatus = Number(trailers['grpc-status']);
-      if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
-      res.end();
-      done();
-    });
-    body.on('error', () => {
-      // The upstream reset after the headers: the client sees its stream reset too.
-      if (!ex.gone && !ex.globalTimedOut) ex.flags.add('UR');
-      res.destroy();
-      done();
-    });
-    body.on('close', () => {
-      if (!body.readableEnded) {
-        if (!ex.gone && !ex.globalTimedOut && !res.writableFinished) {
-          ex.flags.add('UR');
-          res.destroy();
-        }
-        done();
+  let over = false;
+  const finish = () => {
+    if (over) return;
+    over = true;
+    if (msdTimer) clearTimeout(msdTimer);
+    done();
+  };
+  body.on('data', (chunk: Buffer) => {
+    ex.bytesSent += chunk.length;
+    if (!res.write(chunk)) body.pause();
+  });
+  res.on('drain', () => body.resume());
+  body.on('end', () => {
+    if (ex.gone) return finish();
+    const trailers = filterTrailers(resp.trailers?.());
+    if (ex.grpc && typeof trailers['grpc-status'] === 'string') ex.record.grpcStatus = Number(trailers['grpc-status']);
+    if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
+    res.end();
+    finish();
+  });
+  body.on('error', () => {
+    // The upstream reset after the headers: the client sees its stream reset too.
+    if (!ex.gone && !ex.globalTimedOut) ex.flags.add('UR');
+    res.destroy();
+    finish();
+  });
+  body.on('close', () => {
+    if (!body.readableEnded) {
+      if (!ex.gone && !ex.globalTimedOut && !res.writableFinished) {
+        ex.flags.add('UR');
+        res.destroy();
       }
-    });
+      finish();
+    }
   });
 }
 
 /** The body straight from the cluster's connection to the client: no stream in between (the fast path). */
-function pipeBody(ex: Exchange, resp: UpstreamResponse, startedAt: number, action: CompiledRouteAction): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const sink = new DownstreamSink(ex, ex.res, resp, resolve);
-    ex.bodySink = sink;
-    // max_stream_duration also bounds the response body.
-    if (action.maxStreamDurationMs !== undefined) {
-      const left = action.maxStreamDurationMs - (performance.now() - startedAt);
-      sink.timer = setTimeout(() => {
-        ex.flags.add('UT');
-        sink.cancel();
-        ex.res.destroy();
-      }, Math.max(0, left));
-    }
-    sink.handle = resp.pipeTo!(sink);
-    if (sink.finished) sink.handle = undefined;
-  });
+function pipeBody(ex: Exchange, resp: UpstreamResponse, startedAt: number, action: CompiledRouteAction, done: () => void): void {
+  const sink = new DownstreamSink(ex, ex.res, resp, done);
+  ex.bodySink = sink;
+  // max_stream_duration also bounds the response body.
+  if (action.maxStreamDurationMs !== undefined) {
+    const left = action.maxStreamDurationMs - (performance.now() - startedAt);
+    sink.timer = setTimeout(() => {
+      ex.flags.add('UT');
+      sink.cancel();
+      ex.res.destroy();
+    }, Math.max(0, left));
+  }
+  sink.handle = resp.pipeTo!(sink);
+  if (sink.finished) sink.handle = undefined;
 }
 
 /**
@@ -190,6 +192,8 @@ export class DownstreamSink implements BodySink {
     this.#resolve();
   }
 }
+
+function noop(): void {}
 
 const forbiddenTrailers = new Set(['content-length', 'transfer-encoding', 'connection', 'host', 'te', 'trailer']);
 

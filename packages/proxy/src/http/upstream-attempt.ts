@@ -195,7 +195,9 @@ export async function forward(ex: Exchange, route: CompiledRoute, action: Compil
           releaseRetry = held;
         }
       }
-      await respond(ex, resp, outcome.startedAt, action);
+      // A retry's circuit-breaker slot is held until the body is over; otherwise nothing waits for it.
+      if (releaseRetry) await new Promise<void>((resolve) => respond(ex, resp, outcome.startedAt, action, resolve));
+      else respond(ex, resp, outcome.startedAt, action);
       return;
     }
   } finally {
