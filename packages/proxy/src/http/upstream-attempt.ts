@@ -217,11 +217,10 @@ async function attemptOnce(
 ): Promise<AttemptOutcome> {
   const autoHostRewrite = action.autoHostRewrite;
   const msd = action.maxStreamDurationMs;
-  // Without per-attempt timers the exchange's own signal is enough (no allocation per attempt).
-  const parent = ex;
+  // Without per-attempt timers the exchange itself is the cancellation (no allocation per attempt).
   const ac = perTryMs !== undefined || msd !== undefined ? new AbortController() : undefined;
   const onCancel: CancelListener | undefined = ac ? { handleEvent: () => ac.abort() } : undefined;
-  if (onCancel) parent.addEventListener('abort', onCancel);
+  if (onCancel) ex.addEventListener('abort', onCancel);
   let perTryFired = false;
   let msdFired = false;
   const timer =
@@ -242,7 +241,7 @@ async function attemptOnce(
   if (ex.hooks) for (const h of ex.hooks) h.onUpstreamRequest?.(ex.filterCtx!, req.headers);
   try {
     // One options object, built field by field (spreads of conditional objects allocate per field).
-    const opts: UpstreamOptions = { signal: ac ? ac.signal : parent, sourceAddress: ex.ctx.sourceAddress, downstreamProtocol: ex.h2 ? 'HTTP/2' : 'HTTP/1.1' };
+    const opts: UpstreamOptions = { signal: ac ? ac.signal : ex, sourceAddress: ex.ctx.sourceAddress, downstreamProtocol: ex.h2 ? 'HTTP/2' : 'HTTP/1.1' };
     if (perTryMs !== undefined) opts.timeoutMs = perTryMs;
     if (hashKeyValue !== undefined) opts.hashKey = hashKeyValue;
     if (exclude && exclude.size > 0) opts.excludeEndpoints = new Set(exclude);
@@ -279,7 +278,7 @@ async function attemptOnce(
   } finally {
     if (timer) clearTimeout(timer);
     if (msdTimer) clearTimeout(msdTimer);
-    if (onCancel) parent.removeEventListener('abort', onCancel);
+    if (onCancel) ex.removeEventListener('abort', onCancel);
   }
 }
 

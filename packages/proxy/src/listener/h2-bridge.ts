@@ -1,7 +1,8 @@
 // HTTP/2 over a TLS connection this proxy terminated itself (mesh mTLS, gateway HTTPS): Node's
 // http2 server stalls on a server TLSSocket made outside tls.Server (no request ever arrives),
 // so the session gets a plain stream that carries the decrypted bytes instead, the way http2
-// already runs over non-native streams. It answers the socket properties the proxy reads.
+// already runs over non-native streams. It answers the socket properties the proxy reads. On Bun
+// the same bridge carries h2c (`h2cSocket`).
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -21,44 +22,45 @@ export function h2cSocket(socket: Socket): Socket {
   return process.versions.bun !== undefined ? h2Bridge(socket, false) : socket;
 }
 
-function h2Bridge(tls: Socket, encrypted: boolean): Socket {
+/** A Duplex that carries `inner`'s bytes (and replays what was unshifted into it), answering as a socket. */
+function h2Bridge(inner: Socket, encrypted: boolean): Socket {
   const d = new Duplex({
     read() {
-      tls.resume();
+      inner.resume();
     },
     write(chunk: Buffer, encoding: BufferEncoding, cb: (err?: Error | null) => void) {
-      tls.write(chunk, encoding, cb);
+      inner.write(chunk, encoding, cb);
     },
     final(cb: (err?: Error | null) => void) {
-      tls.end();
+      inner.end();
       cb();
     },
     destroy(err: Error | null, cb: (err: Error | null) => void) {
-      tls.destroy();
+      inner.destroy();
       cb(err);
     },
   });
-  tls.on('data', (chunk: Buffer) => {
-    if (!d.push(chunk)) tls.pause();
+  inner.on('data', (chunk: Buffer) => {
+    if (!d.push(chunk)) inner.pause();
   });
-  tls.once('end', () => d.push(null));
-  tls.once('close', () => d.destroy());
-  tls.on('error', (err: Error) => d.destroy(err));
+  inner.once('end', () => d.push(null));
+  inner.once('close', () => d.destroy());
+  inner.on('error', (err: Error) => d.destroy(err));
   const bridge = d as unknown as Socket & { alpnProtocol?: string | false; encrypted?: boolean };
   Object.defineProperties(bridge, {
-    remoteAddress: { get: () => tls.remoteAddress },
-    remotePort: { get: () => tls.remotePort },
-    remoteFamily: { get: () => tls.remoteFamily },
-    localAddress: { get: () => tls.localAddress },
-    localPort: { get: () => tls.localPort },
+    remoteAddress: { get: () => inner.remoteAddress },
+    remotePort: { get: () => inner.remotePort },
+    remoteFamily: { get: () => inner.remoteFamily },
+    localAddress: { get: () => inner.localAddress },
+    localPort: { get: () => inner.localPort },
     ...(encrypted ? { encrypted: { value: true }, alpnProtocol: { value: 'h2' } } : {}),
   });
   bridge.setTimeout = (ms: number, cb?: () => void) => {
-    tls.setTimeout(ms, cb);
+    inner.setTimeout(ms, cb);
     return bridge;
   };
   bridge.setNoDelay = (noDelay?: boolean) => {
-    tls.setNoDelay(noDelay);
+    inner.setNoDelay(noDelay);
     return bridge;
   };
   bridge.destroySoon = () => {
