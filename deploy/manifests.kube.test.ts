@@ -49,7 +49,7 @@ function kustomizationFiles(dir: string): string[] {
 /** Why each YAML file is covered: rendered, dry-run, or not an API object (and where it is checked). */
 function coverage(file: string): string | undefined {
   if (file.startsWith('charts/') || file.startsWith('crds/')) return 'rendered by weftctl’s renderer (@weft/kube install/manifests.ts)';
-  if (file === 'kind/values.yaml') return 'values: rendered with them';
+  if (file === 'kind/values.yaml' || file === 'addons/tracing/values.yaml') return 'values: rendered with them';
   if (file === 'kind/cluster.yaml') return 'kind’s own config, not an API object (deploy/kind/kind.test.ts)';
   if (file.startsWith('kube-local/')) return 'kube-local’s: check.sh’s templates and CoreDNS, applied for real by up.sh and check.sh';
   if (kustomizations.some((d) => kustomizationFiles(d).includes(file))) return 'a kustomization’s';
@@ -61,11 +61,18 @@ function values(file: string): Partial<Record<'base' | 'weftd' | 'gateway', Valu
   return (parseYamlDocuments(readFileSync(path, 'utf8'), path).documents[0]?.value ?? {}) as Partial<Record<'base' | 'weftd' | 'gateway', Values>>;
 }
 
+/** What each kustomization holds, by kind: a kustomization that lost or gained objects fails here. */
+const kustomizationKinds: Record<string, string[]> = {
+  'addons/prometheus/base': ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service', 'ServiceAccount'],
+  'addons/prometheus/local': ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service', 'ServiceAccount'],
+  'addons/tracing': ['ConfigMap', 'ConfigMap', 'Deployment', 'Deployment', 'Service', 'Service', 'Service'],
+};
+
 describe('deploy/ manifests', () => {
   it('are all covered by the dry run below or checked elsewhere', () => {
     const uncovered = yamlFiles().filter((f) => coverage(f) === undefined);
     expect(uncovered).toEqual([]);
-    expect(kustomizations).toEqual(['addons/prometheus/base', 'addons/prometheus/local']);
+    expect(kustomizations).toEqual(Object.keys(kustomizationKinds).sort());
   });
 });
 
@@ -99,6 +106,7 @@ describe.skipIf(skip !== undefined)('deploy/ manifests, server-side dry run', ()
   it.each([
     ['the charts’ defaults (EKS: LoadBalancer gateway)', undefined],
     ['deploy/kind/values.yaml', 'kind/values.yaml'],
+    ['deploy/addons/tracing/values.yaml (the mesh exporting spans to the tracing addon)', 'addons/tracing/values.yaml'],
   ])('weftctl install’s objects with %s', async (_, file) => {
     const objects = renderInstall(installValues(file ? values(file) : {}, { namespace: ns })).flatMap((c) => c.manifests);
     expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['CustomResourceDefinition', 'Deployment', 'MutatingWebhookConfiguration', 'Service']));
@@ -114,7 +122,7 @@ describe.skipIf(skip !== undefined)('deploy/ manifests, server-side dry run', ()
       .split(/^---$/m)
       .map((d) => parseYamlDocuments(d, dir).documents[0]?.value as Manifest | undefined)
       .filter((o): o is Manifest => o !== undefined);
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service', 'ServiceAccount']);
+    expect(objects.map((o) => o.kind).sort()).toEqual(kustomizationKinds[dir]);
     await dryRun(objects);
   });
 });
