@@ -62,3 +62,4 @@ export {
   sdsServiceName,
 } from './services.ts';
 export { ClientFeature, messageNameOf, TypeUrl, typeUrlOf, typeUrlPrefix, type XdsTypeUrl } from './type-urls.ts';
+export { decodeOtlpTraces, decodeOtlpTracesJson, type OtlpAttributeValue, type OtlpSpan, type OtlpSpanKind, otlpTraceResponse } from './otlp.ts';
