@@ -1,0 +1,109 @@
+// The live service graph: polled every 2 s, drawn by GraphCanvas, and the same edges as a table
+// (readable without the canvas, by screen readers and by tests). The model last drawn is on
+// window.__weftGraph.
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { GraphAnswer, GraphNode } from './api.ts';
+import { GraphCanvas, type RenderedGraph } from './graph-canvas.ts';
+import { formatMs, formatPercent, formatRps, lock, toElements } from './graph-model.ts';
+import { html } from './html.ts';
+import { usePoll } from './poll.ts';
+import type { Route } from './route.ts';
+
+export interface GraphSnapshot {
+  nodes: GraphNode[];
+  edges: GraphAnswer['edges'];
+  /** What the canvas holds after the update. */
+  rendered: RenderedGraph;
+  /** Date.now() when it was drawn. */
+  updatedAt: number;
+  /** Date.now() when the last layout finished. */
+  laidOutAt?: number;
+  window: string;
+}
+
+declare global {
+  interface Window {
+    __weftGraph?: GraphSnapshot;
+  }
+}
+
+const windows = ['30s', '1m', '5m', '15m'];
+export const refreshMs = 2000;
+
+function nodeName(nodes: Map<string, GraphNode>, id: string): string {
+  const n = nodes.get(id);
+  if (!n) return id;
+  if (n.kind === 'workload' && n.service && n.version) return `${n.service} ${n.version}`;
+  return n.label || id;
+}
+
+export function GraphView({ route }: { route: Route }) {
+  const [win, setWin] = useState(() => (windows.includes(route.query.get('window') ?? '') ? route.query.get('window')! : '1m'));
+  const polled = usePoll<GraphAnswer>(`/api/graph?window=${encodeURIComponent(win)}`, refreshMs);
+  const container = useRef<HTMLDivElement>(null);
+  const canvas = useRef<GraphCanvas | undefined>(undefined);
+  const [drawError, setDrawError] = useState<string | undefined>(undefined);
+
+  useEffect(() => {
+    if (!container.current) return;
+    try {
+      canvas.current = new GraphCanvas(container.current, () => {
+        const snapshot = window.__weftGraph;
+        if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: Date.now() };
+      });
+    } catch (e) {
+      setDrawError((e as Error).message);
+    }
+    return () => {
+      canvas.current?.destroy();
+      canvas.current = undefined;
+    };
+  }, []);
+
+  const data = polled.data;
+  useEffect(() => {
+    if (!data || !canvas.current) return;
+    try {
+      canvas.current.update(toElements(data));
+      const laidOutAt = window.__weftGraph?.laidOutAt;
+      window.__weftGraph = { nodes: data.nodes, edges: data.edges, rendered: canvas.current.rendered(), updatedAt: Date.now(), window: win, ...(laidOutAt ? { laidOutAt } : {}) };
+      setDrawError(undefined);
+    } catch (e) {
+      setDrawError(`the graph could not be drawn: ${(e as Error).message}`);
+    }
+  }, [data]);
+
+  const byId = useMemo(() => new Map((data?.nodes ?? []).map((n) => [n.id, n])), [data]);
+  const edges = useMemo(() => [...(data?.edges ?? [])].sort((a, b) => nodeName(byId, a.source).localeCompare(nodeName(byId, b.source)) || nodeName(byId, a.target).localeCompare(nodeName(byId, b.target))), [data, byId]);
+
+  return html`<section class="view graph-view" data-testid="graph-view">
+    <div class="toolbar">
+      <h2>Service graph</h2>
+      <label>Rates over <select data-testid="graph-window" value=${win} onChange=${(e: Event) => setWin((e.target as HTMLSelectElement).value)}>
+        ${windows.map((w) => html`<option value=${w}>${w}</option>`)}
+      </select></label>
+      <span class="muted" data-testid="graph-updated">${polled.at ? `updated ${new Date(polled.at).toLocaleTimeString()}` : 'loading…'}</span>
+      <span class="legend"><span class="swatch mtls"></span> ${lock} mTLS <span class="swatch error"></span> errors <span class="swatch idle"></span> no traffic</span>
+    </div>
+    ${drawError ? html`<div class="error-box" role="alert">${drawError}</div>` : null}
+    ${polled.error && !data ? html`<div class="error-box" role="alert">No graph yet: ${polled.error}</div>` : null}
+    <div id="graph" class="graph-canvas" data-testid="graph-canvas" ref=${container}></div>
+    ${data && edges.length === 0 ? html`<p class="muted" data-testid="graph-empty">No traffic in the last ${win}. Send some requests through the gateway.</p>` : null}
+    <table class="edges" data-testid="edge-table">
+      <caption>Edges (requests per second over ${win}, reported by the destination)</caption>
+      <thead><tr><th>From</th><th>To</th><th>rps</th><th>Success</th><th>p99</th><th>mTLS</th></tr></thead>
+      <tbody>
+        ${edges.map(
+          (e) => html`<tr key=${e.id} data-testid="edge-row" data-edge=${e.id} data-source=${e.source} data-target=${e.target} data-rps=${String(e.rps)} data-mtls=${String(e.mtls)} class=${e.error ? 'error' : e.rps > 0 ? '' : 'idle'}>
+            <td>${nodeName(byId, e.source)}</td>
+            <td>${nodeName(byId, e.target)}</td>
+            <td class="num">${formatRps(e.rps)}</td>
+            <td class="num">${formatPercent(e.successRate)}</td>
+            <td class="num">${formatMs(e.p99Ms)}</td>
+            <td data-testid="edge-mtls">${e.mtls ? html`<span title="mutual TLS" aria-label="mutual TLS">${lock}</span>` : ''}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </section>`;
+}
