@@ -71,6 +71,32 @@ export interface WeftdState {
   run?: RunState;
 }
 
+/** The Prometheus addon (apps/weftctl/src/up/prometheus.ts): absent when it is off or not installed. */
+export interface PrometheusState {
+  pid: number;
+  /** On 127.0.0.1. */
+  port: number;
+  /** http://127.0.0.1:<port>/prometheus/ (every path is under /prometheus/, so a reverse proxy can serve it there). */
+  url: string;
+  /** Basic auth: user `weft`, this file's content the password (mode 0600). */
+  passwordFile: string;
+  logFile: string;
+  run?: RunState;
+}
+
+/** The Weft dashboard (apps/dashboard, apps/weftctl/src/up/dashboard.ts): absent when the addons are off or it could not start. */
+export interface DashboardState {
+  pid: number;
+  /** The page and API on 127.0.0.1. */
+  port: number;
+  /** http://127.0.0.1:<port>/ */
+  url: string;
+  /** Its OTLP/HTTP trace receiver on 127.0.0.1 (POST /v1/traces), where the proxies export spans. */
+  otlpPort: number;
+  logFile: string;
+  run?: RunState;
+}
+
 export interface MeshState {
   /** The `weftctl up` process (or the one that called startLocalMesh). */
   pid: number;
@@ -87,6 +113,8 @@ export interface MeshState {
   ingress?: ProxyState & { httpPort: number };
   proxies: ProxyState[];
   apps: AppState[];
+  prometheus?: PrometheusState;
+  dashboard?: DashboardState;
 }
 
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -132,7 +160,7 @@ export function meshOwnerAlive(s: MeshState): boolean {
 
 /** Every pid the state names. */
 export function statePids(s: MeshState): number[] {
-  return [...(s.weftd ? [s.weftd.pid] : []), ...(s.ingress ? [s.ingress.pid] : []), ...s.proxies.map((p) => p.pid), ...s.apps.map((a) => a.pid)];
+  return [...(s.weftd ? [s.weftd.pid] : []), ...(s.ingress ? [s.ingress.pid] : []), ...s.proxies.map((p) => p.pid), ...s.apps.map((a) => a.pid), ...(s.prometheus ? [s.prometheus.pid] : []), ...(s.dashboard ? [s.dashboard.pid] : [])];
 }
 
 /** The environment variable every component of a mesh carries: its state directory. */
