@@ -51,6 +51,7 @@ function coverage(file: string): string | undefined {
   if (file.startsWith('charts/') || file.startsWith('crds/')) return 'rendered by weftctl’s renderer (@weft/kube install/manifests.ts)';
   if (file === 'kind/values.yaml' || file === 'addons/tracing/values.yaml') return 'values: rendered with them';
   if (file === 'kind/cluster.yaml') return 'kind’s own config, not an API object (deploy/kind/kind.test.ts)';
+  if (file.startsWith('addons/grafana/provisioning/')) return 'Grafana’s provisioning, not an API object: in the ConfigMaps addons/grafana generates (deploy/addons/grafana/grafana.test.ts)';
   if (file.startsWith('kube-local/')) return 'kube-local’s: check.sh’s templates and CoreDNS, applied for real by up.sh and check.sh';
   if (kustomizations.some((d) => kustomizationFiles(d).includes(file))) return 'a kustomization’s';
   return undefined;
@@ -65,6 +66,7 @@ function values(file: string): Partial<Record<'base' | 'weftd' | 'gateway', Valu
 const kustomizationKinds: Record<string, string[]> = {
   'addons/prometheus/base': ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service', 'ServiceAccount'],
   'addons/prometheus/local': ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service', 'ServiceAccount'],
+  'addons/grafana': ['ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'Service'],
   'addons/tracing': ['ConfigMap', 'ConfigMap', 'Deployment', 'Deployment', 'Service', 'Service', 'Service'],
 };
 
