@@ -6,6 +6,7 @@ import { type Logger, silentLogger } from '@weft/model';
 import type { EndpointStatus } from '../core/types.ts';
 import { configDump, type DumpSource } from './config-dump.ts';
 import { compileStatsFilter, type Stats } from './stats.ts';
+import { explainRequest, parseWhyQuery, type WhySource } from './why.ts';
 
 export interface AdminSource extends DumpSource {
   /** Initial configuration applied and listeners bound. */
@@ -16,6 +17,8 @@ export interface AdminSource extends DumpSource {
   serverInfo(): Record<string, unknown>;
   /** POST /quitquitquit: shut down gracefully. */
   quit?(): void;
+  /** GET /debug/why: the proxy's own routing decisions for a described request (why.ts). */
+  why?: WhySource;
 }
 
 export interface AdminOptions {
@@ -126,6 +129,14 @@ export async function startAdmin(src: AdminSource, options: AdminOptions = {}): 
       }
       case '/server_info':
         return json(res, 200, src.serverInfo());
+      case '/debug/why': {
+        if (!src.why) return send(res, 404, 'text/plain', 'this proxy does not answer /debug/why\n');
+        if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'GET only\n');
+        const q = parseWhyQuery(url.searchParams);
+        if ('error' in q) return json(res, 400, { error: q.error });
+        const answer = explainRequest(q, src.why);
+        return 'error' in answer ? json(res, answer.status, { error: answer.error }) : json(res, 200, answer);
+      }
       case '/quitquitquit':
         if (req.method !== 'POST') return send(res, 405, 'text/plain', 'POST only\n');
         // A web page in the owner's browser runs as the owner too, and browsers send cross-origin
@@ -136,7 +147,7 @@ export async function startAdmin(src: AdminSource, options: AdminOptions = {}): 
         src.quit?.();
         return;
       case '/':
-        return json(res, 200, { endpoints: ['/clusters', '/config_dump', '/listeners', '/quitquitquit', '/ready', '/server_info', '/stats'] });
+        return json(res, 200, { endpoints: ['/clusters', '/config_dump', ...(src.why ? ['/debug/why'] : []), '/listeners', '/quitquitquit', '/ready', '/server_info', '/stats'] });
       default:
         return send(res, 404, 'text/plain', `no admin endpoint ${path}\n`);
     }

@@ -9,7 +9,7 @@
 import { isIP, type Socket } from 'node:net';
 import type { Logger } from '@weft/model';
 import type { Cluster__Output, ClusterLoadAssignment__Output, Secret__Output } from '@weft/xds';
-import { type EndpointStatus, type UpstreamCluster, UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
+import { type EndpointPreview, type EndpointStatus, type UpstreamCluster, UpstreamError, type UpstreamOptions, type UpstreamRequest, type UpstreamResponse } from '../core/types.ts';
 import { type ClusterSettings, clusterSettings, sameMessage, type TransportChoice } from './config.ts';
 import { hash32 } from './hash.ts';
 import { ClusterStats, type EndpointSpec, endpointKey, endpointsOf, Host } from './host.ts';
@@ -308,20 +308,50 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
   /** The endpoint for one request or connection, or undefined when none is healthy. */
   choose(opts: UpstreamOptions): Host | undefined {
     if (this.settings.kind === 'ORIGINAL_DST') return this.#originalDestination(opts);
+    return this.#decide(opts, this.#ctx.random, false)?.host;
+  }
+
+  /**
+   * `choose`'s decision (priority level, then the level's picker), shared by `choose` and
+   * `preview`: with `dry`, the picker only peeks and `random` replaces the live source.
+   */
+  #decide(opts: UpstreamOptions, random: () => number, dry: boolean): { host: Host | undefined; level: number } | undefined {
     const levels = this.#levels;
     if (levels.length === 0) return undefined;
-    let level = levels[0]!;
+    let index = 0;
     if (levels.length > 1) {
-      const r = this.#ctx.random() * 100;
+      const r = random() * 100;
       const loads = this.#loads;
       for (let i = 0; i < loads.length; i++) {
         if (r < loads[i]!) {
-          level = levels[i]!;
+          index = i;
           break;
         }
       }
     }
-    return level.picker.pick(opts.hashKey === undefined ? undefined : hash32(opts.hashKey), opts.excludeEndpoints);
+    const picker = levels[index]!.picker;
+    const hash = opts.hashKey === undefined ? undefined : hash32(opts.hashKey);
+    return { host: dry ? picker.peek(hash, random) : picker.pick(hash, opts.excludeEndpoints), level: index };
+  }
+
+  preview(opts: UpstreamOptions, random: () => number): EndpointPreview {
+    const s = this.settings;
+    if (s.kind === 'ORIGINAL_DST') {
+      const d = opts.originalDestination;
+      const how = 'an ORIGINAL_DST cluster: the endpoint is where the connection was going';
+      return { endpoint: d ? { address: d.address, port: d.port, healthy: true, ejected: false, weight: 1 } : undefined, how };
+    }
+    const policy = s.lbPolicy === 'RING_HASH' || s.lbPolicy === 'MAGLEV' ? `${s.lbPolicy}${opts.hashKey === undefined ? ' without a hash key (random pick)' : ' by the hash key'}` : s.lbPolicy;
+    if (this.#ready) return { endpoint: undefined, how: `${s.kind}: DNS not resolved yet` };
+    const usable = this.#hosts.filter((h) => h.usable).length;
+    const d = this.#decide(opts, random, true);
+    const h = d?.host;
+    if (!h) return { endpoint: undefined, how: `${policy} over ${this.#hosts.length} endpoints, none usable` };
+    const panic = usable > 0 && this.#hosts.some((x) => x.usable && !(x.edsHealthy && !x.ejected));
+    return {
+      endpoint: { address: h.dialAddress, port: h.port, healthy: h.edsHealthy && !h.ejected, ejected: h.ejected, weight: h.weight, ...(h.locality ? { locality: h.locality } : {}) },
+      how: `${policy} over ${usable} usable of ${this.#hosts.length} endpoints${this.#levels.length > 1 ? ` (priority level ${d.level})` : ''}${panic ? ', in panic (too few healthy: all are used)' : ''}`,
+    };
   }
 
   /** Opens one transport connection (TCP, or TLS when the host's transport socket says so). */

@@ -155,3 +155,35 @@ describe('maglev', () => {
     expect(Math.abs(share - 0.75)).toBeLessThan(0.02);
   });
 });
+
+describe('peek (the admin’s /debug/why)', () => {
+  test('names the host pick takes next and moves nothing: every policy, equal and unequal weights', () => {
+    const hs = hosts(4);
+    const ring = new HashRing(hs, [1, 2, 3, 4], 1024, 8_388_608);
+    const make: Record<string, (r: () => number) => { pick: (h: number | undefined) => H | undefined; peek: (h: number | undefined, r: () => number) => H | undefined }> = {
+      'round robin, equal': (r) => wrap(new RoundRobinPicker(hs, [1, 1, 1, 1], r)),
+      'round robin, 1:2:3:4': (r) => wrap(new RoundRobinPicker(hs, [1, 2, 3, 4], r)),
+      random: (r) => wrap(new RandomPicker(hs, [1, 2, 3, 4], r)),
+      'least request': (r) => wrap(new LeastRequestPicker(hs, [1, 2, 3, 4], r, 2)),
+      'ring hash': (r) => wrap(new RingHashPicker(ring, hs, [1, 2, 3, 4], r)),
+      maglev: (r) => wrap(new MaglevPicker(hs, [1, 2, 3, 4], 65537, r)),
+    };
+    function wrap(p: { pick(h: number | undefined, e: undefined): H | undefined; peek(h: number | undefined, r: () => number): H | undefined }) {
+      return { pick: (h: number | undefined) => p.pick(h, undefined), peek: (h: number | undefined, r: () => number) => p.peek(h, r) };
+    }
+    for (const [name, build] of Object.entries(make)) {
+      // The same seeded source for both: one is peeked at before every pick, the other never.
+      const peeked = build(rng(9));
+      const plain = build(rng(9));
+      for (let i = 0; i < 200; i++) {
+        const hash = name === 'ring hash' || name === 'maglev' ? keys[i] : undefined;
+        const next = peeked.peek(hash, () => 0.5);
+        peeked.peek(hash, Math.random);
+        const got = peeked.pick(hash);
+        expect(got, `${name} #${i}`).toBe(plain.pick(hash));
+        // Where no draw decides, peek names the very host.
+        if (name.startsWith('round robin') || name === 'ring hash' || name === 'maglev') expect(next, `${name} #${i}`).toBe(got);
+      }
+    }
+  });
+});

@@ -16,6 +16,12 @@ export interface LbHost {
 export interface Picker<H extends LbHost> {
   /** `hash`: the request's consistent-hash key, hashed; `exclude`: endpoint keys to avoid when another exists. */
   pick(hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined;
+  /**
+   * The host the next `pick(hash, undefined)` would return, with `random` in place of the
+   * picker's own source, changing nothing (no rotation advanced, no draw taken from the live
+   * source): admin/why.ts. The same code as `pick`, split at the point where state would change.
+   */
+  peek(hash: number | undefined, random: Random): H | undefined;
 }
 
 
@@ -113,22 +119,29 @@ export class RoundRobinPicker<H extends LbHost> implements Picker<H> {
     }
   }
 
+  /** The host at the head of the rotation (equal weights) or of the EDF schedule. */
+  #head(): number {
+    return this.#equal ? this.#next : this.#heap[0]!;
+  }
+
   #one(): H | undefined {
     const n = this.#hosts.length;
     if (n === 0) return undefined;
-    if (this.#equal) {
-      const h = this.#hosts[this.#next]!;
-      this.#next = this.#next + 1 === n ? 0 : this.#next + 1;
-      return h;
+    const i = this.#head();
+    if (this.#equal) this.#next = i + 1 === n ? 0 : i + 1;
+    else {
+      this.#deadline[i] = this.#deadline[i]! + 1 / this.#weights[i]!;
+      this.#down(0);
     }
-    const i = this.#heap[0]!;
-    this.#deadline[i] = this.#deadline[i]! + 1 / this.#weights[i]!;
-    this.#down(0);
     return this.#hosts[i];
   }
 
   pick(_hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined {
     return withExclusion(this.#one(), exclude, () => this.#one(), this.#hosts, this.#weights, this.#random);
+  }
+
+  peek(): H | undefined {
+    return this.#hosts.length === 0 ? undefined : this.#hosts[this.#head()];
   }
 }
 
@@ -143,13 +156,17 @@ export class RandomPicker<H extends LbHost> implements Picker<H> {
     this.#random = random;
   }
 
-  #one(): H | undefined {
+  #one(random: Random): H | undefined {
     const hosts = this.#choice.items;
-    return hosts.length === 0 ? undefined : hosts[this.#choice.index(this.#random())];
+    return hosts.length === 0 ? undefined : hosts[this.#choice.index(random())];
   }
 
   pick(_hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined {
-    return withExclusion(this.#one(), exclude, () => this.#one(), this.#choice.items, this.#weights, this.#random);
+    return withExclusion(this.#one(this.#random), exclude, () => this.#one(this.#random), this.#choice.items, this.#weights, this.#random);
+  }
+
+  peek(_hash: number | undefined, random: Random): H | undefined {
+    return this.#one(random);
   }
 }
 
@@ -170,13 +187,13 @@ export class LeastRequestPicker<H extends LbHost> implements Picker<H> {
     this.#choices = choices;
   }
 
-  #one(): H | undefined {
+  #one(random: Random): H | undefined {
     const hosts = this.#choice.items;
     const n = hosts.length;
     if (n <= 1) return hosts[0];
-    let bi = this.#choice.index(this.#random());
+    let bi = this.#choice.index(random());
     for (let c = 1; c < this.#choices; c++) {
-      const ci = this.#choice.index(this.#random());
+      const ci = this.#choice.index(random());
       const b = hosts[bi]!;
       const x = hosts[ci]!;
       if (x.active * this.#weights[bi]! < b.active * this.#weights[ci]!) bi = ci;
@@ -185,7 +202,11 @@ export class LeastRequestPicker<H extends LbHost> implements Picker<H> {
   }
 
   pick(_hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined {
-    return withExclusion(this.#one(), exclude, () => this.#one(), this.#choice.items, this.#weights, this.#random);
+    return withExclusion(this.#one(this.#random), exclude, () => this.#one(this.#random), this.#choice.items, this.#weights, this.#random);
+  }
+
+  peek(_hash: number | undefined, random: Random): H | undefined {
+    return this.#one(random);
   }
 }
 
@@ -259,6 +280,17 @@ export class RingHashPicker<H extends LbHost> implements Picker<H> {
     const ring = this.#ring;
     const n = ring.hashes.length;
     if (hash === undefined || n === 0) return this.#fallback.pick(undefined, exclude);
+    return this.#walk(hash, exclude);
+  }
+
+  peek(hash: number | undefined, random: Random): H | undefined {
+    if (hash === undefined || this.#ring.hashes.length === 0) return this.#fallback.peek(undefined, random);
+    return this.#walk(hash, undefined);
+  }
+
+  #walk(hash: number, exclude: ReadonlySet<string> | undefined): H | undefined {
+    const ring = this.#ring;
+    const n = ring.hashes.length;
     let j = ring.start(hash);
     let firstUsable: H | undefined;
     for (let step = 0; step < n; step++) {
@@ -324,6 +356,12 @@ export class MaglevPicker<H extends LbHost> implements Picker<H> {
         filled++;
       }
     }
+  }
+
+  peek(hash: number | undefined, random: Random): H | undefined {
+    const t = this.#table;
+    if (hash === undefined || t.length === 0) return this.#fallback.peek(undefined, random);
+    return this.#hosts[t[hash % t.length]!];
   }
 
   pick(hash: number | undefined, exclude: ReadonlySet<string> | undefined): H | undefined {

@@ -199,6 +199,20 @@ export interface UpstreamCluster {
    * and records UO on the request).
    */
   acquireRetry?(): (() => void) | undefined;
+  /**
+   * The endpoint `request`/`connect` would choose next, changing nothing (no load-balancer state
+   * advanced, no breaker slot, no host added): the admin's /debug/why. `random` stands in for
+   * the cluster's random source in every draw (priority level, random and least-request picks).
+   */
+  preview?(opts: UpstreamOptions, random: () => number): EndpointPreview;
+}
+
+/** What `UpstreamCluster.preview` answers. */
+export interface EndpointPreview {
+  /** Undefined when no endpoint would be chosen (none, none healthy, DNS not resolved yet). */
+  endpoint: { address: string; port: number; locality?: string; healthy: boolean; ejected: boolean; weight: number } | undefined;
+  /** The cluster's load-balancing policy and how the choice was made, as a sentence. */
+  how: string;
 }
 
 /** Endpoint state for the admin `/clusters` page. */

@@ -11,6 +11,7 @@ import { unmappedIp } from '../core/peer.ts';
 import { isGrpcContentType } from './matchers.ts';
 import type { Exchange } from './exchange.ts';
 import { connectionTokens, type HeaderRecord, isHopByHop } from './headers.ts';
+import type { HcmSettings } from './hcm.ts';
 import { portStart } from './policies.ts';
 import { RequestView } from './view.ts';
 
@@ -44,11 +45,7 @@ export function prepareRequest(ex: Exchange): void {
   // The proxy answers `expect: 100-continue` itself (Node does); it never goes upstream.
   if (typeof h.expect === 'string' && h.expect.toLowerCase() === '100-continue') delete h.expect;
 
-  if (settings.normalizePath || settings.mergeSlashes) path = normalizePath(path, settings.mergeSlashes);
-  if (settings.stripPort !== 'none') {
-    const p = portStart(authority);
-    if (p >= 0 && (settings.stripPort === 'any' || authority.slice(p + 1) === String(ex.ctx.localPort))) authority = authority.slice(0, p);
-  }
+  ({ path, authority } = routingTarget(path, authority, settings, ex.ctx.localPort));
   // x-forwarded-proto, x-forwarded-for, x-request-id, as the connection manager sets them.
   if (settings.useRemoteAddress || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = scheme;
   const edge = settings.useRemoteAddress && !isInternalAddress(ex.ctx.sourceAddress);
@@ -68,6 +65,16 @@ export function prepareRequest(ex: Exchange): void {
   record.authority = authority;
   const rid = h['x-request-id'];
   if (typeof rid === 'string') record.requestId = rid;
+}
+
+/** The path and authority routes see: normalized path, port stripped as the connection manager says (also admin/why.ts). */
+export function routingTarget(path: string, authority: string, settings: HcmSettings, localPort: number | undefined): { path: string; authority: string } {
+  if (settings.normalizePath || settings.mergeSlashes) path = normalizePath(path, settings.mergeSlashes);
+  if (settings.stripPort !== 'none') {
+    const p = portStart(authority);
+    if (p >= 0 && (settings.stripPort === 'any' || authority.slice(p + 1) === String(localPort))) authority = authority.slice(0, p);
+  }
+  return { path, authority };
 }
 
 /** RFC 3986 remove_dot_segments, and `//` -> `/` with merge_slashes; the query is kept. */

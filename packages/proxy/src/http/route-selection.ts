@@ -4,31 +4,55 @@
 // the weighted clusters, drawn with the exchange's random source). The cluster is chosen here,
 // before the filters that follow routing, because the fault filter's upstream_cluster reads it.
 //
-// Contract: `selectRoute(ex)` sets `ex.route`, `ex.weighted`, `ex.upstreamCluster` and the
+// Contract: `decideRoute` is the decision, pure (admin/why.ts calls it too); `selectRoute(ex)` sets `ex.route`, `ex.weighted`, `ex.upstreamCluster` and the
 // record's route name and cluster, or answers (301 require_tls, 404 NR) and returns false.
 // After CORS and fault, `routeTarget(ex)` answers what needs no upstream (direct response,
 // redirect, a route without action, an unknown cluster: NC) or returns the cluster to call.
 import type { IncomingHttpHeaders } from 'node:http';
-import { chooseWeighted, clusterNameOf } from '../core/route-action.ts';
+import { chooseWeighted, clusterNameOf, type Random } from '../core/route-action.ts';
 import type { UpstreamCluster } from '../core/types.ts';
-import type { CompiledRoute, CompiledRoutes, CompiledVirtualHost } from './compile.ts';
+import type { CompiledRoute, CompiledRoutes, CompiledVirtualHost, CompiledWeightedCluster } from './compile.ts';
 import type { Exchange } from './exchange.ts';
 import { localReply } from './local-reply.ts';
 import { portStart } from './policies.ts';
 import { RequestView } from './view.ts';
 
-export function selectRoute(ex: Exchange): boolean {
-  const h = ex.headers;
-  const found = ex.ctx.routes?.route(ex.view, ex.random);
+/**
+ * What routing decides for a request, without acting on it: the virtual host, whether its
+ * require_tls redirects, the route, the weighted cluster drawn with `random` and the cluster's name.
+ * Pure: the request path (`selectRoute`) and the admin's /debug/why (admin/why.ts) both call it.
+ */
+export interface RouteDecision {
+  readonly virtualHost: CompiledVirtualHost | undefined;
+  /** The virtual host's require_tls answers with a redirect to https (no route is chosen then). */
+  readonly tlsRedirect: boolean;
+  readonly route: CompiledRoute | undefined;
+  readonly weighted: CompiledWeightedCluster | undefined;
+  /** Undefined without an action, or when a header that should name the cluster is absent. */
+  readonly cluster: string | undefined;
+}
+
+export function decideRoute(routes: CompiledRoutes | undefined, view: RequestView, random: Random): RouteDecision {
+  const found = routes?.route(view, random);
   const vh = found?.virtualHost;
-  if (vh && vh.requireTls !== 'NONE' && h['x-forwarded-proto'] !== 'https') {
-    if (vh.requireTls === 'ALL' || h['x-envoy-internal'] !== 'true') {
-      ex.drainRequest();
-      localReply(ex, 301, '', { headers: { location: newUri(ex, { httpsRedirect: true }) } });
-      return false;
-    }
+  if (vh && vh.requireTls !== 'NONE' && view.header('x-forwarded-proto') !== 'https') {
+    if (vh.requireTls === 'ALL' || view.header('x-envoy-internal') !== 'true') return { virtualHost: vh, tlsRedirect: true, route: undefined, weighted: undefined, cluster: undefined };
   }
   const route = found?.route;
+  const action = route?.action;
+  if (!route || !action) return { virtualHost: vh, tlsRedirect: false, route, weighted: undefined, cluster: undefined };
+  const weighted = chooseWeighted(action, random);
+  return { virtualHost: vh, tlsRedirect: false, route, weighted, cluster: clusterNameOf(action, weighted, view) };
+}
+
+export function selectRoute(ex: Exchange): boolean {
+  const d = decideRoute(ex.ctx.routes, ex.view, ex.random);
+  if (d.tlsRedirect) {
+    ex.drainRequest();
+    localReply(ex, 301, '', { headers: { location: newUri(ex, { httpsRedirect: true }) } });
+    return false;
+  }
+  const route = d.route;
   if (!route) {
     ex.flags.add('NR');
     ex.drainRequest();
@@ -37,50 +61,63 @@ export function selectRoute(ex: Exchange): boolean {
   }
   ex.route = route;
   ex.record.routeName = route.name;
-  const action = route.action;
-  if (action) {
-    const chosen = chooseWeighted(action, ex.random);
-    ex.weighted = chosen;
-    const clusterName = clusterNameOf(action, chosen, ex.view);
-    if (clusterName) {
-      ex.upstreamCluster = clusterName;
-      ex.record.upstreamCluster = clusterName;
-    }
+  ex.weighted = d.weighted;
+  if (d.cluster) {
+    ex.upstreamCluster = d.cluster;
+    ex.record.upstreamCluster = d.cluster;
   }
   return true;
 }
 
+/** What a route answers itself (direct response, redirect, no action: NR, unknown cluster: NC), else the cluster to forward to. */
+export type RouteAnswer =
+  | { readonly kind: 'direct_response'; readonly status: number }
+  | { readonly kind: 'redirect'; readonly status: number }
+  | { readonly kind: 'no_route'; readonly status: 404 }
+  | { readonly kind: 'no_cluster'; readonly status: number }
+  | { readonly kind: 'forward'; readonly cluster: UpstreamCluster };
+
+/** Pure, in `routeTarget`'s order; shared with admin/why.ts. */
+export function routeAnswer(route: CompiledRoute, cluster: UpstreamCluster | undefined): RouteAnswer {
+  if (route.directResponse) return { kind: 'direct_response', status: route.directResponse.status };
+  if (route.redirect) return { kind: 'redirect', status: route.redirect.status };
+  const action = route.action;
+  if (!action) return { kind: 'no_route', status: 404 };
+  if (!cluster) return { kind: 'no_cluster', status: action.clusterNotFoundStatus };
+  return { kind: 'forward', cluster };
+}
+
 /** The route's own answers, else the cluster to forward to (undefined once answered). */
 export function routeTarget(ex: Exchange, route: CompiledRoute): UpstreamCluster | undefined {
-  if (route.directResponse) {
-    ex.drainRequest();
-    const d = route.directResponse;
-    const location = d.status === 201 || (d.status >= 300 && d.status < 400) ? newUri(ex, {}) : undefined;
-    localReply(ex, d.status, d.body ?? '', { routeHeaders: true, ...(location ? { headers: { location } } : {}) });
-    return undefined;
+  const answer = routeAnswer(route, ex.upstreamCluster ? ex.ctx.clusters.get(ex.upstreamCluster) : undefined);
+  switch (answer.kind) {
+    case 'forward':
+      return answer.cluster;
+    case 'direct_response': {
+      ex.drainRequest();
+      const d = route.directResponse!;
+      const location = d.status === 201 || (d.status >= 300 && d.status < 400) ? newUri(ex, {}) : undefined;
+      localReply(ex, d.status, d.body ?? '', { routeHeaders: true, ...(location ? { headers: { location } } : {}) });
+      return undefined;
+    }
+    case 'redirect': {
+      ex.drainRequest();
+      const r = route.redirect!;
+      rewritePath(ex, route, r.prefixRewrite, r.regexRewrite, false);
+      localReply(ex, r.status, '', { routeHeaders: true, headers: { location: newUri(ex, r) } });
+      return undefined;
+    }
+    case 'no_route':
+      ex.flags.add('NR');
+      ex.drainRequest();
+      localReply(ex, 404, '', {});
+      return undefined;
+    case 'no_cluster':
+      ex.flags.add('NC');
+      ex.drainRequest();
+      localReply(ex, answer.status, '', { routeHeaders: true });
+      return undefined;
   }
-  if (route.redirect) {
-    ex.drainRequest();
-    const r = route.redirect;
-    rewritePath(ex, route, r.prefixRewrite, r.regexRewrite, false);
-    localReply(ex, r.status, '', { routeHeaders: true, headers: { location: newUri(ex, r) } });
-    return undefined;
-  }
-  const action = route.action;
-  if (!action) {
-    ex.flags.add('NR');
-    ex.drainRequest();
-    localReply(ex, 404, '', {});
-    return undefined;
-  }
-  const cluster = ex.upstreamCluster ? ex.ctx.clusters.get(ex.upstreamCluster) : undefined;
-  if (!cluster) {
-    ex.flags.add('NC');
-    ex.drainRequest();
-    localReply(ex, action.clusterNotFoundStatus, '', { routeHeaders: true });
-    return undefined;
-  }
-  return cluster;
 }
 
 /** prefix_rewrite / regex_rewrite on the path, keeping the query; records x-envoy-original-path. */

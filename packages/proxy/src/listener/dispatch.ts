@@ -9,11 +9,11 @@
 import { isIP, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '@weft/model';
-import type { Listener__Output } from '@weft/xds';
+import type { Listener__Output, RouteConfiguration__Output } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { firstUriSan, unmappedIp } from '../core/peer.ts';
 import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
-import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, selectChain } from './chains.ts';
+import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain } from './chains.ts';
 import { type Detected, detect } from './detect.ts';
 import { h2cSocket, h2OverTls } from './h2-bridge.ts';
 import type { ConnectionInfo, HttpFrontend } from './http.ts';
@@ -42,6 +42,11 @@ export class ChainDispatcher {
   listenerFor(snap: XdsSnapshot, dst: { address: string; port: number }): CompiledListener | undefined {
     const l = snap.listeners.get(`${dst.address}_${dst.port}`) ?? snap.listeners.get(`0.0.0.0_${dst.port}`) ?? (isIP(dst.address) === 6 ? snap.listeners.get(`[::]_${dst.port}`) : undefined);
     return l ? this.compiled(l) : undefined;
+  }
+
+  /** Capture mode: the listener an outbound connection to `dst` is handed to from the listener that accepted it (`use_original_dst`). */
+  handOff(snap: XdsSnapshot, accepted: CompiledListener, dst: { address: string; port: number }): CompiledListener {
+    return accepted.useOriginalDst ? (this.listenerFor(snap, dst) ?? accepted) : accepted;
   }
 
   #compileOptions(l: Listener__Output): CompileOptions {
@@ -186,6 +191,11 @@ export class ChainDispatcher {
       });
     });
   }
+}
+
+/** The route configuration an HTTP chain routes with: inline, else RDS by name from the snapshot. */
+export function routesOf(snap: XdsSnapshot, http: HttpChainConfig): RouteConfiguration__Output | undefined {
+  return http.inlineRoutes ?? (http.routeName !== undefined ? snap.routes.get(http.routeName) : undefined);
 }
 
 /** What filters learn about a downstream connection (after TLS termination, when there is one). */

@@ -8,20 +8,21 @@
 // there: that port's listener, else the TCP service's cluster by name, else PassthroughCluster.
 import { isIP, type Socket } from 'node:net';
 import type { Logger } from '@weft/model';
-import { decodeMessage, encodeAny, encodeMessage, TypeUrl } from '@weft/xds';
+import { decodeMessage, encodeAny, encodeMessage, type RouteConfiguration__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection, FilterRegistry, HttpFilter, NetworkFilter } from '../core/filters.ts';
 import { singleCluster } from '../core/route-action.ts';
 import type { XdsSnapshot } from '../core/types.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
-import { type HttpChainConfig, type TcpRoute, VirtualOutbound } from './chains.ts';
-import { type ChainDispatcher, describeConnection } from './dispatch.ts';
+import { type CompiledChain, type CompiledListener, type HttpChainConfig, type TcpRoute, VirtualOutbound } from './chains.ts';
+import { type ChainDispatcher, describeConnection, routesOf } from './dispatch.ts';
 import { detect } from './detect.ts';
 import { h2cSocket } from './h2-bridge.ts';
 import type { ConnectionInfo, HttpFrontend } from './http.ts';
 import type { ListenerManagerOptions } from './manager.ts';
 import { proxyTcp } from './tcp.ts';
 
-function hostAndPort(authority: string, defaultPort: number): { host: string; port: number } {
+/** `reviews:9080` -> reviews and 9080; `[::1]:80`; the default port when none is given. */
+export function hostAndPort(authority: string, defaultPort: number): { host: string; port: number } {
   if (authority.startsWith('[')) {
     const end = authority.indexOf(']');
     const host = authority.slice(1, end);
@@ -31,6 +32,20 @@ function hostAndPort(authority: string, defaultPort: number): { host: string; po
   const colon = authority.lastIndexOf(':');
   if (colon < 0 || authority.indexOf(':') !== colon) return { host: authority, port: defaultPort };
   return { host: authority.slice(0, colon), port: Number(authority.slice(colon + 1)) || defaultPort };
+}
+
+/** Where local mode's outbound proxy sends a request for an authority (`LocalOutboundProxy.httpTarget`). */
+export interface LocalHttpTarget {
+  /** The listener's name (`0.0.0.0_9080`), or virtualOutbound for the catch-all. */
+  listener: string;
+  /** The filter chain's name; for the catch-all, virtualOutbound's chain it stands for. */
+  chainName: string | undefined;
+  chain: HttpChainConfig;
+  routes: RouteConfiguration__Output | undefined;
+  /** The authority's host and port (the ORIGINAL_DST clusters' endpoint). */
+  destination: { address: string; port: number };
+  /** Set when no HTTP listener has the port: the catch-all's cluster (PassthroughCluster, BlackHoleCluster). */
+  passthrough: string | undefined;
 }
 
 export class LocalOutboundProxy {
@@ -88,16 +103,30 @@ export class LocalOutboundProxy {
         return;
       }
     }
+    const t = this.httpTarget(snap, authority);
+    this.#o.routing.serve(req, res, t.routes, {
+      direction: 'outbound',
+      listener: t.listener,
+      chain: t.chain,
+      snapshot: snap,
+      downstreamTls: false,
+      originalDestination: t.destination,
+      connection,
+    });
+  }
+
+  /**
+   * The listener, chain and route configuration a request for `authority` meets: the port's HTTP
+   * listener, else virtualOutbound's catch-all spoken as HTTP. `serveRequest`'s decision, also
+   * what the admin's /debug/why reports (admin/why.ts).
+   */
+  httpTarget(snap: XdsSnapshot, authority: string): LocalHttpTarget {
     const { host, port } = hostAndPort(authority, 80);
     const dst = { address: host, port };
     const l = (ipLike(host) ? snap.listeners.get(`${host}_${port}`) : undefined) ?? snap.listeners.get(`0.0.0.0_${port}`);
     const c = l ? this.#d.compiled(l) : undefined;
-    const chain = c?.chains.find((ch) => ch.http) ?? (c?.defaultChain?.http ? c.defaultChain : undefined);
-    if (c && chain?.http) {
-      const routes = chain.http.inlineRoutes ?? (chain.http.routeName !== undefined ? snap.routes.get(chain.http.routeName) : undefined);
-      this.#o.routing.serve(req, res, routes, { direction: 'outbound', listener: c.name, chain: chain.http, snapshot: snap, downstreamTls: false, originalDestination: dst, connection });
-      return;
-    }
+    const chain = c ? httpChainOf(c) : undefined;
+    if (c && chain?.http) return { listener: c.name, chainName: chain.name, chain: chain.http, routes: routesOf(snap, chain.http), destination: dst, passthrough: undefined };
     // No HTTP listener for the port: what virtualOutbound does with unknown traffic
     // (PassthroughCluster with ALLOW_ANY, BlackHoleCluster with REGISTRY_ONLY), over HTTP.
     const vo = snap.listeners.get(VirtualOutbound);
@@ -106,15 +135,7 @@ export class LocalOutboundProxy {
     const catchAllAction = catchAll?.tcp?.action;
     const cluster = (catchAllAction?.weighted ? catchAllAction.weighted.items[0]?.name : catchAllAction?.cluster) ?? 'PassthroughCluster';
     const chainConfig = this.#passthroughChain(cluster);
-    this.#o.routing.serve(req, res, chainConfig.inlineRoutes, {
-      direction: 'outbound',
-      listener: VirtualOutbound,
-      chain: chainConfig,
-      snapshot: snap,
-      downstreamTls: false,
-      originalDestination: dst,
-      connection,
-    });
+    return { listener: VirtualOutbound, chainName: catchAll?.name, chain: chainConfig, routes: chainConfig.inlineRoutes, destination: dst, passthrough: cluster };
   }
 
   #passthroughChain(cluster: string): HttpChainConfig {
@@ -212,6 +233,11 @@ function passthroughChain(cluster: string, filters: FilterRegistry | undefined):
     useRemoteAddress: false,
     bufferLimitBytes: undefined,
   };
+}
+
+/** Local mode's chain of a listener: its first HTTP chain, else an HTTP default chain (requests need no chain match). */
+export function httpChainOf(c: CompiledListener): CompiledChain | undefined {
+  return c.chains.find((ch) => ch.http) ?? (c.defaultChain?.http ? c.defaultChain : undefined);
 }
 
 /** An IP address (isIP's IPv6 pattern is long; a service name, the common case, starts with a letter). */

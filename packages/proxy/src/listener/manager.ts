@@ -11,16 +11,17 @@
 // workload is bound there, fronting the application.
 //
 // Gateways (`router`) bind every listener at its port.
-import { type Server as NetServer, createServer as createNetServer, type Socket } from 'node:net';
+import { isIP, type Server as NetServer, createServer as createNetServer, type Socket } from 'node:net';
 import { type Logger, silentLogger } from '@weft/model';
 import { getOriginalDst } from '../capture/original-dst.ts';
 import type { FilterRegistry } from '../core/filters.ts';
 import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
-import { VirtualInbound, VirtualOutbound } from './chains.ts';
-import { ChainDispatcher, directionOf } from './dispatch.ts';
+import type { RouteConfiguration__Output } from '@weft/xds';
+import { type CompiledListener, type HttpChainConfig, selectChain, type TcpRoute, VirtualInbound, VirtualOutbound } from './chains.ts';
+import { ChainDispatcher, directionOf, routesOf } from './dispatch.ts';
 import { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './http.ts';
-import { LocalOutboundProxy } from './local-outbound.ts';
+import { hostAndPort, httpChainOf, LocalOutboundProxy } from './local-outbound.ts';
 import type { TlsSecretSource } from './tls.ts';
 
 export interface ListenerManagerOptions {
@@ -51,6 +52,22 @@ export interface ListenerManagerOptions {
   inspectTimeoutMs?: number;
   /** Called with each listening socket's server before it listens: local mode's owner-only check (@weft/guard). */
   protect?: (server: NetServer, port: string) => void;
+}
+
+/** `ListenerManager.outboundTarget`: the listener and filter chain an outbound request meets. */
+export interface OutboundTarget {
+  mode: 'local' | 'capture' | 'gateway';
+  /** Undefined: no listener takes the connection (it is closed). */
+  listener: string | undefined;
+  /** The filter chain's name; undefined with a listener: no chain matches (the connection is closed). */
+  chain: string | undefined;
+  /** The chain's HTTP connection manager, or its tcp_proxy. */
+  http: HttpChainConfig | undefined;
+  tcp: TcpRoute | undefined;
+  routes: RouteConfiguration__Output | undefined;
+  destination: { address: string; port: number };
+  /** Local mode without an HTTP listener for the port: the catch-all's cluster. */
+  passthrough: string | undefined;
 }
 
 type Role = { kind: 'listener'; name: string } | { kind: 'local-outbound' } | { kind: 'local-inbound'; port: number };
@@ -124,6 +141,77 @@ export class ListenerManager {
       binds.push(this.#bind(key, w.address, w.port, w.role));
     }
     await Promise.all(binds);
+  }
+
+  /**
+   * Where an outbound HTTP/1.1 request to `port` with this authority goes, decided as the request
+   * path decides it, for the admin's /debug/why: local mode's outbound proxy picks by the
+   * authority (`LocalOutboundProxy.httpTarget`); capture mode hands virtualOutbound's connection
+   * to the port's listener (`ChainDispatcher.handOff`) and matches its filter chain on what a
+   * plaintext HTTP/1.1 connection shows (`selectChain`); a gateway takes its listener on the port.
+   * The destination address is the authority's host when it is an IP, else unknown (a name
+   * resolved by the application): chains matching destination ranges cannot be told then.
+   */
+  outboundTarget(snap: XdsSnapshot, authority: string, port: number, listenerName?: string): OutboundTarget {
+    if (listenerName !== undefined) return this.#namedTarget(snap, authority, port, listenerName);
+    if (this.#o.kind === 'sidecar' && this.#o.mode === 'local') {
+      const t = this.#localOutbound.httpTarget(snap, authority);
+      return { mode: 'local', listener: t.listener, chain: t.chainName, http: t.chain, tcp: undefined, routes: t.routes, destination: t.destination, passthrough: t.passthrough };
+    }
+    const host = hostAndPort(authority, port).host;
+    const dst = { address: isIP(host) ? host : '', port };
+    let listener: CompiledListener | undefined;
+    if (this.#o.kind === 'router') {
+      for (const l of snap.listeners.values()) {
+        const c = this.#chains.compiled(l);
+        if (c?.bindToPort && c.port === port) {
+          listener = c;
+          break;
+        }
+      }
+    } else {
+      const vo = snap.listeners.get(VirtualOutbound);
+      const c = vo ? this.#chains.compiled(vo) : undefined;
+      listener = c ? this.#chains.handOff(snap, c, dst) : this.#chains.listenerFor(snap, dst);
+    }
+    return this.#chainTarget(snap, listener, dst);
+  }
+
+  /** `outboundTarget` with the listener named (a debugging override): its chain chosen as for a request that reached it. */
+  #namedTarget(snap: XdsSnapshot, authority: string, port: number, name: string): OutboundTarget {
+    const l = snap.listeners.get(name);
+    const c = l ? this.#chains.compiled(l) : undefined;
+    const host = hostAndPort(authority, port).host;
+    const dst = { address: isIP(host) ? host : '', port };
+    if (c && this.#o.kind === 'sidecar' && this.#o.mode === 'local') {
+      const chain = httpChainOf(c);
+      return { mode: 'local', listener: c.name, chain: chain?.name, http: chain?.http, tcp: undefined, routes: chain?.http ? routesOf(snap, chain.http) : undefined, destination: { address: host, port }, passthrough: undefined };
+    }
+    return this.#chainTarget(snap, c, dst);
+  }
+
+  #chainTarget(snap: XdsSnapshot, listener: CompiledListener | undefined, dst: { address: string; port: number }): OutboundTarget {
+    const mode = this.#o.kind === 'router' ? 'gateway' : this.#o.mode;
+    if (!listener) return { mode, listener: undefined, chain: undefined, http: undefined, tcp: undefined, routes: undefined, destination: dst, passthrough: undefined };
+    const chain = selectChain(listener, {
+      destinationAddress: dst.address,
+      destinationPort: dst.port,
+      sourceAddress: this.#o.bindAddress ?? '',
+      sourcePort: 0,
+      transport: 'raw_buffer',
+      sni: undefined,
+      alpn: ['http/1.1'],
+    });
+    return {
+      mode,
+      listener: listener.name,
+      chain: chain?.name,
+      http: chain?.http,
+      tcp: chain?.tcp,
+      routes: chain?.http ? routesOf(snap, chain.http) : undefined,
+      destination: dst,
+      passthrough: undefined,
+    };
   }
 
   bound(): BoundListener[] {
@@ -264,11 +352,7 @@ export class ListenerManager {
     }
     // Capture: where the connection was going (the local address when it was not redirected).
     const dst = getOriginalDst(socket) ?? local;
-    let target = c;
-    if (c.useOriginalDst) {
-      const next = this.#chains.listenerFor(snap, dst);
-      if (next) target = next;
-    }
+    const target = this.#chains.handOff(snap, c, dst);
     await this.#chains.dispatch(snap, socket, target, dst, directionOf(target.listener, this.#o.kind), dst);
   }
 
@@ -286,7 +370,7 @@ export class ListenerManager {
       return;
     }
     const http = info.chain.http!;
-    const routes = http.inlineRoutes ?? (http.routeName !== undefined ? snap.routes.get(http.routeName) : undefined);
+    const routes = routesOf(snap, http);
     const ctx: ListenerRequestContext = {
       direction: info.direction,
       listener: info.listener,

@@ -324,6 +324,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         stats,
         serverInfo: () => ({ node: id, state: ready ? 'LIVE' : 'PRE_INITIALIZING', xds: xds.status(), uptime_seconds: Math.round(process.uptime()) }),
         ...(o.onQuit ? { quit: o.onQuit } : {}),
+        why: {
+          get snapshot() {
+            return listeners.snapshot;
+          },
+          target: (snap, authority, port, listener) => listeners.outboundTarget(snap, authority, port, listener),
+          clusters,
+          ...(o.bindAddress ? { sourceAddress: o.bindAddress } : {}),
+        },
       },
       {
         ...(o.adminHost ? { host: o.adminHost } : {}),

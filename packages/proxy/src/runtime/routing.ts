@@ -3,7 +3,7 @@
 // read once per filter chain, and one RequestRecord per request handed to telemetry.
 import type { RouteConfiguration__Output } from '@weft/xds';
 import type { ClusterManager, RequestRecord, ResponseFlag } from '../core/types.ts';
-import { compiledRoutesFor } from '../http/compile.ts';
+import { type CompiledRoutes, compiledRoutesFor } from '../http/compile.ts';
 import { compileOptionsFor, type HcmSettings, httpConnectionManagerSettings } from '../http/hcm.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import { handleHttpRequest } from '../http/router.ts';
@@ -20,6 +20,12 @@ function settingsOf(chain: HttpChainConfig): HcmSettings {
     settingsCache.set(chain, s);
   }
   return s;
+}
+
+/** The connection manager's settings and the compiled routes a chain's requests use, as `serve` reads them (for admin/why.ts). */
+export function chainRouting(chain: HttpChainConfig, rc: RouteConfiguration__Output | undefined): { settings: HcmSettings; routes: CompiledRoutes | undefined } {
+  const settings = settingsOf(chain);
+  return { settings, routes: rc ? compiledRoutesFor(rc, compileOptionsFor(settings)) : undefined };
 }
 
 export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: RequestRecord) => void): HttpRouting {
