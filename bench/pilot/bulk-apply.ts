@@ -360,7 +360,7 @@ try {
   const previousOptions = process.env.NODE_OPTIONS;
   if (process.env.BENCH_BULK_NODE_OPTIONS) process.env.NODE_OPTIONS = `${previousOptions ?? ''} ${process.env.BENCH_BULK_NODE_OPTIONS}`.trim();
   try {
-    mesh = await startLocalMesh({ stateDir: join(stateDir, 'mesh'), loopbackNet: net, ingressAddress: `${net}.9`, ingressPort: 0, timeoutMs: 180_000 });
+    mesh = await startLocalMesh({ stateDir: join(stateDir, 'mesh'), loopbackNet: net, ingressAddress: `${net}.9`, ingressPort: 0, timeoutMs: 180_000, addons: false });
   } finally {
     if (previousOptions === undefined) delete process.env.NODE_OPTIONS;
     else process.env.NODE_OPTIONS = previousOptions;

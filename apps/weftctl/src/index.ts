@@ -6,4 +6,7 @@ export { applyKube, type KubeApplyOptions, removeKube } from './mesh/apply-kube.
 export { proxyConfig } from './mesh/proxy-config.ts';
 export { defaultInitialConfig, defaultTopology, type LocalMesh, type LocalMeshOptions, nodeId, repoRoot, startLocalMesh } from './up/mesh.ts';
 export { type AppState, defaultStateDir, type MeshState, type ProxyState, readState, writeState } from './up/state.ts';
+// The local Prometheus addon (state.prometheus): its API with the basic auth filled in.
+export { type PrometheusSample, type PrometheusTarget, prometheusApi, prometheusAuthorization, prometheusQuery, prometheusTargets } from './up/prometheus.ts';
+export type { PrometheusState } from './up/state.ts';
 export { ingressConfigs, type Workload, workloadsOf } from './up/topology.ts';

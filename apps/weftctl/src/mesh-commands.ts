@@ -16,11 +16,12 @@ import { defaultStateDir, NoMeshError, readState } from './up/state.ts';
 
 export const meshCommands = ['up', 'down', 'status', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
 
-export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS] [--fresh] [--plaintext-xds]
+export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS] [--fresh] [--plaintext-xds] [--no-addons]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
       prints one line per component, then \`ready: URL\`; restarts what exits; Ctrl-C stops everything.
       Config applied in earlier runs is kept (--fresh starts without it). Every proxy gets its config over
       TLS from weftd's authenticating port; the unauthenticated plaintext port is off (--plaintext-xds opens it).
+      Addons start with it (Prometheus when installed, on 127.0.0.1 with basic auth; --no-addons: none).
   weftctl down [--state-dir DIR]
       Stop the local mesh from another terminal (also what a killed \`weftctl up\` left running).
   weftctl status [-o text|json] [--state-dir DIR]
@@ -41,7 +42,7 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
 
 /** The flags each command takes besides -h/--help: the parser refuses others, and `weftctl COMMAND --help` lists these. */
 export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (keyof typeof options)[]> = {
-  up: ['port', 'state-dir', 'loopback-net', 'mesh-config', 'log-level', 'timeout', 'fresh', 'plaintext-xds'],
+  up: ['port', 'state-dir', 'loopback-net', 'mesh-config', 'log-level', 'timeout', 'fresh', 'plaintext-xds', 'no-addons'],
   down: ['state-dir'],
   status: ['output', 'state-dir'],
   apply: ['filename', 'namespace', 'wait', 'state-dir', 'kubeconfig', 'kube'],
@@ -80,6 +81,7 @@ const options = {
   wait: { type: 'string' },
   fresh: { type: 'boolean' },
   'plaintext-xds': { type: 'boolean' },
+  'no-addons': { type: 'boolean' },
   kubeconfig: { type: 'string' },
   kube: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -137,7 +139,7 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
   switch (command) {
     case 'up':
       noMore(0);
-      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout, meshConfig: values['mesh-config'], fresh: values.fresh, plaintextXds: values['plaintext-xds'] }, io);
+      return up({ stateDir, port: values.port, loopbackNet: values['loopback-net'], logLevel: values['log-level'], timeout: values.timeout, meshConfig: values['mesh-config'], fresh: values.fresh, plaintextXds: values['plaintext-xds'], noAddons: values['no-addons'] }, io);
     case 'down': {
       noMore(0);
       const done = await stopLocalMesh(stateDir);

@@ -9,7 +9,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOtlpReceiver } from '@weft/proxy/testing';
-import { apply, defaultInitialConfig, type LocalMesh, remove, startLocalMesh } from '@weft/weftctl';
+import { apply, defaultInitialConfig, type LocalMesh, prometheusQuery, remove, startLocalMesh } from '@weft/weftctl';
 import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, spanExportDelayMs, tracingMeshConfig } from './driver.ts';
 import { hasNetworking, networking } from './reference.ts';
 
@@ -105,11 +105,12 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
     else process.env.OTEL_BSP_SCHEDULE_DELAY = previousDelay;
   }
   const state = mesh.state;
-  const pids = [state.weftd?.pid, state.ingress?.pid, ...state.proxies.map((p) => p.pid), ...state.apps.map((a) => a.pid)].filter((p): p is number => p !== undefined);
+  const pids = [state.weftd?.pid, state.ingress?.pid, state.prometheus?.pid, ...state.proxies.map((p) => p.pid), ...state.apps.map((a) => a.pid)].filter((p): p is number => p !== undefined);
   const ports = [
     ...(state.ingress ? [`${state.ingress.address}:${state.ingress.httpPort}`] : []),
     ...(state.weftd ? [state.weftd.xdsPort, state.weftd.caPort, state.weftd.monitoringPort].filter((p) => p !== undefined).map((p) => `127.0.0.1:${p}`) : []),
     ...state.proxies.map((p) => `${p.address}:15001`),
+    ...(state.prometheus ? [`127.0.0.1:${state.prometheus.port}`] : []),
   ];
   const proxy = (workload: string) => {
     const p = state.proxies.find((x) => x.name === workload);
@@ -127,6 +128,18 @@ export async function startLocalDriver(o: LocalDriverOptions = {}): Promise<Book
     namespace: 'default',
     productpageUrl: mesh.url,
     otlp,
+    // weftctl up's Prometheus addon (when installed): it finds the proxies through the target files weftctl writes.
+    ...(state.prometheus
+      ? {
+          prometheus: {
+            async value(promql: string) {
+              const samples = await prometheusQuery(state, promql);
+              if (samples.length > 1) throw new Error(`Prometheus query ${promql}: ${samples.length} series, expected one (sum them)`);
+              return samples[0]?.value;
+            },
+          },
+        }
+      : {}),
     async apply(files) {
       await runWeftctl(`weftctl apply -f ${files.join(' -f ')}`, (x) => apply({ ...io, files }, x));
     },

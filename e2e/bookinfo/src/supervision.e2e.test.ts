@@ -169,7 +169,7 @@ function meshProcesses(): number[] {
 }
 
 async function start(): Promise<LocalMesh> {
-  const m = await startLocalMesh({ stateDir, loopbackNet: net, ingressAddress: `${net}.9`, ingressPort: 8080, timeoutMs: 150_000 });
+  const m = await startLocalMesh({ stateDir, loopbackNet: net, ingressAddress: `${net}.9`, ingressPort: 8080, timeoutMs: 150_000, addons: false });
   m.onSupervision((e) => supervision.push({ at: Date.now(), text: `${e.name}: ${e.type}${e.type === 'ready' ? ` (down ${e.downMs} ms)` : ''}` }));
   base = m.url.replace(/\/productpage$/, '');
   return m;
@@ -308,7 +308,7 @@ describe('weftctl up restarts what dies (local mesh, SIGKILL during a request lo
     expect(meshProcesses()).toEqual([]);
     for (const pid of pids) expect(() => readFileSync(`/proc/${pid}/environ`), `pid ${pid}`).toThrow();
     const progress: string[] = [];
-    mesh = await startLocalMesh({ stateDir, loopbackNet: net, ingressAddress: `${net}.9`, ingressPort: 8080, timeoutMs: 150_000, onProgress: (c, t) => progress.push(`${c} ${t}`) });
+    mesh = await startLocalMesh({ stateDir, loopbackNet: net, ingressAddress: `${net}.9`, ingressPort: 8080, timeoutMs: 150_000, addons: false, onProgress: (c, t) => progress.push(`${c} ${t}`) });
     base = mesh.url.replace(/\/productpage$/, '');
     expect(mesh.keptConfig).toEqual(
       expect.arrayContaining(['destinationrule.networking.istio.io/details', 'destinationrule.networking.istio.io/reviews', 'virtualservice.networking.istio.io/reviews', 'virtualservice.networking.istio.io/ratings']),

@@ -20,7 +20,7 @@ export const hostPackages: readonly HostPackage[] = [
   { name: 'iproute2', commands: ['ip', 'ss'], usedBy: 'network-namespace tests (root), the weftctl up test (ss)' },
   { name: 'iptables', commands: ['iptables', 'iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore'], usedBy: 'network-namespace capture tests (root)' },
   { name: 'util-linux', commands: ['setpriv', 'nsenter'], usedBy: 'network-namespace tests and weftctl up as another user (root)' },
-  { name: 'prometheus', commands: ['prometheus'], usedBy: 'e2e/proxy telemetry (Prometheus scrapes the proxies)' },
+  { name: 'prometheus', commands: ['prometheus', 'promtool'], usedBy: 'e2e/proxy telemetry (Prometheus scrapes the proxies)' },
   { name: 'chromium', commands: ['chromium'], usedBy: 'the e2e/bookinfo screenshot' },
   { name: 'haproxy', commands: ['haproxy'], usedBy: 'bench/proxy (its HAProxy rows; `npm run bench`)' },
   // the kind script cannot run here (no Docker daemon): shellcheck is how it is checked at all

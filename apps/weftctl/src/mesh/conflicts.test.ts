@@ -50,7 +50,7 @@ describe('conflicting VirtualServices in a running mesh', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'weftctl-conflicts-'));
     stateDir = join(dir, 'state');
-    mesh = await startLocalMesh({ stateDir, loopbackNet: '127.0.64', ingressPort: 0, timeoutMs: 150_000 });
+    mesh = await startLocalMesh({ stateDir, loopbackNet: '127.0.64', ingressPort: 0, timeoutMs: 150_000, addons: false });
   }, 180_000);
 
   afterAll(async () => {

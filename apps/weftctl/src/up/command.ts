@@ -16,6 +16,8 @@ export interface UpFlags {
   fresh?: boolean | undefined;
   /** Keep weftd's plaintext, unauthenticated xDS port open. */
   plaintextXds?: boolean | undefined;
+  /** Without the addons (Prometheus). */
+  noAddons?: boolean | undefined;
 }
 
 export interface UpIo {
@@ -112,6 +114,7 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
         ...(timeoutMs ? { timeoutMs } : {}),
         ...(flags.fresh ? { fresh: true } : {}),
         ...(flags.plaintextXds ? { plaintextXds: true } : {}),
+        ...(flags.noAddons ? { addons: false } : {}),
         onProgress: (component, text) => io.out(`  ${pad(since(), 6)} ${pad(component, 14)} ${text}\n`),
         signal: abort.signal,
       });

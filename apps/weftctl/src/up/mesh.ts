@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type Config, silentLogger } from '@weft/model';
 import { type ObjectToWrite, originOf, prepareConfigDir, readAndValidate, upOrigin, writeObjects } from './config-dir.ts';
 import { type LogLine, stopGroups, stopPids } from './processes.ts';
+import { type PrometheusAddon, startPrometheus } from './prometheus.ts';
 import { type AppState, isMeshProcess, markedProcesses, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, type RunState, statePids, stateFile, writeState } from './state.ts';
 import { canBind, type ListenAddress, Supervised, type SupervisionEvent } from './supervisor.ts';
 import { ingressConfigs, moveAddress, withAddressesMoved, type Workload, workloadsOf } from './topology.ts';
@@ -57,6 +58,8 @@ export interface LocalMeshOptions {
    * (proxyless gRPC clients, debugging). Off by default; the mesh's proxies use the TLS port either way.
    */
   plaintextXds?: boolean;
+  /** Start the addons (Prometheus, when installed) with the mesh; default true. The start then also waits (at most 20 s) for every target to be scraped. */
+  addons?: boolean;
 }
 
 export interface LocalMesh {
@@ -191,7 +194,9 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   const env = { ...process.env, [meshEnvVar]: stateDir };
   // One write at a time: components come up concurrently.
   let saving: Promise<void> = Promise.resolve();
-  const save = () => (saving = saving.then(() => writeState(state)));
+  let prometheus: PrometheusAddon | undefined;
+  // Prometheus's target files follow mesh.json.
+  const save = () => (saving = saving.then(() => writeState(state)).then(() => prometheus?.update(state)));
 
   /**
    * Starts a component under supervision. `args` is read again at each restart (ports first given
@@ -202,10 +207,12 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     name: string,
     args: () => string[],
     file: string,
-    how: { ready: (l: LogLine) => boolean; entry: () => { pid: number; run?: RunState } | undefined; listens?: () => ListenAddress[]; env?: NodeJS.ProcessEnv },
+    how: { ready: (l: LogLine) => boolean; entry: () => { pid: number; run?: RunState } | undefined; listens?: () => ListenAddress[]; env?: NodeJS.ProcessEnv; command?: string },
   ): Supervised => {
     if (o.signal?.aborted) throw new Error('interrupted');
-    const s = new Supervised({ name, args, logFile: join(logDir, file), env: { ...env, ...how.env }, ready: how.ready, ...(how.listens ? { listens: how.listens } : {}) });
+    // An addon still preparing when a failed start stopped everything must not start afterwards.
+    if (stopping) throw new Error('the mesh is stopping');
+    const s = new Supervised({ name, args, logFile: join(logDir, file), env: { ...env, ...how.env }, ready: how.ready, ...(how.listens ? { listens: how.listens } : {}), ...(how.command ? { command: how.command } : {}) });
     supervised.push(s);
     s.onEvent((e) => {
       const entry = how.entry();
@@ -304,6 +311,16 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     };
     progress('ca', `root certificate in ${caDir}`);
 
+    // Prometheus starts beside the mesh and finds the proxies as they come up; it is waited for at the end.
+    const addons =
+      o.addons === false
+        ? undefined
+        : startPrometheus({ stateDir, state, spawn, save, progress, timeoutMs: remaining() }).then(
+            (p) => {
+              prometheus = p;
+            },
+            (e: Error) => progress('prometheus', `could not start, the mesh runs without it: ${e.message}`),
+          );
     const logLevel = o.logLevel ?? 'info';
     // Local mode's trust boundary: every port of weftd and the proxies serves only this user's processes.
     const ownerFlags = process.getuid ? ['--owner-uid', String(process.getuid())] : [];
@@ -543,6 +560,8 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     state.url = url;
     state.readyAt = new Date().toISOString();
     await save();
+    await addons;
+    await prometheus?.ready(20_000, Date.parse(state.readyAt), o.signal);
     return {
       state,
       url,

@@ -14,8 +14,10 @@ export interface LogLine {
 export interface ComponentOptions {
   /** Shown in messages: `weftd`, `sidecar reviews-v2`. */
   name: string;
-  /** Node script and its arguments (run with this Node). */
+  /** Node script and its arguments (run with this Node), or the arguments of `command`. */
   args: readonly string[];
+  /** An executable to run instead of this Node (an addon such as /usr/bin/prometheus). */
+  command?: string;
   env?: NodeJS.ProcessEnv;
   /** Appends stdout and stderr here. */
   logFile: string;
@@ -41,7 +43,9 @@ export class Component {
     this.logFile = o.logFile;
     this.#log = createWriteStream(o.logFile, { flags: 'a' });
     // detached: a process group of its own, so signals are ours to send.
-    this.child = spawn(process.execPath, [...o.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: o.env ?? process.env });
+    this.child = spawn(o.command ?? process.execPath, [...o.args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: o.env ?? process.env });
+    // A command that cannot be executed reports it as an 'error' event after the throw below: not an uncaught one.
+    this.child.on('error', () => {});
     if (this.child.pid === undefined) throw new Error(`could not start ${o.name}`);
     this.pid = this.child.pid;
     for (const stream of [this.child.stdout!, this.child.stderr!]) {

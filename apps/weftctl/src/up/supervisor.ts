@@ -45,6 +45,8 @@ export interface SupervisedOptions {
   name: string;
   /** The command line of each start (Node script and arguments), evaluated at each start. */
   args: () => readonly string[];
+  /** An executable to run instead of this Node (see ComponentOptions.command). */
+  command?: string;
   logFile: string;
   env?: NodeJS.ProcessEnv;
   /** The log line that says it is ready (a restart counts as back then). */
@@ -185,7 +187,7 @@ export class Supervised {
   }
 
   #spawn(): Component {
-    const c = new Component({ name: this.name, args: this.#o.args(), logFile: this.logFile, ...(this.#o.env ? { env: this.#o.env } : {}) });
+    const c = new Component({ name: this.name, args: this.#o.args(), logFile: this.logFile, ...(this.#o.command ? { command: this.#o.command } : {}), ...(this.#o.env ? { env: this.#o.env } : {}) });
     this.#current = c;
     this.#phase = 'starting';
     this.#nextStartAt = undefined;

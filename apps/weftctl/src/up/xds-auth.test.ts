@@ -72,7 +72,7 @@ describe('the local mesh (weftctl up): plaintext xDS off, impostors refused', ()
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'weftctl-xds-auth-'));
     stateDir = join(dir, 'state');
-    mesh = await startLocalMesh({ stateDir, loopbackNet: '127.0.62', ingressPort: 0, timeoutMs: 150_000 });
+    mesh = await startLocalMesh({ stateDir, loopbackNet: '127.0.62', ingressPort: 0, timeoutMs: 150_000, addons: false });
   }, 180_000);
 
   afterAll(async () => {
