@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseYamlDocuments } from '@weft/model';
 import { noteSkip } from '@weft/testing';
 import { describe, expect, it } from 'vitest';
-import { allPanels, builtinVariables, type Dashboard, dashboardsDir, grafanaAddonDir, loadDashboards, panelQueries, type Substitution, substitute, variableQueries, variableQueryExpr, variablesIn } from './panels.ts';
+import { allPanels, builtinVariables, type Dashboard, dashboardsDir, fallbackReasons, grafanaAddonDir, loadDashboards, panelQueries, type Substitution, substitute, variableQueries, variableQueryExpr, variablesIn } from './panels.ts';
 
 const dashboards = loadDashboards();
 const substitution: Substitution = { variables: { service: 'reviews.default.svc.cluster.local', namespace: 'default', workload: 'reviews-v2', datasource: 'prometheus' }, rateInterval: '1m', interval: '15s', range: '15m' };
@@ -116,6 +116,16 @@ describe('the Grafana dashboards (deploy/addons/grafana/dashboards)', () => {
     const service = queries.find((q) => q.dashboardUid === 'weft-service' && q.panel === 'Requests per second');
     expect(service?.expr).toBe('sum(rate(istio_requests_total{reporter="destination",destination_service="reviews.default.svc.cluster.local"}[1m]))');
     expect(variableQueries(substitution, dashboards).map((v) => `${v.dashboardUid} ${v.variable}`)).toEqual(['weft-service service', 'weft-workload namespace', 'weft-workload workload']);
+  });
+
+  it('fall back to `or vector(0)` only for a listed reason, on metrics the mesh’s code exports', () => {
+    const queries = panelQueries(substitution, dashboards).filter((q) => / or vector\(0\)\)?/.test(q.expr));
+    expect(queries.length).toBeGreaterThan(0);
+    for (const q of queries) expect(fallbackReasons.some((r) => q.expr.includes(r.match)) || q.expr.includes('connection_security_policy="mutual_tls"'), `${q.dashboardUid} / ${q.panel}: ${q.expr}`).toBe(true);
+    for (const r of fallbackReasons) expect(queries.some((q) => q.expr.includes(r.match)), `${r.match} is used by no panel`).toBe(true);
+    // each metric name is written out where it is exported (proxy telemetry, pilot, citadel)
+    const sources = ['packages/proxy/src/telemetry/metrics.ts', 'packages/pilot/src/server/metrics.ts', 'packages/citadel/src/metrics.ts'].map((f) => readFileSync(join(grafanaAddonDir, '../../..', f), 'utf8')).join('\n');
+    for (const r of fallbackReasons.filter((x) => /^[a-z_]+$/.test(x.match))) expect(sources, r.match).toContain(`'${r.match}'`);
   });
 
   it.skipIf(promtoolSkip !== undefined)('have queries that all parse as PromQL (promtool check rules)', () => {

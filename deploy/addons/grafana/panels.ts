@@ -218,3 +218,18 @@ export function variableQueries(s: Substitution, dashboards: readonly Dashboard[
   }
   return out;
 }
+
+/**
+ * Why a panel may show 0 through `... or vector(0)` after ordinary traffic: the metric (or the
+ * label value) has no samples until something happens. A prom-client counter with labels, like a
+ * proxy's TCP counters, exports no series before its first increment. `match` is a metric name or
+ * a matcher as the queries write it; the e2e test accepts an all-fallback answer only for these.
+ */
+export const fallbackReasons: readonly { match: string; why: string }[] = [
+  { match: 'istio_tcp_received_bytes_total', why: 'no TCP traffic (every BookInfo service speaks HTTP)' },
+  { match: 'istio_tcp_sent_bytes_total', why: 'no TCP traffic (every BookInfo service speaks HTTP)' },
+  { match: 'pilot_total_xds_rejects', why: 'no proxy rejected (NACKed) a push' },
+  { match: 'pilot_xds_generate_errors', why: 'weftd generated every xDS response' },
+  { match: 'citadel_server_csr_refused_count', why: 'the CA refused no CSR' },
+  { match: 'response_code=~"5.."', why: 'no server sidecar answered a 5xx' },
+];
