@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, silentLogger } from '@weft/model';
 import { type ObjectToWrite, originOf, prepareConfigDir, readAndValidate, upOrigin, writeObjects } from './config-dir.ts';
+import { pickOtlpPort, startDashboard, writeTracingMeshConfig } from './dashboard.ts';
 import { type LogLine, stopGroups, stopPids } from './processes.ts';
 import { type PrometheusAddon, startPrometheus } from './prometheus.ts';
 import { type AppState, isMeshProcess, markedProcesses, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, type RunState, statePids, stateFile, writeState } from './state.ts';
@@ -23,6 +24,7 @@ const bins = {
   proxy: join(repoRoot, 'apps/proxy/bin/weft-proxy.js'),
   ingress: join(repoRoot, 'apps/ingress/bin/weft-ingress.js'),
   bookinfo: join(repoRoot, 'examples/bookinfo/apps/bin/bookinfo.js'),
+  dashboard: join(repoRoot, 'apps/dashboard/bin/weft-dashboard.js'),
 };
 
 export const defaultTopology = [join(repoRoot, 'examples/bookinfo/platform/local/bookinfo.yaml')];
@@ -324,11 +326,15 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     const logLevel = o.logLevel ?? 'info';
     // Local mode's trust boundary: every port of weftd and the proxies serves only this user's processes.
     const ownerFlags = process.getuid ? ['--owner-uid', String(process.getuid())] : [];
+    // The dashboard's OTLP port is weftd's tracing provider when the user gave no mesh config: picked
+    // before weftd starts, kept across restarts of either.
+    const otlpPort = o.addons === false ? undefined : await pickOtlpPort();
+    const meshConfig = o.meshConfig ? resolve(o.meshConfig) : otlpPort !== undefined ? await writeTracingMeshConfig(stateDir, otlpPort) : undefined;
     // Ports are picked by weftd at its first start (0) and kept for its restarts: the proxies have them.
     const weftdPort = (p: number | undefined) => String(p !== undefined && Number.isInteger(p) ? p : 0);
     const weftd = spawn(
       'weftd',
-      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', o.plaintextXds ? weftdPort(state.weftd?.xdsPort) : 'off', '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...ownerFlags, ...(o.meshConfig ? ['--mesh-config', resolve(o.meshConfig)] : [])],
+      () => [bins.weftd, '--config-dir', configDir, '--ca-dir', caDir, '--xds-port', o.plaintextXds ? weftdPort(state.weftd?.xdsPort) : 'off', '--ca-port', weftdPort(state.weftd?.caPort), '--monitoring-port', weftdPort(state.weftd?.monitoringPort), '--log-level', logLevel, ...ownerFlags, ...(meshConfig ? ['--mesh-config', meshConfig] : [])],
       'weftd.log',
       {
         ready: (l) => l.msg === 'weftd ready',
@@ -357,6 +363,14 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       progress('weftd', `xDS 127.0.0.1:${l.caPort} (TLS, authenticated; and the CA)${plaintext}, debug http://127.0.0.1:${l.monitoringPort}/debug`);
       return state.weftd;
     });
+    // The dashboard reads weftd (and Prometheus, the proxies) from mesh.json: it starts once weftd serves.
+    const dashboard =
+      otlpPort === undefined
+        ? undefined
+        : weftdReady.then(
+            () => startDashboard({ bin: bins.dashboard, stateDir, state, spawn, save, progress, otlpPort, ownerFlags, logLevel, timeoutMs: remaining() }),
+            () => undefined,
+          );
 
     const startApp = async (w: Workload): Promise<AppState> => {
       // The port is picked at the first start and kept for restarts: the sidecar forwards to it.
@@ -561,6 +575,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     state.readyAt = new Date().toISOString();
     await save();
     await addons;
+    await dashboard;
     await prometheus?.ready(20_000, Date.parse(state.readyAt), o.signal);
     return {
       state,
