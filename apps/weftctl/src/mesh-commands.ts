@@ -9,12 +9,13 @@ import { describe } from './mesh/describe.ts';
 import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
 import { proxyStatus } from './mesh/proxy-status.ts';
 import { status } from './mesh/status.ts';
+import { why, WhyUsageError } from './mesh/why.ts';
 import { NotAnsweringError, notAnsweringMessage } from './mesh/client.ts';
 import { up, UpUsageError } from './up/command.ts';
 import { stopLocalMesh } from './up/mesh.ts';
 import { defaultStateDir, NoMeshError, readState } from './up/state.ts';
 
-export const meshCommands = ['up', 'down', 'status', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe'] as const;
+export const meshCommands = ['up', 'down', 'status', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe', 'why'] as const;
 
 export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS] [--fresh] [--plaintext-xds] [--no-addons]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
@@ -38,7 +39,11 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
       A proxy's configuration, from its admin port (WORKLOAD: reviews-v2, istio-ingressgateway...); on a
       cluster, from the pod's 15000 over a port-forward (WORKLOAD: a pod, or a Deployment, which picks one of its pods).
   weftctl describe WORKLOAD [-o text|json] [--state-dir DIR]
-      The services, routing rules and policies that apply to a workload, and why.`;
+      The services, routing rules and policies that apply to a workload, and why.
+  weftctl why WORKLOAD URL [-H 'NAME: VALUE']... [-o text|json] [--state-dir DIR]
+      Where WORKLOAD's proxy would send a request for URL (e.g. http://reviews:9080/reviews/0) with
+      these headers: listener, route and its match, weights, cluster and the endpoint it takes next,
+      and why, step by step. The proxy decides with its own routing code and changes nothing.`;
 
 /** The flags each command takes besides -h/--help: the parser refuses others, and `weftctl COMMAND --help` lists these. */
 export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (keyof typeof options)[]> = {
@@ -50,6 +55,7 @@ export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (k
   'proxy-status': ['output', 'state-dir'],
   'proxy-config': ['output', 'state-dir', 'namespace', 'kubeconfig', 'kube'],
   describe: ['output', 'state-dir'],
+  why: ['header', 'output', 'state-dir'],
 };
 
 export class MeshUsageError extends Error {}
@@ -84,6 +90,7 @@ const options = {
   'no-addons': { type: 'boolean' },
   kubeconfig: { type: 'string' },
   kube: { type: 'boolean' },
+  header: { type: 'string', short: 'H', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -99,7 +106,7 @@ export async function runMeshCommand(argv: readonly string[], io: Io): Promise<n
   try {
     return await run(argv, io);
   } catch (e) {
-    if (e instanceof MeshUsageError || e instanceof UpUsageError) {
+    if (e instanceof MeshUsageError || e instanceof UpUsageError || e instanceof WhyUsageError) {
       io.err(`weftctl: ${e.message}\nRun 'weftctl --help' for usage.\n`);
       return 2;
     }
@@ -184,6 +191,12 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       if (!workload) throw new MeshUsageError('describe needs a workload (weftctl proxy-status lists them)');
       noMore(1);
       return describe({ stateDir, workload, format }, io);
+    }
+    case 'why': {
+      const [workload, url] = rest;
+      if (!workload || !url) throw new MeshUsageError("why needs a workload and a URL, e.g. weftctl why productpage-v1 http://reviews:9080/reviews/0 -H 'end-user: jason'");
+      noMore(2);
+      return why({ stateDir, workload, url, headers: values.header ?? [], format }, io);
     }
     default:
       throw new MeshUsageError(`unknown command ${JSON.stringify(command)}`);
