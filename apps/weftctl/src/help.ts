@@ -33,6 +33,7 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'no-gateway', text: 'install: without the ingress gateway' },
   { long: 'purge', text: 'uninstall: also delete the CRDs, and with them every Istio and Gateway API object in the cluster' },
   { long: 'pre', text: 'check: the checks before an install (API server, version, permissions to install)' },
+  { long: 'open', text: 'dashboard: also open the URL in a browser (xdg-open)' },
   { long: 'header', short: 'H', arg: "'NAME: VALUE'", text: 'why: a request header; repeat for more' },
   { long: 'help', short: 'h', text: 'this text' },
 ];

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { apply, remove } from './mesh/apply.ts';
 import { applyKube, removeKube } from './mesh/apply-kube.ts';
+import { dashboard, type DashboardTarget, dashboardTargets } from './mesh/dashboard.ts';
 import { describe } from './mesh/describe.ts';
 import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
 import { proxyStatus } from './mesh/proxy-status.ts';
@@ -15,7 +16,7 @@ import { up, UpUsageError } from './up/command.ts';
 import { stopLocalMesh } from './up/mesh.ts';
 import { defaultStateDir, NoMeshError, readState } from './up/state.ts';
 
-export const meshCommands = ['up', 'down', 'status', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe', 'why'] as const;
+export const meshCommands = ['up', 'down', 'status', 'apply', 'delete', 'proxy-status', 'proxy-config', 'describe', 'dashboard', 'why'] as const;
 
 export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopback-net 127.0.N] [--mesh-config FILE] [--log-level LEVEL] [--timeout SECONDS] [--fresh] [--plaintext-xds] [--no-addons]
       Start the local mesh (weftd, the ingress gateway, BookInfo and a sidecar per workload; no root);
@@ -43,7 +44,10 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
   weftctl why WORKLOAD URL [-H 'NAME: VALUE']... [-o text|json] [--state-dir DIR]
       Where WORKLOAD's proxy would send a request for URL (e.g. http://reviews:9080/reviews/0) with
       these headers: listener, route and its match, weights, cluster and the endpoint it takes next,
-      and why, step by step. The proxy decides with its own routing code and changes nothing.`;
+      and why, step by step. The proxy decides with its own routing code and changes nothing.
+  weftctl dashboard [weft|prometheus] [--open] [--state-dir DIR]
+      The URL of the local mesh's dashboard (graph, services, proxies, traces, why), or of Prometheus
+      through it (no password asked); --open opens it with xdg-open.`;
 
 /** The flags each command takes besides -h/--help: the parser refuses others, and `weftctl COMMAND --help` lists these. */
 export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (keyof typeof options)[]> = {
@@ -55,6 +59,7 @@ export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (k
   'proxy-status': ['output', 'state-dir'],
   'proxy-config': ['output', 'state-dir', 'namespace', 'kubeconfig', 'kube'],
   describe: ['output', 'state-dir'],
+  dashboard: ['open', 'state-dir'],
   why: ['header', 'output', 'state-dir'],
 };
 
@@ -90,6 +95,7 @@ const options = {
   'no-addons': { type: 'boolean' },
   kubeconfig: { type: 'string' },
   kube: { type: 'boolean' },
+  open: { type: 'boolean' },
   header: { type: 'string', short: 'H', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -191,6 +197,12 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
       if (!workload) throw new MeshUsageError('describe needs a workload (weftctl proxy-status lists them)');
       noMore(1);
       return describe({ stateDir, workload, format }, io);
+    }
+    case 'dashboard': {
+      const [target = 'weft'] = rest;
+      if (!(dashboardTargets as readonly string[]).includes(target)) throw new MeshUsageError(`dashboard shows ${dashboardTargets.join(' or ')}, not ${JSON.stringify(target)}`);
+      noMore(1);
+      return dashboard({ stateDir, target: target as DashboardTarget, open: values.open === true }, io);
     }
     case 'why': {
       const [workload, url] = rest;
