@@ -38,7 +38,14 @@ async function freeLoopbackNet(): Promise<string> {
 async function runWeftctl(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await weftctl(args, { out: (s) => void (out += s), err: (s) => void (err += s) });
+  const code = await weftctl(args, {
+    out: (s) => {
+      out += s;
+    },
+    err: (s) => {
+      err += s;
+    },
+  });
   return { code, out, err };
 }
 
