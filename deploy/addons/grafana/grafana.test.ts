@@ -88,6 +88,27 @@ describe('the Grafana dashboards (deploy/addons/grafana/dashboards)', () => {
     }
   });
 
+  it('link series to the service and workload dashboards with variables the target defines and labels every query keeps', () => {
+    const byUid = new Map(dashboards.map((d) => [d.uid, d]));
+    let links = 0;
+    for (const d of dashboards) {
+      for (const p of allPanels(d)) {
+        for (const link of p.fieldConfig?.defaults?.links ?? []) {
+          links++;
+          const url = new URL(link.url, 'http://grafana');
+          const target = byUid.get(/^\/d\/([^/]+)\//.exec(url.pathname)?.[1] ?? '');
+          expect(target, `${d.uid} ${p.title}: ${link.url} names no dashboard of these`).toBeDefined();
+          const vars = new Set(target!.templating.list.map((v) => v.name));
+          for (const key of url.searchParams.keys()) if (key.startsWith('var-')) expect(vars.has(key.slice(4)), `${d.uid} ${p.title}: ${key} is not a variable of ${target!.uid}`).toBe(true);
+          for (const m of `${link.title} ${link.url}`.matchAll(/\$\{__field\.labels\.(\w+)\}/g)) {
+            for (const t of p.targets ?? []) expect(t.expr, `${d.uid} ${p.title}: the link uses ${m[1]}, which the query does not keep`).toMatch(new RegExp(`by \\([^)]*\\b${m[1]}\\b`));
+          }
+        }
+      }
+    }
+    expect(links).toBeGreaterThan(0);
+  });
+
   it('the datasource variable offers Prometheus datasources, and the other variables query it', () => {
     for (const d of dashboards) {
       expect(d.templating.list[0], d.uid).toMatchObject({ name: 'datasource', type: 'datasource', query: 'prometheus' });

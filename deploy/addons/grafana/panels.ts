@@ -32,6 +32,8 @@ export interface Panel {
   datasource?: DataSourceRef;
   gridPos?: { h: number; w: number; x: number; y: number };
   targets?: Target[];
+  /** Data links: Grafana fills `${__field.labels.<name>}` from the series clicked. */
+  fieldConfig?: { defaults?: { links?: { title: string; url: string }[] } };
   /** A collapsed row keeps its panels here. */
   panels?: Panel[];
 }
