@@ -22,8 +22,13 @@ const messages: Record<string, string> = {
   [TypeUrl.ClusterLoadAssignment]: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
 };
 
-/** What pilot sends productpage-v1's sidecar (127.0.0.10) with BookInfo's local platform YAML plus `networking` files (or YAML text). */
-export function bookinfoSnapshot(networking: readonly string[]): XdsSnapshot {
+const nodes = {
+  productpage: { id: 'sidecar~127.0.0.10~productpage-v1.default~default.svc.cluster.local', metadata: { LABELS: { app: 'productpage', version: 'v1' }, NAMESPACE: 'default' } },
+  ingress: { id: 'router~127.0.0.100~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local', metadata: { LABELS: { istio: 'ingressgateway' }, NAMESPACE: 'istio-system' } },
+};
+
+/** What pilot sends productpage-v1's sidecar (127.0.0.10), or the ingress gateway, with BookInfo's local platform YAML plus `networking` files (or YAML text). */
+export function bookinfoSnapshot(networking: readonly string[], node: keyof typeof nodes = 'productpage'): XdsSnapshot {
   const store = new MemoryConfigStore();
   const texts = [bookinfoFile('platform/local/bookinfo.yaml'), ...networking.map((n) => (n.includes('\n') ? n : bookinfoFile(`networking/${n}`)))];
   texts.forEach((text, i) => {
@@ -31,7 +36,7 @@ export function bookinfoSnapshot(networking: readonly string[]): XdsSnapshot {
     for (const x of r.resources) if (x.config) store.upsert(x.config as Config);
   });
   const push = buildPushContext({ store, registry: new ServiceEntryRegistry(store), mesh: defaultMeshConfig, version: 'test' });
-  const proxy = proxyFromNode({ id: 'sidecar~127.0.0.10~productpage-v1.default~default.svc.cluster.local', metadata: { LABELS: { app: 'productpage', version: 'v1' }, NAMESPACE: 'default' } });
+  const proxy = proxyFromNode(nodes[node]);
   const gen = <T>(typeUrl: string, names?: string[]): Map<string, T> => {
     const out = new Map<string, T>();
     for (const r of envoyGenerators[typeUrl]!(push, proxy, { typeUrl, ...(names ? { names } : {}) })) {
@@ -65,10 +70,10 @@ export interface WhyFixture {
 }
 
 /** The proxy's own managers over `snap` (nothing bound: listeners are only asked where requests go). */
-export function whyFixture(snap: XdsSnapshot, mode: 'local' | 'capture' = 'local', random: () => number = Math.random): WhyFixture {
+export function whyFixture(snap: XdsSnapshot, mode: 'local' | 'capture' | 'gateway' = 'local', random: () => number = Math.random): WhyFixture {
   const clusters = createClusterManager({ random });
   clusters.update(snap);
-  const listeners = new ListenerManager({ kind: 'sidecar', mode, clusters, routing: createHttpRouting(clusters), ...(mode === 'local' ? { bindAddress: '127.0.0.10' } : {}) });
+  const listeners = new ListenerManager({ kind: mode === 'gateway' ? 'router' : 'sidecar', mode: mode === 'gateway' ? 'local' : mode, clusters, routing: createHttpRouting(clusters), ...(mode === 'local' ? { bindAddress: '127.0.0.10' } : {}) });
   return {
     clusters,
     listeners,

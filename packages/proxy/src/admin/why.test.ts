@@ -105,6 +105,23 @@ describe('/debug/why: the proxy’s own decisions', () => {
     expect(a.endpoint).toMatchObject({ address: 'example.com', port: 80 });
   });
 
+  it('the ingress gateway: its listener at the port, the bookinfo VirtualService, and 404 (NR) for paths it does not expose', () => {
+    const snap = bookinfoSnapshot(['bookinfo-gateway.yaml'], 'ingress');
+    const { source } = whyFixture(snap, 'gateway');
+    const listener = [...snap.listeners.values()][0]!;
+    const port = listener.address?.socket_address?.port_value ?? 0;
+    const page = ask(source, `authority=bookinfo.example&path=/productpage&port=${port}`);
+    expect(page.listener).toBe(listener.name);
+    expect(page.route?.config).toBe('/apis/networking.istio.io/v1/namespaces/default/virtual-service/bookinfo');
+    expect(page.cluster).toBe('outbound|9080||productpage.default.svc.cluster.local');
+    expect(page.endpoint?.address).toBe(addressOf('productpage-v1'));
+    expect(page.why[0]).toBe(`Gateway: listener ${listener.name} is bound at port ${port}.`);
+    const hidden = ask(source, `authority=bookinfo.example&path=/admin&port=${port}`);
+    expect(hidden.direct).toEqual({ status: 404, kind: 'no_route' });
+    expect(hidden.cluster).toBeNull();
+    expect(ask(source, 'authority=bookinfo.example&path=/productpage&port=1').listener).toBeNull();
+  });
+
   it('asking changes nothing: round robin’s next endpoint and the random source are where they were', () => {
     // reviews without subsets or VirtualService: one cluster over v1, v2 and v3.
     const roundRobin = `apiVersion: networking.istio.io/v1

@@ -201,7 +201,8 @@ export function explainRequest(q: WhyQuery, src: WhySource): WhyAnswer | { error
     const http = t.http!;
     const { settings, routes } = chainRouting(http, t.routes);
     out.routeConfig = t.routes?.name ?? null;
-    why.push(`Filter chain ${t.chain ?? '(catch-all)'}: HTTP, route configuration ${t.routes ? `${t.routes.name}${http.routeName !== undefined ? ' (RDS)' : ' (inline)'}` : `${http.routeName} (not received: every request gets 404 NR)`}.`);
+    if (t.passthrough) why.push(`virtualOutbound's catch-all (filter chain ${t.chain ?? 'none'}) spoken as HTTP: one route, to ${t.passthrough}.`);
+    else why.push(`Filter chain ${t.chain}: HTTP, route configuration ${t.routes ? `${t.routes.name}${http.routeName !== undefined ? ' (RDS)' : ' (inline)'}` : `${http.routeName} (not received: every request gets 404 NR)`}.`);
     const target = routingTarget(q.path, q.authority, settings, q.port);
     // As the connection manager sets it before routing (require_tls reads it).
     const routed: IncomingHttpHeaders = { ...headers };
@@ -209,6 +210,10 @@ export function explainRequest(q: WhyQuery, src: WhySource): WhyAnswer | { error
     const view = new RequestView(q.method, target.authority, target.path, 'http', routed);
     const d = decideRoute(routes, view, random);
     out.virtualHost = d.virtualHost?.name ?? null;
+    if (!routes) {
+      out.direct = { status: 404, kind: 'no_route' };
+      return out;
+    }
     if (!d.virtualHost) {
       why.push(`No virtual host of ${out.routeConfig} has a domain matching ${target.authority}: 404 (NR).`);
       out.direct = { status: 404, kind: 'no_route' };
