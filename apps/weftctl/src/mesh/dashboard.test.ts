@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../main.ts';
 import { type MeshState, processStart, writeState } from '../up/state.ts';
+import { componentStatuses } from './status.ts';
 
 async function weftctl(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -52,6 +53,15 @@ describe('weftctl dashboard', () => {
     expect(await weftctl(['dashboard', '--state-dir', dir])).toEqual({ code: 0, out: 'http://127.0.0.1:41234/\n', err: '' });
     expect(await weftctl(['dashboard', 'weft', '--state-dir', dir])).toMatchObject({ code: 0, out: 'http://127.0.0.1:41234/\n' });
     expect(await weftctl(['dashboard', 'prometheus', '--state-dir', dir])).toMatchObject({ code: 0, out: 'http://127.0.0.1:41234/prometheus/\n' });
+  });
+
+  it('weftctl status lists the addons after the workloads', () => {
+    const rows = componentStatuses(mesh({ dashboard: { ...dashboard, run: { phase: 'running', restarts: 1, since: new Date().toISOString(), failures: 0, crashLoop: false } }, prometheus }));
+    expect(rows.map((r) => [r.name, r.kind, r.state, r.restarts])).toEqual([
+      ['weftd', 'weftd', 'running', 0],
+      ['prometheus', 'addon', 'running', 0],
+      ['dashboard', 'addon', 'running', 1],
+    ]);
   });
 
   it('says what is missing: no mesh, no dashboard, no Prometheus; refuses other targets', async () => {

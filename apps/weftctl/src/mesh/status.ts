@@ -8,7 +8,7 @@ import { type ConfigProblem, rejectedConfig, rejectedConfigText } from './config
 
 export interface ComponentStatus {
   name: string;
-  kind: 'weftd' | 'gateway' | 'sidecar' | 'app';
+  kind: 'weftd' | 'gateway' | 'sidecar' | 'app' | 'addon';
   pid: number;
   /** running, starting, restarting (waiting for its next start), crash-loop, exited, stopped. */
   state: string;
@@ -21,7 +21,7 @@ export interface ComponentStatus {
   logFile: string;
 }
 
-/** Every component in mesh.json, weftd first, then the gateway, then each workload's app and sidecar. */
+/** Every component in mesh.json, weftd first, then the gateway, each workload's app and sidecar, then the addons. */
 export function componentStatuses(s: MeshState, now = Date.now()): ComponentStatus[] {
   const one = (name: string, kind: ComponentStatus['kind'], c: { pid: number; logFile: string; run?: RunState }): ComponentStatus => {
     const run = c.run;
@@ -52,6 +52,8 @@ export function componentStatuses(s: MeshState, now = Date.now()): ComponentStat
     if (app) out.push(one(w, 'app', app));
     if (proxy) out.push(one(w, 'sidecar', proxy));
   }
+  if (s.prometheus) out.push(one('prometheus', 'addon', s.prometheus));
+  if (s.dashboard) out.push(one('dashboard', 'addon', s.dashboard));
   return out;
 }
 
