@@ -213,6 +213,9 @@ describe.skipIf(kubectlSkip !== undefined)('the Kubernetes manifests (kubectl ku
     const objects = rendered();
     expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'Service']);
     for (const o of objects) expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe('istio-system');
+    // a client-side `kubectl apply -k` keeps the whole object in an annotation, and the API server
+    // allows 256 KiB of annotations: the dashboards' ConfigMap must fit with room to spare
+    for (const o of objects) expect(JSON.stringify(o).length, `${o.kind} ${o.metadata.name}`).toBeLessThan(200 * 1024);
     const configMaps = objects.filter((o) => o.kind === 'ConfigMap');
     const deployment = objects.find((o) => o.kind === 'Deployment')!;
     const pod = deployment.spec!.template!;
