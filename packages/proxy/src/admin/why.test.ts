@@ -97,6 +97,52 @@ describe('/debug/why: the proxy’s own decisions', () => {
     expect(other.endpoint?.address).toBe(addressOf('ratings-v1'));
   });
 
+  it('what the route answers itself: redirect, direct response, and a cluster the proxy does not have (NC)', () => {
+    const details = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: details
+spec:
+  hosts:
+  - details
+  http:
+  - match:
+    - uri:
+        prefix: /moved
+    redirect:
+      uri: /details/0
+      redirectCode: 302
+  - match:
+    - uri:
+        prefix: /gone
+    directResponse:
+      status: 410
+      body:
+        string: gone
+  - match:
+    - uri:
+        prefix: /v9
+    route:
+    - destination:
+        host: details
+        subset: v9
+  - route:
+    - destination:
+        host: details
+`;
+    const { source } = whyFixture(bookinfoSnapshot([details]));
+    const moved = ask(source, 'authority=details:9080&path=/moved');
+    expect(moved.direct).toEqual({ status: 302, kind: 'redirect' });
+    expect(moved.endpoint).toBeNull();
+    expect(ask(source, 'authority=details:9080&path=/gone').direct).toEqual({ status: 410, kind: 'direct_response' });
+    const v9 = ask(source, 'authority=details:9080&path=/v9');
+    expect(v9.cluster).toBe('outbound|9080|v9|details.default.svc.cluster.local');
+    expect(v9.direct).toEqual({ status: 503, kind: 'no_cluster' });
+    const plain = ask(source, 'authority=details:9080&path=/details/0');
+    expect(plain.direct).toBeUndefined();
+    expect(plain.endpoint?.address).toBe(addressOf('details-v1'));
+  });
+
   it('a host the mesh does not know: virtualOutbound’s catch-all, and the original destination as endpoint', () => {
     const { source } = whyFixture(testV2());
     const a = ask(source, 'authority=example.com&path=/');

@@ -16,7 +16,7 @@ import { routingTarget } from '../http/connection-manager.ts';
 import { type CompiledFault, faultAbort, faultDelay } from '../http/filters.ts';
 import type { Fraction } from '../http/matchers.ts';
 import { hashKey } from '../http/policies.ts';
-import { decideRoute, routeAnswer } from '../http/route-selection.ts';
+import { decideRoute, routeAnswer, routeAnswerStatus } from '../http/route-selection.ts';
 import { RequestView } from '../http/view.ts';
 import { hostAndPort } from '../listener/local-outbound.ts';
 import type { OutboundTarget } from '../listener/manager.ts';
@@ -257,23 +257,24 @@ export function explainRequest(q: WhyQuery, src: WhySource): WhyAnswer | { error
       }
     }
     const answer = routeAnswer(route, clusterName ? src.clusters.get(clusterName) : undefined);
-    switch (answer.kind) {
+    const status = routeAnswerStatus(route, answer);
+    switch (answer) {
       case 'direct_response':
-        why.push(`The route answers itself: direct response ${answer.status}.`);
-        out.direct = { status: answer.status, kind: 'direct_response' };
+        why.push(`The route answers itself: direct response ${status}.`);
+        out.direct = { status, kind: 'direct_response' };
         return out;
       case 'redirect':
-        why.push(`The route answers itself: redirect ${answer.status}.`);
-        out.direct = { status: answer.status, kind: 'redirect' };
+        why.push(`The route answers itself: redirect ${status}.`);
+        out.direct = { status, kind: 'redirect' };
         return out;
       case 'no_route':
         why.push('The route has no action the router can take: 404 (NR).');
-        out.direct = { status: 404, kind: 'no_route' };
+        out.direct = { status, kind: 'no_route' };
         return out;
       case 'no_cluster':
         out.cluster = clusterName ?? null;
-        why.push(`${clusterName ? `Cluster ${clusterName} is not in the proxy's configuration` : 'No cluster is named'}: ${answer.status} (NC).`);
-        out.direct = { status: answer.status, kind: 'no_cluster' };
+        why.push(`${clusterName ? `Cluster ${clusterName} is not in the proxy's configuration` : 'No cluster is named'}: ${status} (NC).`);
+        out.direct = { status, kind: 'no_cluster' };
         return out;
       case 'forward':
         break;

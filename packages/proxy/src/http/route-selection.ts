@@ -69,30 +69,42 @@ export function selectRoute(ex: Exchange): boolean {
   return true;
 }
 
-/** What a route answers itself (direct response, redirect, no action: NR, unknown cluster: NC), else the cluster to forward to. */
-export type RouteAnswer =
-  | { readonly kind: 'direct_response'; readonly status: number }
-  | { readonly kind: 'redirect'; readonly status: number }
-  | { readonly kind: 'no_route'; readonly status: 404 }
-  | { readonly kind: 'no_cluster'; readonly status: number }
-  | { readonly kind: 'forward'; readonly cluster: UpstreamCluster };
+/**
+ * What a route answers itself (a direct response, a redirect, no action: NR, an unknown cluster:
+ * NC) or `forward`, in `routeTarget`'s order. Pure, and a string so the request path allocates
+ * nothing for it; shared with admin/why.ts. The statuses are the route's (`routeAnswerStatus`).
+ */
+export type RouteAnswer = 'forward' | 'direct_response' | 'redirect' | 'no_route' | 'no_cluster';
 
-/** Pure, in `routeTarget`'s order; shared with admin/why.ts. */
 export function routeAnswer(route: CompiledRoute, cluster: UpstreamCluster | undefined): RouteAnswer {
-  if (route.directResponse) return { kind: 'direct_response', status: route.directResponse.status };
-  if (route.redirect) return { kind: 'redirect', status: route.redirect.status };
-  const action = route.action;
-  if (!action) return { kind: 'no_route', status: 404 };
-  if (!cluster) return { kind: 'no_cluster', status: action.clusterNotFoundStatus };
-  return { kind: 'forward', cluster };
+  if (route.directResponse) return 'direct_response';
+  if (route.redirect) return 'redirect';
+  if (!route.action) return 'no_route';
+  return cluster ? 'forward' : 'no_cluster';
+}
+
+/** The status of a route's own answer (0 for `forward`). */
+export function routeAnswerStatus(route: CompiledRoute, answer: RouteAnswer): number {
+  switch (answer) {
+    case 'direct_response':
+      return route.directResponse!.status;
+    case 'redirect':
+      return route.redirect!.status;
+    case 'no_route':
+      return 404;
+    case 'no_cluster':
+      return route.action!.clusterNotFoundStatus;
+    default:
+      return 0;
+  }
 }
 
 /** The route's own answers, else the cluster to forward to (undefined once answered). */
 export function routeTarget(ex: Exchange, route: CompiledRoute): UpstreamCluster | undefined {
-  const answer = routeAnswer(route, ex.upstreamCluster ? ex.ctx.clusters.get(ex.upstreamCluster) : undefined);
-  switch (answer.kind) {
+  const cluster = ex.upstreamCluster ? ex.ctx.clusters.get(ex.upstreamCluster) : undefined;
+  switch (routeAnswer(route, cluster)) {
     case 'forward':
-      return answer.cluster;
+      return cluster;
     case 'direct_response': {
       ex.drainRequest();
       const d = route.directResponse!;
@@ -115,7 +127,7 @@ export function routeTarget(ex: Exchange, route: CompiledRoute): UpstreamCluster
     case 'no_cluster':
       ex.flags.add('NC');
       ex.drainRequest();
-      localReply(ex, answer.status, '', { routeHeaders: true });
+      localReply(ex, route.action!.clusterNotFoundStatus, '', { routeHeaders: true });
       return undefined;
   }
 }
