@@ -129,9 +129,11 @@ export function webConfig(passwordHash: string): string {
   return `# Written by \`weftctl up\`: basic auth for user ${prometheusUser}; the password is in the file \`password\` beside this one.\n${stringify({ basic_auth_users: { [prometheusUser]: passwordHash } })}`;
 }
 
+let writes = 0;
+
 /** Replaces `file` in one step (Prometheus's file discovery never reads half a file). */
 async function writeAtomically(file: string, text: string, mode = 0o644): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${++writes}.tmp`;
   await writeFile(tmp, text, { mode });
   await rename(tmp, file);
 }
@@ -282,9 +284,9 @@ export async function startPrometheus(c: PrometheusAddonContext): Promise<Promet
     const t = fileSdTargets(state);
     const text = JSON.stringify(t);
     if (text === written) return;
-    written = text;
     await writeAtomically(paths.podsFile, `${JSON.stringify(t.pods, null, 2)}\n`);
     await writeAtomically(paths.envoyFile, `${JSON.stringify(t.envoy, null, 2)}\n`);
+    written = text;
   };
   await update(c.state);
   const url = `http://127.0.0.1:${port}${prometheusRoutePrefix}`;
@@ -323,6 +325,8 @@ export async function startPrometheus(c: PrometheusAddonContext): Promise<Promet
       const deadline = Date.now() + ms;
       const p = await serving;
       if (!p) return false;
+      // Whatever mesh.json says now is in the target files (a write may have come before this addon was handed over).
+      await update(c.state);
       let missing: string[] = [];
       for (;;) {
         if (signal?.aborted) return false;
