@@ -107,6 +107,21 @@ describe('weftctl why in a running mesh', () => {
     expect(a.cluster).toBe(reviews('v1'));
   }, 60_000);
 
+  it('from the ingress gateway: the page URL goes to productpage, other paths get 404 from the gateway', async () => {
+    const gateway = mesh!.state.ingress!;
+    const ask = async (url: string) => {
+      const r = await weftctl(stateDir, 'why', gateway.name, url, '-o', 'json');
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out) as WhyAnswer;
+    };
+    const page = await ask(mesh!.url);
+    expect(page.cluster).toBe('outbound|9080||productpage.default.svc.cluster.local');
+    expect(page.endpoint?.address).toBe(addressOf('productpage-v1'));
+    expect(page.why[0]).toMatch(/^Gateway: listener \S+ is bound at port \d+\.$/);
+    const hidden = await ask(mesh!.url.replace('/productpage', '/admin'));
+    expect(hidden.direct).toEqual({ status: 404, kind: 'no_route' });
+  }, 30_000);
+
   it('bad input: the proxy’s reason, exit 1; a usage error, exit 2', async () => {
     const tooMany = await weftctl(stateDir, 'why', 'productpage-v1', 'http://reviews:9080/', ...Array.from({ length: 65 }, (_, i) => ['-H', `h${i}: v`]).flat());
     expect(tooMany.code).toBe(1);
