@@ -17,6 +17,7 @@ export { generatedFiles } from './schema/outputs.ts';
 export { suggest, validateStructure } from './schema/structural.ts';
 export { allKinds } from './schemas/index.ts';
 export { DirectorySource, type DirectorySourceOptions } from './sources/directory.ts';
+export { originHeader, originLocation, parseOriginHeader } from './sources/origin.ts';
 export { canonicalJson, type ConfigEvent, type ConfigEventType, type ConfigHandler, type ConfigStore, configKey, keyOf, MemoryConfigStore, specDigest } from './store/store.ts';
 export {
   decodeResource,

@@ -144,7 +144,10 @@ describe.skipIf(skipReason)(`the dashboard on a local mesh ${skipReason ? `(skip
         for (const t of list.filter((x) => x.spans >= 4)) {
           const spans = (await get<{ spans: TraceSpan[] }>(`/api/traces/${t.traceId}`)).body.spans;
           const names = spans.map((s) => `${s.service} ${s.name}`).join('\n');
-          if (/productpage/.test(names) && /details/.test(names) && /reviews/.test(names)) return { t, spans };
+          // Each proxy exports its own spans: the trace is whole once every parent has arrived.
+          const ids = new Set(spans.map((s) => s.spanId));
+          const whole = spans.every((s) => !s.parentSpanId || ids.has(s.parentSpanId));
+          if (whole && /productpage/.test(names) && /details/.test(names) && /reviews/.test(names)) return { t, spans };
         }
         await pageViews(1);
         return undefined;
@@ -153,16 +156,15 @@ describe.skipIf(skipReason)(`the dashboard on a local mesh ${skipReason ? `(skip
       1000,
     );
     console.log(`trace ${found.t.traceId}: root ${found.t.root} (${found.t.service}), ${found.t.spans} spans, ${found.t.durationMs} ms:\n  ${found.spans.map((s) => `${s.kind} ${s.service} ${s.name}`).join('\n  ')}`);
-    // One trace: every span but the root has its parent in it.
-    const ids = new Set(found.spans.map((s) => s.spanId));
-    expect(found.spans.filter((s) => s.parentSpanId && !ids.has(s.parentSpanId))).toEqual([]);
+    expect(found.spans.filter((s) => !s.parentSpanId).map((s) => s.name)).toEqual([found.t.root]);
+    expect(found.spans.map((s) => s.service)).toEqual(expect.arrayContaining(['productpage.default', 'details.default', 'reviews.default']));
   });
 
   it('lists the VirtualService and DestinationRule of reviews with their file and line after they are applied, and answers why from the proxy', async () => {
     const files = ['destination-rule-all.yaml', 'virtual-service-reviews-test-v2.yaml'].map((f) => join(repoRoot, 'examples/bookinfo/networking', f));
     const code = await apply({ stateDir, files, namespace: 'default', waitMs: 20_000 }, { out: () => {}, err: (s) => console.log(s) });
     expect(code).toBe(0);
-    type Detail = { virtualServices: { name: string; source: { file: string; line?: number }; http: { destinations: { subset?: string; weight: number }[] }[] }[]; destinationRules: { name: string; subsets: { name: string }[] }[]; endpoints: { workload?: string; healthy: boolean }[] };
+    type Detail = { virtualServices: { name: string; source: { file: string; line?: number; configFile?: { file: string; line?: number } }; http: { destinations: { subset?: string; weight: number }[] }[] }[]; destinationRules: { name: string; subsets: { name: string }[] }[]; endpoints: { workload?: string; healthy: boolean }[] };
     const d = await until(
       'reviews with its VirtualService',
       async () => {
@@ -173,9 +175,11 @@ describe.skipIf(skipReason)(`the dashboard on a local mesh ${skipReason ? `(skip
       500,
     );
     const vs = d.virtualServices.find((v) => v.name === 'reviews')!;
-    console.log(`reviews: VirtualService ${vs.name} at ${vs.source.file}:${vs.source.line}`);
-    expect(vs.source.file).toMatch(/virtualservice.*reviews.*\.yaml$/);
+    console.log(`reviews: VirtualService ${vs.name} at ${vs.source.file}:${vs.source.line} (weftd read ${vs.source.configFile?.file}:${vs.source.configFile?.line})`);
+    // The file the user applied, and its line; weftd's copy in the config directory beside.
+    expect(vs.source.file).toBe(files[1]);
     expect(vs.source.line).toBeGreaterThan(0);
+    expect(vs.source.configFile?.file).toMatch(/\/config\/virtualservice\.networking\.istio\.io_default_reviews\.yaml$/);
     expect(vs.http.flatMap((h) => h.destinations.map((x) => x.subset))).toEqual(['v2', 'v1']);
     expect(d.destinationRules.find((x) => x.name === 'reviews')?.subsets.map((s) => s.name)).toEqual(['v1', 'v2', 'v3']);
     expect(d.endpoints.map((e) => [e.workload, e.healthy]).sort()).toEqual([

@@ -1,7 +1,8 @@
 // One poll of every source per interval, whatever the number of open pages: the API answers from
 // what the last poll brought, so a page's refresh costs weftd and Prometheus nothing. The last good
 // data of a source is kept when it fails; its SourceState says why.
-import type { Logger } from '@weft/model';
+import { open } from 'node:fs/promises';
+import { type Logger, parseOriginHeader } from '@weft/model';
 import { buildGraph, type Graph, graphQueries, type PromSample } from './graph.ts';
 import type { WeftdData } from './services.ts';
 import { type Endpoints, getJson, getText, prometheusAuth, type SourceName, type SourceState, SourceTracker } from './sources.ts';
@@ -23,6 +24,33 @@ interface WindowData {
 }
 
 export const defaultWindow = '1m';
+
+/**
+ * The origin header of each object's file (local mode: weftctl writes every applied object to a
+ * file of its own saying where it was read). Files this process cannot read are left alone.
+ */
+async function readOrigins(configs: WeftdData['configs']): Promise<void> {
+  const byFile = new Map<string, Promise<string | undefined>>();
+  const firstLine = async (file: string) => {
+    const h = await open(file, 'r');
+    try {
+      const buf = Buffer.alloc(1024);
+      const { bytesRead } = await h.read(buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead).toString('utf8').split('\n', 1)[0];
+    } finally {
+      await h.close();
+    }
+  };
+  await Promise.all(
+    configs.map(async (c) => {
+      const file = c.source?.file;
+      if (!file) return;
+      if (!byFile.has(file)) byFile.set(file, firstLine(file).then((l) => (l === undefined ? undefined : parseOriginHeader(l)?.origin), () => undefined));
+      const origin = await byFile.get(file);
+      if (origin) c.origin = origin;
+    }),
+  );
+}
 /** A window nobody asked for in this long stops being polled. */
 const windowIdleMs = 120_000;
 const maxWindows = 4;
@@ -112,7 +140,9 @@ export class Poller {
         getJson<WeftdData['problems']>(`${base}/debug/config_problems`, this.#timeoutMs),
       ]);
       // The same config as last time keeps its array (analysis is cached per array).
-      const configs = configzText === this.#configzText && this.weftdData ? this.weftdData.configs : (JSON.parse(configzText) as WeftdData['configs']);
+      const same = configzText === this.#configzText && this.weftdData;
+      const configs = same ? this.weftdData!.configs : (JSON.parse(configzText) as WeftdData['configs']);
+      if (!same) await readOrigins(configs);
       this.#configzText = configzText;
       this.weftdData = { configs, syncz, problems };
       this.#ok(this.weftd, base);

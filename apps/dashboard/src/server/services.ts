@@ -3,7 +3,7 @@
 // /debug/syncz (each connected proxy's xDS state per type) and /debug/config_problems (files
 // weftd rejected), plus galley's cross-resource analysis over the config in force.
 import { analysisMessages } from '@weft/galley';
-import { type Config, configOrder, hostMatches, resolveHost } from '@weft/model';
+import { type Config, configOrder, hostMatches, originLocation, resolveHost } from '@weft/model';
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
@@ -12,6 +12,10 @@ const arr = <T = Json>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
 export interface Source {
   file: string;
   line?: number;
+  /** Where weftd read it, when that is a config directory file written from `file` (weftctl apply). */
+  configFile?: { file: string; line?: number };
+  /** What wrote it when that is not a file (`weftctl up (the ingress gateway ...)`). */
+  origin?: string;
 }
 
 export interface ConfigzEntry {
@@ -20,6 +24,8 @@ export interface ConfigzEntry {
   metadata: { name: string; namespace: string; labels?: Record<string, string>; creationTimestamp?: string };
   spec: Json;
   source?: { file: string; line?: number; column?: number };
+  /** The origin header of its file (@weft/model parseOriginHeader), filled in by the poller where the file is readable. */
+  origin?: string;
 }
 
 export interface SynczEntry {
@@ -52,7 +58,13 @@ export interface ServiceProblem {
   severity: 'error' | 'warning';
 }
 
-const sourceOf = (c: ConfigzEntry): Source => ({ file: c.source?.file ?? '', ...(c.source?.line !== undefined ? { line: c.source.line } : {}) });
+/** Where an object came from: the user's file and line when its config-directory file says so, else the file weftd read. */
+function sourceOf(c: ConfigzEntry): Source {
+  const read = { file: c.source?.file ?? '', ...(c.source?.line !== undefined ? { line: c.source.line } : {}) };
+  if (!c.origin) return read;
+  const at = originLocation(c.origin);
+  return at ? { ...at, configFile: read } : { ...read, origin: c.origin };
+}
 const selects = (selector: unknown, labels: Record<string, string>) => {
   const s = obj(selector);
   return Object.keys(s).length > 0 && Object.entries(s).every(([k, v]) => labels[k] === v);

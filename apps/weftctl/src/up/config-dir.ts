@@ -4,7 +4,7 @@
 // `kubectl delete` act on objects, not files).
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Config, defaultKindRegistry, formatTimestamp, groupOf, type LoadedResource, loadPaths, type Problem, parseTimestamp, parseYamlDocuments, toYaml } from '@weft/model';
+import { type Config, defaultKindRegistry, formatTimestamp, groupOf, type LoadedResource, loadPaths, originHeader, type Problem, parseOriginHeader, parseTimestamp, parseYamlDocuments, toYaml } from '@weft/model';
 import { fileProblemReport, type ResourceReport, validateLoaded } from '@weft/galley';
 
 /** `virtualservice.networking.istio.io/reviews`, as kubectl names objects. */
@@ -28,7 +28,7 @@ export function objectYaml(c: Config, bodyAtTopLevel = false, origin?: string): 
   if (m.labels && Object.keys(m.labels).length > 0) metadata.labels = m.labels;
   if (m.annotations && Object.keys(m.annotations).length > 0) metadata.annotations = m.annotations;
   const body = bodyAtTopLevel ? { ...(c.spec as Record<string, unknown>) } : { spec: c.spec };
-  const header = origin ? `# ${objectName(c)} in ${m.namespace || 'the cluster'}, from ${origin}\n` : '';
+  const header = origin ? originHeader(objectName(c), m.namespace, origin) : '';
   return header + toYaml({ apiVersion: c.apiVersion, kind: c.kind, metadata, ...body });
 }
 
@@ -88,8 +88,6 @@ export function upOrigin(what: string): string {
 
 const upPrefix = 'weftctl up (';
 
-const header = /^# (\S+) in .*, from (.*)$/;
-
 /**
  * Readies the config directory for a start of `weftctl up`, which then writes `upObjects`.
  * Objects applied in an earlier run stay (as a cluster keeps its objects across restarts of its
@@ -112,15 +110,15 @@ export async function prepareConfigDir(dir: string, upObjects: readonly ObjectTo
     }
     if (!/\.(ya?ml|json)$/i.test(entry.name)) continue;
     const first = (await readFile(file, 'utf8').catch(() => '')).split('\n', 1)[0] ?? '';
-    const m = header.exec(first);
-    const byUp = m?.[2]?.startsWith(upPrefix) === true;
+    const m = parseOriginHeader(first);
+    const byUp = m?.origin.startsWith(upPrefix) === true;
     // What up writes again stays until overwritten, so that its objects keep their creation time.
     if (fresh || (byUp && !rewritten.has(file))) {
       await rm(file, { force: true });
       if (fresh && !byUp && !rewritten.has(file)) removed++;
       continue;
     }
-    if (!rewritten.has(file)) kept.push(m?.[1] ?? entry.name);
+    if (!rewritten.has(file)) kept.push(m?.object ?? entry.name);
   }
   return { kept, removed };
 }
