@@ -132,7 +132,8 @@ export async function up(flags: UpFlags, io: UpIo): Promise<number> {
       return 130;
     }
     mesh.onSupervision((e) => io.err(`weftctl up: ${supervisionLine(e)}\n`));
-    io.out(`  ${pad(since(), 6)} ${pad('done', 14)} try: weftctl proxy-status; weftctl apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml; Ctrl-C stops everything\n`);
+    const seeIt = mesh.state.dashboard ? ` weftctl dashboard --open (${mesh.state.dashboard.url});` : '';
+    io.out(`  ${pad(since(), 6)} ${pad('done', 14)} try:${seeIt} weftctl proxy-status; weftctl apply -f examples/bookinfo/networking/virtual-service-all-v1.yaml; Ctrl-C stops everything\n`);
     io.out(`ready: ${mesh.url}\n`);
 
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
