@@ -24,19 +24,27 @@ export function grafanaScenario(driver: () => BookinfoDriver): void {
       ctx.skip(`the ${d.name} driver has no Prometheus (local: weftctl up's addon, apt-get install -y prometheus)`);
       return;
     }
-    // Changes to converge on (pushes, push time, convergence): all-v1, then reviews-test-v2 as the
-    // tutorial goes. Push time is by xDS type, and a type's series is born at its first push with
-    // the count already 1: Prometheus sees a rate only from a push after it has scraped the series
-    // once, so the second change waits for that scrape (a fresh mesh's first change shows no push time).
+    // Prometheus sees a counter's rate only from an increment after it has scraped the series once,
+    // and a series is born at its first increment: what is to show as a rate happens in two steps,
+    // with a scrape of every target in between (a fresh mesh's first change shows no push time in
+    // Grafana either).
+    const scrapedSince = async (t: number) => {
+      for (const end = Date.now() + 30_000; ((await prom.value('min(timestamp(up))')) ?? 0) <= t && Date.now() < end; ) await new Promise((r) => setTimeout(r, 500));
+    };
+    // Changes to converge on (pushes, push time, convergence): all-v1, then reviews-test-v2 as the tutorial goes.
     await d.apply([networking('destination-rule-all.yaml')]);
     await d.apply([networking('virtual-service-all-v1.yaml')]);
-    for (const end = Date.now() + 30_000; ((await prom.value('count(pilot_xds_push_time_count)')) ?? 0) === 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 1000));
+    await scrapedSince(Date.now() / 1000);
     await d.apply([networking('virtual-service-reviews-test-v2.yaml')]);
-    // traffic through every service: jason's pages go to reviews v2, which calls ratings; the others to v1
+    // Traffic through every service: jason's pages go to reviews v2, which calls ratings; the others to v1.
     const jason = new PageUser(d.productpageUrl);
     await jason.login('jason');
+    const anonymous = new PageUser(d.productpageUrl);
+    await jason.loadMany(2);
+    await anonymous.loadMany(2);
+    await scrapedSince(Date.now() / 1000);
     await jason.loadMany(10);
-    await new PageUser(d.productpageUrl).loadMany(20);
+    await anonymous.loadMany(20);
 
     const ns = d.namespace;
     const substitution: Substitution = { variables: { service: `reviews.${ns}.svc.cluster.local`, namespace: ns, workload: 'reviews-v2', datasource: 'prometheus' }, rateInterval: '1m', interval: step, range };
