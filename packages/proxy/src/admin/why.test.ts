@@ -143,6 +143,28 @@ spec:
     expect(plain.endpoint?.address).toBe(addressOf('details-v1'));
   });
 
+  it('a full max_requests breaker is said: the request would fail with UO wherever it would go', () => {
+    const breaker = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ratings
+spec:
+  host: ratings
+  trafficPolicy:
+    connectionPool:
+      http:
+        http2MaxRequests: 1
+`;
+    const f = whyFixture(bookinfoSnapshot([breaker]));
+    const name = 'outbound|9080||ratings.default.svc.cluster.local';
+    expect(ask(f.source, 'authority=ratings:9080&path=/ratings/0').why.at(-1)).not.toContain('circuit breaker');
+    // One request in flight, as the pool counts it.
+    (f.clusters.get(name) as ClusterImpl).rqActive = 1;
+    const a = ask(f.source, 'authority=ratings:9080&path=/ratings/0');
+    expect(a.cluster).toBe(name);
+    expect(a.why.at(-1)).toContain('max_requests circuit breaker is full (1 in flight), so a request now fails with 503 (UO)');
+  });
+
   it('a host the mesh does not know: virtualOutbound’s catch-all, and the original destination as endpoint', () => {
     const { source } = whyFixture(testV2());
     const a = ask(source, 'authority=example.com&path=/');

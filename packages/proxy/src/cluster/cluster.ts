@@ -348,9 +348,11 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
     const h = d?.host;
     if (!h) return { endpoint: undefined, how: `${policy} over ${this.#hosts.length} endpoints, none usable` };
     const panic = usable > 0 && this.#hosts.some((x) => x.usable && !(x.edsHealthy && !x.ejected));
+    // What `request` checks before choosing: a full breaker fails the request (UO) wherever it would go.
+    const full = this.rqActive >= s.limits.maxRequests ? `; its max_requests circuit breaker is full (${this.rqActive} in flight), so a request now fails with 503 (UO)` : '';
     return {
       endpoint: { address: h.dialAddress, port: h.port, healthy: h.edsHealthy && !h.ejected, ejected: h.ejected, weight: h.weight, ...(h.locality ? { locality: h.locality } : {}) },
-      how: `${policy} over ${usable} usable of ${this.#hosts.length} endpoints${this.#levels.length > 1 ? ` (priority level ${d.level})` : ''}${panic ? ', in panic (too few healthy: all are used)' : ''}`,
+      how: `${policy} over ${usable} usable of ${this.#hosts.length} endpoints${this.#levels.length > 1 ? ` (priority level ${d.level})` : ''}${panic ? ', in panic (too few healthy: all are used)' : ''}${full}`,
     };
   }
 
