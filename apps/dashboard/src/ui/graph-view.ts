@@ -2,10 +2,11 @@
 // (readable without the canvas, by screen readers and by tests). The model last drawn is on
 // window.__weftGraph.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { GraphAnswer, GraphNode } from './api.ts';
-import { GraphCanvas, type RenderedGraph } from './graph-canvas.ts';
-import { formatMs, formatPercent, formatRps, lock, toElements } from './graph-model.ts';
+import type { GraphAnswer, GraphNode, Sources } from './api.ts';
+import type { GraphCanvas, RenderedGraph } from './graph-canvas.ts';
+import { formatMs, formatPercent, formatRps, toElements } from './graph-model.ts';
 import { html } from './html.ts';
+import { Lock } from './icons.ts';
 import { usePoll } from './poll.ts';
 import type { Route } from './route.ts';
 
@@ -19,6 +20,8 @@ export interface GraphSnapshot {
   /** Date.now() when the last layout finished. */
   laidOutAt?: number;
   window: string;
+  /** The answer's sources: whether the data is fresh (prometheus.ok) or the last good one kept. */
+  sources: Sources;
 }
 
 declare global {
@@ -27,6 +30,8 @@ declare global {
   }
 }
 
+// 30 s by default: with local mode's 2 s scrapes a change of traffic shows within seconds and a
+// route taken away falls to 0 within half a minute.
 const windows = ['30s', '1m', '5m', '15m'];
 export const refreshMs = 2000;
 
@@ -38,26 +43,47 @@ function nodeName(nodes: Map<string, GraphNode>, id: string): string {
 }
 
 export function GraphView({ route }: { route: Route }) {
-  const [win, setWin] = useState(() => (windows.includes(route.query.get('window') ?? '') ? route.query.get('window')! : '1m'));
+  const [win, setWin] = useState(() => (windows.includes(route.query.get('window') ?? '') ? route.query.get('window')! : '30s'));
   const polled = usePoll<GraphAnswer>(`/api/graph?window=${encodeURIComponent(win)}`, refreshMs);
   const container = useRef<HTMLDivElement>(null);
   const canvas = useRef<GraphCanvas | undefined>(undefined);
   const [drawError, setDrawError] = useState<string | undefined>(undefined);
 
+  const [canvasReady, setCanvasReady] = useState(false);
+  const [loadCanvas, setLoadCanvas] = useState(false);
+
+  // Cytoscape and ELK are most of the bundle: a chunk of their own (the server splits the bundle),
+  // imported once the first data is on the page (or after a second without it), so that parsing
+  // them does not hold back the page's first paint with data.
   useEffect(() => {
-    if (!container.current) return;
-    try {
-      canvas.current = new GraphCanvas(container.current, () => {
-        const snapshot = window.__weftGraph;
-        if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: Date.now() };
-      });
-    } catch (e) {
-      setDrawError((e as Error).message);
-    }
+    const t = setTimeout(() => setLoadCanvas(true), polled.data || polled.error ? 0 : 1000);
+    return () => clearTimeout(t);
+  }, [polled.data, polled.error]);
+
+  useEffect(() => {
+    if (!loadCanvas) return;
+    let cancelled = false;
+    import('./graph-canvas.ts')
+      .then(({ GraphCanvas }) => {
+        if (cancelled || !container.current) return;
+        performance.mark('weft:graph-code');
+        canvas.current = new GraphCanvas(container.current, () => {
+          const snapshot = window.__weftGraph;
+          performance.mark('weft:graph-laid-out');
+          if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: Date.now() };
+        });
+        setCanvasReady(true);
+      })
+      .catch((e: Error) => setDrawError(`the graph could not be drawn: ${e.message}`));
     return () => {
+      cancelled = true;
       canvas.current?.destroy();
       canvas.current = undefined;
     };
+  }, [loadCanvas]);
+
+  useEffect(() => {
+    window.__weftGraph = undefined;
   }, []);
 
   const data = polled.data;
@@ -66,12 +92,12 @@ export function GraphView({ route }: { route: Route }) {
     try {
       canvas.current.update(toElements(data));
       const laidOutAt = window.__weftGraph?.laidOutAt;
-      window.__weftGraph = { nodes: data.nodes, edges: data.edges, rendered: canvas.current.rendered(), updatedAt: Date.now(), window: win, ...(laidOutAt ? { laidOutAt } : {}) };
+      window.__weftGraph = { nodes: data.nodes, edges: data.edges, rendered: canvas.current.rendered(), updatedAt: Date.now(), window: win, sources: data.sources, ...(laidOutAt ? { laidOutAt } : {}) };
       setDrawError(undefined);
     } catch (e) {
       setDrawError(`the graph could not be drawn: ${(e as Error).message}`);
     }
-  }, [data]);
+  }, [data, canvasReady]);
 
   const byId = useMemo(() => new Map((data?.nodes ?? []).map((n) => [n.id, n])), [data]);
   const edges = useMemo(() => [...(data?.edges ?? [])].sort((a, b) => nodeName(byId, a.source).localeCompare(nodeName(byId, b.source)) || nodeName(byId, a.target).localeCompare(nodeName(byId, b.target))), [data, byId]);
@@ -83,7 +109,7 @@ export function GraphView({ route }: { route: Route }) {
         ${windows.map((w) => html`<option value=${w}>${w}</option>`)}
       </select></label>
       <span class="muted" data-testid="graph-updated">${polled.at ? `updated ${new Date(polled.at).toLocaleTimeString()}` : 'loading…'}</span>
-      <span class="legend"><span class="swatch mtls"></span> ${lock} mTLS <span class="swatch error"></span> errors <span class="swatch idle"></span> no traffic</span>
+      <span class="legend"><span class="swatch mtls"></span> <${Lock} /> mTLS <span class="swatch error"></span> errors <span class="swatch idle"></span> no traffic</span>
     </div>
     ${drawError ? html`<div class="error-box" role="alert">${drawError}</div>` : null}
     ${polled.error && !data ? html`<div class="error-box" role="alert">No graph yet: ${polled.error}</div>` : null}
@@ -100,7 +126,7 @@ export function GraphView({ route }: { route: Route }) {
             <td class="num">${formatRps(e.rps)}</td>
             <td class="num">${formatPercent(e.successRate)}</td>
             <td class="num">${formatMs(e.p99Ms)}</td>
-            <td data-testid="edge-mtls">${e.mtls ? html`<span title="mutual TLS" aria-label="mutual TLS">${lock}</span>` : ''}</td>
+            <td data-testid="edge-mtls">${e.mtls ? html`<${Lock} />` : ''}</td>
           </tr>`,
         )}
       </tbody>

@@ -53,5 +53,7 @@ code { font-family: ui-monospace, monospace; font-size: 12px; }
 .why-form input, .why-form select, .why-form textarea { font: inherit; padding: 4px 6px; font-weight: normal; }
 .why-form button { padding: 8px 12px; font: inherit; font-weight: 600; }
 .kv th { width: 160px; }
+.lock { color: #15803d; display: inline-flex; align-items: center; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 pre { white-space: pre-wrap; font-size: 12px; }
 `;
