@@ -25,7 +25,7 @@ export const flagDocs: readonly FlagDoc[] = [
   { long: 'timeout', arg: 'SECONDS', text: 'how long up waits for the mesh to be ready (default 120); install/uninstall: for the cluster (default 300)' },
   { long: 'fresh', text: 'up: start with an empty config directory (drop what weftctl apply added in earlier runs)' },
   { long: 'plaintext-xds', text: 'up: also open weftd’s plaintext xDS port, unauthenticated (proxies use the TLS port either way)' },
-  { long: 'no-addons', text: 'up: without the addons (Prometheus)' },
+  { long: 'no-addons', text: 'up: without the addons (Prometheus, the dashboard)' },
   { long: 'kubeconfig', arg: 'FILE', text: 'the cluster’s kubeconfig (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' },
   { long: 'kube', text: 'apply, delete, proxy-config: Weft on the cluster of $KUBECONFIG (else ~/.kube/config) instead of the local mesh' },
   { long: 'values', arg: 'FILE', text: 'install: chart values, a YAML mapping with base:, weftd: and gateway: sections (deploy/charts/*/values.yaml)' },

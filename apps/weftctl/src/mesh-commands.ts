@@ -23,7 +23,7 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
       prints one line per component, then \`ready: URL\`; restarts what exits; Ctrl-C stops everything.
       Config applied in earlier runs is kept (--fresh starts without it). Every proxy gets its config over
       TLS from weftd's authenticating port; the unauthenticated plaintext port is off (--plaintext-xds opens it).
-      Addons start with it (Prometheus when installed, on 127.0.0.1 with basic auth; --no-addons: none).
+      Addons start with it: Prometheus when installed (127.0.0.1, basic auth) and the dashboard; --no-addons: none.
   weftctl down [--state-dir DIR]
       Stop the local mesh from another terminal (also what a killed \`weftctl up\` left running).
   weftctl status [-o text|json] [--state-dir DIR]

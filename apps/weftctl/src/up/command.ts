@@ -16,7 +16,7 @@ export interface UpFlags {
   fresh?: boolean | undefined;
   /** Keep weftd's plaintext, unauthenticated xDS port open. */
   plaintextXds?: boolean | undefined;
-  /** Without the addons (Prometheus). */
+  /** Without the addons (Prometheus, the dashboard). */
   noAddons?: boolean | undefined;
 }
 

@@ -60,7 +60,7 @@ export interface LocalMeshOptions {
    * (proxyless gRPC clients, debugging). Off by default; the mesh's proxies use the TLS port either way.
    */
   plaintextXds?: boolean;
-  /** Start the addons (Prometheus, when installed) with the mesh; default true. The start then also waits (at most 20 s) for every target to be scraped. */
+  /** Start the addons (Prometheus when installed, the dashboard) with the mesh; default true. The start then also waits (at most 20 s) for Prometheus to scrape every target. */
   addons?: boolean;
 }
 
