@@ -308,30 +308,18 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
   /** The endpoint for one request or connection, or undefined when none is healthy. */
   choose(opts: UpstreamOptions): Host | undefined {
     if (this.settings.kind === 'ORIGINAL_DST') return this.#originalDestination(opts);
-    return this.#decide(opts, this.#ctx.random, false)?.host;
-  }
-
-  /**
-   * `choose`'s decision (priority level, then the level's picker), shared by `choose` and
-   * `preview`: with `dry`, the picker only peeks and `random` replaces the live source.
-   */
-  #decide(opts: UpstreamOptions, random: () => number, dry: boolean): { host: Host | undefined; level: number } | undefined {
     const levels = this.#levels;
     if (levels.length === 0) return undefined;
-    let index = 0;
-    if (levels.length > 1) {
-      const r = random() * 100;
-      const loads = this.#loads;
-      for (let i = 0; i < loads.length; i++) {
-        if (r < loads[i]!) {
-          index = i;
-          break;
-        }
-      }
-    }
-    const picker = levels[index]!.picker;
-    const hash = opts.hashKey === undefined ? undefined : hash32(opts.hashKey);
-    return { host: dry ? picker.peek(hash, random) : picker.pick(hash, opts.excludeEndpoints), level: index };
+    const level = levels.length > 1 ? levels[this.#levelIndex(this.#ctx.random)]! : levels[0]!;
+    return level.picker.pick(opts.hashKey === undefined ? undefined : hash32(opts.hashKey), opts.excludeEndpoints);
+  }
+
+  /** The priority level a draw takes by the levels' loads (several levels only): `choose` and `preview` alike. */
+  #levelIndex(random: () => number): number {
+    const r = random() * 100;
+    const loads = this.#loads;
+    for (let i = 0; i < loads.length; i++) if (r < loads[i]!) return i;
+    return 0;
   }
 
   preview(opts: UpstreamOptions, random: () => number): EndpointPreview {
@@ -344,15 +332,17 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
     const policy = s.lbPolicy === 'RING_HASH' || s.lbPolicy === 'MAGLEV' ? `${s.lbPolicy}${opts.hashKey === undefined ? ' without a hash key (random pick)' : ' by the hash key'}` : s.lbPolicy;
     if (this.#ready) return { endpoint: undefined, how: `${s.kind}: DNS not resolved yet` };
     const usable = this.#hosts.filter((h) => h.usable).length;
-    const d = this.#decide(opts, random, true);
-    const h = d?.host;
+    // `choose` with the picker peeking instead of picking, and `random` for the live source.
+    const levels = this.#levels;
+    const index = levels.length > 1 ? this.#levelIndex(random) : 0;
+    const h = levels[index]?.picker.peek(opts.hashKey === undefined ? undefined : hash32(opts.hashKey), random);
     if (!h) return { endpoint: undefined, how: `${policy} over ${this.#hosts.length} endpoints, none usable` };
     const panic = usable > 0 && this.#hosts.some((x) => x.usable && !(x.edsHealthy && !x.ejected));
     // What `request` checks before choosing: a full breaker fails the request (UO) wherever it would go.
     const full = this.rqActive >= s.limits.maxRequests ? `; its max_requests circuit breaker is full (${this.rqActive} in flight), so a request now fails with 503 (UO)` : '';
     return {
       endpoint: { address: h.dialAddress, port: h.port, healthy: h.edsHealthy && !h.ejected, ejected: h.ejected, weight: h.weight, ...(h.locality ? { locality: h.locality } : {}) },
-      how: `${policy} over ${usable} usable of ${this.#hosts.length} endpoints${this.#levels.length > 1 ? ` (priority level ${d.level})` : ''}${panic ? ', in panic (too few healthy: all are used)' : ''}${full}`,
+      how: `${policy} over ${usable} usable of ${this.#hosts.length} endpoints${levels.length > 1 ? ` (priority level ${index})` : ''}${panic ? ', in panic (too few healthy: all are used)' : ''}${full}`,
     };
   }
 
