@@ -284,11 +284,24 @@ export function spanFactory(target: ExportTarget, runtime: TracingRuntime): Span
   return factory;
 }
 
-/** Exports what is buffered and stops every provider (proxy shutdown). */
-export async function shutdownTracing(): Promise<void> {
+/**
+ * How long a proxy's shutdown waits for its last spans to go out. The exporter retries an
+ * unreachable collector for up to its timeout (10 s by default), and in a mesh that stops as a
+ * whole the collector often stops first (`weftctl up`'s dashboard): a shutdown must not wait for it.
+ */
+export const tracingShutdownMs = 1000;
+
+/** Exports what is buffered and stops every provider (proxy shutdown), giving up after `waitMs`. */
+export async function shutdownTracing(waitMs = tracingShutdownMs): Promise<void> {
   const all = [...providers.values()];
   providers.clear();
-  await Promise.all(all.map((e) => e.provider.shutdown().catch(() => {})));
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, waitMs);
+    timer.unref();
+  });
+  await Promise.race([Promise.all(all.map((e) => e.provider.shutdown().catch(() => {}))), gaveUp]);
+  clearTimeout(timer);
 }
 
 /** Exports what is buffered now, keeping the providers (tests, admin). */

@@ -2,7 +2,7 @@
 // to a real receiver (HTTP/protobuf and gRPC) on loopback; the backend shows what went upstream.
 import http from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { decodeMessage, encodeAny, encodeMessage, type HttpConnectionManager, type HttpConnectionManager__Output, TypeUrl } from '@weft/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConnection } from '../core/test-support.ts';
@@ -14,7 +14,7 @@ import { handleHttpRequest } from '../http/router.ts';
 import { type Backend, decodeRouteConfig, echoed, newRecord, StandInCluster, StandInClusterManager, send, startBackend } from '../http/test-support.ts';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './testing/otlp-receiver.ts';
 import { tracingFilterFactory } from './tracing.ts';
-import { clusterEndpoint, exportTargetOf, exportUrl, shutdownTracing } from './tracing-export.ts';
+import { clusterEndpoint, exportTargetOf, exportUrl, shutdownTracing, tracingShutdownMs } from './tracing-export.ts';
 
 const cluster = 'outbound|80||backend.default.svc.cluster.local';
 const operation = 'backend.default.svc.cluster.local:80/*';
@@ -302,6 +302,31 @@ describe('shutdown', () => {
     expect(byTrace(tid)(receiver.spans)).toEqual([]);
     await shutdownTracing();
     expect(byTrace(tid)(receiver.spans)).toHaveLength(1);
+  });
+
+  it('does not wait for a collector that never answers: the proxy stops within tracingShutdownMs', async () => {
+    // A collector that accepts and then says nothing (one being stopped, or hung): the exporter
+    // would wait out its 10 s timeout, and `weftctl up`'s Ctrl-C would kill every proxy.
+    const held: Socket[] = [];
+    const mute = createServer((s) => void held.push(s));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const port = (mute.address() as AddressInfo).port;
+    try {
+      const provider = {
+        name: 'envoy.tracers.opentelemetry',
+        typed_config: encodeAny(TypeUrl.OpenTelemetryConfig, { service_name: 'mute.default', http_service: { http_uri: { uri: '127.0.0.1/v1/traces', cluster: `outbound|${port}||127.0.0.1` } } }),
+      };
+      const muted = await hop(tracing(provider), 'outbound', 600_000);
+      await send(muted, { headers: { host: 'backend' } });
+      const t0 = performance.now();
+      await shutdownTracing();
+      const ms = performance.now() - t0;
+      expect(ms).toBeGreaterThanOrEqual(tracingShutdownMs - 50);
+      expect(ms).toBeLessThan(tracingShutdownMs + 1500);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => mute.close(r));
+    }
   });
 });
 
