@@ -41,9 +41,15 @@ export interface PromSample {
   value: [number, string];
 }
 
+/**
+ * The window a graph request without one gets, and the one always polled: the page's default, short
+ * enough that a route change shows as rates falling to 0 within a minute (a 1m rate takes longer).
+ */
+export const defaultWindow = '30s';
+
 /** `30s`, `1m`, `5m`, `1h`: a PromQL range the API accepts (bounded: at least 10 s, at most 1 day). */
 export function parseWindow(text: string | null): string | undefined {
-  const w = text ?? '1m';
+  const w = text ?? defaultWindow;
   const m = /^(\d{1,5})(s|m|h)$/.exec(w);
   if (!m) return undefined;
   const seconds = Number(m[1]) * (m[2] === 's' ? 1 : m[2] === 'm' ? 60 : 3600);

@@ -3,7 +3,7 @@
 // data of a source is kept when it fails; its SourceState says why.
 import { open } from 'node:fs/promises';
 import { type Logger, parseOriginHeader } from '@weft/model';
-import { buildGraph, type Graph, graphQueries, type PromSample } from './graph.ts';
+import { buildGraph, defaultWindow, type Graph, graphQueries, type PromSample } from './graph.ts';
 import type { WeftdData } from './services.ts';
 import { type Endpoints, getJson, getText, prometheusAuth, type SourceName, type SourceState, SourceTracker } from './sources.ts';
 
@@ -23,7 +23,6 @@ interface WindowData {
   requestedAt: number;
 }
 
-export const defaultWindow = '1m';
 
 /**
  * The origin header of each object's file (local mode: weftctl writes every applied object to a
