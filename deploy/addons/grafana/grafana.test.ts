@@ -129,6 +129,22 @@ describe('the Grafana dashboards (deploy/addons/grafana/dashboards)', () => {
     expect(() => variableQueryExpr('metrics(istio_.*)')).toThrow('unsupported variable query');
   });
 
+  it('loading: a file that is not JSON, or not a dashboard, is an error naming it; a panel using an undefined variable fails the listing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-grafana-load-'));
+    try {
+      writeFileSync(join(dir, 'broken.json'), '{"uid": "x",');
+      expect(() => loadDashboards(dir)).toThrow(`${join(dir, 'broken.json')}: not valid JSON`);
+      writeFileSync(join(dir, 'broken.json'), '{"uid": "x", "title": "X"}');
+      expect(() => loadDashboards(dir)).toThrow('not a Grafana dashboard');
+      const panel = { id: 1, type: 'timeseries', title: 'P', targets: [{ refId: 'A', expr: 'sum(rate(istio_requests_total{destination_workload="$workload"}[$__rate_interval]))' }] };
+      writeFileSync(join(dir, 'broken.json'), JSON.stringify({ uid: 'x', title: 'X', panels: [panel] }));
+      expect(() => panelQueries(substitution, loadDashboards(dir))).not.toThrow();
+      expect(() => panelQueries({ rateInterval: '1m', interval: '15s' }, loadDashboards(dir))).toThrow('x panel 1 (P) A: no value for $workload');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('list every panel’s queries with the variables replaced', () => {
     const queries = panelQueries(substitution, dashboards);
     const targets = dashboards.flatMap((d) => allPanels(d).flatMap((p) => p.targets ?? []));
