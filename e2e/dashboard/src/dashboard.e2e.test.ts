@@ -244,6 +244,19 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
     await p.screenshot('service-reviews');
   });
 
+  it('the proxies view lists every proxy of the mesh with each xDS type ACKed', async () => {
+    await p.open('proxies');
+    const rows = p.page.locator('[data-testid=proxy-row]');
+    const expected = m.mesh.state.proxies.length + (m.mesh.state.ingress ? 1 : 0);
+    await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(expected);
+    const statuses = await p.page.locator('[data-testid=xds-cell]').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+    expect(statuses.length).toBeGreaterThanOrEqual(expected * 4);
+    expect(new Set(statuses)).toEqual(new Set(['ACKED']));
+    expect(await p.page.locator('[data-testid=nack-reason]').count()).toBe(0);
+    console.log(`proxies view: ${expected} proxies, ${statuses.length} xDS types, all ACKED`);
+    await p.screenshot('proxies');
+  });
+
   it("the why view names reviews' v2 cluster for productpage's request with end-user: jason and v1's without (reviews-test-v2)", async () => {
     await m.apply([networking('virtual-service-reviews-test-v2.yaml')]);
     await p.open('why');

@@ -1,6 +1,11 @@
 // The dashboard's JSON API as the UI reads it (GET only, see apps/dashboard's README), and the one
 // place the UI talks to the server: every answer's `sources` feeds the banners, a failed fetch
 // feeds the "dashboard unreachable" banner, and no error escapes as an unhandled rejection.
+// The graph's types are the server's own (server/graph.ts imports nothing, so the browser's
+// typecheck can read it; a type import, erased from the bundle).
+import type { GraphEdge, GraphNode } from '../server/graph.ts';
+
+export type { GraphEdge, GraphNode };
 
 export interface SourceState {
   ok: boolean;
@@ -13,29 +18,6 @@ export interface SourceState {
 export interface Sources {
   weftd: SourceState;
   prometheus: SourceState;
-}
-
-export interface GraphNode {
-  id: string;
-  kind: 'service' | 'workload' | 'gateway' | 'unknown';
-  label: string;
-  namespace?: string;
-  service?: string;
-  version?: string;
-  /** The service node a workload is grouped under. */
-  parent?: string;
-}
-
-export interface GraphEdge {
-  id: string;
-  source: string;
-  target: string;
-  rps: number;
-  /** 0..1 */
-  successRate: number;
-  p99Ms: number | null;
-  mtls: boolean;
-  error: boolean;
 }
 
 export interface GraphAnswer {

@@ -83,13 +83,19 @@ export class GraphCanvas {
   /** `onLayout` is told when a layout has finished (the nodes are where they will stay). */
   private readonly onLayout: () => void;
 
-  constructor(container: HTMLElement, onLayout: () => void = () => {}) {
+  /** `onSelect` is told the service host of a node tapped (a service, or a workload's service). */
+  constructor(container: HTMLElement, onLayout: () => void = () => {}, onSelect: (host: string) => void = () => {}) {
     this.onLayout = onLayout;
     if (!registered) {
       cytoscape.use(elk);
       registered = true;
     }
     this.cy = cytoscape({ container, style: stylesheet, minZoom: 0.2, maxZoom: 3, boxSelectionEnabled: false });
+    this.cy.on('tap', 'node', (e) => {
+      const n = e.target as cytoscape.NodeSingular;
+      const id = String(n.isParent() ? n.id() : (n.data('parent') ?? ''));
+      if (id.startsWith('svc:')) onSelect(id.slice(4));
+    });
   }
 
   update(g: GraphElements): void {

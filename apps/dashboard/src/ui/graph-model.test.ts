@@ -19,7 +19,7 @@ describe('graph model', () => {
 
   it('classes mtls, error and idle edges; adds the nodes an answer only names', () => {
     const g = toElements({
-      nodes: [{ id: 'default/reviews-v2', kind: 'workload', label: 'v2', parent: 'svc:reviews.default.svc.cluster.local' }],
+      nodes: [{ id: 'default/reviews-v2', kind: 'workload', label: 'v2', namespace: 'default', parent: 'svc:reviews.default.svc.cluster.local' }],
       edges: [edge({ id: 'x', source: 'default/productpage-v1', target: 'default/reviews-v2', mtls: true, error: true, rps: 0 })],
     });
     expect(g.edges[0]!.classes).toEqual(['mtls', 'error', 'idle']);

@@ -8,7 +8,7 @@ import { formatMs, formatPercent, formatRps, toElements } from './graph-model.ts
 import { html } from './html.ts';
 import { Lock } from './icons.ts';
 import { usePoll } from './poll.ts';
-import type { Route } from './route.ts';
+import { href, type Route } from './route.ts';
 
 export interface GraphSnapshot {
   nodes: GraphNode[];
@@ -67,11 +67,17 @@ export function GraphView({ route }: { route: Route }) {
       .then(({ GraphCanvas }) => {
         if (cancelled || !container.current) return;
         performance.mark('weft:graph-code');
-        canvas.current = new GraphCanvas(container.current, () => {
-          const snapshot = window.__weftGraph;
-          performance.mark('weft:graph-laid-out');
-          if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: Date.now() };
-        });
+        canvas.current = new GraphCanvas(
+          container.current,
+          () => {
+            const snapshot = window.__weftGraph;
+            performance.mark('weft:graph-laid-out');
+            if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: Date.now() };
+          },
+          (host) => {
+            location.hash = href('services', host);
+          },
+        );
         setCanvasReady(true);
       })
       .catch((e: Error) => setDrawError(`the graph could not be drawn: ${e.message}`));

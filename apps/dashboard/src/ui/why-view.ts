@@ -65,7 +65,7 @@ export function WhyView() {
       <label>Method <select data-testid="why-method" value=${req.method} onChange=${set('method')}>${methods.map((m) => html`<option key=${m} value=${m}>${m}</option>`)}</select></label>
       <label>Authority <input data-testid="why-authority" value=${req.authority} onInput=${set('authority')} placeholder="reviews:9080" /></label>
       <label>Path <input data-testid="why-path" value=${req.path} onInput=${set('path')} placeholder="/" /></label>
-      <label class="wide">Headers (one <code>name: value</code> a line) <textarea data-testid="why-headers" rows="3" value=${req.headers} onInput=${set('headers')} placeholder="end-user: jason"></textarea></label>
+      <label class="wide"><span>Headers (one <code>name: value</code> a line)</span> <textarea data-testid="why-headers" rows="3" value=${req.headers} onInput=${set('headers')} placeholder="end-user: jason"></textarea></label>
       <button type="submit" data-testid="why-submit" disabled=${busy || !source}>${busy ? 'Asking…' : 'Ask the proxy'}</button>
     </form>
     ${error ? html`<div class="error-box" role="alert" data-testid="why-error">${error}</div>` : null}
@@ -82,7 +82,7 @@ function WhyResult({ a }: { a: WhyAnswer }) {
         ${a.listener ? html`<tr><th>Listener</th><td><code>${a.listener}</code></td></tr>` : null}
         ${a.routeConfig ? html`<tr><th>Route config</th><td><code>${a.routeConfig}</code></td></tr>` : null}
         ${a.virtualHost ? html`<tr><th>Virtual host</th><td><code>${a.virtualHost}</code></td></tr>` : null}
-        <tr><th>Route</th><td data-testid="why-route"><code>${a.route?.name ?? '(none)'}</code> ${match ? html`<span class="muted">${match}</span>` : null}</td></tr>
+        <tr><th>Route</th><td data-testid="why-route"><code>${a.route ? a.route.name || '(unnamed)' : '(none)'}</code> ${match ? html`<span class="muted">${match}</span>` : null}</td></tr>
         <tr><th>Cluster</th><td><code data-testid="why-cluster">${a.cluster ?? '(none)'}</code></td></tr>
         <tr><th>Endpoint</th><td data-testid="why-endpoint">${a.endpoint ? html`<code>${a.endpoint.address}:${a.endpoint.port}</code> ${a.endpoint.health ?? ''} ${a.endpoint.locality ? html`<span class="muted">${JSON.stringify(a.endpoint.locality)}</span>` : null}` : '(none)'}</td></tr>
         ${a.weights ? html`<tr><th>Weights</th><td><code>${JSON.stringify(a.weights)}</code></td></tr>` : null}
