@@ -57,6 +57,13 @@ export class PilotMetrics {
       labelNames: ['reason'],
       registers,
     });
+    // Every proxy type's series exists from the start at 0: a series born at its first push with its
+    // count already 1 shows no rate() for that push, and a fresh mesh's first change went unseen.
+    for (const type of ['cds', 'eds', 'lds', 'rds']) {
+      this.pushes.inc({ type }, 0);
+      this.pushTime.zero({ type });
+      this.rejects.inc({ type }, 0);
+    }
   }
 
   push(typeUrl: string): void {
