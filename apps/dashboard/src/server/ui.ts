@@ -59,7 +59,7 @@ export async function buildUi(entry?: string): Promise<Ui> {
   }
   const t0 = performance.now();
   // Loaded only here: a dashboard without the UI never pays for it.
-  const { build } = await import('esbuild');
+  const { build, stop } = await import('esbuild');
   const r = await build({
     entryPoints: { main },
     bundle: true,
@@ -77,6 +77,9 @@ export async function buildUi(entry?: string): Promise<Ui> {
     jsxImportSource: 'preact',
     logLevel: 'silent',
     legalComments: 'none',
+  }).finally(() => {
+    // esbuild's service is a child process; nothing is built after start, so it goes now.
+    void stop();
   });
   const scripts: string[] = [];
   for (const f of r.outputFiles) {
