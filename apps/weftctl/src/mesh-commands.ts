@@ -5,7 +5,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { apply, remove } from './mesh/apply.ts';
 import { applyKube, removeKube } from './mesh/apply-kube.ts';
-import { dashboard, type DashboardTarget, dashboardTargets } from './mesh/dashboard.ts';
+import { type KubeDashboardName, kubeDashboardTargets } from './dashboard-kube.ts';
+import { dashboard, dashboardOnCluster, type DashboardTarget, dashboardTargets } from './mesh/dashboard.ts';
 import { describe } from './mesh/describe.ts';
 import { proxyConfig, proxyConfigKinds } from './mesh/proxy-config.ts';
 import { proxyStatus } from './mesh/proxy-status.ts';
@@ -45,9 +46,12 @@ export const meshUsage = `  weftctl up [--port PORT] [--state-dir DIR] [--loopba
       Where WORKLOAD's proxy would send a request for URL (e.g. http://reviews:9080/reviews/0) with
       these headers: listener, route and its match, weights, cluster and the endpoint it takes next,
       and why, step by step. The proxy decides with its own routing code and changes nothing.
-  weftctl dashboard [weft|prometheus] [--open] [--state-dir DIR]
+  weftctl dashboard [weft|prometheus|grafana|jaeger|weftd] [--open] [--state-dir DIR] [--kubeconfig FILE] [--kube] [-n NS] [--port PORT]
       The URL of the local mesh's dashboard (graph, services, proxies, traces, why), or of Prometheus
-      through it (no password asked); --open opens it with xdg-open.`;
+      through it (no password asked); --open opens it with xdg-open. On a cluster (--kubeconfig, --kube;
+      addons in istio-system unless -n), as istioctl dashboard: the addon's Service on a local loopback
+      port through the API server's port-forward, until Ctrl-C; weft runs the dashboard here, reading
+      weftd and the Prometheus addon through port-forwards. Nothing is exposed on the cluster.`;
 
 /** The flags each command takes besides -h/--help: the parser refuses others, and `weftctl COMMAND --help` lists these. */
 export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (keyof typeof options)[]> = {
@@ -59,7 +63,7 @@ export const meshCommandFlags: Record<(typeof meshCommands)[number], readonly (k
   'proxy-status': ['output', 'state-dir'],
   'proxy-config': ['output', 'state-dir', 'namespace', 'kubeconfig', 'kube'],
   describe: ['output', 'state-dir'],
-  dashboard: ['open', 'state-dir'],
+  dashboard: ['open', 'state-dir', 'kubeconfig', 'kube', 'namespace', 'port'],
   why: ['header', 'output', 'state-dir'],
 };
 
@@ -200,8 +204,16 @@ async function run(argv: readonly string[], io: Io): Promise<number> {
     }
     case 'dashboard': {
       const [target = 'weft'] = rest;
-      if (!(dashboardTargets as readonly string[]).includes(target)) throw new MeshUsageError(`dashboard shows ${dashboardTargets.join(' or ')}, not ${JSON.stringify(target)}`);
       noMore(1);
+      if (onCluster) {
+        const names = ['weft', ...Object.keys(kubeDashboardTargets)];
+        if (!names.includes(target)) throw new MeshUsageError(`dashboard on a cluster shows ${names.join(', ')}, not ${JSON.stringify(target)}`);
+        const port = values.port === undefined ? 0 : Number(values.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new MeshUsageError(`--port must be a port number, not ${JSON.stringify(values.port)}`);
+        return dashboardOnCluster(target as KubeDashboardName, { kubeconfig: values.kubeconfig, namespace: values.namespace ?? 'istio-system', port, open: values.open === true }, io);
+      }
+      if (values.namespace !== undefined || values.port !== undefined) throw new MeshUsageError('dashboard takes -n and --port only with --kubeconfig or --kube');
+      if (!(dashboardTargets as readonly string[]).includes(target)) throw new MeshUsageError(`dashboard shows ${dashboardTargets.join(' or ')}, not ${JSON.stringify(target)}`);
       return dashboard({ stateDir, target: target as DashboardTarget, open: values.open === true }, io);
     }
     case 'why': {

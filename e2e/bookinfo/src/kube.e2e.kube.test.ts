@@ -5,7 +5,9 @@
 // images mapped (examples/bookinfo/platform/istio-images). Weft is installed cluster-wide (webhooks
 // with failurePolicy Fail, CRDs), so the whole file holds the exclusive cluster lock. Each phase's
 // time is printed, and a summary at the end.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { holdClusterLock, needsKube, noteSkip } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BookinfoDriver } from './driver.ts';
@@ -44,12 +46,67 @@ function kubeExtras(driver: () => BookinfoDriver): void {
     const init = await d().kubectl(['get', 'pod', '-n', d().namespace, pod.name, '-o', 'jsonpath={.spec.initContainers[0].name} {.status.initContainerStatuses[0].state.terminated.exitCode}']);
     expect(init.stdout).toBe('istio-init 0');
   });
+  it('weftctl dashboard --kubeconfig runs the dashboard here against the cluster: weftd and the Prometheus addon through port-forwards, the graph and the proxies from them, Ctrl-C ends it', async () => {
+    const bin = fileURLToPath(new URL('../../../apps/weftctl/bin/weftctl.js', import.meta.url));
+    const child = spawn(process.execPath, [bin, 'dashboard', 'weft', '--kubeconfig', d().kubeconfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const url = await until(() => /^http:\/\/127\.0\.0\.1:\d+\/\S*$/m.exec(out)?.[0], 60_000, () => `no URL from weftctl dashboard; stderr:\n${err}`);
+      const base = url.replace(/\/$/, '');
+      type Sources = { sources: { weftd: { ok: boolean; error?: string }; prometheus: { ok: boolean; error?: string } } };
+      const status = await until(
+        async () => {
+          const s = (await (await fetch(`${base}/api/status`)).json()) as Sources;
+          return s.sources.weftd.ok && s.sources.prometheus.ok ? s : undefined;
+        },
+        60_000,
+        () => `the dashboard did not reach weftd and Prometheus; stderr:\n${err}`,
+      );
+      expect(status.sources.weftd.ok).toBe(true);
+      // the scenarios sent traffic through productpage to reviews: the graph has that edge, from the addon's Prometheus
+      const graph = await until(
+        async () => {
+          const g = (await (await fetch(`${base}/api/graph?window=5m`)).json()) as { edges: { source: string; target: string; rps: number }[] };
+          return g.edges.some((e) => e.source.includes('productpage') && e.target.includes('reviews') && e.rps > 0) ? g : undefined;
+        },
+        90_000,
+        () => 'no productpage -> reviews edge in /api/graph',
+      );
+      console.log(`${d().name}: weftctl dashboard --kubeconfig: ${graph.edges.length} edges (${graph.edges.map((e) => `${e.source} -> ${e.target}`).join(', ')})`);
+      const proxies = (await (await fetch(`${base}/api/proxies`)).json()) as { proxies: { id: string; types: Record<string, { status: string }> }[] };
+      expect(proxies.proxies.some((p) => p.id.includes(d().namespace) && Object.values(p.types).every((t) => t.status === 'ACKED'))).toBe(true);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  });
   it('timings', () => {
     runs.at(-1)!.suiteSeconds = (Date.now() - suiteStart) / 1000;
   });
 }
 
 let suiteStart = 0;
+
+/** Polls `check` until it gives a value; throws with `why()` after `ms`. */
+async function until<T>(check: () => T | undefined | Promise<T | undefined>, ms: number, why: () => string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await Promise.resolve()
+      .then(check)
+      .catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${why()} (after ${ms} ms)`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
 
 describe.skipIf(skip !== undefined)('BookInfo tutorial, kube driver (a Kubernetes cluster through its kubeconfig)', () => {
   let release: (() => Promise<void>) | undefined;

@@ -61,5 +61,5 @@ export {
   uninstall,
   type WebhookProbe,
 } from './install/cluster.ts';
-export { forwardService, type ServiceForward, type ServiceForwardOptions, servicePodPort } from './mesh/port-forward.ts';
+export { findService, forwardService, type ServiceForward, type ServiceForwardOptions, servicePodPort } from './mesh/port-forward.ts';
 export { type ApplyAction, applyClusterObjects, applyFieldManager, type ClusterObject, deleteClusterObjects, podByName, podPortGet, weftdDebug, weftdReplicas } from './mesh/cluster-mesh.ts';

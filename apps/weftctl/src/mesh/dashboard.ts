@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import { type KubeDashboardName, runKubeDashboard } from '../dashboard-kube.ts';
 import { runningMesh } from '../up/state.ts';
 
 export const dashboardTargets = ['weft', 'prometheus'] as const;
@@ -48,15 +49,53 @@ export async function dashboard(o: { stateDir: string; target: DashboardTarget; 
     return 1;
   }
   io.out(`${url}\n`);
-  if (!o.open) return 0;
+  if (o.open) await openUrl(url, io);
+  return 0;
+}
+
+/** Opens `url` in the desktop's browser (xdg-open), saying so when there is none. */
+async function openUrl(url: string, io: Io): Promise<void> {
   const opener = await onPath('xdg-open');
   if (!opener) {
     io.err('weftctl: xdg-open is not installed (`apt-get install -y xdg-utils`); open the URL above in a browser\n');
-    return 0;
+    return;
   }
   // Detached and not waited for: the browser outlives this command.
   const child = spawn(opener, [url], { stdio: 'ignore', detached: true });
   child.on('error', (e) => io.err(`weftctl: could not run ${opener}: ${e.message}\n`));
   child.unref();
-  return 0;
+}
+
+/**
+ * `weftctl dashboard NAME --kubeconfig FILE`: the addon on a local port through port-forwards
+ * (dashboard-kube.ts) until Ctrl-C; the URL on stdout once it answers, progress on stderr.
+ */
+export async function dashboardOnCluster(name: KubeDashboardName, o: { kubeconfig: string | undefined; namespace: string; port: number; open: boolean }, io: Io): Promise<number> {
+  let stop!: () => void;
+  const until = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  const onSignal = () => stop();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await runKubeDashboard(name, {
+      kubeconfig: o.kubeconfig,
+      namespace: o.namespace,
+      port: o.port,
+      until,
+      progress: (line) => io.err(`dashboard: ${line}\n`),
+      onUrl: (url) => {
+        io.out(`${url}\n`);
+        io.err('dashboard: serving until Ctrl-C\n');
+        if (o.open) void openUrl(url, io);
+      },
+    });
+  } catch (e) {
+    io.err(`weftctl: dashboard ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

@@ -8,7 +8,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { holdClusterLock, kubeCluster, needsKube } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../client.ts';
-import { forwardService, servicePodPort } from './port-forward.ts';
+import { findService, forwardService, servicePodPort } from './port-forward.ts';
 
 const skip = needsKube();
 const suffix = randomBytes(3).toString('hex');
@@ -28,7 +28,7 @@ describe.skipIf(skip !== undefined)('forwardService on a real cluster', () => {
     const svc = (name: string, selector: Record<string, string>, targetPort: number | string) => ({
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name, namespace: 'kube-system', labels: { 'weft-test': 'port-forward' } },
+      metadata: { name, namespace: 'kube-system', labels: { 'weft-test': 'port-forward', 'weft-test-pf': name === health ? suffix : 'other' } },
       spec: { selector, ports: [{ name: 'http', port: 18080, targetPort }] },
     });
     await core.createNamespacedService({ namespace: 'kube-system', body: svc(health, { 'k8s-app': 'kube-dns' }, 8080) });
@@ -63,6 +63,12 @@ describe.skipIf(skip !== undefined)('forwardService on a real cluster', () => {
   it('maps a named target port through the pod’s container ports', async () => {
     const svc = await core.readNamespacedService({ name: named, namespace: 'kube-system' });
     expect((await servicePodPort(core, svc, 18080)).port).toBe(53);
+  });
+
+  it('finds a Service by name in its namespace, else by label in any namespace', async () => {
+    expect(await findService(kc, { namespace: 'kube-system', name: health, labelSelector: 'weft-test-pf=none' })).toEqual({ namespace: 'kube-system', service: health });
+    expect(await findService(kc, { namespace: 'default', name: `absent-${suffix}`, labelSelector: `weft-test-pf=${suffix}` })).toEqual({ namespace: 'kube-system', service: health });
+    expect(await findService(kc, { namespace: 'default', name: `absent-${suffix}`, labelSelector: `weft-test-pf=none-${suffix}` })).toBeUndefined();
   });
 
   it('refuses a Service with no ready pod, or a port it does not have, saying which', async () => {

@@ -58,6 +58,24 @@ export async function servicePodPort(core: CoreV1Api, svc: V1Service, port: numb
   return { pod: pod.metadata.name, port: named.containerPort };
 }
 
+/**
+ * The Service `name` in `namespace`, else one labelled `labelSelector` in any namespace (the one in
+ * `namespace` first): an addon deployed under another name or elsewhere. Undefined when none is.
+ */
+export async function findService(kc: KubeConfig, o: { namespace: string; name: string; labelSelector: string }): Promise<{ namespace: string; service: string } | undefined> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const own = await core.readNamespacedService({ name: o.name, namespace: o.namespace }).catch(() => undefined);
+  if (own) return { namespace: o.namespace, service: o.name };
+  let labelled: V1Service[];
+  try {
+    labelled = (await core.listServiceForAllNamespaces({ labelSelector: o.labelSelector })).items;
+  } catch (err) {
+    throw new Error(`no Service ${o.namespace}/${o.name}, and listing Services labelled ${o.labelSelector} failed: ${apiError(err)}`);
+  }
+  const found = labelled.find((s) => s.metadata?.namespace === o.namespace) ?? labelled[0];
+  return found?.metadata?.name && found.metadata.namespace ? { namespace: found.metadata.namespace, service: found.metadata.name } : undefined;
+}
+
 /** Serves `namespace/service:port` on a local loopback port until closed. */
 export async function forwardService(kc: KubeConfig, o: ServiceForwardOptions): Promise<ServiceForward> {
   const core = kc.makeApiClient(CoreV1Api);
