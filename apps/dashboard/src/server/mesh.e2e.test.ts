@@ -196,4 +196,34 @@ describe.skipIf(skipReason)(`the dashboard on a local mesh ${skipReason ? `(skip
     expect(other.body.cluster).toBe('outbound|9080|v1|reviews.default.svc.cluster.local');
     expect((await get<{ error: string }>('/api/why?source=default/nobody')).status).toBe(404);
   });
+
+  it('keeps the last data of a weftd that stops answering, says so within 10 s, and recovers when it answers again', { timeout: 60_000 }, async () => {
+    const before = (await get<{ proxies: unknown[] }>('/api/proxies')).body.proxies.length;
+    const pid = mesh.state.weftd!.pid;
+    // Stopped, not killed: it holds its port and answers nothing (the poll's bound decides), and supervision leaves it alone.
+    process.kill(pid, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    try {
+      const down = await until(
+        'weftd reported down',
+        async () => {
+          const r = await get<object>('/api/status');
+          return r.body.sources.weftd.ok ? undefined : r.body.sources.weftd;
+        },
+        10_000,
+        200,
+      );
+      console.log(`weftd stopped: the dashboard said so after ${Date.now() - stoppedAt} ms: ${down.error}`);
+      expect(down.error).toMatch(/^weftd at http:\/\/127\.0\.0\.1:\d+ unreachable: no answer within 3 s$/);
+      const kept = await get<{ proxies: unknown[] }>('/api/proxies');
+      expect(kept.body.proxies.length).toBe(before);
+      expect(kept.body.sources.weftd.ok).toBe(false);
+      expect((await get<{ virtualServices: unknown[] }>('/api/services/reviews.default.svc.cluster.local')).status).toBe(200);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const resumedAt = Date.now();
+    await until('weftd back', async () => (await get<object>('/api/status')).body.sources.weftd.ok, 10_000, 200);
+    console.log(`weftd answering again: the dashboard had it back after ${Date.now() - resumedAt} ms`);
+  });
 });
