@@ -12,7 +12,7 @@ export const artifactDir = process.env.WEFT_E2E_ARTIFACTS ?? resolve(fileURLToPa
 export interface GraphSnapshot {
   nodes: { id: string; kind: string; label: string; parent?: string }[];
   edges: { id: string; source: string; target: string; rps: number; successRate: number; p99Ms: number | null; mtls: boolean; error: boolean }[];
-  rendered: { nodes: { id: string; parent?: string }[]; edges: { id: string; source: string; target: string; label: string; classes: string[]; width: number }[]; layouts: number };
+  rendered: { nodes: { id: string; parent?: string; x: number; y: number }[]; edges: { id: string; source: string; target: string; label: string; classes: string[]; width: number }[]; layouts: number };
   updatedAt: number;
   window: string;
   sources: { prometheus: { ok: boolean }; weftd: { ok: boolean } };

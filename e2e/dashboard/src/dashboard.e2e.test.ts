@@ -197,6 +197,8 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
     const t0 = Date.now();
     const before = traffic.ok;
     await p.open(graphRoute);
+    // The graph as first laid out after opening, to compare with the one at 0 rps.
+    const { graph: first } = await waitForGraph(p, (g) => (g.rendered.layouts > 0 && edgeOf(g, 'productpage-v1', 'reviews-v2') ? undefined : 'not laid out yet'), 20_000);
     const { graph } = await waitForGraph(
       p,
       (g) => {
@@ -214,6 +216,17 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
     console.log(`v2 and v3 at 0 rps ${took} ms after all-v1 was applied (${traffic.ok - before} page views meanwhile); reviews-v1 at ${edgeOf(graph, 'productpage-v1', 'reviews-v1')!.rps} rps`);
     expect(took).toBeLessThanOrEqual(60_000);
     expect(traffic.ok - before).toBeGreaterThan(20);
+    // Updated in place: the same nodes where they were (no new layout), the v2 edge thinned to the idle width.
+    const position = (g: GraphSnapshot, id: string) => g.rendered.nodes.find((n) => n.id === id);
+    expect(graph.rendered.layouts).toBe(first.rendered.layouts);
+    for (const n of first.rendered.nodes) expect(position(graph, n.id), n.id).toEqual(n);
+    const v2 = edgeOf(graph, 'productpage-v1', 'reviews-v2');
+    if (v2) {
+      const was = first.rendered.edges.find((e) => e.id === v2.id)!.width;
+      const now = graph.rendered.edges.find((e) => e.id === v2.id)!;
+      expect(now.classes).toContain('idle');
+      expect(now.width).toBeLessThan(was);
+    }
     await p.screenshot('graph-all-v1');
   });
 
@@ -226,6 +239,8 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
     const at = /^(.+):(\d+)$/.exec(source.trim());
     expect(at, `source shown as ${JSON.stringify(source)}`).not.toBeNull();
     const [file, line] = [at![1]!, Number(at![2])];
+    // Local mode names the file the user applied (not weftd's copy in the config directory).
+    expect(file).toBe(networking('virtual-service-all-v1.yaml'));
     expect(existsSync(file), `${file} exists`).toBe(true);
     // The line is in the YAML document that holds VirtualService reviews.
     const lines = readFileSync(file, 'utf8').split('\n');

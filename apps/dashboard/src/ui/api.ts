@@ -27,8 +27,13 @@ export interface GraphAnswer {
 }
 
 export interface SourceRef {
+  /** In local mode the file and line the user applied; otherwise the file weftd read. */
   file: string;
   line?: number;
+  /** Where weftd read it (the config directory's copy), when `file` is the user's. */
+  configFile?: { file: string; line?: number };
+  /** Who wrote it when not a file (`weftctl up (...)`). */
+  origin?: string;
 }
 
 export interface ServiceSummary {

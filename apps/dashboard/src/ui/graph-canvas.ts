@@ -68,7 +68,8 @@ const stylesheet: StylesheetJson = [
 
 /** What the canvas holds, for tests (window.__weftGraph.rendered). */
 export interface RenderedGraph {
-  nodes: { id: string; parent?: string; label: string }[];
+  /** Positions rounded to a pixel: a refresh that moves nothing leaves them equal. */
+  nodes: { id: string; parent?: string; label: string; x: number; y: number }[];
   edges: { id: string; source: string; target: string; label: string; classes: string[]; width: number }[];
   layouts: number;
 }
@@ -179,7 +180,7 @@ export class GraphCanvas {
 
   rendered(): RenderedGraph {
     return {
-      nodes: this.cy.nodes().map((n) => ({ id: n.id(), label: String(n.data('label')), ...(n.data('parent') ? { parent: String(n.data('parent')) } : {}) })),
+      nodes: this.cy.nodes().map((n) => ({ id: n.id(), label: String(n.data('label')), x: Math.round(n.position('x')), y: Math.round(n.position('y')), ...(n.data('parent') ? { parent: String(n.data('parent')) } : {}) })),
       edges: this.cy.edges().map((e) => ({
         id: e.id(),
         source: e.source().id(),

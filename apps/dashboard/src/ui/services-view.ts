@@ -5,9 +5,14 @@ import { html } from './html.ts';
 import { usePoll } from './poll.ts';
 import { href } from './route.ts';
 
-export function sourceText(s: SourceRef | undefined): string {
+export function sourceText(s: SourceRef | { file: string; line?: number } | undefined): string {
   if (!s?.file) return '(no source)';
   return s.line === undefined ? s.file : `${s.file}:${s.line}`;
+}
+
+/** The file:line, and where weftd read it from when that is another file. */
+function SourceNote({ s, testid }: { s: SourceRef | undefined; testid: string }) {
+  return html`<code class="source" data-testid=${testid}>${sourceText(s)}</code>${s?.configFile ? html` <span class="muted small" title="the copy weftd reads">(read from <code>${sourceText(s.configFile)}</code>)</span>` : null}${s?.origin ? html` <span class="muted small">${s.origin}</span>` : null}`;
 }
 
 export function ServicesView({ host }: { host?: string | undefined }) {
@@ -116,7 +121,7 @@ function ServiceDetailView({ host }: { host: string }) {
       ${d.virtualServices.length === 0 ? html`<p class="muted">none</p>` : null}
       ${d.virtualServices.map(
         (vs) => html`<div class="card" key=${`${vs.namespace}/${vs.name}`} data-testid="virtual-service" data-name=${vs.name}>
-          <div><b>${vs.namespace}/${vs.name}</b> <code class="source" data-testid="vs-source">${sourceText(vs.source)}</code></div>
+          <div><b>${vs.namespace}/${vs.name}</b> <${SourceNote} s=${vs.source} testid="vs-source" /></div>
           <div class="muted">hosts: ${(vs.hosts ?? []).join(', ')}</div>
           <${HttpRoutes} http=${vs.http} />
         </div>`,
@@ -125,7 +130,7 @@ function ServiceDetailView({ host }: { host: string }) {
       ${d.destinationRules.length === 0 ? html`<p class="muted">none</p>` : null}
       ${d.destinationRules.map(
         (dr) => html`<div class="card" key=${`${dr.namespace}/${dr.name}`} data-testid="destination-rule" data-name=${dr.name}>
-          <div><b>${dr.namespace}/${dr.name}</b> <code class="source" data-testid="dr-source">${sourceText(dr.source)}</code></div>
+          <div><b>${dr.namespace}/${dr.name}</b> <${SourceNote} s=${dr.source} testid="dr-source" /></div>
           <ul>${(dr.subsets ?? []).map((s) => html`<li key=${s.name} data-testid="dr-subset">subset <b>${s.name}</b> <span class="muted">${labelsText(s.labels)}</span></li>`)}</ul>
           ${dr.trafficPolicy ? html`<div class="muted">traffic policy: <code>${JSON.stringify(dr.trafficPolicy)}</code></div>` : null}
         </div>`,
@@ -136,7 +141,7 @@ function ServiceDetailView({ host }: { host: string }) {
         <tbody>${d.endpoints.map((e, i) => html`<tr key=${i} data-testid="endpoint-row"><td>${e.workload ?? ''}</td><td><code>${e.address}${e.port ? `:${e.port}` : ''}</code></td><td class="muted">${labelsText(e.labels)}</td><td class=${e.healthy === false ? 'bad' : 'good'}>${e.healthy === false ? 'unhealthy' : e.healthy === true ? 'healthy' : 'unknown'}</td></tr>`)}</tbody>
       </table>
       <h3>Policies</h3>
-      ${d.policies.length === 0 ? html`<p class="muted">none</p>` : html`<ul>${d.policies.map((p, i) => html`<li key=${i} data-testid="policy">${p.kind} <b>${p.namespace}/${p.name}</b> <code class="source">${sourceText(p.source)}</code></li>`)}</ul>`}
+      ${d.policies.length === 0 ? html`<p class="muted">none</p>` : html`<ul>${d.policies.map((p, i) => html`<li key=${i} data-testid="policy">${p.kind} <b>${p.namespace}/${p.name}</b> <${SourceNote} s=${p.source} testid="policy-source" /></li>`)}</ul>`}
     `
       : polled.error
         ? null
