@@ -21,7 +21,7 @@ export const hostPackages: readonly HostPackage[] = [
   { name: 'iptables', commands: ['iptables', 'iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore'], usedBy: 'network-namespace capture tests (root)' },
   { name: 'util-linux', commands: ['setpriv', 'nsenter'], usedBy: 'network-namespace tests and weftctl up as another user (root)' },
   { name: 'prometheus', commands: ['prometheus', 'promtool'], usedBy: 'e2e/proxy telemetry (Prometheus scrapes the proxies)' },
-  { name: 'chromium', commands: ['chromium'], usedBy: 'the e2e/bookinfo screenshot' },
+  { name: 'chromium', commands: ['chromium'], usedBy: 'the e2e/bookinfo screenshot, e2e/dashboard (the dashboard in a browser)' },
   { name: 'haproxy', commands: ['haproxy'], usedBy: 'bench/proxy (its HAProxy rows; `npm run bench`)' },
   // the kind script cannot run here (no Docker daemon): shellcheck is how it is checked at all
   { name: 'shellcheck', commands: ['shellcheck'], usedBy: 'deploy/kind (shellcheck of scripts/kind-e2e.sh and every other shell script)' },
