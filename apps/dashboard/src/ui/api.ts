@@ -179,8 +179,31 @@ function isSources(v: unknown): v is Sources {
   return typeof s.weftd === 'object' && s.weftd !== null && typeof s.prometheus === 'object' && s.prometheus !== null;
 }
 
+const early = new Map<string, Promise<unknown>>();
+
+/**
+ * Sends a GET now, before any view asks for it: the page's first request leaves while the page
+ * renders instead of after its first paint. The next getJson of the same path takes the answer.
+ */
+export function prefetchJson(path: string): void {
+  if (early.has(path)) return;
+  const p = fetchJson(path, 8000);
+  // Whoever takes it sees the error; until then it is not an unhandled rejection.
+  p.catch(() => {});
+  early.set(path, p);
+}
+
 /** GET a JSON answer of the dashboard; a non-2xx answer throws an ApiError with the server's message. */
-export async function getJson<T>(path: string, timeoutMs = 8000): Promise<T> {
+export function getJson<T>(path: string, timeoutMs = 8000): Promise<T> {
+  const prefetched = early.get(path);
+  if (prefetched) {
+    early.delete(path);
+    return prefetched as Promise<T>;
+  }
+  return fetchJson<T>(path, timeoutMs);
+}
+
+async function fetchJson<T>(path: string, timeoutMs: number): Promise<T> {
   let r: Response;
   try {
     r = await fetch(path, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });

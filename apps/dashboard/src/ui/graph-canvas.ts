@@ -151,6 +151,7 @@ export class GraphCanvas {
     }
     this.running = true;
     const first = this.layouts === 0;
+    performance.mark('weft:graph-layout');
     const options: BaseLayoutOptions & Record<string, unknown> = {
       name: 'elk',
       nodeDimensionsIncludeLabels: true,

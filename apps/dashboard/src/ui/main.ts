@@ -2,9 +2,16 @@
 // app into #app (made when the page has none), with its stylesheet; errors no view caught are
 // shown on the page rather than leaving it blank.
 import { render } from 'preact';
+import { prefetchJson } from './api.ts';
 import { App } from './app.ts';
+import { graphPath, windowOf } from './graph-view.ts';
 import { html } from './html.ts';
+import { parseHash } from './route.ts';
 import { css } from './style.ts';
+
+// The graph (the first page most open) asks for its data before the first render.
+const first = parseHash(location.hash);
+if (first.view === 'graph') prefetchJson(graphPath(windowOf(first)));
 
 function showFatal(message: string): void {
   let box = document.getElementById('weft-fatal');
