@@ -134,14 +134,14 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       return 'graph';
     }
     if (path === '/api/services') {
-      sendJson(res, 200, { services: servicesOf(poller.weftdData?.configs ?? []), sources: sources() });
+      sendJson(res, 200, { services: servicesOf(poller.weftdData?.configs ?? [], poller.observedServices()), sources: sources() });
       return 'services';
     }
     if (path.startsWith('/api/services/')) {
       const host = decodeURIComponent(path.slice('/api/services/'.length));
-      const d = poller.weftdData ? serviceDetail(poller.weftdData, host) : undefined;
+      const d = poller.weftdData ? serviceDetail(poller.weftdData, host, poller.observedServices().some((x) => x.host === host)) : undefined;
       if (!d) {
-        const why = poller.weftdData ? `no service ${host} (no ServiceEntry declares it)` : `no config known yet: ${poller.weftd.state.error ?? 'weftd not polled'}`;
+        const why = poller.weftdData ? `no service ${host} (no ServiceEntry declares it, no rule names it, no traffic to it was seen)` : `no config known yet: ${poller.weftd.state.error ?? 'weftd not polled'}`;
         sendJson(res, poller.weftdData ? 404 : 503, { error: why, sources: sources() });
       } else sendJson(res, 200, { ...d, sources: sources() });
       return 'service';

@@ -115,6 +115,12 @@ export class Poller {
     return w.graph;
   }
 
+  /** The services the default window's graph saw traffic to (hosts that may have no ServiceEntry). */
+  observedServices(): { host: string; namespace: string; name: string }[] {
+    const g = this.#windows.get(defaultWindow)?.graph;
+    return (g?.nodes ?? []).filter((n) => n.kind === 'service' && n.service).map((n) => ({ host: n.service!, namespace: n.namespace, name: n.label }));
+  }
+
   /** One poll of every source (exported for tests and the first answer). */
   async poll(): Promise<void> {
     try {

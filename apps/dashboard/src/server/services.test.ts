@@ -87,6 +87,16 @@ describe('services from weftd’s debug endpoints', () => {
     expect(serviceDetail(data, 'nothing.default.svc.cluster.local')).toBeUndefined();
   });
 
+  it('also lists services only seen in traffic (Kubernetes Services are not in weftd’s config), with what applies to them', () => {
+    const observed = [{ host: 'ratings.default.svc.cluster.local', namespace: 'default', name: 'ratings' }];
+    expect(servicesOf(configs, observed).map((x) => x.host)).toEqual(['ratings.default.svc.cluster.local', 'reviews.default.svc.cluster.local']);
+    const d = serviceDetail(data, 'ratings.default.svc.cluster.local', true)!;
+    expect(d).toMatchObject({ host: 'ratings.default.svc.cluster.local', virtualServices: [], destinationRules: [], endpoints: [] });
+    // Policies: the mesh-wide one; those with a selector need its workloads' labels, not known here.
+    expect((d.policies as { name: string }[]).map((p) => p.name)).toEqual(['default']);
+    expect(serviceDetail(data, 'ratings.default.svc.cluster.local')).toBeUndefined();
+  });
+
   it('summarises proxies by short type name with ACK/NACK state', () => {
     expect(proxiesOf(data.syncz)).toEqual([
       { id: 'sidecar~127.0.0.13~reviews-v1.default~default.svc.cluster.local', workload: 'reviews-v1', namespace: 'default', type: 'sidecar', address: '127.0.0.13', types: { Cluster: { status: 'NACKED', lastNackAt: '2026-12-07T10:01:00Z', nackReason: 'bad cluster', version: '7' } } },

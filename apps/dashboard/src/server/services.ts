@@ -70,9 +70,19 @@ const selects = (selector: unknown, labels: Record<string, string>) => {
   return Object.keys(s).length > 0 && Object.entries(s).every(([k, v]) => labels[k] === v);
 };
 
-/** Every host a ServiceEntry declares, as {host, namespace, name}. */
-export function servicesOf(configs: readonly ConfigzEntry[]): { host: string; namespace: string; name: string }[] {
-  const seen = new Map<string, { host: string; namespace: string; name: string }>();
+export interface ServiceRef {
+  host: string;
+  namespace: string;
+  name: string;
+}
+
+/**
+ * Every host a ServiceEntry declares, and the services traffic was seen to (`observed`, from the
+ * graph: on Kubernetes, Services are not in weftd's config), as {host, namespace, name}.
+ */
+export function servicesOf(configs: readonly ConfigzEntry[], observed: readonly ServiceRef[] = []): ServiceRef[] {
+  const seen = new Map<string, ServiceRef>();
+  for (const o of observed) seen.set(o.host, o);
   for (const c of configs) {
     if (c.kind !== 'ServiceEntry') continue;
     for (const host of arr<string>(c.spec.hosts)) {
@@ -112,17 +122,20 @@ function httpSummary(vs: ConfigzEntry): Json[] {
 
 const rootNamespace = 'istio-system';
 
-/** The page of one service (`host`): see the API contract in TEAM.md. */
-export function serviceDetail(data: WeftdData, host: string): Json | undefined {
+/**
+ * The page of one service (`host`): see the API contract in TEAM.md. Undefined when no
+ * ServiceEntry declares it, it is not `observed` (traffic was seen to it) and no rule names it.
+ */
+export function serviceDetail(data: WeftdData, host: string, observed = false): Json | undefined {
   const configs = [...data.configs].sort(configOrder as (a: ConfigzEntry, b: ConfigzEntry) => number);
   const entries = configs.filter((c) => c.kind === 'ServiceEntry' && arr<string>(c.spec.hosts).includes(host));
-  if (entries.length === 0) return undefined;
   const routesTo = (vs: ConfigzEntry) => arr(vs.spec.http).some((r) => arr(r.route).some((d) => hostMatches(host, resolveHost(String(obj(d.destination).host ?? ''), vs.metadata.namespace))));
   const virtualServices = configs
     .filter((c) => c.kind === 'VirtualService' && (arr<string>(c.spec.hosts).some((h) => hostMatches(host, resolveHost(h, c.metadata.namespace))) || routesTo(c)))
     .map((c) => ({ name: c.metadata.name, namespace: c.metadata.namespace, source: sourceOf(c), hosts: arr<string>(c.spec.hosts), gateways: arr<string>(c.spec.gateways), http: httpSummary(c) }));
-  const destinationRules = configs
-    .filter((c) => c.kind === 'DestinationRule' && hostMatches(host, resolveHost(String(c.spec.host ?? ''), c.metadata.namespace)))
+  const rules = configs.filter((c) => c.kind === 'DestinationRule' && hostMatches(host, resolveHost(String(c.spec.host ?? ''), c.metadata.namespace)));
+  if (entries.length === 0 && !observed && virtualServices.length === 0 && rules.length === 0) return undefined;
+  const destinationRules = rules
     .map((c) => ({
       name: c.metadata.name,
       namespace: c.metadata.namespace,
@@ -158,7 +171,8 @@ export function serviceDetail(data: WeftdData, host: string): Json | undefined {
 
   // Policies that apply to any of its workloads: mesh-wide (root namespace, no selector), namespace-wide, or selecting one.
   const workloadLabels = endpoints.map((e) => e.labels as Record<string, string>);
-  const namespaces = new Set(entries.map((e) => e.metadata.namespace));
+  // Without a ServiceEntry (a Kubernetes Service), the namespace is the host's: <name>.<namespace>.svc.<domain>.
+  const namespaces = new Set(entries.length > 0 ? entries.map((e) => e.metadata.namespace) : [host.split('.')[1] ?? '']);
   const policies = configs
     .filter((c) => ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Sidecar', 'Telemetry'].includes(c.kind))
     .filter((c) => {
