@@ -29,8 +29,10 @@ export interface DashboardContext {
   /** Writes mesh.json. */
   save: () => Promise<void>;
   progress: (component: string, text: string) => void;
-  /** The OTLP port, from pickOtlpPort (weftd's mesh config already names it). */
+  /** The OTLP port, from pickOtlpPort. */
   otlpPort: number;
+  /** Whether weftd's mesh config is tracingMeshConfig (false: the user gave one, which decides where spans go). */
+  tracing: boolean;
   /** `--owner-uid UID` (local mode's trust boundary), or none. */
   ownerFlags: readonly string[];
   logLevel: string;
@@ -101,7 +103,8 @@ export async function startDashboard(c: DashboardContext): Promise<DashboardStat
     const port = Number(l.port);
     c.state.dashboard = { pid: s.pid, port, url: `http://127.0.0.1:${port}/`, otlpPort: c.otlpPort, logFile: s.logFile, run: s.status() };
     await c.save();
-    c.progress('dashboard', `${c.state.dashboard.url} (traces on OTLP/HTTP 127.0.0.1:${c.otlpPort}; Prometheus at ${c.state.dashboard.url}prometheus/; \`weftctl dashboard --open\`)`);
+    const traces = c.tracing ? `traces on OTLP/HTTP 127.0.0.1:${c.otlpPort}` : `its OTLP/HTTP receiver on 127.0.0.1:${c.otlpPort} gets traces only if your --mesh-config sends them there`;
+    c.progress('dashboard', `${c.state.dashboard.url} (${traces}; Prometheus at ${c.state.dashboard.url}prometheus/; \`weftctl dashboard --open\`)`);
     return c.state.dashboard;
   } catch (e) {
     // Not restarted: an addon that cannot start says so once, and the mesh goes on.

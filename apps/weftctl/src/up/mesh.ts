@@ -368,7 +368,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       otlpPort === undefined
         ? undefined
         : weftdReady.then(
-            () => startDashboard({ bin: bins.dashboard, stateDir, state, spawn, save, progress, otlpPort, ownerFlags, logLevel, timeoutMs: remaining() }),
+            () => startDashboard({ bin: bins.dashboard, stateDir, state, spawn, save, progress, otlpPort, tracing: !o.meshConfig, ownerFlags, logLevel, timeoutMs: remaining() }),
             () => undefined,
           );
 
