@@ -348,6 +348,36 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
     await p.screenshot('prometheus-back');
   });
 
+  it('with weftd not answering the page says so within 10 s, keeps the service page, and recovers by itself', async () => {
+    await p.open('services/reviews.default.svc.cluster.local');
+    const vs = p.page.locator('[data-testid=virtual-service][data-name=reviews]');
+    await vs.waitFor({ timeout: 15_000 });
+    const pid = m.mesh.state.weftd?.pid;
+    expect(pid).toBeDefined();
+    // Stopped, not killed: the dashboard sees a weftd that answers nothing; supervision is not involved.
+    process.kill(pid!, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    const banner = p.page.locator('[data-testid=banner-weftd]');
+    let shownMs: number;
+    let text: string;
+    try {
+      await banner.waitFor({ timeout: 10_000 });
+      shownMs = Date.now() - stoppedAt;
+      text = (await banner.textContent())?.trim() ?? '';
+      // The last answer stays on the page.
+      expect(await vs.count()).toBe(1);
+      await p.screenshot('weftd-down');
+    } finally {
+      process.kill(pid!, 'SIGCONT');
+    }
+    const resumedAt = Date.now();
+    expect(text).toContain('weftd');
+    console.log(`weftd (pid ${pid}) stopped; the banner showed after ${shownMs} ms: ${text}`);
+    await banner.waitFor({ state: 'detached', timeout: 10_000 });
+    console.log(`weftd resumed; the banner went ${Date.now() - resumedAt} ms later`);
+    expect(await vs.count()).toBe(1);
+  });
+
   it('no console errors in the whole run', () => {
     const errors = [...p.errors, ...otherPages.flatMap((o) => o.errors)];
     expect(errors).toEqual([]);
