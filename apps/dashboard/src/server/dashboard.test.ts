@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { needs } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Graph } from './graph.ts';
@@ -209,6 +210,18 @@ describe.skipIf(skipReason)(`the dashboard process ${skipReason ? `(skipped: ${s
     const big = await fetch(otlp, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.alloc(8192) });
     expect(big.status).toBe(413);
     expect(await big.text()).toMatch(/over the limit of 4096 bytes/);
+    // Without a content-length (chunked), the limit holds as the body arrives.
+    const chunked = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < 8; i++) c.enqueue(new Uint8Array(1024));
+        c.close();
+      },
+    });
+    const streamed = await fetch(otlp, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunked, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+    const gzipped = await fetch(otlp, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(Buffer.alloc(64 * 1024, 0x20)) });
+    expect(gzipped.status).toBe(413);
+    expect(await gzipped.text()).toMatch(/over the limit of 4096 bytes \(uncompressed\)/);
     const bad = await fetch(otlp, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from([0x0a, 0xff, 0xff]) });
     expect(bad.status).toBe(400);
     expect((await fetch(otlp, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(415);
@@ -221,7 +234,7 @@ describe.skipIf(skipReason)(`the dashboard process ${skipReason ? `(skipped: ${s
     expect(text).toMatch(/weft_dashboard_poll_duration_seconds_count\{source="prometheus"\} [1-9]/);
     expect(text).toMatch(/weft_dashboard_source_up\{source="weftd"\} 0/);
     expect(text).toMatch(/weft_dashboard_source_up\{source="prometheus"\} 1/);
-    expect(text).toMatch(/weft_dashboard_otlp_rejected_total\{reason="too-large"\} 1/);
+    expect(text).toMatch(/weft_dashboard_otlp_rejected_total\{reason="too-large"\} 3/);
   });
 
   const rootReason = needs({ root: true, tools: ['setpriv', 'curl'] });

@@ -30,12 +30,16 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       reject(new Error(`content-encoding ${encoding} is not supported (gzip or none)`));
       return;
     }
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     stream.on('data', (c: Buffer) => {
+      if (over) return;
       size += c.length;
       if (size > limit) {
-        stream.destroy();
+        // Nothing more is kept; the answer (413) closes the connection, so the rest is not read for long.
+        over = true;
+        chunks = [];
         reject(new TooLarge(`the body is over the limit of ${limit} bytes${encoding === 'gzip' ? ' (uncompressed)' : ''}`));
         return;
       }
