@@ -32,20 +32,21 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     let chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
+    const tooLarge = () => new TooLarge(`the body is over the limit of ${limit} bytes${encoding === 'gzip' ? ' (uncompressed)' : ''}`);
     stream.on('data', (c: Buffer) => {
-      if (over) return;
       size += c.length;
-      if (size > limit) {
-        // Nothing more is kept; the answer (413) closes the connection, so the rest is not read for long.
-        over = true;
+      if (size <= limit) chunks.push(c);
+      else {
+        // Nothing more is kept. The rest is read and dropped, so that the client, still sending,
+        // gets the 413 rather than a broken pipe; past 16 times the limit the connection goes.
         chunks = [];
-        reject(new TooLarge(`the body is over the limit of ${limit} bytes${encoding === 'gzip' ? ' (uncompressed)' : ''}`));
-        return;
+        if (size > 16 * limit) {
+          stream.destroy();
+          reject(tooLarge());
+        }
       }
-      chunks.push(c);
     });
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('end', () => (size > limit ? reject(tooLarge()) : resolve(Buffer.concat(chunks))));
     stream.on('error', (e) => reject(new Error(`the body cannot be read: ${e.message}`)));
   });
 }
