@@ -59,7 +59,7 @@ function View({ route }: { route: Route }) {
     case 'traces':
       return html`<${TracesView} traceId=${route.arg} />`;
     case 'why':
-      return html`<${WhyView} />`;
+      return html`<${WhyView} route=${route} />`;
     default:
       return html`<${GraphView} route=${route} />`;
   }

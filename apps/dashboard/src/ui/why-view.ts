@@ -1,10 +1,11 @@
 // "Why did this request go there": the source workload's own proxy answers (its /debug/why, through
 // /api/why), running the route selection and endpoint choice that decide real requests. The UI only
 // asks and shows.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { getJson, type ProxyInfo, type WhyAnswer } from './api.ts';
 import { html } from './html.ts';
 import { usePoll } from './poll.ts';
+import type { Route } from './route.ts';
 
 export interface WhyRequest {
   source: string;
@@ -17,6 +18,11 @@ export interface WhyRequest {
 
 /** The /api/why query of a request; header lines without a colon are refused with a message. */
 export function whyQuery(r: WhyRequest): string {
+  return `/api/why?${whyParams(r).toString()}`;
+}
+
+/** The request as query parameters (the API's, also the view's own: `#/why?source=..&header=k:v`). */
+export function whyParams(r: WhyRequest): URLSearchParams {
   const q = new URLSearchParams({ source: r.source, authority: r.authority.trim(), path: r.path.trim() || '/', method: r.method });
   for (const line of r.headers.split('\n')) {
     const t = line.trim();
@@ -25,27 +31,42 @@ export function whyQuery(r: WhyRequest): string {
     if (i <= 0) throw new Error(`header "${t}" has no name: write it as name: value`);
     q.append('header', `${t.slice(0, i).trim().toLowerCase()}:${t.slice(i + 1).trim()}`);
   }
-  return `/api/why?${q.toString()}`;
+  return q;
+}
+
+/** A request from the view's query (a shared link), the defaults for what it does not say. */
+export function requestOf(query: URLSearchParams): WhyRequest {
+  return {
+    source: query.get('source') ?? '',
+    authority: query.get('authority') ?? 'reviews:9080',
+    path: query.get('path') ?? '/reviews/0',
+    method: query.get('method') ?? 'GET',
+    headers: query
+      .getAll('header')
+      .map((h) => h.replace(':', ': '))
+      .join('\n'),
+  };
 }
 
 const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'];
 
-export function WhyView() {
+export function WhyView({ route }: { route: Route }) {
   const proxies = usePoll<{ proxies: ProxyInfo[] }>('/api/proxies', 10_000);
   const sources = [...new Set((proxies.data?.proxies ?? []).map((p) => `${p.namespace}/${p.workload}`))].sort();
-  const [req, setReq] = useState<WhyRequest>({ source: '', authority: 'reviews:9080', path: '/reviews/0', method: 'GET', headers: '' });
+  const [req, setReq] = useState<WhyRequest>(() => requestOf(route.query));
   const [answer, setAnswer] = useState<WhyAnswer | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
   const source = req.source || sources.find((s) => s.endsWith('/productpage-v1')) || sources[0] || '';
 
   const set = (k: keyof WhyRequest) => (e: Event) => setReq({ ...req, [k]: (e.target as HTMLInputElement).value });
-  const submit = async (e: Event) => {
-    e.preventDefault();
+  const ask = async (r: WhyRequest) => {
     setBusy(true);
     setError(undefined);
     try {
-      setAnswer(await getJson<WhyAnswer>(whyQuery({ ...req, source }), 15_000));
+      // The address bar keeps the question (a link that asks it again), without a new history entry.
+      history.replaceState(null, '', `#/why?${whyParams(r).toString()}`);
+      setAnswer(await getJson<WhyAnswer>(whyQuery(r), 15_000));
     } catch (err) {
       setAnswer(undefined);
       setError((err as Error).message);
@@ -53,6 +74,14 @@ export function WhyView() {
       setBusy(false);
     }
   };
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void ask({ ...req, source });
+  };
+  // A link that names a source asks at once.
+  useEffect(() => {
+    if (route.query.get('source')) void ask(requestOf(route.query));
+  }, []);
 
   return html`<section class="view" data-testid="why-view">
     <h2>Why did this request go there?</h2>
