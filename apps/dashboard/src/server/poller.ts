@@ -136,6 +136,7 @@ export class Poller {
     const t0 = performance.now();
     if (!base) {
       this.#fail(this.weftd, '', this.endpoints.missing?.weftd ?? 'weftd is not known');
+      this.#o.onPoll?.('weftd', 0, false);
       return;
     }
     try {
