@@ -2,7 +2,7 @@
 // /prometheus/ route prefix, as `weftctl up` runs it) scraping a fixed exporter of Istio's request
 // metrics; weftd is a dead port here (the mesh test has a real one).
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -235,6 +235,33 @@ describe.skipIf(skipReason)(`the dashboard process ${skipReason ? `(skipped: ${s
     expect(text).toMatch(/weft_dashboard_source_up\{source="weftd"\} 0/);
     expect(text).toMatch(/weft_dashboard_source_up\{source="prometheus"\} 1/);
     expect(text).toMatch(/weft_dashboard_otlp_rejected_total\{reason="too-large"\} 3/);
+  });
+
+  it('with --state-dir, reads mesh.json at every poll: a Prometheus that moved is followed, and no mesh is said', async () => {
+    const stateDir = join(dir, 'state');
+    await mkdir(stateDir, { recursive: true });
+    const mesh = (prometheusUrl: string) => ({ pid: process.pid, weftd: { monitoringPort: deadWeftd }, prometheus: { url: prometheusUrl, passwordFile: prometheus.passwordFile }, proxies: [] });
+    const d2 = await startDashboardProcess(['--state-dir', stateDir, '--interval-ms', '2000']);
+    try {
+      const none = await until('no mesh said', async () => (await d2.get<Sources>('/api/status')).body.sources.prometheus.error?.includes('no local mesh is running') || undefined, 10_000, 200);
+      expect(none).toBe(true);
+      await writeFile(join(stateDir, 'mesh.json'), JSON.stringify(mesh(`${prometheus.url}/`)));
+      await until('Prometheus from mesh.json', async () => (await d2.get<Sources>('/api/status')).body.sources.prometheus.ok || undefined, 10_000, 200);
+      const moved = await freePort();
+      await writeFile(join(stateDir, 'mesh.json'), JSON.stringify(mesh(`http://127.0.0.1:${moved}/prometheus/`)));
+      const s = await until(
+        'the new address polled',
+        async () => {
+          const p = (await d2.get<Sources>('/api/status')).body.sources.prometheus;
+          return p.url === `http://127.0.0.1:${moved}/prometheus` ? p : undefined;
+        },
+        10_000,
+        200,
+      );
+      expect(s).toMatchObject({ ok: false, error: `Prometheus at http://127.0.0.1:${moved}/prometheus unreachable: connect ECONNREFUSED 127.0.0.1:${moved}` });
+    } finally {
+      await d2.stop();
+    }
   });
 
   const rootReason = needs({ root: true, tools: ['setpriv', 'curl'] });
