@@ -80,6 +80,7 @@ export class GraphCanvas {
   private layouts = 0;
   private running = false;
   private pending = false;
+  private destroyed = false;
 
   /** `onLayout` is told when a layout has finished (the nodes are where they will stay). */
   private readonly onLayout: () => void;
@@ -100,6 +101,7 @@ export class GraphCanvas {
   }
 
   update(g: GraphElements): void {
+    if (this.destroyed) return;
     const cy = this.cy;
     const nodeIds = new Set(g.nodes.map((n) => n.data.id));
     const edgeIds = new Set(g.edges.map((e) => e.data.id));
@@ -170,6 +172,10 @@ export class GraphCanvas {
       stop: () => {
         this.layouts++;
         this.running = false;
+        if (this.destroyed) {
+          this.cy.destroy();
+          return;
+        }
         if (this.pending) {
           this.pending = false;
           this.layout();
@@ -194,7 +200,9 @@ export class GraphCanvas {
     };
   }
 
+  /** Destroys the graph; one being laid out goes when ELK has answered (its positions land on a live graph). */
   destroy(): void {
-    this.cy.destroy();
+    this.destroyed = true;
+    if (!this.running) this.cy.destroy();
   }
 }
