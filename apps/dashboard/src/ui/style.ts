@@ -47,6 +47,11 @@ code { font-family: ui-monospace, monospace; font-size: 12px; }
 .span-bar { position: absolute; top: 0; bottom: 0; background: #3b82f6; border-radius: 2px; }
 .span-bar.error { background: #dc2626; }
 .span-ms { font-size: 12px; padding-right: 8px; }
+.span-row.axis { background: #f1f5f9; font-size: 11px; }
+.axis .span-track { background: none; height: 16px; }
+.tick { position: absolute; transform: translateX(-50%); white-space: nowrap; color: #64748b; }
+.tick:first-child { transform: none; }
+.tick:last-child { transform: translateX(-100%); }
 .why-form { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 10px; align-items: end; background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 12px; }
 .why-form label { display: flex; flex-direction: column; gap: 4px; font-weight: 600; }
 .why-form .wide { grid-column: span 3; }

@@ -1,5 +1,5 @@
 // Traces: the recent ones the dashboard received, and one as a waterfall of its spans.
-import type { TraceDetail, TraceSummary } from './api.ts';
+import type { Span, TraceDetail, TraceSummary } from './api.ts';
 import { formatMs } from './graph-model.ts';
 import { html } from './html.ts';
 import { usePoll } from './poll.ts';
@@ -45,15 +45,29 @@ function TraceWaterfall({ traceId }: { traceId: string }) {
     ${polled.error ? html`<div class="error-box" role="alert">${polled.data ? 'Showing the last answer; ' : ''}${polled.error}</div>` : null}
     ${polled.data ? html`<p class="muted">${w.rows.length} spans, ${formatMs(w.durationMs)}</p>` : polled.error ? null : html`<p class="muted">loading…</p>`}
     <div class="waterfall" data-testid="waterfall">
+      ${w.rows.length > 0
+        ? html`<div class="span-row axis" aria-hidden="true">
+            <div class="span-name muted">service / span</div>
+            <div class="span-track">${[0, 25, 50, 75, 100].map((pct) => html`<span class="tick" style=${`left:${pct}%`}>${formatMs((w.durationMs * pct) / 100)}</span>`)}</div>
+            <div class="span-ms muted">duration</div>
+          </div>`
+        : null}
       ${w.rows.map(
         (r) => html`<div class="span-row" key=${r.span.spanId} data-testid="span-row" data-span=${r.span.spanId} data-parent=${r.span.parentSpanId ?? ''} data-depth=${String(r.depth)} data-service=${r.span.service}>
-          <div class="span-name" style=${`padding-left:${r.depth * 16 + 4}px`} title=${r.span.name}><b>${r.span.service}</b> ${r.span.name}</div>
+          <div class="span-name" style=${`padding-left:${r.depth * 16 + 4}px`} title=${spanTitle(r.span)}><b>${r.span.service}</b> ${r.span.name}</div>
           <div class="span-track"><div class=${`span-bar${isError(r.span.status) ? ' error' : ''}`} style=${`left:${r.offsetPct}%;width:${r.widthPct}%`}></div></div>
           <div class="span-ms num">${formatMs(r.durationMs)}</div>
         </div>`,
       )}
     </div>
   </section>`;
+}
+
+function spanTitle(s: Span): string {
+  const attrs = Object.entries(s.attributes ?? {})
+    .slice(0, 12)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return [`${s.service}: ${s.name}`, ...(s.kind !== undefined ? [`kind ${String(s.kind)}`] : []), ...attrs].join('\n');
 }
 
 function isError(status: unknown): boolean {
