@@ -6,6 +6,7 @@
 // addon through two such forwards; the cluster runs no dashboard.
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Server } from 'node:net';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { OwnerGuard } from '@weft/guard';
@@ -85,7 +86,8 @@ export async function runKubeDashboard(name: KubeDashboardName, o: KubeDashboard
     } catch (e) {
       o.progress(`prometheus: ${(e as Error).message}; the graph stays empty until the Prometheus addon runs (kubectl apply -k deploy/addons/prometheus/base)`);
     }
-    const args = [dashboardBin, '--address', '127.0.0.1', '--port', String(o.port), '--weftd-url', weftd.url, ...(prometheusUrl ? ['--prometheus-url', prometheusUrl] : []), ...(ownerUid !== undefined ? ['--owner-uid', String(ownerUid)] : [])];
+    const kubeconfig = o.kubeconfig ?? process.env.KUBECONFIG?.split(':')[0] ?? join(homedir(), '.kube', 'config');
+    const args = [dashboardBin, '--address', '127.0.0.1', '--port', String(o.port), '--weftd-url', weftd.url, '--kubeconfig', kubeconfig, ...(prometheusUrl ? ['--prometheus-url', prometheusUrl] : []), ...(ownerUid !== undefined ? ['--owner-uid', String(ownerUid)] : [])];
     child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const ready = new Promise<string>((resolve, reject) => {
       const lines = createInterface({ input: child!.stderr! });

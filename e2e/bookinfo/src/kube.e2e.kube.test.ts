@@ -83,6 +83,10 @@ function kubeExtras(driver: () => BookinfoDriver): void {
       console.log(`${d().name}: weftctl dashboard --kubeconfig: ${graph.edges.length} edges (${graph.edges.map((e) => `${e.source} -> ${e.target}`).join(', ')})`);
       const proxies = (await (await fetch(`${base}/api/proxies`)).json()) as { proxies: { id: string; types: Record<string, { status: string }> }[] };
       expect(proxies.proxies.some((p) => p.id.includes(d().namespace) && Object.values(p.types).every((t) => t.status === 'ACKED'))).toBe(true);
+      // why, from productpage's proxy on the cluster (its admin port over a port-forward): the tutorial's rules are gone, so reviews' plain cluster
+      const why = (await (await fetch(`${base}/api/why?source=${d().namespace}/productpage-v1&authority=reviews:9080&path=/reviews/0&method=GET`)).json()) as { cluster?: string; error?: string };
+      expect(why.error).toBeUndefined();
+      expect(why.cluster).toBe(`outbound|9080||reviews.${d().namespace}.svc.cluster.local`);
     } finally {
       child.kill('SIGINT');
     }

@@ -27,6 +27,8 @@ export interface DashboardOptions {
   weftdUrl?: string;
   prometheusUrl?: string;
   prometheusPasswordFile?: string;
+  /** A cluster's kubeconfig: /api/why reaches a pod's proxy admin port (its loopback) over a port-forward. */
+  kubeconfig?: string;
   /** A local mesh's state directory: weftd, Prometheus and the proxies from its mesh.json, read at every poll. */
   stateDir?: string;
   /** Poll interval (default 3000 ms). */
@@ -174,6 +176,10 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     const source = q.get('source') ?? '';
     const known = poller.endpoints.proxies;
     const p = known.find((x) => x.id === source);
+    if (!p && o.kubeconfig && /^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(source)) {
+      await whyOnCluster(o.kubeconfig, source, q, res);
+      return;
+    }
     if (!p) {
       sendJson(res, source ? 404 : 400, { error: source ? `no proxy ${source}; the mesh has ${known.map((x) => x.id).join(', ') || 'none known'}` : 'source=<namespace>/<workload> is required', sources: poller.sources() });
       return;
@@ -194,6 +200,30 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       sendJson(res, r.status, { ...(body as Json), source });
     } catch (e) {
       sendJson(res, 502, { source, error: `the proxy ${source} (admin ${p.address}:${p.port}) is unreachable: ${fetchError(e, 5000)}`, sources: poller.sources() });
+    }
+  };
+
+  // On a cluster the admin port is on the pod's loopback only: reached over a port-forward, as
+  // weftctl proxy-config --kubeconfig does; the workload is a pod or a Deployment's name.
+  const whyOnCluster = async (kubeconfig: string, source: string, q: URLSearchParams, res: ServerResponse) => {
+    const [namespace, workload] = source.split('/') as [string, string];
+    const forwarded = new URLSearchParams();
+    for (const [k, v] of q) if (k !== 'source') forwarded.append(k, v);
+    try {
+      const kube = await import('@weft/kube');
+      const kc = kube.loadKubeConfig(kubeconfig);
+      const pod = await kube.podByName(kc, namespace, workload);
+      const r = await kube.podPortGet(kc, namespace, pod, 15000, `/debug/why?${forwarded}`, 10_000);
+      let body: unknown;
+      try {
+        body = JSON.parse(r.body);
+      } catch {
+        sendJson(res, 502, { source, error: `the proxy of ${namespace}/${pod} answered ${r.status} without JSON: ${r.body.slice(0, 200).trim()}`, sources: poller.sources() });
+        return;
+      }
+      sendJson(res, r.status, { ...(body as Json), source });
+    } catch (e) {
+      sendJson(res, 502, { source, error: `the proxy of ${source} on the cluster: ${e instanceof Error ? e.message : String(e)}`, sources: poller.sources() });
     }
   };
 

@@ -15,6 +15,8 @@ Options:
   --weftd-url URL         weftd's monitoring port (http://127.0.0.1:15014)
   --prometheus-url URL    Prometheus with its route prefix (http://127.0.0.1:9090/prometheus)
   --prometheus-password-file FILE   basic-auth password of the user weft for Prometheus
+  --kubeconfig FILE       a cluster's kubeconfig: /api/why asks the source pod's proxy (its admin port
+                          15000, on the pod's loopback) over the API server's port-forward
   --address ADDR          where both ports listen (default: 127.0.0.1)
   --port PORT             the page, the JSON API, /prometheus/, /healthz, /metrics (default: 0, a free port)
   --otlp-port PORT        the OTLP/HTTP trace receiver, POST /v1/traces (default: 0, a free port)
@@ -71,6 +73,7 @@ export function parseFlags(argv: readonly string[]): DashboardOptions | 'help' {
   const prometheus = url('prometheus-url', v['prometheus-url']);
   if (prometheus) o.prometheusUrl = prometheus;
   if (v['prometheus-password-file']) o.prometheusPasswordFile = resolve(v['prometheus-password-file']);
+  if (v.kubeconfig) o.kubeconfig = resolve(v.kubeconfig);
   if (v.address) o.address = v.address;
   const port = int('port', v.port, 0, 65535);
   if (port !== undefined) o.port = port;
@@ -98,6 +101,7 @@ function parse(argv: readonly string[]) {
       'weftd-url': { type: 'string' },
       'prometheus-url': { type: 'string' },
       'prometheus-password-file': { type: 'string' },
+      kubeconfig: { type: 'string' },
       address: { type: 'string' },
       port: { type: 'string' },
       'otlp-port': { type: 'string' },
