@@ -79,6 +79,7 @@ export interface Problem {
   message: string;
   kind?: string;
   name?: string;
+  severity?: 'error' | 'warning';
 }
 
 export interface ServiceDetail {

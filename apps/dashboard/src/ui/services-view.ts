@@ -116,7 +116,7 @@ function ServiceDetailView({ host }: { host: string }) {
     ${d
       ? html`
       <h3>Problems</h3>
-      ${d.problems.length === 0 ? html`<p class="muted" data-testid="no-problems">none</p>` : html`<ul class="problems">${d.problems.map((p, i) => html`<li key=${i} data-testid="problem"><code>${p.file ?? '?'}:${p.line ?? '?'}</code> ${p.kind ? `${p.kind} ${p.name ?? ''}: ` : ''}${p.message}</li>`)}</ul>`}
+      ${d.problems.length === 0 ? html`<p class="muted" data-testid="no-problems">none</p>` : html`<ul class="problems">${d.problems.map((p, i) => html`<li key=${i} data-testid="problem" data-severity=${p.severity ?? ''}><code>${p.file ?? '?'}:${p.line ?? '?'}</code> ${p.severity ? html`<span class=${`badge ${p.severity === 'error' ? 'bad' : 'warn'}`}>${p.severity}</span> ` : null}${p.kind ? `${p.kind} ${p.name ?? ''}: ` : ''}${p.message}</li>`)}</ul>`}
       <h3>VirtualServices</h3>
       ${d.virtualServices.length === 0 ? html`<p class="muted">none</p>` : null}
       ${d.virtualServices.map(
