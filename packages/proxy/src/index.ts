@@ -95,3 +95,4 @@ export { handleHttpRequest } from './http/router.ts';
 export { openTelemetryTracer, tracingFilterFactory, type TracingNode } from './telemetry/tracing.ts';
 export { extractTrace, type IncomingTrace, injectTrace, type OutgoingTrace } from './telemetry/tracing-context.ts';
 export { flushTracing, shutdownTracing } from './telemetry/tracing-export.ts';
+export type { WhyAnswer, WhyDirectKind } from './admin/why.ts';

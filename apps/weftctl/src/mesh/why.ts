@@ -2,23 +2,11 @@
 // request, and why. The proxy answers itself (its admin port's /debug/why runs the request
 // path's own listener, route and endpoint decisions, without side effects); this only asks the
 // right proxy and prints the answer.
+import type { WhyAnswer } from '@weft/proxy';
 import type { ProxyState } from '../up/state.ts';
 import { adminUrl, findProxy, NotAnsweringError, runningMesh } from './client.ts';
 
-/** The proxy's /debug/why answer (packages/proxy/src/admin/why.ts). */
-export interface WhyAnswer {
-  request: { method: string; authority: string; path: string; port: number; headers: Record<string, string | string[]>; draw: number };
-  listener: string | null;
-  filterChain: string | null;
-  routeConfig: string | null;
-  virtualHost: string | null;
-  route: { name: string; match: unknown; config?: string } | null;
-  cluster: string | null;
-  weights?: { cluster: string; weight: number }[];
-  endpoint: { address: string; port: number; locality?: string; health: string; weight: number } | null;
-  direct?: { status: number; kind: string };
-  why: string[];
-}
+export type { WhyAnswer };
 
 export class WhyUsageError extends Error {}
 
