@@ -155,7 +155,15 @@ async function main(): Promise<void> {
           const p = await context.newPage();
           const t = performance.now();
           await p.goto(`${dash}/#/graph`);
-          await p.waitForFunction(() => ((globalThis as unknown as { __weftGraph?: { rendered?: { edges: unknown[] } } }).__weftGraph?.rendered?.edges.length ?? 0) > 0, undefined, { timeout: 30_000 });
+          // Drawn: the canvas holds the graph's edges at its first layout's positions (as e2e/dashboard's page-load test).
+          await p.waitForFunction(
+            () => {
+              const g = (globalThis as unknown as { __weftGraph?: { laidOutAt?: number; rendered?: { edges: unknown[] } } }).__weftGraph;
+              return (g?.rendered?.edges.length ?? 0) > 0 && (g?.laidOutAt ?? 0) > 0;
+            },
+            undefined,
+            { timeout: 30_000 },
+          );
           times.push(performance.now() - t);
           await context.close();
         }

@@ -12,8 +12,18 @@ export const artifactDir = process.env.WEFT_E2E_ARTIFACTS ?? resolve(fileURLToPa
 export interface GraphSnapshot {
   nodes: { id: string; kind: string; label: string; parent?: string }[];
   edges: { id: string; source: string; target: string; rps: number; successRate: number; p99Ms: number | null; mtls: boolean; error: boolean }[];
-  rendered: { nodes: { id: string; parent?: string; x: number; y: number }[]; edges: { id: string; source: string; target: string; label: string; classes: string[]; width: number }[]; layouts: number };
+  rendered: {
+    /** `box`: the node as drawn, its label included (Cytoscape's boundingBox), in canvas coordinates. */
+    nodes: { id: string; parent?: string; x: number; y: number; box: { x1: number; y1: number; x2: number; y2: number } }[];
+    /** `lock`: where the lock of an mTLS edge is drawn (its midpoint, in pixels of the canvas). */
+    edges: { id: string; source: string; target: string; label: string; classes: string[]; width: number; lock?: { x: number; y: number } }[];
+    layouts: number;
+    layoutBy?: 'server' | 'cytoscape';
+    /** No layout moving the nodes (its animation ended). */
+    settled: boolean;
+  };
   updatedAt: number;
+  laidOutAt?: number;
   window: string;
   sources: { prometheus: { ok: boolean }; weftd: { ok: boolean } };
 }
@@ -66,6 +76,25 @@ export class DashboardPage {
 /** The edge from workload `from` to workload `to` (names without namespace: `productpage-v1`). */
 export function edgeOf(g: GraphSnapshot | undefined, from: string, to: string): GraphSnapshot['edges'][number] | undefined {
   return g?.edges.find((e) => e.source.endsWith(`/${from}`) && e.target.endsWith(`/${to}`));
+}
+
+/** Pairs of drawn nodes whose boxes overlap, except a node inside its own ancestor (a workload in its service's box). */
+export function overlappingBoxes(g: GraphSnapshot): string[] {
+  const nodes = g.rendered.nodes;
+  const parent = new Map(nodes.map((n) => [n.id, n.parent]));
+  const ancestor = (a: string, of: string) => {
+    for (let p = parent.get(of); p; p = parent.get(p)) if (p === a) return true;
+    return false;
+  };
+  const found: string[] = [];
+  for (let i = 0; i < nodes.length; i++) {
+    for (let j = i + 1; j < nodes.length; j++) {
+      const [a, b] = [nodes[i]!, nodes[j]!];
+      if (ancestor(a.id, b.id) || ancestor(b.id, a.id)) continue;
+      if (a.box.x1 < b.box.x2 && b.box.x1 < a.box.x2 && a.box.y1 < b.box.y2 && b.box.y1 < a.box.y2) found.push(`${a.id} ${JSON.stringify(a.box)} overlaps ${b.id} ${JSON.stringify(b.box)}`);
+    }
+  }
+  return found;
 }
 
 /** Waits until `check` passes on the page's graph (polled), returning the time it took and the last graph. */

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PageUser } from '../../bookinfo/src/page.ts';
 import { networking, suiteConfig } from '../../bookinfo/src/reference.ts';
 import { chromiumPath } from '../../bookinfo/src/screenshot.ts';
-import { DashboardPage, edgeOf, type GraphSnapshot, launchChromium, waitForGraph } from './browser.ts';
+import { artifactDir, DashboardPage, edgeOf, type GraphSnapshot, launchChromium, overlappingBoxes, waitForGraph } from './browser.ts';
 import { type DashboardMesh, startDashboardMesh, Traffic } from './mesh.ts';
 
 const executablePath = chromiumPath();
@@ -82,6 +82,8 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
           if (!(e.rps > 0)) return `${a} -> ${b} at ${e.rps} rps`;
           if (!g.rendered.edges.some((r) => r.id === e.id)) return `${a} -> ${b} is not drawn`;
         }
+        // Laid out for this shape (not mid-way between two layouts).
+        if (!g.rendered.settled) return 'a layout is still moving the nodes';
         return undefined;
       },
       60_000,
@@ -96,38 +98,52 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
       expect(await p.page.locator(`[data-testid=edge-row][data-source$="/${a}"][data-target$="/${b}"]`).count()).toBe(1);
     }
     await p.screenshot('graph-after-100-page-views');
+    // No box drawn over another (a workload inside its own service's box is where it belongs), as
+    // the nodes stand once the last layout's animation ended.
+    const { graph: settled } = await waitForGraph(p, (g) => (g.rendered.settled ? undefined : 'a layout is still moving the nodes'), 10_000);
+    console.log(`layout by ${settled.rendered.layoutBy}, ${settled.rendered.layouts} layouts; boxes: ${settled.rendered.nodes.map((n) => `${n.id.replace(/^svc:|\.default\.svc\.cluster\.local$/g, '')} [${n.box.x1},${n.box.y1} ${n.box.x2},${n.box.y2}]`).join(', ')}`);
+    expect(settled.rendered.layoutBy).toBe('server');
+    expect(overlappingBoxes(settled)).toEqual([]);
   });
 
-  it.skipIf(noPrometheus)('the page loads in under 1 s (printed)', async () => {
+  it.skipIf(noPrometheus)('the page loads in under 1 s: navigation to the graph drawn with its edges (printed)', async () => {
     // Measured with the mesh idle: the background page views are this test's own load, not the page's.
     await traffic.stop();
-    const shownMs: number[] = [];
+    const drawnMs: number[] = [];
     for (let i = 1; i <= 3; i++) {
-      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      // A fresh context each time: nothing cached, as a first visit (bench/dashboard/refresh.ts measures the same).
+      const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+      const page = await context.newPage();
       const dp = new DashboardPage(page, m.dashboardUrl);
       otherPages.push(dp);
       await page.goto(new URL(`#/${graphRoute}`, m.dashboardUrl).toString());
-      await page.locator('[data-testid=edge-row]').first().waitFor({ timeout: 10_000 });
-      await page.waitForFunction(() => ((globalThis as unknown as { __weftGraph?: { laidOutAt?: number } }).__weftGraph?.laidOutAt ?? 0) > 0, null, { timeout: 15_000 });
+      // Drawn: the canvas holds the graph with its edges, at its first layout's positions.
+      await page.waitForFunction(() => {
+        const g = (globalThis as unknown as { __weftGraph?: { laidOutAt?: number; rendered: { edges: unknown[] } } }).__weftGraph;
+        return (g?.rendered.edges.length ?? 0) > 0 && (g?.laidOutAt ?? 0) > 0;
+      }, null, { timeout: 15_000 });
       // The page's own clock, from the start of the navigation: the marks the graph view sets.
       const t = await page.evaluate(() => {
-        type Entry = { name: string; startTime: number; duration: number; domContentLoadedEventEnd: number; loadEventEnd: number };
+        type Entry = { name: string; startTime: number; duration: number; domContentLoadedEventEnd: number; loadEventEnd: number; transferSize?: number };
         const perf = (globalThis as unknown as { performance: { getEntriesByType(t: string): Entry[]; getEntriesByName(n: string): Entry[] } }).performance;
         const n = perf.getEntriesByType('navigation')[0]!;
         const mark = (name: string) => Math.round(perf.getEntriesByName(name)[0]?.startTime ?? Number.NaN);
         const api = perf.getEntriesByType('resource').find((r) => r.name.includes('/api/graph'));
-        return { dcl: Math.round(n.domContentLoadedEventEnd), load: Math.round(n.loadEventEnd), data: mark('weft:graph-data'), drawn: mark('weft:graph-laid-out'), api: api ? `${Math.round(api.startTime)}+${Math.round(api.duration)}` : '?' };
+        const kb = Math.round(perf.getEntriesByType('resource').reduce((sum, r) => sum + (r.name.endsWith('.js') ? (r.transferSize ?? 0) : 0), 0) / 1024);
+        return { dcl: Math.round(n.domContentLoadedEventEnd), load: Math.round(n.loadEventEnd), data: mark('weft:graph-data'), code: mark('weft:graph-code'), drawn: mark('weft:graph-laid-out'), api: api ? `${Math.round(api.startTime)}+${Math.round(api.duration)}` : '?', kb };
       });
-      const shown = t.data;
-      console.log(`page load ${i}: DOMContentLoaded ${t.dcl} ms, load ${t.load} ms, /api/graph at ${t.api} ms, the graph's data (edge table) shown ${t.data} ms, the canvas laid out ${t.drawn} ms`);
-      shownMs.push(shown);
+      console.log(
+        `page load ${i}: DOMContentLoaded ${t.dcl} ms, load ${t.load} ms, /api/graph at ${t.api} ms, the graph's data (edge table) shown ${t.data} ms, Cytoscape's chunk ready ${t.code} ms, the canvas drawn ${t.drawn} ms (${t.kb} KiB of JavaScript)`,
+      );
+      drawnMs.push(t.drawn);
       await page.close();
+      await context.close();
     }
     traffic.start();
-    // The best of three: other processes on this 2-core machine (other suites, benches) only ever add to it.
-    const best = Math.min(...shownMs);
-    console.log(`page load (navigation to the graph's data on the page): best ${best} ms of ${shownMs.join(', ')} ms; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    expect(best).toBeLessThan(1000);
+    // The median of three: one load slowed by another suite on this 2-core machine does not decide.
+    const median = [...drawnMs].sort((a, b) => a - b)[1]!;
+    console.log(`page load (navigation to the graph drawn with its edges): median ${median} ms of ${drawnMs.join(', ')} ms; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    expect(median).toBeLessThan(1000);
   });
 
   it.skipIf(noPrometheus)('under STRICT mTLS every BookInfo edge shows the lock', async () => {
@@ -141,7 +157,7 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
           const e = edgeOf(g, a, b);
           if (!e?.mtls) return `${a} -> ${b} is not mTLS`;
           const r = g.rendered.edges.find((x) => x.id === e.id);
-          if (!r?.classes.includes('mtls') || !r.label.startsWith(lock)) return `${a} -> ${b} is drawn without the lock`;
+          if (!r?.classes.includes('mtls') || !r.lock) return `${a} -> ${b} is drawn without the lock`;
         }
         return undefined;
       },
@@ -152,7 +168,25 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
       expect(graph.rendered.edges.find((r) => r.id === edgeOf(graph, a, b)!.id)!.classes).toContain('mtls');
       expect(await p.page.locator(`[data-testid=edge-row][data-source$="/${a}"][data-target$="/${b}"] [data-testid=edge-mtls]`).textContent()).toContain(lock);
     }
+    // The canvas's locks are SVG over it (headless Chromium has no emoji font: 🔒 on the canvas was
+    // a box): one per mTLS edge, visible, inside the canvas, at the edge's midpoint as drawn.
+    const canvas = (await p.page.locator('[data-testid=graph-canvas]').boundingBox())!;
+    const mtlsEdges = graph.edges.filter((e) => e.mtls);
+    expect(await p.page.locator('[data-testid=edge-lock]:visible').count()).toBe(mtlsEdges.length);
+    for (const e of mtlsEdges) {
+      const box = await p.page.locator(`[data-testid=edge-lock][data-edge="${e.id}"]`).boundingBox();
+      expect(box, `the lock of ${e.id}`).not.toBeNull();
+      expect(box!.width).toBeGreaterThan(8);
+      expect(box!.x).toBeGreaterThanOrEqual(canvas.x);
+      expect(box!.y).toBeGreaterThanOrEqual(canvas.y);
+      expect(box!.x + box!.width).toBeLessThanOrEqual(canvas.x + canvas.width);
+      expect(box!.y + box!.height).toBeLessThanOrEqual(canvas.y + canvas.height);
+      expect(await p.page.locator(`[data-testid=edge-lock][data-edge="${e.id}"] svg`).count()).toBe(1);
+    }
+    expect(graph.rendered.edges.every((e) => !e.label.includes(lock)), 'no emoji drawn on the canvas').toBe(true);
+    console.log(`${mtlsEdges.length} locks drawn over the canvas at ${graph.rendered.edges.filter((e) => e.lock).map((e) => `(${e.lock!.x},${e.lock!.y})`).join(' ')}`);
     await p.screenshot('graph-strict-mtls');
+    await p.page.locator('[data-testid=graph-canvas]').screenshot({ path: join(artifactDir, 'graph-strict-mtls-canvas.png') });
   });
 
   it("the trace view shows one page view's spans: gateway -> productpage -> details, reviews -> ratings", async () => {
@@ -252,6 +286,7 @@ describe.skipIf(skip)('the dashboard in Chromium, on a local BookInfo mesh with 
       expect(now.classes).toContain('idle');
       expect(now.width).toBeLessThan(was);
     }
+    expect(overlappingBoxes(graph)).toEqual([]);
     await p.screenshot('graph-all-v1');
   });
 

@@ -8,6 +8,7 @@ import { OwnerGuard } from '@weft/guard';
 import { createLogger, type Logger, type LogLevel } from '@weft/model';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { defaultWindow, parseWindow } from './graph.ts';
+import { graphLayout } from './layout.ts';
 import { otlpHandler } from './otlp.ts';
 import { Poller } from './poller.ts';
 import { proxiesOf, serviceDetail, servicesOf } from './services.ts';
@@ -132,7 +133,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         return 'graph';
       }
       const g = await poller.graph(window);
-      sendJson(res, 200, { nodes: g?.nodes ?? [], edges: g?.edges ?? [], window, sources: sources() });
+      // The page draws at ELK's positions computed here (layout.ts); without them it lays out itself.
+      const layout = g && g.nodes.length > 0 ? await graphLayout(g).catch((e: Error) => log.warn('graph layout failed', { error: e.message })) : undefined;
+      sendJson(res, 200, { nodes: g?.nodes ?? [], edges: g?.edges ?? [], ...(layout ? { layout } : {}), window, sources: sources() });
       return 'graph';
     }
     if (path === '/api/services') {
@@ -320,6 +323,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     const host = address.includes(':') ? `[${address}]` : address;
     const url = `http://${host}:${port}/`;
     poller.start();
+    // ELK's first run is its slowest (a cold JIT): done now, not on the first page's request.
+    void graphLayout({ nodes: [], edges: [{ id: 'warm', source: 'a', target: 'b', rps: 0, successRate: 1, p99Ms: null, mtls: false, error: false }] }).catch(() => {});
     log.info('dashboard ready', { port, otlpPort, url, otlpUrl: `http://${host}:${otlpPort}/v1/traces`, intervalMs, window: defaultWindow, stateDir: o.stateDir, weftdUrl: o.weftdUrl, prometheusUrl: o.prometheusUrl });
     return { port, otlpPort, url, poller, traces, close };
   } catch (e) {

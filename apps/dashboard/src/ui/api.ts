@@ -4,6 +4,7 @@
 // The graph's types are the server's own (server/graph.ts imports nothing, so the browser's
 // typecheck can read it; a type import, erased from the bundle).
 import type { GraphEdge, GraphNode } from '../server/graph.ts';
+import type { GraphLayout } from './graph-model.ts';
 
 export type { GraphEdge, GraphNode };
 
@@ -23,6 +24,8 @@ export interface Sources {
 export interface GraphAnswer {
   nodes: GraphNode[];
   edges: GraphEdge[];
+  /** ELK's positions, computed by the server for this graph's shape (absent: the page lays out itself). */
+  layout?: GraphLayout;
   sources: Sources;
 }
 

@@ -38,7 +38,23 @@ export interface GraphElements {
   edges: EdgeElement[];
 }
 
+/** The lock's text (hidden beside the SVG lock, for copy and paste); never drawn on the canvas, whose fonts may lack it. */
 export const lock = '🔒';
+
+/** A workload's (or gateway's) box: what the canvas draws and what the server's ELK lays out. */
+export function nodeSize(label: string): { width: number; height: number } {
+  return { width: Math.max(70, label.length * 7 + 16), height: 28 };
+}
+
+/** Room inside a service's box around its workloads; the top holds the service's name. */
+export const servicePadding = { top: 34, side: 12 };
+
+/** Where ELK placed each workload (box centres, canvas coordinates), for one graph shape (`key`). */
+export interface GraphLayout {
+  /** layoutKey() of the graph laid out. */
+  key: string;
+  positions: Record<string, { x: number; y: number }>;
+}
 
 export function formatRps(rps: number): string {
   if (!Number.isFinite(rps) || rps <= 0) return '0';
@@ -58,10 +74,9 @@ export function formatMs(ms: number | null): string {
   return ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`;
 }
 
-/** "🔒 2.31 rps · 100% · p99 12.0 ms" */
+/** "2.31 rps · 100% · p99 12.0 ms" (the lock of an mTLS edge is drawn over the canvas, as SVG). */
 export function edgeLabel(e: GraphEdge): string {
-  const text = `${formatRps(e.rps)} rps · ${formatPercent(e.successRate)} · p99 ${formatMs(e.p99Ms)}`;
-  return e.mtls ? `${lock} ${text}` : text;
+  return `${formatRps(e.rps)} rps · ${formatPercent(e.successRate)} · p99 ${formatMs(e.p99Ms)}`;
 }
 
 /** Wider with more traffic, on a log scale so that one busy edge does not flatten the others. */

@@ -60,11 +60,12 @@ export function GraphView({ route }: { route: Route }) {
   const [drawError, setDrawError] = useState<string | undefined>(undefined);
 
   const [canvasReady, setCanvasReady] = useState(false);
+  const laidOut = useRef<number | undefined>(undefined);
   const [loadCanvas, setLoadCanvas] = useState(false);
 
-  // Cytoscape and ELK are most of the bundle: a chunk of their own (the server splits the bundle),
-  // imported once the first data is on the page (or after a second without it), so that parsing
-  // them does not hold back the page's first paint with data.
+  // Cytoscape is most of the bundle: a chunk of its own (the server splits the bundle), imported
+  // once the first data is on the page (or after a second without it), so that parsing it does not
+  // hold back the page's first paint with data.
   useEffect(() => {
     const t = setTimeout(() => setLoadCanvas(true), polled.data || polled.error ? 0 : 1000);
     return () => clearTimeout(t);
@@ -80,9 +81,12 @@ export function GraphView({ route }: { route: Route }) {
         canvas.current = new GraphCanvas(
           container.current,
           () => {
-            const snapshot = window.__weftGraph;
+            // Told during update() for a layout without animation (the first): the snapshot is
+            // written after it, with laidOut's time.
+            laidOut.current = Date.now();
             performance.mark('weft:graph-laid-out');
-            if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: Date.now() };
+            const snapshot = window.__weftGraph;
+            if (snapshot && canvas.current) window.__weftGraph = { ...snapshot, rendered: canvas.current.rendered(), laidOutAt: laidOut.current };
           },
           (host) => {
             location.hash = href('services', host);
@@ -111,8 +115,8 @@ export function GraphView({ route }: { route: Route }) {
   useEffect(() => {
     if (!data || !canvas.current) return;
     try {
-      canvas.current.update(toElements(data));
-      const laidOutAt = window.__weftGraph?.laidOutAt;
+      canvas.current.update(toElements(data), data.layout);
+      const laidOutAt = laidOut.current;
       window.__weftGraph = { nodes: data.nodes, edges: data.edges, rendered: canvas.current.rendered(), updatedAt: Date.now(), window: win, sources: data.sources, ...(laidOutAt ? { laidOutAt } : {}) };
       setDrawError(undefined);
     } catch (e) {

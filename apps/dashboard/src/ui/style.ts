@@ -28,7 +28,9 @@ h3 { font-size: 14px; margin: 18px 0 6px; }
 .swatch.mtls { background: #15803d; }
 .swatch.error { background: #dc2626; }
 .swatch.idle { background: repeating-linear-gradient(90deg, #cbd5e1 0 4px, transparent 4px 7px); }
-.graph-canvas { height: 520px; border: 1px solid #e2e8f0; border-radius: 8px; background: #fff; margin: 8px 0 12px; }
+.graph-canvas { position: relative; overflow: hidden; height: 520px; border: 1px solid #e2e8f0; border-radius: 8px; background: #fff; margin: 8px 0 12px; }
+.graph-overlay { position: absolute; inset: 0; pointer-events: none; z-index: 10; }
+.edge-lock { position: absolute; left: 0; top: 0; display: inline-flex; padding: 1px; border-radius: 3px; background: #fff; color: #15803d; line-height: 0; }
 table { border-collapse: collapse; width: 100%; background: #fff; margin: 4px 0 12px; }
 caption { text-align: left; color: #64748b; padding: 4px 0; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #e2e8f0; vertical-align: top; }
