@@ -12,6 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { needs } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Graph } from './graph.ts';
+import type { GraphLayout } from './layout.ts';
 import type { SourceState } from './sources.ts';
 import { type DashboardProcess, freePort, type PrometheusProcess, prometheusProcess, startDashboardProcess, until } from './testing.ts';
 import type { TraceSummary } from './traces.ts';
@@ -107,6 +108,9 @@ describe.skipIf(skipReason)(`the dashboard process ${skipReason ? `(skipped: ${s
     expect(node('default/reviews-v2')).toMatchObject({ kind: 'workload', version: 'v2', parent: 'svc:reviews.default.svc.cluster.local' });
     expect(node('default/reviews-v3')).toMatchObject({ parent: 'svc:reviews.default.svc.cluster.local' });
     expect(g.sources.prometheus).toMatchObject({ ok: true, url: prometheus.url });
+    // ELK's positions for every workload and the gateway (the page draws them; server/layout.ts).
+    const layout = (g as Graph & { layout?: GraphLayout }).layout;
+    expect(Object.keys(layout?.positions ?? {}).sort()).toEqual(g.nodes.filter((n) => n.kind !== 'service').map((n) => n.id).sort());
     // Another window is polled on demand; a bad one is refused with the reason.
     const w = await dashboard.get<Graph>('/api/graph?window=1m');
     expect(w.status).toBe(200);
