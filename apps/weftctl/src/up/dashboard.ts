@@ -5,7 +5,6 @@
 // is picked at the first start and kept too. When the user gave no mesh config, weftd gets one
 // whose tracing provider is that port, sampling every request as Istio's demo profile does.
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { LogLine } from './processes.ts';
 import type { DashboardState, MeshState, RunState } from './state.ts';
@@ -29,7 +28,7 @@ export interface DashboardContext {
   /** Writes mesh.json. */
   save: () => Promise<void>;
   progress: (component: string, text: string) => void;
-  /** The OTLP port, from pickOtlpPort. */
+  /** The OTLP port, picked before weftd starts (supervisor.ts freePort). */
   otlpPort: number;
   /** Whether weftd's mesh config is tracingMeshConfig (false: the user gave one, which decides where spans go). */
   tracing: boolean;
@@ -37,18 +36,6 @@ export interface DashboardContext {
   ownerFlags: readonly string[];
   logLevel: string;
   timeoutMs: number;
-}
-
-/** A free port on 127.0.0.1 for the OTLP receiver (closed again at once; the dashboard binds it next). */
-export function pickOtlpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -4,16 +4,15 @@
 // sidecar), and an ingress gateway. `weftctl up` runs it; the end-to-end suite's local driver
 // starts the same thing through `startLocalMesh`.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, silentLogger } from '@weft/model';
 import { type ObjectToWrite, originOf, prepareConfigDir, readAndValidate, upOrigin, writeObjects } from './config-dir.ts';
-import { pickOtlpPort, startDashboard, writeTracingMeshConfig } from './dashboard.ts';
+import { startDashboard, writeTracingMeshConfig } from './dashboard.ts';
 import { type LogLine, stopGroups, stopPids } from './processes.ts';
 import { type PrometheusAddon, startPrometheus } from './prometheus.ts';
 import { type AppState, isMeshProcess, markedProcesses, type MeshState, meshEnvVar, meshOwnerAlive, processStart, type ProxyState, readState, type RunState, statePids, stateFile, writeState } from './state.ts';
-import { canBind, type ListenAddress, Supervised, type SupervisionEvent } from './supervisor.ts';
+import { canBind, freePort, type ListenAddress, Supervised, type SupervisionEvent } from './supervisor.ts';
 import { ingressConfigs, moveAddress, withAddressesMoved, type Workload, workloadsOf } from './topology.ts';
 
 /** The repository this module lives in: bins and example files are found from here. */
@@ -81,17 +80,6 @@ export interface LocalMesh {
 const ingressName = 'istio-ingressgateway';
 const ingressNamespace = 'istio-system';
 const ingressLabels = { app: 'istio-ingressgateway', istio: 'ingressgateway' };
-
-function freePort(address: string): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, address, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePromise(port));
-    });
-  });
-}
 
 export function nodeId(type: 'sidecar' | 'router', ip: string, pod: string, namespace: string): string {
   return `${type}~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`;
@@ -328,7 +316,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     const ownerFlags = process.getuid ? ['--owner-uid', String(process.getuid())] : [];
     // The dashboard's OTLP port is weftd's tracing provider when the user gave no mesh config: picked
     // before weftd starts, kept across restarts of either.
-    const otlpPort = o.addons === false ? undefined : await pickOtlpPort();
+    const otlpPort = o.addons === false ? undefined : await freePort();
     const meshConfig = o.meshConfig ? resolve(o.meshConfig) : otlpPort !== undefined ? await writeTracingMeshConfig(stateDir, otlpPort) : undefined;
     // Ports are picked by weftd at its first start (0) and kept for its restarts: the proxies have them.
     const weftdPort = (p: number | undefined) => String(p !== undefined && Number.isInteger(p) ? p : 0);

@@ -7,13 +7,12 @@
 // configuration, the target files, the TSDB (kept across runs) and the password of its basic auth.
 import { randomBytes } from 'node:crypto';
 import { access, chmod, constants, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { hash } from 'bcryptjs';
 import { stringify } from 'yaml';
 import type { LogLine } from './processes.ts';
 import type { MeshState, PrometheusState, ProxyState, RunState } from './state.ts';
-import type { ListenAddress, Supervised } from './supervisor.ts';
+import { freePort, type ListenAddress, type Supervised } from './supervisor.ts';
 
 export const prometheusInstall = 'apt-get install -y prometheus';
 /** The basic-auth user; the password is in PrometheusState.passwordFile. */
@@ -161,17 +160,6 @@ async function password(file: string): Promise<string> {
   if (pw !== kept) await writeAtomically(file, `${pw}\n`, 0o600);
   await chmod(file, 0o600);
   return pw;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolvePromise(port));
-    });
-  });
 }
 
 /** The Authorization header for the addon's basic auth. */

@@ -79,6 +79,18 @@ export function canBind(address: string, port: number): Promise<boolean> {
   });
 }
 
+/** A port free on `address` now (bound at 0 and closed again; the component binds it next). */
+export function freePort(address = '127.0.0.1'): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, address, () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolvePromise(port));
+    });
+  });
+}
+
 /** Seconds for messages: `0.2 s`, `10 s`. */
 export function seconds(ms: number): string {
   return `${ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
