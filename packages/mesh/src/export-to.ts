@@ -1,0 +1,24 @@
+// `exportTo`, as Istio's push context reads it for ServiceEntries, VirtualServices,
+// DestinationRules and the Service annotation: `*` everyone (it wins over anything else in the
+// list), `~` no one (when no `*`), `.` the config's own namespace, anything else a namespace by name.
+// No list (or an empty one) is everyone: Weft's mesh-wide defaults are Istio's default `*`.
+
+/** The annotation that scopes a Kubernetes Service's visibility (`networking.istio.io/exportTo: ".,other"`). */
+export const ExportToAnnotation = 'networking.istio.io/exportTo';
+
+/** Who sees a config: `*` (everyone) or the namespaces by name; empty is no one. */
+export type ExportScope = ReadonlySet<string>;
+
+const everyone: ExportScope = new Set(['*']);
+
+/** The namespaces `exportTo` of a config in `namespace` makes it visible to. */
+export function exportScope(exportTo: readonly string[] | undefined, namespace: string): ExportScope {
+  if (!exportTo || exportTo.length === 0 || exportTo.includes('*')) return everyone;
+  if (exportTo.includes('~')) return new Set();
+  return new Set(exportTo.map((e) => (e === '.' ? namespace : e)));
+}
+
+/** Whether a config with this scope is visible from `namespace`. */
+export function isExportedTo(scope: ExportScope, namespace: string): boolean {
+  return scope.has('*') || scope.has(namespace);
+}
