@@ -169,6 +169,8 @@ function shapeKeyOf(proxy: Parameters<CacheKeyFn>[1], push: PushContext): string
       Object.entries(proxy.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
       proxy.serviceAccount ?? '',
       metadata,
+      // EDS priorities are relative to the proxy's locality (translate/locality.ts).
+      proxy.locality ?? {},
     ]);
     ownKeys.set(proxy, own);
   }

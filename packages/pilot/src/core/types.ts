@@ -7,6 +7,8 @@ import type {
   Endpoint,
   GatewaySpec,
   K8sLabelSelector,
+  Locality,
+  LocalityLoadBalancerSetting,
   PeerAuthenticationSpec,
   Service,
   SidecarSpec,
@@ -48,6 +50,8 @@ export interface MeshConfig {
    * publisher, as istiod's namespace controller.)
    */
   discoverySelectors: readonly K8sLabelSelector[];
+  /** `localityLbSetting`: the mesh default where a DestinationRule sets none; absent: Istio's default, enabled. */
+  localityLbSetting?: LocalityLoadBalancerSetting;
 }
 
 /** One `extensionProviders` entry; Weft reads the OpenTelemetry kind. */
@@ -131,6 +135,8 @@ export interface Proxy {
   metadata: NodeMetadata;
   generator: 'envoy' | 'grpc';
   serviceAccount?: string;
+  /** The xDS node's locality (Envoy's `node.locality`), when it sent one. */
+  locality?: Locality;
   /**
    * The client takes route configurations' virtual hosts as resources of their own (node client
    * feature `io.weft.vhds`, on a delta stream only): see translate/vhds.ts.

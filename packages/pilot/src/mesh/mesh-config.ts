@@ -3,7 +3,7 @@
 // Istio ignores fields it does not know; a field Weft reads with the wrong type is an error
 // naming the file, line and field.
 import { parseDocument, isMap, isScalar, type Document, type Node as YamlNode, LineCounter } from 'yaml';
-import type { K8sLabelSelector } from '@weft/model';
+import type { K8sLabelSelector, LocalityLoadBalancerSetting } from '@weft/model';
 import { defaultMeshConfig, type MeshConfig, type MeshExtensionProvider } from '../core/types.ts';
 
 export class MeshConfigError extends Error {
@@ -142,5 +142,32 @@ export function parseMeshConfig(text: string, file: string, base: MeshConfig = d
       return selector;
     });
   }
+  const lls = obj(['localityLbSetting'], m.localityLbSetting);
+  if (lls) out.localityLbSetting = localityLbSetting(lls, fail);
+  return out;
+}
+
+/** `localityLbSetting`, checked field by field (the DestinationRule field's shape). */
+function localityLbSetting(v: Record<string, Json>, fail: (path: readonly (string | number)[], want: string) => never): LocalityLoadBalancerSetting {
+  const at = (...p: (string | number)[]) => ['localityLbSetting', ...p];
+  const out: LocalityLoadBalancerSetting = {};
+  if (v.enabled !== undefined && v.enabled !== null) out.enabled = typeof v.enabled === 'boolean' ? v.enabled : fail(at('enabled'), 'true or false');
+  const list = (key: string): Json[] => (v[key] === undefined || v[key] === null ? [] : Array.isArray(v[key]) ? (v[key] as Json[]) : fail(at(key), 'a list'));
+  const text = (x: Json | undefined, path: (string | number)[]): string => (typeof x === 'string' ? x : fail(path, 'a string'));
+  const entry = (x: Json, path: (string | number)[]): Record<string, Json> => (x && typeof x === 'object' && !Array.isArray(x) ? x : fail(path, 'a mapping'));
+  const failover = list('failover').map((x, i) => {
+    const f = entry(x, at('failover', i));
+    return { from: text(f.from, at('failover', i, 'from')), to: text(f.to, at('failover', i, 'to')) };
+  });
+  if (failover.length) out.failover = failover;
+  const priority = list('failoverPriority').map((x, i) => text(x, at('failoverPriority', i)));
+  if (priority.length) out.failoverPriority = priority;
+  const distribute = list('distribute').map((x, i) => {
+    const d = entry(x, at('distribute', i));
+    const to = entry(d.to ?? {}, at('distribute', i, 'to'));
+    for (const [k, w] of Object.entries(to)) if (typeof w !== 'number' || !Number.isInteger(w) || w < 0) fail(at('distribute', i, 'to', k), 'a whole number');
+    return { from: text(d.from, at('distribute', i, 'from')), to: to as Record<string, number> };
+  });
+  if (distribute.length) out.distribute = distribute;
   return out;
 }

@@ -57,6 +57,7 @@ export interface XdsNode {
   id?: string | null;
   metadata?: Record<string, unknown> | StructLike | null;
   client_features?: readonly string[] | null;
+  locality?: { region?: string | null; zone?: string | null; sub_zone?: string | null } | null;
 }
 
 const valueKinds = ['null_value', 'number_value', 'string_value', 'bool_value', 'struct_value', 'list_value'] as const;
@@ -169,6 +170,10 @@ export function proxyFromNode(node: XdsNode, opts: { domainSuffix?: string } = {
     generator,
   };
   if (typeof metadata.SERVICE_ACCOUNT === 'string' && metadata.SERVICE_ACCOUNT) proxy.serviceAccount = metadata.SERVICE_ACCOUNT;
+  const l = node.locality;
+  if (l && (l.region || l.zone || l.sub_zone)) {
+    proxy.locality = { ...(l.region ? { region: l.region } : {}), ...(l.zone ? { zone: l.zone } : {}), ...(l.sub_zone ? { subzone: l.sub_zone } : {}) };
+  }
   if (generator === 'envoy' && node.client_features?.includes(ClientFeature.vhds)) proxy.vhds = true;
   return proxy;
 }

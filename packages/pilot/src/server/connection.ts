@@ -12,6 +12,12 @@ export class WatchedType {
   readonly typeUrl: string;
   /** Everything of this type (LDS/CDS with no names or `*`), rather than `names`. */
   wildcard = false;
+  /**
+   * The client has named resources of this type on this stream (SotW): from then on an empty list
+   * unsubscribes from everything, even for LDS/CDS (the xDS spec's legacy wildcard is only an empty
+   * first request, or empty ones since).
+   */
+  named = false;
   readonly names = new Set<string>();
   /** The encoded names of the last SotW request, to spot an unchanged subscription cheaply. */
   namesKey: string | undefined;

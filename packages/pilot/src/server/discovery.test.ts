@@ -207,6 +207,43 @@ describe('state of the world', () => {
     expect(resourceNames(added)).toEqual([b]);
   });
 
+  it('takes an empty list after named listeners or clusters as unsubscribing from all (not the wildcard), and sends nothing until a new subscription', async () => {
+    const c = sotw();
+    c.request(LDS, ['0.0.0.0_80']);
+    const named = await c.next();
+    expect(resourceNames(named)).toEqual(['0.0.0.0_80']);
+    c.ack(named, ['0.0.0.0_80']);
+    c.request(CDS, [a]);
+    const cds = await c.next();
+    c.ack(cds, [a]);
+    // Both cleared (what a gRPC client sends when its last watch of a type goes).
+    c.ack(named, []);
+    c.ack(cds, []);
+    await c.none(100);
+    await until(() => server.syncStatus()[0]?.types[LDS]?.subscribed?.length === 0, 'the empty LDS subscription');
+    expect(server.syncStatus()[0]!.types[CDS]?.subscribed).toEqual([]);
+    // Later changes are not pushed to it either.
+    world.listeners.push('0.0.0.0_9090');
+    world.clusters[a] = ['10.0.0.7:8080'];
+    registry.emit({ services: true, endpoints: new Set() });
+    await c.none(300);
+    // Subscribing again is answered, with what is asked for only.
+    c.ack(named, ['0.0.0.0_9090']);
+    expect(resourceNames(await c.next())).toEqual(['0.0.0.0_9090']);
+  });
+
+  it('keeps an empty first listener request a wildcard while the client keeps sending empty lists', async () => {
+    const c = sotw();
+    c.request(LDS);
+    const all = await c.next();
+    expect(resourceNames(all).sort()).toEqual(['0.0.0.0_80', 'virtualInbound']);
+    c.ack(all);
+    world.listeners.push('0.0.0.0_9090');
+    registry.emit({ services: true, endpoints: new Set() });
+    expect(resourceNames(await c.next()).sort()).toEqual(['0.0.0.0_80', '0.0.0.0_9090', 'virtualInbound']);
+    expect(server.syncStatus()[0]!.types[LDS]?.subscribed).toBe('*');
+  });
+
   it('follows a CDS subscription with an EDS answer even when the EDS request looks like an ACK', async () => {
     const c = sotw();
     c.request(CDS);

@@ -21,16 +21,15 @@ export function onSotwRequest(r: Responder, conn: Connection, req: DiscoveryRequ
     }
     if (w.nonceNacked !== req.response_nonce) r.recordNack(conn, w, req.error_detail.message || `status ${req.error_detail.code}`);
     // The rejected version is not sent again; a changed subscription is still answered.
-    const added = setSotwNames(w, req);
-    if (added === undefined) return;
-    if (isWildcardType(type)) r.respondToRequest(conn, w, push, undefined);
-    else if (added.length > 0) r.respondToRequest(conn, w, push, added);
+    answerChange(r, conn, w, push, setSotwNames(w, req));
     return;
   }
 
   if (!w || req.response_nonce === '') {
     // First request for the type on this stream (or a client that starts over): answer in full.
+    const named = w?.named ?? false;
     w = new WatchedType(type);
+    w.named = named;
     conn.watched.set(type, w);
     setSotwNames(w, req);
     if (w.idle) return;
@@ -55,8 +54,21 @@ export function onSotwRequest(r: Responder, conn: Connection, req: DiscoveryRequ
     if (!w.idle) r.respondToRequest(conn, w, push, undefined);
     return;
   }
+  answerChange(r, conn, w, push, added);
+}
+
+/**
+ * Answers a changed subscription: LDS/CDS with the whole set (their state of the world), other
+ * types with the names added. Unsubscribing from everything is not answered: the client has
+ * dropped what it held, and a later subscription starts from nothing.
+ */
+function answerChange(r: Responder, conn: Connection, w: WatchedType, push: PushContext, added: string[] | undefined): void {
   if (added === undefined) return;
-  if (isWildcardType(type)) r.respondToRequest(conn, w, push, undefined);
+  if (w.idle) {
+    w.known.clear();
+    return;
+  }
+  if (isWildcardType(w.typeUrl)) r.respondToRequest(conn, w, push, undefined);
   else if (added.length > 0) r.respondToRequest(conn, w, push, added);
 }
 
@@ -70,7 +82,9 @@ function setSotwNames(w: WatchedType, req: DiscoveryRequest__Output): string[] |
   if (key !== undefined && key === w.namesKey) return undefined;
   const names = req.resource_names;
   if (key !== undefined) w.namesKey = key;
-  const wildcard = isWildcardType(w.typeUrl) && (names.length === 0 || names.includes('*'));
+  // An empty list is the legacy wildcard only until the client names something; then it unsubscribes.
+  const wildcard = isWildcardType(w.typeUrl) && (names.includes('*') || (names.length === 0 && !w.named));
+  if (names.length > 0) w.named = true;
   // The common case, an ACK repeating the subscription, changes nothing and allocates nothing.
   const explicit = names.length - (names.includes('*') ? 1 : 0);
   if (wildcard === w.wildcard && explicit === w.names.size && names.every((n) => n === '*' || w.names.has(n))) return undefined;

@@ -484,3 +484,27 @@ export function buildAuthzFilters(
   }
   return { http, tcp };
 }
+
+/**
+ * A proxyless gRPC server's RBAC filters (Istio's grpcgen buildRBAC): gRPC knows only DENY and
+ * ALLOW (no CUSTOM, no AUDIT) and no shadow rules, so dry-run policies are left out; DENY comes
+ * first, and each action has a filter name of its own (gRPC refuses an HTTP filter name twice).
+ */
+export function grpcAuthzFilters(push: PushContext, proxy: MeshProxy): HttpFilter[] {
+  const policies = push.authorization(proxy);
+  const out: HttpFilter[] = [];
+  const steps: [readonly Config<AuthorizationPolicySpec>[], RbacAction, string][] = [
+    [policies.deny, 'DENY', `${RbacFilterNames.http}.DENY`],
+    [policies.allow, 'ALLOW', RbacFilterNames.http],
+  ];
+  for (const [list, action, name] of steps) {
+    const rules = build(
+      list.filter((p) => !isDryRun(p)),
+      action,
+      false,
+      push.mesh.trustDomain,
+    )?.rules;
+    if (rules) out.push({ name, typed_config: encodeAny(TypeUrl.HttpRbac, { rules } satisfies HttpRbac) });
+  }
+  return out;
+}

@@ -19,6 +19,7 @@ import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '..
 import { adsConfigSource, type Duration, duration, durationOf, socketAddress, struct, uniqueSorted } from './envoy.ts';
 import { lbEndpoint } from './eds.ts';
 import { inboundPorts } from './inbound.ts';
+import { effectiveLocalitySetting, wantsLocalityWeightedLb } from './locality.ts';
 import {
   BlackHoleCluster,
   dnsSrvSubsetKey,
@@ -343,6 +344,9 @@ export function outboundClusterFor(
   applyConnectionPool(c, policy?.connectionPool, port, grpc);
   applyOutlierDetection(c, policy?.outlierDetection);
   if (!grpc) disablePanicThreshold(c);
+  if (c.lb_policy !== 'CLUSTER_PROVIDED' && wantsLocalityWeightedLb(effectiveLocalitySetting(policy?.loadBalancer, push.mesh.localityLbSetting), c.outlier_detection !== undefined)) {
+    c.common_lb_config = { ...c.common_lb_config, locality_weighted_lb_config: {} };
+  }
   applyTls(c, policy?.tls, service, port, subset?.name ?? '', push, grpc);
   return c;
 }

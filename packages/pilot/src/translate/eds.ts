@@ -7,8 +7,8 @@ import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '..
 import { type Metadata, socketAddress, struct } from './envoy.ts';
 import { Filters, parseSubsetKey } from './names.ts';
 import { effectivePolicy, excludesUnhealthyEndpoints } from './cds.ts';
+import { applyLocalityLoadBalancer, effectiveLocalitySetting, type LocalityGroup, type LocalityLbEndpoints, proxyLocality, proxyTopologyLabels } from './locality.ts';
 
-type LocalityLbEndpoints = NonNullable<ClusterLoadAssignment['endpoints']>[number];
 export type LbEndpoint = NonNullable<LocalityLbEndpoints['lb_endpoints']>[number];
 
 /** `reviews-v1;default;reviews;v1;Kubernetes`: Istio's workload metadata, read by telemetry. */
@@ -75,7 +75,7 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
   const policy = effectivePolicy(dr?.spec, key.subset || undefined, key.port);
   const mtls = mtlsChecker(push, policy?.tls?.mode);
   const healthyOnly = excludesUnhealthyEndpoints(policy);
-  const groups = new Map<string, { locality: Locality; endpoints: LbEndpoint[]; weight: number }>();
+  const groups = new Map<string, { locality: Locality; endpoints: LbEndpoint[]; sources: Endpoint[]; weight: number }>();
   for (const e of push.endpoints(service, key.port, labels)) {
     if (healthyOnly && !e.healthy) continue;
     if (options.grpc && !isIP(e.address)) continue;
@@ -83,23 +83,32 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
     const k = localityKey(e.locality);
     let g = groups.get(k);
     if (!g) {
-      g = { locality: e.locality, endpoints: [], weight: 0 };
+      g = { locality: e.locality, endpoints: [], sources: [], weight: 0 };
       groups.set(k, g);
     }
     g.endpoints.push(lbEndpoint(e, mtls(e)));
+    g.sources.push(e);
     g.weight += e.weight > 0 ? e.weight : 1;
   }
-  const endpoints: LocalityLbEndpoints[] = [...groups.entries()]
+  const located: LocalityGroup[] = [...groups.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, g]) => ({
-      locality: {
-        ...(g.locality.region ? { region: g.locality.region } : {}),
-        ...(g.locality.zone ? { zone: g.locality.zone } : {}),
-        ...(g.locality.subzone ? { sub_zone: g.locality.subzone } : {}),
+      group: {
+        locality: {
+          ...(g.locality.region ? { region: g.locality.region } : {}),
+          ...(g.locality.zone ? { zone: g.locality.zone } : {}),
+          ...(g.locality.subzone ? { sub_zone: g.locality.subzone } : {}),
+        },
+        lb_endpoints: g.endpoints,
+        load_balancing_weight: { value: g.weight },
       },
-      lb_endpoints: g.endpoints,
-      load_balancing_weight: { value: g.weight },
+      endpoints: g.sources,
     }));
+  // Priorities and weights relative to the asking proxy (so EDS differs per locality).
+  const setting = effectiveLocalitySetting(policy?.loadBalancer, push.mesh.localityLbSetting);
+  if (!setting || located.length === 0) return { cluster_name: clusterName, endpoints: located.map((g) => g.group) };
+  const where = proxyLocality(push, proxy);
+  const endpoints = applyLocalityLoadBalancer(located, where, proxyTopologyLabels(proxy.labels, where), setting, policy?.outlierDetection !== undefined);
   return { cluster_name: clusterName, endpoints };
 }
 

@@ -3,11 +3,12 @@
 // listener is an api_listener whose HttpConnectionManager takes routes from RDS of the same name.
 // Only what grpc-js-xds accepts is sent: ADS config sources, `router` as the last HTTP filter,
 // EDS clusters with ROUND_ROBIN or RING_HASH, TLS from certificate providers, IP endpoints.
-import { hostMatches, resolveHost, type Service } from '@weft/model';
+import { hostMatches, type Service } from '@weft/model';
 import { type Cluster, encodeAny, type Listener, type RouteConfiguration, TypeUrl } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { clustersForService } from './cds.ts';
 import { edsGenerator } from './eds.ts';
+import { grpcServerListener, grpcServerListenerPrefix } from './grpc-inbound.ts';
 import { adsConfigSource, faultFilter, routerFilter } from './envoy.ts';
 import { domainName } from './names.ts';
 import { virtualHostDomains } from './rds.ts';
@@ -20,13 +21,33 @@ interface Target {
   port: number;
 }
 
-/** `host[:port]` -> the service and port it names, short names resolved in the client's namespace. */
+/**
+ * The hostnames a dialled name may mean, most literal first, as a client in `namespace` resolves
+ * them (Istio's grpcgen tryFindFQDN, and Kubernetes DNS): `reviews` -> the client's namespace,
+ * `reviews.other` and `reviews.other.svc` -> that namespace, anything else as written.
+ */
+export function targetHosts(host: string, namespace: string, domainSuffix: string): string[] {
+  if (!host.includes('.')) return [`${host}.${namespace}.svc.${domainSuffix}`];
+  const out = [host];
+  const dots = host.split('.').length - 1;
+  if (dots === 1) out.push(`${host}.svc.${domainSuffix}`);
+  else if (dots === 2 && host.endsWith('.svc')) out.push(`${host}.${domainSuffix}`);
+  return out;
+}
+
+/**
+ * A client target (`name`, `name.ns`, `name.ns.svc`, the FQDN, each with or without `:port`) ->
+ * the service and port it names. Without a port, only a service with one port is meant.
+ */
 export function parseTarget(push: PushContext, proxy: MeshProxy, name: string): Target | undefined {
   const colon = name.lastIndexOf(':');
   const hasPort = colon > 0 && /^\d+$/.test(name.slice(colon + 1));
   const host = hasPort ? name.slice(0, colon) : name;
-  const fqdn = resolveHost(host, proxy.namespace, push.mesh.domainSuffix);
-  const service = push.service(fqdn, proxy.namespace);
+  let service: Service | undefined;
+  for (const fqdn of targetHosts(host, proxy.namespace, push.mesh.domainSuffix)) {
+    service = push.service(fqdn, proxy.namespace);
+    if (service) break;
+  }
   if (!service) return undefined;
   let port: number | undefined;
   if (hasPort) port = Number(name.slice(colon + 1));
@@ -66,17 +87,30 @@ export function grpcRouteConfig(push: PushContext, proxy: MeshProxy, target: Tar
   return { name: target.name, virtual_hosts: [{ name: target.name, domains, routes }] };
 }
 
+/** The targets named (no names: every service the client sees; an empty list: none). */
 function targetsFor(push: PushContext, proxy: MeshProxy, names: readonly string[] | undefined): Target[] {
   const out: Target[] = [];
-  for (const name of names?.length ? names : allTargets(push, proxy)) {
+  for (const name of names ?? allTargets(push, proxy)) {
     const t = parseTarget(push, proxy, name);
     if (t) out.push(t);
   }
   return out;
 }
 
-export const grpcLds: Generator = (push, proxy, request) =>
-  targetsFor(push, proxy, request.names).map((t) => ({ name: t.name, resource: grpcListener(t) }));
+/** Client listeners by target; server listeners (`xds.istio.io/grpc/lds/inbound/...`) only when named. */
+export const grpcLds: Generator = (push, proxy, request) => {
+  const out: XdsResource[] = [];
+  const clientNames: string[] | undefined = request.names ? [] : undefined;
+  for (const name of request.names ?? []) {
+    if (!name.startsWith(grpcServerListenerPrefix)) clientNames!.push(name);
+    else {
+      const l = grpcServerListener(push, proxy, name);
+      if (l) out.push({ name, resource: l });
+    }
+  }
+  for (const t of targetsFor(push, proxy, clientNames)) out.push({ name: t.name, resource: grpcListener(t) });
+  return out;
+};
 
 export const grpcRds: Generator = (push, proxy, request) =>
   targetsFor(push, proxy, request.names).map((t) => ({ name: t.name, resource: grpcRouteConfig(push, proxy, t) }));
@@ -88,7 +122,7 @@ export function grpcClusters(push: PushContext, proxy: MeshProxy): Cluster[] {
 }
 
 export const grpcCds: Generator = (push, proxy, request) => {
-  const wanted = request.names?.length ? new Set(request.names) : undefined;
+  const wanted = request.names ? new Set(request.names) : undefined;
   const out: XdsResource[] = [];
   for (const c of grpcClusters(push, proxy)) if (!wanted || wanted.has(c.name!)) out.push({ name: c.name!, resource: c });
   return out;

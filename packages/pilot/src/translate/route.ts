@@ -1,5 +1,6 @@
 // VirtualService HTTP rules -> Envoy routes, following Istio's route/route.go. Shared by sidecar
 // RDS, gateway RDS and proxyless gRPC (which gets the subset gRPC accepts).
+import { outboundClusterKey, parseClusterKey } from '@weft/mesh';
 import {
   type Config,
   type Destination,
@@ -21,7 +22,8 @@ import {
   zeroDuration,
 } from './envoy.ts';
 import { labelsKey } from '../registry/labels.ts';
-import { Filters, outboundCluster, parseSubsetKey } from './names.ts';
+import { gatewayMatch, hasGatewaySemantics, prefixReplacement } from './gateway-semantics.ts';
+import { Filters } from './names.ts';
 import {
   type ClusterWeight,
   consistentHashFor,
@@ -50,7 +52,7 @@ export interface RouteContext {
   listenPort: number;
   /** `mesh` for sidecars; `namespace/name` of the Gateways for routers. */
   gatewayNames: ReadonlySet<string>;
-  /** Proxyless gRPC gets what grpc-js-xds accepts: no CORS, no default retries, stream-duration timeouts. */
+  /** Proxyless gRPC gets what gRPC accepts: no CORS, redirects or direct responses, stream-duration timeouts. */
   grpc?: boolean;
   /** Route is served on a TLS listener (redirect scheme default). */
   tls?: boolean;
@@ -68,7 +70,7 @@ export function destinationCluster(dest: Destination, namespace: string, ctx: Ro
   let port = ctx.listenPort;
   if (dest.port?.number) port = dest.port.number;
   else if (service && service.ports.length === 1) port = service.ports[0]!.port;
-  return outboundCluster(host, port, dest.subset ?? '');
+  return outboundClusterKey(host, port, dest.subset ?? '');
 }
 
 
@@ -92,7 +94,7 @@ function routeOperation(route: Route, vsName: string, port: number): string {
   if (m?.prefix !== undefined) path = `${m.prefix}*`;
   else if (m?.path !== undefined) path = m.path;
   else if (m?.safe_regex) path = m.safe_regex.regex ?? '';
-  const parsed = route.route?.cluster ? parseSubsetKey(route.route.cluster) : undefined;
+  const parsed = route.route?.cluster ? parseClusterKey(route.route.cluster) : undefined;
   if (parsed) return `${parsed.hostname}:${parsed.port}${path}`;
   return `${vsName}:${port}${path}`;
 }
@@ -169,7 +171,9 @@ export function translateRoute(
   if (match?.port && match.port !== ctx.listenPort) return undefined;
   if (!sourceMatches(match, vs.metadata.namespace, ctx)) return undefined;
   const name = match?.name ? `${http.name ?? ''}.${match.name}` : (http.name ?? '');
-  const out: Route = { ...(name ? { name } : {}), match: routeMatch(match), metadata: configMetadata('VirtualService', vs.metadata.namespace, vs.metadata.name) };
+  const gatewaySemantics = hasGatewaySemantics(vs);
+  const envoyMatch = gatewaySemantics ? gatewayMatch(routeMatch(match)) : routeMatch(match);
+  const out: Route = { ...(name ? { name } : {}), match: envoyMatch, metadata: configMetadata('VirtualService', vs.metadata.namespace, vs.metadata.name) };
   if (match?.statPrefix) out.stat_prefix = match.statPrefix;
   let authority = '';
   if (http.headers) {
@@ -186,6 +190,11 @@ export function translateRoute(
     const redirect: NonNullable<Route['redirect']> = {};
     if (r.authority) redirect.host_redirect = r.authority;
     if (r.uri) redirect.path_redirect = r.uri;
+    else if (r.prefixRewrite !== undefined) {
+      const rx = gatewaySemantics ? prefixReplacement(envoyMatch, r.prefixRewrite) : undefined;
+      if (rx) redirect.regex_rewrite = rx;
+      else redirect.prefix_rewrite = r.prefixRewrite;
+    }
     if (r.scheme) redirect.scheme_redirect = r.scheme;
     let port: number | undefined;
     if (r.port) port = r.port;
@@ -218,7 +227,11 @@ export function translateRoute(
     if (http.rewrite) {
       const rx = http.rewrite.uriRegexRewrite;
       if (rx?.match !== undefined) action.regex_rewrite = { pattern: { regex: rx.match }, substitution: rx.rewrite ?? '' };
-      else if (http.rewrite.uri) action.prefix_rewrite = http.rewrite.uri;
+      else if (http.rewrite.uri) {
+        const prefixRx = gatewaySemantics ? prefixReplacement(envoyMatch, http.rewrite.uri) : undefined;
+        if (prefixRx) action.regex_rewrite = prefixRx;
+        else action.prefix_rewrite = http.rewrite.uri;
+      }
       if (http.rewrite.authority) authority = http.rewrite.authority;
     }
     if (authority) action.host_rewrite_literal = authority;
@@ -234,7 +247,9 @@ export function translateRoute(
     if (mirrors.length > 0) action.request_mirror_policies = mirrors;
     const consistentHash = translateDestinations(out, action, http, vs.metadata.namespace, authority, ctx);
     if (!action.cluster && !action.weighted_clusters) return undefined;
-    const retry = ctx.grpc && !http.retries ? undefined : retryPolicy(http.retries, consistentHash);
+    // The Gateway API: a backend that cannot be resolved answers 500.
+    if (gatewaySemantics) action.cluster_not_found_response_code = 'INTERNAL_SERVER_ERROR';
+    const retry = retryPolicy(http.retries, consistentHash);
     if (retry) action.retry_policy = retry;
     out.route = action;
   }
@@ -407,12 +422,12 @@ function translateRules(rules: readonly RuleWithOrigin[], ctx: RouteContext): Ro
 
 /** Istio's BuildDefaultHTTPOutboundRoute: everything to one cluster, default retries, no timeout. */
 export function defaultOutboundRoute(service: Service, port: number, ctx: RouteContext): Route {
-  const cluster = outboundCluster(service.hostname, port);
+  const cluster = outboundClusterKey(service.hostname, port);
   const action: RouteAction = { cluster };
   setTimeout(action, undefined, ctx);
   const hp = hashPolicy(consistentHashFor(service.hostname, undefined, port, ctx));
   if (hp) action.hash_policy = [hp];
-  if (!ctx.grpc) action.retry_policy = defaultRetryPolicy(false);
+  action.retry_policy = defaultRetryPolicy(false);
   const route: Route = { name: 'default', match: { prefix: '/' }, route: action };
   if (!ctx.grpc) route.decorator = { operation: `${service.hostname}:${port}/*` };
   return route;

@@ -1,9 +1,9 @@
 // TLS contexts: what a sidecar presents and verifies, following Istio's cluster_tls.go and
 // security/model (SDS names `default` and `ROOTCA`, SANs from the destination's identities).
+import { credentialCaName, credentialSecretName, RootCertSecret, WorkloadCertSecret } from '@weft/mesh';
 import type { ClientTLSSettings, ServerTLSSettings } from '@weft/model';
 import { type CommonTlsContext, type DownstreamTlsContext, encodeAny, type SdsSecretConfig, TypeUrl, type UpstreamTlsContext } from '@weft/xds';
 import { adsConfigSource, type ConfigSource, sdsGrpcConfigSource, type StringMatcher, type TransportSocket, tlsTransportSocket } from './envoy.ts';
-import { CredentialCaSuffix, CredentialSecretPrefix, RootCertSecret, WorkloadCertSecret } from './names.ts';
 
 /** ALPN of mesh mTLS toward sidecars: peer metadata exchange, then plain `istio`. */
 export const mtlsAlpn = ['istio-peer-exchange', 'istio'] as const;
@@ -62,12 +62,12 @@ export function clientTlsUpstream(tls: ClientTLSSettings, defaultSni: string | u
   if (http2) common.alpn_protocols = ['h2'];
   const sans = exactMatchers(tls.subjectAltNames ?? []);
   if (tls.credentialName) {
-    const secret = `${CredentialSecretPrefix}${tls.credentialName}`;
+    const secret = credentialSecretName(tls.credentialName);
     if (tls.mode === 'MUTUAL') common.tls_certificate_sds_secret_configs = [sdsSecret(secret, adsConfigSource(false))];
     if (!tls.insecureSkipVerify) {
       common.combined_validation_context = {
         default_validation_context: { match_subject_alt_names: sans },
-        validation_context_sds_secret_config: sdsSecret(`${secret}${CredentialCaSuffix}`, adsConfigSource(false)),
+        validation_context_sds_secret_config: sdsSecret(credentialCaName(secret), adsConfigSource(false)),
       };
     }
   } else {
@@ -129,12 +129,12 @@ export function gatewayServerTls(tls: ServerTLSSettings, http: boolean): Downstr
     if (sans.length > 0) common.combined_validation_context = { ...common.combined_validation_context, default_validation_context: { match_subject_alt_names: sans } };
   } else if (tls.credentialName || (tls.credentialNames?.length ?? 0) > 0) {
     const names = tls.credentialName ? [tls.credentialName] : (tls.credentialNames ?? []);
-    common.tls_certificate_sds_secret_configs = names.map((n) => sdsSecret(`${CredentialSecretPrefix}${n}`, adsConfigSource(false)));
+    common.tls_certificate_sds_secret_configs = names.map((n) => sdsSecret(credentialSecretName(n), adsConfigSource(false)));
     if (validateClient) {
-      const ca = tls.caCertCredentialName ?? `${names[0]}${CredentialCaSuffix}`;
+      const ca = tls.caCertCredentialName ?? credentialCaName(names[0]!);
       common.combined_validation_context = {
         default_validation_context: { match_subject_alt_names: sans },
-        validation_context_sds_secret_config: sdsSecret(`${CredentialSecretPrefix}${ca}`, adsConfigSource(false)),
+        validation_context_sds_secret_config: sdsSecret(credentialSecretName(ca), adsConfigSource(false)),
       };
     }
   } else {
@@ -171,17 +171,23 @@ export function gatewayServerTls(tls: ServerTLSSettings, http: boolean): Downstr
  * Proxyless gRPC: certificates come from the client's bootstrap certificate providers (instance
  * `default`, certificates `default` and `ROOTCA`), as Istio's grpcgen does; gRPC rejects SDS here.
  */
-export function grpcMutualUpstream(sans: readonly string[], sni: string): UpstreamTlsContext {
+function grpcCommonTlsContext(sans: readonly string[]): CommonTlsContext {
   return {
-    common_tls_context: {
-      tls_certificate_provider_instance: { instance_name: 'default', certificate_name: WorkloadCertSecret },
-      combined_validation_context: {
-        default_validation_context: {
-          ca_certificate_provider_instance: { instance_name: 'default', certificate_name: RootCertSecret },
-          match_subject_alt_names: exactMatchers(sans),
-        },
+    tls_certificate_provider_instance: { instance_name: 'default', certificate_name: WorkloadCertSecret },
+    combined_validation_context: {
+      default_validation_context: {
+        ca_certificate_provider_instance: { instance_name: 'default', certificate_name: RootCertSecret },
+        ...(sans.length > 0 ? { match_subject_alt_names: exactMatchers(sans) } : {}),
       },
     },
-    sni,
   };
+}
+
+export function grpcMutualUpstream(sans: readonly string[], sni: string): UpstreamTlsContext {
+  return { common_tls_context: grpcCommonTlsContext(sans), sni };
+}
+
+/** A proxyless gRPC server under STRICT mTLS: its workload certificate, a client certificate required and checked against the mesh root (gRPC servers match no SANs). */
+export function grpcMutualDownstream(): DownstreamTlsContext {
+  return { common_tls_context: grpcCommonTlsContext([]), require_client_certificate: { value: true } };
 }

@@ -157,15 +157,38 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
     this.#rebuildLb();
   }
 
-  #weightsOf(hosts: readonly Host[]): number[] {
-    if (!this.settings.localityWeighted) return hosts.map((h) => h.weight);
-    // Locality-weighted LB: a locality's share is its weight; hosts split it by their own weights.
+  /**
+   * Weights of a level's usable hosts. With locality-weighted LB (Envoy's locality_weighted_lb_config)
+   * a locality's share is its weight times its availability (healthy fraction x 1.4, at most 1; 1
+   * in panic), split among its usable hosts by their own weights.
+   */
+  #weightsOf(usable: readonly Host[], all: readonly Host[], panic: boolean): number[] {
+    if (!this.settings.localityWeighted) return usable.map((h) => h.weight);
     const sums = new Map<string, number>();
-    for (const h of hosts) sums.set(h.locality ?? '', (sums.get(h.locality ?? '') ?? 0) + h.weight);
-    return hosts.map((h) => (h.localityWeight === undefined ? h.weight : (h.weight * h.localityWeight) / (sums.get(h.locality ?? '') || 1)));
+    for (const h of usable) sums.set(h.locality ?? '', (sums.get(h.locality ?? '') ?? 0) + h.weight);
+    const counts = new Map<string, { healthy: number; total: number }>();
+    for (const h of all) {
+      const c = counts.get(h.locality ?? '') ?? { healthy: 0, total: 0 };
+      c.total++;
+      if (h.edsHealthy && !h.ejected) c.healthy++;
+      counts.set(h.locality ?? '', c);
+    }
+    return usable.map((h) => {
+      if (h.localityWeight === undefined) return h.weight;
+      const c = counts.get(h.locality ?? '')!;
+      const availability = panic ? 1 : Math.min(1, (1.4 * c.healthy) / c.total);
+      return (h.weight * h.localityWeight * availability) / (sums.get(h.locality ?? '') || 1);
+    });
   }
 
-  /** Rebuilds the per-priority pickers after a membership or health change (EDS push, ejection, return). */
+  /**
+   * Rebuilds the per-priority pickers after a membership or health change (EDS push, ejection,
+   * return), with Envoy's priority load: a level's health is its healthy share x 1.4 (the
+   * overprovisioning factor), capped at 100; levels take traffic in order until 100 is reached,
+   * and when the levels' health sums to less than 100 the loads are scaled up to it. Panic
+   * (healthy_panic_threshold) applies to a level only while the levels together are below 100;
+   * with every level in panic, loads follow host counts.
+   */
   #rebuildLb(): void {
     if (this.settings.kind === 'ORIGINAL_DST') return;
     const s = this.settings;
@@ -179,45 +202,57 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
       list.push(h);
     }
     const priorities = [...byPriority.keys()].sort((a, b) => a - b);
+    const all = priorities.map((p) => byPriority.get(p)!);
+    const healthy = all.map((hosts) => hosts.filter((h) => h.edsHealthy && !h.ejected));
+    const health = all.map((hosts, i) => Math.min(100, Math.floor((140 * healthy[i]!.length) / hosts.length)));
+    const normalized = Math.min(100, health.reduce((a, b) => a + b, 0));
+    const panic = all.map((hosts, i) => normalized < 100 && s.panicThreshold > 0 && (100 * healthy[i]!.length) / hosts.length < s.panicThreshold);
+    const totalPanic = panic.length > 0 && panic.every(Boolean);
     const levels: Level[] = [];
-    const health: number[] = [];
-    for (const p of priorities) {
-      const all = byPriority.get(p)!;
-      const healthy = all.filter((h) => h.edsHealthy && !h.ejected);
-      // Panic: with too few healthy hosts, balance over all of them (Envoy's healthy_panic_threshold).
-      const panic = (100 * healthy.length) / all.length < s.panicThreshold;
-      const usable = panic ? all : healthy;
-      for (const h of all) h.usable = false;
+    for (let i = 0; i < priorities.length; i++) {
+      const p = priorities[i]!;
+      const usable = panic[i] ? all[i]! : healthy[i]!;
+      for (const h of all[i]!) h.usable = false;
       for (const h of usable) h.usable = true;
       let ring: HashRing<Host> | undefined;
       if (s.lbPolicy === 'RING_HASH') {
         ring = this.#rings.get(p);
         if (!ring) {
-          ring = new HashRing(all, all.map((h) => h.weight), s.ringMin, s.ringMax);
+          ring = new HashRing(all[i]!, all[i]!.map((h) => h.weight), s.ringMin, s.ringMax);
           this.#rings.set(p, ring);
         }
       }
-      const picker = createPicker(s.lbPolicy, usable, this.#weightsOf(usable), {
+      const picker = createPicker(s.lbPolicy, usable, this.#weightsOf(usable, all[i]!, panic[i]!), {
         random: this.#ctx.random,
         leastRequestChoices: s.leastRequestChoices,
         maglevTableSize: s.maglevTableSize,
         ...(ring ? { ring } : {}),
       });
       levels.push({ picker });
-      // Envoy's overprovisioning factor 1.4: a level keeps all traffic while >= 71.4% healthy.
-      health.push(Math.min(100, (140 * healthy.length) / all.length));
+    }
+    // Per-level loads in percent, then cumulative.
+    let shares: number[];
+    if (totalPanic) {
+      const hosts = all.reduce((n, l) => n + l.length, 0);
+      shares = all.map((l) => (100 * l.length) / hosts);
+    } else if (normalized === 0) {
+      shares = health.map((_, i) => (i === 0 ? 100 : 0));
+    } else if (normalized < 100) {
+      shares = health.map((h) => (h * 100) / normalized);
+    } else {
+      let remaining = 100;
+      shares = health.map((h) => {
+        const load = Math.min(remaining, h);
+        remaining -= load;
+        return load;
+      });
     }
     const loads: number[] = [];
-    const total = health.reduce((a, b) => a + b, 0);
-    let remaining = 100;
     let acc = 0;
-    for (const h of health) {
-      const load = total >= 100 ? Math.min(remaining, h) : total > 0 ? (h * 100) / total : 0;
-      remaining -= load;
-      acc += load;
+    for (const share of shares) {
+      acc += share;
       loads.push(acc);
     }
-    if (total === 0 && loads.length > 0) loads[0] = 100;
     this.#levels = levels;
     this.#loads = loads;
   }

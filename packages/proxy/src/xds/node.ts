@@ -23,6 +23,8 @@ export interface NodeIdentity {
   clusterId?: string;
   /** Reported as ISTIO_VERSION. */
   istioVersion?: string;
+  /** `region/zone/subzone`; default: the `istio-locality` label (`region.zone.subzone`), as Istio's agent reads it. */
+  locality?: string;
   /** More metadata, merged last (strings, numbers, booleans, lists and objects). */
   metadata?: Readonly<Record<string, unknown>>;
 }
@@ -81,8 +83,10 @@ export function toStruct(o: Readonly<Record<string, unknown>>): { fields: Record
 /** The xDS node this proxy sends with its first request. */
 export function buildNode(n: NodeIdentity): Node {
   const md = nodeMetadata(n);
+  const [region, zone, subZone] = (n.locality ?? n.labels?.['istio-locality']?.replaceAll('.', '/') ?? '').split('/');
   return {
     id: nodeId(n),
+    ...(region || zone || subZone ? { locality: { region: region ?? '', zone: zone ?? '', sub_zone: subZone ?? '' } } : {}),
     cluster: `${String(md.WORKLOAD_NAME)}.${n.namespace}`,
     metadata: toStruct(md),
     user_agent_name: 'weft-proxy',
