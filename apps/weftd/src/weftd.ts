@@ -292,12 +292,15 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         registry.close();
         seRegistry.close();
       });
+      const gatewayApi = { deployment: kube ? ({ mode: 'managed' } as const) : ({ mode: 'shared', selector: { istio: 'ingressgateway' } } as const) };
       const pilot = new DiscoveryServer({
         store,
         registry,
         mesh,
         generators: { envoy: envoyGenerators, grpc: grpcGenerators },
-        buildPushContext,
+        // Gateway API Gateways: a deployment per Gateway on Kubernetes (Istio's automated deployment);
+        // in local mode the mesh's one ingress gateway (labels istio=ingressgateway) serves them all.
+        buildPushContext: (input) => buildPushContext({ ...input, gatewayApi }),
         proxyFromNode: (node) => proxyFromNode(node, { domainSuffix: mesh.domainSuffix }),
         // Istio's push scoping: a config change regenerates only the proxies that see it.
         proxyNeedsPush,
@@ -367,7 +370,12 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       store,
       registries: [processMetrics, ...(ca ? [citadelMetrics.registry] : [])],
       ready: () => ready,
-      debug: { ...kube?.debug, '/debug/config_problems': () => Object.fromEntries([...problemsByFile].map(([f, ps]) => [f, ps.map((p) => ({ ...p, resource: subjects.get(p), text: formatProblem(p, subjects.get(p)) }))])) },
+      debug: {
+        ...kube?.debug,
+        // Gateway API statuses as the last push context computed them (on Kubernetes they are also written to the objects).
+        '/debug/gateway_api_status': () => [...(discovery?.pushContext?.gatewayApi?.statuses.values() ?? [])],
+        '/debug/config_problems': () => Object.fromEntries([...problemsByFile].map(([f, ps]) => [f, ps.map((p) => ({ ...p, resource: subjects.get(p), text: formatProblem(p, subjects.get(p)) }))])),
+      },
       logger: createLogger({ scope: 'monitoring', ...logOptions }),
       ...(guard ? { protect: (server: HttpServer, port: string) => void guard.protect(server, port) } : {}),
     });

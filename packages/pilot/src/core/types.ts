@@ -15,6 +15,7 @@ import type {
   VirtualServiceSpec,
   WorkloadInstance,
 } from '@weft/model';
+import type { ObjectStatus as GatewayApiObjectStatus } from '../gateway-api/status.ts';
 
 /** Mesh-wide settings (Istio's MeshConfig, the parts Weft uses). */
 export interface MeshConfig {
@@ -180,6 +181,8 @@ export interface PushContext {
   readonly mesh: MeshConfig;
   /** Every service in every registry. */
   readonly services: readonly Service[];
+  /** Gateway API objects converted for this snapshot: the statuses the spec defines, by `Kind ns/name` (@weft/pilot's gateway-api). */
+  readonly gatewayApi?: { readonly statuses: ReadonlyMap<string, GatewayApiObjectStatus> };
   /** A service by hostname, as seen from `namespace` (exportTo applied). */
   service(hostname: string, namespace: string): Service | undefined;
   /** Endpoints of one port of one service; `subsetLabels` filters to a subset. */

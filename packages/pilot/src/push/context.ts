@@ -29,6 +29,7 @@ import { DestinationRuleIndex, destinationRuleOrder } from './destination-rules.
 import { composePeerAuthentication, selectAuthorization } from './security.ts';
 import { type ComputedScope, chooseSidecar, defaultScope, type ScopeInputs, sidecarScope } from './sidecar-scope.ts';
 import { meshGateway, VirtualServiceIndex } from './virtual-services.ts';
+import { convertGatewayApi, type GatewayApiOutput, type GatewayDeployment, gatewayNamespaceAnnotation } from '../gateway-api/convert.ts';
 
 export interface PushContextInput {
   store: ConfigStore;
@@ -36,6 +37,11 @@ export interface PushContextInput {
   mesh?: MeshConfig;
   /** Names this snapshot in xDS responses and debug output. */
   version: string;
+  /**
+   * Gateway API: who serves a Gateway (weftd: `managed` on Kubernetes, `shared` by the ingress
+   * gateway in local mode; default `managed`) and namespace labels for allowedRoutes selectors.
+   */
+  gatewayApi?: { deployment: GatewayDeployment; namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined };
 }
 
 const kinds = {
@@ -75,6 +81,8 @@ class Snapshot implements PushContext {
   readonly version: string;
   readonly mesh: MeshConfig;
   readonly services: readonly Service[];
+  /** The Gateway API conversion of this snapshot: generated configs and the statuses the spec defines. */
+  readonly gatewayApi: GatewayApiOutput;
 
   /** `namespace/hostname` -> port -> endpoints. */
   readonly #endpoints = new Map<string, Map<number, readonly Endpoint[]>>();
@@ -155,7 +163,15 @@ class Snapshot implements PushContext {
       else this.#workloadsByAddress.set(key, [w]);
     }
 
-    this.#virtualServices = new VirtualServiceIndex(list<VirtualServiceSpec>(store, kinds.virtualService));
+    // Gateway API objects become Istio Gateways and VirtualServices (Istio's conversion), served like the others.
+    this.gatewayApi = convertGatewayApi({
+      store,
+      domainSuffix: this.mesh.domainSuffix,
+      service: (hostname, namespace) => this.#byHost.get(hostname)?.get(namespace),
+      deployment: input.gatewayApi?.deployment ?? { mode: 'managed' },
+      ...(input.gatewayApi?.namespaceLabels ? { namespaceLabels: input.gatewayApi.namespaceLabels } : {}),
+    });
+    this.#virtualServices = new VirtualServiceIndex([...list<VirtualServiceSpec>(store, kinds.virtualService), ...this.gatewayApi.virtualServices].sort(configOrder));
     const drs = list<DestinationRuleSpec>(store, kinds.destinationRule).sort(destinationRuleOrder(configOrder));
     this.#destinationRules = new DestinationRuleIndex(drs, this.mesh.rootNamespace, this.mesh.domainSuffix);
     const sidecars = list<SidecarSpec>(store, kinds.sidecar);
@@ -163,7 +179,7 @@ class Snapshot implements PushContext {
     const withoutSelector = sidecars.filter((s) => !s.spec?.workloadSelector);
     this.#sidecars = byNamespace([...withSelector, ...withoutSelector]);
     this.#rootSidecar = withoutSelector.find((s) => s.metadata.namespace === this.mesh.rootNamespace);
-    this.#gateways = Object.freeze(list<GatewaySpec>(store, kinds.gateway));
+    this.#gateways = Object.freeze([...list<GatewaySpec>(store, kinds.gateway), ...this.gatewayApi.gateways].sort(configOrder));
     this.#peerAuthentications = byNamespace(list<PeerAuthenticationSpec>(store, kinds.peerAuthentication));
     this.#authorizationPolicies = byNamespace(list<AuthorizationPolicySpec>(store, kinds.authorizationPolicy));
 
@@ -334,7 +350,9 @@ class Snapshot implements PushContext {
     if (!out) {
       const labels = this.#labels(proxy);
       // PILOT_SCOPE_GATEWAY_TO_NAMESPACE is off: a Gateway's selector matches proxies in any namespace.
-      out = Object.freeze(this.#gateways.filter((g) => selectsLabels(stringMap(g.spec?.selector), labels)));
+      // A managed Gateway API gateway is served by its own deployment, in its namespace only.
+      const inReach = (g: Config<GatewaySpec>) => g.metadata.annotations?.[gatewayNamespaceAnnotation] === undefined || g.metadata.namespace === proxy.namespace;
+      out = Object.freeze(this.#gateways.filter((g) => inReach(g) && selectsLabels(stringMap(g.spec?.selector), labels)));
       this.#proxyGateways.set(key, out);
     }
     return out;
