@@ -92,6 +92,12 @@ export interface RegistryChange {
    * (push scoping then pushes only proxies that see one); absent: any service may have changed.
    */
   hosts?: ReadonlySet<string>;
+  /**
+   * Addresses of workload instances that changed without moving any service's endpoints (a
+   * WorkloadEntry no ServiceEntry selects): the proxies at those addresses get a full push, since
+   * their own workload (labels, identity, locality) is read from the registry.
+   */
+  workloads?: ReadonlySet<string>;
 }
 
 /** A source of services and endpoints: ServiceEntry/WorkloadEntry now, Kubernetes later. */

@@ -279,19 +279,25 @@ spec:
     expect(registry.endpoints(reviews, 'default', 9080).map((e) => e.address)).toEqual(['127.0.0.99', '127.0.0.15']);
   });
 
-  it('says nothing about a WorkloadEntry no ServiceEntry selects', () => {
+  it('announces a WorkloadEntry no ServiceEntry selects as a workload change at its address, moving no endpoints', () => {
     const { store, registry, changes } = setup();
-    apply(
-      store,
-      `
+    const lonely = (locality: string, annotation = '') => `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
-metadata: {name: lonely, namespace: default}
-spec: {address: 127.0.0.50, labels: {app: lonely}}
-`,
-    );
-    expect(changes).toEqual([]);
-    expect(registry.workloads().some((w) => w.name === 'lonely')).toBe(true);
+metadata: {name: lonely, namespace: default${annotation ? `, annotations: {note: ${annotation}}` : ''}}
+spec: {address: 127.0.0.50, labels: {app: lonely}, locality: ${locality}}
+`;
+    apply(store, lonely('us-east/zone-a'));
+    expect(changes).toEqual([{ services: false, endpoints: new Set(), workloads: new Set(['127.0.0.50']) }]);
+    expect(registry.workloads().find((w) => w.name === 'lonely')?.locality).toEqual({ region: 'us-east', zone: 'zone-a' });
+    // A new locality is announced too; an annotation changes nothing the workload carries.
+    apply(store, lonely('us-west/zone-b'));
+    apply(store, lonely('us-west/zone-b', 'hello'));
+    expect(changes).toHaveLength(2);
+    expect(registry.workloads().find((w) => w.name === 'lonely')?.locality).toEqual({ region: 'us-west', zone: 'zone-b' });
+    store.delete('networking.istio.io/WorkloadEntry', 'default', 'lonely');
+    expect(changes.at(-1)).toEqual({ services: false, endpoints: new Set(), workloads: new Set(['127.0.0.50']) });
+    expect(registry.workloads().some((w) => w.name === 'lonely')).toBe(false);
   });
 
   it('announces a WorkloadEntry with a new identity as a service change (identities are part of the service)', () => {
@@ -358,7 +364,9 @@ spec: {address: ${address}, labels: {app: shop, tier: ${tier}}}
     apply(store, we('b', '10.0.0.2', 'db'));
     apply(store, we('c', '10.0.0.3', 'web'));
     expect(addresses()).toEqual(['10.0.0.1', '10.0.0.3']);
-    expect(changes.map((c) => c.services)).toEqual([false, false, false, false]);
+    // c, selected by nothing when it came, is announced as a workload at its address.
+    expect(changes.map((c) => c.services)).toEqual([false, false, false, false, false]);
+    expect(changes.map((c) => [...(c.workloads ?? [])])).toEqual([[], [], ['10.0.0.3'], [], []]);
     // Re-reading the ServiceEntry selects the same entries as the incremental updates did.
     const se = store.get('networking.istio.io/ServiceEntry', 'shop', 'web')!;
     store.upsert({ ...se, metadata: { ...se.metadata, labels: { team: 'x' } } });

@@ -79,7 +79,8 @@ const noEndpoints: readonly Endpoint[] = Object.freeze([]);
  * service definition (hosts, ports, addresses, exportTo, identities...) is `{services: true}`;
  * a change that only moves endpoints (a WorkloadEntry added, relabelled or removed, inline
  * endpoints edited) is `{services: false, endpoints: <those hosts>}`; a change that alters
- * nothing the mesh routes on (a WorkloadEntry no ServiceEntry selects) is not announced.
+ * only a workload instance no ServiceEntry selects is `{services: false, endpoints: <none>,
+ * workloads: <its addresses>}` (the proxy there reads its own workload from the registry).
  *
  * Single-threaded (Node): the store's events arrive synchronously, one at a time, and
  * listeners run before the write that caused them returns. Arrays handed out are never
@@ -183,6 +184,13 @@ export class ServiceEntryRegistry implements ServiceRegistry {
     for (const d of affected) this.#removeEntry(d);
     for (const d of after) this.#putEntry(d);
     this.#views = undefined;
+    // Selected by none: still a workload instance (Istio's), whose proxy reads its own labels,
+    // identity and locality from it.
+    if (affected.length === 0 && !isDeepStrictEqual(previous, current)) {
+      const addresses = new Set([previous?.address, current?.address].filter((a): a is string => !!a));
+      if (addresses.size > 0) this.#emit({ services: false, endpoints: new Set(), workloads: addresses });
+      return;
+    }
     this.#emit(diff(affected, after));
   }
 

@@ -31,6 +31,8 @@ export type CacheKeyFn = (typeUrl: string, proxy: MeshProxy, push: PushContext) 
 export interface PushScope {
   configs: Config[];
   hosts: Set<string>;
+  /** Addresses of workload instances that changed (RegistryChange.workloads): the proxies there. */
+  workloads: Set<string>;
 }
 
 /**

@@ -32,7 +32,7 @@ export class PushRequest {
    * version, before and after) and the hostnames whose services changed; undefined once anything
    * else changed: then every proxy is pushed.
    */
-  scoped: PushScope | undefined = { configs: [], hosts: new Set() };
+  scoped: PushScope | undefined = { configs: [], hosts: new Set(), workloads: new Set() };
   /** When the first change of the batch happened (monotonicMs). Convergence is measured from here. */
   start: number;
 
@@ -71,6 +71,12 @@ export class PushRequest {
       else this.scoped = undefined;
       this.count('service');
     }
+    if (change.workloads?.size) {
+      this.full = true;
+      this.allTypes = true;
+      if (this.scoped) for (const a of change.workloads) this.scoped.workloads.add(a);
+      if (!change.services) this.count('endpoint');
+    }
     if (change.endpoints.size > 0) {
       for (const h of change.endpoints) this.edsHosts.add(h);
       if (!change.services) this.count('endpoint');
@@ -85,7 +91,14 @@ export class PushRequest {
     for (const h of other.edsHosts) this.edsHosts.add(h);
     for (const c of other.configs) this.configs.add(c);
     for (const [k, n] of other.reasons) this.reasons.set(k, (this.reasons.get(k) ?? 0) + n);
-    this.scoped = this.scoped && other.scoped ? { configs: [...this.scoped.configs, ...other.scoped.configs], hosts: new Set([...this.scoped.hosts, ...other.scoped.hosts]) } : undefined;
+    this.scoped =
+      this.scoped && other.scoped
+        ? {
+            configs: [...this.scoped.configs, ...other.scoped.configs],
+            hosts: new Set([...this.scoped.hosts, ...other.scoped.hosts]),
+            workloads: new Set([...this.scoped.workloads, ...other.scoped.workloads]),
+          }
+        : undefined;
     this.start = Math.min(this.start, other.start);
     return this;
   }

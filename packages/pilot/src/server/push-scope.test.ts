@@ -13,6 +13,7 @@ import { proxyNeedsPush } from './push-scope.ts';
 import { DeltaTestClient, SotwTestClient } from './testing.ts';
 
 const RDS = TypeUrl.RouteConfiguration;
+const EDS = TypeUrl.ClusterLoadAssignment;
 
 const serviceEntry = (ns: string, name: string, exportTo = '"*"') => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -153,5 +154,56 @@ describe('push scoping', () => {
     await pilot.flush();
     expect(pilot.lastPush).toMatchObject({ proxiesSkipped: 0 });
     expect(JSON.stringify(decodeAny((await inA.next()).resources[0]!, RDS).virtual_hosts.map((v) => v.name))).toContain('jobs.b.svc.cluster.local:80');
+  });
+
+  it('a WorkloadEntry no ServiceEntry selects pushes the proxy at its address: its locality now orders its endpoints', async () => {
+    const store = new MemoryConfigStore();
+    store.upsert(
+      config(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: geo, namespace: a}
+spec:
+  hosts: [geo.a.svc.cluster.local]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.9.1, locality: us-east/zone-a}, {address: 127.0.9.2, locality: us-west/zone-b}]
+`),
+    );
+    store.upsert(
+      config(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: geo, namespace: a}
+spec:
+  host: geo.a.svc.cluster.local
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
+`),
+    );
+    const { target, pilot } = await startPilot(store);
+    const eds = async (ip: string) => {
+      const c = new SotwTestClient(target, { id: `sidecar~${ip}~app.a~a.svc.cluster.local`, metadata: { NAMESPACE: 'a' } });
+      clients.push(c);
+      c.request(EDS, [cluster]);
+      const r = await c.next();
+      c.ack(r, [cluster]);
+      return { c, first: r };
+    };
+    const cluster = 'outbound|80||geo.a.svc.cluster.local';
+    const priorities = (r: Awaited<ReturnType<SotwTestClient['next']>>) =>
+      Object.fromEntries(decodeAny(r.resources[0]!, EDS).endpoints.map((g) => [g.locality?.region ?? '', g.priority ?? 0]));
+    const here = await eds('127.0.7.8');
+    const other = await eds('127.0.7.9');
+    // No locality known: both regions are equally far.
+    expect(priorities(here.first)).toEqual({ 'us-east': 0, 'us-west': 0 });
+    store.upsert(
+      config(`apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: app, namespace: a}
+spec: {address: 127.0.7.8, locality: us-west/zone-b, labels: {app: app}}
+`),
+    );
+    await pilot.flush();
+    expect(pilot.lastPush).toMatchObject({ proxies: 2, proxiesPushed: 1, proxiesSkipped: 1 });
+    expect(priorities(await here.c.next())).toEqual({ 'us-east': 1, 'us-west': 0 });
+    await other.c.none(150);
   });
 });

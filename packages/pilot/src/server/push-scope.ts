@@ -4,7 +4,8 @@
 // of reach all count). What is judged: VirtualServices (the proxy's mesh VirtualServices: exportTo,
 // namespaces and Sidecar egress hosts applied); Sidecars (the proxy's namespace, or the root
 // namespace); DestinationRules, ServiceEntries and the services a registry says changed (a host
-// exported to the proxy's namespace or in its Sidecar scope, or one its own workload serves).
+// exported to the proxy's namespace or in its Sidecar scope, or one its own workload serves); a
+// workload instance at the proxy's address.
 // Anything else, a registry change that names no hosts, a gateway or a proxyless client: every
 // proxy. Conservative where unsure: a proxy pushed in vain is sent nothing (only changed resources
 // go out); one skipped in error would keep stale config.
@@ -90,5 +91,7 @@ export const proxyNeedsPush: ProxyNeedsPush = (proxy, changed, previous, push) =
   for (const h of changed.hosts) {
     if (dependsOnHost(push, proxy, h) || dependsOnHost(previous, proxy, h)) return true;
   }
+  // Its own workload instance changed (a WorkloadEntry at its address).
+  for (const a of changed.workloads ?? []) if (proxy.ipAddresses.includes(a)) return true;
   return false;
 };
