@@ -118,6 +118,8 @@ describe.skipIf(skip !== undefined)('deploy/charts with helm', () => {
       'gateway.networking.k8s.io/gatewayclasses: list,watch',
       'gateway.networking.k8s.io/gateways: list,watch',
       'gateway.networking.k8s.io/httproutes: list,watch',
+      'gateway.networking.k8s.io/grpcroutes: list,watch',
+      'gateway.networking.k8s.io/referencegrants: list,watch',
       'core/namespaces: list,watch',
       'core/pods: list,watch',
       'core/services: list,watch',

@@ -26,7 +26,7 @@ export function weftdClusterAccess(namespace: string): AccessRule[] {
       by: ['config-source.ts'],
     },
     { apiGroups: ['security.istio.io'], resources: ['authorizationpolicies', 'peerauthentications', 'requestauthentications'], verbs: ['list', 'watch'], by: ['config-source.ts'] },
-    { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses', 'gateways', 'httproutes'], verbs: ['list', 'watch'], by: ['config-source.ts'] },
+    { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses', 'gateways', 'httproutes', 'grpcroutes', 'referencegrants'], verbs: ['list', 'watch'], by: ['config-source.ts'] },
     { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['list', 'watch'], by: ['registry-watch.ts', 'root-cert.ts'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'], by: ['registry-watch.ts'] },
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'list', 'patch', 'watch'], by: ['root-cert.ts'] },

@@ -132,6 +132,15 @@ export interface DestinationRuleSpec {
   workloadSelector?: TypeWorkloadSelector;
 }
 
+export interface GRPCRouteSpec {
+  /** Gateways or Services the route attaches to. */
+  parentRefs?: K8sParentReference[];
+  /** Host (authority) values to match. */
+  hostnames?: string[];
+  /** Matching rules and their actions. */
+  rules?: K8sGRPCRouteRule[];
+}
+
 export interface GatewayClassSpec {
   /** Controller that manages Gateways of this class (`domain/path`). */
   controllerName: string;
@@ -520,6 +529,68 @@ export interface K8sFrontendTLSValidation {
   mode?: "AllowValidOnly" | "AllowInsecureFallback";
 }
 
+export interface K8sGRPCBackendRef {
+  /** API group of the backend (default "" for the core group). */
+  group?: string;
+  /** Kind of the backend (default Service). */
+  kind?: string;
+  /** Name of the backend. */
+  name: string;
+  /** Namespace of the backend (default: the route namespace). */
+  namespace?: string;
+  /** Destination port; required for a Service. */
+  port?: number;
+  /** Relative share of traffic (default 1). */
+  weight?: number;
+  /** Filters applied to requests sent to this backend. */
+  filters?: K8sGRPCRouteFilter[];
+}
+
+export interface K8sGRPCHeaderMatch {
+  /** How the value is matched (default Exact). */
+  type?: "Exact" | "RegularExpression";
+  /** Header name (case-insensitive). */
+  name: string;
+  /** Value to match. */
+  value: string;
+}
+
+export interface K8sGRPCMethodMatch {
+  /** How service and method are matched (default Exact). */
+  type?: "Exact" | "RegularExpression";
+  /** Fully qualified gRPC service name (`package.Service`); empty matches any. */
+  service?: string;
+  /** gRPC method name; empty matches any. */
+  method?: string;
+}
+
+export interface K8sGRPCRouteFilter {
+  /** Which filter this is; the matching field must be set. */
+  type: "RequestHeaderModifier" | "ResponseHeaderModifier" | "RequestMirror" | "ExtensionRef";
+  requestHeaderModifier?: K8sHTTPHeaderFilter;
+  responseHeaderModifier?: K8sHTTPHeaderFilter;
+  requestMirror?: K8sHTTPRequestMirrorFilter;
+  extensionRef?: K8sGatewayLocalObjectReference;
+}
+
+export interface K8sGRPCRouteMatch {
+  method?: K8sGRPCMethodMatch;
+  /** Headers that must all match. */
+  headers?: K8sGRPCHeaderMatch[];
+}
+
+export interface K8sGRPCRouteRule {
+  /** Rule name, unique within the route. */
+  name?: string;
+  /** Conditions; any one must match (default: every call). */
+  matches?: K8sGRPCRouteMatch[];
+  /** Filters applied to matching calls. */
+  filters?: K8sGRPCRouteFilter[];
+  /** Backends matching calls are sent to. */
+  backendRefs?: K8sGRPCBackendRef[];
+  sessionPersistence?: K8sSessionPersistence;
+}
+
 export interface K8sGatewayBackendTLS {
   clientCertificateRef?: K8sSecretObjectReference;
 }
@@ -860,6 +931,24 @@ export interface K8sPodTemplateSpec {
   spec?: K8sPodSpec;
 }
 
+export interface K8sReferenceGrantFrom {
+  /** API group of the referring kind ("" for the core group). */
+  group: string;
+  /** Kind of the referring objects (HTTPRoute, GRPCRoute, Gateway...). */
+  kind: string;
+  /** Namespace the referring objects are in. */
+  namespace: string;
+}
+
+export interface K8sReferenceGrantTo {
+  /** API group of the referent ("" for the core group). */
+  group: string;
+  /** Kind of the referent (Service, Secret...). */
+  kind: string;
+  /** Name of the referent; omitted: every object of the kind in the namespace. */
+  name?: string;
+}
+
 export interface K8sRouteGroupKind {
   /** API group of the route (default gateway.networking.k8s.io). */
   group?: string;
@@ -1143,6 +1232,13 @@ export interface PortTrafficPolicy {
 export interface ProxyProtocol {
   /** PROXY protocol version. */
   version?: "V1" | "V2";
+}
+
+export interface ReferenceGrantSpec {
+  /** Who may refer to objects of this namespace. */
+  from: K8sReferenceGrantFrom[];
+  /** What of this namespace they may refer to. */
+  to: K8sReferenceGrantTo[];
 }
 
 export interface RegexRewrite {
@@ -1506,6 +1602,8 @@ export interface SpecByGroupKind {
   "gateway.networking.k8s.io/GatewayClass": GatewayClassSpec;
   "gateway.networking.k8s.io/Gateway": K8sGatewaySpec;
   "gateway.networking.k8s.io/HTTPRoute": HTTPRouteSpec;
+  "gateway.networking.k8s.io/GRPCRoute": GRPCRouteSpec;
+  "gateway.networking.k8s.io/ReferenceGrant": ReferenceGrantSpec;
   "/Namespace": K8sNamespaceSpec;
   "/Service": K8sServiceSpec;
   "/ServiceAccount": K8sServiceAccountBody;
@@ -1527,6 +1625,8 @@ export type RequestAuthenticationConfig = Config<RequestAuthenticationSpec>;
 export type GatewayClassConfig = Config<GatewayClassSpec>;
 export type K8sGatewayConfig = Config<K8sGatewaySpec>;
 export type HTTPRouteConfig = Config<HTTPRouteSpec>;
+export type GRPCRouteConfig = Config<GRPCRouteSpec>;
+export type ReferenceGrantConfig = Config<ReferenceGrantSpec>;
 export type K8sNamespaceConfig = Config<K8sNamespaceSpec>;
 export type K8sServiceConfig = Config<K8sServiceSpec>;
 export type K8sServiceAccountConfig = Config<K8sServiceAccountBody>;

@@ -35,7 +35,13 @@ describe('generated files', () => {
     const docs = parseAllDocuments(generatedFiles()['../../deploy/crds/crd-all.gen.yaml']!);
     const crds = (Array.isArray(docs) ? docs : []).map((d) => d.toJS() as { metadata: { name: string; annotations?: Record<string, string> }; spec: { group: string } });
     const gatewayApi = crds.filter((c) => c.spec.group === 'gateway.networking.k8s.io');
-    expect(gatewayApi.map((c) => c.metadata.name).sort()).toEqual(['gatewayclasses.gateway.networking.k8s.io', 'gateways.gateway.networking.k8s.io', 'httproutes.gateway.networking.k8s.io']);
+    expect(gatewayApi.map((c) => c.metadata.name).sort()).toEqual([
+      'gatewayclasses.gateway.networking.k8s.io',
+      'gateways.gateway.networking.k8s.io',
+      'grpcroutes.gateway.networking.k8s.io',
+      'httproutes.gateway.networking.k8s.io',
+      'referencegrants.gateway.networking.k8s.io',
+    ]);
     for (const c of crds) {
       const approval = c.metadata.annotations?.['api-approved.kubernetes.io'];
       if (/(^|\.)(k8s|kubernetes)\.io$/.test(c.spec.group)) expect(approval, c.metadata.name).toMatch(/^https:\/\//);

@@ -467,3 +467,131 @@ export const httpRouteKind: KindSchema = {
   status: anyObject(),
   printerColumns: [{ name: 'Hostnames', type: 'string', jsonPath: '.spec.hostnames' }, ageColumn],
 };
+
+// ---------------------------------------------------------------------------------------------
+// GRPCRoute
+// ---------------------------------------------------------------------------------------------
+
+const k8sGRPCMethodMatch = obj('K8sGRPCMethodMatch', {
+  type: enumOf(['Exact', 'RegularExpression'], 'How service and method are matched (default Exact).'),
+  service: str('Fully qualified gRPC service name (`package.Service`); empty matches any.', { maxLength: 1024 }),
+  method: str('gRPC method name; empty matches any.', { maxLength: 1024 }),
+});
+
+const k8sGRPCHeaderMatch = obj(
+  'K8sGRPCHeaderMatch',
+  {
+    type: enumOf(['Exact', 'RegularExpression'], 'How the value is matched (default Exact).'),
+    name: headerName('Header name (case-insensitive).'),
+    value: str('Value to match.', { minLength: 1, maxLength: 4096 }),
+  },
+  { required: ['name', 'value'] },
+);
+
+export const k8sGRPCRouteMatch = obj('K8sGRPCRouteMatch', {
+  method: k8sGRPCMethodMatch,
+  headers: arr(k8sGRPCHeaderMatch, 'Headers that must all match.', { maxItems: 16 }),
+});
+
+const grpcFilterTypes = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'ExtensionRef'] as const;
+
+export const k8sGRPCRouteFilter = obj(
+  'K8sGRPCRouteFilter',
+  {
+    type: enumOf(grpcFilterTypes, 'Which filter this is; the matching field must be set.'),
+    requestHeaderModifier: k8sHTTPHeaderFilter,
+    responseHeaderModifier: k8sHTTPHeaderFilter,
+    requestMirror: k8sHTTPRequestMirrorFilter,
+    extensionRef: k8sLocalObjectReference,
+  },
+  { required: ['type'], oneOf: [['requestHeaderModifier'], ['responseHeaderModifier'], ['requestMirror'], ['extensionRef']] },
+);
+
+const k8sGRPCBackendRef = obj(
+  'K8sGRPCBackendRef',
+  {
+    group: groupName('API group of the backend (default "" for the core group).'),
+    kind: kindName('Kind of the backend (default Service).'),
+    name: objectName('Name of the backend.'),
+    namespace: namespaceName('Namespace of the backend (default: the route namespace).'),
+    port: portNumber('Destination port; required for a Service.'),
+    weight: int32('Relative share of traffic (default 1).', { minimum: 0, maximum: 1000000 }),
+    filters: arr(k8sGRPCRouteFilter, 'Filters applied to requests sent to this backend.', { maxItems: 16 }),
+  },
+  { required: ['name'] },
+);
+
+export const k8sGRPCRouteRule = obj('K8sGRPCRouteRule', {
+  name: sectionName('Rule name, unique within the route.'),
+  matches: arr(k8sGRPCRouteMatch, 'Conditions; any one must match (default: every call).', { maxItems: 64 }),
+  filters: arr(k8sGRPCRouteFilter, 'Filters applied to matching calls.', { maxItems: 16 }),
+  backendRefs: arr(k8sGRPCBackendRef, 'Backends matching calls are sent to.', { maxItems: 16 }),
+  sessionPersistence: k8sSessionPersistence,
+});
+
+export const grpcRouteSpec = obj('GRPCRouteSpec', {
+  parentRefs: arr(k8sParentReference, 'Gateways or Services the route attaches to.', { maxItems: 32 }),
+  hostnames: arr(hostname('Hostname to match.'), 'Host (authority) values to match.', { maxItems: 16 }),
+  rules: arr(k8sGRPCRouteRule, 'Matching rules and their actions.', { maxItems: 16 }),
+});
+
+export const grpcRouteKind: KindSchema = {
+  group,
+  kind: 'GRPCRoute',
+  versions: ['v1'],
+  plural: 'grpcroutes',
+  singular: 'grpcroute',
+  categories,
+  scope: 'Namespaced',
+  crd: true,
+  spec: grpcRouteSpec,
+  status: anyObject(),
+  printerColumns: [{ name: 'Hostnames', type: 'string', jsonPath: '.spec.hostnames' }, ageColumn],
+};
+
+// ---------------------------------------------------------------------------------------------
+// ReferenceGrant
+// ---------------------------------------------------------------------------------------------
+
+const k8sReferenceGrantFrom = obj(
+  'K8sReferenceGrantFrom',
+  {
+    group: groupName('API group of the referring kind ("" for the core group).'),
+    kind: kindName('Kind of the referring objects (HTTPRoute, GRPCRoute, Gateway...).'),
+    namespace: namespaceName('Namespace the referring objects are in.'),
+  },
+  { required: ['group', 'kind', 'namespace'] },
+);
+
+const k8sReferenceGrantTo = obj(
+  'K8sReferenceGrantTo',
+  {
+    group: groupName('API group of the referent ("" for the core group).'),
+    kind: kindName('Kind of the referent (Service, Secret...).'),
+    name: objectName('Name of the referent; omitted: every object of the kind in the namespace.'),
+  },
+  { required: ['group', 'kind'] },
+);
+
+export const referenceGrantSpec = obj(
+  'ReferenceGrantSpec',
+  {
+    from: arr(k8sReferenceGrantFrom, 'Who may refer to objects of this namespace.', { minItems: 1, maxItems: 16 }),
+    to: arr(k8sReferenceGrantTo, 'What of this namespace they may refer to.', { minItems: 1, maxItems: 16 }),
+  },
+  { required: ['from', 'to'] },
+);
+
+export const referenceGrantKind: KindSchema = {
+  group,
+  kind: 'ReferenceGrant',
+  versions: ['v1beta1'],
+  plural: 'referencegrants',
+  singular: 'referencegrant',
+  shortNames: ['refgrant'],
+  categories,
+  scope: 'Namespaced',
+  crd: true,
+  spec: referenceGrantSpec,
+  printerColumns: [ageColumn],
+};

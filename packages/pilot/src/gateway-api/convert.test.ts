@@ -232,4 +232,47 @@ describe('Gateway API conversion', () => {
     // The route is in team, the backend in default: without a ReferenceGrant it answers 500.
     expect(fromTeam.routes[0]?.route?.cluster).toBe('outbound|9080||invalid-backend.weft.internal');
   });
+
+  it('a ReferenceGrant in the backend\'s namespace lets a route of another namespace reach it; without it, RefNotPermitted', () => {
+    const texts = [
+      bookinfoPlatform(),
+      gateway('  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}'),
+      route(`  parentRefs: [{name: gw, namespace: default}]
+  rules: [{backendRefs: [{name: details, namespace: default, port: 9080}]}]`, 'crossns', 'team'),
+    ];
+    const grant = `
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: team-to-details, namespace: default}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team}]
+  to: [{group: "", kind: Service, name: details}]`;
+    const without = push(texts);
+    expect(must(routesOf(without)[0]).r.route?.cluster).toBe('outbound|9080||invalid-backend.weft.internal');
+    const withGrant = push([...texts, grant]);
+    expect(must(routesOf(withGrant)[0]).r.route?.cluster).toBe('outbound|9080||details.default.svc.cluster.local');
+    expect(conditions((statusOf(withGrant, 'HTTPRoute team/crossns') as RouteStatus).parents[0]?.conditions).ResolvedRefs).toBe('True/ResolvedRefs');
+    // A grant for GRPCRoutes does not let an HTTPRoute through.
+    const grpcOnly = push([...texts, grant.replace('kind: HTTPRoute', 'kind: GRPCRoute')]);
+    expect(conditions((statusOf(grpcOnly, 'HTTPRoute team/crossns') as RouteStatus).parents[0]?.conditions).ResolvedRefs).toBe('False/RefNotPermitted');
+  });
+
+  it('GRPCRoute: service/method matches become path matches on /<service>/<method>', () => {
+    const p = push([
+      bookinfoPlatform(),
+      gateway('  - {name: http, port: 80, protocol: HTTP}'),
+      `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: echo.Echo, method: Say}}, {method: {service: echo.Other}}, {headers: [{name: x-v, value: "2"}]}]
+    backendRefs: [{name: details, port: 9080}]`,
+    ]);
+    const routes = routesOf(p).map(({ r }) => r.match?.path ?? r.match?.path_separated_prefix ?? r.match?.prefix);
+    expect(routes).toEqual(['/echo.Echo/Say', '/echo.Other', '/']);
+    expect(conditions((statusOf(p, 'GRPCRoute default/grpc') as RouteStatus).parents[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+  });
 });

@@ -8,18 +8,21 @@ import {
   type ConfigStore,
   type GatewayClassSpec,
   type GatewaySpec,
+  type GRPCRouteSpec,
   hostMatches,
   type HTTPRouteSpec,
   type K8sGatewaySpec,
   type K8sListener,
   type K8sParentReference,
   labelSelectorMatches,
-  type Service,
+  type ReferenceGrantSpec,
   type Server,
+  type Service,
   type VirtualServiceSpec,
 } from '@weft/model';
+import { grpcAsHttp } from './grpc.ts';
 import { comparePrecedence, convertHttpRules, type RefProblem, type RouteItem, type RuleContext } from './http.ts';
-import { type ReferenceGrantSpec, ReferenceGrants } from './references.ts';
+import { ReferenceGrants } from './references.ts';
 import {
   type Condition,
   condition,
@@ -71,10 +74,15 @@ const kinds = {
   gatewayClass: `${gatewayApiGroup}/GatewayClass`,
   gateway: `${gatewayApiGroup}/Gateway`,
   httpRoute: `${gatewayApiGroup}/HTTPRoute`,
+  grpcRoute: `${gatewayApiGroup}/GRPCRoute`,
   referenceGrant: `${gatewayApiGroup}/ReferenceGrant`,
 } as const;
 
-const routeKinds = [{ group: gatewayApiGroup, kind: 'HTTPRoute' }];
+const routeKinds = [
+  { group: gatewayApiGroup, kind: 'HTTPRoute' },
+  { group: gatewayApiGroup, kind: 'GRPCRoute' },
+];
+const routeKindNames = new Set(routeKinds.map((k) => k.kind));
 
 function list<S>(store: ConfigStore, gk: string): Config<S>[] {
   return (store.list(gk) as Config<S>[]).slice().sort((a, b) => {
@@ -145,13 +153,17 @@ export function convertGatewayApi(input: GatewayApiInput): GatewayApiOutput {
   }
 
   const mesh = new Map<string, { service: string; namespace: string; exportTo: string[]; items: RouteItem[]; created: string | undefined }>();
-  for (const route of list<HTTPRouteSpec>(input.store, kinds.httpRoute)) {
+  const routes: [string, Config<HTTPRouteSpec>][] = [
+    ...list<HTTPRouteSpec>(input.store, kinds.httpRoute).map((r): [string, Config<HTTPRouteSpec>] => ['HTTPRoute', r]),
+    ...list<GRPCRouteSpec>(input.store, kinds.grpcRoute).map((r): [string, Config<HTTPRouteSpec>] => ['GRPCRoute', { ...r, spec: grpcAsHttp(r.spec) }]),
+  ];
+  for (const [routeKind, route] of routes) {
     const parents: RouteParentStatus[] = [];
     for (const ref of route.spec?.parentRefs ?? []) {
-      const parent = attachRoute(route, ref, gateways, classes, mesh, input, ruleCtx);
+      const parent = attachRoute(routeKind, route, ref, gateways, classes, mesh, input, ruleCtx);
       if (parent) parents.push(parent);
     }
-    if (parents.length > 0) statuses.set(statusKey('HTTPRoute', route.metadata.namespace, route.metadata.name), { kind: 'HTTPRoute', namespace: route.metadata.namespace, name: route.metadata.name, ...gen(route), status: { parents } });
+    if (parents.length > 0) statuses.set(statusKey(routeKind, route.metadata.namespace, route.metadata.name), { kind: routeKind, namespace: route.metadata.namespace, name: route.metadata.name, ...gen(route), status: { parents } });
   }
 
   const virtualServices: Config<VirtualServiceSpec>[] = [];
@@ -219,7 +231,7 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
     const conflicted = protocolSeen !== undefined && protocolSeen !== l.protocol;
     if (protocolSeen === undefined) ports.set(l.port, l.protocol);
     const kinds = l.allowedRoutes?.kinds;
-    const supportedKinds = kinds ? kinds.filter((k) => (k.group ?? gatewayApiGroup) === gatewayApiGroup && k.kind === 'HTTPRoute').map((k) => ({ group: gatewayApiGroup, kind: k.kind })) : routeKinds;
+    const supportedKinds = kinds ? kinds.filter((k) => (k.group ?? gatewayApiGroup) === gatewayApiGroup && routeKindNames.has(k.kind)).map((k) => ({ group: gatewayApiGroup, kind: k.kind })) : routeKinds;
     if (kinds && supportedKinds.length < kinds.length) resolved = condition('ResolvedRefs', false, Reason.invalidRouteKinds, 'unsupported route kinds in allowedRoutes', g);
     if (l.protocol === 'HTTPS') {
       const problem = certificateProblem(gw, l, grants);
@@ -307,6 +319,7 @@ function namespaceAllowed(l: K8sListener, gwNamespace: string, routeNamespace: s
 }
 
 function attachRoute(
+  routeKind: string,
   route: Config<HTTPRouteSpec>,
   ref: K8sParentReference,
   gateways: Map<string, GatewayState>,
@@ -328,7 +341,7 @@ function attachRoute(
     if (!input.service(host, namespace)) {
       return { parentRef, controllerName, conditions: [condition('Accepted', false, Reason.noMatchingParent, `parent Service ${namespace}/${ref.name} not found`, g), condition('ResolvedRefs', true, Reason.resolvedRefs, 'resolved', g)] };
     }
-    const converted = convertHttpRules(route, ruleCtx, ref.port);
+    const converted = convertHttpRules(route, ruleCtx, ref.port, routeKind);
     if (converted.unsupported) return { parentRef, controllerName, conditions: [condition('Accepted', false, Reason.unsupportedValue, converted.unsupported, g), resolvedRefs(converted.refProblem, g)] };
     const key = `${host} ${route.metadata.namespace}`;
     const entry = mesh.get(key) ?? { service: host, namespace: route.metadata.namespace, exportTo: route.metadata.namespace === namespace ? ['*'] : ['.'], items: [], created: route.metadata.creationTimestamp };
@@ -345,13 +358,13 @@ function attachRoute(
   }
   const controllerName = classes.get(gw.config.spec.gatewayClassName)!;
   const candidates = gw.listeners.filter((l) => (!ref.sectionName || l.listener.name === ref.sectionName) && (!ref.port || l.listener.port === ref.port));
-  const converted = convertHttpRules(route, ruleCtx);
+  const converted = convertHttpRules(route, ruleCtx, undefined, routeKind);
   let reason: string = Reason.noMatchingParent;
   let message = ref.sectionName ? `no listener named ${ref.sectionName}` : 'no listener matches';
   let attached = 0;
   for (const l of candidates) {
     if (!l.istioGateway) continue;
-    if (!namespaceAllowed(l.listener, gw.config.metadata.namespace, route.metadata.namespace, input) || !l.status.supportedKinds.some((k) => k.kind === 'HTTPRoute')) {
+    if (!namespaceAllowed(l.listener, gw.config.metadata.namespace, route.metadata.namespace, input) || !l.status.supportedKinds.some((k) => k.kind === routeKind)) {
       reason = Reason.notAllowedByListeners;
       message = 'the listener does not allow routes from this namespace or of this kind';
       continue;

@@ -1,12 +1,7 @@
 // Cross-namespace references as the Gateway API allows them: a reference from one namespace to an
 // object of another is permitted only when a ReferenceGrant in the target namespace names the
 // source (group, kind, namespace) in `from` and the target (group, kind, optional name) in `to`.
-import type { Config } from '@weft/model';
-
-export interface ReferenceGrantSpec {
-  from?: { group?: string; kind?: string; namespace?: string }[];
-  to?: { group?: string; kind?: string; name?: string }[];
-}
+import type { Config, ReferenceGrantSpec } from '@weft/model';
 
 export interface Reference {
   fromGroup: string;
