@@ -338,6 +338,11 @@ describe('flags', () => {
   it('reads ports, directories and switches', () => {
     expect(parseFlags(['--config-dir', 'cfg', '--xds-port', '0', '--no-ca', '--debounce-ms', '10'])).toEqual({ configDir: 'cfg', xdsPort: 0, ca: false, debounceMs: 10 });
   });
+  it('reads the JWKS refresh interval as a duration', () => {
+    expect(parseFlags(['--jwks-refresh-interval', '2s'])).toEqual({ jwksRefreshIntervalMs: 2000 });
+    expect(parseFlags(['--jwks-refresh-interval', '20m'])).toEqual({ jwksRefreshIntervalMs: 1_200_000 });
+    expect(() => parseFlags(['--jwks-refresh-interval', 'soon'])).toThrow(/--jwks-refresh-interval must be a duration/);
+  });
   it('turns plaintext xDS off with --xds-port off, unless nothing else would serve xDS', () => {
     expect(parseFlags(['--xds-port', 'off'])).toEqual({ xdsPort: 'off' });
     expect(() => parseFlags(['--xds-port', 'off', '--no-ca'])).toThrow(/leaves no port serving xDS/);

@@ -1,5 +1,6 @@
 // The weftd command line: flags -> startWeftd, then run until SIGTERM or SIGINT.
 import { parseArgs } from 'node:util';
+import { parseDuration } from '@weft/model';
 import { startWeftd, type Weftd, type WeftdOptions } from './weftd.ts';
 
 export const usage = `weftd: the Weft control plane (pilot: xDS; citadel: the CA)
@@ -54,6 +55,9 @@ Options:
   --debounce-ms MS        push after this long without a new change (default: 100)
   --debounce-max-ms MS    push at the latest this long after a change (default: 10000)
   --file-debounce-ms MS   read changed files after this long without a new file event (default: 100)
+  --jwks-refresh-interval DURATION
+                          fetch RequestAuthentication jwksUris again this often (rotated keys reach
+                          proxies within it; default: $PILOT_JWT_PUB_KEY_REFRESH_INTERVAL, else 20m)
   --log-level LEVEL       debug, info (default), warn or error
   -h, --help              this text
 
@@ -135,6 +139,12 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
   if (debounceMax !== undefined) o.debounceMaxMs = debounceMax;
   const fileDebounce = ms('file-debounce-ms', v['file-debounce-ms']);
   if (fileDebounce !== undefined) o.fileDebounceMs = fileDebounce;
+  const jwksRefresh = v['jwks-refresh-interval'];
+  if (jwksRefresh !== undefined) {
+    const seconds = parseDuration(jwksRefresh);
+    if (seconds === undefined || seconds < 0.1) throw new UsageError(`--jwks-refresh-interval must be a duration of at least 100ms (20m, 30s), not ${JSON.stringify(jwksRefresh)}`);
+    o.jwksRefreshIntervalMs = Math.round(seconds * 1000);
+  }
   if (level) o.logLevel = level;
   const owner = v['owner-uid'];
   if (owner !== undefined) {
@@ -171,6 +181,7 @@ function parse(argv: readonly string[]) {
       'debounce-ms': { type: 'string' },
       'debounce-max-ms': { type: 'string' },
       'file-debounce-ms': { type: 'string' },
+      'jwks-refresh-interval': { type: 'string' },
       'log-level': { type: 'string' },
       'owner-uid': { type: 'string' },
       help: { type: 'boolean', short: 'h' },

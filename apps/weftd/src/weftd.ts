@@ -29,15 +29,18 @@ import {
   type LogLevel,
   MemoryConfigStore,
   type Problem,
+  parseDuration,
 } from '@weft/model';
 import {
   AggregateRegistry,
   buildPushContext,
   type CacheKeyFn,
   DiscoveryServer,
+  defaultJwksRefreshIntervalMs,
   defaultMeshConfig,
   envoyGenerators,
   grpcGenerators,
+  JwksResolver,
   type MeshConfig,
   parseMeshConfig,
   MonitoringServer,
@@ -79,6 +82,11 @@ export interface WeftdOptions {
   debounceMaxMs?: number;
   /** Quiet period before file changes are read, ms. */
   fileDebounceMs?: number;
+  /**
+   * How often pilot fetches RequestAuthentication jwksUris again (rotated keys reach proxies within
+   * it); default $PILOT_JWT_PUB_KEY_REFRESH_INTERVAL (a duration, `20m`, `2s`), else 20 minutes.
+   */
+  jwksRefreshIntervalMs?: number;
   logLevel?: LogLevel;
   /** Where log lines go; default stderr. */
   logSink?: (line: string) => void;
@@ -112,6 +120,18 @@ export interface Weftd {
   /** Current problems by file (errors and warnings), as last reported. */
   problems(): Record<string, Problem[]>;
   close(): Promise<void>;
+}
+
+/** PILOT_JWT_PUB_KEY_REFRESH_INTERVAL as Istio reads it (a duration); absent or invalid: Istio's 20 minutes. */
+function jwksRefreshFromEnv(log: Logger): number {
+  const text = process.env.PILOT_JWT_PUB_KEY_REFRESH_INTERVAL;
+  if (!text) return defaultJwksRefreshIntervalMs;
+  const seconds = parseDuration(text);
+  if (seconds === undefined || seconds <= 0) {
+    log.warn('PILOT_JWT_PUB_KEY_REFRESH_INTERVAL is not a positive duration; using 20m', { value: text });
+    return defaultJwksRefreshIntervalMs;
+  }
+  return Math.max(100, seconds * 1000);
 }
 
 // Node metadata that names the instance rather than shaping its config.
@@ -292,15 +312,22 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         registry.close();
         seRegistry.close();
       });
+      // Istio's JwtKeyResolver: jwksUris fetched here and inlined; new keys push every proxy.
+      const jwks = new JwksResolver({
+        refreshIntervalMs: options.jwksRefreshIntervalMs ?? jwksRefreshFromEnv(log),
+        onChange: () => pilot.pushAll('config'),
+        logger: createLogger({ scope: 'jwks', ...logOptions }),
+      });
+      cleanups.push(() => jwks.close());
       const gatewayApi = { deployment: kube ? ({ mode: 'managed' } as const) : ({ mode: 'shared', selector: { istio: 'ingressgateway' } } as const) };
-      const pilot = new DiscoveryServer({
+      const pilot: DiscoveryServer = new DiscoveryServer({
         store,
         registry,
         mesh,
         generators: { envoy: envoyGenerators, grpc: grpcGenerators },
         // Gateway API Gateways: a deployment per Gateway on Kubernetes (Istio's automated deployment);
         // in local mode the mesh's one ingress gateway (labels istio=ingressgateway) serves them all.
-        buildPushContext: (input) => buildPushContext({ ...input, gatewayApi }),
+        buildPushContext: (input) => buildPushContext({ ...input, jwks, gatewayApi }),
         proxyFromNode: (node) => proxyFromNode(node, { domainSuffix: mesh.domainSuffix }),
         // Istio's push scoping: a config change regenerates only the proxies that see it.
         proxyNeedsPush,

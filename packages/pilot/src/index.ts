@@ -3,6 +3,8 @@ export * from './core/types.ts';
 export { type NodeId, nodeMetadata, parseNodeId, proxyFromNode, type StructLike, type XdsNode } from './proxy/node.ts';
 export { MeshConfigError, parseMeshConfig } from './mesh/mesh-config.ts';
 export { buildPushContext } from './push/context.ts';
+export { defaultJwksRefreshIntervalMs, JwksResolver, type JwksResolverOptions, type JwksStatus } from './push/jwks.ts';
+export { fakeJwks, istioAuthnConfigType, JwtFilterNames } from './translate/jwt.ts';
 export { resolveGatewayName } from './push/virtual-services.ts';
 export { AggregateRegistry } from './registry/aggregate.ts';
 export { selectsLabels } from './registry/labels.ts';
@@ -28,7 +30,9 @@ export { configJson, MonitoringServer, type MonitoringOptions } from './server/m
 export { type DebounceOptions, Debouncer, defaultDebounce, PushRequest, type TriggerReason } from './server/push-request.ts';
 export { clusterHost, type Generators, type GeneratorSet, isWildcardType, orderTypes, pushOrder, shortTypeName, typesAffectedBy } from './server/types.ts';
 export {
+  BlackHoleCluster,
   clusterLoadAssignment,
+  dnsSrvSubsetKey,
   effectivePolicy,
   envoyGenerators,
   gatewayListeners,
@@ -37,11 +41,19 @@ export {
   grpcGenerators,
   grpcListener,
   grpcRouteConfig,
+  InboundPassthroughCluster,
+  inboundCluster,
+  outboundCluster,
   outboundListeners,
+  PassthroughCluster,
+  parseSubsetKey,
   parseTarget,
+  SdsClusterName,
   serviceIdentities,
   sidecarListeners,
   sidecarOutboundRouteConfig,
+  VirtualInboundListener,
+  VirtualOutboundListener,
   virtualHostDomains,
   virtualInboundListener,
   virtualOutboundListener,

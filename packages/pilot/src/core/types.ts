@@ -10,6 +10,7 @@ import type {
   Locality,
   LocalityLoadBalancerSetting,
   PeerAuthenticationSpec,
+  RequestAuthenticationSpec,
   Service,
   SidecarSpec,
   VirtualServiceSpec,
@@ -169,6 +170,14 @@ export interface EffectiveAuthorization {
   custom: readonly Config<AuthorizationPolicySpec>[];
 }
 
+/**
+ * Where pilot gets the keys behind a jwksUri (Istio's JwtKeyResolver): asking starts fetching the
+ * URI and refreshing it; the answer is the last JWKS fetched, undefined before one succeeded.
+ */
+export interface JwksSource {
+  get(uri: string, timeoutMs: number): string | undefined;
+}
+
 /** What a Sidecar resource (or the default) lets a proxy see and do. */
 export interface SidecarScope {
   /** The Sidecar resource in force, if any (workload-selecting in the proxy namespace, else namespace default, else root namespace default). */
@@ -211,6 +220,10 @@ export interface PushContext {
   /** The same for a workload known by namespace and labels (an endpoint: EDS decides auto mTLS with it). */
   workloadPeerAuthentication(namespace: string, labels: Readonly<Record<string, string>>): EffectivePeerAuthentication;
   authorization(proxy: Proxy): EffectiveAuthorization;
+  /** RequestAuthentications that apply to the workload (root namespace, its namespace, selector or targetRef), in Istio's order. */
+  requestAuthentications(proxy: Proxy): readonly Config<RequestAuthenticationSpec>[];
+  /** The JWKS (JSON text) of a jwksUri as pilot last fetched it, fixed for this snapshot; undefined when it has none (yet). */
+  jwks(uri: string, timeoutMs: number): string | undefined;
   /** The workload instance behind the proxy (matched by IP and namespace), if the registry knows it. */
   workload(proxy: Proxy): WorkloadInstance | undefined;
   /** The services whose endpoints include the proxy's workload (its inbound ports come from these). */

@@ -8,6 +8,7 @@ import type {
   Endpoint,
   GatewaySpec,
   PeerAuthenticationSpec,
+  RequestAuthenticationSpec,
   Service,
   SidecarSpec,
   VirtualServiceSpec,
@@ -18,6 +19,7 @@ import {
   defaultMeshConfig,
   type EffectiveAuthorization,
   type EffectivePeerAuthentication,
+  type JwksSource,
   type MeshConfig,
   type Proxy as MeshProxy,
   type PushContext,
@@ -26,7 +28,7 @@ import {
 } from '../core/types.ts';
 import { isEmptyLabels, labelsKey, selectsLabels, stringMap } from '../registry/labels.ts';
 import { DestinationRuleIndex, destinationRuleOrder } from './destination-rules.ts';
-import { composePeerAuthentication, selectAuthorization } from './security.ts';
+import { composePeerAuthentication, selectAuthorization, selectRequestAuthentications } from './security.ts';
 import { type ComputedScope, chooseSidecar, defaultScope, type ScopeInputs, sidecarScope } from './sidecar-scope.ts';
 import { meshGateway, VirtualServiceIndex } from './virtual-services.ts';
 import { convertGatewayApi, type GatewayApiOutput, type GatewayDeployment, gatewayNamespaceAnnotation } from '../gateway-api/convert.ts';
@@ -37,6 +39,8 @@ export interface PushContextInput {
   mesh?: MeshConfig;
   /** Names this snapshot in xDS responses and debug output. */
   version: string;
+  /** The keys behind RequestAuthentications' jwksUris (weftd: pilot's JWKS resolver); without it such rules get no keys. */
+  jwks?: JwksSource;
   /**
    * Gateway API: who serves a Gateway (weftd: `managed` on Kubernetes, `shared` by the ingress
    * gateway in local mode; default `managed`) and namespace labels for allowedRoutes selectors.
@@ -51,6 +55,7 @@ const kinds = {
   sidecar: 'networking.istio.io/Sidecar',
   peerAuthentication: 'security.istio.io/PeerAuthentication',
   authorizationPolicy: 'security.istio.io/AuthorizationPolicy',
+  requestAuthentication: 'security.istio.io/RequestAuthentication',
 } as const;
 
 /**
@@ -105,6 +110,10 @@ class Snapshot implements PushContext {
   readonly #gateways: readonly Config<GatewaySpec>[];
   readonly #peerAuthentications: Map<string, Config<PeerAuthenticationSpec>[]>;
   readonly #authorizationPolicies: Map<string, Config<AuthorizationPolicySpec>[]>;
+  readonly #requestAuthentications: Map<string, Config<RequestAuthenticationSpec>[]>;
+  readonly #jwksSource: JwksSource | undefined;
+  /** jwksUri -> the JWKS this snapshot uses (asked once, so every proxy of a push gets the same keys). */
+  readonly #jwks = new Map<string, string | undefined>();
   readonly #scopeInputs: ScopeInputs;
 
   // Caches. Keys list every input of the cached value.
@@ -120,6 +129,7 @@ class Snapshot implements PushContext {
   readonly #proxyGateways = new Map<string, readonly Config<GatewaySpec>[]>();
   readonly #proxyPeerAuthentication = new Map<string, EffectivePeerAuthentication>();
   readonly #proxyAuthorization = new Map<string, EffectiveAuthorization>();
+  readonly #proxyRequestAuthentications = new Map<string, readonly Config<RequestAuthenticationSpec>[]>();
   readonly #proxyWorkload = new Map<string, WorkloadInstance | null>();
   readonly #proxyServices = new Map<string, readonly Service[]>();
   readonly #proxyLabels = new Map<string, Readonly<Record<string, string>>>();
@@ -182,6 +192,8 @@ class Snapshot implements PushContext {
     this.#gateways = Object.freeze([...list<GatewaySpec>(store, kinds.gateway), ...this.gatewayApi.gateways].sort(configOrder));
     this.#peerAuthentications = byNamespace(list<PeerAuthenticationSpec>(store, kinds.peerAuthentication));
     this.#authorizationPolicies = byNamespace(list<AuthorizationPolicySpec>(store, kinds.authorizationPolicy));
+    this.#requestAuthentications = byNamespace(list<RequestAuthenticationSpec>(store, kinds.requestAuthentication));
+    this.#jwksSource = input.jwks;
 
     this.#scopeInputs = {
       domainSuffix: this.mesh.domainSuffix,
@@ -391,6 +403,24 @@ class Snapshot implements PushContext {
       this.#proxyAuthorization.set(key, out);
     }
     return out;
+  }
+
+  requestAuthentications(proxy: MeshProxy): readonly Config<RequestAuthenticationSpec>[] {
+    const key = this.#policyKey(proxy);
+    let out = this.#proxyRequestAuthentications.get(key);
+    if (!out) {
+      const gateways = this.gateways(proxy).map((g) => `${g.metadata.namespace}/${g.metadata.name}`);
+      out = Object.freeze(selectRequestAuthentications(this.#requestAuthentications, this.mesh.rootNamespace, { namespace: proxy.namespace, labels: this.#labels(proxy), gateways }));
+      this.#proxyRequestAuthentications.set(key, out);
+    }
+    return out;
+  }
+
+  jwks(uri: string, timeoutMs: number): string | undefined {
+    if (this.#jwks.has(uri)) return this.#jwks.get(uri);
+    const keys = this.#jwksSource?.get(uri, timeoutMs);
+    this.#jwks.set(uri, keys);
+    return keys;
   }
 
   workload(proxy: MeshProxy): WorkloadInstance | undefined {

@@ -1,6 +1,6 @@
 // Which security policies apply to a workload: PeerAuthentication merged as Istio's
 // ComposePeerAuthentication does, AuthorizationPolicies selected as WorkloadPolicyMatcher does.
-import type { AuthorizationPolicySpec, Config, PeerAuthenticationSpec, PolicyTargetReference } from '@weft/model';
+import type { AuthorizationPolicySpec, Config, PeerAuthenticationSpec, PolicyTargetReference, RequestAuthenticationSpec } from '@weft/model';
 import type { EffectiveAuthorization, EffectivePeerAuthentication } from '../core/types.ts';
 import { isEmptyLabels, selectsLabels, stringMap } from '../registry/labels.ts';
 
@@ -55,8 +55,11 @@ export function composePeerAuthentication(
   return { mode, portLevel, sources: [workload, ns, mesh].filter((c): c is Config<PeerAuthenticationSpec> => c !== undefined) };
 }
 
+/** What AuthorizationPolicy and RequestAuthentication attach by: a selector or target references. */
+type TargetedSpec = Pick<AuthorizationPolicySpec, 'selector' | 'targetRef' | 'targetRefs'>;
+
 /** The target references of a policy: `targetRefs`, else the legacy `targetRef`. */
-function targetRefsOf(spec: AuthorizationPolicySpec | undefined): PolicyTargetReference[] {
+function targetRefsOf(spec: TargetedSpec | undefined): PolicyTargetReference[] {
   if (spec?.targetRefs && spec.targetRefs.length > 0) return spec.targetRefs;
   return spec?.targetRef ? [spec.targetRef] : [];
 }
@@ -79,7 +82,7 @@ export interface PolicyTarget {
  * applies the selector; a Gateway API gateway applies the selector when there are no targetRefs,
  * else a targetRef to its Gateway in the policy's namespace.
  */
-export function policyApplies(policy: Config<AuthorizationPolicySpec>, target: PolicyTarget): boolean {
+export function policyApplies(policy: Config<TargetedSpec>, target: PolicyTarget): boolean {
   if (attachesToIstioGateway(policy, target)) return true;
   const refs = targetRefsOf(policy.spec);
   const selected = () => selectsLabels(stringMap(policy.spec?.selector?.matchLabels), target.labels);
@@ -93,7 +96,7 @@ export function policyApplies(policy: Config<AuthorizationPolicySpec>, target: P
 }
 
 /** A targetRef to a networking.istio.io Gateway the workload serves, the policy living in the Gateway's namespace. */
-function attachesToIstioGateway(policy: Config<AuthorizationPolicySpec>, target: PolicyTarget): boolean {
+function attachesToIstioGateway(policy: Config<TargetedSpec>, target: PolicyTarget): boolean {
   const policyNs = policy.metadata.namespace;
   return targetRefsOf(policy.spec).some(
     (ref) => (ref.group ?? '') === 'networking.istio.io' && ref.kind === 'Gateway' && (ref.namespace || policyNs) === policyNs && target.gateways.includes(`${policyNs}/${ref.name}`),
@@ -134,4 +137,21 @@ export function selectAuthorization(
     }
   }
   return out;
+}
+
+/**
+ * RequestAuthentications that apply to a workload (Istio's GetJwtPoliciesForWorkload): the same
+ * attachment as AuthorizationPolicies; all of them combine (their JWT rules are merged).
+ */
+export function selectRequestAuthentications(
+  byNamespace: ReadonlyMap<string, readonly Config<RequestAuthenticationSpec>[]>,
+  rootNamespace: string,
+  target: PolicyTarget,
+): Config<RequestAuthenticationSpec>[] {
+  const namespaces = [...new Set([rootNamespace, target.namespace])];
+  const gatewayNamespaces = [...new Set(target.gateways.map((g) => g.slice(0, g.indexOf('/'))))].filter((ns) => !namespaces.includes(ns));
+  return [
+    ...namespaces.flatMap((ns) => (byNamespace.get(ns) ?? []).filter((p) => policyApplies(p, target))),
+    ...gatewayNamespaces.flatMap((ns) => (byNamespace.get(ns) ?? []).filter((p) => attachesToIstioGateway(p, target))),
+  ];
 }

@@ -226,6 +226,8 @@ export function worldPushContext(world: World) {
       peerAuthentication: unused,
       workloadPeerAuthentication: unused,
       authorization: unused,
+      requestAuthentications: () => [],
+      jwks: () => undefined,
       workload: () => undefined,
       servicesOf: () => [],
     };
