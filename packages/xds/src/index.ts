@@ -17,6 +17,10 @@ export type { FileAccessLog, FileAccessLog__Output } from './generated/envoy/ext
 export type { OpenTelemetryConfig, OpenTelemetryConfig__Output } from './generated/envoy/config/trace/v3/OpenTelemetryConfig.ts';
 export type { HTTPFault, HTTPFault__Output } from './generated/envoy/extensions/filters/http/fault/v3/HTTPFault.ts';
 export type { RBAC as HttpRbac, RBAC__Output as HttpRbac__Output } from './generated/envoy/extensions/filters/http/rbac/v3/RBAC.ts';
+export type { JwtAuthentication, JwtAuthentication__Output } from './generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.ts';
+export type { JwtProvider, JwtProvider__Output } from './generated/envoy/extensions/filters/http/jwt_authn/v3/JwtProvider.ts';
+export type { JwtRequirement, JwtRequirement__Output } from './generated/envoy/extensions/filters/http/jwt_authn/v3/JwtRequirement.ts';
+export type { TypedStruct, TypedStruct__Output } from './generated/xds/type/v3/TypedStruct.ts';
 export type { Router, Router__Output } from './generated/envoy/extensions/filters/http/router/v3/Router.ts';
 export type {
   HttpConnectionManager,

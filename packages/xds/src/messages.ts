@@ -22,6 +22,8 @@ import type {
 } from './generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
 import type { HTTPFault, HTTPFault__Output } from './generated/envoy/extensions/filters/http/fault/v3/HTTPFault.ts';
 import type { RBAC as HttpRbac, RBAC__Output as HttpRbac__Output } from './generated/envoy/extensions/filters/http/rbac/v3/RBAC.ts';
+import type { JwtAuthentication, JwtAuthentication__Output } from './generated/envoy/extensions/filters/http/jwt_authn/v3/JwtAuthentication.ts';
+import type { TypedStruct, TypedStruct__Output } from './generated/xds/type/v3/TypedStruct.ts';
 import type { Router, Router__Output } from './generated/envoy/extensions/filters/http/router/v3/Router.ts';
 import type {
   HttpConnectionManager,
@@ -63,6 +65,8 @@ export interface XdsMessageTypes {
   'envoy.extensions.filters.http.router.v3.Router': Pair<Router, Router__Output>;
   'envoy.extensions.filters.http.fault.v3.HTTPFault': Pair<HTTPFault, HTTPFault__Output>;
   'envoy.extensions.filters.http.rbac.v3.RBAC': Pair<HttpRbac, HttpRbac__Output>;
+  'envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication': Pair<JwtAuthentication, JwtAuthentication__Output>;
+  'xds.type.v3.TypedStruct': Pair<TypedStruct, TypedStruct__Output>;
   'envoy.extensions.filters.http.cors.v3.Cors': Pair<Cors, Cors__Output>;
   'envoy.extensions.filters.http.cors.v3.CorsPolicy': Pair<CorsPolicy, CorsPolicy__Output>;
   'envoy.extensions.filters.listener.original_dst.v3.OriginalDst': Pair<OriginalDst, OriginalDst__Output>;

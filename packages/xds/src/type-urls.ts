@@ -18,6 +18,8 @@ export const TypeUrl = {
   Router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   HttpFault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
   HttpRbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  JwtAuthentication: 'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
+  TypedStruct: 'type.googleapis.com/xds.type.v3.TypedStruct',
   Cors: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
   CorsPolicy: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
   OriginalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',

@@ -1,14 +1,14 @@
 // Gateway mode (proxy type `router`): listeners `0.0.0.0_<port>` per Gateway server port and
 // route configurations `http.<port>` / `https.<port>.<portName>.<gateway>.<namespace>`, with the
 // VirtualServices bound to each Gateway, following Istio's gateway.go.
-import { BlackHoleCluster } from '@weft/mesh';
 import { type Config, type GatewaySpec, hostMatches, type Server, type VirtualServiceSpec } from '@weft/model';
 import type { Listener, Route, RouteConfiguration, VirtualHost } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type FilterChain, hcmFilter, type NetworkFilter, socketAddress, tcpProxyFilter, tlsInspectorListenerFilter, weightedTcpProxyFilter } from './envoy.ts';
 import { authzFilters } from './authz.ts';
+import { jwtFilters, withJwtFilters } from './jwt.ts';
 import { filterByName, httpConnectionManager } from './lds.ts';
-import { gatewayRouteName, listenerName } from './names.ts';
+import { BlackHoleCluster, gatewayRouteName, listenerName } from './names.ts';
 import { dedupeDomains, virtualHost } from './rds.ts';
 import { destinationCluster, destinationHost, isCatchAll, qualifyGateway, type RouteContext, routesForVirtualService } from './route.ts';
 import { downstreamTransportSocket, gatewayServerTls } from './tls.ts';
@@ -185,7 +185,7 @@ export function gatewayListeners(push: PushContext, proxy: MeshProxy): Listener[
   }
   const listeners: Listener[] = [];
   // AuthorizationPolicies selecting the gateway workload: RBAC on its HTTP and TCP chains.
-  const authz = authzFilters(push, proxy);
+  const authz = withJwtFilters(authzFilters(push, proxy), jwtFilters(push, proxy));
   const tracing = hcmTracing(push, proxy, 'gateway');
   for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
     const name = listenerName('0.0.0.0', port);

@@ -10,6 +10,9 @@ import type { RequestRecord, ResponseFlag } from './types.ts';
 /** Mutable lower-case header map as the router keeps it (pseudo-headers excluded). */
 export type FilterHeaders = Record<string, string | string[]>;
 
+/** Envoy's dynamic metadata of one request, by filter name (plain JSON): `envoy.filters.http.jwt_authn`, `istio_authn`. */
+export type DynamicMetadata = Record<string, Record<string, unknown>>;
+
 /** What the listener knows about the downstream connection. */
 export interface DownstreamConnection {
   /** Peer IP (IPv4-mapped prefix removed) and port. */
@@ -50,6 +53,8 @@ export interface HttpFilterContext {
   readonly upstreamCluster: string | undefined;
   /** The route's `decorator.operation` (the span name tracing uses), once routing chose a route. */
   readonly routeOperation?: string | undefined;
+  /** What earlier filters left for later ones (JWT payloads for istio_authn, its result for RBAC). */
+  readonly dynamicMetadata?: DynamicMetadata;
 }
 
 /** An answer a filter gives instead of routing the request (RBAC's 403). */
@@ -70,8 +75,11 @@ export interface FilterLocalReply {
  * response headers (also for local replies), then onComplete once the exchange is over.
  */
 export interface HttpStreamHooks {
-  /** Request headers arrived (connection-manager rules applied, before routing). */
-  onRequest?(ctx: HttpFilterContext): FilterLocalReply | undefined;
+  /**
+   * Request headers arrived (connection-manager rules applied, before routing). A promise (JWT
+   * verification) holds the request until it settles; later filters run after it.
+   */
+  onRequest?(ctx: HttpFilterContext): FilterLocalReply | undefined | Promise<FilterLocalReply | undefined>;
   /** About to send an attempt upstream: `headers` are that attempt's. */
   onUpstreamRequest?(ctx: HttpFilterContext, headers: FilterHeaders): void;
   /** Response headers from upstream (the filter may read and delete, e.g. peer metadata). */

@@ -6,7 +6,7 @@
 // Contract: each function returns false once it has answered the request; `applyFault` is
 // awaited only when the route has a fault, so requests without one take no extra promise.
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { DownstreamConnection, FilterHeaders, HttpFilterContext } from '../core/filters.ts';
+import type { DownstreamConnection, DynamicMetadata, FilterHeaders, FilterLocalReply, HttpFilterContext, HttpStreamHooks } from '../core/filters.ts';
 import { beginHttpFilters } from '../core/filters.ts';
 import type { RequestRecord } from '../core/types.ts';
 import type { Exchange } from './exchange.ts';
@@ -14,25 +14,43 @@ import { type CompiledCors, type CompiledFault, corsOriginAllowed, faultAbort, f
 import { finalizeDownstreamHeaders, LocalReplyBody, localReply } from './local-reply.ts';
 import { sampled } from './matchers.ts';
 
-/** Filters before routing: each filter's hooks begin, and the first local reply answers the request. */
-export function runRequestFilters(ex: Exchange): boolean {
+/**
+ * Filters before routing: each filter's hooks begin, and the first local reply answers the request.
+ * Synchronous unless a filter answers with a promise (JWT verification); then the rest wait for it.
+ */
+export function runRequestFilters(ex: Exchange): boolean | Promise<boolean> {
   const filters = ex.ctx.filters;
   if (!filters || filters.length === 0 || !ex.ctx.connection) return true;
   const fctx = new FilterContextView(ex, ex.ctx.connection);
   ex.filterCtx = fctx;
   ex.hooks = beginHttpFilters(filters, fctx);
-  if (!ex.hooks) return true;
-  for (const hk of ex.hooks) {
-    const reply = hk.onRequest?.(fctx);
-    if (reply) {
-      if (reply.flag) ex.flags.add(reply.flag);
-      if (reply.details) ex.record.responseCodeDetails = reply.details;
-      ex.drainRequest();
-      localReply(ex, reply.status, reply.body, reply.headers ? { headers: reply.headers } : {});
-      return false;
-    }
+  const hooks = ex.hooks;
+  if (!hooks) return true;
+  for (let i = 0; i < hooks.length; i++) {
+    const reply = hooks[i]!.onRequest?.(fctx);
+    if (reply === undefined) continue;
+    if (reply instanceof Promise) return continueFilters(ex, fctx, hooks, i, reply);
+    return answer(ex, reply);
   }
   return true;
+}
+
+async function continueFilters(ex: Exchange, fctx: HttpFilterContext, hooks: readonly HttpStreamHooks[], i: number, pending: Promise<FilterLocalReply | undefined>): Promise<boolean> {
+  let reply = await pending;
+  for (;;) {
+    if (ex.gone) return false;
+    if (reply) return answer(ex, reply);
+    if (++i >= hooks.length) return true;
+    reply = await hooks[i]!.onRequest?.(fctx);
+  }
+}
+
+function answer(ex: Exchange, reply: FilterLocalReply): false {
+  if (reply.flag) ex.flags.add(reply.flag);
+  if (reply.details) ex.record.responseCodeDetails = reply.details;
+  ex.drainRequest();
+  localReply(ex, reply.status, reply.body, reply.headers ? { headers: reply.headers } : {});
+  return false;
 }
 
 /** CORS (Envoy's cors filter) with the route's (or weighted cluster's) policy. */
@@ -102,6 +120,7 @@ class FilterContextView implements HttpFilterContext {
   readonly record: RequestRecord;
   readonly scheme: 'http' | 'https';
   readonly #ex: Exchange;
+  #metadata: DynamicMetadata | undefined;
   constructor(ex: Exchange, connection: DownstreamConnection) {
     this.#ex = ex;
     this.connection = connection;
@@ -128,5 +147,9 @@ class FilterContextView implements HttpFilterContext {
   }
   get routeOperation(): string | undefined {
     return this.#ex.route?.operation;
+  }
+  get dynamicMetadata(): DynamicMetadata {
+    this.#metadata ??= {};
+    return this.#metadata;
   }
 }

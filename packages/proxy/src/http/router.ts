@@ -51,7 +51,9 @@ async function run(ex: Exchange): Promise<void> {
 /** The stages in order; each that can answer the request returns false (or no cluster) once it has. */
 async function serve(ex: Exchange): Promise<void> {
   prepareRequest(ex);
-  if (!runRequestFilters(ex)) return;
+  let passed = runRequestFilters(ex);
+  if (passed !== true && passed !== false) passed = await passed;
+  if (!passed) return;
   if (!selectRoute(ex)) return;
   const route = ex.route!;
   if (!applyCors(ex)) return;

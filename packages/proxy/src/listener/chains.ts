@@ -4,6 +4,7 @@
 // is also the check behind NACKs: a listener with a filter Weft does not implement is refused.
 import { isIP } from 'node:net';
 import {
+  type Any__Output,
   decodeAny,
   type DownstreamTlsContext__Output,
   type HttpConnectionManager__Output,
@@ -18,6 +19,10 @@ import type { RequestRecord } from '../core/types.ts';
 type FilterChain = Listener__Output['filter_chains'][number];
 type FilterChainMatch = NonNullable<FilterChain['filter_chain_match']>;
 type CidrRange = FilterChainMatch['prefix_ranges'][number];
+
+/** The listeners pilot names for capture mode's redirect ports (15001, 15006). */
+export const VirtualOutbound = 'virtualOutbound';
+export const VirtualInbound = 'virtualInbound';
 
 export interface TcpRoute {
   /** The cluster, or clusters by weight: the same compiled action as an HTTP route's. */
@@ -86,6 +91,17 @@ function durationMs(d: { seconds?: string | number; nanos?: number } | null | un
   return ms > 0 ? ms : undefined;
 }
 
+/** The extension a filter's config names: its type URL, or for a TypedStruct (a config whose proto the sender did not compile in) the type URL inside, as Envoy picks the factory. */
+function filterType(config: Any__Output | null | undefined): string {
+  const type = config?.type_url ?? '';
+  if (type !== TypeUrl.TypedStruct || !config) return type;
+  try {
+    return decodeAny(config, TypeUrl.TypedStruct).type_url;
+  } catch {
+    return type;
+  }
+}
+
 function compileHcm(hcm: HttpConnectionManager__Output, where: string, options: CompileOptions, bufferLimitBytes: number | undefined, listener: string): HttpChainConfig {
   if (hcm.route_specifier !== 'rds' && hcm.route_specifier !== 'route_config') {
     throw new Error(`${where}: http_connection_manager needs rds or route_config (scoped routes are not supported)`);
@@ -96,7 +112,7 @@ function compileHcm(hcm: HttpConnectionManager__Output, where: string, options: 
   const compiled: HttpFilter[] = [];
   for (const [i, f] of filters.entries()) {
     if (f.disabled) continue;
-    const type = f.typed_config?.type_url ?? '';
+    const type = filterType(f.typed_config);
     const factory = registry?.http.get(type);
     if (!knownHttpFilters.has(type) && !factory) {
       if (f.is_optional) continue;

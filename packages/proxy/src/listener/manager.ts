@@ -18,8 +18,7 @@ import type { FilterRegistry } from '../core/filters.ts';
 import type { ClusterManager, RequestRecord, XdsSnapshot } from '../core/types.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import type { RouteConfiguration__Output } from '@weft/xds';
-import { type CompiledListener, type HttpChainConfig, selectChain, type TcpRoute } from './chains.ts';
-import { VirtualInboundListener as VirtualInbound, VirtualOutboundListener as VirtualOutbound } from '@weft/mesh';
+import { type CompiledChain, type CompiledListener, type HttpChainConfig, selectChain, type TcpRoute, VirtualInbound, VirtualOutbound } from './chains.ts';
 import { ChainDispatcher, directionOf, routesOf } from './dispatch.ts';
 import { type ConnectionInfo, HttpFrontend, type HttpRouting, type ListenerRequestContext } from './http.ts';
 import { hostAndPort, httpChainOf, LocalOutboundProxy } from './local-outbound.ts';
@@ -106,6 +105,8 @@ export class ListenerManager {
   readonly #chains: ChainDispatcher;
   readonly #localOutbound: LocalOutboundProxy;
   readonly #sockets = new Set<Socket>();
+  /** A chain of an older listener version -> the same chain (name and match) in the current one. */
+  readonly #successors = new WeakMap<CompiledChain, { listener: CompiledListener; chain: CompiledChain }>();
   #snapshot: XdsSnapshot | undefined;
   #closing = false;
 
@@ -359,6 +360,26 @@ export class ListenerManager {
 
   // ---------------------------------------------------------------- requests
 
+  /**
+   * The chain a request on a kept-alive connection is served by: the connection's, or when its
+   * listener changed since it was accepted (new RBAC or JWT keys), the same chain of the listener
+   * now in force, so a policy or key change applies to the next request and not only to new
+   * connections (Envoy gets there by draining the old ones).
+   */
+  #currentChain(snap: XdsSnapshot, listener: string, chain: CompiledChain): CompiledChain {
+    const l = snap.listeners.get(listener);
+    const c = l ? this.#chains.compiled(l) : undefined;
+    if (!c || c.defaultChain === chain || c.chains.includes(chain)) return chain;
+    let next = this.#successors.get(chain);
+    if (next?.listener !== c) {
+      const match = JSON.stringify(chain.match);
+      const found = [...c.chains, ...(c.defaultChain ? [c.defaultChain] : [])].find((x) => x.name === chain.name && JSON.stringify(x.match) === match);
+      next = { listener: c, chain: found ?? chain };
+      this.#successors.set(chain, next);
+    }
+    return next.chain;
+  }
+
   #onRequest(req: DownstreamRequest, res: DownstreamResponse, info: ConnectionInfo): void {
     const snap = this.#snapshot;
     if (!snap) {
@@ -370,7 +391,7 @@ export class ListenerManager {
       this.#localOutbound.serveRequest(req, res, snap, info.connection);
       return;
     }
-    const http = info.chain.http!;
+    const http = this.#currentChain(snap, info.listener, info.chain).http ?? info.chain.http!;
     const routes = routesOf(snap, http);
     const ctx: ListenerRequestContext = {
       direction: info.direction,

@@ -2,6 +2,8 @@
 // telemetry) registers its factories here, one line each.
 import { TypeUrl } from '@weft/xds';
 import { FilterRegistry } from '../core/filters.ts';
+import { istioAuthnConfigType, istioAuthnFilterFactory } from '../security/istio-authn.ts';
+import { jwtAuthnFilterFactory } from '../security/jwt-authn.ts';
 import { rbacHttpFilterFactory, rbacNetworkFilterFactory } from '../security/rbac-filter.ts';
 import { xfccFilterFactory } from '../security/xfcc.ts';
 import type { ProxyOptions } from './proxy.ts';
@@ -23,6 +25,10 @@ export interface FilterRuntime {
 
 export function defaultFilterRegistry(options: ProxyOptions, runtime: FilterRuntime = {}): FilterRegistry {
   const registry = new FilterRegistry();
+  // Request authentication (RequestAuthentication): envoy.filters.http.jwt_authn, then istio_authn
+  // (a TypedStruct of Istio's FilterConfig) turning the verified payload into what RBAC matches.
+  registry.registerHttp(TypeUrl.JwtAuthentication, jwtAuthnFilterFactory);
+  registry.registerHttp(istioAuthnConfigType, istioAuthnFilterFactory);
   // Authorization (AuthorizationPolicy): envoy.filters.http.rbac and envoy.filters.network.rbac.
   registry.registerHttp(TypeUrl.HttpRbac, rbacHttpFilterFactory);
   registry.registerNetwork(TypeUrl.NetworkRbac, rbacNetworkFilterFactory);

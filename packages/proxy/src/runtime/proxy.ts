@@ -1,7 +1,6 @@
 // One proxy (sidecar or gateway), assembled: ADS client -> warming -> snapshot -> cluster manager
 // and listeners, with the admin and health ports beside them. apps/proxy and apps/ingress only
 // parse flags and call `startProxy`.
-import { parseClusterKey } from '@weft/mesh';
 import type { Server as NetServer } from 'node:net';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { OwnerGuard } from '@weft/guard';
@@ -136,11 +135,11 @@ export interface RunningProxy {
 function rewriteInboundClusters(s: XdsSnapshot, target: (port: number) => { address: string; port: number }, cache: WeakMap<Cluster__Output, Cluster__Output>): XdsSnapshot {
   let clusters: Map<string, Cluster__Output> | undefined;
   for (const [name, c] of s.clusters) {
-    const key = parseClusterKey(name);
-    if (key?.direction !== 'inbound') continue;
+    const m = /^inbound\|(\d+)\|\|/.exec(name);
+    if (!m) continue;
     let r = cache.get(c);
     if (!r) {
-      const t = target(key.port);
+      const t = target(Number(m[1]));
       r = structuredClone(c);
       for (const group of r.load_assignment?.endpoints ?? []) {
         for (const e of group.lb_endpoints ?? []) {

@@ -43,6 +43,7 @@ function httpInput(ctx: HttpFilterContext, hcm: HttpConnectionManager__Output | 
   return {
     connection: ctx.connection,
     request: new RequestView(ctx.method, ctx.authority, ctx.path, ctx.scheme, ctx.requestHeaders),
+    ...(ctx.dynamicMetadata ? { metadata: ctx.dynamicMetadata } : {}),
     remoteIp: () => {
       remote ??= downstreamRemoteIp(hcm, ctx.connection.remoteAddress, ctx.requestHeaders['x-forwarded-for']);
       return remote;

@@ -14,8 +14,9 @@
 // - authenticated: a TLS connection; its principal_name is tried against the peer certificate's
 //   URI SANs, then DNS SANs, then its subject; without principal_name any TLS connection matches;
 // - requested_server_name: the SNI (empty without one);
-// - metadata: dynamic metadata (`istio_authn` comes from JWT authentication, which Weft does not
-//   have yet: such matchers see no value and do not match);
+// - metadata: dynamic metadata (`istio_authn`, written by the istio_authn filter from a JWT that
+//   jwt_authn verified: request.auth.principal, claims...; without a verified JWT there is no value
+//   and such matchers do not match);
 // - uri_template: Envoy's path templates (`*` one segment, `**` any rest, `{name}`, `{name=…}`).
 import { isIPv4, isIPv6 } from 'node:net';
 import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
@@ -40,7 +41,7 @@ export interface RbacInput {
   readonly request: RequestView | undefined;
   /** The client address for remote_ip (the connection manager's, X-Forwarded-For aware); computed only when asked. */
   remoteIp(): string;
-  /** Dynamic metadata by filter name (JWT claims under `istio_authn` once Weft has RequestAuthentication). */
+  /** Dynamic metadata by filter name (a verified JWT's attributes under `istio_authn`). */
   readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
