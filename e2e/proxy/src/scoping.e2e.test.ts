@@ -18,6 +18,7 @@ const ip = {
   far: '127.10.22.21',
   system: '127.10.22.31',
   external: '127.10.22.50',
+  fronted: '127.10.22.41',
 };
 
 let dir: string;
@@ -29,6 +30,8 @@ let open: App;
 let front: App;
 let frontSidecar: ProxyProcess;
 let external: Backend;
+let frontedSidecarProc: ProxyProcess;
+let frontedPort: number;
 
 function service(name: string, ns: string, b: Backend): string {
   return `apiVersion: networking.istio.io/v1
@@ -64,22 +67,43 @@ beforeAll(async () => {
   dir = await mkdtemp(joinPath(tmpdir(), 'weft-e2e-scoping-'));
   configDir = joinPath(dir, 'config');
   await mkdir(configDir);
-  const [local, far, system, ext] = await Promise.all([
+  const [local, far, system, ext, fronted] = await Promise.all([
     startBackend('local', 'v1', ip.local),
     startBackend('far', 'v1', ip.far),
     startBackend('telemetry', 'v1', ip.system),
     startBackend('external', 'v1', ip.external),
+    startBackend('fronted', 'v1', ip.fronted),
   ]);
-  backends.push(local!, far!, system!, ext!);
+  backends.push(local!, far!, system!, ext!, fronted!);
   external = ext!;
-  await writeConfig(configDir, 'mesh.yaml', join(service('local', 'front', local!), service('far', 'back', far!), service('telemetry', 'istio-system', system!)));
+  // fronted's mesh port 9080 is its sidecar's; a Sidecar ingress listener sends it to where the app listens.
+  const frontedService = service('fronted', 'front', { ...fronted!, port: 9080 });
+  const frontedSidecar = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: fronted, namespace: front}
+spec:
+  workloadSelector: {labels: {app: fronted}}
+  ingress:
+  - port: {number: 9080, protocol: HTTP, name: http}
+    defaultEndpoint: 127.0.0.1:${fronted!.port}
+  egress:
+  - hosts: ["./*"]
+`;
+  await writeConfig(
+    configDir,
+    'mesh.yaml',
+    join(service('local', 'front', local!), service('far', 'back', far!), service('telemetry', 'istio-system', system!), frontedService, frontedSidecar),
+  );
   await writeConfig(configDir, 'sidecar.yaml', sidecar('REGISTRY_ONLY'));
   weftd = await startWeftd(configDir);
-  const [o, f] = await Promise.all([
+  const [o, f, fs] = await Promise.all([
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.open, pod: 'open-1', labels: 'app=open', extra: ['--namespace', 'open'] }),
     startProxy({ xdsPort: weftd.xdsPort, ip: ip.front, pod: 'front-1', labels: 'app=front', extra: ['--namespace', 'front'] }),
+    startProxy({ xdsPort: weftd.xdsPort, ip: ip.fronted, pod: 'fronted-1', labels: 'app=fronted', extra: ['--namespace', 'front', '--app-address', ip.fronted] }),
   ]);
-  proxies.push(o, f);
+  proxies.push(o, f, fs);
+  frontedSidecarProc = fs;
+  frontedPort = fronted!.port;
   frontSidecar = f;
   open = new App(ip.open);
   front = new App(ip.front);
@@ -129,6 +153,17 @@ describe('Sidecar egress and outboundTrafficPolicy, as the sidecar behaves', () 
     console.log(`REGISTRY_ONLY: far.back -> ${far.status}, ${ip.external}:${external.port} -> ${unknown.status}`);
     expect(unknown.status).toBeGreaterThanOrEqual(500);
     expect(unknown.echo).toBeUndefined();
+  });
+
+  it("a Sidecar ingress listener: the workload's sidecar takes port 9080 and forwards it to the defaultEndpoint", async () => {
+    const r = await front.get('fronted.front.svc.cluster.local:9080', '/');
+    expect(r.status).toBe(200);
+    expect(r.echo?.name).toBe('fronted');
+    // Only fronted's sidecar listens on 9080 and the app on another port: the answer came through the
+    // ingress listener, whose inbound cluster names the defaultEndpoint's port.
+    const clusters = (await frontedSidecarProc.admin('/clusters')).text;
+    expect(clusters).toMatch(new RegExp(`inbound\\|9080\\|\\|::${ip.fronted.replaceAll('.', '\\.')}:${frontedPort}::`));
+    console.log(`Sidecar ingress: fronted.front:9080 -> ${r.status} from the app on ${ip.fronted}:${frontedPort}`);
   });
 
   it('switching the Sidecar to ALLOW_ANY lets unknown destinations through, without a restart', async () => {

@@ -413,7 +413,7 @@ export function inboundPassthroughCluster(push: PushContext): Cluster {
 }
 
 /** `inbound|<port>||`: the local application on loopback, where the sidecar forwards inbound traffic. */
-export function inboundClusterFor(push: PushContext, port: number, hostname: string): Cluster {
+export function inboundClusterFor(push: PushContext, port: number, hostname: string, endpoint: { address: string; port: number } = { address: '127.0.0.1', port }): Cluster {
   const name = inboundCluster(port);
   return {
     name,
@@ -421,7 +421,7 @@ export function inboundClusterFor(push: PushContext, port: number, hostname: str
     connect_timeout: duration(push.mesh.connectTimeoutSeconds),
     lb_policy: 'CLUSTER_PROVIDED',
     circuit_breakers: { thresholds: [defaultThresholds()] },
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress('127.0.0.1', port) } }] }] },
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(endpoint.address, endpoint.port) } }] }] },
     metadata: { filter_metadata: { istio: struct({ services: [{ host: hostname }] }) } },
   };
 }
@@ -433,7 +433,7 @@ export function envoyClusters(push: PushContext, proxy: MeshProxy): Cluster[] {
   out.push(blackHoleCluster(push), passthroughCluster(push));
   if (proxy.type === 'sidecar') {
     out.push(inboundPassthroughCluster(push));
-    for (const p of inboundPorts(push, proxy)) out.push(inboundClusterFor(push, p.targetPort, p.service.hostname));
+    for (const p of inboundPorts(push, proxy)) out.push(inboundClusterFor(push, p.targetPort, p.service.hostname, p.endpoint));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // One proxy (sidecar or gateway), assembled: ADS client -> warming -> snapshot -> cluster manager
 // and listeners, with the admin and health ports beside them. apps/proxy and apps/ingress only
 // parse flags and call `startProxy`.
+import { parseClusterKey } from '@weft/mesh';
 import type { Server as NetServer } from 'node:net';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { OwnerGuard } from '@weft/guard';
@@ -131,20 +132,23 @@ export interface RunningProxy {
   drain(): void;
 }
 
-/** Local mode: `inbound|<port>||` points at 127.0.0.1:<port>; send it where the app really listens. */
+/**
+ * Local mode: `inbound|<port>||` points at 127.0.0.1:<port> (or a Sidecar ingress defaultEndpoint's
+ * port); send it where the app really listens.
+ */
 function rewriteInboundClusters(s: XdsSnapshot, target: (port: number) => { address: string; port: number }, cache: WeakMap<Cluster__Output, Cluster__Output>): XdsSnapshot {
   let clusters: Map<string, Cluster__Output> | undefined;
   for (const [name, c] of s.clusters) {
-    const m = /^inbound\|(\d+)\|\|/.exec(name);
-    if (!m) continue;
+    const key = parseClusterKey(name);
+    if (key?.direction !== 'inbound') continue;
     let r = cache.get(c);
     if (!r) {
-      const t = target(Number(m[1]));
       r = structuredClone(c);
       for (const group of r.load_assignment?.endpoints ?? []) {
         for (const e of group.lb_endpoints ?? []) {
           const sa = e.endpoint?.address?.socket_address;
           if (sa) {
+            const t = target(sa.port_value || key.port);
             sa.address = t.address;
             sa.port_value = t.port;
           }
