@@ -17,9 +17,10 @@ export class JsonProcess {
   readonly exited: Promise<number | null>;
   readonly #waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(name: string, args: readonly string[]) {
+  /** `args` run under Node, or under `options.command` (a program of another language, e.g. a Go test server). */
+  constructor(name: string, args: readonly string[], options: { command?: string; env?: NodeJS.ProcessEnv } = {}) {
     this.name = name;
-    this.child = spawn(process.execPath, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(options.command ?? process.execPath, [...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       let pending = '';
       stream.on('data', (buf: Buffer) => {
