@@ -71,7 +71,7 @@ export {
   parseCsr,
   splitPemCertificates,
 } from './pki.ts';
-export { defaultSdsSocketPath, SdsServer, type SdsServerOptions, type SdsStreamStatus, sdsResourceNames, secretResources } from './sds.ts';
+export { defaultSdsSocketPath, SdsServer, type SdsServerOptions, type SdsStreamStatus, secretResources } from './sds.ts';
 export { defaultTrustDomain, parseSpiffeId, parseSubjectAltNames, spiffeId, spiffeIdOf, uriSans, type WorkloadIdentity } from './spiffe.ts';
 export {
   followSecrets,

@@ -3,6 +3,7 @@
 // StreamSecrets, with versions and nonces: a request whose response_nonce is not the last one sent
 // is stale and ignored; one that carries it ACKs (or, with error_detail, NACKs) that response. A new
 // certificate is pushed to every stream as soon as the manager has it. FetchSecrets answers once.
+import { RootCertSecret, WorkloadCertSecret } from '@weft/mesh';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -19,8 +20,6 @@ import {
 import type { SecretSource, WorkloadSecret } from './cert-manager.ts';
 import { createLogger, type Logger } from '@weft/model';
 
-/** Resource names Istio's agent serves. */
-export const sdsResourceNames = { workload: 'default', root: 'ROOTCA' } as const;
 /** Istio's SDS socket, relative to the proxy's working directory. */
 export const defaultSdsSocketPath = './var/run/secrets/workload-spiffe-uds/socket';
 
@@ -28,7 +27,7 @@ export const defaultSdsSocketPath = './var/run/secrets/workload-spiffe-uds/socke
 export function secretResources(secret: WorkloadSecret, names: Iterable<string>): Any__Output[] {
   const out: Any__Output[] = [];
   for (const name of names) {
-    if (name === sdsResourceNames.workload) {
+    if (name === WorkloadCertSecret) {
       out.push(
         encodeAny(TypeUrl.Secret, {
           name,
@@ -38,7 +37,7 @@ export function secretResources(secret: WorkloadSecret, names: Iterable<string>)
           },
         }),
       );
-    } else if (name === sdsResourceNames.root) {
+    } else if (name === RootCertSecret) {
       out.push(encodeAny(TypeUrl.Secret, { name, validation_context: { trusted_ca: { inline_bytes: Buffer.from(secret.rootCertPem) } } }));
     }
   }
@@ -148,7 +147,7 @@ export class SdsServer {
           }
           const names = new Set(req.resource_names);
           const changed = names.size !== s.names.size || [...names].some((n) => !s.names.has(n));
-          const unknown = [...names].filter((n) => n !== sdsResourceNames.workload && n !== sdsResourceNames.root);
+          const unknown = [...names].filter((n) => n !== WorkloadCertSecret && n !== RootCertSecret);
           if (unknown.length > 0 && changed) logger.warn('unknown SDS resource names', { stream: s.status.id, names: unknown });
           s.names = names;
           s.status.resourceNames = [...names];

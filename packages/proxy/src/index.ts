@@ -60,7 +60,7 @@ export { configDump, type DumpSource, messageToJson } from './admin/config-dump.
 export { type AdminOptions, type AdminServer, type AdminSource, clustersText, startAdmin } from './admin/server.ts';
 export { Stats } from './admin/stats.ts';
 // The assembled proxy (src/runtime): startProxy, flags of weft-proxy / weft-ingress, local credentials.
-export { credentialPrefix, loadCredentials, watchCredentials } from './runtime/credentials.ts';
+export { loadCredentials, watchCredentials } from './runtime/credentials.ts';
 export { parseDownwardApiLabels, parseProxyFlags, proxyUsage, runProxyCommand, UsageError } from './runtime/flags.ts';
 export { runWaitCommand, waitForReady, type WaitOptions } from './runtime/wait.ts';
 export { runDrainCommand } from './runtime/drain.ts';

@@ -1,6 +1,7 @@
 // `weftctl proxy-config listeners|routes|clusters|endpoints|secret WORKLOAD`: a proxy's config from
 // its admin port (/config_dump, /clusters), as istioctl proxy-config prints it; `-o json` gives
 // the raw dump section.
+import { parseClusterKey } from '@weft/mesh';
 import { X509Certificate } from 'node:crypto';
 import { adminUrl, findProxy, getText, runningMesh, table } from './client.ts';
 
@@ -124,8 +125,8 @@ function routesTable(dump: ConfigDump): string {
 
 /** `outbound|9080|v1|reviews.default.svc.cluster.local` -> its parts; other names as they are. */
 function clusterParts(name: string): { fqdn: string; port: string; subset: string; direction: string } {
-  const p = name.split('|');
-  if (p.length === 4) return { direction: p[0]!, port: p[1]!, subset: p[2]!, fqdn: p[3]! };
+  const k = parseClusterKey(name);
+  if (k) return { direction: k.direction, port: String(k.port), subset: k.subset, fqdn: k.hostname };
   return { fqdn: name, port: '-', subset: '-', direction: '-' };
 }
 

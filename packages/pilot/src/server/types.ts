@@ -1,4 +1,5 @@
 // xDS type facts the server needs: order, wildcard rules, and which config kinds affect which types.
+import { parseClusterKey } from '@weft/mesh';
 import { TypeUrl } from '@weft/xds';
 import type { Generator } from '../core/types.ts';
 
@@ -105,8 +106,8 @@ const maxRemembered = 500_000;
  */
 export function clusterHost(clusterName: string): string | undefined {
   if (hostOfCluster.has(clusterName)) return hostOfCluster.get(clusterName);
-  const parts = clusterName.split('|');
-  const host = parts.length === 4 && parts[0] === 'outbound' ? parts[3] : undefined;
+  const key = parseClusterKey(clusterName);
+  const host = key?.direction === 'outbound' ? key.hostname : undefined;
   if (hostOfCluster.size < maxRemembered) {
     hostOfCluster.set(clusterName, host);
     if (host !== undefined) {

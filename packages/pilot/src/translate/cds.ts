@@ -1,5 +1,6 @@
 // CDS: clusters per visible service port and DestinationRule subset, following Istio's
 // cluster.go, cluster_builder.go, cluster_traffic_policy.go and cluster_tls.go.
+import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, sniClusterKey } from '@weft/mesh';
 import {
   type ClientTLSSettings,
   type Config,
@@ -20,15 +21,7 @@ import { adsConfigSource, type Duration, duration, durationOf, socketAddress, st
 import { lbEndpoint } from './eds.ts';
 import { inboundPorts } from './inbound.ts';
 import { effectiveLocalitySetting, wantsLocalityWeightedLb } from './locality.ts';
-import {
-  BlackHoleCluster,
-  dnsSrvSubsetKey,
-  Filters,
-  InboundPassthroughCluster,
-  inboundCluster,
-  outboundCluster,
-  PassthroughCluster,
-} from './names.ts';
+import { Filters } from './names.ts';
 import { clientTlsUpstream, grpcMutualUpstream, istioMutualUpstream, upstreamTransportSocket } from './tls.ts';
 
 const maxUint32 = 4294967295;
@@ -268,7 +261,7 @@ function serviceMetadata(service: Service, port: number, subset: string | undefi
 /** Istio's TLS selection: explicit DestinationRule TLS, else auto mTLS toward sidecars, else plaintext. */
 function applyTls(c: Cluster, tls: ClientTLSSettings | undefined, service: Service, port: ServicePort, subset: string, push: PushContext, grpc: boolean): void {
   const h2 = isHttp2(port);
-  const sni = dnsSrvSubsetKey(service.hostname, port.port, subset);
+  const sni = sniClusterKey(service.hostname, port.port, subset);
   const sans = () => (tls?.subjectAltNames?.length ? [...tls.subjectAltNames] : serviceIdentities(push, service, port.port));
   const mode = tls?.mode;
   if (mode === 'ISTIO_MUTUAL') {
@@ -309,7 +302,7 @@ export function outboundClusterFor(
   options: ClusterOptions = {},
 ): Cluster {
   const grpc = options.grpc ?? false;
-  const name = outboundCluster(service.hostname, port.port, subset?.name ?? '');
+  const name = outboundClusterKey(service.hostname, port.port, subset?.name ?? '');
   const dr = push.destinationRule(proxy, service.hostname);
   const c: Cluster = { name, connect_timeout: duration(push.mesh.connectTimeoutSeconds) };
   if (grpc) {
@@ -414,7 +407,7 @@ export function inboundPassthroughCluster(push: PushContext): Cluster {
 
 /** `inbound|<port>||`: the local application on loopback, where the sidecar forwards inbound traffic. */
 export function inboundClusterFor(push: PushContext, port: number, hostname: string, endpoint: { address: string; port: number } = { address: '127.0.0.1', port }): Cluster {
-  const name = inboundCluster(port);
+  const name = inboundClusterKey(port);
   return {
     name,
     type: 'STATIC',

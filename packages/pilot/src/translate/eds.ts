@@ -1,11 +1,12 @@
 // EDS: one ClusterLoadAssignment per EDS cluster, endpoints grouped by locality, with the
 // metadata Istio attaches (workload identity for telemetry, tlsMode for auto mTLS).
+import { parseClusterKey } from '@weft/mesh';
 import { isIP } from 'node:net';
 import type { Endpoint, Locality } from '@weft/model';
 import type { ClusterLoadAssignment } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type Metadata, socketAddress, struct } from './envoy.ts';
-import { Filters, parseSubsetKey } from './names.ts';
+import { Filters } from './names.ts';
 import { effectivePolicy, excludesUnhealthyEndpoints } from './cds.ts';
 import { applyLocalityLoadBalancer, effectiveLocalitySetting, type LocalityGroup, type LocalityLbEndpoints, proxyLocality, proxyTopologyLabels } from './locality.ts';
 
@@ -61,7 +62,7 @@ export interface EndpointOptions {
 /** The assignment for one cluster name; empty (but present) when the service or subset is unknown, as Istio answers. */
 export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clusterName: string, options: EndpointOptions = {}): ClusterLoadAssignment {
   const empty: ClusterLoadAssignment = { cluster_name: clusterName, endpoints: [] };
-  const key = parseSubsetKey(clusterName);
+  const key = parseClusterKey(clusterName);
   if (key?.direction !== 'outbound') return empty;
   const service = push.service(key.hostname, proxy.namespace);
   if (!service?.ports.some((p) => p.port === key.port)) return empty;

@@ -1,7 +1,8 @@
 // Small builders for Envoy message fragments shared by every generator.
+import { SdsClusterName } from '@weft/mesh';
 import { parseDuration, type StringMatch } from '@weft/model';
 import { type Address, type Any, encodeAny, type HttpConnectionManager, type Listener, type Route, TypeUrl } from '@weft/xds';
-import { Filters, SdsClusterName } from './names.ts';
+import { Filters } from './names.ts';
 
 type Item<T> = T extends readonly (infer E)[] ? E : never;
 

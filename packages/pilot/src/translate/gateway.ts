@@ -1,6 +1,7 @@
 // Gateway mode (proxy type `router`): listeners `0.0.0.0_<port>` per Gateway server port and
 // route configurations `http.<port>` / `https.<port>.<portName>.<gateway>.<namespace>`, with the
 // VirtualServices bound to each Gateway, following Istio's gateway.go.
+import { BlackHoleCluster } from '@weft/mesh';
 import { type Config, type GatewaySpec, hostMatches, type Server, type VirtualServiceSpec } from '@weft/model';
 import type { Listener, Route, RouteConfiguration, VirtualHost } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
@@ -8,7 +9,7 @@ import { type FilterChain, hcmFilter, type NetworkFilter, socketAddress, tcpProx
 import { authzFilters } from './authz.ts';
 import { jwtFilters, withJwtFilters } from './jwt.ts';
 import { filterByName, httpConnectionManager } from './lds.ts';
-import { BlackHoleCluster, gatewayRouteName, listenerName } from './names.ts';
+import { gatewayRouteName, listenerName } from './names.ts';
 import { dedupeDomains, virtualHost } from './rds.ts';
 import { destinationCluster, destinationHost, isCatchAll, qualifyGateway, type RouteContext, routesForVirtualService } from './route.ts';
 import { downstreamTransportSocket, gatewayServerTls } from './tls.ts';

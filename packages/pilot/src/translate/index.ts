@@ -45,16 +45,4 @@ export { clusterLoadAssignment } from './eds.ts';
 export { gatewayListeners, gatewayRouteConfig, gatewayRouteNames } from './gateway.ts';
 export { grpcListener, grpcRouteConfig, parseTarget } from './grpc.ts';
 export { outboundListeners, sidecarListeners, virtualInboundListener, virtualOutboundListener } from './lds.ts';
-export {
-  BlackHoleCluster,
-  dnsSrvSubsetKey,
-  InboundPassthroughCluster,
-  inboundCluster,
-  outboundCluster,
-  PassthroughCluster,
-  parseSubsetKey,
-  SdsClusterName,
-  VirtualInboundListener,
-  VirtualOutboundListener,
-} from './names.ts';
 export { sidecarOutboundRouteConfig, virtualHostDomains } from './rds.ts';

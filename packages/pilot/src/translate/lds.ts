@@ -1,6 +1,7 @@
 // LDS for sidecars, following Istio's listener.go, listener_inbound.go and filterchain_options.go:
 // `virtualOutbound` (15001) and `virtualInbound` (15006) take captured traffic; per service port,
 // `0.0.0.0_<port>` (HTTP, routes from RDS `<port>`) and `<vip>_<port>` (TCP) select the chain.
+import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, VirtualInboundListener, VirtualOutboundListener } from '@weft/mesh';
 import { type Config, hostMatches, isHttpProtocol, type Service, type ServicePort, type VirtualServiceSpec } from '@weft/model';
 import type { HttpConnectionManager, Listener, RouteConfiguration } from '@weft/xds';
 import type { EffectivePeerAuthentication, Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
@@ -29,17 +30,10 @@ import { jwtFilters, withJwtFilters } from './jwt.ts';
 import { type InboundPort, inboundPorts } from './inbound.ts';
 import { type HcmTracing, hcmTracing } from './tracing.ts';
 import {
-  BlackHoleCluster,
   FilterChainNames,
   InboundCapturePort,
-  InboundPassthroughCluster,
-  inboundCluster,
   listenerName,
   OutboundCapturePort,
-  outboundCluster,
-  PassthroughCluster,
-  VirtualInboundListener,
-  VirtualOutboundListener,
 } from './names.ts';
 import { virtualHost } from './rds.ts';
 import { defaultInboundRoute, destinationCluster, qualifyGateway, type RouteContext } from './route.ts';
@@ -131,7 +125,7 @@ function l4SourceMatches(
 /** The tcp_proxy for an opaque TCP or TLS service port: VirtualService `tcp`/`tls` routes, else the service's cluster. */
 function l4Filter(service: Service, port: ServicePort, kind: 'tcp' | 'tls', push: PushContext, proxy: MeshProxy): NetworkFilter {
   const ctx: RouteContext = { push, proxy, listenPort: port.port, gatewayNames: new Set(['mesh']) };
-  const fallback = outboundCluster(service.hostname, port.port);
+  const fallback = outboundClusterKey(service.hostname, port.port);
   for (const vs of virtualServicesFor(service, push.virtualServices(proxy, ['mesh']), ctx)) {
     const rules =
       kind === 'tls'
@@ -267,7 +261,7 @@ function inboundRouteConfig(name: string, vhostName: string, cluster: string, op
 
 function inboundChains(p: InboundPort, mode: MtlsMode, tracing?: HcmTracing, authz: AuthzFilters = noAuthzFilters): FilterChain[] {
   const protocol: ListenerProtocol = isHttpProtocol(p.protocol) ? 'http' : 'tcp';
-  const cluster = inboundCluster(p.targetPort);
+  const cluster = inboundClusterKey(p.targetPort);
   const name = listenerName('0.0.0.0', p.targetPort);
   return filterChainMatchOptions(mode, protocol).map((opt) => {
     const chain: FilterChain = { name, filter_chain_match: fcMatch(p.targetPort, opt) };

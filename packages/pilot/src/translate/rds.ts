@@ -1,10 +1,11 @@
 // RDS for sidecars: one route configuration per outbound HTTP port (named by the port, `9080`),
 // as Istio's httproute.go builds it: a virtual host per service (or VirtualService host), then
 // the catch-all `allow_any` (PassthroughCluster) or `block_all` per the outbound traffic policy.
+import { PassthroughCluster } from '@weft/mesh';
 import { type Config, hostMatches, isHttpProtocol, type Service, type VirtualServiceSpec } from '@weft/model';
 import type { Route, RouteConfiguration, VirtualHost } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
-import { domainName, PassthroughCluster } from './names.ts';
+import { domainName } from './names.ts';
 import { defaultOutboundRoute, destinationHost, type RouteContext, routesForVirtualService } from './route.ts';
 
 /** Services the proxy can see that serve HTTP on `port`. */

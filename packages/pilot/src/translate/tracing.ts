@@ -19,10 +19,10 @@
 // mode, a collector on the host), so it emits the provider anyway, with the host as written and
 // the cluster name built the same way; the proxy exports to that cluster's endpoints when it has
 // the cluster, else straight to `<host>:<port>` (see packages/proxy/src/telemetry/tracing-export.ts).
+import { outboundClusterKey } from '@weft/mesh';
 import type { HttpConnectionManager, OpenTelemetryConfig } from '@weft/xds';
 import type { MeshExtensionProvider, Proxy as MeshProxy, PushContext } from '../core/types.ts';
 import { encodeAny, TypeUrl } from '@weft/xds';
-import { outboundCluster } from './names.ts';
 
 export type HcmTracing = NonNullable<HttpConnectionManager['tracing']>;
 export type CustomTag = NonNullable<HcmTracing['custom_tags']>[number];
@@ -96,7 +96,7 @@ export function lookupCollector(push: PushContext, service: string, port: number
   const matches = push.services.filter((s) => s.hostname === host && (namespace === undefined || s.namespace === namespace));
   const found = matches.length === 1 || (namespace !== undefined && matches.length > 0) ? matches[0] : undefined;
   const hostname = found?.hostname ?? host;
-  return { hostname, cluster: outboundCluster(hostname, port), inRegistry: !!found };
+  return { hostname, cluster: outboundClusterKey(hostname, port), inRegistry: !!found };
 }
 
 /** `url.JoinPath(host, path)` as Istio builds the OTLP/HTTP URI: `otel.ns.svc.cluster.local/v1/traces`. */

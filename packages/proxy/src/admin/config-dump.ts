@@ -1,5 +1,6 @@
 // /config_dump: the active snapshot as Envoy prints it (envoy.admin.v3.*ConfigDump), nested Any
 // values decoded and tagged with `@type`, defaults left out so it reads like Envoy's output.
+import { RootCertSecret, WorkloadCertSecret } from '@weft/mesh';
 import { decodeAny, TypeUrl } from '@weft/xds';
 import type { XdsSnapshot } from '../core/types.ts';
 
@@ -116,7 +117,7 @@ function workloadSecretsDump(src: DumpSource): Record<string, unknown>[] {
   const b64 = (pem: string) => Buffer.from(pem).toString('base64');
   const common = { version_info: w.version, last_updated: w.lastUpdated.toISOString() };
   return [
-    { name: 'default', ...common, secret: { '@type': TypeUrl.Secret, name: 'default', tls_certificate: { certificate_chain: { inline_bytes: b64(w.certChainPem) }, private_key: { inline_string: '[redacted]' } } } },
-    { name: 'ROOTCA', ...common, secret: { '@type': TypeUrl.Secret, name: 'ROOTCA', validation_context: { trusted_ca: { inline_bytes: b64(w.rootCertPem) } } } },
+    { name: WorkloadCertSecret, ...common, secret: { '@type': TypeUrl.Secret, name: WorkloadCertSecret, tls_certificate: { certificate_chain: { inline_bytes: b64(w.certChainPem) }, private_key: { inline_string: '[redacted]' } } } },
+    { name: RootCertSecret, ...common, secret: { '@type': TypeUrl.Secret, name: RootCertSecret, validation_context: { trusted_ca: { inline_bytes: b64(w.rootCertPem) } } } },
   ];
 }

@@ -20,10 +20,6 @@ type FilterChain = Listener__Output['filter_chains'][number];
 type FilterChainMatch = NonNullable<FilterChain['filter_chain_match']>;
 type CidrRange = FilterChainMatch['prefix_ranges'][number];
 
-/** The listeners pilot names for capture mode's redirect ports (15001, 15006). */
-export const VirtualOutbound = 'virtualOutbound';
-export const VirtualInbound = 'virtualInbound';
-
 export interface TcpRoute {
   /** The cluster, or clusters by weight: the same compiled action as an HTTP route's. */
   action: RouteAction;

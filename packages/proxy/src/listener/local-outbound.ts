@@ -13,7 +13,8 @@ import type { DownstreamConnection, FilterRegistry, HttpFilter, NetworkFilter } 
 import { singleCluster } from '../core/route-action.ts';
 import type { XdsSnapshot } from '../core/types.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
-import { type CompiledChain, type CompiledListener, type HttpChainConfig, type TcpRoute, VirtualOutbound } from './chains.ts';
+import type { CompiledChain, CompiledListener, HttpChainConfig, TcpRoute } from './chains.ts';
+import { outboundClusterKey, PassthroughCluster, VirtualOutboundListener as VirtualOutbound } from '@weft/mesh';
 import { type ChainDispatcher, describeConnection, routesOf } from './dispatch.ts';
 import { detect } from './detect.ts';
 import { h2cSocket } from './h2-bridge.ts';
@@ -133,7 +134,7 @@ export class LocalOutboundProxy {
     const voc = vo ? this.#d.compiled(vo) : undefined;
     const catchAll = voc?.chains.find((ch) => !ch.match?.destination_port && ch.tcp) ?? voc?.defaultChain;
     const catchAllAction = catchAll?.tcp?.action;
-    const cluster = (catchAllAction?.weighted ? catchAllAction.weighted.items[0]?.name : catchAllAction?.cluster) ?? 'PassthroughCluster';
+    const cluster = (catchAllAction?.weighted ? catchAllAction.weighted.items[0]?.name : catchAllAction?.cluster) ?? PassthroughCluster;
     const chainConfig = this.#passthroughChain(cluster);
     return { listener: VirtualOutbound, chainName: catchAll?.name, chain: chainConfig, routes: chainConfig.inlineRoutes, destination: dst, passthrough: cluster };
   }
@@ -197,10 +198,10 @@ export class LocalOutboundProxy {
     const suffix = this.#o.domainSuffix ?? 'cluster.local';
     const candidates = [host, `${host}.${ns}.svc.${suffix}`, `${host}.svc.${suffix}`, `${host}.${suffix}`];
     for (const h of candidates) {
-      const name = `outbound|${port}||${h}`;
+      const name = outboundClusterKey(h, port);
       if (snap.clusters.has(name)) return name;
     }
-    return 'PassthroughCluster';
+    return PassthroughCluster;
   }
 }
 

@@ -1,5 +1,6 @@
 // tcp_proxy: a connection is piped both ways to one endpoint of the chain's cluster (picked by
 // weight when there are several), with half-close passed on and the bytes counted for telemetry.
+import { BlackHoleCluster } from '@weft/mesh';
 import type { Socket } from 'node:net';
 import type { DownstreamConnection, NetworkFilter, TcpConnectionHooks, TcpFilterContext } from '../core/filters.ts';
 import { chooseWeighted, clusterNameOf, type Random } from '../core/route-action.ts';
@@ -7,7 +8,6 @@ import type { ClusterManager, RequestRecord, ResponseFlag } from '../core/types.
 import { UpstreamError } from '../core/types.ts';
 import type { TcpRoute } from './chains.ts';
 
-export const BlackHoleCluster = 'BlackHoleCluster';
 const defaultIdleMs = 3_600_000;
 
 export interface TcpContext {

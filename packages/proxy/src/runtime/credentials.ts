@@ -4,12 +4,12 @@
 //   DIR/bookinfo-cert.crt + DIR/bookinfo-cert.key   (+ DIR/bookinfo-cert.ca.crt)
 //   DIR/bookinfo-cert/tls.crt + tls.key             (+ ca.crt), the layout of a kubernetes.io/tls secret
 // A CA file becomes `kubernetes://bookinfo-cert-cacert` (Istio's name for it, used by MUTUAL).
+import { credentialCaName, credentialSecretName } from '@weft/mesh';
 import { existsSync, readdirSync, readFileSync, statSync, type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage, type Secret__Output } from '@weft/xds';
 
 const secretType = 'envoy.extensions.transport_sockets.tls.v3.Secret';
-export const credentialPrefix = 'kubernetes://';
 
 function secret(name: string, value: Record<string, unknown>): Secret__Output {
   return decodeMessage(secretType, encodeMessage(secretType, { name, ...value }));
@@ -27,7 +27,7 @@ function caSecret(name: string, ca: Buffer): Secret__Output {
 export function loadCredentials(dir: string): Map<string, Secret__Output> {
   const out = new Map<string, Secret__Output>();
   const add = (name: string, s: (n: string) => Secret__Output) => {
-    out.set(`${credentialPrefix}${name}`, s(`${credentialPrefix}${name}`));
+    out.set(credentialSecretName(name), s(credentialSecretName(name)));
     out.set(name, s(name));
   };
   if (!existsSync(dir)) return out;
@@ -44,14 +44,14 @@ export function loadCredentials(dir: string): Map<string, Secret__Output> {
       const ca = join(path, 'ca.crt');
       if (existsSync(ca)) {
         const c = readFileSync(ca);
-        add(`${entry}-cacert`, (n) => caSecret(n, c));
+        add(credentialCaName(entry), (n) => caSecret(n, c));
       }
       continue;
     }
     if (entry.endsWith('.ca.crt')) {
       const name = entry.slice(0, -'.ca.crt'.length);
       const c = readFileSync(path);
-      add(`${name}-cacert`, (n) => caSecret(n, c));
+      add(credentialCaName(name), (n) => caSecret(n, c));
       continue;
     }
     if (entry.endsWith('.crt')) {

@@ -1,6 +1,7 @@
 // The proxy's workload identity against a real CA service over gRPC/TLS (citadel's CaServer, as
 // weftd serves it on 15012): first certificate with a bootstrap token read from a file, renewals
 // with the current certificate, and each certificate served as new `default`/`ROOTCA` secrets.
+import { RootCertSecret, WorkloadCertSecret } from '@weft/mesh';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { CaServer, CertificateAuthority } from '@weft/citadel';
 import { silentLogger } from '@weft/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkIdentityOptions, proxyIdentity, RootCertSecret, WorkloadCertSecret, WorkloadIdentity } from './identity.ts';
+import { checkIdentityOptions, proxyIdentity, WorkloadIdentity } from './identity.ts';
 
 let ca: CertificateAuthority;
 let server: CaServer;

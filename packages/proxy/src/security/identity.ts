@@ -10,6 +10,7 @@
 //
 // The same credentials authenticate the proxy's xDS stream on the control plane's TLS port
 // (`xdsChannel`), as Istio's agent does on 15012.
+import { RootCertSecret, WorkloadCertSecret } from '@weft/mesh';
 import { readFileSync } from 'node:fs';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { controlPlaneServerName, type Logger } from '@weft/model';
@@ -18,8 +19,6 @@ import type { CertificateManager, CsrSigner, WorkloadSecret } from '@weft/citade
 import type { XdsChannel } from '../xds/client.ts';
 
 /** Istio's SDS resource names. */
-export const WorkloadCertSecret = 'default';
-export const RootCertSecret = 'ROOTCA';
 
 const secretType = 'envoy.extensions.transport_sockets.tls.v3.Secret';
 

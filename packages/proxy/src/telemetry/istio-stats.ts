@@ -8,6 +8,7 @@
 // Weft does not: the client side takes the peer from the endpoint's EDS metadata, the server side
 // knows only the peer's certificate principal (and its namespace), so `source_workload` and the
 // other source workload labels are `unknown` on inbound TCP metrics.
+import { BlackHoleCluster, isSpecialCluster, PassthroughCluster } from '@weft/mesh';
 import type {
   ConnectionManagerFilterFactory,
   FilterHeaders,
@@ -22,7 +23,7 @@ import type {
 import type { XdsSnapshot } from '../core/types.ts';
 import { type NodeIdentity, nodeId, nodeMetadata } from '../xds/node.ts';
 import { type Reporter, SeriesCache } from './labels.ts';
-import { BlackHoleCluster, isSpecialCluster, PassthroughCluster, type ServiceInfo, TelemetryMetadata } from './metadata.ts';
+import { type ServiceInfo, TelemetryMetadata } from './metadata.ts';
 import { IstioMetrics, type TcpSeries } from './metrics.ts';
 import { encodeMx, mxHeader, mxIdHeader, PeerCache } from './mx.ts';
 import { localWorkload, type WorkloadInfo } from './workload.ts';

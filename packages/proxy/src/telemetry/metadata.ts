@@ -2,6 +2,7 @@
 // stands for: `services[0].host/name/namespace`; `external`/`disable_mx` to keep metadata exchange
 // away from it) and an endpoint's `istio.workload` metadata (the fallback peer when no exchange
 // happened). Computed once per resource object: resources are immutable and shared by snapshots.
+import { PassthroughCluster } from '@weft/mesh';
 import type { Cluster__Output, ClusterLoadAssignment__Output } from '@weft/xds';
 import type { XdsSnapshot } from '../core/types.ts';
 import { edsName } from '../xds/resources.ts';
@@ -19,15 +20,6 @@ export interface ClusterTelemetry {
   readonly service: ServiceInfo | undefined;
   /** Metadata exchange headers must not go to this cluster (PassthroughCluster, `external`, `disable_mx`). */
   readonly skipMx: boolean;
-}
-
-export const PassthroughCluster = 'PassthroughCluster';
-export const BlackHoleCluster = 'BlackHoleCluster';
-const specialClusters = new Set([BlackHoleCluster, PassthroughCluster, 'InboundPassthroughCluster', 'InboundPassthroughClusterIpv4', 'InboundPassthroughClusterIpv6']);
-
-/** Clusters whose name is the destination service name in Istio's labels. */
-export function isSpecialCluster(name: string): boolean {
-  return specialClusters.has(name);
 }
 
 const clusterCache = new WeakMap<Cluster__Output, ClusterTelemetry>();

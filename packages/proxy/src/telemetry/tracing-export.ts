@@ -12,6 +12,7 @@
 // else the host the provider names (grpc `authority`, or the host of the http `uri`) at the port
 // in the cluster name `outbound|<port>||<host>`. That second way is local mode's: pilot keeps the
 // provider for a collector outside the registry. Export is plaintext (no mTLS to the collector).
+import { parseClusterKey } from '@weft/mesh';
 import { createRequire } from 'node:module';
 import type { Context, Span, SpanOptions, Tracer } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
@@ -41,12 +42,6 @@ export interface ExportTarget {
   timeoutMs: number | undefined;
 }
 
-/** The port of an Istio cluster name `outbound|<port>|<subset>|<host>`. */
-export function clusterPort(cluster: string): number | undefined {
-  const m = /^(?:outbound|inbound)\|(\d+)\|/.exec(cluster);
-  return m ? Number(m[1]) : undefined;
-}
-
 function durationMs(d: { seconds?: string | number; nanos?: number } | null | undefined): number | undefined {
   if (!d) return undefined;
   const ms = Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6);
@@ -68,7 +63,7 @@ export function exportTargetOf(c: OpenTelemetryConfig__Output, where: string): E
     return {
       protocol: 'http',
       host: u.hostname.replace(/^\[|\]$/g, ''),
-      port: u.port ? Number(u.port) : clusterPort(cluster),
+      port: u.port ? Number(u.port) : parseClusterKey(cluster)?.port,
       path: u.pathname || '/v1/traces',
       cluster,
       serviceName,
@@ -80,7 +75,7 @@ export function exportTargetOf(c: OpenTelemetryConfig__Output, where: string): E
   if (grpc) {
     if (!grpc.envoy_grpc) throw new Error(`${where}: opentelemetry grpc_service must use envoy_grpc (google_grpc is not supported)`);
     const cluster = grpc.envoy_grpc.cluster_name;
-    const authority = grpc.envoy_grpc.authority || (cluster.split('|')[3] ?? '');
+    const authority = grpc.envoy_grpc.authority || (parseClusterKey(cluster)?.hostname ?? '');
     const colon = authority.lastIndexOf(':');
     const hasPort = colon > 0 && /^\d+$/.test(authority.slice(colon + 1)) && !authority.endsWith(']');
     const headers: Record<string, string> = {};
@@ -88,7 +83,7 @@ export function exportTargetOf(c: OpenTelemetryConfig__Output, where: string): E
     return {
       protocol: 'grpc',
       host: (hasPort ? authority.slice(0, colon) : authority).replace(/^\[|\]$/g, ''),
-      port: hasPort ? Number(authority.slice(colon + 1)) : clusterPort(cluster),
+      port: hasPort ? Number(authority.slice(colon + 1)) : parseClusterKey(cluster)?.port,
       path: '',
       cluster,
       serviceName,
