@@ -4,7 +4,7 @@ export { main, usage } from './main.ts';
 export { type ApplyOptions, apply, remove } from './mesh/apply.ts';
 export { applyKube, type KubeApplyOptions, removeKube } from './mesh/apply-kube.ts';
 export { proxyConfig } from './mesh/proxy-config.ts';
-export { defaultInitialConfig, defaultTopology, type LocalMesh, type LocalMeshOptions, nodeId, repoRoot, startLocalMesh } from './up/mesh.ts';
+export { defaultInitialConfig, defaultTopology, type LocalMesh, type LocalMeshOptions, repoRoot, startLocalMesh } from './up/mesh.ts';
 export { type AppState, defaultStateDir, type MeshState, type ProxyState, readState, writeState } from './up/state.ts';
 // The local Prometheus addon (state.prometheus): its API with the basic auth filled in.
 export { type PrometheusSample, type PrometheusTarget, prometheusApi, prometheusAuthorization, prometheusQuery, prometheusTargets } from './up/prometheus.ts';

@@ -23,6 +23,7 @@
 // Cleanup: every namespace, link, /etc/netns directory and process is recorded when made and
 // removed by stop(); also on a failed start (try/finally), from the test's afterAll, and from a
 // process exit/signal hook, synchronously, if the worker goes away first.
+import { nodeId } from '@weft/mesh';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
@@ -31,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { defaultKindRegistry, loadPaths, silentLogger, toYaml } from '@weft/model';
 import { netnsSkipReason, startOtlpReceiver } from '@weft/proxy/testing';
-import { apply, defaultInitialConfig, defaultTopology, ingressConfigs, type MeshState, nodeId, remove, repoRoot, workloadsOf, writeState } from '@weft/weftctl';
+import { apply, defaultInitialConfig, defaultTopology, ingressConfigs, type MeshState, remove, repoRoot, workloadsOf, writeState } from '@weft/weftctl';
 import { type BookinfoDriver, type PlaintextAnswer, runWeftctl, spanExportDelayMs, tracingMeshConfig } from './driver.ts';
 import { hasNetworking, networking } from './reference.ts';
 
@@ -455,7 +456,7 @@ export async function startNetnsDriver(o: { onProgress?: (component: string, tex
     };
     await Promise.all([startIngress(), ...workloads.map(startWorkload)]);
 
-    const expected = [...workloads.map((w) => nodeId('sidecar', w.address, w.name, w.namespace)), nodeId('router', ingressIp, ingress.name, ingress.namespace)];
+    const expected = [...workloads.map((w) => nodeId({ type: 'sidecar', ip: w.address, pod: w.name, namespace: w.namespace })), nodeId({ type: 'router', ip: ingressIp, pod: ingress.name, namespace: ingress.namespace })];
     let last = '';
     await until(
       async () => {

@@ -16,7 +16,7 @@ export {
   VirtualInboundListener,
   VirtualOutboundListener,
 } from './names.ts';
-export { defaultDomainSuffix, type NodeId, NodeIdError, type NodeType, nodeId, nodeIdWorkload, parseNodeId } from './node-id.ts';
+export { defaultDomainSuffix, type NodeId, NodeIdError, type NodeType, nodeId, nodeIdWorkload, parseNodeId, tryParseNodeId } from './node-id.ts';
 export { CredentialCaSuffix, CredentialSecretPrefix, credentialCaName, credentialSecretName, RootCertSecret, WorkloadCertSecret } from './sds.ts';
 export {
   defaultTrustDomain,

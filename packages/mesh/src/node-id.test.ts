@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NodeIdError, nodeId, nodeIdWorkload, parseNodeId } from './node-id.ts';
+import { NodeIdError, nodeId, nodeIdWorkload, parseNodeId, tryParseNodeId } from './node-id.ts';
 
 describe('node IDs', () => {
   it('builds the agent’s form', () => {
@@ -29,5 +29,7 @@ describe('node IDs', () => {
   it('shows the workload part for display', () => {
     expect(nodeIdWorkload('sidecar~127.0.0.14~reviews-v2.default~default.svc.cluster.local')).toBe('reviews-v2.default');
     expect(nodeIdWorkload('grpc-client-1')).toBe('grpc-client-1');
+    expect(tryParseNodeId('grpc-client-1')).toBeUndefined();
+    expect(tryParseNodeId('router~x~gw.istio-system~istio-system.svc.cluster.local')).toMatchObject({ type: 'router', podName: 'gw', namespace: 'istio-system' });
   });
 });

@@ -56,6 +56,15 @@ export function parseNodeId(id: string, options: { requireIp?: boolean } = {}): 
   return { type, ipAddress: ip, podName, namespace, dnsDomain, domainSuffix };
 }
 
+/** The parts of a node ID, or undefined when it is none (proxyless gRPC clients name themselves freely); the IP is not checked. For display. */
+export function tryParseNodeId(id: string): NodeId | undefined {
+  try {
+    return parseNodeId(id, { requireIp: false });
+  } catch {
+    return undefined;
+  }
+}
+
 /** `reviews-v2.default` (the `<pod>.<namespace>` part) for display; the ID itself when it has no such part. */
 export function nodeIdWorkload(id: string): string {
   const parts = id.split('~');

@@ -1,6 +1,6 @@
 // @weft/pilot: registries -> push context -> generators -> ADS server.
 export * from './core/types.ts';
-export { type NodeId, nodeMetadata, parseNodeId, proxyFromNode, type StructLike, type XdsNode } from './proxy/node.ts';
+export { nodeMetadata, parseNodeId, proxyFromNode, type StructLike, type XdsNode } from './proxy/node.ts';
 export { MeshConfigError, parseMeshConfig } from './mesh/mesh-config.ts';
 export { buildPushContext } from './push/context.ts';
 export { defaultJwksRefreshIntervalMs, JwksResolver, type JwksResolverOptions, type JwksStatus } from './push/jwks.ts';

@@ -16,7 +16,7 @@ export { type CommandResult, type CommandRunner, systemRunner } from './capture/
 
 // xDS client (src/xds): ADS state of the world, warming, snapshots, node identity.
 export { type ResourceInfo, type ResourceValidator, subscribedTypes, XdsClient, type XdsClientOptions, type XdsClientStatus, type TypeStatus as XdsTypeStatus } from './xds/client.ts';
-export { buildNode, defaultIstioVersion, type NodeIdentity, nodeId, nodeMetadata, parseLabels, type ProxyKind, toStruct } from './xds/node.ts';
+export { buildNode, defaultIstioVersion, type NodeIdentity, nodeMetadata, parseLabels, type ProxyKind, toStruct } from './xds/node.ts';
 export { clusterNamesOf, edsName, routeNamesOf } from './xds/resources.ts';
 export { type AcceptedConfig, sameSnapshot, type WarmingClock, type WarmingResult, warm } from './xds/warming.ts';
 // Filters beyond routing (src/core/filters.ts): the contract authorization and telemetry plug into.

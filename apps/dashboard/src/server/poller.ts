@@ -1,6 +1,7 @@
 // One poll of every source per interval, whatever the number of open pages: the API answers from
 // what the last poll brought, so a page's refresh costs weftd and Prometheus nothing. The last good
 // data of a source is kept when it fails; its SourceState says why.
+import { tryParseNodeId } from '@weft/mesh';
 import { open } from 'node:fs/promises';
 import { type Logger, parseOriginHeader } from '@weft/model';
 import { buildGraph, defaultWindow, type Graph, graphQueries, type PromSample } from './graph.ts';
@@ -184,11 +185,9 @@ export class Poller {
       const [requests, p99] = await Promise.all([query(q.requests), query(q.p99)]);
       const gateways = new Set(
         (this.weftdData?.syncz ?? [])
-          .filter((s) => s.id.startsWith('router~'))
-          .map((s) => {
-            const [pod = '', ns = ''] = (s.id.split('~')[2] ?? '').split('.');
-            return `${ns}/${pod}`;
-          }),
+          .map((s) => tryParseNodeId(s.id))
+          .filter((n) => n?.type === 'router')
+          .map((n) => `${n!.namespace}/${n!.podName}`),
       );
       const w = this.#windows.get(window);
       const data = { graph: buildGraph(requests, p99, gateways), at: Date.now(), requestedAt: w?.requestedAt ?? Date.now() };

@@ -2,6 +2,7 @@
 // /debug/configz (the config in force, each object with the file and line it was read from),
 // /debug/syncz (each connected proxy's xDS state per type) and /debug/config_problems (files
 // weftd rejected), plus galley's cross-resource analysis over the config in force.
+import { tryParseNodeId } from '@weft/mesh';
 import { analysisMessages } from '@weft/galley';
 import { type Config, configOrder, hostMatches, originLocation, resolveHost } from '@weft/model';
 
@@ -145,7 +146,7 @@ export function serviceDetail(data: WeftdData, host: string, observed = false): 
     }));
 
   // Endpoints: WorkloadEntries the ServiceEntries select, and endpoints they list.
-  const connected = new Set(data.syncz.map((s) => s.id.split('~')[1]).filter(Boolean));
+  const connected = new Set(data.syncz.map((s) => tryParseNodeId(s.id)?.ipAddress).filter(Boolean));
   const endpoints: Json[] = [];
   for (const se of entries) {
     const ns = se.metadata.namespace;
@@ -222,8 +223,8 @@ function analysis(data: WeftdData): ReturnType<typeof analysisMessages> {
 export function proxiesOf(syncz: readonly SynczEntry[]): Json[] {
   return syncz
     .map((s) => {
-      const parts = s.id.split('~');
-      const [pod = s.id, namespace = ''] = (parts[2] ?? s.id).split('.');
+      const n = tryParseNodeId(s.id);
+      const [pod, namespace] = n ? [n.podName, n.namespace] : [s.id, ''];
       const types: Json = {};
       for (const [url, t] of Object.entries(s.types)) {
         types[url.slice(url.lastIndexOf('.') + 1)] = {
@@ -234,7 +235,7 @@ export function proxiesOf(syncz: readonly SynczEntry[]): Json[] {
           ...(t.acked ?? t.sent ? { version: t.acked ?? t.sent } : {}),
         };
       }
-      return { id: s.id, workload: pod, namespace, type: parts[0] === 'router' ? 'gateway' : 'sidecar', address: parts[1] ?? '', types };
+      return { id: s.id, workload: pod, namespace, type: n?.type === 'router' ? 'gateway' : 'sidecar', address: n?.ipAddress ?? '', types };
     })
     .sort((a, b) => `${a.namespace}/${a.workload}`.localeCompare(`${b.namespace}/${b.workload}`));
 }

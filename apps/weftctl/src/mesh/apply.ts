@@ -3,6 +3,7 @@
 // file:line:column), then written into (or removed from) the config directory weftd watches, one
 // file per object. The command then waits until weftd holds the change and every proxy has ACKed
 // the push that carries it, so that the next request already sees it.
+import { nodeIdWorkload } from '@weft/mesh';
 import { type Config, formatProblem, keyOf, type Problem, specDigest } from '@weft/model';
 import { sortProblems } from '@weft/galley';
 import { objectFile, objectName, originOf, readAndValidate, removeObjects, writeObjects } from '../up/config-dir.ts';
@@ -131,7 +132,7 @@ export async function waitForSync(w: WeftdReader, present: readonly Config[], ab
     // The push must come from a store holding the whole change (a push from part of it, while files were still read, is not enough).
     const pushed = version !== before && (push.configRevision ?? Number.POSITIVE_INFINITY) >= held;
     if (pushed && behind.length === 0) return undefined;
-    why = !pushed ? 'weftd has not pushed the change yet' : `not yet ACKed by ${behind.map((e) => e.id.split('~')[2]).join(', ')}`;
+    why = !pushed ? 'weftd has not pushed the change yet' : `not yet ACKed by ${behind.map((e) => nodeIdWorkload(e.id)).join(', ')}`;
     await sleep();
   }
 }

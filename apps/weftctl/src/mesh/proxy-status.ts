@@ -1,4 +1,5 @@
 // `weftctl proxy-status`: istioctl's proxy-status for the local mesh, from weftd's /debug/syncz.
+import { nodeIdWorkload, tryParseNodeId } from '@weft/mesh';
 import { allProxies, getJson, runningMesh, table, weftdUrl } from './client.ts';
 import { rejectedConfig, rejectedConfigText } from './config-problems.ts';
 
@@ -48,7 +49,7 @@ export function syncWord(t: SynczType | undefined): string {
 
 /** `reviews-v2.default` from `sidecar~127.0.0.14~reviews-v2.default~default.svc.cluster.local`. */
 export function proxyName(id: string): string {
-  return id.split('~')[2] ?? id;
+  return nodeIdWorkload(id);
 }
 
 export async function proxyStatus(o: { stateDir: string; format: 'text' | 'json' }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
@@ -68,7 +69,7 @@ export async function proxyStatus(o: { stateDir: string; format: 'text' | 'json'
   const rows = entries
     .map((e) => [
       proxyName(e.id),
-      e.id.split('~')[0] ?? '',
+      tryParseNodeId(e.id)?.type ?? '',
       ...used.map(([, url]) => syncWord(e.types[url])),
       e.authenticated ? `weftd 127.0.0.1:${s.weftd!.caPort}` : `weftd 127.0.0.1:${s.weftd!.xdsPort} UNAUTHENTICATED`,
       e.pushVersion ?? '',

@@ -3,6 +3,7 @@
 // workload on its own loopback address, the application on 127.0.0.1 at a free port behind its
 // sidecar), and an ingress gateway. `weftctl up` runs it; the end-to-end suite's local driver
 // starts the same thing through `startLocalMesh`.
+import { nodeId } from '@weft/mesh';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,10 +81,6 @@ export interface LocalMesh {
 const ingressName = 'istio-ingressgateway';
 const ingressNamespace = 'istio-system';
 const ingressLabels = { app: 'istio-ingressgateway', istio: 'ingressgateway' };
-
-export function nodeId(type: 'sidecar' | 'router', ip: string, pod: string, namespace: string): string {
-  return `${type}~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`;
-}
 
 function labelsFlag(labels: Record<string, string>): string {
   return Object.entries(labels)
@@ -435,7 +432,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         type: 'sidecar',
         name: w.name,
         namespace: w.namespace,
-        nodeId: nodeId('sidecar', w.address, w.name, w.namespace),
+        nodeId: nodeId({ type: 'sidecar', ip: w.address, pod: w.name, namespace: w.namespace }),
         address: w.address,
         serviceAccount: w.serviceAccount,
         labels: w.labels,
@@ -501,7 +498,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
         type: 'router',
         name: ingressName,
         namespace: ingressNamespace,
-        nodeId: nodeId('router', ingressIp, ingressName, ingressNamespace),
+        nodeId: nodeId({ type: 'router', ip: ingressIp, pod: ingressName, namespace: ingressNamespace }),
         address: ingressIp,
         serviceAccount: ingressName,
         labels: ingressLabels,

@@ -2,6 +2,7 @@
 // charts (field manager `weftctl`), waits with one progress line per step, removal of everything
 // install made (and of what weftd made at run time), and the checks, each naming what is wrong.
 // Every call goes through @kubernetes/client-node with the user's kubeconfig; no kubectl, no helm.
+import { nodeIdWorkload } from '@weft/mesh';
 import {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
@@ -510,11 +511,11 @@ export async function check(kc: KubeConfig, o: CheckOptions): Promise<CheckResul
       for (const e of entries) proxies.set(e.id, e);
     }
     const stale = [...proxies.values()].filter((e) => Object.values(e.types).some((t) => t.status !== 'ACKED'));
-    const names = (es: SynczEntry[]) => es.map((e) => e.id.split('~')[2] ?? e.id).join(', ');
+    const names = (es: SynczEntry[]) => es.map((e) => nodeIdWorkload(e.id)).join(', ');
     add(
       'proxies synced',
       stale.length === 0,
-      stale.length === 0 ? `${proxies.size} connected, every one has ACKed its config${proxies.size ? ` (${names([...proxies.values()])})` : ''}` : `${stale.length} of ${proxies.size} not synced: ${stale.map((e) => `${e.id.split('~')[2] ?? e.id} (${Object.entries(e.types).filter(([, t]) => t.status !== 'ACKED').map(([k, t]) => `${k.split('.').pop()} ${t.status}`).join(', ')})`).join('; ')}`,
+      stale.length === 0 ? `${proxies.size} connected, every one has ACKed its config${proxies.size ? ` (${names([...proxies.values()])})` : ''}` : `${stale.length} of ${proxies.size} not synced: ${stale.map((e) => `${nodeIdWorkload(e.id)} (${Object.entries(e.types).filter(([, t]) => t.status !== 'ACKED').map(([k, t]) => `${k.split('.').pop()} ${t.status}`).join(', ')})`).join('; ')}`,
     );
   } catch (err) {
     add('proxies synced', false, `weftd's /debug/syncz through the API server: ${apiError(err)}`);

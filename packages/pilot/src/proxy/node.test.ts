@@ -41,6 +41,7 @@ describe('parseNodeId', () => {
       podName: 'reviews-v1-abc',
       namespace: 'default',
       dnsDomain: 'default.svc.cluster.local',
+      domainSuffix: 'cluster.local',
     });
     expect(parseNodeId('router~10.0.0.5~istio-ingressgateway-7d9f.istio-system~istio-system.svc.cluster.local')).toMatchObject({
       type: 'router',

@@ -1,45 +1,18 @@
 // Who is connecting: the xDS node (id and metadata) as Istio's agent, Envoy or a proxyless gRPC
 // client sends it, turned into a Proxy.
 import { isIP } from 'node:net';
-import { defaultDomainSuffix, WeftError } from '@weft/model';
+import { defaultDomainSuffix, type NodeId, NodeIdError, parseNodeId as parseMeshNodeId } from '@weft/mesh';
+import { WeftError } from '@weft/model';
 import { ClientFeature } from '@weft/xds';
-import type { Proxy as MeshProxy, NodeMetadata, ProxyType } from '../core/types.ts';
+import type { Proxy as MeshProxy, NodeMetadata } from '../core/types.ts';
 import { stringMap } from '../registry/labels.ts';
 
-/** The parts of a node id `sidecar~10.1.1.2~reviews-v1-abc.default~default.svc.cluster.local`. */
-export interface NodeId {
-  type: ProxyType;
-  /** The IP part as written (an IP address when `parseNodeId` accepted it). */
-  ipAddress: string;
-  /** `reviews-v1-abc`. */
-  podName: string;
-  /** `default`: from the DNS domain, else from the part after the pod name. */
-  namespace: string;
-  /** `default.svc.cluster.local`. */
-  dnsDomain: string;
-}
-
-const nodeIdForm = '<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local';
-
-function invalid(id: string, why: string): WeftError {
-  return new WeftError('INVALID_ARGUMENT', `node id ${JSON.stringify(id)}: ${why} (expected ${nodeIdForm}, type sidecar or router)`);
-}
-
 function parse(id: string, requireIp: boolean): NodeId {
-  if (!id) throw invalid(id, 'empty');
-  const parts = id.split('~');
-  if (parts.length !== 4) throw invalid(id, `has ${parts.length} part${parts.length === 1 ? '' : 's'} separated by "~", not 4`);
-  const [type, ip, podPart, dnsDomain] = parts as [string, string, string, string];
-  if (type !== 'sidecar' && type !== 'router') throw invalid(id, `type ${JSON.stringify(type)} is neither sidecar nor router`);
-  if (requireIp && isIP(ip) === 0) throw invalid(id, `${JSON.stringify(ip)} is not an IP address`);
-  if (!podPart) throw invalid(id, 'the pod part is empty');
-  // Istio takes the namespace from the DNS domain (`default.svc.cluster.local`), else from the id.
-  const dot = podPart.lastIndexOf('.');
-  const fromDomain = dnsDomain.includes('.') ? dnsDomain.slice(0, dnsDomain.indexOf('.')) : '';
-  const namespace = fromDomain || (dot > 0 ? podPart.slice(dot + 1) : '');
-  if (!namespace) throw invalid(id, 'no namespace in the pod part or the DNS domain');
-  const podName = podPart.endsWith(`.${namespace}`) ? podPart.slice(0, -(namespace.length + 1)) : podPart;
-  return { type, ipAddress: ip, podName, namespace, dnsDomain };
+  try {
+    return parseMeshNodeId(id, { requireIp });
+  } catch (e) {
+    throw e instanceof NodeIdError ? new WeftError('INVALID_ARGUMENT', e.message) : e;
+  }
 }
 
 /** Parses an Istio node id; throws `WeftError('INVALID_ARGUMENT')` saying what is wrong. */

@@ -1,5 +1,6 @@
 // The filters a proxy gets when `startProxy` is not given a registry: each capability (security,
 // telemetry) registers its factories here, one line each.
+import { nodeId } from '@weft/mesh';
 import { TypeUrl } from '@weft/xds';
 import { FilterRegistry } from '../core/filters.ts';
 import { istioAuthnConfigType, istioAuthnFilterFactory } from '../security/istio-authn.ts';
@@ -12,7 +13,6 @@ import type { XdsSnapshot } from '../core/types.ts';
 import type { TelemetryRuntime } from '../telemetry/runtime.ts';
 import { tracingFilterFactory } from '../telemetry/tracing.ts';
 import { shutdownTracing, tracingLoaded } from '../telemetry/tracing-export.ts';
-import { nodeId } from '../xds/node.ts';
 
 /** What filters may ask of the running proxy. */
 export interface FilterRuntime {

@@ -1,5 +1,5 @@
+import { nodeId } from '@weft/mesh';
 import { describe, expect, it } from 'vitest';
-import { nodeId } from '../xds/node.ts';
 import { parseProxyFlags, UsageError } from './flags.ts';
 
 describe('parseProxyFlags', () => {

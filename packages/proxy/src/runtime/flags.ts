@@ -1,6 +1,7 @@
 // Command line and environment of `weft-proxy` and `weft-ingress` (the same proxy; the ingress
 // defaults to `--type router`). Flags win over environment variables, which are Istio's where
 // Istio has one (INSTANCE_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, ISTIO_META_*).
+import { type NodeId, parseNodeId } from '@weft/mesh';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -266,18 +267,17 @@ export function parseProxyFlags(argv: readonly string[], env: NodeJS.ProcessEnv,
   let namespace = v.namespace ?? env.POD_NAMESPACE ?? 'default';
   let domainSuffix = v['domain-suffix'] ?? 'cluster.local';
   if (v['node-id']) {
-    const parts = v['node-id'].split('~');
-    if (parts.length !== 4) throw new UsageError(`--node-id ${JSON.stringify(v['node-id'])} is not <type>~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`);
-    const [t, i, podPart, domain] = parts as [string, string, string, string];
-    if (t !== 'sidecar' && t !== 'router') throw new UsageError(`--node-id: type ${JSON.stringify(t)} is neither sidecar nor router`);
-    type = t;
-    ip = i;
-    const dns = /^([^.]+)\.svc\.(.+)$/.exec(domain);
-    if (dns) {
-      namespace = dns[1]!;
-      domainSuffix = dns[2]!;
+    let id: NodeId;
+    try {
+      id = parseNodeId(v['node-id'], { requireIp: false });
+    } catch (e) {
+      throw new UsageError(`--node-id: ${(e as Error).message}`);
     }
-    pod = podPart.endsWith(`.${namespace}`) ? podPart.slice(0, -(namespace.length + 1)) : podPart;
+    type = id.type;
+    ip = id.ipAddress;
+    namespace = id.namespace;
+    domainSuffix = id.domainSuffix ?? domainSuffix;
+    pod = id.podName;
   }
   const mode = v.mode ?? 'local';
   if (mode !== 'local' && mode !== 'capture') throw new UsageError(`--mode must be local or capture, not ${JSON.stringify(mode)}`);

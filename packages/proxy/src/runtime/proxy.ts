@@ -1,7 +1,7 @@
 // One proxy (sidecar or gateway), assembled: ADS client -> warming -> snapshot -> cluster manager
 // and listeners, with the admin and health ports beside them. apps/proxy and apps/ingress only
 // parse flags and call `startProxy`.
-import { parseClusterKey } from '@weft/mesh';
+import { nodeId, parseClusterKey } from '@weft/mesh';
 import type { Server as NetServer } from 'node:net';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { OwnerGuard } from '@weft/guard';
@@ -17,7 +17,7 @@ import type { HttpRouting } from '../listener/http.ts';
 import { directionOf } from '../listener/dispatch.ts';
 import { ListenerManager } from '../listener/manager.ts';
 import { XdsClient } from '../xds/client.ts';
-import { buildNode, type NodeIdentity, nodeId } from '../xds/node.ts';
+import { buildNode, type NodeIdentity } from '../xds/node.ts';
 import { loadCredentials, watchCredentials } from './credentials.ts';
 import { drainPeriod } from './drain.ts';
 import type { AppProber } from '../telemetry/app-probe.ts';

@@ -8,7 +8,7 @@
 // Weft does not: the client side takes the peer from the endpoint's EDS metadata, the server side
 // knows only the peer's certificate principal (and its namespace), so `source_workload` and the
 // other source workload labels are `unknown` on inbound TCP metrics.
-import { BlackHoleCluster, isSpecialCluster, PassthroughCluster } from '@weft/mesh';
+import { BlackHoleCluster, isSpecialCluster, nodeId, PassthroughCluster } from '@weft/mesh';
 import type {
   ConnectionManagerFilterFactory,
   FilterHeaders,
@@ -21,7 +21,7 @@ import type {
   TcpFilterContext,
 } from '../core/filters.ts';
 import type { XdsSnapshot } from '../core/types.ts';
-import { type NodeIdentity, nodeId, nodeMetadata } from '../xds/node.ts';
+import { type NodeIdentity, nodeMetadata } from '../xds/node.ts';
 import { type Reporter, SeriesCache } from './labels.ts';
 import { type ServiceInfo, TelemetryMetadata } from './metadata.ts';
 import { IstioMetrics, type TcpSeries } from './metrics.ts';

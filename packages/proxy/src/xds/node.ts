@@ -1,5 +1,6 @@
 // Who this proxy is, as Istio's agent tells pilot: the node id `sidecar~<ip>~<pod>.<ns>~<ns>.svc.<domain>`
 // (or `router~…` for gateways) and the node metadata pilot reads (NAMESPACE, LABELS, INSTANCE_IPS…).
+import { nodeId } from '@weft/mesh';
 import type { Node } from '@weft/xds';
 
 export type ProxyKind = 'sidecar' | 'router';
@@ -27,11 +28,6 @@ export interface NodeIdentity {
   locality?: string;
   /** More metadata, merged last (strings, numbers, booleans, lists and objects). */
   metadata?: Readonly<Record<string, unknown>>;
-}
-
-/** `sidecar~10.1.1.2~reviews-v1-abc.default~default.svc.cluster.local`. */
-export function nodeId(n: Pick<NodeIdentity, 'type' | 'ip' | 'pod' | 'namespace' | 'domainSuffix'>): string {
-  return `${n.type}~${n.ip}~${n.pod}.${n.namespace}~${n.namespace}.svc.${n.domainSuffix ?? 'cluster.local'}`;
 }
 
 /** The version Weft reports as ISTIO_VERSION (the Istio API level it speaks). */
