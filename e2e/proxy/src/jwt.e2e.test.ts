@@ -74,6 +74,15 @@ async function until(what: string, call: () => Promise<Reply>, ok: (r: Reply) =>
   throw new Error(`${what}: not within ${ms} ms; last answer ${last?.status} ${last?.text.slice(0, 200)}`);
 }
 
+/** All of them, or (one failed) the error once those that started are kept in `cleanup` for afterAll to stop. */
+async function settled<T>(starting: Promise<T>[], cleanup: T[]): Promise<T[]> {
+  const results = await Promise.allSettled(starting);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (!failed) return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+  for (const r of results) if (r.status === 'fulfilled') cleanup.push(r.value);
+  throw failed.reason;
+}
+
 function workloadEntry(name: string, app: string, version: string, address: string): string {
   return `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -118,7 +127,7 @@ beforeAll(async () => {
   dir = await mkdtemp(joinPath(tmpdir(), 'weft-e2e-jwt-'));
   const configDir = joinPath(dir, 'config');
   await mkdir(configDir);
-  const started = await Promise.all([startBackend('httpbin', 'v1', ip.httpbinV1), startBackend('httpbin', 'v2', ip.httpbinV2), startBackend('secure', 'v1', ip.secure)]);
+  const started = await settled([startBackend('httpbin', 'v1', ip.httpbinV1), startBackend('httpbin', 'v2', ip.httpbinV2), startBackend('secure', 'v1', ip.secure)], backends);
   backends.push(...started);
   gatewayPort = await freePort(ip.ingress);
   const jwtRule = (extra = '') => `- issuer: ${issuer}\n  jwksUri: ${jwksUri}${extra}`;
@@ -162,13 +171,13 @@ beforeAll(async () => {
     startProxy({ xdsPort: weftd.xdsPort, ip: address, pod: `${name}-${version}-1`, labels: `app=${name},version=${version}`, extra: ['--app-address', address, '--app-ports', `9080=${appPort}`] });
   const [b1, b2, s] = started as [Backend, Backend, Backend];
   proxies.push(
-    ...(await Promise.all([
+    ...(await settled([
       startProxy({ xdsPort: weftd.xdsPort, ip: ip.client, pod: 'sleep-v1-1', labels: 'app=sleep,version=v1' }),
       sidecar('httpbin', 'v1', ip.httpbinV1, b1.port),
       sidecar('httpbin', 'v2', ip.httpbinV2, b2.port),
       sidecar('secure', 'v1', ip.secure, s.port),
       startProxy({ xdsPort: weftd.xdsPort, ip: ip.ingress, pod: 'istio-ingressgateway-1', labels: 'istio=ingressgateway', ingress: true }),
-    ])),
+    ], proxies)),
   );
   app = new App(ip.client);
   // The keys arrive a push after pilot's first fetch: wait for a valid token to pass everywhere.
