@@ -103,7 +103,10 @@ export interface WeftdOptions {
    * authentication) from the cluster of this kubeconfig (`{}`: $KUBECONFIG, else in-cluster, else
    * ~/.kube/config), besides any --config-dir. weftd waits for the first sync before serving.
    */
-  kube?: Pick<KubeOptions, 'kubeconfig' | 'config' | 'namespace' | 'leaderElection' | 'webhooks'>;
+  kube?: Pick<KubeOptions, 'kubeconfig' | 'config' | 'namespace' | 'leaderElection' | 'webhooks'> & {
+    /** Gateway API statuses and deployments written to the cluster (default on); `false`: none. */
+    gatewayApi?: false | { createClasses?: boolean; intervalMs?: number };
+  };
   /** Ends a start that waits (on the cluster's first sync). */
   signal?: AbortSignal;
 }
@@ -284,6 +287,8 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         ...options.kube,
         // The webhooks listen where every other port does, unless told otherwise.
         ...(options.kube.webhooks !== false ? { webhooks: { host, ...options.kube.webhooks } } : {}),
+        // What pilot's Gateway API conversion computed, read from its newest push context.
+        gatewayApi: options.kube.gatewayApi === false ? false : { ...options.kube.gatewayApi, statuses: () => discovery?.pushContext?.gatewayApi?.statuses.values() ?? [] },
         store,
         logger: (scope) => createLogger({ scope, ...logOptions }),
         domainSuffix: mesh.domainSuffix,

@@ -114,6 +114,7 @@ metadata:
     note: x
   creationTimestamp: "2026-12-07T04:00:00Z"
   resourceVersion: "4711"
+  generation: 3
 spec:
   hosts: [reviews]
   http:

@@ -5,12 +5,13 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { type Config, decodeResource, type KindRegistry, type LoadedResource, SourceLocation } from '@weft/model';
 
 /**
- * The metadata kept. The rest is the API server's bookkeeping (uid, generation, managedFields,
+ * The metadata kept. The rest is the API server's bookkeeping (uid, managedFields,
  * ownerReferences, finalizers): a file never carries it, and keeping it would make every write
  * of a manager look like a change. creationTimestamp orders conflicts (DESIGN.md §1);
- * resourceVersion is the object's version in the cluster, as istiod keeps it.
+ * resourceVersion is the object's version in the cluster, as istiod keeps it; generation (which
+ * moves only with the spec) is what Gateway API status conditions report as observedGeneration.
  */
-const keptMetadata = ['name', 'namespace', 'labels', 'annotations', 'creationTimestamp', 'resourceVersion'] as const;
+const keptMetadata = ['name', 'namespace', 'labels', 'annotations', 'creationTimestamp', 'resourceVersion', 'generation'] as const;
 
 /** `/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews`: where an object lives, for messages. */
 export function objectPath(group: string, version: string, plural: string, namespace: string | undefined, name: string): string {

@@ -11,10 +11,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { CertificateAuthority, CertificateAuthorityOptions, PlatformTokenAuthenticator } from '@weft/citadel';
 import { validateConfig } from '@weft/galley';
 import { type Config, type ConfigStore, defaultKindRegistry, type K8sLabelSelector, type KindRegistry, type Logger } from '@weft/model';
-import type { ServiceRegistry } from '@weft/pilot';
+import type { GatewayApiObjectStatus, ServiceRegistry } from '@weft/pilot';
 import { apiServerOf, loadKubeConfig } from './client.ts';
 import { openClusterCa } from './ca-secret.ts';
 import { ClusterConfigSource, type ClusterConfigSourceOptions } from './config-source.ts';
+import { GatewayController } from './gateway-controller.ts';
 import { LeaderElection, type LeaderElectionOptions } from './leader-election.ts';
 import { KubeServiceRegistry } from './registry.ts';
 import { watchKubeServices } from './registry-watch.ts';
@@ -49,6 +50,12 @@ export interface KubeOptions {
   leaderElection?: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'identity'>;
   /** The admission webhooks (kube-webhooks); `false`: none. */
   webhooks?: KubeWebhookOptions | false;
+  /**
+   * The Gateway API (kube-gateway, leader only): statuses written back, a gateway deployed per
+   * Gateway, GatewayClasses istio and weft created. `statuses` reads the newest push context's
+   * conversion (weftd's pilot starts after startKube); `false`: nothing is written.
+   */
+  gatewayApi?: { statuses: () => Iterable<GatewayApiObjectStatus>; createClasses?: boolean; intervalMs?: number } | false;
 }
 
 export interface KubeWebhookOptions {
@@ -227,6 +234,28 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
         });
         // Before the leader releases its Lease (cleanups run in reverse).
         cleanups.push(() => rootPublisher?.stop());
+        // --- gateway (kube-gateway): Gateway API statuses and gateway deployments, written by the leader only ---
+        if (options.gatewayApi) {
+          const g = options.gatewayApi;
+          const values = defaultInjectionValues({ discoveryAddress: `weftd.${namespace}.svc:15012`, trustDomain: options.trustDomain, domainSuffix: options.domainSuffix, ...(options.webhooks ? options.webhooks.injection : {}) });
+          let controller: GatewayController | undefined;
+          leader.whileLeading((signal) => {
+            const c = new GatewayController({
+              kubeConfig,
+              logger: options.logger('kube-gateway'),
+              store: options.store,
+              statuses: g.statuses,
+              proxy: { image: values.proxyImage, ...(values.imagePullPolicy ? { imagePullPolicy: values.imagePullPolicy } : {}), discoveryAddress: values.discoveryAddress, trustDomain: options.trustDomain },
+              ...(g.createClasses !== undefined ? { createClasses: g.createClasses } : {}),
+              ...(g.intervalMs !== undefined ? { intervalMs: g.intervalMs } : {}),
+            });
+            controller = c;
+            c.start();
+            signal.addEventListener('abort', () => void c.stop(), { once: true });
+          });
+          debug['/debug/kube_gateway'] = () => controller?.status() ?? null;
+          cleanups.push(() => controller?.stop());
+        }
       },
       close,
     };

@@ -338,9 +338,8 @@ function attachRoute(
     // GAMMA: the route takes over mesh traffic to the Service (its consumers' only when the route is in another namespace).
     const host = `${ref.name}.${namespace}.svc.${input.domainSuffix}`;
     const controllerName = gatewayControllers.istio!;
-    if (!input.service(host, namespace)) {
-      return { parentRef, controllerName, conditions: [condition('Accepted', false, Reason.noMatchingParent, `parent Service ${namespace}/${ref.name} not found`, g), condition('ResolvedRefs', true, Reason.resolvedRefs, 'resolved', g)] };
-    }
+    // A Service this mesh does not see (another mesh's, or outside discoverySelectors): not ours to report on.
+    if (!input.service(host, namespace)) return undefined;
     const converted = convertHttpRules(route, ruleCtx, ref.port, routeKind);
     if (converted.unsupported) return { parentRef, controllerName, conditions: [condition('Accepted', false, Reason.unsupportedValue, converted.unsupported, g), resolvedRefs(converted.refProblem, g)] };
     const key = `${host} ${route.metadata.namespace}`;

@@ -1,0 +1,249 @@
+// The Gateway API on a cluster, as istiod's gateway controller runs it (leader only):
+//   - GatewayClasses `istio` and `weft` exist (created when missing, as istiod creates `istio`);
+//   - every Gateway of ours gets its gateway (Istio's automated deployment: ServiceAccount,
+//     Deployment and Service `<gateway>-<class>`, pods labelled gateway.networking.k8s.io/gateway-name,
+//     owned by the Gateway so deleting it deletes them);
+//   - the statuses pilot's conversion computed are written to the objects' status subresource
+//     (Gateway addresses from its Service), each only when it changed.
+// The conversion itself is pilot's (packages/pilot/src/gateway-api); this module only writes.
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
+import type { ConfigStore, K8sGatewaySpec, Logger } from '@weft/model';
+import { type GatewayApiCondition, type GatewayApiObjectStatus, gatewayControllers, gatewayNameLabel } from '@weft/pilot';
+import { apiStatusOf } from './client.ts';
+import { describeError } from './informer.ts';
+import { renderGateway, type Values } from './install/manifests.ts';
+
+const group = 'gateway.networking.k8s.io';
+const version = 'v1';
+const plurals: Record<string, string> = { Gateway: 'gateways', HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes', GatewayClass: 'gatewayclasses' };
+export const gatewayFieldManager = 'weft-gateway-controller';
+
+export interface GatewayProxySettings {
+  /** The gateway pods' image (weft/proxy) and pull policy. */
+  image: string;
+  imagePullPolicy?: string;
+  /** weftd as the gateway pods reach it (xDS and CA over TLS). */
+  discoveryAddress: string;
+  trustDomain: string;
+}
+
+export interface GatewayControllerOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  store: ConfigStore;
+  /** The statuses of the newest push context (pilot's conversion). */
+  statuses: () => Iterable<GatewayApiObjectStatus>;
+  proxy: GatewayProxySettings;
+  /** Create the GatewayClasses `istio` and `weft` when missing (default true). */
+  createClasses?: boolean;
+  /** How often to compare what pilot computed with what was written (default 500 ms). */
+  intervalMs?: number;
+}
+
+/** `<gateway>-<class>`: Istio's name for the deployment of a Gateway. */
+export function gatewayDeploymentName(gateway: string, className: string): string {
+  return `${gateway}-${className}`;
+}
+
+/** Istio's service type annotation on a Gateway (LoadBalancer unless it says otherwise). */
+export const serviceTypeAnnotation = 'networking.istio.io/service-type';
+
+/**
+ * What a Gateway gets: the gateway chart's objects (one weft-ingress) named `<gateway>-<class>`,
+ * selecting its pods by the gateway-name label, with a Service port per listener port (the pods
+ * listen on the listener ports themselves) and the status port.
+ */
+export function renderGatewayDeployment(gw: { name: string; namespace: string; spec: K8sGatewaySpec; annotations?: Record<string, string> }, proxy: GatewayProxySettings): KubernetesObject[] {
+  const name = gatewayDeploymentName(gw.name, gw.spec.gatewayClassName);
+  const ports = [...new Set((gw.spec.listeners ?? []).map((l) => l.port))].sort((a, b) => a - b);
+  // Every value the gateway chart has, given here: weftd's image carries no charts.
+  const values: Values = {
+    name,
+    image: proxy.image,
+    imagePullPolicy: proxy.imagePullPolicy ?? 'IfNotPresent',
+    replicaCount: 1,
+    discoveryAddress: proxy.discoveryAddress,
+    trustDomain: proxy.trustDomain,
+    logLevel: 'info',
+    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { cpu: '2000m', memory: '1024Mi' } },
+    labels: { [gatewayNameLabel]: gw.name, 'istio.io/gateway-name': gw.name },
+    service: {
+      type: gw.annotations?.[serviceTypeAnnotation] ?? 'LoadBalancer',
+      ports: [{ name: 'status-port', port: 15021, targetPort: 15021, protocol: 'TCP' }, ...ports.map((p) => ({ name: `port-${p}`, port: p, targetPort: p, protocol: 'TCP' }))],
+    },
+  };
+  return renderGateway(values, gw.namespace).map((o) => {
+    const m = o as KubernetesObject;
+    return { ...m, metadata: { ...m.metadata, labels: { ...m.metadata?.labels, [gatewayNameLabel]: gw.name } } } as KubernetesObject;
+  });
+}
+
+function key(s: { kind: string; namespace: string; name: string }): string {
+  return `${s.kind} ${s.namespace}/${s.name}`;
+}
+
+export class GatewayController {
+  readonly #o: GatewayControllerOptions;
+  readonly #log: Logger;
+  readonly #objects: KubernetesObjectApi;
+  readonly #custom: CustomObjectsApi;
+  readonly #core: CoreV1Api;
+  /** What was last written, by object: a digest of the status, of the deployment. */
+  readonly #writtenStatus = new Map<string, string>();
+  readonly #deployed = new Map<string, string>();
+  /** `key|condition path` -> when its status last changed (lastTransitionTime). */
+  readonly #transitions = new Map<string, { status: string; time: string }>();
+  readonly #addresses = new Map<string, { value: { type: string; value: string }[]; readAt: number }>();
+  #classesDone = false;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  /** Writes made (statuses, deployments), for tests and /debug. */
+  readonly counts = { statuses: 0, deployments: 0, errors: 0 };
+
+  constructor(o: GatewayControllerOptions) {
+    this.#o = o;
+    this.#log = o.logger;
+    this.#objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
+    this.#custom = o.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.#core = o.kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  start(): void {
+    const loop = async () => {
+      if (this.#stopped) return;
+      this.#running = this.#tick().catch((err) => {
+        this.counts.errors++;
+        this.#log.warn('gateway controller pass failed; retrying', { error: describeError(err) });
+      });
+      await this.#running;
+      if (!this.#stopped) this.#timer = setTimeout(loop, this.#o.intervalMs ?? 500);
+    };
+    void loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  status(): unknown {
+    return { ...this.counts, gateways: [...this.#deployed.keys()], statuses: this.#writtenStatus.size };
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#o.createClasses !== false && !this.#classesDone) await this.#ensureClasses();
+    const all = [...this.#o.statuses()];
+    const seen = new Set<string>();
+    for (const s of all) {
+      if (this.#stopped) return;
+      const k = key(s);
+      seen.add(k);
+      try {
+        if (s.kind === 'Gateway') await this.#deploy(s);
+        await this.#writeStatus(s);
+      } catch (err) {
+        this.counts.errors++;
+        // Gone meanwhile (deleted, CRD removed): the next push context drops it.
+        if (apiStatusOf(err) === 404) continue;
+        this.#log.warn('writing Gateway API state failed; retrying', { object: k, error: describeError(err) });
+      }
+    }
+    for (const k of [...this.#writtenStatus.keys()]) if (!seen.has(k)) this.#writtenStatus.delete(k);
+    for (const k of [...this.#deployed.keys()]) if (!seen.has(k)) this.#deployed.delete(k);
+  }
+
+  async #ensureClasses(): Promise<void> {
+    for (const [name, controllerName] of Object.entries(gatewayControllers)) {
+      try {
+        await this.#custom.createClusterCustomObject({ group, version, plural: 'gatewayclasses', body: { apiVersion: `${group}/${version}`, kind: 'GatewayClass', metadata: { name }, spec: { controllerName, description: name === 'istio' ? 'Istio-compatible gateways, served by Weft' : 'Weft gateways' } } });
+        this.#log.info('created GatewayClass', { name, controllerName });
+      } catch (err) {
+        if (apiStatusOf(err) !== 409) throw err;
+      }
+    }
+    this.#classesDone = true;
+  }
+
+  async #deploy(s: GatewayApiObjectStatus): Promise<void> {
+    const gw = this.#o.store.get(`${group}/Gateway`, s.namespace, s.name);
+    if (!gw) return;
+    const spec = gw.spec as K8sGatewaySpec;
+    const objects = renderGatewayDeployment({ name: s.name, namespace: s.namespace, spec, ...(gw.metadata.annotations ? { annotations: gw.metadata.annotations } : {}) }, this.#o.proxy);
+    const digest = JSON.stringify(objects);
+    const k = key(s);
+    if (this.#deployed.get(k) === digest) return;
+    // The owner's uid: decoded configs do not keep it.
+    const live = (await this.#custom.getNamespacedCustomObject({ group, version, namespace: s.namespace, plural: 'gateways', name: s.name })) as { metadata: { uid: string } };
+    const owner = { apiVersion: `${group}/${version}`, kind: 'Gateway', name: s.name, uid: live.metadata.uid, controller: true, blockOwnerDeletion: false };
+    for (const o of objects) {
+      const body = { ...o, metadata: { ...o.metadata, ownerReferences: [owner] } } as KubernetesObject;
+      await this.#objects.patch(body, undefined, undefined, gatewayFieldManager, true, PatchStrategy.ServerSideApply);
+    }
+    this.#deployed.set(k, digest);
+    this.counts.deployments++;
+    this.#log.info('gateway deployed', { gateway: `${s.namespace}/${s.name}`, deployment: gatewayDeploymentName(s.name, spec.gatewayClassName) });
+  }
+
+  /** The Gateway's addresses: its Service's load balancer ingress, else its cluster IP (a cluster without load balancers). */
+  async #gatewayAddresses(s: GatewayApiObjectStatus): Promise<{ type: string; value: string }[]> {
+    const gw = this.#o.store.get(`${group}/Gateway`, s.namespace, s.name);
+    if (!gw) return [];
+    const k = key(s);
+    const cached = this.#addresses.get(k);
+    if (cached && cached.value.length > 0 && Date.now() - cached.readAt < 30_000) return cached.value;
+    let svc: V1Service;
+    try {
+      svc = await this.#core.readNamespacedService({ namespace: s.namespace, name: gatewayDeploymentName(s.name, (gw.spec as K8sGatewaySpec).gatewayClassName) });
+    } catch (err) {
+      if (apiStatusOf(err) === 404) return [];
+      throw err;
+    }
+    const ingress = svc.status?.loadBalancer?.ingress ?? [];
+    const value = ingress.length > 0 ? ingress.map((i) => (i.ip ? { type: 'IPAddress', value: i.ip } : { type: 'Hostname', value: i.hostname ?? '' })) : svc.spec?.clusterIP && svc.spec.clusterIP !== 'None' ? [{ type: 'IPAddress', value: svc.spec.clusterIP }] : [];
+    this.#addresses.set(k, { value, readAt: Date.now() });
+    return value;
+  }
+
+  #stamp(k: string, conditions: readonly GatewayApiCondition[]): (GatewayApiCondition & { lastTransitionTime: string })[] {
+    return conditions.map((c) => {
+      const id = `${k}|${c.type}`;
+      const prev = this.#transitions.get(id);
+      const time = prev && prev.status === c.status ? prev.time : new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      this.#transitions.set(id, { status: c.status, time });
+      return { ...c, lastTransitionTime: time };
+    });
+  }
+
+  async #writeStatus(s: GatewayApiObjectStatus): Promise<void> {
+    const k = key(s);
+    let status: Record<string, unknown>;
+    if (s.kind === 'Gateway') {
+      const st = s.status as { conditions: GatewayApiCondition[]; listeners: { name: string; conditions: GatewayApiCondition[] }[] };
+      const addresses = await this.#gatewayAddresses(s);
+      const conditions = st.conditions.map((c) =>
+        c.type === 'Programmed' && addresses.length === 0 ? { ...c, status: 'False' as const, reason: 'AddressNotAssigned', message: 'the gateway Service has no address yet' } : c,
+      );
+      status = {
+        conditions: this.#stamp(k, conditions),
+        listeners: st.listeners.map((l) => ({ ...l, conditions: this.#stamp(`${k}|listener ${l.name}`, l.conditions) })),
+        ...(addresses.length > 0 ? { addresses } : {}),
+      };
+    } else if (s.kind === 'GatewayClass') {
+      status = { conditions: this.#stamp(k, (s.status as { conditions: GatewayApiCondition[] }).conditions) };
+    } else {
+      const st = s.status as { parents: { parentRef: object; controllerName: string; conditions: GatewayApiCondition[] }[] };
+      status = { parents: st.parents.map((p, i) => ({ ...p, conditions: this.#stamp(`${k}|parent ${i} ${JSON.stringify(p.parentRef)}`, p.conditions) })) };
+    }
+    const digest = JSON.stringify(status);
+    if (this.#writtenStatus.get(k) === digest) return;
+    const plural = plurals[s.kind]!;
+    const body = { status };
+    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    if (s.kind === 'GatewayClass') await this.#custom.patchClusterCustomObjectStatus({ group, version, plural, name: s.name, body }, merge);
+    else await this.#custom.patchNamespacedCustomObjectStatus({ group, version, namespace: s.namespace, plural, name: s.name, body }, merge);
+    this.#writtenStatus.set(k, digest);
+    this.counts.statuses++;
+  }
+}
