@@ -73,6 +73,10 @@ export interface KubeNamespace {
   metadata?: KubeMeta;
 }
 
+export interface KubeNode {
+  metadata?: KubeMeta;
+}
+
 // ---------------------------------------------------------------- names and labels
 
 /** Istio's annotation: namespaces a Service is visible to (`networking.istio.io/exportTo: ".,other"`). */
@@ -94,7 +98,7 @@ const regionLabel = 'topology.kubernetes.io/region';
 const zoneLabel = 'topology.kubernetes.io/zone';
 const subzoneLabel = 'topology.istio.io/subzone';
 /** Locality as a pod label, `region.zone.subzone` (Istio's `istio-locality`). */
-const localityLabel = 'istio-locality';
+export const localityLabel = 'istio-locality';
 
 /** `reviews.default.svc.cluster.local`: a Service's hostname (Istio's ServiceHostname). */
 export function kubeServiceHostname(name: string, namespace: string, domainSuffix: string): string {
@@ -263,7 +267,7 @@ export function convertPod(pod: KubePod): PodInfo {
     nodeName: pod.spec?.nodeName ?? '',
     workloadName: workload.name,
     ports: portMap(pod.spec),
-    // Istio: the `istio-locality` label (dots for slashes), else the node's topology labels.
+    // Istio: the `istio-locality` label (dots for slashes), else the node's topology labels (the registry adds those: KubeServiceRegistry.putNode).
     locality: labels[localityLabel] ? parseLocality(labels[localityLabel].replaceAll('.', '/')) : {},
     tlsMode: labels[tlsModeLabel] === 'istio' ? 'istio' : 'disabled',
     live,

@@ -1,10 +1,10 @@
-// The Kubernetes service registry fed by the cluster: Services, EndpointSlices, Pods and Namespaces
+// The Kubernetes service registry fed by the cluster: Services, EndpointSlices, Pods, Nodes and Namespaces
 // of every namespace, listed and watched (informer.ts), each event handed to the registry.
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig, type KubernetesListObject, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from '@weft/model';
 import { type BackoffOptions, ResourceInformer } from './informer.ts';
 import type { KubeServiceRegistry } from './registry.ts';
-import type { KubeEndpointSlice, KubeNamespace, KubePod, KubeService } from './registry-convert.ts';
+import type { KubeEndpointSlice, KubeNamespace, KubeNode, KubePod, KubeService } from './registry-convert.ts';
 
 export interface KubeServiceWatchOptions {
   logger: Logger;
@@ -42,6 +42,8 @@ export function watchKubeServices(kc: KubeConfig, registry: KubeServiceRegistry,
   // Objects arrive as the typed client lists them or as the watch stream sends them; the registry's input types fit both.
   const feeds: Feed[] = [
     { name: 'namespaces', path: '/api/v1/namespaces', list: () => core.listNamespace(), put: (o) => registry.putNamespace(o as KubeNamespace), remove: (o) => registry.deleteNamespace(o as KubeNamespace) },
+    // Nodes before pods: a pod without an istio-locality label is where its node is.
+    { name: 'nodes', path: '/api/v1/nodes', list: () => core.listNode(), put: (o) => registry.putNode(o as KubeNode), remove: (o) => registry.deleteNode(o as KubeNode) },
     { name: 'pods', path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), put: (o) => registry.putPod(o as KubePod), remove: (o) => registry.deletePod(o as KubePod) },
     { name: 'services', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces(), put: (o) => registry.putService(o as KubeService), remove: (o) => registry.deleteService(o as KubeService) },
     {

@@ -326,6 +326,29 @@ describe('KubeServiceRegistry: pods', () => {
     expect(r.workloads().map((w) => w.name)).toEqual(['reviews-v1-7d9f8c-abcde']);
   });
 
+  it("gives a pod its node's locality (topology labels) unless its istio-locality label says otherwise, and follows the node", () => {
+    const r = new KubeServiceRegistry();
+    r.putNode({ metadata: { name: 'node-1', labels: { 'topology.kubernetes.io/region': 'us-east', 'topology.kubernetes.io/zone': 'us-east-1a' } } });
+    r.putService(service());
+    r.putPod(pod('reviews-v1-7d9f8c-abcde', '10.244.0.5'));
+    r.putPod(pod('reviews-v1-7d9f8c-fghij', '10.244.0.6', { app: 'reviews', version: 'v1', 'istio-locality': 'eu-west.eu-west-1b' }));
+    r.putEndpointSlice(slice('reviews-abc', [ep('10.244.0.5', undefined, 'reviews-v1-7d9f8c-abcde'), ep('10.244.0.6', undefined, 'reviews-v1-7d9f8c-fghij')]));
+    const localities = () => Object.fromEntries(r.endpoints(host, 'shop', 9080).map((e) => [e.address, e.locality]));
+    expect(localities()).toEqual({ '10.244.0.5': { region: 'us-east', zone: 'us-east-1a' }, '10.244.0.6': { region: 'eu-west', zone: 'eu-west-1b' } });
+    // Istio's AugmentLabels: the workload carries its locality as topology labels (failoverPriority, subsets).
+    expect(r.workloads().find((w) => w.address === '10.244.0.5')?.labels).toMatchObject({ 'topology.kubernetes.io/region': 'us-east', 'topology.kubernetes.io/zone': 'us-east-1a' });
+    const rec = recorder(r);
+    r.putNode({ metadata: { name: 'node-1', labels: { 'topology.kubernetes.io/region': 'us-west', 'topology.kubernetes.io/zone': 'us-west-2c', 'topology.istio.io/subzone': 'rack-7' } } });
+    expect(localities()['10.244.0.5']).toEqual({ region: 'us-west', zone: 'us-west-2c', subzone: 'rack-7' });
+    expect(localities()['10.244.0.6']).toEqual({ region: 'eu-west', zone: 'eu-west-1b' });
+    expect(rec.take()).toEqual([{ services: false, endpoints: [host] }]);
+    // Unchanged labels announce nothing; a deleted node leaves its pods without a locality.
+    r.putNode({ metadata: { name: 'node-1', labels: { 'topology.kubernetes.io/region': 'us-west', 'topology.kubernetes.io/zone': 'us-west-2c', 'topology.istio.io/subzone': 'rack-7' } } });
+    expect(rec.take()).toEqual([]);
+    r.deleteNode({ metadata: { name: 'node-1' } });
+    expect(localities()['10.244.0.5']).toEqual({});
+  });
+
   it('takes the network from the pod label, else its namespace label', () => {
     const r = new KubeServiceRegistry();
     r.putService(service());

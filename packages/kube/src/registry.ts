@@ -2,8 +2,8 @@
 // Services, Endpoints and WorkloadInstances (Istio's kube controller, as Weft needs it). Fed object
 // by object (registry-watch.ts connects it to informers; unit tests feed plain objects).
 import { isDeepStrictEqual } from 'node:util';
-import { compareStrings, type Endpoint, type K8sLabelSelector, labelSelectorMatches, type Service, spiffeId, type WorkloadInstance } from '@weft/model';
-import { type RegistryChange, type ServiceRegistry, selectsLabels } from '@weft/pilot';
+import { compareStrings, type Endpoint, type K8sLabelSelector, labelSelectorMatches, type Locality, type Service, spiffeId, type WorkloadInstance } from '@weft/model';
+import { localityFromLabels, type RegistryChange, type ServiceRegistry, selectsLabels } from '@weft/pilot';
 import {
   type ConvertedService,
   convertPod,
@@ -11,8 +11,10 @@ import {
   creationTimeOf,
   endpointHealth,
   externalNameEndpoint,
+  localityLabel,
   type KubeEndpointSlice,
   type KubeNamespace,
+  type KubeNode,
   type KubePod,
   type KubeService,
   networkLabel,
@@ -97,6 +99,8 @@ export class KubeServiceRegistry implements ServiceRegistry {
   readonly #readyPodsByIp = new Map<string, Set<string>>();
   /** namespace -> labels. */
   readonly #namespaces = new Map<string, Record<string, string>>();
+  /** node name -> its locality (topology labels), for pods without an `istio-locality` label. */
+  readonly #nodeLocality = new Map<string, Locality>();
   /** Which Services read a pod (by key) or the ready pod at an IP (`ip:<address>`): recomputed when it changes. */
   readonly #readers = new Map<string, Set<string>>();
   /** What each Service read last time it was derived (to keep `#readers` exact). */
@@ -200,7 +204,36 @@ export class KubeServiceRegistry implements ServiceRegistry {
 
   /** A Pod added or updated. */
   putPod(pod: KubePod): void {
-    this.#podChanged(convertPod(pod));
+    this.#podChanged(this.#located(convertPod(pod)));
+  }
+
+  /**
+   * A Node added or updated: its topology labels (`topology.kubernetes.io/region`, `zone`,
+   * `topology.istio.io/subzone`) are the locality of its pods that carry no `istio-locality` label.
+   */
+  putNode(node: KubeNode): void {
+    const name = node.metadata?.name ?? '';
+    const locality = localityFromLabels(node.metadata?.labels ?? {});
+    if (isDeepStrictEqual(this.#nodeLocality.get(name) ?? {}, locality)) return;
+    this.#nodeLocality.set(name, locality);
+    this.#nodeChanged(name);
+  }
+
+  deleteNode(node: KubeNode): void {
+    const name = node.metadata?.name ?? '';
+    if (!this.#nodeLocality.delete(name)) return;
+    this.#nodeChanged(name);
+  }
+
+  #nodeChanged(name: string): void {
+    for (const pod of [...this.#pods.values()]) if (pod.nodeName === name && !pod.labels[localityLabel]) this.#podChanged(this.#located(pod));
+  }
+
+  /** The pod with its node's locality when no label gives one. */
+  #located(pod: PodInfo): PodInfo {
+    if (pod.labels[localityLabel] || !pod.nodeName) return pod;
+    const locality = this.#nodeLocality.get(pod.nodeName) ?? {};
+    return isDeepStrictEqual(pod.locality, locality) ? pod : { ...pod, locality };
   }
 
   deletePod(pod: KubePod): void {
