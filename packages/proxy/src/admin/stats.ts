@@ -1,6 +1,6 @@
 // Envoy-style counters for /stats, fed by every RequestRecord (telemetry proper, Istio's metrics,
 // comes with issue 6 and reads the same records).
-import { RE2JS } from 're2js';
+import { compileRe2, type Re2, Re2Error } from '@weft/model';
 import type { RequestRecord } from '../core/types.ts';
 
 /**
@@ -16,20 +16,21 @@ export interface StatsFilter {
 }
 
 /**
- * A `/stats?filter=` pattern compiled with RE2's syntax and semantics (re2js), as Envoy compiles it;
+ * A `/stats?filter=` pattern compiled with RE2's syntax and semantics (model's compileRe2), as Envoy compiles it;
  * an error names what RE2 refuses (backreferences, lookaround, a repeat count over 1000, a program
  * larger than `maxStatsFilterProgramSize`).
  */
 export function compileStatsFilter(pattern: string): { filter: StatsFilter } | { error: string } {
-  let re: RE2JS;
+  let re: Re2;
   try {
-    re = RE2JS.compile(pattern);
+    re = compileRe2(pattern, { maxProgramSize: Number.POSITIVE_INFINITY });
   } catch (e) {
-    return { error: (e as Error).message };
+    // The admin answer quotes the filter itself; RE2's reason is what is left.
+    return { error: e instanceof Re2Error ? e.message.replace(`regex ${JSON.stringify(pattern)}: `, '') : String(e) };
   }
-  const size = re.programSize();
+  const size = re.programSize;
   if (size > maxStatsFilterProgramSize) return { error: `RE2 program size ${size} exceeds the admin filter limit of ${maxStatsFilterProgramSize}` };
-  return { filter: re };
+  return { filter: { test: (name) => re.partialMatch(name) } };
 }
 
 const codeClass = ['reset', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;

@@ -1,6 +1,7 @@
 // What a cluster does, read once from its decoded Envoy Cluster when the definition arrives, so
 // the request path reads plain numbers instead of walking proto messages. Defaults are Envoy's.
 import { type Cluster__Output, type ClusterLoadAssignment__Output, decodeAny, TypeUrl, type UpstreamTlsContext__Output } from '@weft/xds';
+import { checkRe2Patterns } from '../core/re2.ts';
 
 export type DiscoveryKind = 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
@@ -161,6 +162,14 @@ type StructValue = { stringValue?: string; kind?: string };
 function transportChoice(name: string, ts: TransportSocket | null | undefined, match: ReadonlyMap<string, string> | undefined): TransportChoice {
   const any = ts?.typed_config;
   const tls = any?.type_url === TypeUrl.UpstreamTlsContext ? decodeAny(any, TypeUrl.UpstreamTlsContext) : undefined;
+  // Subject alt name regexes are matched at each handshake; one RE2 refuses is refused here, as Envoy NACKs it.
+  if (tls) {
+    try {
+      checkRe2Patterns(tls);
+    } catch (err) {
+      throw new Error(`transport socket ${name || '(unnamed)'}: ${(err as Error).message}`);
+    }
+  }
   return { name, tls, match };
 }
 

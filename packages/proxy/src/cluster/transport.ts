@@ -2,12 +2,13 @@
 // cluster's connect timeout, bind address and keepalive. TLS takes its certificates from SDS
 // secrets (`default`, `ROOTCA`) or inline/file data sources and verifies the peer's SANs against
 // match_subject_alt_names, replacing hostname checks (mesh certificates carry only a SPIFFE URI).
+import { parseSubjectAltNames } from '@weft/mesh';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { createSecureContext, type PeerCertificate, type SecureContext, connect as tlsConnect } from 'node:tls';
+import { compileRe2, re2Problem } from '@weft/model';
 import type { DataSource__Output, Secret__Output, UpstreamTlsContext__Output } from '@weft/xds';
 import type { TransportChoice } from './config.ts';
-import { sanEntries } from '../core/peer.ts';
 
 export type SecretLookup = (name: string) => Secret__Output | undefined;
 
@@ -103,7 +104,8 @@ function matches(m: StringMatcher, value: string): boolean {
     case 'contains':
       return v.includes(norm(m.contains ?? ''));
     case 'safe_regex':
-      return new RegExp(`^(?:${m.safe_regex?.regex ?? ''})$`).test(value);
+      // RE2, as Envoy's SAN matcher (compiled once per pattern); one RE2 refuses matches nothing (the cluster was NACKed for it).
+      return re2Problem(m.safe_regex?.regex ?? '') === undefined && compileRe2(m.safe_regex?.regex ?? '').fullMatch(value);
     default:
       return false;
   }
@@ -111,7 +113,7 @@ function matches(m: StringMatcher, value: string): boolean {
 
 /** `URI:spiffe://..., DNS:a.b` -> the SAN values. */
 function subjectAltNames(cert: PeerCertificate): string[] {
-  return sanEntries(cert.subjectaltname).map((e) => e.value);
+  return parseSubjectAltNames(cert.subjectaltname).map((e) => e.value);
 }
 
 /** The peer's certificate is valid but names none of the identities the cluster expects. */

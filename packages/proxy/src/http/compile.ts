@@ -5,7 +5,7 @@ import type { RouteConfiguration__Output } from '@weft/xds';
 import { headerCluster, type RouteAction, singleCluster, type WeightedCluster, weightedClusters } from '../core/route-action.ts';
 import { type CompiledCors, type CompiledFault, CorsFilterName, compileCors, compileFault, compileRouteCors, FaultFilterName } from './filters.ts';
 import { compileHeaderMutation, type HeaderMutation } from './headers.ts';
-import { compileMatch, durationMs, RouteConfigError, re2Substitution, re2ToRegExp } from './matchers.ts';
+import { compileMatch, compileRegexRewrite, durationMs, type RegexRewrite, RouteConfigError } from './matchers.ts';
 import {
   type CompiledHashPolicy,
   type CompiledMirror,
@@ -38,11 +38,11 @@ export interface CompiledWeightedCluster extends WeightedCluster {
 export interface CompiledRouteAction extends RouteAction<CompiledWeightedCluster> {
   readonly clusterNotFoundStatus: number;
   readonly prefixRewrite: string | undefined;
-  readonly regexRewrite: { readonly re: RegExp; readonly sub: string } | undefined;
+  readonly regexRewrite: RegexRewrite | undefined;
   readonly hostRewriteLiteral: string | undefined;
   readonly autoHostRewrite: boolean;
   readonly hostRewriteHeader: string | undefined;
-  readonly hostRewritePathRegex: { readonly re: RegExp; readonly sub: string } | undefined;
+  readonly hostRewritePathRegex: RegexRewrite | undefined;
   /** Route timeout; 0 disables it. */
   readonly timeoutMs: number;
   /** Cap of a gRPC client's `grpc-timeout` (0: no cap); undefined ignores `grpc-timeout`. */
@@ -64,7 +64,7 @@ export interface CompiledRedirect {
   readonly pathRedirect: string | undefined;
   readonly pathRedirectHasQuery: boolean;
   readonly prefixRewrite: string | undefined;
-  readonly regexRewrite: { readonly re: RegExp; readonly sub: string } | undefined;
+  readonly regexRewrite: RegexRewrite | undefined;
   readonly stripQuery: boolean;
   readonly status: number;
 }
@@ -276,11 +276,6 @@ function orderMutations(levels: (HeaderMutation | undefined)[], mostSpecificWins
   return ordered.filter((m): m is HeaderMutation => m !== undefined);
 }
 
-function rewrite(rx: { pattern: { regex: string } | null; substitution: string } | null | undefined) {
-  if (!rx?.pattern) return undefined;
-  return { re: re2ToRegExp(rx.pattern.regex, false, 'g'), sub: re2Substitution(rx.substitution) };
-}
-
 const redirectCodes: Record<string, number> = { MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308 };
 const notFoundCodes: Record<string, number> = { SERVICE_UNAVAILABLE: 503, NOT_FOUND: 404, INTERNAL_SERVER_ERROR: 500 };
 
@@ -294,7 +289,7 @@ function compileRedirect(r: RedirectConfig): CompiledRedirect {
     pathRedirect: path || undefined,
     pathRedirectHasQuery: path?.includes('?') ?? false,
     prefixRewrite: r.path_rewrite_specifier === 'prefix_rewrite' ? r.prefix_rewrite : undefined,
-    regexRewrite: r.path_rewrite_specifier === 'regex_rewrite' ? rewrite(r.regex_rewrite) : undefined,
+    regexRewrite: r.path_rewrite_specifier === 'regex_rewrite' ? compileRegexRewrite(r.regex_rewrite) : undefined,
     stripQuery: r.strip_query,
     status: redirectCodes[r.response_code] ?? 301,
   };
@@ -340,11 +335,11 @@ function compileAction(a: RouteActionConfig, vhRetry: VirtualHostConfig['retry_p
     ...target,
     clusterNotFoundStatus: notFoundCodes[a.cluster_not_found_response_code] ?? 503,
     prefixRewrite: a.prefix_rewrite || undefined,
-    regexRewrite: rewrite(a.regex_rewrite),
+    regexRewrite: compileRegexRewrite(a.regex_rewrite),
     hostRewriteLiteral: a.host_rewrite_specifier === 'host_rewrite_literal' ? a.host_rewrite_literal || undefined : undefined,
     autoHostRewrite: a.host_rewrite_specifier === 'auto_host_rewrite' && a.auto_host_rewrite?.value === true,
     hostRewriteHeader: a.host_rewrite_specifier === 'host_rewrite_header' ? a.host_rewrite_header?.toLowerCase() : undefined,
-    hostRewritePathRegex: a.host_rewrite_specifier === 'host_rewrite_path_regex' ? rewrite(a.host_rewrite_path_regex) : undefined,
+    hostRewritePathRegex: a.host_rewrite_specifier === 'host_rewrite_path_regex' ? compileRegexRewrite(a.host_rewrite_path_regex) : undefined,
     timeoutMs: timeout ?? defaultRouteTimeoutMs,
     grpcTimeoutMaxMs: grpcMax,
     grpcTimeoutOffsetMs: grpcOffset,

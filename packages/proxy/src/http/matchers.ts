@@ -1,7 +1,9 @@
 // Envoy's route, string, header and query-parameter matchers, compiled once per route
-// configuration into plain predicates. RE2 patterns become JS RegExps (see `re2ToRegExp` for the differences).
+// configuration into plain predicates. Regexes are RE2 (`safe_regex`: a full match, linear time).
+import { compileRe2, type Re2, Re2Error } from '@weft/model';
 import type { RouteConfiguration__Output } from '@weft/xds';
 import type { CompiledRoute } from './compile.ts';
+import { compileMetadataMatcher } from './metadata-matcher.ts';
 import type { RequestView } from './view.ts';
 
 type VirtualHost = RouteConfiguration__Output['virtual_hosts'][number];
@@ -21,106 +23,26 @@ export class RouteConfigError extends Error {
   }
 }
 
-const posixClasses: Record<string, string> = {
-  alnum: '0-9A-Za-z',
-  alpha: 'A-Za-z',
-  ascii: '\\x00-\\x7F',
-  blank: '\\t ',
-  cntrl: '\\x00-\\x1F\\x7F',
-  digit: '0-9',
-  graph: '!-~',
-  lower: 'a-z',
-  print: ' -~',
-  punct: '!-\\/:-@[-`{-~',
-  space: '\\t\\n\\v\\f\\r ',
-  upper: 'A-Z',
-  word: '0-9A-Za-z_',
-  xdigit: '0-9A-Fa-f',
-};
+/** A regex rewrite (`regex_rewrite`, `host_rewrite_path_regex`, a hash policy's): RE2::GlobalReplace. */
+export interface RegexRewrite {
+  readonly re: Re2;
+  readonly substitution: string;
+}
 
-/**
- * Translates an RE2 pattern to a JS RegExp. RE2 and JS agree on the syntax Istio users write;
- * the differences handled: leading `(?i)`/`(?s)`/`(?m)` flags, `(?P<name>`, `\A`, `\z`, POSIX
- * classes (`[[:alpha:]]`). JS has backtracking where RE2 is linear: patterns come from the
- * control plane (validated by galley), not from requests. `full` anchors both ends (RE2 FullMatch).
- */
-export function re2ToRegExp(pattern: string, full: boolean, extraFlags = ''): RegExp {
-  let flags = extraFlags;
-  let src = pattern;
-  const lead = /^\(\?([imsU]+)\)/.exec(src);
-  if (lead) {
-    for (const f of lead[1]!) if (f !== 'U' && !flags.includes(f)) flags += f;
-    src = src.slice(lead[0].length);
-  }
-  let out = '';
-  let inClass = false;
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i]!;
-    if (c === '\\') {
-      const n = src[i + 1];
-      if (!inClass && n === 'A') out += '^';
-      else if (!inClass && n === 'z') out += '$';
-      else out += c + (n ?? '');
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (c === '[' && src[i + 1] === ':') {
-        const end = src.indexOf(':]', i + 2);
-        const name = end > 0 ? src.slice(i + 2, end) : '';
-        const neg = name.startsWith('^');
-        const cls = posixClasses[neg ? name.slice(1) : name];
-        if (cls && !neg) {
-          out += cls;
-          i = end + 1;
-          continue;
-        }
-      }
-      if (c === ']') inClass = false;
-      out += c;
-      continue;
-    }
-    if (c === '[') {
-      inClass = true;
-      out += c;
-      // A `]` right after `[` or `[^` is literal in RE2.
-      if (src[i + 1] === '^') {
-        out += '^';
-        i++;
-      }
-      if (src[i + 1] === ']') {
-        out += '\\]';
-        i++;
-      }
-      continue;
-    }
-    if (c === '(' && src.startsWith('(?P<', i)) {
-      out += '(?<';
-      i += 3;
-      continue;
-    }
-    out += c;
-  }
+/** `pattern` compiled with RE2 (model's, shared with galley), as Envoy compiles `safe_regex`; what RE2 refuses NACKs. */
+export function compileRegex(pattern: string): Re2 {
   try {
-    return new RegExp(full ? `^(?:${out})$` : out, flags);
+    return compileRe2(pattern);
   } catch (err) {
-    throw new RouteConfigError(`invalid regex ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+    if (err instanceof Re2Error) throw new RouteConfigError(err.message);
+    throw err;
   }
 }
 
-/** An RE2 substitution (`\1`, `\\`) as a String.replace replacement (`$1`, `\`). */
-export function re2Substitution(sub: string): string {
-  let out = '';
-  for (let i = 0; i < sub.length; i++) {
-    const c = sub[i]!;
-    if (c === '$') out += '$$';
-    else if (c === '\\' && i + 1 < sub.length) {
-      const n = sub[i + 1]!;
-      out += n >= '0' && n <= '9' ? (n === '0' ? '$&' : `$${n}`) : n;
-      i++;
-    } else out += c;
-  }
-  return out;
+/** A RegexMatchAndSubstitute as RE2::GlobalReplace applies it. */
+export function compileRegexRewrite(rx: { pattern: { regex: string } | null; substitution: string } | null | undefined): RegexRewrite | undefined {
+  if (!rx?.pattern) return undefined;
+  return { re: compileRegex(rx.pattern.regex), substitution: rx.substitution };
 }
 
 export type StringTest = (value: string) => boolean;
@@ -146,8 +68,8 @@ export function compileStringMatcher(m: StringMatcherConfig): StringTest {
       return ic ? (s) => s.toLowerCase().includes(v) : (s) => s.includes(v);
     }
     case 'safe_regex': {
-      const re = re2ToRegExp(m.safe_regex?.regex ?? '', true);
-      return (s) => re.test(s);
+      const re = compileRegex(m.safe_regex?.regex ?? '');
+      return (s) => re.fullMatch(s);
     }
     default:
       throw new RouteConfigError(`unsupported string matcher ${m.match_pattern ?? '(none)'}`);
@@ -192,8 +114,8 @@ export function compileHeaderMatcher(m: HeaderMatcherConfig): HeaderTest {
       break;
     }
     case 'safe_regex_match': {
-      const re = re2ToRegExp(m.safe_regex_match?.regex ?? '', true);
-      test = (s) => re.test(s);
+      const re = compileRegex(m.safe_regex_match?.regex ?? '');
+      test = (s) => re.fullMatch(s);
       break;
     }
     case 'range_match': {
@@ -287,8 +209,8 @@ function compilePathMatcher(m: RouteMatch): { kind: CompiledRoute['matchKind']; 
       return { kind: 'path', prefix: p, test: (v) => v.pathOnly.toLowerCase() === lower };
     }
     case 'safe_regex': {
-      const re = re2ToRegExp(m.safe_regex?.regex ?? '', true);
-      return { kind: 'safe_regex', prefix: '', test: (v) => re.test(v.pathOnly) };
+      const re = compileRegex(m.safe_regex?.regex ?? '');
+      return { kind: 'safe_regex', prefix: '', test: (v) => re.fullMatch(v.pathOnly) };
     }
     case 'path_separated_prefix': {
       const p = m.path_separated_prefix ?? '';
@@ -311,8 +233,8 @@ function compilePathMatcher(m: RouteMatch): { kind: CompiledRoute['matchKind']; 
 /** A route's `match` as one predicate, and what prefix_rewrite needs of the path match. */
 export function compileMatch(m: RouteMatch | null): { kind: CompiledRoute['matchKind']; prefix: string; matches: CompiledRoute['matches'] } {
   if (!m) throw new RouteConfigError('route has no match');
-  if (m.dynamic_metadata.length > 0) throw new RouteConfigError('dynamic_metadata route matching is not supported');
   const path = compilePathMatcher(m);
+  const dynamic = m.dynamic_metadata.map(compileMetadataMatcher);
   const headers: HeaderTest[] = m.headers.map(compileHeaderMatcher);
   const query: QueryTest[] = m.query_parameters.map(compileQueryMatcher);
   const runtime: Fraction | undefined = m.runtime_fraction ? fraction(m.runtime_fraction.default_value) : undefined;
@@ -320,13 +242,14 @@ export function compileMatch(m: RouteMatch | null): { kind: CompiledRoute['match
   const tlsPresented = m.tls_context?.presented?.value;
   const pathTest = path.test;
   let matches: CompiledRoute['matches'];
-  if (headers.length === 0 && query.length === 0 && !runtime && !grpc && tlsPresented === undefined) {
+  if (headers.length === 0 && query.length === 0 && dynamic.length === 0 && !runtime && !grpc && tlsPresented === undefined) {
     matches = (view) => pathTest(view);
   } else {
     matches = (view, random) => {
       if (runtime && !sampled(runtime, random)) return false;
       for (const h of headers) if (!h.test(view)) return false;
       for (const q of query) if (!q.test(view)) return false;
+      for (const d of dynamic) if (!d(view.dynamicMetadata)) return false;
       if (grpc && !isGrpcContentType(view.header('content-type'))) return false;
       if (tlsPresented !== undefined && (view.scheme === 'https') !== tlsPresented) return false;
       return pathTest(view);

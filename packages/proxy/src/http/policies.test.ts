@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { type CompiledRoutes, compileRouteConfiguration } from './compile.ts';
 import { applyHeaderMutations, compileHeaderValue, type HeaderRecord } from './headers.ts';
 import { httpConnectionManagerSettings } from './hcm.ts';
-import { RouteConfigError, re2ToRegExp } from './matchers.ts';
+import { compileRegex, RouteConfigError } from './matchers.ts';
 import { backoffMs, compileRetryPolicy, hashKey, retriableReset, retriableResponse, setCookieValue, shadowAuthority } from './policies.ts';
 import { normalizePath } from './connection-manager.ts';
 import { decodeRouteConfig } from './test-support.ts';
@@ -160,11 +160,12 @@ describe('header mutations', () => {
 });
 
 describe('helpers', () => {
-  it('translates RE2 syntax JS lacks', () => {
-    expect(re2ToRegExp('(?i)abc', true).test('ABC')).toBe(true);
-    expect(re2ToRegExp('(?P<id>[[:digit:]]+)', true).exec('42')?.groups?.id).toBe('42');
-    expect(re2ToRegExp('\\Afoo\\z', false).test('foo')).toBe(true);
-    expect(() => re2ToRegExp('(', true)).toThrow(RouteConfigError);
+  it('compiles regexes with RE2, refusing what RE2 refuses', () => {
+    expect(compileRegex('(?i)abc').fullMatch('ABC')).toBe(true);
+    expect(compileRegex('(?P<id>[[:digit:]]+)').fullMatch('42')).toBe(true);
+    expect(compileRegex('\\Afoo\\z').fullMatch('foo')).toBe(true);
+    expect(() => compileRegex('(')).toThrow(RouteConfigError);
+    expect(() => compileRegex('(a)\\1')).toThrow(/RE2 has no backreferences/);
   });
 
   it('appends -shadow to the host part of an authority', () => {

@@ -2,7 +2,7 @@
 // consistent-hash keys (HashPolicy) and request mirroring.
 import { createHash } from 'node:crypto';
 import type { RouteConfiguration__Output } from '@weft/xds';
-import { compileHeaderMatcher, durationMs, type Fraction, fraction, type HeaderTest, re2Substitution, re2ToRegExp } from './matchers.ts';
+import { compileHeaderMatcher, compileRegexRewrite, durationMs, type Fraction, fraction, type HeaderTest, type RegexRewrite } from './matchers.ts';
 import { RequestView } from './view.ts';
 
 type RouteAction = NonNullable<RouteConfiguration__Output['virtual_hosts'][number]['routes'][number]['route']>;
@@ -148,12 +148,12 @@ export interface CompiledHashPolicy {
   readonly parts: readonly { fn: HashFn; terminal: boolean }[];
 }
 
-function headerHash(name: string, rewrite: { re: RegExp; sub: string } | undefined): HashFn {
+function headerHash(name: string, rewrite: RegexRewrite | undefined): HashFn {
   const n = name.toLowerCase();
   return ({ view }) => {
     const v = view.header(n);
     if (v === undefined) return undefined;
-    return rewrite ? v.replace(rewrite.re, rewrite.sub) : v;
+    return rewrite ? rewrite.re.globalReplace(v, rewrite.substitution) : v;
   };
 }
 
@@ -191,11 +191,7 @@ export function compileHashPolicy(list: readonly HashPolicyConfig[]): CompiledHa
     let fn: HashFn | undefined;
     switch (p.policy_specifier) {
       case 'header': {
-        const rx = p.header?.regex_rewrite;
-        fn = headerHash(
-          p.header!.header_name,
-          rx?.pattern ? { re: re2ToRegExp(rx.pattern.regex, false, 'g'), sub: re2Substitution(rx.substitution) } : undefined,
-        );
+        fn = headerHash(p.header!.header_name, compileRegexRewrite(p.header?.regex_rewrite));
         break;
       }
       case 'cookie':

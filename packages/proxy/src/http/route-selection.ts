@@ -14,6 +14,7 @@ import type { UpstreamCluster } from '../core/types.ts';
 import type { CompiledRoute, CompiledRoutes, CompiledVirtualHost, CompiledWeightedCluster } from './compile.ts';
 import type { Exchange } from './exchange.ts';
 import { localReply } from './local-reply.ts';
+import type { RegexRewrite } from './matchers.ts';
 import { portStart } from './policies.ts';
 import { RequestView } from './view.ts';
 
@@ -133,7 +134,7 @@ export function routeTarget(ex: Exchange, route: CompiledRoute): UpstreamCluster
 }
 
 /** prefix_rewrite / regex_rewrite on the path, keeping the query; records x-envoy-original-path. */
-export function rewritePath(ex: Exchange, route: CompiledRoute, prefix: string | undefined, regex: { re: RegExp; sub: string } | undefined, originalHeader: boolean): void {
+export function rewritePath(ex: Exchange, route: CompiledRoute, prefix: string | undefined, regex: RegexRewrite | undefined, originalHeader: boolean): void {
   if (prefix === undefined && !regex) return;
   const view = ex.view;
   const original = view.path;
@@ -141,8 +142,7 @@ export function rewritePath(ex: Exchange, route: CompiledRoute, prefix: string |
   const query = original.slice(pathOnly.length);
   let next: string;
   if (regex) {
-    regex.re.lastIndex = 0;
-    next = pathOnly.replace(regex.re, regex.sub);
+    next = regex.re.globalReplace(pathOnly, regex.substitution);
   } else {
     const matched = route.matchKind === 'prefix' || route.matchKind === 'path_separated_prefix' ? route.matchPrefix.length : pathOnly.length;
     next = prefix! + pathOnly.slice(matched);

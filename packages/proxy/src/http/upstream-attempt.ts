@@ -60,8 +60,7 @@ export async function forward(ex: Exchange, route: CompiledRoute, action: Compil
   else if (action.hostRewriteHeader) authority = view.header(action.hostRewriteHeader) || authority;
   else if (action.hostRewritePathRegex) {
     const rx = action.hostRewritePathRegex;
-    rx.re.lastIndex = 0;
-    authority = view.pathOnly.replace(rx.re, rx.sub) || authority;
+    authority = rx.re.globalReplace(view.pathOnly, rx.substitution) || authority;
   }
 
   const globalMs = timeoutFor(ex, action);

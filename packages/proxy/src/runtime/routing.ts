@@ -2,6 +2,7 @@
 // (so the check behind a NACK and the request path share the work), connection-manager settings
 // read once per filter chain, and one RequestRecord per request handed to telemetry.
 import type { RouteConfiguration__Output } from '@weft/xds';
+import { checkRe2Patterns } from '../core/re2.ts';
 import type { ClusterManager, RequestRecord, ResponseFlag } from '../core/types.ts';
 import { type CompiledRoutes, compiledRoutesFor } from '../http/compile.ts';
 import { compileOptionsFor, type HcmSettings, httpConnectionManagerSettings } from '../http/hcm.ts';
@@ -9,7 +10,6 @@ import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import { handleHttpRequest } from '../http/router.ts';
 import type { HttpChainConfig } from '../listener/chains.ts';
 import type { HttpRouting, ListenerRequestContext } from '../listener/http.ts';
-import { checkRe2Patterns } from './re2.ts';
 
 const settingsCache = new WeakMap<HttpChainConfig, HcmSettings>();
 
@@ -31,8 +31,9 @@ export function chainRouting(chain: HttpChainConfig, rc: RouteConfiguration__Out
 export function createHttpRouting(clusters: ClusterManager, onRecord?: (r: RequestRecord) => void): HttpRouting {
   return {
     check(rc: RouteConfiguration__Output): void {
-      checkRe2Patterns(rc);
+      // The compile names the virtual host and route of a regex it refuses; the walk finds the rest.
       compiledRoutesFor(rc);
+      checkRe2Patterns(rc);
     },
     serve(req: DownstreamRequest, res: DownstreamResponse, rc: RouteConfiguration__Output | undefined, ctx: ListenerRequestContext): void {
       const settings = settingsOf(ctx.chain);
