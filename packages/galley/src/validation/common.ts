@@ -1,4 +1,5 @@
 // Name, host, port and pattern rules shared by every kind's validator, as Istio applies them.
+import { compileRe2, re2MaxProgramSize, re2Problem } from '@weft/model';
 
 const dns1123Label = /^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
 const lowerDns1123Label = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
@@ -61,25 +62,24 @@ export function portError(n: number | undefined): string | undefined {
 }
 
 /**
- * Istio compiles regexes with RE2. JavaScript accepts constructs RE2 does not (lookaround,
- * backreferences, possessive forms), so those are refused explicitly; anything JavaScript
- * cannot compile is refused too.
+ * Regexes are RE2, compiled by @weft/model as the proxies compile them (Istio validates with Go's
+ * regexp, whose syntax re2js shares): what RE2 refuses is an error quoting the pattern and naming
+ * the construct (backreferences, lookaround, `\C`, repeat counts over 1000, bad syntax).
  */
 export function regexError(pattern: string): string | undefined {
-  if (/\(\?[=!]|\(\?<[=!]/.test(pattern)) return `regex ${JSON.stringify(pattern)} uses lookaround, which RE2 does not support`;
-  if (/(?<!\\)\\[1-9]/.test(pattern)) return `regex ${JSON.stringify(pattern)} uses a backreference, which RE2 does not support`;
-  if (/[*+?}]\+/.test(pattern.replace(/\\./g, ''))) return `regex ${JSON.stringify(pattern)} uses a possessive quantifier, which RE2 does not support`;
-  try {
-    new RegExp(pattern.replace(/\(\?P<(\w+)>/g, '(?<$1>'), 'u');
-    return undefined;
-  } catch (e) {
-    try {
-      new RegExp(pattern.replace(/\(\?P<(\w+)>/g, '(?<$1>'));
-      return undefined;
-    } catch {
-      return `regex ${JSON.stringify(pattern)} does not compile: ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/\w*: /, '')}`;
-    }
-  }
+  return re2Problem(pattern, { maxProgramSize: Number.POSITIVE_INFINITY });
+}
+
+/**
+ * A regex RE2 compiles to a program larger than proxies accept (`re2.max_program_size.error_level`).
+ * Istio's validation does not measure it (it caps the length at 1024 instead) and accepts it, but
+ * every proxy then rejects the routes that carry it: worth a warning.
+ */
+export function regexSizeWarning(pattern: string): string | undefined {
+  if (regexError(pattern)) return undefined;
+  const size = compileRe2(pattern, { maxProgramSize: Number.POSITIVE_INFINITY }).programSize;
+  if (size <= re2MaxProgramSize) return undefined;
+  return `regex ${JSON.stringify(pattern)} compiles to an RE2 program of ${size} instructions, more than the ${re2MaxProgramSize} proxies accept (re2.max_program_size.error_level): every proxy will reject the routes that carry it`;
 }
 
 const labelKeyName = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$/;

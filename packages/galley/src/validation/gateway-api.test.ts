@@ -217,7 +217,14 @@ const invalid: Case[] = [
     yaml: ruleRoute('    matches:\n    - path:\n        type: RegularExpression\n        value: "/(?!admin).*"\n'),
     path: 'spec.rules[0].matches[0].path.value',
     at: 'value: "/(?!admin).*"',
-    message: 'regex "/(?!admin).*" uses lookaround, which RE2 does not support',
+    message: 'regex "/(?!admin).*": error parsing regexp: invalid or unsupported Perl syntax: `(?!` (RE2 has no lookahead)',
+  },
+  {
+    title: 'header regular expression with a backreference',
+    yaml: ruleRoute('    matches:\n    - headers:\n      - name: x-pair\n        type: RegularExpression\n        value: "(a)-\\\\1"\n'),
+    path: 'spec.rules[0].matches[0].headers[0].value',
+    at: 'value: "(a)-',
+    message: 'regex "(a)-\\\\1": error parsing regexp: invalid escape sequence: `\\1` (RE2 has no backreferences)',
   },
   {
     title: 'invalid header name',

@@ -17,7 +17,7 @@ import type {
   K8sParentReference,
 } from '@weft/model';
 import { parseDuration } from '@weft/model';
-import { isIP, isString, labelKeyError, labelValueError, regexError } from './common.ts';
+import { isIP, isString, labelKeyError, labelValueError, regexError, regexSizeWarning } from './common.ts';
 import { type KindValidator, kindValidator, type ValidationContext } from './context.ts';
 
 const gatewayGroup = 'gateway.networking.k8s.io';
@@ -263,7 +263,10 @@ function validateMatch(m: K8sHTTPRouteMatch, path: FieldPath, ctx: ValidationCon
     const value = p.value ?? '/';
     if (isString(value)) {
       const e = type === 'RegularExpression' ? regexError(value) : pathValueError(value);
-      if (e) ctx.error([...path, 'path', p.value === undefined ? 'type' : 'value'], e);
+      const at: FieldPath = [...path, 'path', p.value === undefined ? 'type' : 'value'];
+      if (e) ctx.error(at, e);
+      const w = type === 'RegularExpression' && !e ? regexSizeWarning(value) : undefined;
+      if (w) ctx.warning(at, w);
     }
   }
   for (const field of ['headers', 'queryParams'] as const) {
@@ -281,6 +284,8 @@ function validateMatch(m: K8sHTTPRouteMatch, path: FieldPath, ctx: ValidationCon
       if (h.type === 'RegularExpression' && isString(h.value)) {
         const e = regexError(h.value);
         if (e) ctx.error([...at, 'value'], e);
+        const w = e ? undefined : regexSizeWarning(h.value);
+        if (w) ctx.warning([...at, 'value'], w);
       }
     });
   }

@@ -149,7 +149,7 @@ describe('VirtualService: invalid', () => {
         - uri:
             regex: "/api/(v1" # <--
         route:
-        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', '"uri": regex "/api/(v1" does not compile'],
+        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', '"uri": regex "/api/(v1": error parsing regexp: missing closing ): `/api/(v1`; Istio uses RE2 style regex-based match'],
     ['regex with lookahead', `
       hosts: [reviews]
       http:
@@ -157,7 +157,65 @@ describe('VirtualService: invalid', () => {
         - authority:
             regex: "(?!internal).*" # <--
         route:
-        - destination: {host: reviews}`, 'spec.http[0].match[0].authority.regex', 'uses lookaround, which RE2 does not support'],
+        - destination: {host: reviews}`, 'spec.http[0].match[0].authority.regex', '"authority": regex "(?!internal).*": error parsing regexp: invalid or unsupported Perl syntax: `(?!` (RE2 has no lookahead)'],
+    ['header regex with a backreference', `
+      hosts: [reviews]
+      http:
+      - match:
+        - headers:
+            x-pair:
+              regex: "(a)-\\\\1" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].headers.x-pair.regex', '"headers": regex "(a)-\\\\1": error parsing regexp: invalid escape sequence: `\\1` (RE2 has no backreferences)'],
+    ['query parameter regex with lookbehind', `
+      hosts: [reviews]
+      http:
+      - match:
+        - queryParams:
+            id:
+              regex: "(?<=x)[0-9]+" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].queryParams.id.regex', 'RE2 has no lookbehind'],
+    ['uri regex with \\C', `
+      hosts: [reviews]
+      http:
+      - match:
+        - uri:
+            regex: "/a\\\\Cb" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', 'invalid escape sequence: `\\C`'],
+    ['uri regex with \\Z (JavaScript reads a literal Z, RE2 refuses it)', `
+      hosts: [reviews]
+      http:
+      - match:
+        - uri:
+            regex: "/api\\\\Z" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', 'RE2 has no \\Z'],
+    ['uri regex repeated more than 1000 times', `
+      hosts: [reviews]
+      http:
+      - match:
+        - uri:
+            regex: "/v[0-9]{1,1001}" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', 'invalid repeat count: `{1,1001}` (RE2 allows at most 1000 repetitions'],
+    ['scheme regex with a possessive quantifier', `
+      hosts: [reviews]
+      http:
+      - match:
+        - scheme:
+            regex: "https?+" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].scheme.regex', 'RE2 has no possessive quantifiers'],
+    ['regex longer than 1024 characters', `
+      hosts: [reviews]
+      http:
+      - match:
+        - uri:
+            regex: "${'/a'.repeat(513)}" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', '"uri": regex is too large, max length allowed is 1024'],
     ['empty method prefix', `
       hosts: [reviews]
       http:
@@ -402,7 +460,7 @@ describe('VirtualService: invalid', () => {
             match: "[" # <--
             rewrite: /
         route:
-        - destination: {host: reviews}`, 'spec.http[0].rewrite.uriRegexRewrite.match', 'UriRegexRewrite has errors: "HTTPRewrite.UriRegexRewrite.Match": regex "[" does not compile'],
+        - destination: {host: reviews}`, 'spec.http[0].rewrite.uriRegexRewrite.match', 'UriRegexRewrite has errors: "HTTPRewrite.UriRegexRewrite.Match": regex "[": error parsing regexp: missing closing ]: `[`; Istio uses RE2'],
     ['direct response with an informational status', `
       hosts: [reviews]
       http:
@@ -485,6 +543,23 @@ describe('VirtualService: problems at the spec', () => {
 
 describe('VirtualService: warnings', () => {
   warns('VirtualService', [
+    ['a regex whose RE2 program is larger than proxies accept (Istio accepts it; every proxy would NACK)', `
+      hosts: [reviews]
+      http:
+      - match:
+        - uri:
+            regex: "${'[0-9]{1000}'.repeat(33)}" # <--
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].match[0].uri.regex', 'more than the 32768 proxies accept (re2.max_program_size.error_level)'],
+    ['a regex rewrite whose RE2 program is larger than proxies accept', `
+      hosts: [reviews]
+      http:
+      - rewrite:
+          uriRegexRewrite:
+            match: "${'[a-z]{1000}'.repeat(33)}" # <--
+            rewrite: /x
+        route:
+        - destination: {host: reviews}`, 'spec.http[0].rewrite.uriRegexRewrite.match', 'UriRegexRewrite has errors: "HTTPRewrite.UriRegexRewrite.Match": regex "[a-z]{1000}'],
     ['legacy gateway name', `
       hosts: [reviews.example.com]
       gateways:
@@ -923,6 +998,20 @@ describe('valid networking configuration', () => {
             set: {x-request-source: "%DOWNSTREAM_REMOTE_ADDRESS%"}
       - route:
         - destination: {host: reviews, subset: v1}`],
+    ['VirtualService with RE2 syntax JavaScript lacks or reads differently', 'VirtualService', `
+      hosts: [reviews]
+      http:
+      - match:
+        - uri: {regex: "/api(?i)/users/\\\\pL+"}
+          headers:
+            end-user: {regex: "(?P<name>[[:alpha:]]+)\\\\z"}
+            x-literal: {regex: "\\\\Q*.json\\\\E"}
+          queryParams:
+            id: {regex: "(?U)[0-9]+"}
+        rewrite:
+          uriRegexRewrite: {match: "^/api/(?P<rest>.*)$", rewrite: "/\\\\1"}
+        route:
+        - destination: {host: reviews}`],
     ['DestinationRule with policies at every level', 'DestinationRule', `
       host: reviews.default.svc.cluster.local
       trafficPolicy:

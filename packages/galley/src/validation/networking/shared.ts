@@ -2,7 +2,8 @@
 // agent package): host names, ports, protocols, labels, exportTo, gateway references, header
 // manipulation, string matches, TLS settings, connection pools and destinations.
 import type { ConnectionPoolSettings, Destination, FieldPath, ServerTLSSettings, StringMatch, TypeWorkloadSelector, WorkloadSelector } from '@weft/model';
-import { durationNanos, isIP, isIPv4, isIPv6, isIstioDns1123Label, istioDurationError, regexError } from '../common.ts';
+import { routingClaim } from '@weft/model';
+import { durationNanos, isIP, isIPv4, isIPv6, isIstioDns1123Label, istioDurationError, regexError, regexSizeWarning } from '../common.ts';
 import type { ValidationContext } from '../context.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -375,10 +376,7 @@ const pseudoHeaders = new Set([':method', ':scheme', ':authority', ':path', ':st
 
 /** `@request.auth.claims.<name>` / `@request.auth.claims[a][b]` (JWT claim routing). */
 export function isJwtClaimRoute(name: string): boolean {
-  const prefix = '@request.auth.claims';
-  if (!name.toLowerCase().startsWith(prefix)) return false;
-  const rest = name.slice(prefix.length);
-  return (rest.startsWith('.') && rest.length > 1) || (rest.startsWith('[') && rest.endsWith(']') && rest.length > 2);
+  return routingClaim(name) !== undefined;
 }
 
 /** A header name in a match (ValidateHTTPHeaderNameOrJwtClaimRoute). */
@@ -511,31 +509,22 @@ export function checkHeaderOperations(ctx: ValidationContext, path: FieldPath, h
   }
 }
 
-/**
- * RE2 as Istio compiles it (Go's regexp): RE2-only syntax (`(?i)`, `\z`, `\Q..\E`, `(?P<n>`) is
- * translated before JavaScript compiles the pattern; constructs RE2 lacks are refused.
- */
+/** Istio's validateStringRegexp: at most 1024 characters (its stand-in for Envoy's program size) of RE2. */
 export function re2Error(pattern: string): string | undefined {
   if (pattern.length > 1024) return 'regex is too large, max length allowed is 1024';
-  const repeat = /\{(\d+)(?:,(\d*))?\}/g;
-  for (let m = repeat.exec(pattern); m; m = repeat.exec(pattern)) {
-    if (Number(m[1]) > 1000 || (m[2] && Number(m[2]) > 1000)) return `invalid repeat count: ${q(m[0])}`;
-  }
-  const translated = pattern
-    .replace(/\\Q(.*?)(?:\\E|$)/g, (_, lit: string) => lit.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
-    .replace(/\(\?[imsU]+\)/g, '')
-    .replace(/\(\?[imsU-]+:/g, '(?:')
-    .replace(/\\z/g, '$')
-    .replace(/\\A/g, '^');
-  const err = regexError(translated);
-  return err ? err.replace(JSON.stringify(translated), JSON.stringify(pattern)) : undefined;
+  return regexError(pattern);
 }
 
-/** A regex match: not empty, compiles as RE2. */
-function regexMatchError(re: string, where: string): string | undefined {
-  if (re === '') return `${q(where)}: regex string match should not be empty`;
-  const err = re2Error(re);
-  return err ? `${q(where)}: ${err}; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)` : undefined;
+const re2Syntax = 'Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)';
+
+/** A regex field: an error for what RE2 (or Istio's length cap) refuses, else a warning for a program proxies refuse. */
+export function checkRegex(ctx: ValidationContext, path: FieldPath, pattern: string, where: string): void {
+  const err = re2Error(pattern);
+  if (err) ctx.error(path, `${where}: ${err}; ${re2Syntax}`);
+  else {
+    const warning = regexSizeWarning(pattern);
+    if (warning) ctx.warning(path, `${where}: ${warning}`);
+  }
 }
 
 /**
@@ -546,8 +535,8 @@ export function checkStringMatch(ctx: ValidationContext, path: FieldPath, sm: St
   if (!isObject(sm)) return;
   if (typeof sm.prefix === 'string' && sm.prefix === '' && !opts.allowEmptyPrefix) ctx.error([...path, 'prefix'], `${q(where)}: prefix string match should not be empty`);
   if (typeof sm.regex === 'string') {
-    const err = regexMatchError(sm.regex, where);
-    if (err) ctx.error([...path, 'regex'], err);
+    if (sm.regex === '') ctx.error([...path, 'regex'], `${q(where)}: regex string match should not be empty`);
+    else checkRegex(ctx, [...path, 'regex'], sm.regex, q(where));
   }
 }
 

@@ -28,7 +28,7 @@ import {
   num,
   present,
   q,
-  re2Error,
+  checkRegex,
   str,
   wildcardDomainError,
 } from './shared.ts';
@@ -416,8 +416,7 @@ function checkRewrite(ctx: ValidationContext, p: FieldPath, r: HTTPRewrite | und
     if (!str(rr.match) || !str(rr.rewrite)) {
       ctx.error(!str(rr.match) && present(rr.match) ? [...rp, 'match'] : rp, 'UriRegexRewrite has errors: UriRegexRewrite requires both Rewrite and Match fields to be specified');
     } else {
-      const err = re2Error(str(rr.match));
-      if (err) ctx.error([...rp, 'match'], `UriRegexRewrite has errors: "HTTPRewrite.UriRegexRewrite.Match": ${err}; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)`);
+      checkRegex(ctx, [...rp, 'match'], str(rr.match), 'UriRegexRewrite has errors: "HTTPRewrite.UriRegexRewrite.Match"');
     }
   }
 }
