@@ -310,7 +310,12 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         : undefined;
     if (guard) log.info('owner-only ports', { ownerUid: guard.ownerUid });
     if (options.xds !== false) {
-      const seRegistry = new ServiceEntryRegistry(store, { domainSuffix: mesh.domainSuffix, trustDomain, onListenerError: (e) => log.error('registry listener failed', { error: e }) });
+      const seRegistry = new ServiceEntryRegistry(store, {
+        domainSuffix: mesh.domainSuffix,
+        trustDomain,
+        ...(mesh.defaultServiceExportTo ? { defaultExportTo: mesh.defaultServiceExportTo } : {}),
+        onListenerError: (e) => log.error('registry listener failed', { error: e }),
+      });
       // Istio's precedence: a Kubernetes Service wins a hostname a ServiceEntry of its namespace also defines.
       const registry = new AggregateRegistry([...(kube?.registries ?? []), seRegistry]);
       cleanups.push(() => {
@@ -324,7 +329,10 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
         logger: createLogger({ scope: 'jwks', ...logOptions }),
       });
       cleanups.push(() => jwks.close());
-      const gatewayApi = { deployment: kube ? ({ mode: 'managed' } as const) : ({ mode: 'shared', selector: { istio: 'ingressgateway' } } as const) };
+      const cluster = kube;
+      const gatewayApi = cluster
+        ? { deployment: { mode: 'managed' } as const, namespaceLabels: (ns: string) => cluster.namespaceLabels(ns) }
+        : { deployment: { mode: 'shared', selector: { istio: 'ingressgateway' } } as const };
       const pilot: DiscoveryServer = new DiscoveryServer({
         store,
         registry,

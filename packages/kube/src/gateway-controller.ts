@@ -72,11 +72,28 @@ export function renderGatewayDeployment(gw: { name: string; namespace: string; s
       ports: [{ name: 'status-port', port: 15021, targetPort: 15021, protocol: 'TCP' }, ...ports.map((p) => ({ name: `port-${p}`, port: p, targetPort: p, protocol: 'TCP' }))],
     },
   };
+  // HTTPS listeners' certificates: Secrets of the Gateway's namespace, mounted where weft-ingress
+  // reads credentials (`kubernetes://<name>` from DIR/<name>/tls.crt and tls.key, a kubernetes.io/tls
+  // Secret's keys). weftd does not serve Secrets over SDS yet, so another namespace's cannot be used.
+  const secrets = [
+    ...new Set((gw.spec.listeners ?? []).flatMap((l) => (l.tls?.certificateRefs ?? []).filter((r) => (r.namespace ?? gw.namespace) === gw.namespace && (r.kind ?? 'Secret') === 'Secret').map((r) => r.name))),
+  ].sort();
   return renderGateway(values, gw.namespace).map((o) => {
-    const m = o as KubernetesObject;
-    return { ...m, metadata: { ...m.metadata, labels: { ...m.metadata?.labels, [gatewayNameLabel]: gw.name } } } as KubernetesObject;
+    const m = o as KubernetesObject & { spec?: { template?: { spec?: { containers: { args?: string[]; volumeMounts?: unknown[] }[]; volumes?: unknown[] } } } };
+    const out = { ...m, metadata: { ...m.metadata, labels: { ...m.metadata?.labels, [gatewayNameLabel]: gw.name } } };
+    const pod = out.spec?.template?.spec;
+    if (m.kind === 'Deployment' && pod && secrets.length > 0) {
+      const container = pod.containers[0]!;
+      container.args = [...(container.args ?? []), '--credential-dir', credentialDir];
+      container.volumeMounts = [...(container.volumeMounts ?? []), ...secrets.map((name, i) => ({ name: `credential-${i}`, mountPath: `${credentialDir}/${name}`, readOnly: true }))];
+      pod.volumes = [...(pod.volumes ?? []), ...secrets.map((name, i) => ({ name: `credential-${i}`, secret: { secretName: name, optional: true } }))];
+    }
+    return out as KubernetesObject;
   });
 }
+
+/** Where a gateway pod finds its listeners' certificates. */
+export const credentialDir = '/etc/weft/credentials';
 
 function key(s: { kind: string; namespace: string; name: string }): string {
   return `${s.kind} ${s.namespace}/${s.name}`;

@@ -82,6 +82,8 @@ export interface Kube {
   readonly config: ClusterConfigSource;
   /** Service registries from the cluster, for pilot's AggregateRegistry (kube-registry adds its own). */
   readonly registries: ServiceRegistry[];
+  /** A namespace's labels as the registry last saw them (Gateway API allowedRoutes selectors). */
+  namespaceLabels(namespace: string): Readonly<Record<string, string>> | undefined;
   /** Extra /debug endpoints for weftd's monitoring server. */
   readonly debug: Record<string, () => unknown>;
   /** weftd's namespace (KubeOptions.namespace). */
@@ -187,6 +189,7 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
       server,
       config,
       registries,
+      namespaceLabels: (ns) => services.namespaceLabels(ns),
       debug,
       namespace,
       leader,

@@ -4,6 +4,16 @@ export { nodeMetadata, parseNodeId, proxyFromNode, type StructLike, type XdsNode
 export { MeshConfigError, parseMeshConfig } from './mesh/mesh-config.ts';
 export { buildPushContext } from './push/context.ts';
 export { localityFromLabels } from './translate/locality.ts';
+export {
+  convertGatewayApi,
+  type GatewayApiInput,
+  type GatewayApiOutput,
+  type GatewayDeployment,
+  gatewayControllers,
+  gatewayNameLabel,
+  listenerGatewayName,
+} from './gateway-api/convert.ts';
+export type { Condition as GatewayApiCondition, ObjectStatus as GatewayApiObjectStatus } from './gateway-api/status.ts';
 export { defaultJwksRefreshIntervalMs, JwksResolver, type JwksResolverOptions, type JwksStatus } from './push/jwks.ts';
 export { fakeJwks, istioAuthnConfigType, JwtFilterNames } from './translate/jwt.ts';
 export { resolveGatewayName } from './push/virtual-services.ts';
