@@ -1,6 +1,7 @@
 // The mesh CA: signs workload certificates from CSRs. Its signing certificate and key come from a
 // directory in Istio's `cacerts` layout (a plug-in CA, possibly an intermediate), or are a
 // self-signed root generated on first start and written to that directory in the same layout.
+import { defaultTrustDomain, parseSpiffeId } from '@weft/mesh';
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -17,7 +18,7 @@ import {
   parseCsr,
   splitPemCertificates,
 } from './pki.ts';
-import { defaultTrustDomain, parseSpiffeId, spiffeId } from './spiffe.ts';
+import { checkedSpiffeId } from './spiffe.ts';
 import { signBootstrapToken, verifyBootstrapToken } from './token.ts';
 
 /** File names of Istio's cacerts layout. */
@@ -282,7 +283,7 @@ export class CertificateAuthority {
 
   /** A bootstrap credential for a workload's first CSR: a token naming its SPIFFE ID, signed by the CA key. */
   issueBootstrapToken(namespace: string, serviceAccount: string, ttlSeconds = 3600): string {
-    return signBootstrapToken(spiffeId({ trustDomain: this.trustDomain, namespace, serviceAccount }), ttlSeconds, this.signer.privateKey, this.now());
+    return signBootstrapToken(checkedSpiffeId({ trustDomain: this.trustDomain, namespace, serviceAccount }), ttlSeconds, this.signer.privateKey, this.now());
   }
 
   /** The SPIFFE ID a bootstrap token vouches for; throws TokenError when it is invalid or expired. */

@@ -5,9 +5,10 @@
 // by the CA, or a token the platform issued (Kubernetes: the pod's projected service-account
 // token), which a PlatformTokenAuthenticator vouches for. Citadel knows no platform: @weft/kube
 // implements that interface with the TokenReview API.
+import { defaultTrustDomain } from '@weft/mesh';
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import { bootstrapTokenIssuer, TokenError, unverifiedClaims } from './token.ts';
-import { defaultTrustDomain, spiffeId, spiffeIdOf } from './spiffe.ts';
+import { checkedSpiffeId, spiffeIdOf } from './spiffe.ts';
 
 /** The verified SPIFFE IDs of a caller and how it proved them (`mtls`, `token`, or the platform authenticator's `via`), or why it could not. */
 export type CallerAuthentication = { identities: string[]; via: string } | { identities?: undefined; reason: string };
@@ -75,7 +76,7 @@ export function authenticateCaller(
       .then(
         (account): CallerAuthentication => {
           try {
-            return { identities: [spiffeId({ trustDomain: trustDomain ?? defaultTrustDomain, ...account })], via: platform.via };
+            return { identities: [checkedSpiffeId({ trustDomain: trustDomain ?? defaultTrustDomain, ...account })], via: platform.via };
           } catch (err) {
             return { reason: `the platform named an invalid identity: ${err instanceof Error ? err.message : String(err)}` };
           }

@@ -2,13 +2,14 @@
 // current. It generates a key and CSR, obtains the certificate (bootstrap token first, then its own
 // certificate for renewals), rotates at half the lifetime (with jitter), retries with exponential
 // backoff while the CA is unreachable, and tells subscribers about every new certificate.
+import { defaultTrustDomain } from '@weft/mesh';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { CertificateAuthority } from './ca.ts';
 import { type CaCallerCredential, requestCertificate } from './ca-client.ts';
 import { createLogger, type Logger } from '@weft/model';
 import { createCsr, defaultRsaKeyBits, generateRsaKeyPair, joinPem, splitPemCertificates } from './pki.ts';
-import { defaultTrustDomain, spiffeId, spiffeIdOf, type WorkloadIdentity } from './spiffe.ts';
+import { checkedSpiffeId, spiffeIdOf, type WorkloadIdentity } from './spiffe.ts';
 
 /** A workload's current credentials, as SDS serves them. */
 export interface WorkloadSecret {
@@ -84,7 +85,7 @@ export class CertificateManager implements SecretSource {
   constructor(options: CertificateManagerOptions) {
     this.options = options;
     this.spiffeId =
-      typeof options.identity === 'string' ? options.identity : spiffeId({ trustDomain: defaultTrustDomain, ...options.identity });
+      typeof options.identity === 'string' ? options.identity : checkedSpiffeId({ trustDomain: defaultTrustDomain, ...options.identity });
     this.rootCertPem = options.rootCertPem;
     this.logger = (options.logger ?? createLogger({ scope: 'citadel' })).with({ identity: this.spiffeId });
     if (!options.signer && !options.caAddress) throw new Error('CertificateManager needs caAddress or signer');
@@ -279,7 +280,7 @@ export async function issueWorkloadSecret(
   identity: Omit<WorkloadIdentity, 'trustDomain'>,
   options: { ttlSeconds?: number; keyBits?: number; version?: string } = {},
 ): Promise<WorkloadSecret> {
-  const id = spiffeId({ trustDomain: ca.trustDomain, ...identity });
+  const id = checkedSpiffeId({ trustDomain: ca.trustDomain, ...identity });
   const keys = await generateRsaKeyPair(options.keyBits ?? defaultRsaKeyBits);
   const issued = ca.sign(createCsr(id, keys), { identity: id, ttlSeconds: options.ttlSeconds ?? 0 });
   return {

@@ -72,7 +72,7 @@ export {
   splitPemCertificates,
 } from './pki.ts';
 export { defaultSdsSocketPath, SdsServer, type SdsServerOptions, type SdsStreamStatus, secretResources } from './sds.ts';
-export { defaultTrustDomain, parseSpiffeId, parseSubjectAltNames, spiffeId, spiffeIdOf, uriSans, type WorkloadIdentity } from './spiffe.ts';
+export { checkedSpiffeId, spiffeIdOf, uriSans, type WorkloadIdentity } from './spiffe.ts';
 export {
   followSecrets,
   matchSpiffeId,

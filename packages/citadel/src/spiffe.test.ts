@@ -1,17 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '@weft/model';
-import { parseSpiffeId, parseSubjectAltNames, spiffeId } from './spiffe.ts';
+import { parseSpiffeId, parseSubjectAltNames } from '@weft/mesh';
+import { checkedSpiffeId } from './spiffe.ts';
 import { matchSpiffeId } from './tls.ts';
 
 describe('SPIFFE IDs', () => {
   it('formats and parses Istio workload identities', () => {
-    const id = spiffeId({ trustDomain: 'cluster.local', namespace: 'bookinfo', serviceAccount: 'bookinfo-reviews' });
+    const id = checkedSpiffeId({ trustDomain: 'cluster.local', namespace: 'bookinfo', serviceAccount: 'bookinfo-reviews' });
     expect(id).toBe('spiffe://cluster.local/ns/bookinfo/sa/bookinfo-reviews');
     expect(parseSpiffeId(id)).toEqual({ trustDomain: 'cluster.local', namespace: 'bookinfo', serviceAccount: 'bookinfo-reviews' });
     expect(parseSpiffeId('spiffe://cluster.local/ns/a/sa/b/extra')).toBeUndefined();
     expect(parseSpiffeId('spiffe://cluster.local/ns/A/sa/b')).toBeUndefined();
     expect(parseSpiffeId('https://cluster.local/ns/a/sa/b')).toBeUndefined();
-    expect(() => spiffeId({ trustDomain: 'cluster.local', namespace: 'Bad_NS', serviceAccount: 'x' })).toThrow(/invalid namespace/);
+    expect(() => checkedSpiffeId({ trustDomain: 'cluster.local', namespace: 'Bad_NS', serviceAccount: 'x' })).toThrow(/invalid namespace/);
   });
 
   it('reads Node’s subjectAltName strings, including quoted values', () => {

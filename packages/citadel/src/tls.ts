@@ -1,9 +1,10 @@
 // Mutual TLS between workloads with Node's tls module: both sides present their workload
 // certificate, verify the peer's chain against the trust bundle, and check the peer's SPIFFE ID
 // (not a hostname: workload certificates carry only the URI SAN).
+import { parseSpiffeId, parseSubjectAltNames } from '@weft/mesh';
 import type { PeerCertificate, SecureContextOptions, Server, TLSSocket } from 'node:tls';
 import type { SecretSource, WorkloadSecret } from './cert-manager.ts';
-import { parseSpiffeId, parseSubjectAltNames, spiffeIdOf, type WorkloadIdentity } from './spiffe.ts';
+import { spiffeIdOf, type WorkloadIdentity } from './spiffe.ts';
 
 /**
  * Which peers are acceptable: one SPIFFE ID, a list, any identity in a trust domain, or a predicate.

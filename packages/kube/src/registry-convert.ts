@@ -2,7 +2,8 @@
 // rules (pilot/pkg/serviceregistry/kube: conversion.go, endpointslice.go, endpoint_builder.go,
 // pod.go). Pure functions of plain objects: the typed client's and the watch stream's shapes both
 // fit (timestamps as Date or RFC 3339 text).
-import { type Endpoint, kubernetesPortProtocol, type Locality, parseLocality, type Service, type ServicePort, spiffeId, type WorkloadInstance } from '@weft/model';
+import { spiffeId } from '@weft/mesh';
+import { type Endpoint, kubernetesPortProtocol, type Locality, parseLocality, type Service, type ServicePort, type WorkloadInstance } from '@weft/model';
 import { exportScope, tlsModeLabel } from '@weft/pilot';
 import { workloadOfPod } from './inject/workload.ts';
 

@@ -1,8 +1,9 @@
 // The Kubernetes service registry: Services, their EndpointSlices, Pods and Namespaces as pilot's
 // Services, Endpoints and WorkloadInstances (Istio's kube controller, as Weft needs it). Fed object
 // by object (registry-watch.ts connects it to informers; unit tests feed plain objects).
+import { spiffeId } from '@weft/mesh';
 import { isDeepStrictEqual } from 'node:util';
-import { compareStrings, type Endpoint, type K8sLabelSelector, labelSelectorMatches, type Locality, type Service, spiffeId, type WorkloadInstance } from '@weft/model';
+import { compareStrings, type Endpoint, type K8sLabelSelector, labelSelectorMatches, type Locality, type Service, type WorkloadInstance } from '@weft/model';
 import { localityFromLabels, type RegistryChange, type ServiceRegistry, selectsLabels } from '@weft/pilot';
 import {
   type ConvertedService,

@@ -50,9 +50,5 @@ export {
   type Resolution,
   type Service,
   type ServicePort,
-  parseSpiffeId,
-  type SpiffeIdentity,
-  spiffeId,
-  spiffeIdentityProblem,
   type WorkloadInstance,
 } from './service/model.ts';

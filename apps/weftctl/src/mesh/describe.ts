@@ -3,6 +3,7 @@
 // /debug/configz (the config in force) with Istio's selection rules: services select by labels,
 // DestinationRule subsets by labels, VirtualServices route to a host (and subset), policies apply
 // mesh-wide (root namespace), namespace-wide, or by workload selector, the most specific winning.
+import { defaultTrustDomain, spiffeId } from '@weft/mesh';
 import { configOrder, hostMatches, resolveHost } from '@weft/model';
 import type { MeshState, ProxyState } from '../up/state.ts';
 import { findProxy, getJson, runningMesh, weftdUrl } from './client.ts';
@@ -78,7 +79,7 @@ export function describeWorkload(input: readonly ConfigEntry[], p: ProxyState, m
   out.push(`Pod: ${p.name}.${ns}`);
   out.push(`   ${p.type === 'router' ? 'Gateway' : 'Sidecar'} on ${p.address}${app ? `; application ${app.service} ${app.version} on ${app.address}:${app.port}` : ''}`);
   out.push(`   Labels: ${labelText(labels) || '(none)'}`);
-  out.push(`   Identity: spiffe://cluster.local/ns/${ns}/sa/${p.serviceAccount}`);
+  out.push(`   Identity: ${spiffeId(defaultTrustDomain, ns, p.serviceAccount)}`);
 
   // Services: ServiceEntries in the workload's namespace whose workloadSelector matches its labels.
   const services: ServiceInfo[] = [];

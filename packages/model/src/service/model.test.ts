@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hostMatches, hostsOverlap, resolveHost } from './hosts.ts';
-import { kubernetesPortProtocol, type Protocol, parseLocality, protocolOf, spiffeId } from './model.ts';
+import { kubernetesPortProtocol, type Protocol, parseLocality, protocolOf } from './model.ts';
 
 describe('protocolOf', () => {
   it('follows Istio: explicit protocol or appProtocol, then the port name prefix', () => {
@@ -73,7 +73,6 @@ describe('hosts', () => {
     expect(hostMatches('*.example.com', '*.a.example.com')).toBe(true);
   });
   it('builds SPIFFE ids and localities', () => {
-    expect(spiffeId('cluster.local', 'default', 'bookinfo-reviews')).toBe('spiffe://cluster.local/ns/default/sa/bookinfo-reviews');
     expect(parseLocality('us-east/us-east-1a')).toEqual({ region: 'us-east', zone: 'us-east-1a' });
     expect(parseLocality(undefined)).toEqual({});
   });

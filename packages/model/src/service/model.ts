@@ -157,35 +157,3 @@ export interface Endpoint {
   network?: string;
 }
 
-/** The SPIFFE identity of a service account: `spiffe://cluster.local/ns/default/sa/bookinfo-reviews`. */
-export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
-}
-
-/** The parts of an Istio workload SPIFFE ID. */
-export interface SpiffeIdentity {
-  trustDomain: string;
-  namespace: string;
-  serviceAccount: string;
-}
-
-// Namespaces are DNS-1123 labels; service accounts and trust domains DNS-1123 subdomains, as Kubernetes requires.
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const dnsSubdomain = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
-/** What is wrong with the parts of a SPIFFE identity, or undefined when they are valid. */
-export function spiffeIdentityProblem(identity: SpiffeIdentity): string | undefined {
-  const { trustDomain, namespace, serviceAccount } = identity;
-  if (!dnsSubdomain.test(trustDomain)) return `invalid trust domain ${JSON.stringify(trustDomain)}`;
-  if (!dnsLabel.test(namespace)) return `invalid namespace ${JSON.stringify(namespace)}`;
-  if (!dnsSubdomain.test(serviceAccount)) return `invalid service account ${JSON.stringify(serviceAccount)}`;
-  return undefined;
-}
-
-/** Parses `spiffe://<trust domain>/ns/<namespace>/sa/<service account>`; undefined when `uri` is not one. */
-export function parseSpiffeId(uri: string): SpiffeIdentity | undefined {
-  const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(uri);
-  if (!m) return undefined;
-  const identity = { trustDomain: m[1]!, namespace: m[2]!, serviceAccount: m[3]! };
-  return spiffeIdentityProblem(identity) === undefined ? identity : undefined;
-}

@@ -1,5 +1,6 @@
 // The registry of ServiceEntries and WorkloadEntries: the mesh's services in local mode, and
 // services outside Kubernetes later. Istio's serviceentry controller, as Weft needs it.
+import { spiffeId } from '@weft/mesh';
 import { isDeepStrictEqual } from 'node:util';
 import {
   compareStrings,
@@ -19,7 +20,6 @@ import {
   type Service,
   type ServiceEntrySpec,
   type ServicePort,
-  spiffeId,
   type WorkloadEntrySpec,
   type WorkloadInstance,
 } from '@weft/model';

@@ -4,8 +4,8 @@
 // to that identity. A stream without credentials ends with UNAUTHENTICATED; one whose node claims
 // another namespace or service account ends with PERMISSION_DENIED. Neither ever becomes a
 // connection, so neither shows in /debug/syncz or is pushed to.
+import { parseSpiffeId } from '@weft/mesh';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { parseSpiffeId } from '@weft/model';
 import type { Proxy as MeshProxy } from '../core/types.ts';
 
 /** What an authenticator made of a stream's credentials: the caller's verified SPIFFE IDs and how it proved them, or why it could not. */

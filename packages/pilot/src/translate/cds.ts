@@ -1,6 +1,6 @@
 // CDS: clusters per visible service port and DestinationRule subset, following Istio's
 // cluster.go, cluster_builder.go, cluster_traffic_policy.go and cluster_tls.go.
-import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, sniClusterKey } from '@weft/mesh';
+import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, sniClusterKey, spiffeId, spiffePrefix } from '@weft/mesh';
 import {
   type ClientTLSSettings,
   type Config,
@@ -12,7 +12,6 @@ import {
   parseDuration,
   type Service,
   type ServicePort,
-  spiffeId,
   type TrafficPolicy,
 } from '@weft/model';
 import { type Cluster, encodeAny, TypeUrl } from '@weft/xds';
@@ -57,7 +56,7 @@ export function effectivePolicy(dr: DestinationRuleSpec | undefined, subset: str
 export function serviceIdentities(push: PushContext, service: Service, port: number): string[] {
   const td = push.mesh.trustDomain;
   const ids: string[] = [];
-  for (const sa of service.serviceAccounts) ids.push(sa.startsWith('spiffe://') ? sa : spiffeId(td, service.namespace, sa));
+  for (const sa of service.serviceAccounts) ids.push(sa.startsWith(spiffePrefix) ? sa : spiffeId(td, service.namespace, sa));
   for (const e of push.endpoints(service, port)) if (e.serviceAccount) ids.push(spiffeId(td, e.namespace, e.serviceAccount));
   return uniqueSorted(ids);
 }

@@ -8,12 +8,12 @@
 // closed the idle connection as we wrote to it) is replayed once on a fresh connection when that is
 // safe: idempotent methods, or an HTTP/2 stream the server refused. This is what keeps an upstream's
 // idle timeout from turning into 503s. One request on a connection is pool-exchange.ts.
+import { firstUriSan } from '@weft/mesh';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createRequire } from 'node:module';
 import type { Client as UndiciClient } from 'undici';
 import { H1Client, type H1DispatchOptions, type H1Handler } from '../codec/h1-client.ts';
-import { firstUriSan } from '../core/peer.ts';
 import type { ClusterSettings } from './config.ts';
 import type { ClusterStats, Host } from './host.ts';
 import type { OutlierDetector } from './outlier.ts';

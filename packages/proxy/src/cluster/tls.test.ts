@@ -4,11 +4,12 @@
 import { once } from 'node:events';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { CertificateAuthority, issueWorkloadSecret, mtlsServerOptions, secretResources, type WorkloadSecret } from '@weft/citadel';
 import { decodeAny, type Secret__Output, TypeUrl } from '@weft/xds';
 import { afterEach, beforeAll, expect, test } from 'vitest';
 import { createClusterManager, type WeftClusterManager } from './manager.ts';
+import { checkSans } from './transport.ts';
 import { cluster, get, pilotSnapshot, snapshot, text } from './test-support.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -141,4 +142,13 @@ test('the connect timeout covers the TLS handshake: a silent server fails with U
   expect(took).toBeGreaterThanOrEqual(145);
   expect(took).toBeLessThan(1000);
   expect(cm.stats().get('c')!).toMatchObject({ upstream_cx_connect_fail: 1, upstream_cx_connect_timeout: 1 });
+});
+
+// The proxy used to split Node's subjectaltname text at every comma: a quoted URI SAN holding
+// ", URI:spiffe://…/sa/admin" then matched a prefix matcher as if it were a second identity.
+test('a quoted SAN is one name: a certificate cannot smuggle in a second identity', () => {
+  const sans = [{ match_pattern: 'prefix' as const, prefix: 'spiffe://cluster.local/ns/default/', ignore_case: false }];
+  const cert = (subjectaltname: string) => ({ subjectaltname }) as PeerCertificate;
+  expect(checkSans(sans, cert('URI:"spiffe://evil.example/x, URI:spiffe://cluster.local/ns/default/sa/admin"'))).toBeInstanceOf(Error);
+  expect(checkSans(sans, cert('URI:spiffe://cluster.local/ns/default/sa/reviews, DNS:reviews'))).toBeUndefined();
 });

@@ -6,12 +6,13 @@
 //
 // Contract: `dispatch(snap, socket, listener, dst, direction, originalDestination)` resolves once
 // the connection is handed over or closed (no chain, a failed handshake, no first bytes in time).
+import { firstUriSan } from '@weft/mesh';
 import { isIP, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from '@weft/model';
 import type { Listener__Output, RouteConfiguration__Output } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
-import { firstUriSan, unmappedIp } from '../core/peer.ts';
+import { unmappedIp } from '../core/peer.ts';
 import type { RequestRecord, XdsSnapshot } from '../core/types.ts';
 import { type CompiledChain, type CompiledListener, type CompileOptions, type ConnectionFacts, compiledListener, type HttpChainConfig, selectChain } from './chains.ts';
 import { type Detected, detect } from './detect.ts';

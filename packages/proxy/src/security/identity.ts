@@ -10,7 +10,7 @@
 //
 // The same credentials authenticate the proxy's xDS stream on the control plane's TLS port
 // (`xdsChannel`), as Istio's agent does on 15012.
-import { RootCertSecret, WorkloadCertSecret } from '@weft/mesh';
+import { RootCertSecret, spiffeId, WorkloadCertSecret } from '@weft/mesh';
 import { readFileSync } from 'node:fs';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { controlPlaneServerName, type Logger } from '@weft/model';
@@ -95,7 +95,7 @@ export class WorkloadIdentity {
   constructor(o: WorkloadIdentityOptions) {
     checkIdentityOptions(o);
     this.#o = o;
-    this.spiffeId = `spiffe://${o.trustDomain}/ns/${o.namespace}/sa/${o.serviceAccount}`;
+    this.spiffeId = spiffeId(o.trustDomain, o.namespace, o.serviceAccount);
   }
 
   /** Requests the first certificate (retrying while the CA is unreachable) and keeps it current. */

@@ -4,6 +4,7 @@
 // per cluster or Host header), the principals; then per response code, gRPC status and flags. A
 // request whose combination was seen before finds its series through a few Map lookups, without
 // building strings or label objects.
+import { parseSpiffeId } from '@weft/mesh';
 import { formatResponseFlags, type ResponseFlag } from '../core/types.ts';
 import { type HttpSeries, type IstioMetrics, type Labels, peerLabelNames, type TcpSeries } from './metrics.ts';
 import type { ServiceInfo } from './metadata.ts';
@@ -13,15 +14,6 @@ export type Reporter = 'source' | 'destination';
 
 const unknown = 'unknown';
 const latest = 'latest';
-
-/** The namespace in a SPIFFE principal (`spiffe://<td>/ns/<ns>/sa/<sa>`), or ''. */
-export function principalNamespace(principal: string): string {
-  const i = principal.indexOf('/ns/');
-  if (i < 0) return '';
-  const start = i + 4;
-  const end = principal.indexOf('/', start);
-  return end < 0 ? principal.slice(start) : principal.slice(start, end);
-}
 
 export interface PeerLabelInput {
   reporter: Reporter;
@@ -38,7 +30,7 @@ export interface PeerLabelInput {
 /** The first 20 label values, in Istio's order, with Istio's fallbacks (`unknown`, `latest`, the local canonical name). */
 export function peerLabelValues(i: PeerLabelInput): string[] {
   const { local, peer, service } = i;
-  const peerNamespace = principalNamespace(i.peerPrincipal) || peer?.namespace || '';
+  const peerNamespace = parseSpiffeId(i.peerPrincipal)?.namespace || peer?.namespace || '';
   if (i.reporter === 'destination') {
     return [
       'destination',
