@@ -28,6 +28,18 @@ export function weftdClusterAccess(namespace: string): AccessRule[] {
     { apiGroups: ['security.istio.io'], resources: ['authorizationpolicies', 'peerauthentications', 'requestauthentications'], verbs: ['list', 'watch'], by: ['config-source.ts'] },
     { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses', 'gateways', 'httproutes', 'grpcroutes', 'referencegrants'], verbs: ['list', 'watch'], by: ['config-source.ts'] },
     { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['list', 'watch'], by: ['registry-watch.ts', 'root-cert.ts'] },
+    // The Gateway API controller (leader only): GatewayClasses istio and weft, statuses, a gateway per Gateway.
+    { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses'], verbs: ['create'], by: ['gateway-controller.ts'] },
+    { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways'], verbs: ['get'], by: ['gateway-controller.ts'] },
+    {
+      apiGroups: ['gateway.networking.k8s.io'],
+      resources: ['gatewayclasses/status', 'gateways/status', 'httproutes/status', 'grpcroutes/status'],
+      verbs: ['patch'],
+      by: ['gateway-controller.ts'],
+    },
+    { apiGroups: [''], resources: ['services'], verbs: ['get'], by: ['gateway-controller.ts'] },
+    { apiGroups: [''], resources: ['serviceaccounts', 'services'], verbs: ['create', 'patch'], by: ['gateway-controller.ts'] },
+    { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'patch'], by: ['gateway-controller.ts'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'], by: ['registry-watch.ts'] },
     { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'], by: ['registry-watch.ts'] },
     { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'list', 'patch', 'watch'], by: ['root-cert.ts'] },
