@@ -52,6 +52,14 @@ export interface MeshConfig {
    * publisher, as istiod's namespace controller.)
    */
   discoverySelectors: readonly K8sLabelSelector[];
+  /**
+   * `defaultServiceExportTo`, `defaultVirtualServiceExportTo`, `defaultDestinationRuleExportTo`:
+   * the exportTo of configs that give none (Istio's defaults: `*`). The service default is read by
+   * the registries (weftd passes it), the others by the push context.
+   */
+  defaultServiceExportTo?: readonly string[];
+  defaultVirtualServiceExportTo?: readonly string[];
+  defaultDestinationRuleExportTo?: readonly string[];
   /** `localityLbSetting`: the mesh default where a DestinationRule sets none; absent: Istio's default, enabled. */
   localityLbSetting?: LocalityLoadBalancerSetting;
 }

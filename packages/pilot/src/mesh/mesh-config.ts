@@ -142,6 +142,12 @@ export function parseMeshConfig(text: string, file: string, base: MeshConfig = d
       return selector;
     });
   }
+  for (const key of ['defaultServiceExportTo', 'defaultVirtualServiceExportTo', 'defaultDestinationRuleExportTo'] as const) {
+    const v = m[key];
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) fail([key], 'a list of namespaces, ".", "*" or "~"');
+    out[key] = v as string[];
+  }
   const lls = obj(['localityLbSetting'], m.localityLbSetting);
   if (lls) out.localityLbSetting = localityLbSetting(lls, fail);
   return out;

@@ -181,9 +181,12 @@ class Snapshot implements PushContext {
       deployment: input.gatewayApi?.deployment ?? { mode: 'managed' },
       ...(input.gatewayApi?.namespaceLabels ? { namespaceLabels: input.gatewayApi.namespaceLabels } : {}),
     });
-    this.#virtualServices = new VirtualServiceIndex([...list<VirtualServiceSpec>(store, kinds.virtualService), ...this.gatewayApi.virtualServices].sort(configOrder));
+    this.#virtualServices = new VirtualServiceIndex(
+      [...list<VirtualServiceSpec>(store, kinds.virtualService), ...this.gatewayApi.virtualServices].sort(configOrder),
+      this.mesh.defaultVirtualServiceExportTo,
+    );
     const drs = list<DestinationRuleSpec>(store, kinds.destinationRule).sort(destinationRuleOrder(configOrder));
-    this.#destinationRules = new DestinationRuleIndex(drs, this.mesh.rootNamespace, this.mesh.domainSuffix);
+    this.#destinationRules = new DestinationRuleIndex(drs, this.mesh.rootNamespace, this.mesh.domainSuffix, this.mesh.defaultDestinationRuleExportTo);
     const sidecars = list<SidecarSpec>(store, kinds.sidecar);
     const withSelector = sidecars.filter((s) => s.spec?.workloadSelector);
     const withoutSelector = sidecars.filter((s) => !s.spec?.workloadSelector);

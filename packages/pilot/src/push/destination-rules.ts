@@ -58,7 +58,8 @@ export class DestinationRuleIndex {
   readonly #rootLocal = new RuleSet();
   readonly #rootNamespace: string;
 
-  constructor(ordered: readonly Config<DestinationRuleSpec>[], rootNamespace: string, domainSuffix: string) {
+  /** `defaultExportTo`: MeshConfig's defaultDestinationRuleExportTo, for rules that give none. */
+  constructor(ordered: readonly Config<DestinationRuleSpec>[], rootNamespace: string, domainSuffix: string, defaultExportTo: readonly string[] = []) {
     this.#rootNamespace = rootNamespace;
     for (const c of ordered) {
       if (!c.spec?.host) continue;
@@ -67,7 +68,7 @@ export class DestinationRuleIndex {
       const labels = stringMap(c.spec.workloadSelector?.matchLabels);
       const selector = c.spec.workloadSelector ? labels : undefined;
       // A rule that selects workloads is never exported: it is for its own namespace only.
-      const exportTo: ReadonlySet<string> = selector ? new Set(['.']) : new Set(c.spec.exportTo ?? []);
+      const exportTo: ReadonlySet<string> = selector ? new Set(['.']) : new Set(c.spec.exportTo?.length ? c.spec.exportTo : defaultExportTo);
       if (exportTo.size === 0 || exportTo.has('*') || exportTo.has('.') || exportTo.has(ns)) {
         const local = this.#namespaceLocal.get(ns) ?? new RuleSet();
         this.#namespaceLocal.set(ns, local);

@@ -68,7 +68,8 @@ export class VirtualServiceIndex {
   readonly #public = new Map<string, Config<VirtualServiceSpec>[]>();
   readonly #delegates = new Map<string, Config<VirtualServiceSpec>>();
 
-  constructor(ordered: readonly Config<VirtualServiceSpec>[]) {
+  /** `defaultExportTo`: MeshConfig's defaultVirtualServiceExportTo, for VirtualServices that give none. */
+  constructor(ordered: readonly Config<VirtualServiceSpec>[], defaultExportTo: readonly string[] = []) {
     for (const vs of ordered) {
       const ns = vs.metadata.namespace;
       if ((vs.spec?.hosts ?? []).length === 0) {
@@ -76,7 +77,7 @@ export class VirtualServiceIndex {
         continue;
       }
       const gws = gatewaysOf(vs);
-      const exportTo = vs.spec?.exportTo ?? [];
+      const exportTo = vs.spec?.exportTo?.length ? vs.spec.exportTo : defaultExportTo;
       if (exportTo.length === 0 || exportTo.includes('*')) {
         for (const gw of gws) push(this.#public, gw, vs);
         continue;

@@ -42,6 +42,8 @@ export interface ServiceEntryRegistryOptions {
   trustDomain?: string;
   /** Called when a change listener throws; the default logs a JSON line. */
   onListenerError?: (error: unknown) => void;
+  /** MeshConfig's defaultServiceExportTo: the exportTo of entries that give none (default `*`). */
+  defaultExportTo?: readonly string[];
 }
 
 interface Instance extends WorkloadInstance {
@@ -90,6 +92,7 @@ export class ServiceEntryRegistry implements ServiceRegistry {
   readonly name: string;
   readonly #domainSuffix: string;
   readonly #trustDomain: string;
+  readonly #defaultExportTo: readonly string[] | undefined;
   readonly #onListenerError: (error: unknown) => void;
   readonly #listeners = new Set<(change: RegistryChange) => void>();
   /** namespace -> ServiceEntry name -> derived. */
@@ -105,6 +108,7 @@ export class ServiceEntryRegistry implements ServiceRegistry {
     this.name = opts.name ?? 'ServiceEntry';
     this.#domainSuffix = opts.domainSuffix ?? defaultDomainSuffix;
     this.#trustDomain = opts.trustDomain ?? 'cluster.local';
+    this.#defaultExportTo = opts.defaultExportTo;
     this.#onListenerError =
       opts.onListenerError ?? ((e) => console.error(JSON.stringify({ level: 'error', msg: 'registry listener failed', registry: this.name, error: String(e) })));
     for (const c of store.list(workloadEntryKind)) this.#putWorkloadEntry(c as Config<WorkloadEntrySpec>);
@@ -265,7 +269,7 @@ export class ServiceEntryRegistry implements ServiceRegistry {
     const identities = new Set<string>(spec.subjectAltNames ?? []);
     for (const i of instances) if (i.serviceAccount) identities.add(spiffeId(this.#trustDomain, ns, i.serviceAccount));
     const serviceAccounts = [...identities].sort(compareStrings);
-    const exportTo = exportScope(spec.exportTo, ns);
+    const exportTo = exportScope(spec.exportTo?.length ? spec.exportTo : this.#defaultExportTo, ns);
     const labels = stringMap(config.metadata.labels);
     const services: Service[] = [];
     const endpoints = new Map<string, Map<number, Endpoint[]>>();

@@ -3,6 +3,11 @@
 // every form Istio accepts: `.`, `*`, `~`, a namespace by name, none (everyone).
 import { TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
+import { defaultMeshConfig } from '../core/types.ts';
+import { parseMeshConfig } from '../mesh/mesh-config.ts';
+import { buildPushContext } from '../push/context.ts';
+import { ServiceEntryRegistry } from '../registry/service-entry.ts';
+import { storeFrom } from '../registry/test-support.ts';
 import { generate, pushFrom, sidecar } from './test-support.ts';
 
 const CDS = TypeUrl.Cluster;
@@ -94,5 +99,29 @@ describe('exportTo, as proxies receive it', () => {
     expect(sharedLb('a')).toBe('ROUND_ROBIN');
     expect(sharedLb('b')).toBe('RANDOM');
     expect(sharedLb('c')).toBe('LEAST_REQUEST');
+  });
+
+  it('mesh defaults (defaultServiceExportTo, defaultVirtualServiceExportTo, defaultDestinationRuleExportTo) apply to configs that give none', () => {
+    const mesh = parseMeshConfig('defaultServiceExportTo: ["."]\ndefaultVirtualServiceExportTo: ["a"]\ndefaultDestinationRuleExportTo: ["~"]\n', 'mesh.yaml');
+    const store = storeFrom(se('shared'), se('public', '["*"]'), vs('for-default', '4s', '[]'), dr('rr-default', 'ROUND_ROBIN', '[]'));
+    const registry = new ServiceEntryRegistry(store, { ...(mesh.defaultServiceExportTo ? { defaultExportTo: mesh.defaultServiceExportTo } : {}) });
+    const scoped = buildPushContext({ store, registry, mesh: { ...defaultMeshConfig, ...mesh }, version: 'test' });
+    const clustersOf = (ns: string) =>
+      [...generate(scoped, proxy(ns), CDS).keys()].filter((n) => n.startsWith('outbound|80||')).map((n) => n.slice('outbound|80||'.length).split('.')[0]!).sort();
+    // `shared` gives no exportTo: private to b now; `public` says `*` and stays public.
+    expect(clustersOf('a')).toEqual(['public']);
+    expect(clustersOf('b')).toEqual(['public', 'shared']);
+    // The VirtualService without exportTo goes to a only (the default): b, its own namespace, keeps the default route (with `*` it would get 4s).
+    const timeout = (ns: string) => {
+      const vh = generate(scoped, proxy(ns), RDS, ['80'])
+        .get('80')
+        ?.virtual_hosts.find((v) => v.domains.includes('shared.b.svc.cluster.local'));
+      const t = vh?.routes[0]?.route?.timeout;
+      return t ? `${t.seconds}s` : undefined;
+    };
+    expect(timeout('b')).toBe('0s');
+    // The DestinationRule (default `~`) applies to no one.
+    expect(generate(scoped, proxy('b'), CDS, ['outbound|80||shared.b.svc.cluster.local']).get('outbound|80||shared.b.svc.cluster.local')?.lb_policy).toBe('LEAST_REQUEST');
+    expect(() => parseMeshConfig('defaultServiceExportTo: "."\n', 'mesh.yaml')).toThrow(/defaultServiceExportTo must be a list/);
   });
 });
