@@ -41,6 +41,14 @@ describe('compileRe2', () => {
     // Full match of an alternation takes the branch that covers the value, not the first that matches.
     expect(compileRe2('a|ab').fullMatch('ab')).toBe(true);
     expect(compileRe2('').fullMatch('')).toBe(true);
+    // Patterns with a literal start (checked before the match is set up) and whole literals.
+    expect(compileRe2('abc|abd').fullMatch('abd')).toBe(true);
+    expect(compileRe2('abc|abd').fullMatch('ab')).toBe(false);
+    expect(compileRe2('abc|abd').fullMatch('xabc')).toBe(false);
+    expect(compileRe2('\\Q*.json\\E').fullMatch('*.json')).toBe(true);
+    expect(compileRe2('\\Q*.json\\E').fullMatch('*.jsonx')).toBe(false);
+    expect(compileRe2('/a(?i)b').fullMatch('/aB')).toBe(true);
+    expect(compileRe2('/a(?i)b').fullMatch('/AB')).toBe(false);
   });
 
   it('matches with RE2 semantics where JavaScript would differ', () => {
