@@ -17,6 +17,8 @@ const group = 'gateway.networking.k8s.io';
 const version = 'v1';
 const plurals: Record<string, string> = { Gateway: 'gateways', HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes', GatewayClass: 'gatewayclasses' };
 export const gatewayFieldManager = 'weft-gateway-controller';
+/** How often everything is written again, changed or not. */
+const refreshMs = 15_000;
 
 export interface GatewayProxySettings {
   /** The gateway pods' image (weft/proxy) and pull policy. */
@@ -112,6 +114,7 @@ export class GatewayController {
   readonly #transitions = new Map<string, { status: string; time: string }>();
   readonly #addresses = new Map<string, { value: { type: string; value: string }[]; readAt: number }>();
   #classesDone = false;
+  #refreshedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
@@ -150,6 +153,15 @@ export class GatewayController {
   }
 
   async #tick(): Promise<void> {
+    // What was written may have been undone (an object recreated under its name, a status reset,
+    // a Deployment deleted): now and then everything is written again. Unchanged writes are no-ops
+    // on the API server (lastTransitionTime is kept here).
+    if (Date.now() - this.#refreshedAt > refreshMs) {
+      this.#refreshedAt = Date.now();
+      this.#writtenStatus.clear();
+      this.#deployed.clear();
+      this.#classesDone = false;
+    }
     if (this.#o.createClasses !== false && !this.#classesDone) await this.#ensureClasses();
     const all = [...this.#o.statuses()];
     const seen = new Set<string>();
@@ -260,6 +272,7 @@ export class GatewayController {
     const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     if (s.kind === 'GatewayClass') await this.#custom.patchClusterCustomObjectStatus({ group, version, plural, name: s.name, body }, merge);
     else await this.#custom.patchNamespacedCustomObjectStatus({ group, version, namespace: s.namespace, plural, name: s.name, body }, merge);
+    if (this.#writtenStatus.has(k) === false) this.#log.debug('status written', { object: k });
     this.#writtenStatus.set(k, digest);
     this.counts.statuses++;
   }

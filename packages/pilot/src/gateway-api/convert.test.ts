@@ -275,4 +275,21 @@ spec:
     expect(routes).toEqual(['/echo.Echo/Say', '/echo.Other', '/']);
     expect(conditions((statusOf(p, 'GRPCRoute default/grpc') as RouteStatus).parents[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
   });
+
+  it('listeners of one port that disagree on the protocol or repeat a hostname are Conflicted and not served', () => {
+    const p = push([
+      bookinfoPlatform(),
+      gateway(`  - {name: a, port: 80, protocol: HTTP, hostname: a.example.com}
+  - {name: b, port: 80, protocol: HTTP, hostname: a.example.com}
+  - {name: c, port: 80, protocol: HTTPS, hostname: c.example.com, tls: {certificateRefs: [{name: cert}]}}
+  - {name: d, port: 80, protocol: HTTP, hostname: d.example.com}`),
+    ]);
+    const gw = statusOf(p, 'Gateway default/gw') as GatewayStatus;
+    expect(gw.listeners.map((l) => [l.name, conditions(l.conditions).Conflicted, conditions(l.conditions).Programmed])).toEqual([
+      ['a', 'False/NoConflicts', 'True/Programmed'],
+      ['b', 'True/HostnameConflict', 'False/Invalid'],
+      ['c', 'True/ProtocolConflict', 'False/Invalid'],
+      ['d', 'False/NoConflicts', 'True/Programmed'],
+    ]);
+  });
 });

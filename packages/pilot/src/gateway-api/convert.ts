@@ -219,6 +219,7 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
   const g = gw.metadata.generation;
   const listeners: ListenerState[] = [];
   const ports = new Map<number, string>();
+  const hostnames = new Set<string>();
   for (const l of gw.spec.listeners ?? []) {
     const conditions: Condition[] = [];
     let ok = true;
@@ -228,8 +229,12 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
       conditions.push(condition('Accepted', false, Reason.unsupportedProtocol, `protocol ${l.protocol}${l.tls?.mode ? ` (tls ${l.tls.mode})` : ''} is not supported`, g));
     }
     const protocolSeen = ports.get(l.port);
-    const conflicted = protocolSeen !== undefined && protocolSeen !== l.protocol;
+    const hostKey = `${l.port}|${l.hostname ?? '*'}`;
+    // The spec: listeners of one port must agree on the protocol, and not repeat a hostname.
+    const conflict = protocolSeen !== undefined && protocolSeen !== l.protocol ? Reason.protocolConflict : hostnames.has(hostKey) ? Reason.hostnameConflict : undefined;
+    const conflicted = conflict !== undefined;
     if (protocolSeen === undefined) ports.set(l.port, l.protocol);
+    hostnames.add(hostKey);
     const kinds = l.allowedRoutes?.kinds;
     const supportedKinds = kinds ? kinds.filter((k) => (k.group ?? gatewayApiGroup) === gatewayApiGroup && routeKindNames.has(k.kind)).map((k) => ({ group: gatewayApiGroup, kind: k.kind })) : routeKinds;
     if (kinds && supportedKinds.length < kinds.length) resolved = condition('ResolvedRefs', false, Reason.invalidRouteKinds, 'unsupported route kinds in allowedRoutes', g);
@@ -242,8 +247,8 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
     }
     if (conflicted) ok = false;
     if (ok) conditions.push(condition('Accepted', true, Reason.accepted, 'No errors found', g));
-    else if (conditions.length === 0) conditions.push(condition('Accepted', !conflicted, conflicted ? Reason.protocolConflict : Reason.accepted, conflicted ? 'protocol conflicts with another listener on the port' : 'No errors found', g));
-    conditions.push(condition('Conflicted', conflicted, conflicted ? Reason.protocolConflict : Reason.noConflicts, conflicted ? 'protocol conflicts with another listener on the port' : 'No conflicts', g));
+    else if (conditions.length === 0) conditions.push(condition('Accepted', !conflicted, conflict ?? Reason.accepted, conflicted ? `conflicts with another listener on port ${l.port}` : 'No errors found', g));
+    conditions.push(condition('Conflicted', conflicted, conflict ?? Reason.noConflicts, conflicted ? `conflicts with another listener on port ${l.port}` : 'No conflicts', g));
     conditions.push(resolved);
     conditions.push(condition('Programmed', ok, ok ? Reason.programmed : Reason.invalid, ok ? 'No errors found' : 'listener not served', g));
     listeners.push({
@@ -332,7 +337,8 @@ function attachRoute(
   const group = ref.group ?? gatewayApiGroup;
   const kind = ref.kind ?? 'Gateway';
   const namespace = ref.namespace ?? route.metadata.namespace;
-  const parentRef = { group, kind, namespace, name: ref.name, ...(ref.sectionName ? { sectionName: ref.sectionName } : {}), ...(ref.port ? { port: ref.port } : {}) };
+  // As the route's spec wrote it (Istio does the same): clients find their entry by equality.
+  const parentRef = { ...ref };
 
   if (group === '' && kind === 'Service') {
     // GAMMA: the route takes over mesh traffic to the Service (its consumers' only when the route is in another namespace).
