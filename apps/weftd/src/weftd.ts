@@ -284,6 +284,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
     if (options.kube) {
       kube = await startKube({
         discoverySelectors: mesh.discoverySelectors,
+        ...(mesh.defaultServiceExportTo ? { defaultServiceExportTo: mesh.defaultServiceExportTo } : {}),
         ...options.kube,
         // The webhooks listen where every other port does, unless told otherwise.
         ...(options.kube.webhooks !== false ? { webhooks: { host, ...options.kube.webhooks } } : {}),

@@ -128,6 +128,8 @@ export function creationTimeOf(obj: { metadata?: KubeMeta }): number {
 export interface ServiceConversionOptions {
   domainSuffix: string;
   trustDomain: string;
+  /** MeshConfig's defaultServiceExportTo, for Services without the exportTo annotation (default `*`). */
+  defaultExportTo?: readonly string[];
 }
 
 /** A Service's definition in Kubernetes terms that the registry derives from, beside the model Service. */
@@ -145,7 +147,7 @@ export interface ConvertedService {
  * cluster IPs; a headless one (`clusterIP: None`) passes through to the address the client
  * dialled (ORIGINAL_DST); an ExternalName is a mesh-external DNS service resolving its
  * `externalName`. Ports take Istio's protocol selection (`kubernetesPortProtocol`); `exportTo`
- * comes from the `networking.istio.io/exportTo` annotation (default: everywhere).
+ * comes from the `networking.istio.io/exportTo` annotation (default: the mesh's defaultServiceExportTo, else everywhere).
  */
 export function convertService(svc: KubeService, opts: ServiceConversionOptions): ConvertedService {
   const name = svc.metadata?.name ?? '';
@@ -169,7 +171,7 @@ export function convertService(svc: KubeService, opts: ServiceConversionOptions)
   const declared: string[] = [];
   for (const sa of splitList(annotations[canonicalServiceAccountsAnnotation])) declared.push(sa);
   for (const ksa of splitList(annotations[kubernetesServiceAccountsAnnotation])) declared.push(spiffeId(opts.trustDomain, namespace, ksa));
-  const exportTo = annotations[exportToAnnotation] ? splitList(annotations[exportToAnnotation]) : undefined;
+  const exportTo = annotations[exportToAnnotation] ? splitList(annotations[exportToAnnotation]) : opts.defaultExportTo;
   const service: Service = {
     hostname: kubeServiceHostname(name, namespace, opts.domainSuffix),
     namespace,

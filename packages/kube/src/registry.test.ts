@@ -93,6 +93,14 @@ describe('KubeServiceRegistry: services', () => {
     expect(r.endpoints(host, 'shop', 9080)).toEqual([]);
   });
 
+  it("takes the mesh's defaultServiceExportTo for Services without the exportTo annotation", () => {
+    const r = new KubeServiceRegistry({ defaultExportTo: ['.'] });
+    r.putService(service());
+    expect([...r.services()[0]!.exportTo]).toEqual(['shop']);
+    r.putService(service({}, { annotations: { 'networking.istio.io/exportTo': '*' } }));
+    expect([...r.services()[0]!.exportTo]).toEqual(['*']);
+  });
+
   it('reads exportTo and declared identities from annotations, dual-stack cluster IPs, and forgets a deleted Service', () => {
     const r = new KubeServiceRegistry({ trustDomain: 'example.org' });
     r.putService(

@@ -43,6 +43,8 @@ export interface KubeServiceRegistryOptions {
   discoverySelectors?: readonly K8sLabelSelector[];
   /** Called when a change listener throws; the default logs a JSON line. */
   onListenerError?: (error: unknown) => void;
+  /** MeshConfig's defaultServiceExportTo: the exportTo of Services without the annotation. */
+  defaultExportTo?: readonly string[];
 }
 
 /** What one Service contributes: its model Service and its endpoints per service port. */
@@ -80,6 +82,7 @@ export class KubeServiceRegistry implements ServiceRegistry {
   readonly #domainSuffix: string;
   readonly #trustDomain: string;
   readonly #clusterId: string;
+  readonly #defaultExportTo: readonly string[] | undefined;
   readonly #onListenerError: (error: unknown) => void;
   readonly #selectors: readonly K8sLabelSelector[];
   readonly #listeners = new Set<(change: RegistryChange) => void>();
@@ -118,6 +121,7 @@ export class KubeServiceRegistry implements ServiceRegistry {
     this.#domainSuffix = opts.domainSuffix ?? 'cluster.local';
     this.#trustDomain = opts.trustDomain ?? 'cluster.local';
     this.#clusterId = opts.clusterId ?? 'Kubernetes';
+    this.#defaultExportTo = opts.defaultExportTo;
     this.#selectors = opts.discoverySelectors ?? [];
     this.#onListenerError =
       opts.onListenerError ?? ((e) => console.error(JSON.stringify({ level: 'error', msg: 'registry listener failed', registry: this.name, error: String(e) })));
@@ -154,7 +158,11 @@ export class KubeServiceRegistry implements ServiceRegistry {
   /** A Service added or updated. */
   putService(svc: KubeService): void {
     const key = objectKey(svc);
-    const converted = convertService(svc, { domainSuffix: this.#domainSuffix, trustDomain: this.#trustDomain });
+    const converted = convertService(svc, {
+      domainSuffix: this.#domainSuffix,
+      trustDomain: this.#trustDomain,
+      ...(this.#defaultExportTo ? { defaultExportTo: this.#defaultExportTo } : {}),
+    });
     this.#services.set(key, converted);
     this.#created.set(key, creationTimeOf(svc));
     const inNs = this.#servicesIn.get(converted.service.namespace) ?? new Set<string>();

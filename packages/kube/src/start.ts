@@ -46,6 +46,8 @@ export interface KubeOptions {
   namespace?: string;
   /** MeshConfig's discoverySelectors: the namespaces whose Services and Pods the mesh sees and that get istio-ca-root-cert (empty: all). */
   discoverySelectors?: readonly K8sLabelSelector[];
+  /** MeshConfig's defaultServiceExportTo, for Services without the exportTo annotation. */
+  defaultServiceExportTo?: readonly string[];
   /** Leader election timing (tests shorten it); default client-go's: lease 15 s, renew deadline 10 s, retry 2 s. */
   leaderElection?: Pick<LeaderElectionOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs' | 'identity'>;
   /** The admission webhooks (kube-webhooks); `false`: none. */
@@ -154,6 +156,7 @@ export async function startKube(options: KubeOptions): Promise<Kube> {
       domainSuffix: options.domainSuffix,
       trustDomain: options.trustDomain,
       ...(options.discoverySelectors ? { discoverySelectors: options.discoverySelectors } : {}),
+      ...(options.defaultServiceExportTo ? { defaultExportTo: options.defaultServiceExportTo } : {}),
       onListenerError: (e) => registryLog.error('registry listener failed', { error: e }),
     });
     const serviceWatch = watchKubeServices(kubeConfig, services, { logger: registryLog });
