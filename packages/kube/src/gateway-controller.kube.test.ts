@@ -5,7 +5,7 @@
 // Deployment and Service `<gateway>-<class>`, owned by the Gateway: deleting it deletes them).
 // Traffic through such a gateway is the conformance suite's (e2e/gateway-conformance).
 import { randomBytes } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { createLogger, defaultKindRegistry, MemoryConfigStore, type Service } from '@weft/model';
 import { convertGatewayApi } from '@weft/pilot';
 import { holdClusterLock, installWeftCrds, kubeCluster, needsKube } from '@weft/testing';
@@ -153,6 +153,21 @@ describe.skipIf(skip !== undefined)('Gateway API controller on a real API server
     expect(gw.status?.listeners?.[0]).toMatchObject({ name: 'http', attachedRoutes: 2 });
     expect(summary(gw.status?.listeners?.[0]?.conditions)).toMatchObject({ Accepted: 'True/Accepted', Programmed: 'True/Programmed', ResolvedRefs: 'True/ResolvedRefs' });
   });
+
+  it('a status someone else resets is written again (within the 15 s refresh)', async () => {
+    const pending = { conditions: [{ type: 'Accepted', status: 'Unknown', reason: 'Pending', message: 'Waiting for controller', lastTransitionTime: '1970-01-01T00:00:00Z' }] };
+    await custom.patchClusterCustomObjectStatus({ group, version: 'v1', plural: 'gatewayclasses', name: className, body: { status: pending } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const t0 = Date.now();
+    await until(
+      'GatewayClass Accepted again',
+      async () => {
+        const o = (await custom.getClusterCustomObject({ group, version: 'v1', plural: 'gatewayclasses', name: className })) as { status?: { conditions?: Cond[] } };
+        return o.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True');
+      },
+      25_000,
+    );
+    console.log(`GatewayClass status restored ${Date.now() - t0} ms after a reset`);
+  }, 30_000);
 
   it('each HTTPRoute says whether it attached and whether its backends resolved, with the spec\'s reasons', async () => {
     const parentsOf = async (name: string) => {
