@@ -161,7 +161,7 @@ beforeAll(async () => {
     doc(
       'VirtualService',
       'httpbin-gw',
-      `hosts: [httpbin.example.com]\ngateways: [gw]\nhttp:\n- match:\n  - headers: {x-jwt-group: {exact: admins}}\n  route:\n  - destination: {host: httpbin, port: {number: 9080}, subset: v2}\n- route:\n  - destination: {host: httpbin, port: {number: 9080}, subset: v1}`,
+      `hosts: [httpbin.example.com]\ngateways: [gw]\nhttp:\n- match:\n  - uri: {prefix: /claims}\n    headers: {"@request.auth.claims.groups": {exact: group1}}\n  route:\n  - destination: {host: httpbin, port: {number: 9080}, subset: v2}\n- match:\n  - headers: {x-jwt-group: {exact: admins}}\n  route:\n  - destination: {host: httpbin, port: {number: 9080}, subset: v2}\n- route:\n  - destination: {host: httpbin, port: {number: 9080}, subset: v1}`,
       'networking.istio.io/v1',
     ),
   );
@@ -285,6 +285,20 @@ describe('JWT at the ingress gateway', () => {
       expect(user.echo?.version).toBe('v1');
       expect(user.echo?.headers['x-jwt-group']).toBe('users');
     }
+  });
+});
+
+describe('JWT claim based routing at the ingress gateway (Istio: @request.auth.claims in a VirtualService)', () => {
+  it('routes on the verified groups claim: group1 to v2, others to v1; no token is denied before routing', async () => {
+    const one = await viaGateway('/claims/headers', bearer(await token({ sub: 'alice', groups: ['group1', 'group2'] })));
+    expect(one.status).toBe(200);
+    expect(one.echo?.version).toBe('v2');
+    for (let i = 0; i < 5; i++) {
+      const two = await viaGateway('/claims/headers', bearer(await token({ sub: 'bob', groups: ['group2'] })));
+      expect(two.status).toBe(200);
+      expect(two.echo?.version).toBe('v1');
+    }
+    expect((await viaGateway('/claims/headers')).status).toBe(403);
   });
 });
 

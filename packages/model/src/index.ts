@@ -6,6 +6,7 @@ export { compareStrings, configOrder, creationTime, formatTimestamp, parseTimest
 export { KindRegistry } from './config/kinds.ts';
 export { labelSelectorMatches } from './config/label-selector.ts';
 export { formatDuration, parseDuration } from './duration.ts';
+export { routingClaim } from './routing-claim.ts';
 export { compileRe2, type Re2, Re2Error, type Re2Options, re2MaxProgramSize, re2MaxRepeat, re2Problem } from './re2.ts';
 export { errorCodes, WeftError, type WeftErrorCode } from './errors.ts';
 export * from './generated/types.ts';

@@ -82,7 +82,7 @@ spec:
       audiences: ['bookinfo'],
       forward: true,
       forward_payload_header: 'x-jwt-payload',
-      payload_in_metadata: 'testing@secure.istio.io',
+      payload_in_metadata: 'payload',
       from_headers: [{ name: 'x-jwt', value_prefix: 'Token ' }],
       from_params: ['token'],
       claim_to_headers: [{ header_name: 'x-jwt-group', claim_name: 'group' }],
@@ -160,5 +160,43 @@ spec:
     expect(hcm.http_filters.map((f) => f.name).slice(0, 2)).toEqual(['envoy.filters.http.jwt_authn', 'istio_authn']);
     // The sidecar is not selected by it.
     expect(inboundHttpFilters(p).map((f) => f.name)).toEqual(['envoy.filters.http.router']);
+  });
+
+  it("turns a VirtualService's @request.auth.claims header matches into jwt_authn payload matchers, as Istio's TranslateRouteMatch", () => {
+    const p = push([
+      networking('bookinfo-gateway.yaml'),
+      `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: claims, namespace: default}
+spec:
+  hosts: [claims.example.com]
+  gateways: [bookinfo-gateway]
+  http:
+  - match:
+    - headers: {"@request.auth.claims.group": {exact: admins}, "@request.auth.claims[org][team]": {prefix: blue}, x-plain: {exact: 'yes'}}
+      withoutHeaders: {"@request.auth.claims.banned": {exact: 'true'}}
+    route: [{destination: {host: reviews, port: {number: 9080}}}]
+  - route: [{destination: {host: ratings, port: {number: 9080}}}]
+`,
+    ]);
+    const routes = generate(p, router('127.0.0.100', 'istio-ingressgateway-1', { istio: 'ingressgateway' }), TypeUrl.RouteConfiguration);
+    const rc = must([...routes.values()].find((r) => r.virtual_hosts.some((v) => v.domains.includes('claims.example.com'))), 'route config');
+    const vh = must(rc.virtual_hosts.find((v) => v.domains.includes('claims.example.com')));
+    const [first, second] = vh.routes;
+    expect(first?.match?.headers.map((h) => h.name)).toEqual(['x-plain']);
+    const md = must(first?.match).dynamic_metadata;
+    const byPath = Object.fromEntries(md.map((m) => [m.path.map((s) => s.key).join('/'), m]));
+    expect(Object.keys(byPath).sort()).toEqual(['payload/banned', 'payload/group', 'payload/org/team']);
+    for (const m of md) expect(m.filter).toBe('envoy.filters.http.jwt_authn');
+    const group = must(byPath['payload/group']);
+    expect(group.invert).toBe(false);
+    expect(group.value?.or_match?.value_matchers.map((v) => v.match_pattern)).toEqual(['list_match', 'string_match']);
+    expect(group.value?.or_match?.value_matchers[1]?.string_match?.exact).toBe('admins');
+    expect(group.value?.or_match?.value_matchers[0]?.list_match?.one_of?.string_match?.exact).toBe('admins');
+    expect(byPath['payload/org/team']?.value?.or_match?.value_matchers[1]?.string_match?.prefix).toBe('blue');
+    expect(byPath['payload/banned']?.invert).toBe(true);
+    // The route after it stays the catch-all; a claims-only match is no catch-all.
+    expect(second?.match?.dynamic_metadata).toEqual([]);
   });
 });

@@ -11,16 +11,19 @@
 //   off) and inlined as local_jwks; before the first successful fetch, Istio's fake JWKS, so tokens
 //   of that issuer fail rather than pass.
 // - `istio_authn` right after it (Istio's authn filter, before 1.19): turns the verified payload
-//   (jwt_authn's metadata, keyed by issuer) into the `istio_authn` dynamic metadata RBAC matches
+//   (jwt_authn's metadata under `payload`, as Istio names it; VirtualService `@request.auth.claims`
+//   matches read it there too) into the `istio_authn` dynamic metadata RBAC matches
 //   (`request.auth.principal` = iss/sub, audiences, presenter, claims). Its config travels as a
 //   TypedStruct of Istio's FilterConfig (origins = the issuers, origin optional, principal from origin).
+import { protoDurationOf } from '@weft/mesh';
 import type { Config, JWTRule, RequestAuthenticationSpec } from '@weft/model';
 import { encodeAny, type JwtAuthentication, type JwtProvider, type JwtRequirement, TypeUrl } from '@weft/xds';
 import type { Proxy as MeshProxy, PushContext } from '../core/types.ts';
 import type { AuthzFilters } from './authz.ts';
-import { durationOf, type HttpFilter, struct } from './envoy.ts';
+import { type HttpFilter, struct } from './envoy.ts';
 
-export const JwtFilterNames = { jwt: 'envoy.filters.http.jwt_authn', authn: 'istio_authn' } as const;
+/** The filters, and the metadata key jwt_authn keeps a verified payload under (Istio's EnvoyJwtFilterPayload). */
+export const JwtFilterNames = { jwt: 'envoy.filters.http.jwt_authn', authn: 'istio_authn', payload: 'payload' } as const;
 /** The type of istio_authn's config (inside a TypedStruct). */
 export const istioAuthnConfigType = 'type.googleapis.com/istio.envoy.config.filter.http.authn.v2alpha1.FilterConfig';
 
@@ -59,7 +62,7 @@ export function mergedJwtRules(policies: readonly Config<RequestAuthenticationSp
 }
 
 function timeoutMs(rule: JWTRule): number {
-  const d = durationOf(rule.timeout);
+  const d = protoDurationOf(rule.timeout);
   if (!d) return defaultJwksTimeoutMs;
   return Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6) || defaultJwksTimeoutMs;
 }
@@ -70,7 +73,7 @@ function provider(rule: JWTRule, jwks: (uri: string, timeoutMs: number) => strin
     audiences: rule.audiences ?? [],
     forward: rule.forwardOriginalToken ?? false,
     forward_payload_header: rule.outputPayloadToHeader ?? '',
-    payload_in_metadata: rule.issuer ?? '',
+    payload_in_metadata: JwtFilterNames.payload,
     from_headers: (rule.fromHeaders ?? []).map((h) => ({ name: h.name, value_prefix: h.prefix ?? '' })),
     from_params: rule.fromParams ?? [],
     from_cookies: rule.fromCookies ?? [],

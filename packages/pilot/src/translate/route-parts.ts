@@ -11,6 +11,7 @@ import {
   type HTTPRetry,
   type HTTPRoute,
   parseDuration,
+  routingClaim,
   type StringMatch,
   type TrafficPolicy,
 } from '@weft/model';
@@ -25,6 +26,7 @@ import {
   type RouteMatch,
   stringMatcher,
 } from './envoy.ts';
+import { JwtFilterNames } from './jwt.ts';
 import { Filters } from './names.ts';
 import type { RouteContext } from './route.ts';
 
@@ -86,6 +88,22 @@ export function retryPolicy(retries: HTTPRetry | undefined, consistentHash: bool
   return out;
 }
 
+type MetadataMatcher = NonNullable<RouteMatch['dynamic_metadata']>[number];
+
+/**
+ * Istio's MetadataMatcherForJWTClaims: a `@request.auth.claims…` header match looks at the verified
+ * JWT payload jwt_authn leaves in its metadata (`payload`), the claim a string or a list holding one.
+ */
+function claimMatcher(claims: readonly string[], m: StringMatch | undefined, invert: boolean): MetadataMatcher {
+  const value = (m && !isPresentMatch(m) ? stringMatcher(m) : undefined) ?? { safe_regex: { regex: '.+' } };
+  return {
+    filter: JwtFilterNames.jwt,
+    path: [JwtFilterNames.payload, ...claims].map((key) => ({ key })),
+    value: { or_match: { value_matchers: [{ list_match: { one_of: { string_match: value } } }, { string_match: value }] } },
+    invert,
+  };
+}
+
 function headerMatcher(name: string, m: StringMatch | undefined): HeaderMatcher {
   if (isPresentMatch(m)) return { name, present_match: true };
   const sm = m ? stringMatcher(m) : undefined;
@@ -97,8 +115,18 @@ export function routeMatch(match: HTTPMatchRequest | undefined): RouteMatch {
   const out: RouteMatch = { prefix: '/' };
   if (!match) return out;
   const headers: HeaderMatcher[] = [];
-  for (const [name, m] of Object.entries(match.headers ?? {})) headers.push(headerMatcher(name, m));
+  const claims: MetadataMatcher[] = [];
+  for (const [name, m] of Object.entries(match.headers ?? {})) {
+    const claim = routingClaim(name);
+    if (claim) claims.push(claimMatcher(claim, m, false));
+    else headers.push(headerMatcher(name, m));
+  }
   for (const [name, m] of Object.entries(match.withoutHeaders ?? {})) {
+    const claim = routingClaim(name);
+    if (claim) {
+      claims.push(claimMatcher(claim, m, true));
+      continue;
+    }
     const h = headerMatcher(name, m);
     h.invert_match = true;
     if (!isPresentMatch(m)) h.treat_missing_header_as_empty = true;
@@ -117,6 +145,7 @@ export function routeMatch(match: HTTPMatchRequest | undefined): RouteMatch {
   if (match.authority) headers.push(headerMatcher(':authority', match.authority));
   if (match.scheme) headers.push(headerMatcher(':scheme', match.scheme));
   out.headers = headers;
+  if (claims.length > 0) out.dynamic_metadata = claims;
   const query = Object.entries(match.queryParams ?? {}).map(([name, m]) => {
     if (isPresentMatch(m)) return { name, present_match: true };
     return { name, string_match: stringMatcher(m) };
@@ -128,7 +157,7 @@ export function routeMatch(match: HTTPMatchRequest | undefined): RouteMatch {
 export function isCatchAll(match: RouteMatch | null | undefined): boolean {
   if (!match) return true;
   const pathCatchAll = match.prefix === '/' || match.safe_regex?.regex === '.*';
-  return pathCatchAll && (match.headers?.length ?? 0) === 0 && (match.query_parameters?.length ?? 0) === 0;
+  return pathCatchAll && (match.headers?.length ?? 0) === 0 && (match.query_parameters?.length ?? 0) === 0 && (match.dynamic_metadata?.length ?? 0) === 0;
 }
 
 interface HeaderOps {

@@ -120,7 +120,6 @@ class FilterContextView implements HttpFilterContext {
   readonly record: RequestRecord;
   readonly scheme: 'http' | 'https';
   readonly #ex: Exchange;
-  #metadata: DynamicMetadata | undefined;
   constructor(ex: Exchange, connection: DownstreamConnection) {
     this.#ex = ex;
     this.connection = connection;
@@ -148,8 +147,10 @@ class FilterContextView implements HttpFilterContext {
   get routeOperation(): string | undefined {
     return this.#ex.route?.operation;
   }
+  /** Kept on the request view, where route matching (`dynamic_metadata`) finds it after the filters. */
   get dynamicMetadata(): DynamicMetadata {
-    this.#metadata ??= {};
-    return this.#metadata;
+    const view = this.#ex.view;
+    view.dynamicMetadata ??= {};
+    return view.dynamicMetadata;
   }
 }

@@ -3,6 +3,7 @@
 import { compileRe2, type Re2, Re2Error } from '@weft/model';
 import type { RouteConfiguration__Output } from '@weft/xds';
 import type { CompiledRoute } from './compile.ts';
+import { compileMetadataMatcher } from './metadata-matcher.ts';
 import type { RequestView } from './view.ts';
 
 type VirtualHost = RouteConfiguration__Output['virtual_hosts'][number];
@@ -232,8 +233,8 @@ function compilePathMatcher(m: RouteMatch): { kind: CompiledRoute['matchKind']; 
 /** A route's `match` as one predicate, and what prefix_rewrite needs of the path match. */
 export function compileMatch(m: RouteMatch | null): { kind: CompiledRoute['matchKind']; prefix: string; matches: CompiledRoute['matches'] } {
   if (!m) throw new RouteConfigError('route has no match');
-  if (m.dynamic_metadata.length > 0) throw new RouteConfigError('dynamic_metadata route matching is not supported');
   const path = compilePathMatcher(m);
+  const dynamic = m.dynamic_metadata.map(compileMetadataMatcher);
   const headers: HeaderTest[] = m.headers.map(compileHeaderMatcher);
   const query: QueryTest[] = m.query_parameters.map(compileQueryMatcher);
   const runtime: Fraction | undefined = m.runtime_fraction ? fraction(m.runtime_fraction.default_value) : undefined;
@@ -241,13 +242,14 @@ export function compileMatch(m: RouteMatch | null): { kind: CompiledRoute['match
   const tlsPresented = m.tls_context?.presented?.value;
   const pathTest = path.test;
   let matches: CompiledRoute['matches'];
-  if (headers.length === 0 && query.length === 0 && !runtime && !grpc && tlsPresented === undefined) {
+  if (headers.length === 0 && query.length === 0 && dynamic.length === 0 && !runtime && !grpc && tlsPresented === undefined) {
     matches = (view) => pathTest(view);
   } else {
     matches = (view, random) => {
       if (runtime && !sampled(runtime, random)) return false;
       for (const h of headers) if (!h.test(view)) return false;
       for (const q of query) if (!q.test(view)) return false;
+      for (const d of dynamic) if (!d(view.dynamicMetadata)) return false;
       if (grpc && !isGrpcContentType(view.header('content-type'))) return false;
       if (tlsPresented !== undefined && (view.scheme === 'https') !== tlsPresented) return false;
       return pathTest(view);

@@ -11,6 +11,8 @@ export class RequestView {
   /** `http` or `https`: the downstream connection's scheme. */
   readonly scheme: string;
   readonly headers: IncomingHttpHeaders;
+  /** Envoy's dynamic metadata by filter name, once a filter wrote some (jwt_authn's payload): routes' `dynamic_metadata` matchers read it. */
+  dynamicMetadata: Record<string, Record<string, unknown>> | undefined;
   private pathNoQuery: string | undefined;
   private params: Map<string, string> | undefined;
 
@@ -20,6 +22,7 @@ export class RequestView {
     this.path = path;
     this.scheme = scheme;
     this.headers = headers;
+    this.dynamicMetadata = undefined;
   }
 
   /** The path without query or fragment. */

@@ -1,6 +1,7 @@
 // istio_authn: Istio's authentication filter (istio.envoy.config.filter.http.authn.v2alpha1.FilterConfig,
-// sent as a TypedStruct), the JWT half of it. After jwt_authn, it takes the payload of the first
-// origin (issuer, in the policy's order) that jwt_authn verified and writes the attributes
+// sent as a TypedStruct), the JWT half of it. After jwt_authn, it takes the verified payload of one
+// of its origins (jwt_authn's `payload` metadata, else the first issuer key in the policy's order)
+// and writes the attributes
 // AuthorizationPolicies match to the `istio_authn` dynamic metadata, as Istio's filter did:
 //   request.auth.principal   `<iss>/<sub>`
 //   request.auth.audiences   the first `aud`
@@ -21,6 +22,7 @@ export const istioAuthnFilterName = 'istio_authn';
 export const istioAuthnConfigType = 'type.googleapis.com/istio.envoy.config.filter.http.authn.v2alpha1.FilterConfig';
 
 const spaceDelimited = new Set(['scope', 'permission']);
+const payloadKey = 'payload';
 
 function scalar(v: unknown): string | undefined {
   return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
@@ -71,6 +73,13 @@ export class IstioAuthnFilter implements HttpFilter {
     const md = ctx.dynamicMetadata;
     const verified = md?.[jwtAuthnFilterName];
     if (!md || !verified) return undefined;
+    // Istio's pilot keeps the payload under `payload` (one key for every provider: the last one
+    // verified); older configs keyed it by issuer.
+    const shared = verified[payloadKey] as JWTPayload | undefined;
+    if (shared && typeof shared === 'object' && typeof shared.iss === 'string' && this.issuers.includes(shared.iss)) {
+      md[istioAuthnFilterName] = authnAttributes(shared);
+      return undefined;
+    }
     for (const issuer of this.issuers) {
       const payload = verified[issuer];
       if (payload && typeof payload === 'object') {

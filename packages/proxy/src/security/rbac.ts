@@ -23,6 +23,7 @@ import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { peerCertificateNames } from '../core/peer.ts';
 import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
+import { compileMetadataMatcher } from '../http/metadata-matcher.ts';
 import { RequestView } from '../http/view.ts';
 
 type Policy = RbacPolicies__Output['policies'][string];
@@ -30,7 +31,6 @@ type Permission = Policy['permissions'][number];
 type Principal = Policy['principals'][number];
 type CidrRange = NonNullable<Permission['destination_ip']>;
 type MetadataMatcher = NonNullable<Permission['metadata']>;
-type ValueMatcher = NonNullable<MetadataMatcher['value']>;
 
 export type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
 
@@ -171,52 +171,9 @@ function uriTemplateTest(ext: NonNullable<Permission['uri_template']>): Pred {
   return (input) => input.request !== undefined && re.test(input.request.pathOnly);
 }
 
-/** Envoy's ValueMatcher over a metadata value (plain JSON here); `undefined` is "no value". */
-function valueTest(m: ValueMatcher | null): (v: unknown) => boolean {
-  if (!m) return () => false;
-  switch (m.match_pattern) {
-    case 'string_match': {
-      const t = compileStringMatcher(m.string_match!);
-      return (v) => typeof v === 'string' && t(v);
-    }
-    case 'list_match': {
-      const one = valueTest(m.list_match?.one_of ?? null);
-      return (v) => Array.isArray(v) && v.some(one);
-    }
-    case 'or_match': {
-      const any = (m.or_match?.value_matchers ?? []).map((x) => valueTest(x));
-      return (v) => any.some((t) => t(v));
-    }
-    case 'present_match': {
-      const want = m.present_match ?? false;
-      return (v) => want && v !== undefined;
-    }
-    case 'null_match':
-      return (v) => v === null;
-    case 'bool_match': {
-      const want = m.bool_match ?? false;
-      return (v) => v === want;
-    }
-    case 'double_match': {
-      const d = m.double_match!;
-      if (d.match_pattern === 'exact') return (v) => typeof v === 'number' && v === d.exact;
-      const start = Number(d.range?.start ?? 0);
-      const end = Number(d.range?.end ?? 0);
-      return (v) => typeof v === 'number' && v >= start && v < end;
-    }
-    default:
-      throw new RouteConfigError(`unsupported metadata value matcher ${m.match_pattern ?? '(none)'}`);
-  }
-}
-
 function metadataTest(m: MetadataMatcher): Pred {
-  const value = valueTest(m.value);
-  const keys = m.path.map((p) => p.key ?? '');
-  return (input) => {
-    let v: unknown = input.metadata?.[m.filter];
-    for (const k of keys) v = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
-    return value(v) !== m.invert;
-  };
+  const test = compileMetadataMatcher(m);
+  return (input) => test(input.metadata);
 }
 
 interface PeerNames {

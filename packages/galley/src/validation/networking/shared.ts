@@ -2,6 +2,7 @@
 // agent package): host names, ports, protocols, labels, exportTo, gateway references, header
 // manipulation, string matches, TLS settings, connection pools and destinations.
 import type { ConnectionPoolSettings, Destination, FieldPath, ServerTLSSettings, StringMatch, TypeWorkloadSelector, WorkloadSelector } from '@weft/model';
+import { routingClaim } from '@weft/model';
 import { durationNanos, isIP, isIPv4, isIPv6, isIstioDns1123Label, istioDurationError, regexError, regexSizeWarning } from '../common.ts';
 import type { ValidationContext } from '../context.ts';
 
@@ -375,10 +376,7 @@ const pseudoHeaders = new Set([':method', ':scheme', ':authority', ':path', ':st
 
 /** `@request.auth.claims.<name>` / `@request.auth.claims[a][b]` (JWT claim routing). */
 export function isJwtClaimRoute(name: string): boolean {
-  const prefix = '@request.auth.claims';
-  if (!name.toLowerCase().startsWith(prefix)) return false;
-  const rest = name.slice(prefix.length);
-  return (rest.startsWith('.') && rest.length > 1) || (rest.startsWith('[') && rest.endsWith(']') && rest.length > 2);
+  return routingClaim(name) !== undefined;
 }
 
 /** A header name in a match (ValidateHTTPHeaderNameOrJwtClaimRoute). */
