@@ -17,7 +17,7 @@ import {
 import { type Cluster, encodeAny, TypeUrl } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { adsConfigSource, type Duration, duration, durationOf, socketAddress, struct, uniqueSorted } from './envoy.ts';
-import { lbEndpoint } from './eds.ts';
+import { localityLbEndpoints } from './eds.ts';
 import { inboundPorts } from './inbound.ts';
 import { effectiveLocalitySetting, wantsLocalityWeightedLb } from './locality.ts';
 import { Filters } from './names.ts';
@@ -318,7 +318,8 @@ export function outboundClusterFor(
         if (eps.length === 0 && !service.hostname.startsWith('*')) eps = [dnsSelfEndpoint(service, port)];
         // LOGICAL_DNS takes exactly one host.
         if (c.type === 'LOGICAL_DNS') eps = eps.slice(0, 1);
-        c.load_assignment = { cluster_name: name, endpoints: [{ lb_endpoints: eps.map((e) => lbEndpoint(e)) }] };
+        // Grouped by locality, with the DestinationRule's locality load balancing (Istio's ApplyToCluster).
+        c.load_assignment = { cluster_name: name, endpoints: localityLbEndpoints(push, proxy, eps, effectivePolicy(dr?.spec, subset?.name, port.port)) };
         break;
       }
       case 'NONE':

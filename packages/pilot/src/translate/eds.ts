@@ -2,7 +2,7 @@
 // metadata Istio attaches (workload identity for telemetry, tlsMode for auto mTLS).
 import { parseClusterKey } from '@weft/mesh';
 import { isIP } from 'node:net';
-import type { Endpoint, Locality } from '@weft/model';
+import type { Endpoint, Locality, TrafficPolicy } from '@weft/model';
 import type { ClusterLoadAssignment } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type Metadata, socketAddress, struct } from './envoy.ts';
@@ -76,11 +76,28 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
   const policy = effectivePolicy(dr?.spec, key.subset || undefined, key.port);
   const mtls = mtlsChecker(push, policy?.tls?.mode);
   const healthyOnly = excludesUnhealthyEndpoints(policy);
+  const endpoints = push.endpoints(service, key.port, labels).filter((e) => {
+    if (healthyOnly && !e.healthy) return false;
+    if (options.grpc) return isIP(e.address) !== 0;
+    return isIP(e.address) !== 0 || e.address.startsWith('unix://');
+  });
+  return { cluster_name: clusterName, endpoints: localityLbEndpoints(push, proxy, endpoints, policy, mtls) };
+}
+
+/**
+ * Endpoints grouped by locality (weights summed), with the locality load balancing of `policy`
+ * relative to the asking proxy: priorities or weights, so the result differs per proxy locality.
+ * EDS assignments and DNS clusters' inline assignments alike (Istio's ApplyToLoadAssignment).
+ */
+export function localityLbEndpoints(
+  push: PushContext,
+  proxy: MeshProxy,
+  endpoints: readonly Endpoint[],
+  policy: TrafficPolicy | undefined,
+  mtls: (e: Endpoint) => boolean = (e) => e.tlsMode === 'istio',
+): LocalityLbEndpoints[] {
   const groups = new Map<string, { locality: Locality; endpoints: LbEndpoint[]; sources: Endpoint[]; weight: number }>();
-  for (const e of push.endpoints(service, key.port, labels)) {
-    if (healthyOnly && !e.healthy) continue;
-    if (options.grpc && !isIP(e.address)) continue;
-    if (!options.grpc && !isIP(e.address) && !e.address.startsWith('unix://')) continue;
+  for (const e of endpoints) {
     const k = localityKey(e.locality);
     let g = groups.get(k);
     if (!g) {
@@ -105,12 +122,10 @@ export function clusterLoadAssignment(push: PushContext, proxy: MeshProxy, clust
       },
       endpoints: g.sources,
     }));
-  // Priorities and weights relative to the asking proxy (so EDS differs per locality).
   const setting = effectiveLocalitySetting(policy?.loadBalancer, push.mesh.localityLbSetting);
-  if (!setting || located.length === 0) return { cluster_name: clusterName, endpoints: located.map((g) => g.group) };
+  if (!setting || located.length === 0) return located.map((g) => g.group);
   const where = proxyLocality(push, proxy);
-  const endpoints = applyLocalityLoadBalancer(located, where, proxyTopologyLabels(proxy.labels, where), setting, policy?.outlierDetection !== undefined);
-  return { cluster_name: clusterName, endpoints };
+  return applyLocalityLoadBalancer(located, where, proxyTopologyLabels(proxy.labels, where), setting, policy?.outlierDetection !== undefined);
 }
 
 export function edsGenerator(clusterNames: (push: PushContext, proxy: MeshProxy) => string[], options: EndpointOptions = {}): Generator {

@@ -158,6 +158,36 @@ describe('locality weights (distribute)', () => {
   });
 });
 
+describe('DNS clusters', () => {
+  it("a DNS ServiceEntry's endpoints carry their localities and failover priorities in the cluster's own assignment", () => {
+    const dns = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints:
+  - {address: us.api.example.com, locality: us-east/zone-a}
+  - {address: eu.api.example.com, locality: eu-west/zone-d}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ext, namespace: default}
+spec:
+  host: api.example.com
+  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}
+`;
+    const name = 'outbound|443||api.example.com';
+    const c = must(generate(pushFrom([dns]), client('eu-west/zone-d'), CDS, [name]).get(name));
+    expect(c.type).toBe('STRICT_DNS');
+    const got = Object.fromEntries(c.load_assignment!.endpoints.map((g) => [g.lb_endpoints[0]?.endpoint?.address?.socket_address?.address, g.priority ?? 0]));
+    expect(got).toEqual({ 'eu.api.example.com': 0, 'us.api.example.com': 1 });
+  });
+});
+
 describe("the proxy's own locality", () => {
   const lb = rule(outlier);
 
