@@ -123,7 +123,8 @@ export function localityLbEndpoints(
       endpoints: g.sources,
     }));
   const setting = effectiveLocalitySetting(policy?.loadBalancer, push.mesh.localityLbSetting);
-  if (!setting || located.length === 0) return located.map((g) => g.group);
+  // Nothing to apply without weights to distribute or outlier detection (the common case): skip the proxy's locality.
+  if (!setting || located.length === 0 || (!setting.distribute?.length && policy?.outlierDetection === undefined)) return located.map((g) => g.group);
   const where = proxyLocality(push, proxy);
   return applyLocalityLoadBalancer(located, where, proxyTopologyLabels(proxy.labels, where), setting, policy?.outlierDetection !== undefined);
 }
