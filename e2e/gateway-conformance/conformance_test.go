@@ -4,14 +4,16 @@
 // namespace label that injects the sidecar, the timeouts); this file only adds what the stock
 // conformance.RunConformance lacks for us:
 //
-//   - Setup runs as its own subtest, so a Setup that cannot finish (no GatewayClass accepted yet,
-//     a Gateway not Programmed) is one named failure and every test still runs and reports;
+//   - Setup runs as two subtests of its own (SetupMesh, SetupGateway), so a Setup that cannot
+//     finish (no GatewayClass accepted yet, a Gateway not Programmed) is one named failure and
+//     every test still runs and reports;
 //   - one line per test as it ends (`weft-conformance: PASS|FAIL|SKIP <test>`) and a
 //     table with the totals at the end, for a human reading `go test -v` (the Kubernetes-tier test
 //     reads `go test -json` instead).
 package conformance_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -20,10 +22,16 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/conformance"
 	confv1 "sigs.k8s.io/gateway-api/conformance/apis/v1"
 	"sigs.k8s.io/gateway-api/conformance/tests"
 	"sigs.k8s.io/gateway-api/conformance/utils/suite"
+	"sigs.k8s.io/gateway-api/pkg/features"
 	"sigs.k8s.io/yaml"
 )
 
@@ -72,11 +80,50 @@ func TestGatewayAPIConformance(t *testing.T) {
 		printTable(outcomes)
 	})
 
-	// Setup fills these from the accepted GatewayClass; set so that, when it cannot, the tests'
-	// own manifests still name our class and each test fails for its own reason.
+	// Setup fills these from the accepted GatewayClass; set from the class as it is, so that when
+	// it cannot, the tests' own manifests still name our class and controller.
 	cSuite.Applier.GatewayClass = opts.GatewayClassName
-	t.Run("Setup", func(st *testing.T) { cSuite.Setup(st, tests.ConformanceTests) })
+	gwc := &gatewayv1.GatewayClass{}
+	if err := opts.Client.Get(context.Background(), client.ObjectKey{Name: opts.GatewayClassName}, gwc); err == nil {
+		cSuite.ControllerName = string(gwc.Spec.ControllerName)
+		cSuite.Applier.ControllerName = cSuite.ControllerName
+	}
+
+	// Setup in two parts, mesh then gateway: upstream's Setup stops at the first thing missing
+	// (the GatewayClass not Accepted comes first), which would keep the mesh namespaces from
+	// being made and turn every mesh test into "namespace not found". Each part is a subtest, so
+	// the base resources' cleanup (which Setup ties to the test it is given) is ours, at the end.
+	cleanupBase := cSuite.Cleanup
+	cSuite.Cleanup = false
+	if cleanupBase {
+		t.Cleanup(func() { deleteNamespaces(t, opts.Client) })
+	}
+	all := cSuite.SupportedFeatures
+	for _, part := range []struct {
+		name string
+		drop features.FeatureName
+		need features.FeatureName
+	}{{"SetupMesh", features.SupportGateway, features.SupportMesh}, {"SetupGateway", features.SupportMesh, features.SupportGateway}} {
+		if !all.Has(part.need) && opts.RunTest == "" {
+			continue
+		}
+		cSuite.SupportedFeatures = all.Clone().Delete(part.drop)
+		t.Run(part.name, func(st *testing.T) { cSuite.Setup(st, tests.ConformanceTests) })
+	}
+	cSuite.SupportedFeatures = all
+	cSuite.Cleanup = cleanupBase
 	require.NoError(t, cSuite.Run(t, tests.ConformanceTests))
+}
+
+// deleteNamespaces removes the suite's base namespaces (and with them everything Setup made in
+// them) without waiting: the next run's Setup waits for what it needs.
+func deleteNamespaces(t *testing.T, c client.Client) {
+	for _, ns := range []string{suite.InfrastructureNamespace, suite.AppBackendNamespace, suite.WebBackendNamespace, suite.MeshNamespace, suite.MeshConsumerNamespace} {
+		err := c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Logf("deleting namespace %s: %v", ns, err)
+		}
+	}
 }
 
 func writeReport(t *testing.T, report confv1.ConformanceReport, path string) {

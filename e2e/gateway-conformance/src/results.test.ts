@@ -26,7 +26,9 @@ const sample = [
   ev('run', `${T}/HTTPRouteHeaderMatching`),
   ev('run', `${T}/HTTPRouteHeaderMatching/0_request_to_'/'_should_go_to_infra-backend-v1`),
   out(`${T}/HTTPRouteHeaderMatching/0_request_to_'/'_should_go_to_infra-backend-v1`, '    http.go:229: 2026-12-07T16:52:00Z: Request failed, not ready yet: Get "http://10.96.4.4/": dial tcp 10.96.4.4:80: connect: connection refused\n'),
+  out(`${T}/HTTPRouteHeaderMatching/0_request_to_'/'_should_go_to_infra-backend-v1`, '    http.go:306: 2026-12-07T16:52:30Z: timeout while waiting after 26 attempts, 0/3 successes\n'),
   ev('fail', `${T}/HTTPRouteHeaderMatching/0_request_to_'/'_should_go_to_infra-backend-v1`, { Elapsed: 30 }),
+  out(`${T}/HTTPRouteHeaderMatching`, '    apply.go:290: 2026-12-07T16:52:31Z: Deleting header-matching HTTPRoute\n'),
   ev('fail', `${T}/HTTPRouteHeaderMatching`, { Elapsed: 30.1 }),
   ev('run', `${T}/HTTPRouteRequestMirror`),
   out(`${T}/HTTPRouteRequestMirror`, '    conformance.go:56: Skipping HTTPRouteRequestMirror: suite does not support HTTPRouteRequestMirror\n'),
@@ -50,7 +52,8 @@ describe('parseGoTestJson', () => {
       ['GatewayClassObservedGenerationBump', 'pass'],
     ]);
     expect(run.tests[1]).toMatchObject({ seconds: 60.3, reason: 'error waiting for HTTPRoute status to have a Condition matching expectations: Received unexpected error: context deadline exceeded' });
-    expect(run.tests[2]?.reason).toBe('2026-12-07T16:52:00Z: Request failed, not ready yet: Get "http://10.96.4.4/": dial tcp 10.96.4.4:80: connect: connection refused');
+    // a failing case's own lines, not its test's cleanup lines, and without the timestamp
+    expect(run.tests[2]?.reason).toBe(`0_request_to_'/'_should_go_to_infra-backend-v1: Request failed, not ready yet: Get "http://10.96.4.4/": dial tcp 10.96.4.4:80: connect: connection refused (then timeout while waiting after 26 attempts, 0/3 successes)`);
     expect(run.topLevel).toContain('FAIL\tweft.local/e2e/gateway-conformance\t200.1s');
   });
 
@@ -71,6 +74,7 @@ describe('parseGoTestJson', () => {
 describe('failureReason', () => {
   it('falls back to the last log line, then to a fixed sentence', () => {
     expect(failureReason(['    helpers.go:10: first', '    helpers.go:11: second'])).toBe('second');
+    expect(failureReason(['    pod.go:72: 2026-12-07T16:52:57.6Z: not ready yet: wanted 200, got 404', '    apply.go:290: 2026-12-07T16:53:28.1Z: Deleting x HTTPRoute'])).toBe('not ready yet: wanted 200, got 404');
     expect(failureReason([])).toBe('failed without a message');
   });
 });

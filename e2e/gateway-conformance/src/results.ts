@@ -30,6 +30,7 @@ interface TestEvent {
 /** Splits `go test -json` output into per-test outcomes. Lines that are not JSON count as top-level output. */
 export function parseGoTestJson(text: string, goTest: string): SuiteRun {
   const outputs = new Map<string, string[]>();
+  const firstFailedCase = new Map<string, string>();
   const tests: TestOutcome[] = [];
   const topLevel: string[] = [];
   let verdict: SuiteRun['verdict'] = 'none';
@@ -56,15 +57,24 @@ export function parseGoTestJson(text: string, goTest: string): SuiteRun {
     // nested subtests (a test's own t.Run cases) count toward the suite's test that holds them
     const name = parts[1] as string;
     if (event.Action === 'output' && event.Output) {
-      const list = outputs.get(name) ?? [];
-      list.push(event.Output.replace(/\n$/, ''));
-      outputs.set(name, list);
+      for (const key of new Set([name, event.Test])) {
+        const list = outputs.get(key) ?? [];
+        list.push(event.Output.replace(/\n$/, ''));
+        outputs.set(key, list);
+      }
       continue;
     }
-    if (parts.length !== 2) continue;
+    if (parts.length > 2) {
+      if (event.Action === 'fail' && !firstFailedCase.has(name)) firstFailedCase.set(name, event.Test);
+      continue;
+    }
     if (event.Action === 'pass' || event.Action === 'fail' || event.Action === 'skip') {
       const outcome: TestOutcome = { name, result: event.Action, seconds: event.Elapsed ?? 0 };
-      if (event.Action === 'fail') outcome.reason = failureReason(outputs.get(name) ?? []);
+      if (event.Action === 'fail') {
+        // the first case that failed says more than the test's own last lines (its cleanup)
+        const failedCase = firstFailedCase.get(name);
+        outcome.reason = failedCase ? `${failedCase.split('/').slice(2).join('/')}: ${failureReason(outputs.get(failedCase) ?? [])}` : failureReason(outputs.get(name) ?? []);
+      }
       tests.push(outcome);
     }
   }
@@ -98,9 +108,13 @@ export function failureReason(lines: readonly string[]): string {
     }
     return clip([messages, parts.join(' ')].filter((s) => s.trim()).join(': '));
   }
-  const logged = lines.filter((l) => /^\s+[\w.-]+\.go:\d+: /.test(l));
-  const last = logged.at(-1);
-  return last ? clip(last.replace(/^\s+[\w.-]+\.go:\d+: /, '')) : 'failed without a message';
+  // the suite's own progress lines say nothing about why
+  const logged = lines.filter((l) => /^\s+[\w.-]+\.go:\d+: /.test(l)).map((l) => l.replace(/^\s+[\w.-]+\.go:\d+: (\d{4}-\d\d-\d\dT[\d:.]+Z: )?/, ''));
+  const telling = logged.filter((l) => !/^(Deleting|Creating|Applying|Running|Got resp|Request passed|timeout while waiting)\b/.test(l));
+  const timeout = logged.find((l) => l.startsWith('timeout while waiting'));
+  const last = telling.at(-1) ?? logged.at(-1);
+  if (!last) return 'failed without a message';
+  return clip(timeout && last !== timeout ? `${last} (then ${timeout})` : last);
 }
 
 function clip(s: string): string {
