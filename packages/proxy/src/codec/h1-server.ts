@@ -447,10 +447,11 @@ export class H1Connection implements ParserEvents {
   #header(name: string, value: string): void {
     const headers = this.#req!.headers as Record<string, string | string[]>;
     const prev = headers[name];
-    // As node:http: set-cookie is a list, cookie joins with '; ', others with ', '.
+    // set-cookie is a list, cookie joins with '; ', others with ',' as Envoy joins repeated
+    // headers (node:http's ', ' showed: the Gateway API conformance suite checks the exact value).
     if (prev === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
     else if (Array.isArray(prev)) prev.push(value);
-    else headers[name] = `${prev}${name === 'cookie' ? '; ' : ', '}${value}`;
+    else headers[name] = `${prev}${name === 'cookie' ? '; ' : ','}${value}`;
   }
 
   onHeadersComplete(_status: number, upgrade: boolean, keepAlive: boolean): 0 | 1 | 2 {
