@@ -50,6 +50,15 @@ spec:
 `;
     expect(must(clusters([od('')]).get(`outbound|9080||${reviewsHost}`)).common_lb_config?.healthy_panic_threshold?.value).toBe(0);
     expect(must(clusters([od(', minHealthPercent: 40')]).get(`outbound|9080||${reviewsHost}`)).common_lb_config?.healthy_panic_threshold?.value).toBe(40);
+    // A passthrough service (resolution NONE): ORIGINAL_DST with CLUSTER_PROVIDED, set after the threshold, as Istio does.
+    const none = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: direct, namespace: default}
+spec: {hosts: [direct.example.com], location: MESH_EXTERNAL, resolution: NONE, ports: [{number: 80, name: http, protocol: HTTP}]}
+`;
+    const direct = must(clusters([none]).get('outbound|80||direct.example.com'));
+    expect([direct.type, direct.lb_policy, direct.common_lb_config?.healthy_panic_threshold?.value]).toEqual(['ORIGINAL_DST', 'CLUSTER_PROVIDED', 0]);
   });
 
   it('uses ISTIO_MUTUAL with SDS default/ROOTCA, the SPIFFE SANs and Istio SNI (destination-rule-all-mtls.yaml)', () => {

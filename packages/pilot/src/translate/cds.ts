@@ -225,10 +225,11 @@ function applyOutlierDetection(c: Cluster, od: OutlierDetection | undefined): vo
  * Istio's applyLoadBalancer: pilot sends a service's not-ready endpoints (as UNHEALTHY), so Envoy's
  * default panic threshold (50%) would send traffic to pods that are not ready whenever half a
  * cluster is, as a one-pod subset is during its rollout. Unless outlier detection set one, the
- * threshold is 0: never panic.
+ * threshold is 0: never panic. ORIGINAL_DST clusters get it too (Istio sets CLUSTER_PROVIDED after
+ * its load balancer settings; Envoy ignores it there).
  */
 function disablePanicThreshold(c: Cluster): void {
-  if (c.lb_policy === 'CLUSTER_PROVIDED' || c.common_lb_config?.healthy_panic_threshold) return;
+  if (c.common_lb_config?.healthy_panic_threshold) return;
   c.common_lb_config = { ...c.common_lb_config, healthy_panic_threshold: { value: 0 } };
 }
 
