@@ -2,7 +2,7 @@
 // rules (pilot/pkg/serviceregistry/kube: conversion.go, endpointslice.go, endpoint_builder.go,
 // pod.go). Pure functions of plain objects: the typed client's and the watch stream's shapes both
 // fit (timestamps as Date or RFC 3339 text).
-import { spiffeId } from '@weft/mesh';
+import { localityOfLabels, spiffeId } from '@weft/mesh';
 import { type Endpoint, kubernetesPortProtocol, type Locality, parseLocality, type Service, type ServicePort, type WorkloadInstance } from '@weft/model';
 import { exportScope, tlsModeLabel } from '@weft/pilot';
 import { workloadOfPod } from './inject/workload.ts';
@@ -98,8 +98,6 @@ export const hostnameLabel = 'kubernetes.io/hostname';
 const regionLabel = 'topology.kubernetes.io/region';
 const zoneLabel = 'topology.kubernetes.io/zone';
 const subzoneLabel = 'topology.istio.io/subzone';
-/** Locality as a pod label, `region.zone.subzone` (Istio's `istio-locality`). */
-export const localityLabel = 'istio-locality';
 
 /** `reviews.default.svc.cluster.local`: a Service's hostname (Istio's ServiceHostname). */
 export function kubeServiceHostname(name: string, namespace: string, domainSuffix: string): string {
@@ -271,7 +269,7 @@ export function convertPod(pod: KubePod): PodInfo {
     workloadName: workload.name,
     ports: portMap(pod.spec),
     // Istio: the `istio-locality` label (dots for slashes), else the node's topology labels (the registry adds those: KubeServiceRegistry.putNode).
-    locality: labels[localityLabel] ? parseLocality(labels[localityLabel].replaceAll('.', '/')) : {},
+    locality: parseLocality(localityOfLabels(labels)),
     tlsMode: labels[tlsModeLabel] === 'istio' ? 'istio' : 'disabled',
     live,
     readyForIp: live && !meta.deletionTimestamp && ready,

@@ -1,7 +1,7 @@
 // The Kubernetes service registry: Services, their EndpointSlices, Pods and Namespaces as pilot's
 // Services, Endpoints and WorkloadInstances (Istio's kube controller, as Weft needs it). Fed object
 // by object (registry-watch.ts connects it to informers; unit tests feed plain objects).
-import { spiffeId } from '@weft/mesh';
+import { localityOfLabels, spiffeId } from '@weft/mesh';
 import { isDeepStrictEqual } from 'node:util';
 import { compareStrings, type Endpoint, type K8sLabelSelector, labelSelectorMatches, type Locality, type Service, type WorkloadInstance } from '@weft/model';
 import { localityFromLabels, type RegistryChange, type ServiceRegistry, selectsLabels } from '@weft/pilot';
@@ -12,7 +12,6 @@ import {
   creationTimeOf,
   endpointHealth,
   externalNameEndpoint,
-  localityLabel,
   type KubeEndpointSlice,
   type KubeNamespace,
   type KubeNode,
@@ -235,12 +234,12 @@ export class KubeServiceRegistry implements ServiceRegistry {
   }
 
   #nodeChanged(name: string): void {
-    for (const pod of [...this.#pods.values()]) if (pod.nodeName === name && !pod.labels[localityLabel]) this.#podChanged(this.#located(pod));
+    for (const pod of [...this.#pods.values()]) if (pod.nodeName === name && !localityOfLabels(pod.labels)) this.#podChanged(this.#located(pod));
   }
 
   /** The pod with its node's locality when no label gives one. */
   #located(pod: PodInfo): PodInfo {
-    if (pod.labels[localityLabel] || !pod.nodeName) return pod;
+    if (localityOfLabels(pod.labels) || !pod.nodeName) return pod;
     const locality = this.#nodeLocality.get(pod.nodeName) ?? {};
     return isDeepStrictEqual(pod.locality, locality) ? pod : { ...pod, locality };
   }

@@ -5,6 +5,7 @@ export { type ProtoDuration, parseDuration, parseDurationNanos, protoDuration, p
 export { type ExportScope, ExportToAnnotation, exportScope, isExportedTo } from './export-to.ts';
 export { hostSubsetOf, hostsMatch, isWildcardHost, kubeServiceHost, resolveHost } from './hosts.ts';
 export { isIpAddress } from './ip.ts';
+export { LegacyLocalityLabel, LocalityLabel, localityOfLabels } from './locality.ts';
 export {
   BlackHoleCluster,
   InboundPassthroughCluster,

@@ -1,6 +1,6 @@
 // The registry of ServiceEntries and WorkloadEntries: the mesh's services in local mode, and
 // services outside Kubernetes later. Istio's serviceentry controller, as Weft needs it.
-import { spiffeId } from '@weft/mesh';
+import { localityOfLabels, spiffeId } from '@weft/mesh';
 import { isDeepStrictEqual } from 'node:util';
 import {
   compareStrings,
@@ -30,8 +30,6 @@ export const serviceEntryKind = 'networking.istio.io/ServiceEntry';
 export const workloadEntryKind = 'networking.istio.io/WorkloadEntry';
 /** The label that says a workload runs a sidecar (`istio`) or not (`disabled`). */
 export const tlsModeLabel = 'security.istio.io/tlsMode';
-/** Locality as a label (`region.zone.subzone`), used when a WorkloadEntry gives no `locality`. */
-const localityLabel = 'istio-locality';
 
 export interface ServiceEntryRegistryOptions {
   /** Registry name in logs and debug output: `ServiceEntry`. */
@@ -418,8 +416,8 @@ function isHealthy(status: unknown): boolean {
 }
 
 function toInstance(spec: WorkloadEntrySpec, name: string, namespace: string, labels: Record<string, string>, healthy: boolean): Instance {
-  let locality: Locality = parseLocality(spec.locality);
-  if (!spec.locality && labels[localityLabel]) locality = parseLocality(labels[localityLabel].replaceAll('.', '/'));
+  // Istio: the entry's locality, else its locality label.
+  const locality: Locality = parseLocality(spec.locality || localityOfLabels(labels));
   const inst: Instance = {
     name,
     namespace,

@@ -6,6 +6,7 @@
 // proxy's region/zone/subzone first, then zone, region, a `failover` target region, the rest; or
 // `failoverPriority` labels matched against the proxy's. Priorities are compacted to 0..N.
 import type { Endpoint, LoadBalancerSettings, Locality, LocalityLoadBalancerSetting, LocalityLoadBalancerSettingFailover } from '@weft/model';
+import { localityOfLabels } from '@weft/mesh';
 import { parseLocality } from '@weft/model';
 import type { ClusterLoadAssignment } from '@weft/xds';
 import type { Proxy as MeshProxy, PushContext } from '../core/types.ts';
@@ -21,9 +22,8 @@ export interface LocalityGroup {
 /** Istio's mesh default (`localityLbSetting: {enabled: true}`): outlier detection alone turns failover on. */
 export const defaultMeshLocalityLbSetting: LocalityLoadBalancerSetting = { enabled: true };
 
-/** Pod and node labels a locality is read from (Istio's `istio-locality`, dots for slashes, wins). */
+/** Node (and augmented workload) labels that carry a locality's parts; the locality label itself is @weft/mesh's. */
 export const localityLabels = {
-  istio: 'istio-locality',
   region: 'topology.kubernetes.io/region',
   zone: 'topology.kubernetes.io/zone',
   subzone: 'topology.istio.io/subzone',
@@ -40,10 +40,10 @@ export function effectiveLocalitySetting(
   return setting;
 }
 
-/** A locality from labels: `istio-locality` (`us-east.us-east-1a.rack1`), else the topology labels. */
+/** A locality from labels: `topology.istio.io/locality` or `istio-locality` (`us-east.us-east-1a.rack1`), else the topology labels (a node's). */
 export function localityFromLabels(labels: Readonly<Record<string, string>>): Locality {
-  const istio = labels[localityLabels.istio];
-  if (istio) return parseLocality(istio.replaceAll('.', '/'));
+  const named = localityOfLabels(labels);
+  if (named) return parseLocality(named);
   const out: Locality = {};
   if (labels[localityLabels.region]) out.region = labels[localityLabels.region];
   if (labels[localityLabels.zone]) out.zone = labels[localityLabels.zone];

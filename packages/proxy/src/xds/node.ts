@@ -1,6 +1,6 @@
 // Who this proxy is, as Istio's agent tells pilot: the node id `sidecar~<ip>~<pod>.<ns>~<ns>.svc.<domain>`
 // (or `router~…` for gateways) and the node metadata pilot reads (NAMESPACE, LABELS, INSTANCE_IPS…).
-import { nodeId } from '@weft/mesh';
+import { localityOfLabels, nodeId } from '@weft/mesh';
 import type { Node } from '@weft/xds';
 
 export type ProxyKind = 'sidecar' | 'router';
@@ -24,7 +24,7 @@ export interface NodeIdentity {
   clusterId?: string;
   /** Reported as ISTIO_VERSION. */
   istioVersion?: string;
-  /** `region/zone/subzone`; default: the `istio-locality` label (`region.zone.subzone`), as Istio's agent reads it. */
+  /** `region/zone/subzone`; default: the locality label (`topology.istio.io/locality`, `istio-locality`), as Istio's agent reads it. */
   locality?: string;
   /** More metadata, merged last (strings, numbers, booleans, lists and objects). */
   metadata?: Readonly<Record<string, unknown>>;
@@ -79,7 +79,7 @@ export function toStruct(o: Readonly<Record<string, unknown>>): { fields: Record
 /** The xDS node this proxy sends with its first request. */
 export function buildNode(n: NodeIdentity): Node {
   const md = nodeMetadata(n);
-  const [region, zone, subZone] = (n.locality ?? n.labels?.['istio-locality']?.replaceAll('.', '/') ?? '').split('/');
+  const [region, zone, subZone] = (n.locality ?? localityOfLabels(n.labels ?? {}) ?? '').split('/');
   return {
     id: nodeId(n),
     ...(region || zone || subZone ? { locality: { region: region ?? '', zone: zone ?? '', sub_zone: subZone ?? '' } } : {}),
