@@ -1,6 +1,6 @@
 // The weftd command line: flags -> startWeftd, then run until SIGTERM or SIGINT.
+import { parseDuration } from '@weft/mesh';
 import { parseArgs } from 'node:util';
-import { parseDuration } from '@weft/model';
 import { startWeftd, type Weftd, type WeftdOptions } from './weftd.ts';
 
 export const usage = `weftd: the Weft control plane (pilot: xDS; citadel: the CA)

@@ -2,6 +2,7 @@
 // in Kubernetes mode, from the cluster (@weft/kube) -> store -> ServiceEntry registry -> pilot (xDS on 15010 unauthenticated unless turned off, and on
 // 15012 over TLS with the CA, authenticated as istiod does) -> monitoring on 15014. Each part only
 // wires libraries together.
+import { parseDuration } from '@weft/mesh';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { stat } from 'node:fs/promises';
@@ -29,7 +30,6 @@ import {
   type LogLevel,
   MemoryConfigStore,
   type Problem,
-  parseDuration,
 } from '@weft/model';
 import {
   AggregateRegistry,

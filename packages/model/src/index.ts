@@ -5,7 +5,6 @@ export { defaultKindRegistry } from './config/default-registry.ts';
 export { compareStrings, configOrder, creationTime, formatTimestamp, parseTimestamp } from './config/order.ts';
 export { KindRegistry } from './config/kinds.ts';
 export { labelSelectorMatches } from './config/label-selector.ts';
-export { formatDuration, parseDuration } from './duration.ts';
 export { routingClaim } from './routing-claim.ts';
 export { compileRe2, type Re2, Re2Error, type Re2Options, re2MaxProgramSize, re2MaxRepeat, re2Problem } from './re2.ts';
 export { errorCodes, WeftError, type WeftErrorCode } from './errors.ts';

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { parseDuration } from './duration.ts';
 import { formatPath, formatProblem } from './problem.ts';
 
 describe('formatPath', () => {
@@ -14,16 +13,3 @@ describe('formatPath', () => {
   });
 });
 
-describe('parseDuration', () => {
-  it('accepts Go and protojson durations', () => {
-    expect(parseDuration('10ms')).toBeCloseTo(0.01);
-    expect(parseDuration('1.5s')).toBe(1.5);
-    expect(parseDuration('1h30m')).toBe(5400);
-    expect(parseDuration('3600s')).toBe(3600);
-    expect(parseDuration('0')).toBe(0);
-    expect(parseDuration('-2s')).toBe(-2);
-  });
-  it('rejects text that is not a duration', () => {
-    for (const bad of ['', '10', 's', '1x', '1 s', 'abc', '1.2.3s']) expect(parseDuration(bad), bad).toBeUndefined();
-  });
-});

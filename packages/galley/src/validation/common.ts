@@ -1,4 +1,5 @@
 // Name, host, port and pattern rules shared by every kind's validator, as Istio applies them.
+import { parseDurationNanos } from '@weft/mesh';
 import { compileRe2, re2MaxProgramSize, re2Problem } from '@weft/model';
 
 const dns1123Label = /^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
@@ -163,45 +164,12 @@ export const nonEmpty = <T>(xs: readonly T[] | undefined | null): xs is readonly
 // Appended for the networking kinds (usable by any kind).
 // ---------------------------------------------------------------------------------------------
 
-const durationUnitNanos: Record<string, bigint> = { ns: 1n, us: 1000n, 'µs': 1000n, 'μs': 1000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
-const durationPart = /(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/y;
-
-/**
- * A duration in Go's `time.ParseDuration` syntax (which includes protojson's `"1.5s"`), as exact
- * nanoseconds, so sub-millisecond precision can be checked; undefined when the text is not a duration.
- */
-export function durationNanos(text: string): bigint | undefined {
-  let s = text.trim();
-  let sign = 1n;
-  if (s.startsWith('-') || s.startsWith('+')) {
-    if (s[0] === '-') sign = -1n;
-    s = s.slice(1);
-  }
-  if (s === '0') return 0n;
-  if (s === '') return undefined;
-  let total = 0n;
-  let pos = 0;
-  while (pos < s.length) {
-    durationPart.lastIndex = pos;
-    const m = durationPart.exec(s);
-    if (!m) return undefined;
-    const whole = m[1] ?? '';
-    const frac = m[2] ?? '';
-    if (whole === '' && frac === '') return undefined;
-    const unit = durationUnitNanos[m[3]!]!;
-    total += BigInt(whole === '' ? '0' : whole) * unit;
-    if (frac !== '') total += (BigInt(frac) * unit) / 10n ** BigInt(frac.length);
-    pos = durationPart.lastIndex;
-  }
-  return sign * total;
-}
-
 /**
  * Istio's `ValidateDuration` for proto durations: at least 1ms and a whole number of milliseconds.
  * Undefined when fine or when the text is not a duration at all (the loader reports that).
  */
 export function istioDurationError(text: string): string | undefined {
-  const ns = durationNanos(text);
+  const ns = parseDurationNanos(text);
   if (ns === undefined) return undefined;
   if (ns < 1_000_000n) return `duration must be greater than 1ms (got ${text})`;
   if (ns % 1_000_000n !== 0n) return `only durations to ms precision are supported (got ${text})`;

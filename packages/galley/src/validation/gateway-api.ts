@@ -2,6 +2,7 @@
 // They follow the CEL rules (x-kubernetes-validations) of the Gateway API CRDs and the rules the
 // specification states for implementations; the structural schema (types, enums, lengths, patterns,
 // ranges) is the loader's and is not repeated here.
+import { parseDuration } from '@weft/mesh';
 import type {
   FieldPath,
   GatewayClassSpec,
@@ -16,7 +17,6 @@ import type {
   K8sListener,
   K8sParentReference,
 } from '@weft/model';
-import { parseDuration } from '@weft/model';
 import { isIP, isString, labelKeyError, labelValueError, regexError, regexSizeWarning } from './common.ts';
 import { type KindValidator, kindValidator, type ValidationContext } from './context.ts';
 

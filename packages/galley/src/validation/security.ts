@@ -1,8 +1,8 @@
 // Semantic rules for security.istio.io: PeerAuthentication, AuthorizationPolicy, RequestAuthentication.
 // They follow Istio's webhook validation (pkg/config/validation) and the CEL rules of Istio's CRDs;
 // structural checks (types, enums, required fields, lengths, patterns) are the loader's.
+import { parseDuration } from '@weft/mesh';
 import type { AuthorizationPolicySpec, FieldPath, JWTRule, Operation, PeerAuthenticationSpec, PolicyTargetReference, RequestAuthenticationSpec, Source, TypeWorkloadSelector } from '@weft/model';
-import { parseDuration } from '@weft/model';
 import { cidrError, isString, labelKeyError, labelValueError } from './common.ts';
 import { type KindValidator, kindValidator, type ValidationContext } from './context.ts';
 

@@ -4,9 +4,10 @@
 // (weft-proxy in capture mode, xDS over TLS to weftd, the downward-API environment), the volumes
 // they mount and the labels and annotations the pod gets. Every annotation it reads is checked, and
 // all problems are reported together.
+import { parseDuration } from '@weft/mesh';
 import { isIP } from 'node:net';
 import type { V1Container, V1ContainerPort, V1EnvVar, V1ObjectMeta, V1PodSpec, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
-import { parseDuration, parseYamlDocuments } from '@weft/model';
+import { parseYamlDocuments } from '@weft/model';
 import { type InjectionValues, annotations as A, type ResourceList, sidecar } from './values.ts';
 import { ownerUri, type WorkloadRef } from './workload.ts';
 

@@ -1,5 +1,5 @@
+import { parseDuration } from '@weft/mesh';
 import { parseTimestamp } from '../config/order.ts';
-import { parseDuration } from '../duration.ts';
 import type { FieldPath, ProblemList } from '../problem.ts';
 import type { Schema } from './dsl.ts';
 

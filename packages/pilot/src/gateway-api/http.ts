@@ -2,21 +2,21 @@
 // per (rule, match), with what Gateway API precedence sorts them by. Istio's conversion.go does
 // the same: the existing route translation consumes the result, with `gateway` route semantics
 // (route.ts: path-separated prefixes, prefix rewrites as regex, 500 for a missing cluster).
-import {
-  type Config,
-  type HTTPMatchRequest,
-  type HTTPRedirect,
-  type HTTPRoute,
-  type HTTPRouteDestination,
-  type HTTPRouteSpec,
-  type K8sHTTPBackendRef,
-  type K8sHTTPHeaderFilter,
-  type K8sHTTPRouteFilter,
-  type K8sHTTPRouteMatch,
-  type K8sHTTPRouteRule,
-  parseDuration,
-  type Service,
-  type StringMatch,
+import { parseDuration } from '@weft/mesh';
+import type {
+  Config,
+  HTTPMatchRequest,
+  HTTPRedirect,
+  HTTPRoute,
+  HTTPRouteDestination,
+  HTTPRouteSpec,
+  K8sHTTPBackendRef,
+  K8sHTTPHeaderFilter,
+  K8sHTTPRouteFilter,
+  K8sHTTPRouteMatch,
+  K8sHTTPRouteRule,
+  Service,
+  StringMatch,
 } from '@weft/model';
 import type { ReferenceGrants } from './references.ts';
 import { Reason } from './status.ts';

@@ -1,22 +1,21 @@
 // CDS: clusters per visible service port and DestinationRule subset, following Istio's
 // cluster.go, cluster_builder.go, cluster_traffic_policy.go and cluster_tls.go.
-import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, sniClusterKey, spiffeId, spiffePrefix } from '@weft/mesh';
-import {
-  type ClientTLSSettings,
-  type Config,
-  type ConnectionPoolSettings,
-  type DestinationRuleSpec,
-  type Endpoint,
-  type LoadBalancerSettings,
-  type OutlierDetection,
-  parseDuration,
-  type Service,
-  type ServicePort,
-  type TrafficPolicy,
+import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, parseDuration, PassthroughCluster, type ProtoDuration, protoDuration, protoDurationOf, sniClusterKey, spiffeId, spiffePrefix } from '@weft/mesh';
+import type {
+  ClientTLSSettings,
+  Config,
+  ConnectionPoolSettings,
+  DestinationRuleSpec,
+  Endpoint,
+  LoadBalancerSettings,
+  OutlierDetection,
+  Service,
+  ServicePort,
+  TrafficPolicy,
 } from '@weft/model';
 import { type Cluster, encodeAny, TypeUrl } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
-import { adsConfigSource, type Duration, duration, durationOf, socketAddress, struct, uniqueSorted } from './envoy.ts';
+import { adsConfigSource, socketAddress, struct, uniqueSorted } from './envoy.ts';
 import { localityLbEndpoints } from './eds.ts';
 import { inboundPorts } from './inbound.ts';
 import { effectiveLocalitySetting, wantsLocalityWeightedLb } from './locality.ts';
@@ -111,9 +110,9 @@ function applyLoadBalancer(c: Cluster, lb: LoadBalancerSettings | undefined, grp
 }
 
 interface CommonHttpOptions {
-  idle_timeout?: Duration;
+  idle_timeout?: ProtoDuration;
   max_requests_per_connection?: { value: number };
-  max_connection_duration?: Duration;
+  max_connection_duration?: ProtoDuration;
 }
 
 interface HttpOptions {
@@ -147,7 +146,7 @@ function applyConnectionPool(c: Cluster, pool: ConnectionPoolSettings | undefine
     if ((h.http2MaxRequests ?? 0) > 0) thresholds.max_requests = { value: h.http2MaxRequests! };
     if ((h.http1MaxPendingRequests ?? 0) > 0) thresholds.max_pending_requests = { value: h.http1MaxPendingRequests! };
     if ((h.maxRetries ?? 0) > 0) thresholds.max_retries = { value: h.maxRetries! };
-    const idle = durationOf(h.idleTimeout);
+    const idle = protoDurationOf(h.idleTimeout);
     if (idle) http.common.idle_timeout = idle;
     if ((h.maxRequestsPerConnection ?? 0) > 0) http.common.max_requests_per_connection = { value: h.maxRequestsPerConnection! };
     if ((h.maxConcurrentStreams ?? 0) > 0) h2Streams = h.maxConcurrentStreams;
@@ -156,10 +155,10 @@ function applyConnectionPool(c: Cluster, pool: ConnectionPoolSettings | undefine
   }
   if (pool?.tcp) {
     const t = pool.tcp;
-    const ct = durationOf(t.connectTimeout);
+    const ct = protoDurationOf(t.connectTimeout);
     if (ct) c.connect_timeout = ct;
     if ((t.maxConnections ?? 0) > 0) thresholds.max_connections = { value: t.maxConnections! };
-    const mcd = durationOf(t.maxConnectionDuration);
+    const mcd = protoDurationOf(t.maxConnectionDuration);
     if (mcd) http.common.max_connection_duration = mcd;
     if (t.tcpKeepalive) {
       const k = t.tcpKeepalive;
@@ -202,9 +201,9 @@ function applyOutlierDetection(c: Cluster, od: OutlierDetection | undefined): vo
     out.consecutive_gateway_failure = { value: od.consecutiveGatewayErrors };
     out.enforcing_consecutive_gateway_failure = { value: od.consecutiveGatewayErrors > 0 ? 100 : 0 };
   }
-  const interval = durationOf(od.interval);
+  const interval = protoDurationOf(od.interval);
   if (interval) out.interval = interval;
-  const base = durationOf(od.baseEjectionTime);
+  const base = protoDurationOf(od.baseEjectionTime);
   if (base) out.base_ejection_time = base;
   if ((od.maxEjectionPercent ?? 0) > 0) out.max_ejection_percent = { value: od.maxEjectionPercent! };
   if (od.splitExternalLocalOriginErrors) {
@@ -304,7 +303,7 @@ export function outboundClusterFor(
   const grpc = options.grpc ?? false;
   const name = outboundClusterKey(service.hostname, port.port, subset?.name ?? '');
   const dr = push.destinationRule(proxy, service.hostname);
-  const c: Cluster = { name, connect_timeout: duration(push.mesh.connectTimeoutSeconds) };
+  const c: Cluster = { name, connect_timeout: protoDuration(push.mesh.connectTimeoutSeconds) };
   if (grpc) {
     c.type = 'EDS';
     c.eds_cluster_config = { eds_config: adsConfigSource(false), service_name: name };
@@ -378,7 +377,7 @@ export function passthroughCluster(push: PushContext): Cluster {
   return {
     name: PassthroughCluster,
     type: 'ORIGINAL_DST',
-    connect_timeout: duration(push.mesh.connectTimeoutSeconds),
+    connect_timeout: protoDuration(push.mesh.connectTimeoutSeconds),
     lb_policy: 'CLUSTER_PROVIDED',
     circuit_breakers: { thresholds: [defaultThresholds()] },
     typed_extension_protocol_options: {
@@ -388,7 +387,7 @@ export function passthroughCluster(push: PushContext): Cluster {
 }
 
 export function blackHoleCluster(push: PushContext): Cluster {
-  return { name: BlackHoleCluster, type: 'STATIC', connect_timeout: duration(push.mesh.connectTimeoutSeconds) };
+  return { name: BlackHoleCluster, type: 'STATIC', connect_timeout: protoDuration(push.mesh.connectTimeoutSeconds) };
 }
 
 /** Unmatched inbound traffic goes to its original destination, from Istio's inbound source address 127.0.0.6. */
@@ -396,7 +395,7 @@ export function inboundPassthroughCluster(push: PushContext): Cluster {
   return {
     name: InboundPassthroughCluster,
     type: 'ORIGINAL_DST',
-    connect_timeout: duration(push.mesh.connectTimeoutSeconds),
+    connect_timeout: protoDuration(push.mesh.connectTimeoutSeconds),
     lb_policy: 'CLUSTER_PROVIDED',
     circuit_breakers: { thresholds: [defaultThresholds()] },
     upstream_bind_config: { source_address: { address: '127.0.0.6', port_value: 0 } },
@@ -412,7 +411,7 @@ export function inboundClusterFor(push: PushContext, port: number, hostname: str
   return {
     name,
     type: 'STATIC',
-    connect_timeout: duration(push.mesh.connectTimeoutSeconds),
+    connect_timeout: protoDuration(push.mesh.connectTimeoutSeconds),
     lb_policy: 'CLUSTER_PROVIDED',
     circuit_breakers: { thresholds: [defaultThresholds()] },
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(endpoint.address, endpoint.port) } }] }] },

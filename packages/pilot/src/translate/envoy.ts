@@ -1,6 +1,6 @@
 // Small builders for Envoy message fragments shared by every generator.
-import { SdsClusterName } from '@weft/mesh';
-import { parseDuration, type StringMatch } from '@weft/model';
+import { type ProtoDuration, SdsClusterName } from '@weft/mesh';
+import type { StringMatch } from '@weft/model';
 import { type Address, type Any, encodeAny, type HttpConnectionManager, type Listener, type Route, TypeUrl } from '@weft/xds';
 import { Filters } from './names.ts';
 
@@ -21,25 +21,7 @@ export type Metadata = NonNullable<Route['metadata']>;
 export type Struct = NonNullable<Metadata['filter_metadata']>[string];
 type StructValue = NonNullable<Struct['fields']>[string];
 
-export interface Duration {
-  seconds: string;
-  nanos: number;
-}
-
-/** A google.protobuf.Duration from seconds (fractions become nanos). */
-export function duration(seconds: number): Duration {
-  const whole = Math.floor(seconds);
-  return { seconds: String(whole), nanos: Math.round((seconds - whole) * 1e9) };
-}
-
-/** Parses an Istio duration string (`7s`, `1.5s`, `100ms`) to a Duration; undefined when absent or invalid. */
-export function durationOf(text: string | undefined): Duration | undefined {
-  if (text === undefined) return undefined;
-  const s = parseDuration(text);
-  return s === undefined ? undefined : duration(s);
-}
-
-export const zeroDuration: Duration = { seconds: '0', nanos: 0 };
+export const zeroDuration: ProtoDuration = { seconds: '0', nanos: 0 };
 
 export function socketAddress(address: string, port: number): Address {
   if (address.startsWith('unix://')) return { pipe: { path: address.slice('unix://'.length) } };

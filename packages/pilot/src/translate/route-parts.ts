@@ -1,6 +1,7 @@
 // The parts of an Envoy route that translate one field of an Istio HTTP rule each, after Istio's
 // route/route.go and retry/retry.go: match, retries, header operations, fault, CORS, consistent
 // hash, mirrors. route.ts puts them together into routes.
+import { parseDuration, protoDurationOf } from '@weft/mesh';
 import {
   type ConsistentHashLB,
   type CorsPolicy,
@@ -10,14 +11,12 @@ import {
   type HTTPMatchRequest,
   type HTTPRetry,
   type HTTPRoute,
-  parseDuration,
   routingClaim,
   type StringMatch,
   type TrafficPolicy,
 } from '@weft/model';
 import { type Any, encodeAny, type HTTPFault, type Route, TypeUrl } from '@weft/xds';
 import {
-  durationOf,
   fractionalPercent,
   type HeaderMatcher,
   type HeaderValueOption,
@@ -80,10 +79,10 @@ export function retryPolicy(retries: HTTPRetry | undefined, consistentHash: bool
     out.retry_on = retryOn;
     out.retriable_status_codes = codes;
   }
-  const perTry = durationOf(retries.perTryTimeout);
+  const perTry = protoDurationOf(retries.perTryTimeout);
   if (perTry) out.per_try_timeout = perTry;
   if (retries.retryIgnorePreviousHosts !== undefined) out.retry_host_predicate = retries.retryIgnorePreviousHosts ? [previousHosts()] : [];
-  const backoff = durationOf(retries.backoff);
+  const backoff = protoDurationOf(retries.backoff);
   if (backoff) out.retry_back_off = { base_interval: backoff };
   return out;
 }
@@ -202,7 +201,7 @@ export function headerOperations(headers: Headers | undefined): HeaderOps {
 export function faultConfig(fault: HTTPFaultInjection): HTTPFault | undefined {
   const out: HTTPFault = {};
   if (fault.delay) {
-    const fixed = durationOf(fault.delay.fixedDelay);
+    const fixed = protoDurationOf(fault.delay.fixedDelay);
     if (fixed) {
       out.delay = {
         fixed_delay: fixed,
@@ -284,7 +283,7 @@ export function hashPolicy(hash: ConsistentHashLB | undefined): HashPolicy | und
   if (!hash) return undefined;
   if (hash.httpHeaderName) return { header: { header_name: hash.httpHeaderName } };
   if (hash.httpCookie) {
-    const ttl = durationOf(hash.httpCookie.ttl);
+    const ttl = protoDurationOf(hash.httpCookie.ttl);
     return { cookie: { name: hash.httpCookie.name, ...(ttl ? { ttl } : {}), ...(hash.httpCookie.path ? { path: hash.httpCookie.path } : {}) } };
   }
   if (hash.useSourceIp) return { connection_properties: { source_ip: true } };

@@ -1,6 +1,6 @@
 // VirtualService HTTP rules -> Envoy routes, following Istio's route/route.go. Shared by sidecar
 // RDS, gateway RDS and proxyless gRPC (which gets the subset gRPC accepts).
-import { outboundClusterKey, parseClusterKey } from '@weft/mesh';
+import { outboundClusterKey, parseClusterKey, protoDurationOf } from '@weft/mesh';
 import {
   type Config,
   type Destination,
@@ -15,7 +15,6 @@ import { type Any, encodeAny, type Route, TypeUrl } from '@weft/xds';
 import type { Proxy as MeshProxy, PushContext } from '../core/types.ts';
 import {
   configMetadata,
-  durationOf,
   fractionalPercent,
   integerPercent,
   labelsMatch,
@@ -100,7 +99,7 @@ function routeOperation(route: Route, vsName: string, port: number): string {
 }
 
 function setTimeout(action: RouteAction, timeout: string | undefined, ctx: RouteContext): void {
-  const d = durationOf(timeout) ?? zeroDuration;
+  const d = protoDurationOf(timeout) ?? zeroDuration;
   action.timeout = d;
   if (ctx.grpc) action.max_stream_duration = { max_stream_duration: d };
   else action.max_grpc_timeout = d;

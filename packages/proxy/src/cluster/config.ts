@@ -1,5 +1,6 @@
 // What a cluster does, read once from its decoded Envoy Cluster when the definition arrives, so
 // the request path reads plain numbers instead of walking proto messages. Defaults are Envoy's.
+import { protoDurationMs } from '@weft/mesh';
 import { type Cluster__Output, type ClusterLoadAssignment__Output, decodeAny, TypeUrl, type UpstreamTlsContext__Output } from '@weft/xds';
 import { checkRe2Patterns } from '../core/re2.ts';
 
@@ -74,13 +75,7 @@ export interface ClusterSettings {
   readonly loadAssignment: ClusterLoadAssignment__Output | undefined;
 }
 
-type Duration = { seconds?: string | number | null; nanos?: number | null } | null | undefined;
 type Wrapped<T> = { value?: T | null } | null | undefined;
-
-export function durationMs(d: Duration): number | undefined {
-  if (!d) return undefined;
-  return Number(d.seconds ?? 0) * 1000 + (d.nanos ?? 0) / 1e6;
-}
 
 function wrapped(v: Wrapped<number | string>, fallback: number): number {
   const x = v?.value;
@@ -104,12 +99,12 @@ function limitsOf(c: Cluster__Output): Limits {
 function outlierOf(c: Cluster__Output): OutlierSettings | undefined {
   const o = c.outlier_detection;
   if (!o) return undefined;
-  const baseEjectionMs = durationMs(o.base_ejection_time) ?? 30_000;
+  const baseEjectionMs = protoDurationMs(o.base_ejection_time) ?? 30_000;
   return {
-    intervalMs: durationMs(o.interval) ?? 10_000,
+    intervalMs: protoDurationMs(o.interval) ?? 10_000,
     baseEjectionMs,
-    maxEjectionMs: durationMs(o.max_ejection_time) ?? Math.max(300_000, baseEjectionMs),
-    maxEjectionJitterMs: durationMs(o.max_ejection_time_jitter) ?? 0,
+    maxEjectionMs: protoDurationMs(o.max_ejection_time) ?? Math.max(300_000, baseEjectionMs),
+    maxEjectionJitterMs: protoDurationMs(o.max_ejection_time_jitter) ?? 0,
     maxEjectionPercent: Math.min(100, wrapped(o.max_ejection_percent, 10)),
     alwaysEjectOneHost: o.always_eject_one_host?.value ?? false,
     consecutive5xx: wrapped(o.consecutive_5xx, 5),
@@ -134,18 +129,18 @@ function httpOf(c: Cluster__Output): HttpSettings {
   const out: HttpSettings = {
     protocol: c.http2_protocol_options ? 'http2' : 'http1',
     h2MaxConcurrentStreams: wrapped(c.http2_protocol_options?.max_concurrent_streams, 100),
-    idleTimeoutMs: durationMs(c.common_http_protocol_options?.idle_timeout),
+    idleTimeoutMs: protoDurationMs(c.common_http_protocol_options?.idle_timeout),
     maxRequestsPerConnection: wrapped(c.max_requests_per_connection, 0),
-    maxConnectionDurationMs: durationMs(c.common_http_protocol_options?.max_connection_duration),
+    maxConnectionDurationMs: protoDurationMs(c.common_http_protocol_options?.max_connection_duration),
   };
   const any = c.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
   if (any?.type_url !== TypeUrl.UpstreamHttpProtocolOptions) return out;
   const o = decodeAny(any, TypeUrl.UpstreamHttpProtocolOptions);
   const common = o.common_http_protocol_options;
   if (common) {
-    out.idleTimeoutMs = durationMs(common.idle_timeout) ?? out.idleTimeoutMs;
+    out.idleTimeoutMs = protoDurationMs(common.idle_timeout) ?? out.idleTimeoutMs;
     out.maxRequestsPerConnection = wrapped(common.max_requests_per_connection, out.maxRequestsPerConnection);
-    out.maxConnectionDurationMs = durationMs(common.max_connection_duration) ?? out.maxConnectionDurationMs;
+    out.maxConnectionDurationMs = protoDurationMs(common.max_connection_duration) ?? out.maxConnectionDurationMs;
   }
   if (o.upstream_protocol_options === 'use_downstream_protocol_config') out.protocol = 'downstream';
   else if (o.upstream_protocol_options === 'auto_config') out.protocol = 'http1';
@@ -213,7 +208,7 @@ export function clusterSettings(c: Cluster__Output): ClusterSettings {
     kind: kindOf(c),
     edsName: c.eds_cluster_config?.service_name || c.name,
     lbPolicy: lbOf(c),
-    connectTimeoutMs: durationMs(c.connect_timeout) ?? 5000,
+    connectTimeoutMs: protoDurationMs(c.connect_timeout) ?? 5000,
     limits: limitsOf(c),
     ...http,
     outlier: outlierOf(c),
@@ -223,9 +218,9 @@ export function clusterSettings(c: Cluster__Output): ClusterSettings {
     ringMax: wrapped(c.ring_hash_lb_config?.maximum_ring_size, 8 * 1024 * 1024),
     maglevTableSize: wrapped(c.maglev_lb_config?.table_size, 65537),
     leastRequestChoices: Math.max(2, wrapped(c.least_request_lb_config?.choice_count, 2)),
-    dnsRefreshMs: durationMs(c.dns_refresh_rate) ?? 5000,
+    dnsRefreshMs: protoDurationMs(c.dns_refresh_rate) ?? 5000,
     dnsFamily: c.dns_lookup_family ?? 'AUTO',
-    cleanupIntervalMs: durationMs(c.cleanup_interval) ?? 5000,
+    cleanupIntervalMs: protoDurationMs(c.cleanup_interval) ?? 5000,
     bindAddress: c.upstream_bind_config?.source_address?.address || undefined,
     keepaliveTimeS: c.upstream_connection_options?.tcp_keepalive?.keepalive_time?.value ?? undefined,
     transport: c.transport_socket ? transportChoice(c.transport_socket.name, c.transport_socket, undefined) : undefined,

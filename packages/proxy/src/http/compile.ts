@@ -1,11 +1,12 @@
 // RouteConfiguration -> CompiledRoutes, once per snapshot: virtual hosts indexed by domain
 // (Envoy's exact / `*suffix` / `prefix*` / `*` rules), each route's match as a predicate, and its
 // action with every policy pre-decoded, so a request only runs predicates and reads fields.
+import { protoDurationMs } from '@weft/mesh';
 import type { RouteConfiguration__Output } from '@weft/xds';
 import { headerCluster, type RouteAction, singleCluster, type WeightedCluster, weightedClusters } from '../core/route-action.ts';
 import { type CompiledCors, type CompiledFault, CorsFilterName, compileCors, compileFault, compileRouteCors, FaultFilterName } from './filters.ts';
 import { compileHeaderMutation, type HeaderMutation } from './headers.ts';
-import { compileMatch, compileRegexRewrite, durationMs, type RegexRewrite, RouteConfigError } from './matchers.ts';
+import { compileMatch, compileRegexRewrite, type RegexRewrite, RouteConfigError } from './matchers.ts';
 import {
   type CompiledHashPolicy,
   type CompiledMirror,
@@ -318,16 +319,16 @@ function compileAction(a: RouteActionConfig, vhRetry: VirtualHostConfig['retry_p
   const sum = weighted.reduce((s, c) => s + c.weight, 0);
   const total = a.weighted_clusters?.total_weight?.value || sum;
   if (kind === 'weighted_clusters' && total <= 0) throw new RouteConfigError('weighted_clusters total weight is 0');
-  const timeout = durationMs(a.timeout);
+  const timeout = protoDurationMs(a.timeout);
   const msd = a.max_stream_duration;
   let grpcMax: number | undefined;
   let grpcOffset = 0;
   if (msd?.grpc_timeout_header_max) {
-    grpcMax = durationMs(msd.grpc_timeout_header_max);
-    grpcOffset = durationMs(msd.grpc_timeout_header_offset) ?? 0;
+    grpcMax = protoDurationMs(msd.grpc_timeout_header_max);
+    grpcOffset = protoDurationMs(msd.grpc_timeout_header_offset) ?? 0;
   } else if (a.max_grpc_timeout) {
-    grpcMax = durationMs(a.max_grpc_timeout);
-    grpcOffset = durationMs(a.grpc_timeout_offset) ?? 0;
+    grpcMax = protoDurationMs(a.max_grpc_timeout);
+    grpcOffset = protoDurationMs(a.grpc_timeout_offset) ?? 0;
   }
   const target: RouteAction<CompiledWeightedCluster> =
     kind === 'weighted_clusters' ? weightedClusters(weighted, total) : kind === 'cluster' ? singleCluster(a.cluster ?? '') : headerCluster(a.cluster_header ?? '');
@@ -343,7 +344,7 @@ function compileAction(a: RouteActionConfig, vhRetry: VirtualHostConfig['retry_p
     timeoutMs: timeout ?? defaultRouteTimeoutMs,
     grpcTimeoutMaxMs: grpcMax,
     grpcTimeoutOffsetMs: grpcOffset,
-    maxStreamDurationMs: durationMs(msd?.max_stream_duration) || undefined,
+    maxStreamDurationMs: protoDurationMs(msd?.max_stream_duration) || undefined,
     retry: compileRetryPolicy(a.retry_policy ?? vhRetry),
     hash: compileHashPolicy(a.hash_policy),
     mirrors: a.request_mirror_policies.length > 0 ? compileMirrors(a.request_mirror_policies) : mirrors,

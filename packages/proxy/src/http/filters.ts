@@ -1,10 +1,10 @@
 // Per-route configuration of the HTTP filters pilot puts before the router: fault injection
 // (envoy.filters.http.fault) and CORS (envoy.filters.http.cors). Compiled once; evaluated per request.
+import { protoDurationMs } from '@weft/mesh';
 import { decodeAny, type HTTPFault__Output, type RouteConfiguration__Output, TypeUrl, type XdsOutput } from '@weft/xds';
 import {
   compileHeaderMatcher,
   compileStringMatcher,
-  durationMs,
   type Fraction,
   fraction,
   type HeaderTest,
@@ -48,7 +48,7 @@ export function compileFault(any: Any): CompiledFault | undefined {
   const f: HTTPFault__Output = decodeAny(inner, TypeUrl.HttpFault);
   const delay = f.delay
     ? {
-        fixedMs: f.delay.fault_delay_secifier === 'fixed_delay' ? (durationMs(f.delay.fixed_delay) ?? 0) : undefined,
+        fixedMs: f.delay.fault_delay_secifier === 'fixed_delay' ? (protoDurationMs(f.delay.fixed_delay) ?? 0) : undefined,
         fromHeader: f.delay.fault_delay_secifier === 'header_delay',
         percent: fraction(f.delay.percentage),
       }

@@ -186,12 +186,6 @@ export function sampled(f: Fraction, random: () => number): boolean {
   return Math.floor(random() * f.denominator) < f.numerator;
 }
 
-/** google.protobuf.Duration (`{seconds: "1", nanos}`) in milliseconds; undefined when absent. */
-export function durationMs(d: { seconds: string | number; nanos: number } | null | undefined): number | undefined {
-  if (!d) return undefined;
-  return Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
-}
-
 function compilePathMatcher(m: RouteMatch): { kind: CompiledRoute['matchKind']; prefix: string; test: (view: RequestView) => boolean } {
   const caseSensitive = m.case_sensitive?.value ?? true;
   switch (m.path_specifier) {

@@ -1,8 +1,9 @@
 // Route action policies compiled once: retries (Envoy's RetryPolicy and RetryStateImpl rules),
 // consistent-hash keys (HashPolicy) and request mirroring.
+import { protoDurationMs } from '@weft/mesh';
 import { createHash } from 'node:crypto';
 import type { RouteConfiguration__Output } from '@weft/xds';
-import { compileHeaderMatcher, compileRegexRewrite, durationMs, type Fraction, fraction, type HeaderTest, type RegexRewrite } from './matchers.ts';
+import { compileHeaderMatcher, compileRegexRewrite, type Fraction, fraction, type HeaderTest, type RegexRewrite } from './matchers.ts';
 import { RequestView } from './view.ts';
 
 type RouteAction = NonNullable<RouteConfiguration__Output['virtual_hosts'][number]['routes'][number]['route']>;
@@ -72,12 +73,12 @@ export function compileRetryPolicy(p: RetryPolicyConfig | null | undefined): Com
     const bit = retryOnNames[raw.trim()];
     if (bit) on |= bit;
   }
-  const base = durationMs(p.retry_back_off?.base_interval) || 25;
-  const max = durationMs(p.retry_back_off?.max_interval) || base * 10;
+  const base = protoDurationMs(p.retry_back_off?.base_interval) || 25;
+  const max = protoDurationMs(p.retry_back_off?.max_interval) || base * 10;
   return {
     on,
     numRetries: p.num_retries ? p.num_retries.value : 1,
-    perTryTimeoutMs: durationMs(p.per_try_timeout) || undefined,
+    perTryTimeoutMs: protoDurationMs(p.per_try_timeout) || undefined,
     baseIntervalMs: base,
     maxIntervalMs: Math.max(max, base),
     previousHosts: p.retry_host_predicate.some((h) => h.name === 'envoy.retry_host_predicates.previous_hosts'),
@@ -172,7 +173,7 @@ function cookieValue(view: RequestView, name: string): string | undefined {
 }
 
 function cookieHash(c: NonNullable<HashPolicyConfig['cookie']>): HashFn {
-  const ttl = c.ttl ? (durationMs(c.ttl) ?? 0) / 1000 : undefined;
+  const ttl = c.ttl ? (protoDurationMs(c.ttl) ?? 0) / 1000 : undefined;
   const spec: CookieToSet | undefined = ttl === undefined ? undefined : { name: c.name, path: c.path, ttlSeconds: Math.floor(ttl), attributes: c.attributes };
   return (ctx, setCookie) => {
     const v = cookieValue(ctx.view, c.name);

@@ -2,6 +2,7 @@
 // and Envoy's filter chain matching (destination port, destination IP, server name, transport
 // protocol, application protocol, then source) to pick the chain for one connection. Compiling
 // is also the check behind NACKs: a listener with a filter Weft does not implement is refused.
+import { protoDurationMs } from '@weft/mesh';
 import { isIP } from 'node:net';
 import {
   type Any__Output,
@@ -80,12 +81,6 @@ export interface CompileOptions {
 
 const knownListenerFilters = new Set<string>([TypeUrl.OriginalDst, TypeUrl.TlsInspector, TypeUrl.HttpInspector]);
 const knownHttpFilters = new Set<string>([TypeUrl.Router, TypeUrl.HttpFault, TypeUrl.Cors]);
-
-function durationMs(d: { seconds?: string | number; nanos?: number } | null | undefined): number | undefined {
-  if (!d) return undefined;
-  const ms = Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6);
-  return ms > 0 ? ms : undefined;
-}
 
 /** The extension a filter's config names: its type URL, or for a TypedStruct (a config whose proto the sender did not compile in) the type URL inside, as Envoy picks the factory. */
 function filterType(config: Any__Output | null | undefined): string {
@@ -210,7 +205,7 @@ function compileChain(chain: FilterChain, name: string, options: CompileOptions,
       out.tcp = {
         action,
         statPrefix: tp.stat_prefix,
-        idleTimeoutMs: durationMs(tp.idle_timeout),
+        idleTimeoutMs: protoDurationMs(tp.idle_timeout) || undefined,
         maxConnectAttempts: Math.max(1, tp.max_connect_attempts?.value ?? 1),
       };
       for (const factory of options.filters?.tcpChain ?? []) {

@@ -1,11 +1,11 @@
 // Command line and environment of `weft-proxy` and `weft-ingress` (the same proxy; the ingress
 // defaults to `--type router`). Flags win over environment variables, which are Istio's where
 // Istio has one (INSTANCE_IP, POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT, ISTIO_META_*).
-import { type NodeId, parseNodeId } from '@weft/mesh';
+import { type NodeId, parseDuration, parseNodeId } from '@weft/mesh';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { type LogLevel, parseDuration } from '@weft/model';
+import type { LogLevel } from '@weft/model';
 import { AppMetricsError, appMetricsUrl } from '../telemetry/app-metrics.ts';
 import { AppProbersError, parseAppProbers } from '../telemetry/app-probe.ts';
 import { parseLabels, type ProxyKind } from '../xds/node.ts';
@@ -114,17 +114,9 @@ function ms(name: string, value: string | undefined): number | undefined {
 export function durationSeconds(name: string, value: string): number {
   const text = value.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
-  const unit: Record<string, number> = { h: 3600, m: 60, s: 1, ms: 0.001 };
-  let total = 0;
-  let rest = text;
-  while (rest.length > 0) {
-    const m = /^(\d+(?:\.\d+)?)(ms|h|m|s)/.exec(rest);
-    if (!m) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 24h, not ${JSON.stringify(value)}`);
-    total += Number(m[1]) * unit[m[2]!]!;
-    rest = rest.slice(m[0].length);
-  }
-  if (text.length === 0) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 24h, not ${JSON.stringify(value)}`);
-  return total;
+  const seconds = parseDuration(text);
+  if (seconds === undefined || seconds < 0) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 24h, not ${JSON.stringify(value)}`);
+  return seconds;
 }
 
 function caOptions(v: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): ProxyCaOptions | undefined {

@@ -12,7 +12,7 @@
 // else the host the provider names (grpc `authority`, or the host of the http `uri`) at the port
 // in the cluster name `outbound|<port>||<host>`. That second way is local mode's: pilot keeps the
 // provider for a collector outside the registry. Export is plaintext (no mTLS to the collector).
-import { parseClusterKey } from '@weft/mesh';
+import { parseClusterKey, protoDurationMs } from '@weft/mesh';
 import { createRequire } from 'node:module';
 import type { Context, Span, SpanOptions, Tracer } from '@opentelemetry/api';
 import type { ExportResult } from '@opentelemetry/core';
@@ -42,12 +42,6 @@ export interface ExportTarget {
   timeoutMs: number | undefined;
 }
 
-function durationMs(d: { seconds?: string | number; nanos?: number } | null | undefined): number | undefined {
-  if (!d) return undefined;
-  const ms = Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6);
-  return ms > 0 ? ms : undefined;
-}
-
 /** Reads the provider's config; throws (the NACK reason) for what Weft cannot export to. */
 export function exportTargetOf(c: OpenTelemetryConfig__Output, where: string): ExportTarget {
   const serviceName = c.service_name || 'unknown_service:envoy';
@@ -68,7 +62,7 @@ export function exportTargetOf(c: OpenTelemetryConfig__Output, where: string): E
       cluster,
       serviceName,
       headers,
-      timeoutMs: durationMs(uri.timeout),
+      timeoutMs: protoDurationMs(uri.timeout) || undefined,
     };
   }
   const grpc = c.grpc_service;
@@ -88,7 +82,7 @@ export function exportTargetOf(c: OpenTelemetryConfig__Output, where: string): E
       cluster,
       serviceName,
       headers,
-      timeoutMs: durationMs(grpc.timeout),
+      timeoutMs: protoDurationMs(grpc.timeout) || undefined,
     };
   }
   throw new Error(`${where}: opentelemetry provider has neither grpc_service nor http_service`);

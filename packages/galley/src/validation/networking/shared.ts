@@ -1,9 +1,10 @@
 // Rules shared by the networking.istio.io kinds, following Istio's pkg/config/validation (and its
 // agent package): host names, ports, protocols, labels, exportTo, gateway references, header
 // manipulation, string matches, TLS settings, connection pools and destinations.
+import { parseDurationNanos } from '@weft/mesh';
 import type { ConnectionPoolSettings, Destination, FieldPath, ServerTLSSettings, StringMatch, TypeWorkloadSelector, WorkloadSelector } from '@weft/model';
 import { routingClaim } from '@weft/model';
-import { durationNanos, isIP, isIPv4, isIPv6, isIstioDns1123Label, istioDurationError, regexError, regexSizeWarning } from '../common.ts';
+import { isIP, isIPv4, isIPv6, isIstioDns1123Label, istioDurationError, regexError, regexSizeWarning } from '../common.ts';
 import type { ValidationContext } from '../context.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -606,7 +607,7 @@ export function checkConnectionPool(ctx: ValidationContext, path: FieldPath, cp:
     checkDuration(ctx, [...p, 'connectTimeout'], tcp.connectTimeout);
     checkDuration(ctx, [...p, 'maxConnectionDuration'], tcp.maxConnectionDuration);
     // A TCP idle timeout that rounds to 0ms (`0s`) disables the timeout.
-    const idle = typeof tcp.idleTimeout === 'string' ? durationNanos(tcp.idleTimeout) : undefined;
+    const idle = typeof tcp.idleTimeout === 'string' ? parseDurationNanos(tcp.idleTimeout) : undefined;
     if (idle !== undefined && (idle >= 1_000_000n || idle <= -1_000_000n)) checkDuration(ctx, [...p, 'idleTimeout'], tcp.idleTimeout);
     const ka = tcp.tcpKeepalive;
     if (isObject(ka)) {

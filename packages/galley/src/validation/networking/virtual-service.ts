@@ -1,7 +1,8 @@
 // VirtualService: Istio's ValidateVirtualService, validateHTTPRoute and friends, plus the CRD's
 // duration rules and the unreachable-rule analysis Istio reports as warnings.
+import { parseDurationNanos } from '@weft/mesh';
 import type { CorsPolicy, FieldPath, HTTPFaultInjection, HTTPMatchRequest, HTTPRedirect, HTTPRetry, HTTPRewrite, HTTPRoute, HTTPRouteDestination, L4MatchAttributes, RouteDestination, TLSMatchAttributes, VirtualServiceSpec } from '@weft/model';
-import { durationNanos, isIstioDns1123Label } from '../common.ts';
+import { isIstioDns1123Label } from '../common.ts';
 import { kindValidator, type ValidationContext } from '../context.ts';
 import {
   checkDestination,
@@ -267,7 +268,7 @@ function checkCorsPolicy(ctx: ValidationContext, p: FieldPath, cors: CorsPolicy 
   }
   if (typeof cors.maxAge === 'string') {
     checkDuration(ctx, [...p, 'maxAge'], cors.maxAge);
-    const ns = durationNanos(cors.maxAge);
+    const ns = parseDurationNanos(cors.maxAge);
     if (ns !== undefined && ns % 1_000_000_000n !== 0n) ctx.error([...p, 'maxAge'], 'max_age duration is accurate only to seconds precision');
   }
 }
