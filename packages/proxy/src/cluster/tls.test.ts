@@ -6,9 +6,9 @@ import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { CertificateAuthority, issueWorkloadSecret, mtlsServerOptions, secretResources, type WorkloadSecret } from '@weft/citadel';
-import { decodeAny, type Secret__Output, TypeUrl } from '@weft/xds';
+import { decodeAny, encodeAny, type Secret__Output, TypeUrl } from '@weft/xds';
 import { afterEach, beforeAll, expect, test } from 'vitest';
-import { createClusterManager, type WeftClusterManager } from './manager.ts';
+import { checkCluster, createClusterManager, type WeftClusterManager } from './manager.ts';
 import { checkSans } from './transport.ts';
 import { cluster, get, pilotSnapshot, snapshot, text } from './test-support.ts';
 
@@ -151,4 +151,26 @@ test('a quoted SAN is one name: a certificate cannot smuggle in a second identit
   const cert = (subjectaltname: string) => ({ subjectaltname }) as PeerCertificate;
   expect(checkSans(sans, cert('URI:"spiffe://evil.example/x, URI:spiffe://cluster.local/ns/default/sa/admin"'))).toBeInstanceOf(Error);
   expect(checkSans(sans, cert('URI:spiffe://cluster.local/ns/default/sa/reviews, DNS:reviews'))).toBeUndefined();
+});
+
+// Envoy matches a SAN regex with RE2, against the whole name; a regex RE2 refuses NACKs the cluster.
+test('a SAN regex is RE2, matched against the whole name; one RE2 refuses is a cluster NACK', () => {
+  const sans = [{ match_pattern: 'safe_regex' as const, safe_regex: { regex: 'spiffe://cluster\\.local/ns/default/sa/(reviews|ratings)' }, ignore_case: false }];
+  const cert = (subjectaltname: string) => ({ subjectaltname }) as PeerCertificate;
+  expect(checkSans(sans, cert('URI:spiffe://cluster.local/ns/default/sa/reviews'))).toBeUndefined();
+  expect(checkSans(sans, cert('URI:spiffe://cluster.local/ns/default/sa/reviews-admin'))).toBeInstanceOf(Error);
+  expect(checkSans(sans, cert('URI:spiffe://cluster.local/ns/default/sa/ratings'))).toBeUndefined();
+  const withSanRegex = (regex: string) =>
+    cluster({
+      name: 'c',
+      type: 'STATIC',
+      transport_socket: {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: encodeAny(TypeUrl.UpstreamTlsContext, { common_tls_context: { validation_context: { match_subject_alt_names: [{ safe_regex: { regex } }] } } }),
+      },
+    });
+  expect(checkCluster(withSanRegex('spiffe://.+/ns/default/sa/reviews'))).toBeUndefined();
+  expect(checkCluster(withSanRegex('spiffe://(?!evil).+'))).toMatch(
+    /^transport socket envoy\.transport_sockets\.tls: common_tls_context\.validation_context\.match_subject_alt_names\[0\]\.safe_regex: regex "spiffe:\/\/\(\?!evil\)\.\+": .*\(RE2 has no lookahead\)$/,
+  );
 });
