@@ -129,6 +129,7 @@ describe.skipIf(skip !== undefined)('deploy/charts with helm', () => {
       'gateway.networking.k8s.io/gateways/status: patch',
       'gateway.networking.k8s.io/httproutes/status: patch',
       'gateway.networking.k8s.io/grpcroutes/status: patch',
+      'core/secrets: get',
       'core/services: get',
       'core/serviceaccounts: create,patch',
       'core/services: create,patch',

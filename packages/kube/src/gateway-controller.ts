@@ -6,6 +6,7 @@
 //   - the statuses pilot's conversion computed are written to the objects' status subresource
 //     (Gateway addresses from its Service), each only when it changed.
 // The conversion itself is pilot's (packages/pilot/src/gateway-api); this module only writes.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type V1Service } from '@kubernetes/client-node';
 import type { ConfigStore, K8sGatewaySpec, Logger } from '@weft/model';
 import { type GatewayApiCondition, type GatewayApiObjectStatus, gatewayControllers, gatewayNameLabel } from '@weft/pilot';
@@ -67,7 +68,8 @@ export function renderGatewayDeployment(gw: { name: string; namespace: string; s
     discoveryAddress: proxy.discoveryAddress,
     trustDomain: proxy.trustDomain,
     logLevel: 'info',
-    resources: { requests: { cpu: '50m', memory: '96Mi' }, limits: { cpu: '2000m', memory: '1024Mi' } },
+    // Small requests: a 2-core node (kube-local) runs the conformance suite's dozens of pods beside them.
+    resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '2000m', memory: '1024Mi' } },
     labels: { [gatewayNameLabel]: gw.name, 'istio.io/gateway-name': gw.name },
     service: {
       type: gw.annotations?.[serviceTypeAnnotation] ?? 'LoadBalancer',
@@ -235,6 +237,45 @@ export class GatewayController {
     return value;
   }
 
+  /**
+   * An HTTPS listener whose certificate Secret does not exist or holds no usable certificate and key
+   * is ResolvedRefs False / InvalidCertificateRef (pilot's conversion does not read Secrets).
+   */
+  async #certificateConditions(s: GatewayApiObjectStatus, listener: string, conditions: GatewayApiCondition[]): Promise<GatewayApiCondition[]> {
+    const gw = this.#o.store.get(`${group}/Gateway`, s.namespace, s.name);
+    const spec = (gw?.spec as K8sGatewaySpec | undefined)?.listeners?.find((l) => l.name === listener);
+    if (spec?.protocol !== 'HTTPS' || !conditions.some((c) => c.type === 'ResolvedRefs' && c.status === 'True')) return conditions;
+    let problem: string | undefined;
+    for (const ref of spec.tls?.certificateRefs ?? []) {
+      const namespace = ref.namespace ?? s.namespace;
+      try {
+        const secret = await this.#core.readNamespacedSecret({ namespace, name: ref.name });
+        const crt = secret.data?.['tls.crt'];
+        const key = secret.data?.['tls.key'];
+        if (!crt || !key) problem = `Secret ${namespace}/${ref.name} has no tls.crt and tls.key`;
+        else {
+          new X509Certificate(Buffer.from(crt, 'base64'));
+          createPrivateKey(Buffer.from(key, 'base64'));
+        }
+      } catch (err) {
+        const status = apiStatusOf(err);
+        if (status !== undefined && status !== 404) throw err;
+        problem = status === 404 ? `Secret ${namespace}/${ref.name} not found` : `Secret ${namespace}/${ref.name} holds no valid certificate and key: ${describeError(err)}`;
+      }
+      if (problem) break;
+    }
+    if (!problem) return conditions;
+    const g = s.generation;
+    const gen = g !== undefined ? { observedGeneration: g } : {};
+    return conditions.map((c) =>
+      c.type === 'ResolvedRefs'
+        ? { type: c.type, status: 'False', reason: 'InvalidCertificateRef', message: problem, ...gen }
+        : c.type === 'Programmed'
+          ? { type: c.type, status: 'False', reason: 'Invalid', message: 'the listener has no valid certificate', ...gen }
+          : c,
+    );
+  }
+
   #stamp(k: string, conditions: readonly GatewayApiCondition[]): (GatewayApiCondition & { lastTransitionTime: string })[] {
     return conditions.map((c) => {
       const id = `${k}|${c.type}`;
@@ -254,9 +295,10 @@ export class GatewayController {
       const conditions = st.conditions.map((c) =>
         c.type === 'Programmed' && addresses.length === 0 ? { ...c, status: 'False' as const, reason: 'AddressNotAssigned', message: 'the gateway Service has no address yet' } : c,
       );
+      const listeners = await Promise.all(st.listeners.map(async (l) => ({ ...l, conditions: await this.#certificateConditions(s, l.name, l.conditions) })));
       status = {
         conditions: this.#stamp(k, conditions),
-        listeners: st.listeners.map((l) => ({ ...l, conditions: this.#stamp(`${k}|listener ${l.name}`, l.conditions) })),
+        listeners: listeners.map((l) => ({ ...l, conditions: this.#stamp(`${k}|listener ${l.name}`, l.conditions) })),
         ...(addresses.length > 0 ? { addresses } : {}),
       };
     } else if (s.kind === 'GatewayClass') {

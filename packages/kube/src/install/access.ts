@@ -37,7 +37,7 @@ export function weftdClusterAccess(namespace: string): AccessRule[] {
       verbs: ['patch'],
       by: ['gateway-controller.ts'],
     },
-    { apiGroups: [''], resources: ['services'], verbs: ['get'], by: ['gateway-controller.ts'] },
+    { apiGroups: [''], resources: ['secrets', 'services'], verbs: ['get'], by: ['gateway-controller.ts'] },
     { apiGroups: [''], resources: ['serviceaccounts', 'services'], verbs: ['create', 'patch'], by: ['gateway-controller.ts'] },
     { apiGroups: ['apps'], resources: ['deployments'], verbs: ['create', 'patch'], by: ['gateway-controller.ts'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'], by: ['registry-watch.ts'] },
