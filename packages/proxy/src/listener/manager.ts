@@ -370,15 +370,17 @@ export class ListenerManager {
   #currentChain(snap: XdsSnapshot, listener: string, chain: CompiledChain): CompiledChain {
     const l = snap.listeners.get(listener);
     const c = l ? this.#chains.compiled(l) : undefined;
-    if (!c || c.defaultChain === chain || c.chains.includes(chain)) return chain;
-    let next = this.#successors.get(chain);
-    if (next?.listener !== c) {
+    if (!c) return chain;
+    // Remembered per (chain, listener version): a request pays two map lookups, not a scan.
+    const known = this.#successors.get(chain);
+    if (known?.listener === c) return known.chain;
+    let next = chain;
+    if (c.defaultChain !== chain && !c.chains.includes(chain)) {
       const match = JSON.stringify(chain.match);
-      const found = [...c.chains, ...(c.defaultChain ? [c.defaultChain] : [])].find((x) => x.name === chain.name && JSON.stringify(x.match) === match);
-      next = { listener: c, chain: found ?? chain };
-      this.#successors.set(chain, next);
+      next = [...c.chains, ...(c.defaultChain ? [c.defaultChain] : [])].find((x) => x.name === chain.name && JSON.stringify(x.match) === match) ?? chain;
     }
-    return next.chain;
+    this.#successors.set(chain, { listener: c, chain: next });
+    return next;
   }
 
   #onRequest(req: DownstreamRequest, res: DownstreamResponse, info: ConnectionInfo): void {
