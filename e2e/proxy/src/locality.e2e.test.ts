@@ -151,6 +151,10 @@ async function phase(label: string, ms: number, until?: (w: Window) => boolean, 
 describe('locality failover (outlier detection + localityLbSetting)', () => {
   it('keeps traffic in the client zone, fails over zone by zone as endpoints are ejected, and comes back', async () => {
     // The sidecar has its EDS priorities before the first request (proxy ready = config applied).
+    // The sidecar's /clusters shows the priorities pilot gave it: its zone 0, the region's other zone 1, us-west 2.
+    const clusters = (await client.admin('/clusters')).text;
+    const priorityOf = (ip: string) => Number(new RegExp(`geo\\.default\\.svc\\.cluster\\.local::${ip.replaceAll('.', '\\.')}:\\d+::priority::(\\d+)`).exec(clusters)?.[1]);
+    expect([...zones['zone-a'], ...zones['zone-b'], ...zones['us-west']].map(priorityOf)).toEqual([0, 0, 1, 1, 2]);
     const local = await phase('all healthy', 1500);
     for (const w of local) expect(w.shares['zone-a']).toBe(100);
 

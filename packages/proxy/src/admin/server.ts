@@ -63,7 +63,12 @@ export function clustersText(status: ReadonlyMap<string, readonly EndpointStatus
       lines.push(`${host}::rq_error::${e.failures}`);
       lines.push(`${host}::weight::${e.weight}`);
       lines.push(`${host}::health_flags::${flags || 'healthy'}`);
-      if (e.locality) lines.push(`${host}::zone::${e.locality}`);
+      // Envoy's: region, zone and sub_zone lines, then the priority level.
+      if (e.locality) {
+        const [region = '', zone = '', subZone = ''] = e.locality.split('/');
+        lines.push(`${host}::region::${region}`, `${host}::zone::${zone}`, `${host}::sub_zone::${subZone}`);
+      }
+      lines.push(`${host}::priority::${e.priority ?? 0}`);
     }
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';

@@ -497,6 +497,7 @@ export class ClusterImpl implements UpstreamCluster, PoolCluster {
       totalRequests: h.total,
       failures: h.failures,
       ...(h.locality ? { locality: h.locality } : {}),
+      priority: h.priority,
     }));
   }
 

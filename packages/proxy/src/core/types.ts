@@ -225,7 +225,10 @@ export interface EndpointStatus {
   activeRequests: number;
   totalRequests: number;
   failures: number;
+  /** `region/zone/subzone`. */
   locality?: string;
+  /** The endpoint's priority level (EDS; pilot's locality failover). */
+  priority?: number;
 }
 
 /** Owns every cluster, its endpoints, pools, breakers and outlier detection; follows snapshots. */
