@@ -151,7 +151,7 @@ beforeAll(async () => {
     doc(
       'AuthorizationPolicy',
       'require-jwt',
-      `selector: {matchLabels: {app: secure}}\naction: ALLOW\nrules:\n- from:\n  - source: {requestPrincipals: ["${issuer}/*"]}\n  to:\n  - operation: {paths: [/headers]}\n- to:\n  - operation: {paths: [/group1]}\n  when:\n  - key: request.auth.claims[groups]\n    values: [group1]`,
+      `selector: {matchLabels: {app: secure}}\naction: ALLOW\nrules:\n- from:\n  - source: {requestPrincipals: ["${issuer}/*"]}\n  to:\n  - operation: {paths: [/headers]}\n- to:\n  - operation: {paths: [/group1]}\n  when:\n  - key: request.auth.claims[groups]\n    values: [group1]\n- to:\n  - operation: {paths: [/write]}\n  when:\n  - key: request.auth.claims[scope]\n    values: [write]`,
     ),
     // The ingress gateway: JWT required (Istio's DENY notRequestPrincipals), the `group` claim copied
     // to x-jwt-group, and admins routed to httpbin v2.
@@ -257,6 +257,11 @@ describe('RequestAuthentication between sidecars (Istio: end-user authentication
     const other = await app.get('secure:9080', '/group1', bearer(await token({ sub: 'bob', groups: ['group2'] })));
     expect({ status: other.status, text: other.text }).toEqual({ status: 403, text: 'RBAC: access denied' });
     expect((await app.get('secure:9080', '/group1')).status).toBe(403);
+  });
+
+  it('request.auth.claims[scope] matches one word of a space-delimited scope claim', async () => {
+    expect((await app.get('secure:9080', '/write', bearer(await token({ sub: 'alice', scope: 'read write' })))).status).toBe(200);
+    expect((await app.get('secure:9080', '/write', bearer(await token({ sub: 'alice', scope: 'read' })))).status).toBe(403);
   });
 });
 

@@ -59,7 +59,8 @@ describe('RequestAuthentication -> jwt_authn and istio_authn', () => {
     fromParams: [token]
     forwardOriginalToken: true
     outputPayloadToHeader: x-jwt-payload
-    outputClaimToHeaders: [{header: x-jwt-group, claim: group}]`,
+    outputClaimToHeaders: [{header: x-jwt-group, claim: group}]
+    spaceDelimitedClaims: [roles]`,
       ),
       `
 apiVersion: security.istio.io/v1
@@ -87,6 +88,7 @@ spec:
       from_params: ['token'],
       claim_to_headers: [{ header_name: 'x-jwt-group', claim_name: 'group' }],
       clear_route_cache: true,
+      normalize_payload_in_metadata: { space_delimited_claims: ['permission', 'roles', 'scope'] },
     });
     expect(provider.local_jwks?.inline_string).toBe(jwks);
     expect(config.bypass_cors_preflight).toBe(true);

@@ -7,6 +7,7 @@
 //   requires_all of {provider_i OR allow_missing}}, so a token must be valid for some provider if
 //   present, a missing token passes (an AuthorizationPolicy decides whether a principal is needed),
 //   and providers that share a location (the Authorization header) still accept their own tokens.
+//   The payload in metadata has `scope`, `permission` and the rule's spaceDelimitedClaims as lists.
 // - Keys: inline `jwks` as written; `jwksUri` fetched by pilot (Istio's default, PILOT_JWT_ENABLE_REMOTE_JWKS
 //   off) and inlined as local_jwks; before the first successful fetch, Istio's fake JWKS, so tokens
 //   of that issuer fail rather than pass.
@@ -74,6 +75,7 @@ function provider(rule: JWTRule, jwks: (uri: string, timeoutMs: number) => strin
     forward: rule.forwardOriginalToken ?? false,
     forward_payload_header: rule.outputPayloadToHeader ?? '',
     payload_in_metadata: JwtFilterNames.payload,
+    normalize_payload_in_metadata: { space_delimited_claims: spaceDelimitedClaims(rule) },
     from_headers: (rule.fromHeaders ?? []).map((h) => ({ name: h.name, value_prefix: h.prefix ?? '' })),
     from_params: rule.fromParams ?? [],
     from_cookies: rule.fromCookies ?? [],
@@ -88,6 +90,11 @@ function provider(rule: JWTRule, jwks: (uri: string, timeoutMs: number) => strin
 }
 
 const providerName = (i: number) => `origins-${i}`;
+
+/** Istio's buildSpaceDelimitedClaims: `scope` and `permission` always, plus the rule's own, sorted. */
+export function spaceDelimitedClaims(rule: JWTRule): string[] {
+  return [...new Set([...(rule.spaceDelimitedClaims ?? []), 'permission', 'scope'])].sort();
+}
 
 /** Istio's convertToEnvoyJwtConfig; undefined when there are no rules. */
 export function jwtAuthentication(rules: readonly JWTRule[], jwks: (uri: string, timeoutMs: number) => string | undefined): JwtAuthentication | undefined {

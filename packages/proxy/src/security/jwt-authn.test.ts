@@ -85,6 +85,14 @@ describe('envoy.filters.http.jwt_authn', () => {
     expect(c.dynamicMetadata['envoy.filters.http.jwt_authn']?.[issuer]).toMatchObject({ sub: 'alice', group: 'admins' });
   });
 
+  it('puts the space-delimited claims into metadata as lists of their words (normalize_payload_in_metadata), the payload header unchanged', async () => {
+    const f = filter(single(provider({ forward_payload_header: 'x-jwt-payload', normalize_payload_in_metadata: { space_delimited_claims: ['scope', 'roles'] } })));
+    const c = ctx({ authorization: `Bearer ${await token({ iss: issuer, sub: 'alice', scope: 'read  write', roles: 'admin', other: 'a b' })}` });
+    expect(await run(f, c)).toBeUndefined();
+    expect(c.dynamicMetadata['envoy.filters.http.jwt_authn']?.[issuer]).toMatchObject({ scope: ['read', 'write'], roles: ['admin'], other: 'a b' });
+    expect(JSON.parse(Buffer.from(c.requestHeaders['x-jwt-payload'] as string, 'base64url').toString())).toMatchObject({ scope: 'read  write' });
+  });
+
   it('keeps the token with forward: true, and reads custom locations (header with prefix, query parameter)', async () => {
     const f = filter(single(provider({ forward: true, from_headers: [{ name: 'x-jwt', value_prefix: 'Token ' }], from_params: ['my_token'] })));
     const t = await token({ iss: issuer, sub: 'bob' });

@@ -10,7 +10,8 @@
 // against its local JWKS (kid and alg). Envoy's status strings are the 401 bodies ("Jwt is expired",
 // "Jwt verification fails", ...), 403 for "Audiences in Jwt are not allowed", with
 // `www-authenticate: Bearer realm="<url>"` and details `jwt_authn_access_denied{<status>}`.
-// A verified token: its payload goes to dynamic metadata under `payload_in_metadata`, base64url to
+// A verified token: its payload goes to dynamic metadata under `payload_in_metadata` (the claims
+// `normalize_payload_in_metadata` names split at spaces into lists), base64url to
 // `forward_payload_header`, claims to `claim_to_headers`, and unless `forward` the header it came in
 // is removed. Headers the filter writes are removed from every incoming request first, so a client
 // cannot pose as a verified one by sending them itself.
@@ -63,6 +64,8 @@ interface Provider {
   padPayload: boolean;
   payloadInMetadata: string;
   claimToHeaders: readonly { header: string; claim: string }[];
+  /** Claims whose string value goes into metadata as a list of its space-separated words (`scope`). */
+  spaceDelimited: readonly string[];
   locations: readonly Location[];
   keys: ReturnType<typeof createLocalJWKSet>;
   clockSkew: number;
@@ -115,6 +118,7 @@ function compileProvider(name: string, p: JwtProvider__Output): Provider {
     padPayload: p.pad_forward_payload_header,
     payloadInMetadata: p.payload_in_metadata,
     claimToHeaders: p.claim_to_headers.map((c) => ({ header: lower(c.header_name), claim: c.claim_name })),
+    spaceDelimited: p.normalize_payload_in_metadata?.space_delimited_claims ?? [],
     locations,
     keys: localJwks(jwks as Parameters<typeof localJwks>[0]),
     clockSkew: p.clock_skew_seconds || defaultClockSkewSeconds,
@@ -326,7 +330,7 @@ class Evaluation {
     const ctx = this.#ctx;
     if (p.payloadInMetadata && ctx.dynamicMetadata) {
       ctx.dynamicMetadata[jwtAuthnFilterName] ??= {};
-      ctx.dynamicMetadata[jwtAuthnFilterName][p.payloadInMetadata] = payload;
+      ctx.dynamicMetadata[jwtAuthnFilterName][p.payloadInMetadata] = normalized(payload, p.spaceDelimited);
     }
     if (p.payloadHeader) ctx.requestHeaders[p.payloadHeader] = p.padPayload ? padBase64(payloadB64) : payloadB64;
     for (const c of p.claimToHeaders) {
@@ -398,6 +402,18 @@ class Evaluation {
 
 function sameLocation(p: Provider, l: Location): boolean {
   return p.locations.some((x) => x.kind === l.kind && x.name === l.name && x.prefix === l.prefix);
+}
+
+/** The payload as metadata holds it: the space-delimited claims (normalize_payload_in_metadata) as lists of their words. */
+function normalized(payload: JWTPayload, claims: readonly string[]): JWTPayload {
+  let out: JWTPayload | undefined;
+  for (const c of claims) {
+    const v = payload[c];
+    if (typeof v !== 'string') continue;
+    out ??= { ...payload };
+    out[c] = v.split(' ').filter((w) => w !== '');
+  }
+  return out ?? payload;
 }
 
 function padBase64(b64url: string): string {
