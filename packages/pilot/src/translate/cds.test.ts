@@ -1,6 +1,6 @@
 import { TypeUrl } from '@weft/xds';
 import { describe, expect, it } from 'vitest';
-import { bookinfoPlatform, generate, must, networking, productpage, pushFrom, reviewsV1, typed } from './test-support.ts';
+import { bookinfoPlatform, generate, must, networking, productpage, pushFrom, reviewsV1, router, typed } from './test-support.ts';
 
 const CDS = TypeUrl.Cluster;
 const reviewsHost = 'reviews.default.svc.cluster.local';
@@ -206,6 +206,25 @@ spec:
     const none = must(all.get('outbound|80||*.wild.example.com'));
     expect(none.type).toBe('ORIGINAL_DST');
     expect(none.lb_policy).toBe('CLUSTER_PROVIDED');
+  });
+
+  it('a gateway balances a passthrough (headless) service over its endpoints: it has no original destination', () => {
+    const headless = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: headless, namespace: default}
+spec:
+  hosts: [headless.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: NONE
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.7}]
+`;
+    const gateway = router('127.0.0.100', 'istio-ingressgateway-1', { istio: 'ingressgateway' });
+    const c = must(clusters([headless], gateway).get('outbound|8080||headless.default.svc.cluster.local'));
+    expect(c.type).toBe('EDS');
+    expect(c.lb_policy).not.toBe('CLUSTER_PROVIDED');
+    expect(must(clusters([headless]).get('outbound|8080||headless.default.svc.cluster.local')).type).toBe('ORIGINAL_DST');
   });
 
   it('takes MUTUAL credentials from credentialName over SDS (kubernetes://)', () => {

@@ -323,7 +323,15 @@ export function outboundClusterFor(
         break;
       }
       case 'NONE':
-        c.type = 'ORIGINAL_DST';
+        // A gateway has no original destination to pass through to: it balances over the
+        // endpoints (Istio's cluster builder falls back to EDS for routers; the Gateway API's
+        // backendRefs to headless Services need it).
+        if (proxy.type !== 'router') {
+          c.type = 'ORIGINAL_DST';
+          break;
+        }
+        c.type = 'EDS';
+        c.eds_cluster_config = { eds_config: adsConfigSource(), service_name: name };
         break;
       default:
         c.type = 'EDS';
