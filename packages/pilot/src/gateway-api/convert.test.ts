@@ -292,4 +292,17 @@ spec:
       ['d', 'False/NoConflicts', 'True/Programmed'],
     ]);
   });
+
+  it('a listener whose certificate is not permitted still counts its routes (attachedRoutes) but is not served', () => {
+    const p = push([
+      bookinfoPlatform(),
+      gateway('  - {name: https, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: cert, namespace: elsewhere}]}}'),
+      route(`  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: details, port: 9080}]}]`),
+    ]);
+    const l = (statusOf(p, 'Gateway default/gw') as GatewayStatus).listeners[0]!;
+    expect(l.attachedRoutes).toBe(1);
+    expect(conditions(l.conditions)).toMatchObject({ ResolvedRefs: 'False/RefNotPermitted', Programmed: 'False/Invalid' });
+    expect(generate(p, ingress(), TypeUrl.Listener).size).toBe(0);
+  });
 });

@@ -3,13 +3,13 @@
 // Gateway of one of our classes, one VirtualService per (listener, hostname) holding the rules
 // of every attached route in Gateway API precedence, and for GAMMA (a Service parentRef) one mesh
 // VirtualService per (service, route namespace). The statuses the spec defines come out beside.
+import { hostSubsetOf, kubeServiceHost } from '@weft/mesh';
 import {
   type Config,
   type ConfigStore,
   type GatewayClassSpec,
   type GatewaySpec,
   type GRPCRouteSpec,
-  hostMatches,
   type HTTPRouteSpec,
   type K8sGatewaySpec,
   type K8sListener,
@@ -104,6 +104,8 @@ interface ListenerState {
   listener: K8sListener;
   /** `namespace/name` of the Istio Gateway it became; undefined when it was not accepted. */
   istioGateway?: string;
+  /** Routes may attach (and are counted) even when the listener cannot be served for a bad reference, as the spec has it. */
+  attachable: boolean;
   status: ListenerStatus;
   /** Route items per hostname. */
   hosts: Map<string, RouteItem[]>;
@@ -223,9 +225,11 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
   for (const l of gw.spec.listeners ?? []) {
     const conditions: Condition[] = [];
     let ok = true;
+    let attachable = true;
     let resolved: Condition = condition('ResolvedRefs', true, Reason.resolvedRefs, 'No errors found', g);
     if (!isHttpListener(l)) {
       ok = false;
+      attachable = false;
       conditions.push(condition('Accepted', false, Reason.unsupportedProtocol, `protocol ${l.protocol}${l.tls?.mode ? ` (tls ${l.tls.mode})` : ''} is not supported`, g));
     }
     const protocolSeen = ports.get(l.port);
@@ -245,7 +249,10 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
         ok = false;
       }
     }
-    if (conflicted) ok = false;
+    if (conflicted) {
+      ok = false;
+      attachable = false;
+    }
     if (ok) conditions.push(condition('Accepted', true, Reason.accepted, 'No errors found', g));
     else if (conditions.length === 0) conditions.push(condition('Accepted', !conflicted, conflict ?? Reason.accepted, conflicted ? `conflicts with another listener on port ${l.port}` : 'No errors found', g));
     conditions.push(condition('Conflicted', conflicted, conflict ?? Reason.noConflicts, conflicted ? `conflicts with another listener on port ${l.port}` : 'No conflicts', g));
@@ -254,6 +261,7 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
     listeners.push({
       listener: l,
       ...(ok ? { istioGateway: `${gw.metadata.namespace}/${listenerGatewayName(gw.metadata.name, l.name)}` } : {}),
+      attachable,
       status: { name: l.name, supportedKinds, attachedRoutes: 0, conditions },
       hosts: new Map(),
       created: gw.metadata.creationTimestamp,
@@ -308,8 +316,8 @@ export function hostIntersection(listenerHost: string | undefined, routeHosts: r
   if (!routeHosts?.length) return [lh];
   const out = new Set<string>();
   for (const rh of routeHosts) {
-    if (hostMatches(lh, rh)) out.add(rh);
-    else if (hostMatches(rh, lh)) out.add(lh);
+    if (hostSubsetOf(rh, lh)) out.add(rh);
+    else if (hostSubsetOf(lh, rh)) out.add(lh);
   }
   return [...out];
 }
@@ -342,7 +350,7 @@ function attachRoute(
 
   if (group === '' && kind === 'Service') {
     // GAMMA: the route takes over mesh traffic to the Service (its consumers' only when the route is in another namespace).
-    const host = `${ref.name}.${namespace}.svc.${input.domainSuffix}`;
+    const host = kubeServiceHost(ref.name, namespace, input.domainSuffix);
     const controllerName = gatewayControllers.istio!;
     // A Service this mesh does not see (another mesh's, or outside discoverySelectors): not ours to report on.
     if (!input.service(host, namespace)) return undefined;
@@ -368,7 +376,7 @@ function attachRoute(
   let message = ref.sectionName ? `no listener named ${ref.sectionName}` : 'no listener matches';
   let attached = 0;
   for (const l of candidates) {
-    if (!l.istioGateway) continue;
+    if (!l.attachable) continue;
     if (!namespaceAllowed(l.listener, gw.config.metadata.namespace, route.metadata.namespace, input) || !l.status.supportedKinds.some((k) => k.kind === routeKind)) {
       reason = Reason.notAllowedByListeners;
       message = 'the listener does not allow routes from this namespace or of this kind';
