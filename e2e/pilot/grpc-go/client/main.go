@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	_ "google.golang.org/grpc/xds" // the xds:/// resolver and balancers
@@ -28,6 +29,20 @@ func emit(v map[string]any) {
 	b, _ := json.Marshal(v)
 	fmt.Println(string(b))
 }
+
+// rawCodec sends and receives message bytes as they are: the grpc-js test service speaks JSON.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*(v.(*[]byte)) = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
 
 func serverIdentity(p *peer.Peer) string {
 	tlsInfo, ok := p.AuthInfo.(credentials.TLSInfo)
@@ -45,9 +60,10 @@ func serverIdentity(p *peer.Peer) string {
 func main() {
 	target := flag.String("target", "", "xds:///name[:port], or an address with -direct")
 	direct := flag.String("direct", "", "tls or plaintext: dial the address so, with no client certificate, instead of through xDS")
-	method := flag.String("method", "unary", "unary (UnaryCall) or empty (EmptyCall)")
+	method := flag.String("method", "unary", "unary (UnaryCall), empty (EmptyCall), or echo (/weft.e2e.Echo/Version, JSON messages: the grpc-js test server)")
 	calls := flag.Int("calls", 1, "calls to make")
 	untilOk := flag.Duration("until-ok", 0, "first retry until a call succeeds, for this long (config propagation)")
+	flaky := flag.Bool("flaky", false, "unary calls carry a payload unique to the call: the server fails the first attempt of each")
 	flag.Parse()
 
 	var creds credentials.TransportCredentials
@@ -79,11 +95,29 @@ func main() {
 		var p peer.Peer
 		var err error
 		out := map[string]any{}
-		if *method == "empty" {
+		switch *method {
+		case "empty":
 			_, err = client.EmptyCall(ctx, &testgrpc.Empty{}, grpc.Peer(&p))
-		} else {
+		case "echo":
+			var reply []byte
+			err = conn.Invoke(ctx, "/weft.e2e.Echo/Version", []byte(`{"from":"grpc-go"}`), &reply, grpc.Peer(&p), grpc.ForceCodecV2(rawCodec{}))
+			if err == nil {
+				var r struct {
+					Version string `json:"version"`
+					Peer    string `json:"peer"`
+				}
+				if err = json.Unmarshal(reply, &r); err == nil {
+					out["server"] = r.Version
+					out["peerSeenByServer"] = r.Peer
+				}
+			}
+		default:
 			var res *testgrpc.SimpleResponse
-			res, err = client.UnaryCall(ctx, &testgrpc.SimpleRequest{FillServerId: true}, grpc.Peer(&p))
+			req := &testgrpc.SimpleRequest{FillServerId: true}
+			if *flaky {
+				req.Payload = &testgrpc.Payload{Body: []byte(fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()))}
+			}
+			res, err = client.UnaryCall(ctx, req, grpc.Peer(&p))
 			if err == nil {
 				out["server"] = res.GetServerId()
 				out["peerSeenByServer"] = res.GetHostname()

@@ -2,7 +2,8 @@
 // credentials, configured entirely by the listener weftd serves for its address
 // (xds.istio.io/grpc/lds/inbound/<ip>:<port>: mTLS or plaintext, RBAC). It answers
 // grpc.testing.TestService: UnaryCall says who served it and which peer identity the TLS
-// handshake proved; EmptyCall answers empty. It prints JSON lines: its address once listening,
+// handshake proved (and fails the first attempt of a request with a payload, to show retries);
+// EmptyCall answers empty. It prints JSON lines: its address once listening,
 // every serving-mode change.
 package main
 
@@ -14,14 +15,17 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	xdscreds "google.golang.org/grpc/credentials/xds"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 )
 
@@ -51,10 +55,23 @@ func peerIdentity(ctx context.Context) string {
 
 type testServer struct {
 	testgrpc.UnimplementedTestServiceServer
-	id string
+	id   string
+	mu   sync.Mutex
+	seen map[string]int
 }
 
-func (s *testServer) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+// UnaryCall fails the first attempt of a request that carries a payload (the client's -flaky):
+// only a retry of the same request succeeds, so a client sees success only if its route retries.
+func (s *testServer) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	if key := string(req.GetPayload().GetBody()); key != "" {
+		s.mu.Lock()
+		s.seen[key]++
+		attempt := s.seen[key]
+		s.mu.Unlock()
+		if attempt == 1 {
+			return nil, status.Errorf(codes.Unavailable, "first attempt of %s fails", key)
+		}
+	}
 	return &testgrpc.SimpleResponse{ServerId: s.id, Hostname: peerIdentity(ctx)}, nil
 }
 
@@ -84,7 +101,7 @@ func main() {
 		emit(map[string]any{"event": "error", "error": err.Error()})
 		os.Exit(1)
 	}
-	testgrpc.RegisterTestServiceServer(server, &testServer{id: *id})
+	testgrpc.RegisterTestServiceServer(server, &testServer{id: *id, seen: map[string]int{}})
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		emit(map[string]any{"event": "error", "error": err.Error()})
