@@ -11,7 +11,7 @@ import type { DownstreamConnection, FilterSite, HttpFilterContext, TcpFilterCont
 import type { RequestRecord } from '../core/types.ts';
 import { RequestView } from '../http/view.ts';
 import { downstreamRemoteIp, rbacHttpFilterFactory, rbacNetworkFilterFactory } from './rbac-filter.ts';
-import { compileRbac, ipGroups, type RbacInput, uriTemplateRegExp } from './rbac.ts';
+import { compileRbac, ipGroups, type RbacInput, uriTemplateRegex } from './rbac.ts';
 
 type Policy = NonNullable<RbacPolicies['policies']>[string];
 type Permission = NonNullable<Policy['permissions']>[number];
@@ -112,11 +112,11 @@ describe('RBAC engine: permissions', () => {
   });
 
   it('uri_template: {*} one segment, {**} the rest, as Istio sends path templates', () => {
-    expect(uriTemplateRegExp('/books/*/reviews').test('/books/12/reviews')).toBe(true);
-    expect(uriTemplateRegExp('/books/*/reviews').test('/books/1/2/reviews')).toBe(false);
-    expect(uriTemplateRegExp('/static/**').test('/static/css/a.css')).toBe(true);
-    expect(uriTemplateRegExp('/v1/{name}/x').test('/v1/abc/x')).toBe(true);
-    expect(uriTemplateRegExp('/a.b/*').test('/aXb/c')).toBe(false);
+    expect(uriTemplateRegex('/books/*/reviews').fullMatch('/books/12/reviews')).toBe(true);
+    expect(uriTemplateRegex('/books/*/reviews').fullMatch('/books/1/2/reviews')).toBe(false);
+    expect(uriTemplateRegex('/static/**').fullMatch('/static/css/a.css')).toBe(true);
+    expect(uriTemplateRegex('/v1/{name}/x').fullMatch('/v1/abc/x')).toBe(true);
+    expect(uriTemplateRegex('/a.b/*').fullMatch('/aXb/c')).toBe(false);
     const p: Permission = { uri_template: { name: 'uri-template', typed_config: encodeAny(TypeUrl.UriTemplateMatchConfig, { path_template: '/books/*/reviews' }) } };
     expect(matches(p, input(conn(), req('GET', '/books/7/reviews?x')))).toBe(true);
     expect(matches(p, input(conn(), req('GET', '/books/7')))).toBe(false);

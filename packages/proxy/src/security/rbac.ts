@@ -19,10 +19,11 @@
 //   and such matchers do not match);
 // - uri_template: Envoy's path templates (`*` one segment, `**` any rest, `{name}`, `{name=…}`).
 import { isIPv4, isIPv6 } from 'node:net';
+import type { Re2 } from '@weft/model';
 import { decodeAny, type RbacPolicies__Output, TypeUrl } from '@weft/xds';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { peerCertificateNames } from '../core/peer.ts';
-import { compileHeaderMatcher, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
+import { compileHeaderMatcher, compileRegex, compileStringMatcher, RouteConfigError, type StringTest } from '../http/matchers.ts';
 import { compileMetadataMatcher } from '../http/metadata-matcher.ts';
 import { RequestView } from '../http/view.ts';
 
@@ -133,8 +134,8 @@ function headerTest(m: NonNullable<Permission['header']>): Pred {
   return (input) => h.test(input.request ?? noHeaders);
 }
 
-/** Envoy's URI template as a full-match RegExp over the path without query. */
-export function uriTemplateRegExp(template: string): RegExp {
+/** Envoy's URI template as the RE2 regex Envoy makes of it, matched in full against the path without query. */
+export function uriTemplateRegex(template: string): Re2 {
   if (!template.startsWith('/')) throw new RouteConfigError(`uri_template ${JSON.stringify(template)} must start with /`);
   const operator = (op: string) => {
     if (op === '**') return '.*';
@@ -161,14 +162,14 @@ export function uriTemplateRegExp(template: string): RegExp {
       if (double) i++;
     } else out += c.replace(/[.+?^$()|[\]\\]/g, '\\$&');
   }
-  return new RegExp(`^${out}$`);
+  return compileRegex(out);
 }
 
 function uriTemplateTest(ext: NonNullable<Permission['uri_template']>): Pred {
   const any = ext.typed_config;
   if (!any || any.type_url !== TypeUrl.UriTemplateMatchConfig) throw new RouteConfigError(`unsupported uri_template extension ${JSON.stringify(any?.type_url ?? '')}`);
-  const re = uriTemplateRegExp(decodeAny(any, TypeUrl.UriTemplateMatchConfig).path_template);
-  return (input) => input.request !== undefined && re.test(input.request.pathOnly);
+  const re = uriTemplateRegex(decodeAny(any, TypeUrl.UriTemplateMatchConfig).path_template);
+  return (input) => input.request !== undefined && re.fullMatch(input.request.pathOnly);
 }
 
 function metadataTest(m: MetadataMatcher): Pred {
