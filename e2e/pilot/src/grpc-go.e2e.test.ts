@@ -48,8 +48,8 @@ const writeConfig = (file: string, text: string) => writeFile(join(dir, 'config'
 
 beforeAll(async () => {
   if (skip) return;
-  bin = await buildGrpcGo();
   dir = await mkdtemp(join(tmpdir(), 'weft-e2e-grpc-go-'));
+  bin = await buildGrpcGo(dir);
   const caDir = join(dir, 'ca');
   await mkdir(join(dir, 'config'));
   await mkdir(caDir);

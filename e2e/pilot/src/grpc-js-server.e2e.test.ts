@@ -55,8 +55,8 @@ function peerOf(c: ServerUnaryCall<VersionRequest, VersionReply>): string {
 
 beforeAll(async () => {
   if (skip) return;
-  bin = await buildGrpcGo();
   dir = await mkdtemp(join(tmpdir(), 'weft-e2e-grpc-js-server-'));
+  bin = await buildGrpcGo(dir);
   const caDir = join(dir, 'ca');
   await mkdir(join(dir, 'config'));
   await mkdir(caDir);

@@ -4,7 +4,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -22,9 +21,12 @@ export function goSkipReason(): string | undefined {
   return noteSkip(goBinary ? undefined : 'needs Go 1.26+ to build the grpc-go server and client (go.dev/dl into /usr/local/go, or apt-get install -y golang-go; or set GO)');
 }
 
-/** Builds the grpc-go server and client into the OS temp dir (Go's build cache makes a rebuild quick); returns that directory. */
-export async function buildGrpcGo(): Promise<string> {
-  const bin = join(tmpdir(), 'weft-e2e-grpc-go');
+/**
+ * Builds the grpc-go server and client into `<dir>/bin` (a suite's temp dir: suites running at
+ * once never write over each other's binaries; Go's build cache makes the second build quick).
+ */
+export async function buildGrpcGo(dir: string): Promise<string> {
+  const bin = join(dir, 'bin');
   const started = performance.now();
   // GOFLAGS=-mod=mod: go.mod and go.sum are committed; no vendor directory is needed.
   await run(goBinary!, ['build', '-o', `${bin}/`, './server', './client'], { cwd: goModule, env: { ...process.env, GOFLAGS: '-mod=mod' }, timeout: 15 * 60_000 });
