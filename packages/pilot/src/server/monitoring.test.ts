@@ -76,6 +76,8 @@ it('shows per-proxy sync state with the NACK reason, the last push, and Istio-na
   client.request(TypeUrl.RouteConfiguration, ['80']);
   const first = await client.next();
   client.ack(first, ['80']);
+  // The push must follow the ACK: an ACK that arrives after the next response is stale, and the acked version would stay empty.
+  for (let i = 0; i < 300 && discovery.syncStatus()[0]?.types[TypeUrl.RouteConfiguration]?.status !== 'ACKED'; i++) await new Promise((r) => setTimeout(r, 10));
   world.routes['80'] = 'bad';
   discovery.pushAll();
   const bad = await client.next();
