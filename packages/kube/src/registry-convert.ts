@@ -2,7 +2,7 @@
 // rules (pilot/pkg/serviceregistry/kube: conversion.go, endpointslice.go, endpoint_builder.go,
 // pod.go). Pure functions of plain objects: the typed client's and the watch stream's shapes both
 // fit (timestamps as Date or RFC 3339 text).
-import { localityOfLabels, spiffeId } from '@weft/mesh';
+import { kubeServiceHost, localityOfLabels, spiffeId } from '@weft/mesh';
 import { type Endpoint, kubernetesPortProtocol, type Locality, parseLocality, type Service, type ServicePort, type WorkloadInstance } from '@weft/model';
 import { exportScope, tlsModeLabel } from '@weft/pilot';
 import { workloadOfPod } from './inject/workload.ts';
@@ -99,11 +99,6 @@ const regionLabel = 'topology.kubernetes.io/region';
 const zoneLabel = 'topology.kubernetes.io/zone';
 const subzoneLabel = 'topology.istio.io/subzone';
 
-/** `reviews.default.svc.cluster.local`: a Service's hostname (Istio's ServiceHostname). */
-export function kubeServiceHostname(name: string, namespace: string, domainSuffix: string): string {
-  return `${name}.${namespace}.svc.${domainSuffix}`;
-}
-
 function strings(value: Record<string, string> | null | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value ?? {})) if (typeof v === 'string') out[k] = v;
@@ -171,7 +166,7 @@ export function convertService(svc: KubeService, opts: ServiceConversionOptions)
   for (const ksa of splitList(annotations[kubernetesServiceAccountsAnnotation])) declared.push(spiffeId(opts.trustDomain, namespace, ksa));
   const exportTo = annotations[exportToAnnotation] ? splitList(annotations[exportToAnnotation]) : opts.defaultExportTo;
   const service: Service = {
-    hostname: kubeServiceHostname(name, namespace, opts.domainSuffix),
+    hostname: kubeServiceHost(name, namespace, opts.domainSuffix),
     namespace,
     origin: { kind: 'Service', namespace, name },
     ports,

@@ -37,7 +37,6 @@ export {
 export { NoSource, SourceLocation } from './yaml/source.ts';
 export { toYaml } from './yaml/dump.ts';
 export { controlPlaneServerName, controlPlaneTlsName } from './service/control-plane.ts';
-export { defaultDomainSuffix, hostMatches, hostsOverlap, resolveHost } from './service/hosts.ts';
 export {
   type Endpoint,
   isHttpProtocol,

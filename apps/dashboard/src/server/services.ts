@@ -2,9 +2,9 @@
 // /debug/configz (the config in force, each object with the file and line it was read from),
 // /debug/syncz (each connected proxy's xDS state per type) and /debug/config_problems (files
 // weftd rejected), plus galley's cross-resource analysis over the config in force.
-import { tryParseNodeId } from '@weft/mesh';
+import { hostSubsetOf, resolveHost, tryParseNodeId } from '@weft/mesh';
 import { analysisMessages } from '@weft/galley';
-import { type Config, configOrder, hostMatches, originLocation, resolveHost } from '@weft/model';
+import { type Config, configOrder, originLocation } from '@weft/model';
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
@@ -130,11 +130,11 @@ const rootNamespace = 'istio-system';
 export function serviceDetail(data: WeftdData, host: string, observed = false): Json | undefined {
   const configs = [...data.configs].sort(configOrder as (a: ConfigzEntry, b: ConfigzEntry) => number);
   const entries = configs.filter((c) => c.kind === 'ServiceEntry' && arr<string>(c.spec.hosts).includes(host));
-  const routesTo = (vs: ConfigzEntry) => arr(vs.spec.http).some((r) => arr(r.route).some((d) => hostMatches(host, resolveHost(String(obj(d.destination).host ?? ''), vs.metadata.namespace))));
+  const routesTo = (vs: ConfigzEntry) => arr(vs.spec.http).some((r) => arr(r.route).some((d) => hostSubsetOf(resolveHost(String(obj(d.destination).host ?? ''), vs.metadata.namespace), host)));
   const virtualServices = configs
-    .filter((c) => c.kind === 'VirtualService' && (arr<string>(c.spec.hosts).some((h) => hostMatches(host, resolveHost(h, c.metadata.namespace))) || routesTo(c)))
+    .filter((c) => c.kind === 'VirtualService' && (arr<string>(c.spec.hosts).some((h) => hostSubsetOf(resolveHost(h, c.metadata.namespace), host)) || routesTo(c)))
     .map((c) => ({ name: c.metadata.name, namespace: c.metadata.namespace, source: sourceOf(c), hosts: arr<string>(c.spec.hosts), gateways: arr<string>(c.spec.gateways), http: httpSummary(c) }));
-  const rules = configs.filter((c) => c.kind === 'DestinationRule' && hostMatches(host, resolveHost(String(c.spec.host ?? ''), c.metadata.namespace)));
+  const rules = configs.filter((c) => c.kind === 'DestinationRule' && hostSubsetOf(resolveHost(String(c.spec.host ?? ''), c.metadata.namespace), host));
   if (entries.length === 0 && !observed && virtualServices.length === 0 && rules.length === 0) return undefined;
   const destinationRules = rules
     .map((c) => ({

@@ -3,8 +3,8 @@
 // /debug/configz (the config in force) with Istio's selection rules: services select by labels,
 // DestinationRule subsets by labels, VirtualServices route to a host (and subset), policies apply
 // mesh-wide (root namespace), namespace-wide, or by workload selector, the most specific winning.
-import { defaultTrustDomain, spiffeId } from '@weft/mesh';
-import { configOrder, hostMatches, resolveHost } from '@weft/model';
+import { defaultTrustDomain, hostsMatch, hostSubsetOf, resolveHost, spiffeId } from '@weft/mesh';
+import { configOrder } from '@weft/model';
 import type { MeshState, ProxyState } from '../up/state.ts';
 import { findProxy, getJson, runningMesh, weftdUrl } from './client.ts';
 
@@ -111,7 +111,7 @@ export function describeWorkload(input: readonly ConfigEntry[], p: ProxyState, m
     for (const port of s.ports) out.push(`   Port: ${port.name} ${port.number}/${port.protocol} targets pod port ${port.targetPort}`);
 
     // DestinationRules for the host: subsets that select this workload, and the traffic policy.
-    const rules = configs.filter((c) => c.kind === 'DestinationRule' && hostMatches(resolveHost(String(c.spec.host), c.metadata.namespace), s.host));
+    const rules = configs.filter((c) => c.kind === 'DestinationRule' && hostSubsetOf(s.host, resolveHost(String(c.spec.host), c.metadata.namespace)));
     const subsetsOfPod = new Set<string>();
     const subsetLabels = new Map<string, Record<string, string>>();
     for (const dr of rules) {
@@ -148,9 +148,9 @@ export function describeWorkload(input: readonly ConfigEntry[], p: ProxyState, m
         meshOwner = vs;
       }
       const http = arr(vs.spec.http);
-      const toHost = (d: Json) => hostMatches(resolveHost(String(obj(d.destination).host), vs.metadata.namespace), s.host) || hostMatches(s.host, resolveHost(String(obj(d.destination).host), vs.metadata.namespace));
+      const toHost = (d: Json) => hostsMatch(resolveHost(String(obj(d.destination).host), vs.metadata.namespace), s.host);
       const routesHere = http.filter((r) => arr(r.route).some(toHost));
-      if (inMesh && hosts.some((h) => hostMatches(h, s.host) || hostMatches(s.host, h))) {
+      if (inMesh && hosts.some((h) => hostsMatch(h, s.host))) {
         out.push(`VirtualService: ${name(vs)}`);
         let reaching = 0;
         const notReaching: string[] = [];

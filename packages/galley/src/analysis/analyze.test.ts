@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { allProblems, analyze, defaultAnalyzers, effectiveConfigs } from './analyze.ts';
 import type { Analyzer } from './context.ts';
-import { hostCandidates, hostMatches, hostsOverlap, toFqdn } from './hosts.ts';
+import { hostCandidates } from './hosts.ts';
 import { lineOf, load, reviewsPlatform } from './test-support.ts';
 
 const vs = (name: string, subset: string) => `apiVersion: networking.istio.io/v1
@@ -99,20 +99,11 @@ describe('analyze', () => {
 });
 
 describe('hosts', () => {
-  it('completes short names from the namespace, as Istio does', () => {
-    expect(toFqdn('reviews', 'default')).toBe('reviews.default.svc.cluster.local');
+  it('looks a short name up as the Service it may stand for', () => {
+    expect(hostCandidates('reviews', 'default')).toEqual(['reviews.default.svc.cluster.local']);
     expect(hostCandidates('reviews.prod', 'default')).toEqual(['reviews.prod.svc.cluster.local', 'reviews.prod']);
     expect(hostCandidates('reviews.prod.svc', 'default')).toEqual(['reviews.prod.svc.cluster.local', 'reviews.prod.svc']);
-    expect(toFqdn('www.example.com', 'default')).toBe('www.example.com');
-    expect(toFqdn('*.example.com', 'default')).toBe('*.example.com');
-  });
-
-  it('matches wildcards by suffix', () => {
-    expect(hostMatches('*', 'anything')).toBe(true);
-    expect(hostMatches('*.example.com', 'a.b.example.com')).toBe(true);
-    expect(hostMatches('*.example.com', 'example.com')).toBe(false);
-    expect(hostMatches('*.example.com', '*.b.example.com')).toBe(true);
-    expect(hostsOverlap('a.example.com', '*.example.com')).toBe(true);
-    expect(hostsOverlap('a.example.com', 'b.example.com')).toBe(false);
+    expect(hostCandidates('www.example.com', 'default')).toEqual(['www.example.com']);
+    expect(hostCandidates('*.example.com', 'default')).toEqual(['*.example.com']);
   });
 });

@@ -1,6 +1,6 @@
+import { isWildcardHost } from '@weft/mesh';
 import { namespacedName } from '@weft/model';
 import type { Analyzer } from './context.ts';
-import { isWildcard } from './hosts.ts';
 import { formatLabels, isEmpty, labelsOf, list, selects, text } from './util.ts';
 
 export const destinationRuleHostAnalyzer: Analyzer = {
@@ -9,7 +9,7 @@ export const destinationRuleHostAnalyzer: Analyzer = {
   analyze(ctx) {
     for (const dr of ctx.of('networking.istio.io/DestinationRule')) {
       const host = text(dr.spec?.host);
-      if (!host || isWildcard(host)) continue;
+      if (!host || isWildcardHost(host)) continue;
       const l = ctx.services.lookup(host, dr.metadata.namespace);
       if (l.service) continue;
       const shown = host.includes('.') ? host : l.fqdn;
@@ -30,7 +30,7 @@ export const subsetSelectsPodsAnalyzer: Analyzer = {
   analyze(ctx) {
     for (const dr of ctx.of('networking.istio.io/DestinationRule')) {
       const host = text(dr.spec?.host);
-      if (!host || isWildcard(host)) continue;
+      if (!host || isWildcardHost(host)) continue;
       const l = ctx.services.lookup(host, dr.metadata.namespace);
       const svc = l.service;
       if (!svc) continue;

@@ -1,5 +1,6 @@
+import { hostSubsetOf, isWildcardHost, kubeServiceHost } from '@weft/mesh';
 import { type Config, type FieldPath, groupKindOf, type K8sDeploymentSpec, type K8sServiceSpec, type ServiceEntrySpec, type WorkloadEntrySpec } from '@weft/model';
-import { exportScope, hostCandidates, hostMatches, isWildcard, kubeServiceHost, visibleFrom } from './hosts.ts';
+import { exportScope, hostCandidates, visibleFrom } from './hosts.ts';
 import { isEmpty, labelsOf, list, num, selects, text } from './util.ts';
 
 /** The annotation that scopes a Kubernetes Service's visibility, like `exportTo` on Istio kinds. */
@@ -86,7 +87,7 @@ export class ServiceIndex {
 
   #add(s: MeshService): void {
     this.services.push(s);
-    if (isWildcard(s.host)) this.#wildcards.push(s);
+    if (isWildcardHost(s.host)) this.#wildcards.push(s);
     else {
       const l = this.#byHost.get(s.host);
       if (l) l.push(s);
@@ -180,9 +181,9 @@ export class ServiceIndex {
       if (found) return { service: found, fqdn: name, candidates };
     }
     const fqdn = candidates[0] ?? host;
-    if (!isWildcard(host)) {
+    if (!isWildcardHost(host)) {
       for (const name of candidates) {
-        const found = this.#wildcards.find((s) => visibleFrom(s.exportTo, namespace) && hostMatches(s.host, name));
+        const found = this.#wildcards.find((s) => visibleFrom(s.exportTo, namespace) && hostSubsetOf(name, s.host));
         if (found) return { service: found, fqdn: name, candidates };
       }
     } else {

@@ -1,5 +1,6 @@
+import { hostSubsetOf, isWildcardHost } from '@weft/mesh';
 import type { Analyzer } from './context.ts';
-import { hostCandidates, hostMatches, isWildcard } from './hosts.ts';
+import { hostCandidates } from './hosts.ts';
 import { list, text } from './util.ts';
 
 /**
@@ -20,11 +21,11 @@ export const sidecarEgressHostAnalyzer: Analyzer = {
           if (slash < 0) return;
           const nsPart = entry.slice(0, slash);
           const host = entry.slice(slash + 1);
-          if (nsPart === '*' || nsPart === '~' || host === '' || isWildcard(host)) return;
+          if (nsPart === '*' || nsPart === '~' || host === '' || isWildcardHost(host)) return;
           const ns = nsPart === '.' ? sc.metadata.namespace : nsPart;
           if (!namespacesWithServices.has(ns)) return;
           const candidates = hostCandidates(host, ns);
-          const found = ctx.services.services.some((s) => s.namespace === ns && candidates.some((c) => (isWildcard(s.host) ? hostMatches(s.host, c) : s.host === c)));
+          const found = ctx.services.services.some((s) => s.namespace === ns && candidates.some((c) => (isWildcardHost(s.host) ? hostSubsetOf(c, s.host) : s.host === c)));
           if (found) return;
           ctx.report(
             sc,

@@ -1,6 +1,7 @@
+import { hostsMatch, hostSubsetOf, isWildcardHost, resolveHost } from '@weft/mesh';
 import { type Config, configOrder, type Destination, type FieldPath, type GatewaySpec, namespacedName, type VirtualServiceSpec } from '@weft/model';
 import type { Analyzer } from './context.ts';
-import { exportScope, hostMatches, hostsOverlap, isWildcard, toFqdn, visibleFrom } from './hosts.ts';
+import { exportScope, visibleFrom } from './hosts.ts';
 import type { HostLookup } from './services.ts';
 import { canonicalJson, joinWords, list, num, quotedList, text } from './util.ts';
 
@@ -60,7 +61,7 @@ export const destinationHostAnalyzer: Analyzer = {
       const ns = vs.metadata.namespace;
       for (const d of destinationsOf(vs.spec ?? {})) {
         const host = d.destination.host;
-        if (!host || isWildcard(host)) continue;
+        if (!host || isWildcardHost(host)) continue;
         const l = ctx.services.lookup(host, ns);
         const hostPath = [...d.path, 'host'];
         if (!l.service) {
@@ -111,7 +112,7 @@ export const destinationRuleSubsetAnalyzer: Analyzer = {
       if (!host) continue;
       const ns = dr.metadata.namespace;
       rules.push({
-        host: isWildcard(host) ? host : ctx.services.lookup(host, ns).fqdn,
+        host: isWildcardHost(host) ? host : ctx.services.lookup(host, ns).fqdn,
         subsets: list(dr.spec.subsets)
           .map((s) => s?.name)
           .filter((n): n is string => typeof n === 'string'),
@@ -123,11 +124,11 @@ export const destinationRuleSubsetAnalyzer: Analyzer = {
       for (const d of destinationsOf(vs.spec ?? {})) {
         const subset = text(d.destination.subset);
         const host = d.destination.host;
-        if (!subset || !host || isWildcard(host)) continue;
+        if (!subset || !host || isWildcardHost(host)) continue;
         const fqdn = ctx.services.lookup(host, ns).fqdn;
         const visible = rules.filter((r) => visibleFrom(r.exportTo, ns));
         let applying = visible.filter((r) => r.host === fqdn);
-        if (applying.length === 0) applying = visible.filter((r) => isWildcard(r.host) && hostMatches(r.host, fqdn));
+        if (applying.length === 0) applying = visible.filter((r) => isWildcardHost(r.host) && hostSubsetOf(fqdn, r.host));
         const defined = [...new Set(applying.flatMap((r) => r.subsets))];
         if (defined.includes(subset)) continue;
         const why = applying.length === 0 ? 'no DestinationRule defines subsets for this host' : defined.length === 0 ? 'its DestinationRule defines no subsets' : `defined subsets: ${defined.join(', ')}`;
@@ -155,7 +156,7 @@ export const conflictingMeshGatewayHostsAnalyzer: Analyzer = {
       const scope = exportScope(list(spec.exportTo), ns);
       list(spec.hosts).forEach((h, index) => {
         if (!text(h)) return;
-        const host = isWildcard(h) ? h : ctx.services.lookup(h, ns).fqdn;
+        const host = isWildcardHost(h) ? h : ctx.services.lookup(h, ns).fqdn;
         for (const s of scope) {
           const key = `${s}|${host}`;
           const l = byHost.get(key) ?? [];
@@ -222,7 +223,7 @@ export const gatewayReferenceAnalyzer: Analyzer = {
       const spec = vs.spec ?? {};
       const vsHosts = list(spec.hosts)
         .filter((h): h is string => !!text(h))
-        .map((h) => (isWildcard(h) ? h : toFqdn(h, ns)));
+        .map((h) => resolveHost(h, ns));
       list(spec.gateways).forEach((ref, i) => {
         if (!text(ref) || ref === meshGateway) return;
         const slash = ref.indexOf('/');
@@ -234,7 +235,7 @@ export const gatewayReferenceAnalyzer: Analyzer = {
           return;
         }
         const gwHosts = gatewayHostsFor(gw, ns);
-        if (vsHosts.length === 0 || vsHosts.some((vh) => gwHosts.some((gh) => hostsOverlap(gh, vh)))) return;
+        if (vsHosts.length === 0 || vsHosts.some((vh) => gwHosts.some((gh) => hostsMatch(gh, vh)))) return;
         const accepts = gwHosts.length === 0 ? `none of its servers accepts hosts for namespace ${ns}` : `its servers accept ${quotedList([...new Set(gwHosts)])}`;
         ctx.report(vs, ['spec', 'gateways', i], 'IST0132', 'warning', `VirtualService host${vsHosts.length === 1 ? '' : 's'} ${quotedList(vsHosts)} not found in Gateway ${gwNs}/${gwName}: ${accepts}`);
       });

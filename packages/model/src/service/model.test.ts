@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { hostMatches, hostsOverlap, resolveHost } from './hosts.ts';
 import { kubernetesPortProtocol, type Protocol, parseLocality, protocolOf } from './model.ts';
 
 describe('protocolOf', () => {
@@ -57,22 +56,8 @@ describe('kubernetesPortProtocol', () => {
   });
 });
 
-describe('hosts', () => {
-  it('resolves short names in the config namespace', () => {
-    expect(resolveHost('reviews', 'default')).toBe('reviews.default.svc.cluster.local');
-    expect(resolveHost('reviews.prod.svc.cluster.local', 'default')).toBe('reviews.prod.svc.cluster.local');
-    expect(resolveHost('*.example.com', 'default')).toBe('*.example.com');
-    expect(resolveHost('reviews', 'default', 'example.internal')).toBe('reviews.default.svc.example.internal');
-  });
-  it('matches wildcards', () => {
-    expect(hostMatches('*.example.com', 'a.example.com')).toBe(true);
-    expect(hostMatches('*.example.com', 'example.com')).toBe(false);
-    expect(hostMatches('*', 'anything')).toBe(true);
-    expect(hostMatches('a.example.com', '*.example.com')).toBe(false);
-    expect(hostsOverlap('a.example.com', '*.example.com')).toBe(true);
-    expect(hostMatches('*.example.com', '*.a.example.com')).toBe(true);
-  });
-  it('builds SPIFFE ids and localities', () => {
+describe('localities', () => {
+  it('parses them', () => {
     expect(parseLocality('us-east/us-east-1a')).toEqual({ region: 'us-east', zone: 'us-east-1a' });
     expect(parseLocality(undefined)).toEqual({});
   });

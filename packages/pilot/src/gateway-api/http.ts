@@ -2,7 +2,7 @@
 // per (rule, match), with what Gateway API precedence sorts them by. Istio's conversion.go does
 // the same: the existing route translation consumes the result, with `gateway` route semantics
 // (route.ts: path-separated prefixes, prefix rewrites as regex, 500 for a missing cluster).
-import { parseDuration } from '@weft/mesh';
+import { kubeServiceHost, parseDuration } from '@weft/mesh';
 import type {
   Config,
   HTTPMatchRequest,
@@ -55,11 +55,6 @@ export interface ConvertedRules {
   unsupported?: string;
 }
 
-/** A Kubernetes Service backend `name.namespace.svc.<suffix>`. */
-function serviceHost(name: string, namespace: string, domainSuffix: string): string {
-  return `${name}.${namespace}.svc.${domainSuffix}`;
-}
-
 interface ResolvedBackend {
   host: string;
   port?: number;
@@ -82,7 +77,7 @@ export function resolveBackend(
   if (!ctx.grants.allows({ fromGroup: 'gateway.networking.k8s.io', fromKind: from.kind, fromNamespace: from.namespace, toGroup: '', toKind: 'Service', toNamespace: namespace, toName: ref.name })) {
     return invalid(Reason.refNotPermitted, `backendRef ${namespace}/${ref.name} is in another namespace and no ReferenceGrant there allows it`);
   }
-  const host = serviceHost(ref.name, namespace, ctx.domainSuffix);
+  const host = kubeServiceHost(ref.name, namespace, ctx.domainSuffix);
   const service = ctx.service(host, namespace);
   if (!service) return invalid(Reason.backendNotFound, `backend Service ${namespace}/${ref.name} not found`);
   if (ref.port === undefined && service.ports.length !== 1) {

@@ -1,7 +1,8 @@
 // DestinationRules indexed and looked up as Istio does (push_context.go setDestinationRules and
 // destinationRule): the proxy's namespace first, then the service's namespace, then the root
 // namespace; an exact host beats a wildcard; exportTo decides who sees a rule.
-import { type Config, type DestinationRuleSpec, hostMatches, resolveHost, type Subset } from '@weft/model';
+import { hostSubsetOf, resolveHost } from '@weft/mesh';
+import type { Config, DestinationRuleSpec, Subset } from '@weft/model';
 import { labelsKey, selectsLabels, stringMap } from '../registry/labels.ts';
 
 interface Consolidated {
@@ -41,7 +42,7 @@ class RuleSet {
     const out: Consolidated[][] = [];
     const exact = this.specific.get(hostname) ?? (hostname.startsWith('*') ? this.wildcard.get(hostname) : undefined);
     if (exact) out.push(exact);
-    const wild = [...this.wildcard.keys()].filter((w) => w !== hostname && hostMatches(w, hostname)).sort((a, b) => b.length - a.length);
+    const wild = [...this.wildcard.keys()].filter((w) => w !== hostname && hostSubsetOf(hostname, w)).sort((a, b) => b.length - a.length);
     for (const w of wild) out.push(this.wildcard.get(w)!);
     return out;
   }

@@ -1,6 +1,7 @@
 // What a Sidecar resource lets a proxy see (Istio's sidecar.go: ConvertToSidecarScope,
 // selectServices, and the choice of Sidecar in getSidecarScope).
-import { compareStrings, type Config, hostMatches, type IstioEgressListener, type Service, type SidecarSpec, type VirtualServiceSpec } from '@weft/model';
+import { hostSubsetOf } from '@weft/mesh';
+import { compareStrings, type Config, type IstioEgressListener, type Service, type SidecarSpec, type VirtualServiceSpec } from '@weft/model';
 import type { SidecarScope } from '../core/types.ts';
 import { selectsLabels, stringMap } from '../registry/labels.ts';
 import { selectVirtualServices, virtualServiceDestinations } from './virtual-services.ts';
@@ -96,7 +97,7 @@ function selectServices(candidates: readonly Service[], namespace: string, hosts
   for (const s of candidates) {
     const patterns = hosts.get(s.namespace) ?? wildcard;
     if (!patterns) continue;
-    if (!patterns.some((p) => hostMatches(p, s.hostname))) continue;
+    if (!patterns.some((p) => hostSubsetOf(s.hostname, p))) continue;
     const trimmed = withPort(s, port);
     if (trimmed) imported.push(trimmed);
   }

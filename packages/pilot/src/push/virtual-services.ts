@@ -1,6 +1,7 @@
 // VirtualServices indexed as Istio indexes them (push_context.go initVirtualServices): by the
 // gateways they bind to and by who may see them.
-import { type Config, hostsOverlap, resolveHost, type VirtualServiceSpec } from '@weft/model';
+import { hostsMatch, resolveHost } from '@weft/mesh';
+import type { Config, VirtualServiceSpec } from '@weft/model';
 
 /** The gateway name sidecars bind to. */
 export const meshGateway = 'mesh';
@@ -117,7 +118,7 @@ export function selectVirtualServices(
   return candidates.filter((vs) => {
     const own = hostsByNamespace.get(vs.metadata.namespace);
     const hosts = virtualServiceHosts(vs, domainSuffix);
-    const matches = (imported: readonly string[] | undefined) => !!imported && hosts.some((h) => imported.some((i) => hostsOverlap(i, h)));
+    const matches = (imported: readonly string[] | undefined) => !!imported && hosts.some((h) => imported.some((i) => hostsMatch(i, h)));
     return matches(own) || matches(wildcard);
   });
 }

@@ -1,6 +1,6 @@
 // The registry of ServiceEntries and WorkloadEntries: the mesh's services in local mode, and
 // services outside Kubernetes later. Istio's serviceentry controller, as Weft needs it.
-import { localityOfLabels, spiffeId } from '@weft/mesh';
+import { defaultDomainSuffix, localityOfLabels, resolveHost, spiffeId } from '@weft/mesh';
 import { isDeepStrictEqual } from 'node:util';
 import {
   compareStrings,
@@ -9,14 +9,12 @@ import {
   configOrder,
   type ConfigStore,
   creationTime,
-  defaultDomainSuffix,
   type Endpoint,
   groupKindOf,
   type Locality,
   parseLocality,
   protocolOf,
   type Resolution,
-  resolveHost,
   type Service,
   type ServiceEntrySpec,
   type ServicePort,

@@ -9,7 +9,8 @@
 // Anything else, a registry change that names no hosts, a gateway or a proxyless client: every
 // proxy. Conservative where unsure: a proxy pushed in vain is sent nothing (only changed resources
 // go out); one skipped in error would keep stale config.
-import { type Config, groupKindOf, hostMatches, resolveHost } from '@weft/model';
+import { hostSubsetOf, resolveHost } from '@weft/mesh';
+import { type Config, groupKindOf } from '@weft/model';
 import type { Proxy as MeshProxy, PushContext, SidecarScope } from '../core/types.ts';
 import type { ProxyNeedsPush } from './api.ts';
 
@@ -43,7 +44,7 @@ function keys(list: readonly Config[]): Set<string> {
 const hostsOfScope = new WeakMap<SidecarScope, Set<string>>();
 
 function seesHost(scope: SidecarScope, pattern: string): boolean {
-  if (pattern.startsWith('*')) return scope.services.some((s) => hostMatches(pattern, s.hostname));
+  if (pattern.startsWith('*')) return scope.services.some((s) => hostSubsetOf(s.hostname, pattern));
   let hosts = hostsOfScope.get(scope);
   if (!hosts) {
     hosts = new Set(scope.services.map((s) => s.hostname));
@@ -59,7 +60,7 @@ function seesHost(scope: SidecarScope, pattern: string): boolean {
  */
 function dependsOnHost(push: PushContext, proxy: MeshProxy, host: string): boolean {
   if (!host.startsWith('*') && push.service(host, proxy.namespace)) return true;
-  return seesHost(push.sidecarScope(proxy), host) || push.servicesOf(proxy).some((s) => hostMatches(host, s.hostname));
+  return seesHost(push.sidecarScope(proxy), host) || push.servicesOf(proxy).some((s) => hostSubsetOf(s.hostname, host));
 }
 
 function dependsOn(push: PushContext, proxy: MeshProxy, config: Config): boolean {

@@ -1,8 +1,8 @@
 // Gateway mode (proxy type `router`): listeners `0.0.0.0_<port>` per Gateway server port and
 // route configurations `http.<port>` / `https.<port>.<portName>.<gateway>.<namespace>`, with the
 // VirtualServices bound to each Gateway, following Istio's gateway.go.
-import { BlackHoleCluster } from '@weft/mesh';
-import { type Config, type GatewaySpec, hostMatches, type Server, type VirtualServiceSpec } from '@weft/model';
+import { BlackHoleCluster, hostsMatch, hostSubsetOf } from '@weft/mesh';
+import type { Config, GatewaySpec, Server, VirtualServiceSpec } from '@weft/model';
 import type { Listener, Route, RouteConfiguration, VirtualHost } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { type FilterChain, hcmFilter, type NetworkFilter, socketAddress, tcpProxyFilter, tlsInspectorListenerFilter, weightedTcpProxyFilter } from './envoy.ts';
@@ -145,8 +145,8 @@ function parseServerHost(raw: string, gatewayNamespace: string): { namespace: st
 
 /** The hostnames a server host and a VirtualService host have in common (Istio's intersection: the more specific one). */
 function intersect(serverHost: string, vsHost: string): string | undefined {
-  if (hostMatches(serverHost, vsHost)) return vsHost;
-  if (hostMatches(vsHost, serverHost)) return serverHost;
+  if (hostSubsetOf(vsHost, serverHost)) return vsHost;
+  if (hostSubsetOf(serverHost, vsHost)) return serverHost;
   return undefined;
 }
 
@@ -167,7 +167,7 @@ function gatewayTcpFilter(b: BoundServer, push: PushContext, proxy: MeshProxy, s
     const ns = vs.metadata.namespace;
     const matches = (m: { port?: number; gateways?: string[] }) => (!m.port || m.port === port) && (!m.gateways?.length || m.gateways.some((g) => qualifyGateway(g, ns) === gw));
     const rule = sniHosts
-      ? vs.spec.tls?.find((r) => r.match.some((m) => matches(m) && m.sniHosts.some((h) => sniHosts.length === 0 || sniHosts.some((s) => hostMatches(s, h) || hostMatches(h, s)))))
+      ? vs.spec.tls?.find((r) => r.match.some((m) => matches(m) && m.sniHosts.some((h) => sniHosts.length === 0 || sniHosts.some((s) => hostsMatch(s, h)))))
       : vs.spec.tcp?.find((r) => !r.match?.length || r.match.some(matches));
     if (!rule?.route?.length) continue;
     if (rule.route.length === 1) return tcpProxyFilter(destinationCluster(rule.route[0]!.destination, ns, ctx));

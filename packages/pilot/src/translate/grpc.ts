@@ -3,7 +3,8 @@
 // listener is an api_listener whose HttpConnectionManager takes routes from RDS of the same name.
 // Only what grpc-js-xds accepts is sent: ADS config sources, `router` as the last HTTP filter,
 // EDS clusters with ROUND_ROBIN or RING_HASH, TLS from certificate providers, IP endpoints.
-import { hostMatches, type Service } from '@weft/model';
+import { hostSubsetOf, kubeServiceHost } from '@weft/mesh';
+import type { Service } from '@weft/model';
 import { type Cluster, encodeAny, type Listener, type RouteConfiguration, TypeUrl } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { clustersForService } from './cds.ts';
@@ -27,7 +28,7 @@ interface Target {
  * `reviews.other` and `reviews.other.svc` -> that namespace, anything else as written.
  */
 export function targetHosts(host: string, namespace: string, domainSuffix: string): string[] {
-  if (!host.includes('.')) return [`${host}.${namespace}.svc.${domainSuffix}`];
+  if (!host.includes('.')) return [kubeServiceHost(host, namespace, domainSuffix)];
   const out = [host];
   const dots = host.split('.').length - 1;
   if (dots === 1) out.push(`${host}.svc.${domainSuffix}`);
@@ -80,7 +81,7 @@ export function grpcRouteConfig(push: PushContext, proxy: MeshProxy, target: Tar
   const hostname = target.service.hostname;
   const virtualServices = push.virtualServices(proxy, ['mesh']);
   const hostsOf = (vs: (typeof virtualServices)[number]) => (vs.spec.hosts ?? []).map((h) => destinationHost(h, vs.metadata.namespace, ctx));
-  const vs = virtualServices.find((v) => hostsOf(v).includes(hostname)) ?? virtualServices.find((v) => hostsOf(v).some((h) => hostMatches(h, hostname)));
+  const vs = virtualServices.find((v) => hostsOf(v).includes(hostname)) ?? virtualServices.find((v) => hostsOf(v).some((h) => hostSubsetOf(hostname, h)));
   let routes = vs ? routesForVirtualService(vs, ctx) : [];
   if (routes.length === 0) routes = [defaultOutboundRoute(target.service, target.port, ctx)];
   const domains = [...new Set([target.name, ...virtualHostDomains(target.service, target.port, proxy, push.mesh.domainSuffix)])];

@@ -1,8 +1,8 @@
 // LDS for sidecars, following Istio's listener.go, listener_inbound.go and filterchain_options.go:
 // `virtualOutbound` (15001) and `virtualInbound` (15006) take captured traffic; per service port,
 // `0.0.0.0_<port>` (HTTP, routes from RDS `<port>`) and `<vip>_<port>` (TCP) select the chain.
-import { BlackHoleCluster, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, VirtualInboundListener, VirtualOutboundListener } from '@weft/mesh';
-import { type Config, hostMatches, isHttpProtocol, type Service, type ServicePort, type VirtualServiceSpec } from '@weft/model';
+import { BlackHoleCluster, hostSubsetOf, inboundClusterKey, InboundPassthroughCluster, outboundClusterKey, PassthroughCluster, resolveHost, VirtualInboundListener, VirtualOutboundListener } from '@weft/mesh';
+import { type Config, isHttpProtocol, type Service, type ServicePort, type VirtualServiceSpec } from '@weft/model';
 import type { HttpConnectionManager, Listener, RouteConfiguration } from '@weft/xds';
 import type { EffectivePeerAuthentication, Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import {
@@ -104,8 +104,7 @@ interface OutboundEntry {
 function virtualServicesFor(service: Service, virtualServices: readonly Config<VirtualServiceSpec>[], ctx: Pick<RouteContext, 'push'>) {
   return virtualServices.filter((vs) =>
     (vs.spec.hosts ?? []).some((h) => {
-      const host = h.includes('.') || h.startsWith('*') ? h : `${h}.${vs.metadata.namespace}.svc.${ctx.push.mesh.domainSuffix}`;
-      return hostMatches(host, service.hostname);
+      return hostSubsetOf(service.hostname, resolveHost(h, vs.metadata.namespace, ctx.push.mesh.domainSuffix));
     }),
   );
 }
@@ -129,7 +128,7 @@ function l4Filter(service: Service, port: ServicePort, kind: 'tcp' | 'tls', push
   for (const vs of virtualServicesFor(service, push.virtualServices(proxy, ['mesh']), ctx)) {
     const rules =
       kind === 'tls'
-        ? (vs.spec.tls ?? []).filter((r) => r.match.some((m) => l4SourceMatches(m, port.port, vs.metadata.namespace, proxy) && m.sniHosts.some((h) => hostMatches(h, service.hostname))))
+        ? (vs.spec.tls ?? []).filter((r) => r.match.some((m) => l4SourceMatches(m, port.port, vs.metadata.namespace, proxy) && m.sniHosts.some((h) => hostSubsetOf(service.hostname, h))))
         : (vs.spec.tcp ?? []).filter((r) => !r.match?.length || r.match.some((m) => l4SourceMatches(m, port.port, vs.metadata.namespace, proxy)));
     const rule = rules[0];
     if (!rule?.route?.length) continue;

@@ -1,8 +1,8 @@
 // RDS for sidecars: one route configuration per outbound HTTP port (named by the port, `9080`),
 // as Istio's httproute.go builds it: a virtual host per service (or VirtualService host), then
 // the catch-all `allow_any` (PassthroughCluster) or `block_all` per the outbound traffic policy.
-import { PassthroughCluster } from '@weft/mesh';
-import { type Config, hostMatches, isHttpProtocol, type Service, type VirtualServiceSpec } from '@weft/model';
+import { hostSubsetOf, PassthroughCluster } from '@weft/mesh';
+import { type Config, isHttpProtocol, type Service, type VirtualServiceSpec } from '@weft/model';
 import type { Route, RouteConfiguration, VirtualHost } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
 import { domainName } from './names.ts';
@@ -66,7 +66,7 @@ function assignServices(virtualServices: readonly Config<VirtualServiceSpec>[], 
     for (const raw of vs.spec.hosts ?? []) {
       const host = destinationHost(raw, vs.metadata.namespace, { push });
       // Thousands of VirtualServices: exact hosts are looked up, only wildcards scan the services.
-      const matching = host.startsWith('*') ? services.filter((s) => hostMatches(host, s.hostname)) : (byHostname.get(host) ?? []);
+      const matching = host.startsWith('*') ? services.filter((s) => hostSubsetOf(s.hostname, host)) : (byHostname.get(host) ?? []);
       if (matching.length === 0) {
         entry.others.push(host);
         continue;

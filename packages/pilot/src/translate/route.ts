@@ -1,15 +1,14 @@
 // VirtualService HTTP rules -> Envoy routes, following Istio's route/route.go. Shared by sidecar
 // RDS, gateway RDS and proxyless gRPC (which gets the subset gRPC accepts).
-import { outboundClusterKey, parseClusterKey, protoDurationOf } from '@weft/mesh';
-import {
-  type Config,
-  type Destination,
-  type HTTPMatchRequest,
-  type HTTPRoute,
-  type HTTPRouteDestination,
-  resolveHost,
-  type Service,
-  type VirtualServiceSpec,
+import { outboundClusterKey, parseClusterKey, protoDurationOf, resolveHost } from '@weft/mesh';
+import type {
+  Config,
+  Destination,
+  HTTPMatchRequest,
+  HTTPRoute,
+  HTTPRouteDestination,
+  Service,
+  VirtualServiceSpec,
 } from '@weft/model';
 import { type Any, encodeAny, type Route, TypeUrl } from '@weft/xds';
 import type { Proxy as MeshProxy, PushContext } from '../core/types.ts';

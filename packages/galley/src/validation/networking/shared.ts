@@ -108,28 +108,6 @@ export function partialWildcardError(host: string): string | undefined {
   return undefined;
 }
 
-const wildcarded = (h: string): boolean => h.startsWith('*');
-
-/** Istio's host.Name.Matches: the two hosts (either may be a wildcard) select a common name. */
-export function hostsMatch(a: string, b: string): boolean {
-  if (wildcarded(a)) {
-    if (wildcarded(b)) return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
-    return b.endsWith(a.slice(1));
-  }
-  if (wildcarded(b)) return a.endsWith(b.slice(1));
-  return a === b;
-}
-
-/** Istio's host.Name.SubsetOf: every name `a` selects is selected by `b`. */
-export function hostSubsetOf(a: string, b: string): boolean {
-  if (wildcarded(a)) {
-    if (wildcarded(b)) return a.length >= b.length && a.slice(1).endsWith(b.slice(1));
-    return false;
-  }
-  if (wildcarded(b)) return a.endsWith(b.slice(1));
-  return a === b;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Addresses, ports, protocols
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // VirtualService: Istio's ValidateVirtualService, validateHTTPRoute and friends, plus the CRD's
 // duration rules and the unreachable-rule analysis Istio reports as warnings.
-import { parseDurationNanos } from '@weft/mesh';
+import { hostsMatch, hostSubsetOf, parseDurationNanos } from '@weft/mesh';
 import type { CorsPolicy, FieldPath, HTTPFaultInjection, HTTPMatchRequest, HTTPRedirect, HTTPRetry, HTTPRewrite, HTTPRoute, HTTPRouteDestination, L4MatchAttributes, RouteDestination, TLSMatchAttributes, VirtualServiceSpec } from '@weft/model';
 import { isIstioDns1123Label } from '../common.ts';
 import { kindValidator, type ValidationContext } from '../context.ts';
@@ -17,8 +17,6 @@ import {
   entries,
   filled,
   gatewayBoundDomainError,
-  hostSubsetOf,
-  hostsMatch,
   ipSubnetError,
   isAuthorityHeader,
   isIPAddress,
