@@ -83,7 +83,7 @@ beforeAll(async () => {
   otherGatewayPort = await freePort(ip.otherIngress);
 
   const we = (b: Backend, app: string, version = b.version, port = b.port): Workload => ({ name: `${app}-${version}`, app, version, address: b.address, port });
-  const reviewsHosts = ['reviews', 'reviews-header', 'reviews-weighted', 'reviews-timeout', 'reviews-breaker', 'reviews-misc'];
+  const reviewsHosts = ['reviews', 'reviews-header', 'reviews-regex', 'reviews-weighted', 'reviews-timeout', 'reviews-breaker', 'reviews-misc'];
   const ratingsHosts = ['ratings', 'ratings-delay', 'ratings-abort'];
   const noRetries = 'retries: {attempts: 0}\n';
   const yaml = join(
@@ -104,7 +104,7 @@ beforeAll(async () => {
     workloadEntry(we(tcp, 'tcp-echo'), 'tcp'),
     // details is fronted by its sidecar: the mesh reaches it on 9080, the app listens elsewhere.
     workloadEntry({ name: 'details-v1', app: 'details', version: 'v1', address: ip.details, port: 9080 }),
-    ...['reviews', 'reviews-header', 'reviews-weighted', 'reviews-timeout'].map((h) => subsets(h, ['v1', 'v2', 'v3'])),
+    ...['reviews', 'reviews-header', 'reviews-regex', 'reviews-weighted', 'reviews-timeout'].map((h) => subsets(h, ['v1', 'v2', 'v3'])),
     subsets('reviews-breaker', ['v1'], 'connectionPool:\n  tcp: {maxConnections: 1}\n  http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}'),
     subsets('outlier', ['good', 'bad'], 'outlierDetection:\n  consecutive5xxErrors: 1\n  interval: 1s\n  baseEjectionTime: 30s\n  maxEjectionPercent: 100'),
     virtualService('reviews', ['reviews'], '- route:\n  - destination: {host: reviews, subset: v1}'),
@@ -112,6 +112,15 @@ beforeAll(async () => {
       'reviews-header',
       ['reviews-header'],
       '- match:\n  - headers:\n      end-user: {exact: jason}\n  route:\n  - destination: {host: reviews-header, subset: v2}\n- route:\n  - destination: {host: reviews-header, subset: v1}',
+    ),
+    // RE2 that JavaScript reads differently or not at all: (?i) mid-pattern, \pL, a negated POSIX
+    // class; and a pattern a backtracking engine never finishes on a long non-matching header.
+    virtualService(
+      'reviews-regex',
+      ['reviews-regex'],
+      '- match:\n  - headers:\n      x-user: {regex: "(a+)+$"}\n  route:\n  - destination: {host: reviews-regex, subset: v3}\n' +
+        '- match:\n  - uri: {regex: "/api(?i)/users/\\\\pL+"}\n    headers:\n      x-team: {regex: "[[:^digit:]]+"}\n  route:\n  - destination: {host: reviews-regex, subset: v2}\n' +
+        '- route:\n  - destination: {host: reviews-regex, subset: v1}',
     ),
     virtualService(
       'reviews-weighted',
@@ -227,6 +236,20 @@ describe('routing through the sidecar', () => {
     expect(countBy(jason, (r) => `${r.status} ${r.version}`)).toEqual({ '200 v2': 10 });
     const others = await many(10, () => app.get('reviews-header:9080', '/', { 'end-user': 'alice' }));
     expect(countBy(others, (r) => `${r.status} ${r.version}`)).toEqual({ '200 v1': 10 });
+  });
+
+  it('matches regexes with RE2 as Envoy does, and a hostile header costs linear time', async () => {
+    const v = async (path: string, headers: Record<string, string>) => {
+      const r = await app.get('reviews-regex:9080', path, headers);
+      return `${r.status} ${r.echo?.version}`;
+    };
+    expect(await v('/api/USERS/jason', { 'x-team': 'blue' })).toBe('200 v2');
+    expect(await v('/API/users/jason', { 'x-team': 'blue' })).toBe('200 v1');
+    expect(await v('/api/users/j4son', { 'x-team': 'blue' })).toBe('200 v1');
+    expect(await v('/api/users/jason', { 'x-team': 'blue7' })).toBe('200 v1');
+    // 8,000 a's and a `!`: JavaScript's RegExp would explore 2^8000 ways to split them.
+    expect(await v('/', { 'x-user': `${'a'.repeat(8000)}!` })).toBe('200 v1');
+    expect(await v('/', { 'x-user': 'a'.repeat(8000) })).toBe('200 v3');
   });
 
   it('splits 90/10 by weight over 1,000 requests', async () => {
