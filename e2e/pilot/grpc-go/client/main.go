@@ -90,7 +90,9 @@ func main() {
 	client := testgrpc.NewTestServiceClient(conn)
 
 	call := func() map[string]any {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		// Generous: the first call also waits for xDS (LDS, RDS, CDS, EDS) and two handshakes on a loaded machine;
+		// refusals still come at once (a failed connection fails a call that does not wait for ready).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var p peer.Peer
 		var err error
