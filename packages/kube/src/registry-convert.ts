@@ -2,9 +2,9 @@
 // rules (pilot/pkg/serviceregistry/kube: conversion.go, endpointslice.go, endpoint_builder.go,
 // pod.go). Pure functions of plain objects: the typed client's and the watch stream's shapes both
 // fit (timestamps as Date or RFC 3339 text).
-import { kubeServiceHost, localityOfLabels, spiffeId } from '@weft/mesh';
+import { exportScope, ExportToAnnotation, kubeServiceHost, localityOfLabels, spiffeId } from '@weft/mesh';
 import { type Endpoint, kubernetesPortProtocol, type Locality, parseLocality, type Service, type ServicePort, type WorkloadInstance } from '@weft/model';
-import { exportScope, tlsModeLabel } from '@weft/pilot';
+import { tlsModeLabel } from '@weft/pilot';
 import { workloadOfPod } from './inject/workload.ts';
 
 // ---------------------------------------------------------------- inputs
@@ -80,8 +80,6 @@ export interface KubeNode {
 
 // ---------------------------------------------------------------- names and labels
 
-/** Istio's annotation: namespaces a Service is visible to (`networking.istio.io/exportTo: ".,other"`). */
-export const exportToAnnotation = 'networking.istio.io/exportTo';
 /** SPIFFE identities a Service declares beside its endpoints' (`alpha.istio.io/canonical-serviceaccounts`). */
 const canonicalServiceAccountsAnnotation = 'alpha.istio.io/canonical-serviceaccounts';
 /** Kubernetes service accounts a Service declares (`alpha.istio.io/kubernetes-serviceaccounts`). */
@@ -164,7 +162,7 @@ export function convertService(svc: KubeService, opts: ServiceConversionOptions)
   const declared: string[] = [];
   for (const sa of splitList(annotations[canonicalServiceAccountsAnnotation])) declared.push(sa);
   for (const ksa of splitList(annotations[kubernetesServiceAccountsAnnotation])) declared.push(spiffeId(opts.trustDomain, namespace, ksa));
-  const exportTo = annotations[exportToAnnotation] ? splitList(annotations[exportToAnnotation]) : opts.defaultExportTo;
+  const exportTo = annotations[ExportToAnnotation] ? splitList(annotations[ExportToAnnotation]) : undefined;
   const service: Service = {
     hostname: kubeServiceHost(name, namespace, opts.domainSuffix),
     namespace,
@@ -173,7 +171,7 @@ export function convertService(svc: KubeService, opts: ServiceConversionOptions)
     addresses,
     resolution: externalName ? 'DNS' : headless ? 'NONE' : 'STATIC',
     location: externalName ? 'MESH_EXTERNAL' : 'MESH_INTERNAL',
-    exportTo: exportScope(exportTo, namespace),
+    exportTo: exportScope(exportTo, namespace, opts.defaultExportTo),
     serviceAccounts: [...declared].sort(),
     labels: strings(svc.metadata?.labels),
   };

@@ -26,6 +26,13 @@ describe('exportTo (Istio’s push context)', () => {
     expect(scope(['.', '*'])).toEqual(['*']);
   });
 
+  it('takes the mesh default when the config gives none', () => {
+    expect([...exportScope(undefined, 'bookinfo', ['.'])]).toEqual(['bookinfo']);
+    expect([...exportScope([], 'bookinfo', ['~'])]).toEqual([]);
+    expect([...exportScope(['*'], 'bookinfo', ['.'])]).toEqual(['*']);
+    expect([...exportScope(undefined, 'bookinfo', [])]).toEqual(['*']);
+  });
+
   it('answers who sees it', () => {
     expect(isExportedTo(exportScope(['.'], 'bookinfo'), 'bookinfo')).toBe(true);
     expect(isExportedTo(exportScope(['.'], 'bookinfo'), 'other')).toBe(false);

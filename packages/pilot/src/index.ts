@@ -19,7 +19,7 @@ export { fakeJwks, istioAuthnConfigType, JwtFilterNames } from './translate/jwt.
 export { resolveGatewayName } from './push/virtual-services.ts';
 export { AggregateRegistry } from './registry/aggregate.ts';
 export { selectsLabels } from './registry/labels.ts';
-export { exportScope, ServiceEntryRegistry, type ServiceEntryRegistryOptions, tlsModeLabel } from './registry/service-entry.ts';
+export { ServiceEntryRegistry, type ServiceEntryRegistryOptions, tlsModeLabel } from './registry/service-entry.ts';
 export { checkProxyIdentity, type IdentityCheck, type XdsAuthentication, type XdsAuthenticator, type XdsCall } from './server/authentication.ts';
 export { Connection, type PendingConvergence, WatchedType, type XdsMode } from './server/connection.ts';
 export {

@@ -18,19 +18,3 @@ export function hostCandidates(host: string, namespace: string): string[] {
   if (host.endsWith('.svc')) return [`${host}.${defaultDomainSuffix}`, host];
   return [host];
 }
-
-/** Namespaces an `exportTo` list makes a config visible to: `*` for all, `.` for its own, `~` for none. */
-export function exportScope(exportTo: readonly string[] | undefined, ownNamespace: string): Set<string> {
-  if (!exportTo || exportTo.length === 0) return new Set(['*']);
-  const out = new Set<string>();
-  for (const e of exportTo) {
-    if (e === '*') return new Set(['*']);
-    if (e === '.') out.add(ownNamespace);
-    else if (e !== '~') out.add(e);
-  }
-  return out;
-}
-
-export function visibleFrom(scope: ReadonlySet<string>, namespace: string): boolean {
-  return scope.has('*') || scope.has(namespace);
-}

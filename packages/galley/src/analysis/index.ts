@@ -8,6 +8,6 @@ export { httpRouteBackendAnalyzer } from './gateway-api.ts';
 export { hostCandidates } from './hosts.ts';
 export { knownProtocols, portNameAnalyzer, protocolOfName } from './portname.ts';
 export { policySelectorAnalyzer } from './security.ts';
-export { exportToAnnotation, type HostLookup, type MeshService, type MeshServicePort, ServiceIndex, type Workload } from './services.ts';
+export { type HostLookup, type MeshService, type MeshServicePort, ServiceIndex, type Workload } from './services.ts';
 export { sidecarEgressHostAnalyzer } from './sidecar.ts';
 export { conflictingMeshGatewayHostsAnalyzer, destinationHostAnalyzer, destinationRuleSubsetAnalyzer, gatewayReferenceAnalyzer, unreachableRulesAnalyzer } from './virtualservice.ts';

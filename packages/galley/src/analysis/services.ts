@@ -1,10 +1,8 @@
-import { hostSubsetOf, isWildcardHost, kubeServiceHost } from '@weft/mesh';
+import { exportScope, type ExportScope, ExportToAnnotation, hostSubsetOf, isExportedTo, isWildcardHost, kubeServiceHost } from '@weft/mesh';
 import { type Config, type FieldPath, groupKindOf, type K8sDeploymentSpec, type K8sServiceSpec, type ServiceEntrySpec, type WorkloadEntrySpec } from '@weft/model';
-import { exportScope, hostCandidates, visibleFrom } from './hosts.ts';
+import { hostCandidates } from './hosts.ts';
 import { isEmpty, labelsOf, list, num, selects, text } from './util.ts';
 
-/** The annotation that scopes a Kubernetes Service's visibility, like `exportTo` on Istio kinds. */
-export const exportToAnnotation = 'networking.istio.io/exportTo';
 
 export interface MeshServicePort {
   number: number;
@@ -28,7 +26,7 @@ export interface MeshService {
   /** Service `selector`, ServiceEntry `workloadSelector.labels`. */
   selector?: Readonly<Record<string, string>>;
   /** Namespaces the host is visible to (`*` for all). */
-  exportTo: ReadonlySet<string>;
+  exportTo: ExportScope;
   /** Labels of a ServiceEntry's inline endpoints. */
   endpointLabels?: readonly Readonly<Record<string, string>>[];
 }
@@ -109,7 +107,7 @@ export class ServiceIndex {
       if (typeof p.targetPort === 'number' || text(p.targetPort)) port.targetPort = p.targetPort;
       ports.push(port);
     });
-    const anno = text(c.metadata.annotations?.[exportToAnnotation]);
+    const anno = text(c.metadata.annotations?.[ExportToAnnotation]);
     const s: MeshService = {
       host: kubeServiceHost(c.metadata.name, ns),
       namespace: ns,
@@ -177,17 +175,17 @@ export class ServiceIndex {
   #lookup(host: string, namespace: string): HostLookup {
     const candidates = hostCandidates(host, namespace);
     for (const name of candidates) {
-      const found = this.#byHost.get(name)?.find((s) => visibleFrom(s.exportTo, namespace));
+      const found = this.#byHost.get(name)?.find((s) => isExportedTo(s.exportTo, namespace));
       if (found) return { service: found, fqdn: name, candidates };
     }
     const fqdn = candidates[0] ?? host;
     if (!isWildcardHost(host)) {
       for (const name of candidates) {
-        const found = this.#wildcards.find((s) => visibleFrom(s.exportTo, namespace) && hostSubsetOf(name, s.host));
+        const found = this.#wildcards.find((s) => isExportedTo(s.exportTo, namespace) && hostSubsetOf(name, s.host));
         if (found) return { service: found, fqdn: name, candidates };
       }
     } else {
-      const found = this.#wildcards.find((s) => visibleFrom(s.exportTo, namespace) && s.host === host);
+      const found = this.#wildcards.find((s) => isExportedTo(s.exportTo, namespace) && s.host === host);
       if (found) return { service: found, fqdn: host, candidates };
     }
     return { fqdn, candidates };

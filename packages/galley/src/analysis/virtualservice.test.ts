@@ -143,6 +143,23 @@ spec:
     expect(withCode(run([se, vs('{host: api.example.com}', 'team-b')], [destinationHostAnalyzer]), 'IST0101')).toHaveLength(1);
   });
 
+  // galley's own exportTo reading dropped `~` and kept the names beside it; pilot (and Istio) export
+  // such a config to no one, so the analysis must not find it either.
+  it('does not see a ServiceEntry whose exportTo holds `~`, whatever else it names', () => {
+    const se = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: external
+  namespace: team-a
+spec:
+  hosts: [api.example.com]
+  exportTo: ["~", "team-b"]
+  ports:
+  - {number: 443, name: https, protocol: HTTPS}
+`;
+    expect(withCode(run([se, vs('{host: api.example.com}', 'team-b')], [destinationHostAnalyzer]), 'IST0101')).toHaveLength(1);
+  });
+
   it('reports a destination port the service does not expose (IST0101 host:port)', () => {
     const text = vs('{host: reviews, port: {number: 9081}}');
     const fs = run([reviewsPlatform, text], [destinationHostAnalyzer]);

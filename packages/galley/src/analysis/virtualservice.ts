@@ -1,7 +1,6 @@
-import { hostsMatch, hostSubsetOf, isWildcardHost, resolveHost } from '@weft/mesh';
+import { exportScope, type ExportScope, hostsMatch, hostSubsetOf, isExportedTo, isWildcardHost, resolveHost } from '@weft/mesh';
 import { type Config, configOrder, type Destination, type FieldPath, type GatewaySpec, namespacedName, type VirtualServiceSpec } from '@weft/model';
 import type { Analyzer } from './context.ts';
-import { exportScope, visibleFrom } from './hosts.ts';
 import type { HostLookup } from './services.ts';
 import { canonicalJson, joinWords, list, num, quotedList, text } from './util.ts';
 
@@ -99,7 +98,7 @@ export const destinationHostAnalyzer: Analyzer = {
 interface SubsetSource {
   host: string;
   subsets: string[];
-  exportTo: ReadonlySet<string>;
+  exportTo: ExportScope;
 }
 
 export const destinationRuleSubsetAnalyzer: Analyzer = {
@@ -126,7 +125,7 @@ export const destinationRuleSubsetAnalyzer: Analyzer = {
         const host = d.destination.host;
         if (!subset || !host || isWildcardHost(host)) continue;
         const fqdn = ctx.services.lookup(host, ns).fqdn;
-        const visible = rules.filter((r) => visibleFrom(r.exportTo, ns));
+        const visible = rules.filter((r) => isExportedTo(r.exportTo, ns));
         let applying = visible.filter((r) => r.host === fqdn);
         if (applying.length === 0) applying = visible.filter((r) => isWildcardHost(r.host) && hostSubsetOf(fqdn, r.host));
         const defined = [...new Set(applying.flatMap((r) => r.subsets))];

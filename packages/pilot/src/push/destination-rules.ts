@@ -1,15 +1,15 @@
 // DestinationRules indexed and looked up as Istio does (push_context.go setDestinationRules and
 // destinationRule): the proxy's namespace first, then the service's namespace, then the root
 // namespace; an exact host beats a wildcard; exportTo decides who sees a rule.
-import { hostSubsetOf, resolveHost } from '@weft/mesh';
+import { exportScope, type ExportScope, hostSubsetOf, isExportedTo, resolveHost } from '@weft/mesh';
 import type { Config, DestinationRuleSpec, Subset } from '@weft/model';
 import { labelsKey, selectsLabels, stringMap } from '../registry/labels.ts';
 
 interface Consolidated {
   /** The rule in force: the first rule, with the subsets (and a missing traffic policy) of later ones merged in. */
   rule: Config<DestinationRuleSpec>;
-  /** exportTo as written (`.` kept), empty when the rule gives none. */
-  exportTo: ReadonlySet<string>;
+  /** Who sees the rule (`exportScope`: `*` or namespaces). */
+  exportTo: ExportScope;
   selector: Readonly<Record<string, string>> | undefined;
   selectorKey: string;
 }
@@ -19,7 +19,7 @@ class RuleSet {
   readonly wildcard = new Map<string, Consolidated[]>();
 
   /** Istio's mergeDestinationRule, simplified: rules for the same host merge when their exportTo and selector are equal. */
-  add(host: string, config: Config<DestinationRuleSpec>, exportTo: ReadonlySet<string>, selector: Readonly<Record<string, string>> | undefined): void {
+  add(host: string, config: Config<DestinationRuleSpec>, exportTo: ExportScope, selector: Readonly<Record<string, string>> | undefined): void {
     const m = host.startsWith('*') ? this.wildcard : this.specific;
     const list = m.get(host) ?? [];
     m.set(host, list);
@@ -69,13 +69,13 @@ export class DestinationRuleIndex {
       const labels = stringMap(c.spec.workloadSelector?.matchLabels);
       const selector = c.spec.workloadSelector ? labels : undefined;
       // A rule that selects workloads is never exported: it is for its own namespace only.
-      const exportTo: ReadonlySet<string> = selector ? new Set(['.']) : new Set(c.spec.exportTo?.length ? c.spec.exportTo : defaultExportTo);
-      if (exportTo.size === 0 || exportTo.has('*') || exportTo.has('.') || exportTo.has(ns)) {
+      const exportTo: ExportScope = selector ? new Set([ns]) : exportScope(c.spec.exportTo, ns, defaultExportTo);
+      if (isExportedTo(exportTo, ns)) {
         const local = this.#namespaceLocal.get(ns) ?? new RuleSet();
         this.#namespaceLocal.set(ns, local);
         local.add(host, c, exportTo, selector);
       }
-      const privateOnly = exportTo.size === 1 && (exportTo.has('.') || exportTo.has(ns));
+      const privateOnly = exportTo.size === 1 && exportTo.has(ns);
       if (!privateOnly) {
         const exported = this.#exported.get(ns) ?? new RuleSet();
         this.#exported.set(ns, exported);
@@ -103,7 +103,7 @@ export class DestinationRuleIndex {
     const pick = (set: RuleSet | undefined, exportedOnly: boolean): Config<DestinationRuleSpec> | undefined => {
       if (!set) return undefined;
       for (const candidates of set.match(hostname)) {
-        const visible = exportedOnly ? candidates.filter((c) => c.exportTo.size === 0 || c.exportTo.has('*') || c.exportTo.has(proxyNamespace)) : candidates;
+        const visible = exportedOnly ? candidates.filter((c) => isExportedTo(c.exportTo, proxyNamespace)) : candidates;
         const selecting = visible.find((c) => c.selector && c.rule.metadata.namespace === proxyNamespace && selectsLabels(c.selector, labels));
         if (selecting) return selecting.rule;
         const catchAll = visible.find((c) => !c.selector);

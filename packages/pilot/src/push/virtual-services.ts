@@ -1,6 +1,6 @@
 // VirtualServices indexed as Istio indexes them (push_context.go initVirtualServices): by the
 // gateways they bind to and by who may see them.
-import { hostsMatch, resolveHost } from '@weft/mesh';
+import { exportScope, hostsMatch, resolveHost } from '@weft/mesh';
 import type { Config, VirtualServiceSpec } from '@weft/model';
 
 /** The gateway name sidecars bind to. */
@@ -78,14 +78,12 @@ export class VirtualServiceIndex {
         continue;
       }
       const gws = gatewaysOf(vs);
-      const exportTo = vs.spec?.exportTo?.length ? vs.spec.exportTo : defaultExportTo;
-      if (exportTo.length === 0 || exportTo.includes('*')) {
+      const scope = exportScope(vs.spec?.exportTo, ns, defaultExportTo);
+      if (scope.has('*')) {
         for (const gw of gws) push(this.#public, gw, vs);
         continue;
       }
-      if (exportTo.includes('~')) continue;
-      for (const e of new Set(exportTo)) {
-        const target = e === '.' ? ns : e;
+      for (const target of scope) {
         for (const gw of gws) push(target === ns ? this.#private : this.#exported, `${target} ${gw}`, vs);
       }
     }

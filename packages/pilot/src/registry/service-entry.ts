@@ -1,6 +1,6 @@
 // The registry of ServiceEntries and WorkloadEntries: the mesh's services in local mode, and
 // services outside Kubernetes later. Istio's serviceentry controller, as Weft needs it.
-import { defaultDomainSuffix, localityOfLabels, resolveHost, spiffeId } from '@weft/mesh';
+import { defaultDomainSuffix, exportScope, localityOfLabels, resolveHost, spiffeId } from '@weft/mesh';
 import { isDeepStrictEqual } from 'node:util';
 import {
   compareStrings,
@@ -265,7 +265,7 @@ export class ServiceEntryRegistry implements ServiceRegistry {
     const identities = new Set<string>(spec.subjectAltNames ?? []);
     for (const i of instances) if (i.serviceAccount) identities.add(spiffeId(this.#trustDomain, ns, i.serviceAccount));
     const serviceAccounts = [...identities].sort(compareStrings);
-    const exportTo = exportScope(spec.exportTo?.length ? spec.exportTo : this.#defaultExportTo, ns);
+    const exportTo = exportScope(spec.exportTo, ns, this.#defaultExportTo);
     const labels = stringMap(config.metadata.labels);
     const services: Service[] = [];
     const endpoints = new Map<string, Map<number, Endpoint[]>>();
@@ -384,16 +384,6 @@ function selectorOf(spec: Partial<ServiceEntrySpec> | undefined): Record<string,
   if (!spec?.workloadSelector) return undefined;
   const labels = stringMap(spec.workloadSelector.labels);
   return isEmptyLabels(labels) ? undefined : labels;
-}
-
-/** `exportTo` as a set: `*` for everyone (also the default), `.` is the own namespace, `~` is no one. */
-export function exportScope(exportTo: readonly string[] | undefined, namespace: string): Set<string> {
-  if (!exportTo || exportTo.length === 0) return new Set(['*']);
-  if (exportTo.includes('*')) return new Set(['*']);
-  const out = new Set<string>();
-  if (exportTo.includes('~')) return out;
-  for (const e of exportTo) out.add(e === '.' ? namespace : e);
-  return out;
 }
 
 /**
