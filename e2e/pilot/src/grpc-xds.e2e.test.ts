@@ -191,6 +191,18 @@ describe('proxyless gRPC through weftd', () => {
     for (const t of Object.values(proxyless!.types)) expect(t.status).toBe('ACKED');
   });
 
+  it('reaches the service by every target form Istio accepts, the VirtualService applying to each', async () => {
+    for (const form of ['echo', 'echo:7070', 'echo.default:7070', 'echo.default.svc:7070', `${host}`]) {
+      const c = new EchoClient(`xds:///${form}`, credentials.createInsecure());
+      try {
+        expect((await c.version({ 'x-canary': 'yes' })).version, form).toBe('v3');
+        expect(['v1', 'v2'], form).toContain((await c.version()).version);
+      } finally {
+        c.close();
+      }
+    }
+  });
+
   it('re-routes within 1 s of editing the VirtualService file, without restarting the client', async () => {
     const written = performance.now();
     await writeFile(join(dir, 'config', 'echo-routes.yaml'), virtualService('v1', { v3: 100 }));
