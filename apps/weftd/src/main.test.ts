@@ -343,6 +343,12 @@ describe('flags', () => {
     expect(parseFlags(['--jwks-refresh-interval', '20m'])).toEqual({ jwksRefreshIntervalMs: 1_200_000 });
     expect(() => parseFlags(['--jwks-refresh-interval', 'soon'])).toThrow(/--jwks-refresh-interval must be a duration/);
   });
+  it('sets the injected sidecar\'s CPU and memory requests (limits kept), Kubernetes quantities only', () => {
+    const o = parseFlags(['--kube', '--proxy-cpu', '10m', '--proxy-memory', '64Mi']) as { kube?: { webhooks?: { injection?: { resources?: unknown } } } };
+    expect(o.kube?.webhooks?.injection?.resources).toEqual({ requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '2000m', memory: '1024Mi' } });
+    expect(() => parseFlags(['--kube', '--proxy-cpu', 'ten'])).toThrow(/--proxy-cpu needs a Kubernetes quantity/);
+    expect(() => parseFlags(['--proxy-cpu', '10m'])).toThrow(/need Kubernetes mode/);
+  });
   it('turns plaintext xDS off with --xds-port off, unless nothing else would serve xDS', () => {
     expect(parseFlags(['--xds-port', 'off'])).toEqual({ xdsPort: 'off' });
     expect(() => parseFlags(['--xds-port', 'off', '--no-ca'])).toThrow(/leaves no port serving xDS/);

@@ -1,6 +1,7 @@
 // The weftd command line: flags -> startWeftd, then run until SIGTERM or SIGINT.
 import { parseDuration } from '@weft/mesh';
 import { parseArgs } from 'node:util';
+import { defaultInjectionValues } from '@weft/kube';
 import { startWeftd, type Weftd, type WeftdOptions } from './weftd.ts';
 
 export const usage = `weftd: the Weft control plane (pilot: xDS; citadel: the CA)
@@ -28,6 +29,10 @@ Options:
                           istio-validator-<system namespace>)
   --proxy-image IMAGE     Kubernetes mode: the injected sidecar's (and istio-init's) image (default:
                           weft/proxy:<version>, as \`npm run images\` builds it)
+  --proxy-cpu QUANTITY    Kubernetes mode: the injected sidecar's CPU request when the pod's
+                          sidecar.istio.io/proxyCPU names none (Istio's global.proxy.resources;
+                          default: 100m)
+  --proxy-memory QUANTITY the same for its memory request (default: 128Mi)
   --namespace NS          namespace for resources that name none (default: default)
   --listen-address ADDR   address every port listens on (default: 127.0.0.1)
   --xds-port PORT|off     plaintext xDS, unauthenticated: any local process may connect with any node
@@ -108,12 +113,19 @@ export function parseFlags(argv: readonly string[]): WeftdOptions | 'help' {
   const injectionWebhook = v['injection-webhook'];
   const validationWebhook = v['validation-webhook'];
   const proxyImage = v['proxy-image'];
-  if (webhookPort !== undefined || injectionWebhook !== undefined || validationWebhook !== undefined || proxyImage !== undefined) {
-    if (!o.kube) throw new UsageError('--webhook-port, --injection-webhook, --validation-webhook and --proxy-image need Kubernetes mode (--kubeconfig or --kube)');
+  const proxyCpu = v['proxy-cpu'];
+  const proxyMemory = v['proxy-memory'];
+  if (webhookPort !== undefined || injectionWebhook !== undefined || validationWebhook !== undefined || proxyImage !== undefined || proxyCpu !== undefined || proxyMemory !== undefined) {
+    if (!o.kube) throw new UsageError('--webhook-port, --injection-webhook, --validation-webhook, --proxy-image, --proxy-cpu and --proxy-memory need Kubernetes mode (--kubeconfig or --kube)');
     if (proxyImage === '') throw new UsageError('--proxy-image needs an image name');
+    for (const [flag, q] of [['--proxy-cpu', proxyCpu], ['--proxy-memory', proxyMemory]] as const) {
+      if (q !== undefined && !/^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi)?$/.test(q)) throw new UsageError(`${flag} needs a Kubernetes quantity such as 10m or 64Mi, not ${JSON.stringify(q)}`);
+    }
+    const defaults = defaultInjectionValues({ discoveryAddress: '', trustDomain: '', domainSuffix: '' }).resources;
+    const resources = proxyCpu || proxyMemory ? { resources: { ...defaults, requests: { ...defaults.requests, ...(proxyCpu ? { cpu: proxyCpu } : {}), ...(proxyMemory ? { memory: proxyMemory } : {}) } } } : {};
     o.kube.webhooks = {
       ...(webhookPort !== undefined ? { port: webhookPort } : {}),
-      ...(proxyImage ? { injection: { proxyImage } } : {}),
+      ...(proxyImage || proxyCpu || proxyMemory ? { injection: { ...(proxyImage ? { proxyImage } : {}), ...resources } } : {}),
       ...(injectionWebhook ? { injectionConfiguration: injectionWebhook } : {}),
       ...(validationWebhook ? { validationConfiguration: validationWebhook } : {}),
     };
@@ -166,6 +178,8 @@ function parse(argv: readonly string[]) {
       'injection-webhook': { type: 'string' },
       'validation-webhook': { type: 'string' },
       'proxy-image': { type: 'string' },
+      'proxy-cpu': { type: 'string' },
+      'proxy-memory': { type: 'string' },
       'system-namespace': { type: 'string' },
       namespace: { type: 'string' },
       'listen-address': { type: 'string' },
