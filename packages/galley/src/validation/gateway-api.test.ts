@@ -79,20 +79,6 @@ const invalid: Case[] = [
     message: '70000 is above the maximum 65535',
   },
   {
-    title: 'lower-case protocol',
-    yaml: gateway('  - name: web\n    port: 80\n    protocol: http\n'),
-    path: 'spec.listeners[0].protocol',
-    at: 'protocol: http',
-    message: 'protocol "http" is not supported: use HTTP, HTTPS, TLS, TCP or UDP, or a domain-prefixed protocol such as example.com/PROTOCOL (did you mean HTTP? protocols are case-sensitive)',
-  },
-  {
-    title: 'unknown protocol',
-    yaml: gateway('  - name: web\n    port: 80\n    protocol: GRPC\n'),
-    path: 'spec.listeners[0].protocol',
-    at: 'protocol: GRPC',
-    message: { contains: 'protocol "GRPC" is not supported' },
-  },
-  {
     title: 'HTTPS without tls',
     yaml: gateway('  - name: web\n    port: 443\n    protocol: HTTPS\n'),
     path: 'spec.listeners[0].protocol',
@@ -140,13 +126,6 @@ const invalid: Case[] = [
     path: 'spec.listeners[0].allowedRoutes.namespaces.selector',
     at: 'namespaces:',
     message: 'selector must be specified when allowedRoutes.namespaces.from is Selector',
-  },
-  {
-    title: 'route kind that cannot attach to the protocol',
-    yaml: gateway('  - name: web\n    port: 80\n    protocol: HTTP\n    allowedRoutes:\n      kinds:\n      - kind: TCPRoute\n'),
-    path: 'spec.listeners[0].allowedRoutes.kinds[0].kind',
-    at: 'kind: TCPRoute',
-    message: 'route kind TCPRoute cannot attach to a HTTP listener (supported: HTTPRoute, GRPCRoute)',
   },
   {
     title: 'duplicate IP addresses',
@@ -346,8 +325,34 @@ const invalid: Case[] = [
   },
 ];
 
+// Accepted by the API server and reported in the Gateway's status (UnsupportedProtocol, InvalidRouteKinds): warnings.
+const reported: Case[] = [
+  {
+    title: 'lower-case protocol',
+    yaml: gateway('  - name: web\n    port: 80\n    protocol: http\n'),
+    path: 'spec.listeners[0].protocol',
+    at: 'protocol: http',
+    message: 'protocol "http" is not supported: use HTTP, HTTPS, TLS, TCP or UDP, or a domain-prefixed protocol such as example.com/PROTOCOL (did you mean HTTP? protocols are case-sensitive)',
+  },
+  {
+    title: 'unknown protocol',
+    yaml: gateway('  - name: web\n    port: 80\n    protocol: GRPC\n'),
+    path: 'spec.listeners[0].protocol',
+    at: 'protocol: GRPC',
+    message: { contains: 'protocol "GRPC" is not supported' },
+  },
+  {
+    title: 'route kind that cannot attach to the protocol',
+    yaml: gateway('  - name: web\n    port: 80\n    protocol: HTTP\n    allowedRoutes:\n      kinds:\n      - kind: TCPRoute\n'),
+    path: 'spec.listeners[0].allowedRoutes.kinds[0].kind',
+    at: 'kind: TCPRoute',
+    message: 'route kind TCPRoute cannot attach to a HTTP listener (supported: HTTPRoute, GRPCRoute)',
+  },
+];
+
 describe('Gateway API validation', () => {
   it.each(invalid)('rejects $title', (c) => expectError(validate(c.yaml), c));
+  it.each(reported)('warns about $title (the Gateway reports it in its status)', (c) => expectError(validate(c.yaml), c, 'warning'));
 
   it('accepts a GatewayClass, an HTTPS Gateway and a full HTTPRoute', () => {
     const gc = validate(doc('GatewayClass', '  controllerName: istio.io/gateway-controller\n  description: Istio\n'));

@@ -86,7 +86,9 @@ function validateListener(l: K8sListener, path: FieldPath, ctx: ValidationContex
   const protocol = isString(l.protocol) ? l.protocol : undefined;
   if (protocol !== undefined) {
     const e = protocolError(protocol);
-    if (e) ctx.error([...path, 'protocol'], e);
+    // The API server accepts such a listener and the Gateway reports it (Accepted False,
+    // UnsupportedProtocol): refusing the object would keep that status from being written.
+    if (e) ctx.warning([...path, 'protocol'], e);
     else if (protocol === 'UDP') ctx.warning([...path, 'protocol'], 'Istio does not implement UDP listeners (UDPRoute); this listener will not be programmed');
   }
   if (isString(l.hostname) && l.hostname !== '') {
@@ -128,7 +130,8 @@ function validateListener(l: K8sListener, path: FieldPath, ctx: ValidationContex
       if (!isObject(k) || !isString(k.kind) || !expected) return;
       const group = k.group ?? gatewayGroup;
       if (group === gatewayGroup && !expected.includes(k.kind)) {
-        ctx.error([...path, 'allowedRoutes', 'kinds', i, 'kind'], `route kind ${k.kind} cannot attach to a ${protocol} listener (supported: ${expected.join(', ')})`);
+        // A status matter too (ResolvedRefs False, InvalidRouteKinds), as for the protocol.
+        ctx.warning([...path, 'allowedRoutes', 'kinds', i, 'kind'], `route kind ${k.kind} cannot attach to a ${protocol} listener (supported: ${expected.join(', ')})`);
       }
     });
   }

@@ -305,4 +305,14 @@ spec:
     expect(conditions(l.conditions)).toMatchObject({ ResolvedRefs: 'False/RefNotPermitted', Programmed: 'False/Invalid' });
     expect(generate(p, ingress(), TypeUrl.Listener).size).toBe(0);
   });
+
+  it('a Gateway with unsupported listeners says ListenersNotValid: still Accepted while one listener is valid, not Programmed when none is', () => {
+    const some = push([gateway(`  - {name: ok, port: 80, protocol: HTTP}
+  - {name: bad, port: 1111, protocol: INVALID}`)]);
+    const s1 = statusOf(some, 'Gateway default/gw') as GatewayStatus;
+    expect(conditions(s1.conditions)).toEqual({ Accepted: 'True/ListenersNotValid', Programmed: 'True/Programmed' });
+    expect(conditions(s1.listeners[1]?.conditions).Accepted).toBe('False/UnsupportedProtocol');
+    const none = push([gateway('  - {name: bad, port: 1111, protocol: INVALID}')]);
+    expect(conditions((statusOf(none, 'Gateway default/gw') as GatewayStatus).conditions)).toEqual({ Accepted: 'False/ListenersNotValid', Programmed: 'False/Invalid' });
+  });
 });

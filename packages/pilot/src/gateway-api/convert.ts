@@ -176,10 +176,16 @@ export function convertGatewayApi(input: GatewayApiInput): GatewayApiOutput {
         virtualServices.push(virtualService(`${l.istioGateway.split('/')[1]}-${hostLabel(host)}`, state.config.metadata.namespace, [host], [l.istioGateway], ['*'], items, l.created));
       }
     }
+    // The spec's ListenersNotValid: Accepted stays True while some listener is valid; with none, nothing is programmed.
+    const generation = state.config.metadata.generation;
+    const invalid = state.listeners.filter((l) => l.status.conditions.some((c) => c.type === 'Accepted' && c.status === 'False'));
+    const anyValid = invalid.length < state.listeners.length;
     const gwStatus: GatewayStatus = {
       conditions: [
-        condition('Accepted', true, Reason.accepted, 'Resource accepted', state.config.metadata.generation),
-        condition('Programmed', true, Reason.programmed, 'Resource programmed', state.config.metadata.generation),
+        invalid.length === 0
+          ? condition('Accepted', true, Reason.accepted, 'Resource accepted', generation)
+          : condition('Accepted', anyValid, Reason.listenersNotValid, `listeners not valid: ${invalid.map((l) => l.status.name).join(', ')}`, generation),
+        anyValid ? condition('Programmed', true, Reason.programmed, 'Resource programmed', generation) : condition('Programmed', false, Reason.invalid, 'no listener can be served', generation),
       ],
       listeners: state.listeners.map((l) => l.status),
     };

@@ -64,6 +64,7 @@ export interface ObjectStatus {
 /** Reasons of the spec (gateway.networking.k8s.io/v1 ...ConditionReason). */
 export const Reason = {
   accepted: 'Accepted',
+  listenersNotValid: 'ListenersNotValid',
   programmed: 'Programmed',
   resolvedRefs: 'ResolvedRefs',
   invalid: 'Invalid',
