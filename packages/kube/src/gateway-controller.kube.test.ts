@@ -100,6 +100,23 @@ describe.skipIf(skip !== undefined)('Gateway API controller on a real API server
       },
       ns,
     );
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'bad-cert' }, type: 'kubernetes.io/tls', data: { 'tls.crt': Buffer.from('not a certificate').toString('base64'), 'tls.key': Buffer.from('not a key').toString('base64') } } });
+    await create(
+      'gateways',
+      {
+        apiVersion: `${group}/v1`,
+        kind: 'Gateway',
+        metadata: { name: 'tls', namespace: ns, annotations: { 'networking.istio.io/service-type': 'ClusterIP' } },
+        spec: {
+          gatewayClassName: className,
+          listeners: [
+            { name: 'missing', port: 443, protocol: 'HTTPS', hostname: 'a.example.com', tls: { certificateRefs: [{ name: 'missing-cert' }] } },
+            { name: 'bad', port: 443, protocol: 'HTTPS', hostname: 'b.example.com', tls: { certificateRefs: [{ name: 'bad-cert' }] } },
+          ],
+        },
+      },
+      ns,
+    );
     for (const [name, backend] of [
       ['good', 'echo'],
       ['missing', 'nowhere'],
@@ -152,6 +169,16 @@ describe.skipIf(skip !== undefined)('Gateway API controller on a real API server
     }
     expect(gw.status?.listeners?.[0]).toMatchObject({ name: 'http', attachedRoutes: 2 });
     expect(summary(gw.status?.listeners?.[0]?.conditions)).toMatchObject({ Accepted: 'True/Accepted', Programmed: 'True/Programmed', ResolvedRefs: 'True/ResolvedRefs' });
+  });
+
+  it('an HTTPS listener whose Secret is missing or holds no certificate is ResolvedRefs False / InvalidCertificateRef', async () => {
+    const gw = await until('Gateway tls listener statuses', async () => {
+      const o = (await custom.getNamespacedCustomObject({ group, version: 'v1', namespace: ns, plural: 'gateways', name: 'tls' })) as { status?: { listeners?: { name: string; conditions: Cond[] }[] } };
+      return (o.status?.listeners?.length ?? 0) === 2 && o;
+    });
+    for (const l of gw.status?.listeners ?? []) {
+      expect(summary(l.conditions), l.name).toMatchObject({ ResolvedRefs: 'False/InvalidCertificateRef', Programmed: 'False/Invalid' });
+    }
   });
 
   it('a status someone else resets is written again (within the 15 s refresh)', async () => {
