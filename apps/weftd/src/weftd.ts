@@ -421,7 +421,7 @@ export async function startWeftd(options: WeftdOptions = {}): Promise<Weftd> {
       ...(guard ? { protect: (server: HttpServer, port: string) => void guard.protect(server, port) } : {}),
     });
     cleanups.push(() => monitoring.close());
-    log.info('monitoring listening', { port: monitoring.port, address: host, endpoints: ['/healthz', '/metrics', '/debug/configz', '/debug/syncz', '/debug/push_status', '/debug/config_problems', ...Object.keys(kube?.debug ?? {})] });
+    log.info('monitoring listening', { port: monitoring.port, address: host, endpoints: ['/healthz', '/metrics', '/debug/configz', '/debug/syncz', '/debug/push_status', '/debug/describe', '/debug/config_problems', ...Object.keys(kube?.debug ?? {})] });
     ready = true;
     log.info('weftd ready', { xdsPort, caPort, monitoringPort: monitoring.port, configDir: options.configDir, kube: kube?.server, trustDomain });
 

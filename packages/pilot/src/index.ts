@@ -37,7 +37,8 @@ export {
 } from './server/discovery.ts';
 export { PilotMetrics } from './server/metrics.ts';
 export { proxyNeedsPush } from './server/push-scope.ts';
-export { configJson, MonitoringServer, type MonitoringOptions } from './server/monitoring.ts';
+export { configJson, DebugRequestError, MonitoringServer, type MonitoringOptions } from './server/monitoring.ts';
+export type { ConfigRef, DescribedDestination, DescribedRoute, DescribedService, DescribedVirtualService, ProxyDescription } from './server/describe.ts';
 export { type DebounceOptions, Debouncer, defaultDebounce, PushRequest, type TriggerReason } from './server/push-request.ts';
 export { clusterHost, type Generators, type GeneratorSet, isWildcardType, orderTypes, pushOrder, shortTypeName, typesAffectedBy } from './server/types.ts';
 export {

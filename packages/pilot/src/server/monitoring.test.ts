@@ -111,5 +111,5 @@ it('shows per-proxy sync state with the NACK reason, the last push, and Istio-na
 it('lists its endpoints for an unknown path', async () => {
   const res = await get('/debug/nothing');
   expect(res.status).toBe(404);
-  expect(JSON.parse(res.body).endpoints).toEqual(['/debug/config_versions', '/debug/configz', '/debug/push_status', '/debug/syncz', '/healthz', '/metrics']);
+  expect(JSON.parse(res.body).endpoints).toEqual(['/debug/config_versions', '/debug/configz', '/debug/describe', '/debug/push_status', '/debug/syncz', '/healthz', '/metrics']);
 });

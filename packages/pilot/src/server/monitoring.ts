@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Config, type ConfigStore, keyOf, specDigest } from '@weft/model';
 import { Registry } from 'prom-client';
+import { describeProxy, findProxy } from './describe.ts';
 import type { DiscoveryServer } from './discovery.ts';
 import { createLogger, type Logger } from '@weft/model';
 
@@ -18,11 +19,21 @@ export interface MonitoringOptions {
   registries?: readonly Registry[];
   /** /healthz answers 503 until this returns true; default: always ready. */
   ready?: () => boolean;
-  /** More JSON debug endpoints: path (`/debug/foo`) -> what to serve. */
-  debug?: Readonly<Record<string, () => unknown>>;
+  /** More JSON debug endpoints: path (`/debug/foo`) -> what to serve (given the query; throw DebugRequestError to refuse). */
+  debug?: Readonly<Record<string, (query: URLSearchParams) => unknown>>;
   logger?: Logger;
   /** Called with the server (port name `monitoring`) before it listens: local mode's owner-only check (weftd --owner-uid). */
   protect?: (server: Server, port: string) => void;
+}
+
+/** A debug request that cannot be answered: the status and the reason, sent as `{error}`. */
+export class DebugRequestError extends Error {
+  override readonly name = 'DebugRequestError';
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
 }
 
 /** A config as /debug/configz shows it: the object, and where it was read from. */
@@ -70,7 +81,7 @@ export class MonitoringServer {
   static async start(options: MonitoringOptions): Promise<MonitoringServer> {
     const log = options.logger ?? createLogger({ scope: 'monitoring' });
     const registries = [...(options.discovery ? [options.discovery.metrics.registry] : []), ...(options.registries ?? [])];
-    const routes = new Map<string, () => unknown>();
+    const routes = new Map<string, (query: URLSearchParams) => unknown>();
     const { discovery, store } = options;
     if (store) {
       routes.set('/debug/configz', () => store.all().map(configJson));
@@ -79,6 +90,18 @@ export class MonitoringServer {
     if (discovery) {
       routes.set('/debug/syncz', () => discovery.syncStatus());
       routes.set('/debug/push_status', () => discovery.lastPush ?? {});
+      // Istio's proxyID parameter: a node ID, or `<pod>.<namespace>`.
+      routes.set('/debug/describe', (query) => {
+        const id = query.get('proxyID');
+        if (!id) throw new DebugRequestError(400, 'give proxyID=<node id> or proxyID=<pod>.<namespace>');
+        const push = discovery.pushContext;
+        if (!push) throw new DebugRequestError(503, 'no push context yet');
+        const connections = discovery.connections;
+        const c = findProxy(connections, id);
+        if (!c) throw new DebugRequestError(404, `no connected proxy ${JSON.stringify(id)}`);
+        const routers = connections.filter((x) => x.proxy.type === 'router').map((x) => x.proxy);
+        return describeProxy(push, c.proxy, routers);
+      });
     }
     for (const [path, fn] of Object.entries(options.debug ?? {})) routes.set(path, fn);
 
@@ -97,7 +120,13 @@ export class MonitoringServer {
       if (path === '/debug') return sendJson(res, 200, { endpoints: ['/healthz', '/metrics', ...routes.keys()].sort() });
       const route = routes.get(path);
       if (!route) return sendJson(res, 404, { error: `no endpoint ${path}`, endpoints: ['/healthz', '/metrics', ...routes.keys()].sort() });
-      let body = route();
+      let body: unknown;
+      try {
+        body = route(url.searchParams);
+      } catch (e) {
+        if (e instanceof DebugRequestError) return sendJson(res, e.status, { error: e.message });
+        throw e;
+      }
       const proxy = url.searchParams.get('proxy');
       if (proxy && path === '/debug/syncz' && Array.isArray(body)) body = body.filter((s: { id?: string }) => s.id === proxy);
       // Large machine-read answers go out compact.
