@@ -6,7 +6,8 @@
 //
 //   - Setup runs as two subtests of its own (SetupMesh, SetupGateway), so a Setup that cannot
 //     finish (no GatewayClass accepted yet, a Gateway not Programmed) is one named failure and
-//     every test still runs and reports;
+//     every test still runs and reports; the options' namespace labels (sidecar injection) are
+//     given to the mesh namespaces only;
 //   - one line per test as it ends (`weft-conformance: PASS|FAIL|SKIP <test>`) and a
 //     table with the totals at the end, for a human reading `go test -v` (the Kubernetes-tier test
 //     reads `go test -json` instead).
@@ -108,9 +109,17 @@ func TestGatewayAPIConformance(t *testing.T) {
 			continue
 		}
 		cSuite.SupportedFeatures = all.Clone().Delete(part.drop)
+		// The namespace labels (the sidecar injection) go on the mesh namespaces only: a Gateway
+		// reaches its backends with or without a sidecar in front of them, and 20-odd sidecars
+		// (100m CPU requested each, as Istio's) do not fit a 2-core node beside the gateways.
+		cSuite.Applier.NamespaceLabels = nil
+		if part.need == features.SupportMesh {
+			cSuite.Applier.NamespaceLabels = opts.NamespaceLabels
+		}
 		t.Run(part.name, func(st *testing.T) { cSuite.Setup(st, tests.ConformanceTests) })
 	}
 	cSuite.SupportedFeatures = all
+	cSuite.Applier.NamespaceLabels = opts.NamespaceLabels
 	cSuite.Cleanup = cleanupBase
 	require.NoError(t, cSuite.Run(t, tests.ConformanceTests))
 }

@@ -81,7 +81,7 @@ export function parseGoTestJson(text: string, goTest: string): SuiteRun {
   return { tests, verdict, topLevel };
 }
 
-const MAX_REASON = 400;
+const MAX_REASON = 700;
 
 /**
  * The suite's explanation of a failure: testify's `Error:` (with its continuation lines) and
@@ -106,15 +106,25 @@ export function failureReason(lines: readonly string[]): string {
       if (/^\s*(Test|Error):/.test(l)) continuing = false;
       else if (continuing) parts.push(l.trim());
     }
-    return clip([messages, parts.join(' ')].filter((s) => s.trim()).join(': '));
+    // the suite's last word before it gave up says what it saw (a stale condition, a status code)
+    const seen = telling(lines.slice(0, i)).at(-1);
+    return clip([messages, parts.join(' ')].filter((s) => s.trim()).join(': ') + (seen ? `; last seen: ${seen}` : ''));
   }
-  // the suite's own progress lines say nothing about why
-  const logged = lines.filter((l) => /^\s+[\w.-]+\.go:\d+: /.test(l)).map((l) => l.replace(/^\s+[\w.-]+\.go:\d+: (\d{4}-\d\d-\d\dT[\d:.]+Z: )?/, ''));
-  const telling = logged.filter((l) => !/^(Deleting|Creating|Applying|Running|Got resp|Request passed|timeout while waiting)\b/.test(l));
+  const logged = logLines(lines);
   const timeout = logged.find((l) => l.startsWith('timeout while waiting'));
-  const last = telling.at(-1) ?? logged.at(-1);
+  const last = telling(lines).at(-1) ?? logged.at(-1);
   if (!last) return 'failed without a message';
   return clip(timeout && last !== timeout ? `${last} (then ${timeout})` : last);
+}
+
+/** The `file.go:N: ` log lines of a test, without that prefix and the suite's timestamp. */
+function logLines(lines: readonly string[]): string[] {
+  return lines.filter((l) => /^\s+[\w.-]+\.go:\d+: /.test(l)).map((l) => l.replace(/^\s+[\w.-]+\.go:\d+: (\d{4}-\d\d-\d\dT[\d:.]+Z: )?/, ''));
+}
+
+/** Log lines that say something about why: not the suite's own progress lines. */
+function telling(lines: readonly string[]): string[] {
+  return logLines(lines).filter((l) => l.trim() && !/^(Deleting|Creating|Applying|Running|Got resp|Request passed|timeout while waiting)\b/.test(l));
 }
 
 function clip(s: string): string {
