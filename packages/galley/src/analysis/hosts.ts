@@ -1,5 +1,6 @@
 // Which service a host in a config may stand for, for the analyzers' lookups. Istio's host rules
 // (matching, FQDNs) are @weft/mesh's.
+
 import { defaultDomainSuffix, isWildcardHost, kubeServiceHost } from '@weft/mesh';
 
 /**

@@ -1,5 +1,6 @@
 // The push context: one immutable snapshot of configs, services and endpoints, built once per
 // (debounced) change and read by translation for every proxy.
+import { isExportedTo } from '@weft/mesh';
 import type {
   AuthorizationPolicySpec,
   Config,
@@ -204,7 +205,7 @@ class Snapshot implements PushContext {
       visibleServices: (ns) => this.#visibleServices(ns),
       serviceIn: (h, ns) => this.#byHost.get(h)?.get(ns),
       namespacesOf: (h) => [...(this.#byHost.get(h)?.keys() ?? [])],
-      isVisible: (s, ns) => isVisible(s, ns),
+      isVisible: (s, ns) => isExportedTo(s.exportTo, ns),
       meshVirtualServices: (ns) => this.#meshVirtualServicesFor(ns),
     };
   }
@@ -451,8 +452,4 @@ class Snapshot implements PushContext {
     this.#proxyServices.set(key, out);
     return out;
   }
-}
-
-function isVisible(s: Service, namespace: string): boolean {
-  return s.exportTo.has('*') || s.exportTo.has(namespace);
 }

@@ -1,4 +1,5 @@
 // Helpers for the push context tests: proxies made the way the server makes them, from xDS nodes.
+import { nodeId } from '@weft/mesh';
 import type { MeshConfig, Proxy as MeshProxy, PushContext } from '../core/types.ts';
 import { proxyFromNode } from '../proxy/node.ts';
 import { ServiceEntryRegistry } from '../registry/service-entry.ts';
@@ -6,11 +7,11 @@ import { storeFrom } from '../registry/test-support.ts';
 import { buildPushContext } from './context.ts';
 
 export function sidecar(namespace: string, ip: string, labels: Record<string, string> = {}, pod = 'pod'): MeshProxy {
-  return proxyFromNode({ id: `sidecar~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`, metadata: { LABELS: labels } });
+  return proxyFromNode({ id: nodeId({ type: 'sidecar', ip, pod, namespace }), metadata: { LABELS: labels } });
 }
 
 export function router(namespace: string, ip: string, labels: Record<string, string>, pod = 'gateway'): MeshProxy {
-  return proxyFromNode({ id: `router~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`, metadata: { LABELS: labels } });
+  return proxyFromNode({ id: nodeId({ type: 'router', ip, pod, namespace }), metadata: { LABELS: labels } });
 }
 
 /** A push context over a store loaded from YAML texts, with a ServiceEntry registry on the same store. */

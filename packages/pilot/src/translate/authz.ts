@@ -21,6 +21,7 @@
 // - CUSTOM needs an ext_authz provider, which Weft does not support: the policy's rules become a DENY
 //   filter with Istio's `…-deny-due-to-bad-CUSTOM-action` names, exactly what Istio generates when the
 //   provider is unknown (fail closed). Galley warns about every CUSTOM policy.
+import { spiffePrefix } from '@weft/mesh';
 import type { AuthorizationPolicySpec, Condition, Config, Operation, Rule, Source } from '@weft/model';
 import { encodeAny, type HttpRbac, type NetworkRbac, type RbacPolicies, TypeUrl } from '@weft/xds';
 import type { MeshConfig, Proxy as MeshProxy, PushContext } from '../core/types.ts';
@@ -161,7 +162,7 @@ const envoyFilter: Generator = {
 const srcIp: Generator = { principal: (_k, v) => ({ direct_remote_ip: cidr(v) }) };
 const remoteIp: Generator = { principal: (_k, v) => ({ remote_ip: cidr(v) }) };
 const srcNamespace: Generator = { principal: (_k, v) => authenticated(regexMatcher(`.*/ns/${v.replaceAll('*', '.*')}/.*`)) };
-const srcPrincipal: Generator = { principal: (_k, v) => authenticated(stringMatcher(v, 'spiffe://')) };
+const srcPrincipal: Generator = { principal: (_k, v) => authenticated(stringMatcher(v, spiffePrefix)) };
 function srcServiceAccount(policyNamespace: string): Generator {
   return {
     principal(_k, v) {

@@ -1,6 +1,7 @@
 // Helpers for the translation tests: a real push context (ServiceEntry registry + buildPushContext)
 // from YAML, proxies as their xDS nodes describe them, and generated resources put through the
 // real Envoy protos (encode, then decode), so a test sees what a proxy would receive.
+import { nodeId } from '@weft/mesh';
 import { decodeAny, decodeMessage, encodeMessage, messageNameOf, type XdsOutput } from '@weft/xds';
 import { defaultMeshConfig, type MeshConfig, type Proxy as MeshProxy, type PushContext } from '../core/types.ts';
 import { proxyFromNode } from '../proxy/node.ts';
@@ -24,17 +25,17 @@ export function pushFrom(texts: readonly string[], mesh: Partial<MeshConfig> = {
 /** A sidecar of a BookInfo instance: `sidecar~127.0.0.13~reviews-v1.default~default.svc.cluster.local`. */
 export function sidecar(ip: string, pod: string, labels: Record<string, string>, namespace = 'default', extra: Record<string, unknown> = {}): MeshProxy {
   return proxyFromNode({
-    id: `sidecar~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`,
+    id: nodeId({ type: 'sidecar', ip, pod, namespace }),
     metadata: { LABELS: labels, NAMESPACE: namespace, ...extra },
   });
 }
 
 export function router(ip: string, pod: string, labels: Record<string, string>, namespace = 'istio-system'): MeshProxy {
-  return proxyFromNode({ id: `router~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`, metadata: { LABELS: labels, NAMESPACE: namespace } });
+  return proxyFromNode({ id: nodeId({ type: 'router', ip, pod, namespace }), metadata: { LABELS: labels, NAMESPACE: namespace } });
 }
 
 export function grpcClient(namespace = 'default'): MeshProxy {
-  return proxyFromNode({ id: `sidecar~127.0.0.50~grpc-client.${namespace}~${namespace}.svc.cluster.local`, metadata: { GENERATOR: 'grpc', NAMESPACE: namespace } });
+  return proxyFromNode({ id: nodeId({ type: 'sidecar', ip: '127.0.0.50', pod: 'grpc-client', namespace }), metadata: { GENERATOR: 'grpc', NAMESPACE: namespace } });
 }
 
 export const productpage = () => sidecar('127.0.0.10', 'productpage-v1', { app: 'productpage', version: 'v1' });
