@@ -18,6 +18,7 @@
 // Environment: BENCH_BULK_VS (5000: VirtualServices in the file), BENCH_BULK_NODE_OPTIONS (Node
 // options for every process of the mesh, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
 // BENCH_BULK_KEEP=1 (keep the state directory and its logs), BENCH_BULK_DELETE=0 (skip the delete).
+import { nodeIdWorkload } from '@weft/mesh';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -325,7 +326,7 @@ async function measure(mesh: LocalMesh, verb: 'apply' | 'delete', files: readonl
     `    xDS streams dropped: ${dropped} (connection ids changed ${changedIds}, proxy reconnects ${reconnects}, weftd "stream closed" ${closed.count}; pilot_xds_connected min ${w.minConnected} of ${expected.length})`,
   );
   console.log(
-    `    every proxy ACKed the last push: ${acked.ms !== undefined ? `yes, all ${expected.length}, ${sec(acked.ms)} after the command started` : `NO: ${acked.behind.map((id) => id.split('~')[2]).join(', ')} still behind 120 s after the command started`}`,
+    `    every proxy ACKed the last push: ${acked.ms !== undefined ? `yes, all ${expected.length}, ${sec(acked.ms)} after the command started` : `NO: ${acked.behind.map(nodeIdWorkload).join(', ')} still behind 120 s after the command started`}`,
   );
   const ok = code === 0 && h.longestGapMs <= 1000 && dropped === 0 && acked.ms !== undefined;
   console.log(

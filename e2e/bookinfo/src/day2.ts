@@ -11,6 +11,7 @@
 //     (`weft-proxy drain`) starts the drain, the proxy outlives the application.
 // A page counts as failed when it does not come back 200 with the reviews of a version (the
 // product page answers 200 with "reviews unavailable" when its call to reviews fails).
+import { nodeIdWorkload } from '@weft/mesh';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -302,7 +303,7 @@ export function day2Scenarios(driver: () => KubeDriver): void {
         `${formatCounts(`weftd pod ${old!.metadata.name} deleted, ${pod} took over`, counts)}\n` +
           `  timeline: deleted at +${(deleteAt / 1000).toFixed(1)} s, old pod gone at +${(goneAt / 1000).toFixed(1)} s, new pod ready at +${(readyAt / 1000).toFixed(1)} s, ` +
           `every proxy ACKed it at +${(syncedAt / 1000).toFixed(1)} s\n` +
-          `  /debug/syncz of ${pod}: ${entries.length} proxies, ${entries.filter(allAcked).length} with every type ACKED: ${entries.map((e) => e.id.split('~')[2]).join(', ')}`,
+          `  /debug/syncz of ${pod}: ${entries.length} proxies, ${entries.filter(allAcked).length} with every type ACKED: ${entries.map((e) => nodeIdWorkload(e.id)).join(', ')}`,
       );
       expect(counts.failed, counts.failures.join('\n')).toBe(0);
       for (const id of expected) {
