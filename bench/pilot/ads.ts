@@ -8,6 +8,7 @@
 // Environment: BENCH_PILOT_CLIENTS (default "100,1000": one run per count), BENCH_PILOT_SERVICES
 // (1000), BENCH_PILOT_DEBOUNCE_MS (10: both weftd's file and push debounce; Istio's default is 100),
 // BENCH_PILOT_WEFTD_NODE_OPTIONS (Node options for the weftd process, for profiling).
+import { nodeId } from '@weft/mesh';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +86,7 @@ class BenchClient {
     }) as unknown as AggregatedDiscoveryServiceClient;
     this.#stream = this.#client.StreamAggregatedResources(new Metadata());
     const ip = `127.200.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-    const id = `sidecar~${ip}~client-${i}.${namespace}~${namespace}.svc.cluster.local`;
+    const id = nodeId({ type: 'sidecar', ip, pod: `client-${i}`, namespace });
     this.#stream.on('data', (r: DiscoveryResponse__Output) => this.#onResponse(r));
     this.#stream.on('error', (err: Error) => {
       this.failed = err;

@@ -9,6 +9,7 @@
 // Speaks JSON lines: prints {"msg":"ready"} once every client has ACKed all its types; a line
 // `watch <type-url>` on stdin starts a window; `report` prints, per client, the time of its last
 // ACK since the window began and whether it ACKed a response of that type, and the bytes received.
+import { nodeId } from '@weft/mesh';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import http2 from 'node:http2';
@@ -209,7 +210,7 @@ class SimulatedProxy {
     this.#stream = new RawGrpcStream(mode === 'delta' ? 'DeltaAggregatedResources' : 'StreamAggregatedResources');
     const ip = `127.200.${Math.floor(i / 250)}.${(i % 250) + 1}`;
     const node = {
-      id: `sidecar~${ip}~client-${i}.${namespace}~${namespace}.svc.cluster.local`,
+      id: nodeId({ type: 'sidecar', ip, pod: `client-${i}`, namespace }),
       metadata: { fields: { NAMESPACE: { string_value: namespace } } },
       user_agent_name: 'weft-proxy',
       ...(mode === 'delta' ? { client_features: [ClientFeature.vhds] } : {}),

@@ -7,6 +7,7 @@
 //
 // Environment: BENCH_SIDECAR_NAMESPACES (default 20), BENCH_SIDECAR_SERVICES (services per
 // namespace, default 50; each with 2 endpoints), BENCH_PILOT_DEBOUNCE_MS (10).
+import { nodeId } from '@weft/mesh';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,7 +124,7 @@ async function measure(weftd: Weftd, i: number): Promise<Held> {
   const ip = `127.200.0.${i + 1}`;
   stream.write({
     node: {
-      id: `sidecar~${ip}~client-${i}.${clientNamespace}~${clientNamespace}.svc.cluster.local`,
+      id: nodeId({ type: 'sidecar', ip, pod: `client-${i}`, namespace: clientNamespace }),
       metadata: { fields: { NAMESPACE: { stringValue: clientNamespace, kind: 'stringValue' }, LABELS: { structValue: { fields: { app: { stringValue: 'client', kind: 'stringValue' } } }, kind: 'structValue' } } },
     },
     type_url: TypeUrl.Cluster,

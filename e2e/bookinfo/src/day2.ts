@@ -11,7 +11,7 @@
 //     (`weft-proxy drain`) starts the drain, the proxy outlives the application.
 // A page counts as failed when it does not come back 200 with the reviews of a version (the
 // product page answers 200 with "reviews unavailable" when its call to reviews fails).
-import { nodeIdWorkload } from '@weft/mesh';
+import { nodeId, nodeIdWorkload } from '@weft/mesh';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,7 +190,7 @@ export function day2Scenarios(driver: () => KubeDriver): void {
   const bookinfoProxies = async () => {
     const out: string[] = [];
     for (const w of ['details-v1', 'ratings-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3', 'productpage-v1']) {
-      for (const p of await d().podsOf(w)) out.push(`sidecar~${p.ip}~${p.name}.${ns()}~${ns()}.svc.cluster.local`);
+      for (const p of await d().podsOf(w)) out.push(nodeId({ type: 'sidecar', ip: p.ip, pod: p.name, namespace: ns() }));
     }
     return out;
   };

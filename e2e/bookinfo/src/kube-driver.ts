@@ -28,6 +28,7 @@
 // removes the images it imported that were not there before and closes the receiver; also on a
 // failed start, and (synchronously, best effort) from exit and signal hooks. leftovers() lists
 // what is still there.
+import { nodeId } from '@weft/mesh';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
@@ -378,7 +379,7 @@ export async function startKubeDriver(o: KubeDriverOptions = {}): Promise<KubeDr
         }
         const client = await kubectl(['wait', '-n', namespace, '--for=condition=Ready', 'pod/client', '--timeout=120s']);
         if (client.code !== 0) throw new Error(`the client pod is not Ready: ${client.stderr.trim()}`);
-        const expected = (await Promise.all(bookinfoWorkloads.map(podOf))).map((p) => `sidecar~${p.ip}~${p.name}.${namespace}~${namespace}.svc.cluster.local`);
+        const expected = (await Promise.all(bookinfoWorkloads.map(podOf))).map((p) => nodeId({ type: 'sidecar', ip: p.ip, pod: p.name, namespace }));
         let last = '';
         const deadline = Date.now() + 120_000;
         for (;;) {

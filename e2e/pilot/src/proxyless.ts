@@ -1,6 +1,7 @@
 // What the proxyless gRPC suites share: the grpc-go programs (../grpc-go, built from the Go module
 // proxy), workload identities bootstrapped as Istio's agent bootstraps a proxyless workload, and the
 // mesh config they run under.
+import { nodeId } from '@weft/mesh';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -81,7 +82,7 @@ export async function writeIdentity(ca: CertificateAuthority, dir: string, id: P
     JSON.stringify({
       xds_servers: [{ server_uri: `127.0.0.1:${id.xds.port}`, channel_creds: [channelCreds], server_features: ['xds_v3'] }],
       node: {
-        id: `sidecar~${id.ip}~${id.app}-1.${id.namespace}~${id.namespace}.svc.cluster.local`,
+        id: nodeId({ type: 'sidecar', ip: id.ip, pod: `${id.app}-1`, namespace: id.namespace }),
         metadata: { GENERATOR: 'grpc', NAMESPACE: id.namespace, SERVICE_ACCOUNT: id.serviceAccount, INSTANCE_IPS: id.ip, LABELS: { app: id.app } },
         locality: {},
       },
