@@ -312,6 +312,7 @@ spec:
     const s1 = statusOf(some, 'Gateway default/gw') as GatewayStatus;
     expect(conditions(s1.conditions)).toEqual({ Accepted: 'True/ListenersNotValid', Programmed: 'True/Programmed' });
     expect(conditions(s1.listeners[1]?.conditions).Accepted).toBe('False/UnsupportedProtocol');
+    expect(s1.listeners.map((l) => l.supportedKinds.map((k) => k.kind))).toEqual([['HTTPRoute', 'GRPCRoute'], []]);
     const none = push([gateway('  - {name: bad, port: 1111, protocol: INVALID}')]);
     expect(conditions((statusOf(none, 'Gateway default/gw') as GatewayStatus).conditions)).toEqual({ Accepted: 'False/ListenersNotValid', Programmed: 'False/Invalid' });
   });

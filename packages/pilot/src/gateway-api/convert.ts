@@ -246,7 +246,12 @@ function convertGateway(gw: Config<K8sGatewaySpec>, grants: ReferenceGrants): Ga
     if (protocolSeen === undefined) ports.set(l.port, l.protocol);
     hostnames.add(hostKey);
     const kinds = l.allowedRoutes?.kinds;
-    const supportedKinds = kinds ? kinds.filter((k) => (k.group ?? gatewayApiGroup) === gatewayApiGroup && routeKindNames.has(k.kind)).map((k) => ({ group: gatewayApiGroup, kind: k.kind })) : routeKinds;
+    // A listener of a protocol Weft does not serve supports no route kind (the spec: an empty list).
+    const supportedKinds = !isHttpListener(l)
+      ? []
+      : kinds
+        ? kinds.filter((k) => (k.group ?? gatewayApiGroup) === gatewayApiGroup && routeKindNames.has(k.kind)).map((k) => ({ group: gatewayApiGroup, kind: k.kind }))
+        : routeKinds;
     if (kinds && supportedKinds.length < kinds.length) resolved = condition('ResolvedRefs', false, Reason.invalidRouteKinds, 'unsupported route kinds in allowedRoutes', g);
     if (l.protocol === 'HTTPS') {
       const problem = certificateProblem(gw, l, grants);
