@@ -1,8 +1,9 @@
 // The upstream Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance, the version
 // go.mod names) run against Weft. What to run comes from the suite's own options file and flags
-// (weft-conformance.yaml: the GatewayClass, the GATEWAY-HTTP and MESH-HTTP profiles, the
-// namespace label that injects the sidecar, the timeouts); this file only adds what the stock
-// conformance.RunConformance lacks for us:
+// (weft-conformance.yaml: the GatewayClass, the GATEWAY-HTTP and MESH-HTTP profiles and their core
+// features, the namespace label that injects the sidecar; flags: the timeouts, one test or tests
+// to skip, the report's path); this file only adds what the stock conformance.RunConformance lacks
+// for us:
 //
 //   - Setup runs as two subtests of its own (SetupMesh, SetupGateway), so a Setup that cannot
 //     finish (no GatewayClass accepted yet, a Gateway not Programmed) is one named failure and
