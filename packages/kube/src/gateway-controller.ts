@@ -18,8 +18,12 @@ const group = 'gateway.networking.k8s.io';
 const version = 'v1';
 const plurals: Record<string, string> = { Gateway: 'gateways', HTTPRoute: 'httproutes', GRPCRoute: 'grpcroutes', GatewayClass: 'gatewayclasses' };
 export const gatewayFieldManager = 'weft-gateway-controller';
-/** How often everything is written again, changed or not. */
-const refreshMs = 15_000;
+/**
+ * How often every status is written again, changed or not (the deployments: five times as
+ * rarely). Not much more often: during the conformance run every write is an API call on a
+ * loaded 2-core API server, and a refresh of everything every 15 s slowed the writes that matter.
+ */
+const defaultRefreshMs = 60_000;
 
 export interface GatewayProxySettings {
   /** The gateway pods' image (weft/proxy) and pull policy. */
@@ -41,6 +45,8 @@ export interface GatewayControllerOptions {
   createClasses?: boolean;
   /** How often to compare what pilot computed with what was written (default 500 ms). */
   intervalMs?: number;
+  /** How often to write every status again even when unchanged (default 60 s; deployments 5 times as rarely). */
+  refreshMs?: number;
 }
 
 /** `<gateway>-<class>`: Istio's name for the deployment of a Gateway. */
@@ -115,8 +121,11 @@ export class GatewayController {
   /** `key|condition path` -> when its status last changed (lastTransitionTime). */
   readonly #transitions = new Map<string, { status: string; time: string }>();
   readonly #addresses = new Map<string, { value: { type: string; value: string }[]; readAt: number }>();
+  /** `namespace/name` of a certificate Secret -> what is wrong with it (nothing: undefined), and when it was read. */
+  readonly #secrets = new Map<string, { problem?: string; readAt: number }>();
   #classesDone = false;
   #refreshedAt = Date.now();
+  #refreshes = 0;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
@@ -158,11 +167,12 @@ export class GatewayController {
     // What was written may have been undone (an object recreated under its name, a status reset,
     // a Deployment deleted): now and then everything is written again. Unchanged writes are no-ops
     // on the API server (lastTransitionTime is kept here).
+    const refreshMs = this.#o.refreshMs ?? defaultRefreshMs;
     if (Date.now() - this.#refreshedAt > refreshMs) {
       this.#refreshedAt = Date.now();
       this.#writtenStatus.clear();
-      this.#deployed.clear();
       this.#classesDone = false;
+      if (++this.#refreshes % 5 === 0) this.#deployed.clear();
     }
     if (this.#o.createClasses !== false && !this.#classesDone) await this.#ensureClasses();
     const all = [...this.#o.statuses()];
@@ -248,6 +258,13 @@ export class GatewayController {
     let problem: string | undefined;
     for (const ref of spec.tls?.certificateRefs ?? []) {
       const namespace = ref.namespace ?? s.namespace;
+      // Every pass builds every status: a Secret is read at most every 10 s, not on every pass.
+      const cached = this.#secrets.get(`${namespace}/${ref.name}`);
+      if (cached && Date.now() - cached.readAt < 10_000) {
+        problem = cached.problem;
+        if (problem) break;
+        continue;
+      }
       try {
         const secret = await this.#core.readNamespacedSecret({ namespace, name: ref.name });
         const crt = secret.data?.['tls.crt'];
@@ -262,6 +279,7 @@ export class GatewayController {
         if (status !== undefined && status !== 404) throw err;
         problem = status === 404 ? `Secret ${namespace}/${ref.name} not found` : `Secret ${namespace}/${ref.name} holds no valid certificate and key: ${describeError(err)}`;
       }
+      this.#secrets.set(`${namespace}/${ref.name}`, { ...(problem ? { problem } : {}), readAt: Date.now() });
       if (problem) break;
     }
     if (!problem) return conditions;
