@@ -13,13 +13,13 @@
 //      listed there may pass (the list shrinks as Weft improves).
 // The whole file holds the exclusive cluster lock: Weft's webhooks (failurePolicy Fail) see every
 // namespace while it is installed, and the suite rewrites cluster-wide CRDs.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { holdClusterLock, installWeftCrds, kubeCluster, kubectl, kubectlOk, kubeLocalDir, kubeLocalTool, needsKube, noteSkip } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAndImportImages, goBinary, moduleDir, moduleSource, runCommand } from './images.ts';
+import { buildAndImportImages, goBinary, goUnmet, moduleDir, moduleSource, runCommand } from './images.ts';
 import { compareWithKnown, formatRun, parseGoTestJson, parseKnownFailures } from './results.ts';
 
 const root = resolve(moduleDir, '../..');
@@ -37,7 +37,7 @@ const suiteNamespaces = ['gateway-conformance-infra', 'gateway-conformance-app-b
 
 const skip =
   needsKube() ??
-  noteSkip(existsSync(goBinary()) || spawnSync(goBinary(), ['version']).status === 0 ? undefined : `needs Go 1.26+ (${goBinary()}; set GO) to build the conformance suite and its images`) ??
+  noteSkip(goUnmet()) ??
   noteSkip(process.env.KUBECONFIG && !existsSync(containerdSocket) ? `needs kube-local's containerd (${containerdSocket}) to load the images` : undefined);
 
 describe.skipIf(skip !== undefined)('Gateway API conformance (GATEWAY-HTTP, MESH-HTTP core) against Weft', () => {

@@ -10,8 +10,8 @@
 //   coredns        CoreDNS with the plugins the base manifests' Corefile names, from coredns/go.mod
 //
 // Build output goes to a directory under the OS temp dir; Go's build cache makes a second build fast.
-import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { kubeLocalDir, kubeLocalTool } from '@weft/testing';
@@ -20,7 +20,17 @@ export const moduleDir = resolve(import.meta.dirname, '..');
 
 /** Where Go is: $GO, else /usr/local/go/bin/go when present, else `go` on PATH. */
 export function goBinary(): string {
-  return process.env.GO ?? '/usr/local/go/bin/go';
+  return process.env.GO ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
+}
+
+/** Why Go cannot build the suite here (undefined: it can). go.mod asks for 1.26 and GOTOOLCHAIN is local. */
+export function goUnmet(): string | undefined {
+  const r = spawnSync(goBinary(), ['env', 'GOVERSION'], { encoding: 'utf8' });
+  const v = /^go(\d+)\.(\d+)/.exec(r.stdout?.trim() ?? '');
+  const install = 'install Go 1.26+ from https://go.dev/dl/ (Debian\'s golang-go is older), or set GO=/path/to/go';
+  if (r.status !== 0 || !v) return `needs Go to build the conformance suite and its images (${goBinary()} did not run): ${install}`;
+  if (Number(v[1]) === 1 && Number(v[2]) < 26) return `needs Go 1.26+ to build the conformance suite (${goBinary()} is ${r.stdout.trim()}): ${install}`;
+  return undefined;
 }
 
 export interface CommandResult {
@@ -77,7 +87,6 @@ export async function moduleSource(cwd: string, module: string): Promise<string>
 export async function referencedImages(): Promise<string[]> {
   const conformance = await moduleSource(moduleDir, 'sigs.k8s.io/gateway-api/conformance');
   const names = new Set<string>();
-  const { readdirSync } = await import('node:fs');
   for (const dir of ['base', 'mesh', 'tests']) {
     for (const f of readdirSync(join(conformance, dir))) {
       if (!f.endsWith('.yaml')) continue;
@@ -87,9 +96,19 @@ export async function referencedImages(): Promise<string[]> {
   return [...names].sort();
 }
 
+/** The image families this harness builds, by the names the manifests give them. */
+export const imageFamilies = {
+  'echo-basic': (name: string) => name.startsWith('registry.k8s.io/gateway-api/echo-basic:'),
+  'echo-advanced': (name: string) => name.startsWith('registry.k8s.io/gateway-api/echo-advanced:'),
+  coredns: (name: string) => name.startsWith('registry.k8s.io/coredns/coredns:'),
+} as const;
+
+/** Which family a referenced image name is (undefined: none this harness builds). */
+export function imageFamily(name: string): keyof typeof imageFamilies | undefined {
+  return (Object.keys(imageFamilies) as (keyof typeof imageFamilies)[]).find((f) => imageFamilies[f](name));
+}
+
 interface ImageSpec {
-  /** Which image family a referenced name belongs to. */
-  matches: (name: string) => boolean;
   rootfs: string;
   entrypoint: string;
   user?: string;
@@ -135,16 +154,16 @@ export async function buildAndImportImages(onLine: (line: string) => void = (l) 
   await goBuild(join(moduleDir, 'coredns'), join(coredns, 'coredns'), ['.'], onLine);
   writeFileSync(join(coredns, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\n');
 
-  const specs: ImageSpec[] = [
-    { matches: (n) => n.includes('/gateway-api/echo-basic:'), rootfs: echoBasic, entrypoint: '["/echo-basic"]', user: '65532:65532' },
-    { matches: (n) => n.includes('/gateway-api/echo-advanced:'), rootfs: advanced, entrypoint: '["/usr/local/bin/server"]', user: '1338:1338' },
-    { matches: (n) => n.includes('/coredns/coredns:'), rootfs: coredns, entrypoint: '["/coredns"]' },
-  ];
+  const specs: Record<keyof typeof imageFamilies, ImageSpec> = {
+    'echo-basic': { rootfs: echoBasic, entrypoint: '["/echo-basic"]', user: '65532:65532' },
+    'echo-advanced': { rootfs: advanced, entrypoint: '["/usr/local/bin/server"]', user: '1338:1338' },
+    coredns: { rootfs: coredns, entrypoint: '["/coredns"]' },
+  };
   const names = await referencedImages();
   for (const name of names) {
-    const spec = specs.find((s) => s.matches(name));
-    if (!spec) throw new Error(`the suite's manifests reference ${name}, which this harness does not build`);
-    await importImage(spec, name);
+    const family = imageFamily(name);
+    if (!family) throw new Error(`the suite's manifests reference ${name}, which this harness does not build`);
+    await importImage(specs[family], name);
     onLine(`imported ${name}`);
   }
   return names;
