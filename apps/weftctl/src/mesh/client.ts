@@ -62,6 +62,16 @@ export function findProxy(s: MeshState, ref: string): ProxyState {
   return found;
 }
 
+/** The proxy `ref` names, or undefined once the user is told which ones there are (the caller exits 1). */
+export function proxyOrSay(s: MeshState, ref: string, io: { err: (s: string) => void }): ProxyState | undefined {
+  try {
+    return findProxy(s, ref);
+  } catch (e) {
+    io.err(`weftctl: ${(e as Error).message}\n`);
+    return undefined;
+  }
+}
+
 export { runningMesh };
 
 /** A plain text table: columns padded to their widest cell, separated by three spaces (as istioctl). */

@@ -4,7 +4,7 @@
 // config), so this file only words the answer; it applies no selection rule of its own.
 import type { DescribedRoute, DescribedVirtualService, ProxyDescription } from '@weft/pilot';
 import type { MeshState, ProxyState } from '../up/state.ts';
-import { findProxy, getJson, NotAnsweringError, runningMesh, weftdUrl } from './client.ts';
+import { getJson, NotAnsweringError, proxyOrSay, runningMesh, weftdUrl } from './client.ts';
 
 type Json = Record<string, unknown>;
 
@@ -132,13 +132,8 @@ export function describeWorkload(d: ProxyDescription, p: ProxyState, mesh: MeshS
 
 export async function describe(o: { stateDir: string; workload: string; format: 'text' | 'json' }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const s = await runningMesh(o.stateDir);
-  let proxy: ProxyState;
-  try {
-    proxy = findProxy(s, o.workload);
-  } catch (e) {
-    io.err(`weftctl: ${(e as Error).message}\n`);
-    return 1;
-  }
+  const proxy = proxyOrSay(s, o.workload, io);
+  if (!proxy) return 1;
   let body: ProxyDescription;
   try {
     body = await getJson<ProxyDescription>(weftdUrl(s, `/debug/describe?proxyID=${encodeURIComponent(proxy.nodeId)}`));

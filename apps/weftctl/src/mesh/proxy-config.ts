@@ -3,7 +3,7 @@
 // the raw dump section.
 import { parseClusterKey } from '@weft/mesh';
 import { X509Certificate } from 'node:crypto';
-import { adminUrl, findProxy, getText, runningMesh, table } from './client.ts';
+import { adminUrl, getText, proxyOrSay, runningMesh, table } from './client.ts';
 
 export const proxyConfigKinds = ['listeners', 'routes', 'clusters', 'endpoints', 'secret'] as const;
 export type ProxyConfigKind = (typeof proxyConfigKinds)[number];
@@ -209,13 +209,8 @@ export async function proxyConfig(
     };
   } else {
     const s = await runningMesh(o.stateDir);
-    let proxy: ReturnType<typeof findProxy>;
-    try {
-      proxy = findProxy(s, o.workload);
-    } catch (e) {
-      io.err(`weftctl: ${(e as Error).message}\n`);
-      return 1;
-    }
+    const proxy = proxyOrSay(s, o.workload, io);
+    if (!proxy) return 1;
     admin = (path) => getText(adminUrl(proxy, path));
   }
   if (o.kind === 'endpoints') {

@@ -4,7 +4,7 @@
 // right proxy and prints the answer.
 import type { WhyAnswer } from '@weft/proxy';
 import type { ProxyState } from '../up/state.ts';
-import { adminUrl, findProxy, NotAnsweringError, runningMesh } from './client.ts';
+import { adminUrl, NotAnsweringError, proxyOrSay, runningMesh } from './client.ts';
 
 export type { WhyAnswer };
 
@@ -91,13 +91,8 @@ export async function why(
 ): Promise<number> {
   const query = whyQuery(o.url, o.headers);
   const s = await runningMesh(o.stateDir);
-  let proxy: ProxyState;
-  try {
-    proxy = findProxy(s, o.workload);
-  } catch (e) {
-    io.err(`weftctl: ${(e as Error).message}\n`);
-    return 1;
-  }
+  const proxy = proxyOrSay(s, o.workload, io);
+  if (!proxy) return 1;
   let answer: WhyAnswer;
   try {
     answer = await askProxy(proxy, query);
