@@ -31,7 +31,7 @@ const suiteMinutes = Number(process.env.WEFT_CONFORMANCE_MINUTES ?? 50);
 const gatewayClass = /^gatewayClassName:\s*(\S+)/m.exec(readFileSync(join(moduleDir, 'weft-conformance.yaml'), 'utf8'))?.[1] ?? 'istio';
 // Shorter than the suite's defaults where a test only waits for something Weft does not do yet
 // (a failing test then costs a minute, not three); still generous for a loaded 2-core machine.
-const timeoutOverrides = process.env.WEFT_CONFORMANCE_TIMEOUTS ?? 'GWCMustBeAccepted:60;GatewayMustHaveAddress:90;GatewayMustHaveCondition:90;NamespacesMustBeReady:240';
+const timeoutOverrides = process.env.WEFT_CONFORMANCE_TIMEOUTS ?? 'GatewayMustHaveAddress:90;GatewayMustHaveCondition:90';
 
 const suiteNamespaces = ['gateway-conformance-infra', 'gateway-conformance-app-backend', 'gateway-conformance-web-backend', 'gateway-conformance-mesh', 'gateway-conformance-mesh-consumer'];
 
