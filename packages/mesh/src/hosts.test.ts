@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostSubsetOf, hostsMatch, isWildcardHost, resolveHost } from './hosts.ts';
+import { hostCandidates, hostSubsetOf, hostsMatch, isWildcardHost, resolveHost } from './hosts.ts';
 
 // Cases from Istio's pkg/config/host name_test.go (TestNameMatches, TestNameSubsetOf).
 describe('host matching', () => {
@@ -61,5 +61,20 @@ describe('resolveHost (Istio’s ResolveShortnameToFQDN)', () => {
     expect(resolveHost('*', 'default')).toBe('*');
     expect(resolveHost('10.0.0.1', 'default')).toBe('10.0.0.1');
     expect(resolveHost('fd00::1', 'default')).toBe('fd00::1');
+  });
+});
+
+describe('hostCandidates (the Service a short name stands for, then the name as written)', () => {
+  it('completes names as a pod in the namespace resolves them, the Kubernetes Service first', () => {
+    expect(hostCandidates('reviews', 'default')).toEqual(['reviews.default.svc.cluster.local']);
+    expect(hostCandidates('reviews', 'prod', 'example.internal')).toEqual(['reviews.prod.svc.example.internal']);
+    expect(hostCandidates('reviews.prod', 'default')).toEqual(['reviews.prod.svc.cluster.local', 'reviews.prod']);
+    expect(hostCandidates('reviews.prod.svc', 'default')).toEqual(['reviews.prod.svc.cluster.local', 'reviews.prod.svc']);
+  });
+  it('keeps FQDNs, wildcards and addresses as written', () => {
+    expect(hostCandidates('reviews.prod.svc.cluster.local', 'default')).toEqual(['reviews.prod.svc.cluster.local']);
+    expect(hostCandidates('www.example.com', 'default')).toEqual(['www.example.com']);
+    expect(hostCandidates('*.example.com', 'default')).toEqual(['*.example.com']);
+    expect(hostCandidates('10.0.0.1', 'default')).toEqual(['10.0.0.1']);
   });
 });

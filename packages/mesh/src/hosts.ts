@@ -49,3 +49,21 @@ export function resolveHost(host: string, namespace: string, domainSuffix = defa
   if (host === '*' || host.includes('.') || isIpAddress(host)) return host;
   return kubeServiceHost(host, namespace, domainSuffix);
 }
+
+/**
+ * The hosts a name a client or a config uses may stand for, the Kubernetes Service first (as a
+ * pod's resolver tries its search list `<ns>.svc.<suffix> svc.<suffix>` before the name as written,
+ * ndots 5), then the name as written: `reviews` -> `reviews.<namespace>.svc.<suffix>`;
+ * `reviews.prod` -> `reviews.prod.svc.<suffix>`, `reviews.prod`; `reviews.prod.svc` ->
+ * `reviews.prod.svc.<suffix>`, `reviews.prod.svc`; FQDNs, wildcards and IP addresses as written.
+ * The first of them the registry knows is the one meant (galley's analyzers, proxyless gRPC
+ * targets, the local outbound proxy).
+ */
+export function hostCandidates(host: string, namespace: string, domainSuffix = defaultDomainSuffix): string[] {
+  if (host === '' || isWildcardHost(host) || isIpAddress(host)) return [host];
+  if (!host.includes('.')) return [kubeServiceHost(host, namespace, domainSuffix)];
+  const dots = host.split('.').length - 1;
+  if (dots === 1) return [`${host}.svc.${domainSuffix}`, host];
+  if (dots === 2 && host.endsWith('.svc')) return [`${host}.${domainSuffix}`, host];
+  return [host];
+}

@@ -3,7 +3,7 @@
 export { type ClusterKey, clusterKey, inboundClusterKey, outboundClusterKey, parseClusterKey, sniClusterKey, type TrafficDirection } from './cluster-key.ts';
 export { type ProtoDuration, parseDuration, parseDurationNanos, protoDuration, protoDurationFromNanos, protoDurationMs, protoDurationOf } from './duration.ts';
 export { type ExportScope, ExportToAnnotation, exportScope, isExportedTo } from './export-to.ts';
-export { hostSubsetOf, hostsMatch, isWildcardHost, kubeServiceHost, resolveHost } from './hosts.ts';
+export { hostCandidates, hostSubsetOf, hostsMatch, isWildcardHost, kubeServiceHost, resolveHost } from './hosts.ts';
 export { isIpAddress } from './ip.ts';
 export { LegacyLocalityLabel, LocalityLabel, localityOfLabels } from './locality.ts';
 export {

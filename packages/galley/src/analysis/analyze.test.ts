@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { allProblems, analyze, defaultAnalyzers, effectiveConfigs } from './analyze.ts';
 import type { Analyzer } from './context.ts';
-import { hostCandidates } from './hosts.ts';
 import { lineOf, load, reviewsPlatform } from './test-support.ts';
 
 const vs = (name: string, subset: string) => `apiVersion: networking.istio.io/v1
@@ -95,15 +94,5 @@ describe('analyze', () => {
   it('has uniquely named analyzers', () => {
     const names = defaultAnalyzers.map((a) => a.name);
     expect(new Set(names).size).toBe(names.length);
-  });
-});
-
-describe('hosts', () => {
-  it('looks a short name up as the Service it may stand for', () => {
-    expect(hostCandidates('reviews', 'default')).toEqual(['reviews.default.svc.cluster.local']);
-    expect(hostCandidates('reviews.prod', 'default')).toEqual(['reviews.prod.svc.cluster.local', 'reviews.prod']);
-    expect(hostCandidates('reviews.prod.svc', 'default')).toEqual(['reviews.prod.svc.cluster.local', 'reviews.prod.svc']);
-    expect(hostCandidates('www.example.com', 'default')).toEqual(['www.example.com']);
-    expect(hostCandidates('*.example.com', 'default')).toEqual(['*.example.com']);
   });
 });

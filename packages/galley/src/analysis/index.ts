@@ -5,7 +5,6 @@ export { AnalysisContext, type AnalysisMessage, type Analyzer } from './context.
 export { destinationRuleHostAnalyzer, subsetSelectsPodsAnalyzer } from './destinationrule.ts';
 export { ingressGatewayPortAnalyzer } from './gateway.ts';
 export { httpRouteBackendAnalyzer } from './gateway-api.ts';
-export { hostCandidates } from './hosts.ts';
 export { knownProtocols, portNameAnalyzer, protocolOfName } from './portname.ts';
 export { policySelectorAnalyzer } from './security.ts';
 export { type HostLookup, type MeshService, type MeshServicePort, ServiceIndex, type Workload } from './services.ts';

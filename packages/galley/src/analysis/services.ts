@@ -1,6 +1,5 @@
-import { exportScope, type ExportScope, ExportToAnnotation, hostSubsetOf, isExportedTo, isWildcardHost, kubeServiceHost } from '@weft/mesh';
+import { exportScope, type ExportScope, ExportToAnnotation, hostCandidates, hostSubsetOf, isExportedTo, isWildcardHost, kubeServiceHost } from '@weft/mesh';
 import { type Config, type FieldPath, groupKindOf, type K8sDeploymentSpec, type K8sServiceSpec, type ServiceEntrySpec, type WorkloadEntrySpec } from '@weft/model';
-import { hostCandidates } from './hosts.ts';
 import { isEmpty, labelsOf, list, num, selects, text } from './util.ts';
 
 

@@ -1,6 +1,5 @@
-import { hostSubsetOf, isWildcardHost } from '@weft/mesh';
+import { hostCandidates, hostSubsetOf, isWildcardHost } from '@weft/mesh';
 import type { Analyzer } from './context.ts';
-import { hostCandidates } from './hosts.ts';
 import { list, text } from './util.ts';
 
 /**

@@ -3,7 +3,7 @@
 // listener is an api_listener whose HttpConnectionManager takes routes from RDS of the same name.
 // Only what grpc-js-xds accepts is sent: ADS config sources, `router` as the last HTTP filter,
 // EDS clusters with ROUND_ROBIN or RING_HASH, TLS from certificate providers, IP endpoints.
-import { hostSubsetOf, kubeServiceHost } from '@weft/mesh';
+import { hostCandidates, hostSubsetOf } from '@weft/mesh';
 import type { Service } from '@weft/model';
 import { type Cluster, encodeAny, type Listener, type RouteConfiguration, TypeUrl } from '@weft/xds';
 import type { Generator, Proxy as MeshProxy, PushContext, XdsResource } from '../core/types.ts';
@@ -23,20 +23,6 @@ interface Target {
 }
 
 /**
- * The hostnames a dialled name may mean, most literal first, as a client in `namespace` resolves
- * them (Istio's grpcgen tryFindFQDN, and Kubernetes DNS): `reviews` -> the client's namespace,
- * `reviews.other` and `reviews.other.svc` -> that namespace, anything else as written.
- */
-export function targetHosts(host: string, namespace: string, domainSuffix: string): string[] {
-  if (!host.includes('.')) return [kubeServiceHost(host, namespace, domainSuffix)];
-  const out = [host];
-  const dots = host.split('.').length - 1;
-  if (dots === 1) out.push(`${host}.svc.${domainSuffix}`);
-  else if (dots === 2 && host.endsWith('.svc')) out.push(`${host}.${domainSuffix}`);
-  return out;
-}
-
-/**
  * A client target (`name`, `name.ns`, `name.ns.svc`, the FQDN, each with or without `:port`) ->
  * the service and port it names. Without a port, only a service with one port is meant.
  */
@@ -45,7 +31,7 @@ export function parseTarget(push: PushContext, proxy: MeshProxy, name: string): 
   const hasPort = colon > 0 && /^\d+$/.test(name.slice(colon + 1));
   const host = hasPort ? name.slice(0, colon) : name;
   let service: Service | undefined;
-  for (const fqdn of targetHosts(host, proxy.namespace, push.mesh.domainSuffix)) {
+  for (const fqdn of hostCandidates(host, proxy.namespace, push.mesh.domainSuffix)) {
     service = push.service(fqdn, proxy.namespace);
     if (service) break;
   }

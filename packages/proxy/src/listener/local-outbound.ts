@@ -14,7 +14,7 @@ import { singleCluster } from '../core/route-action.ts';
 import type { XdsSnapshot } from '../core/types.ts';
 import type { DownstreamRequest, DownstreamResponse } from '../http/codec.ts';
 import type { CompiledChain, CompiledListener, HttpChainConfig, TcpRoute } from './chains.ts';
-import { kubeServiceHost, outboundClusterKey, PassthroughCluster, VirtualOutboundListener as VirtualOutbound } from '@weft/mesh';
+import { hostCandidates, outboundClusterKey, PassthroughCluster, VirtualOutboundListener as VirtualOutbound } from '@weft/mesh';
 import { type ChainDispatcher, describeConnection, routesOf } from './dispatch.ts';
 import { detect } from './detect.ts';
 import { h2cSocket } from './h2-bridge.ts';
@@ -196,8 +196,7 @@ export class LocalOutboundProxy {
   #clusterByName(snap: XdsSnapshot, host: string, port: number): string {
     const ns = this.#o.namespace ?? 'default';
     const suffix = this.#o.domainSuffix ?? 'cluster.local';
-    const candidates = [host, kubeServiceHost(host, ns, suffix), `${host}.svc.${suffix}`, `${host}.${suffix}`];
-    for (const h of candidates) {
+    for (const h of hostCandidates(host, ns, suffix)) {
       const name = outboundClusterKey(h, port);
       if (snap.clusters.has(name)) return name;
     }
