@@ -212,8 +212,10 @@ describe.skipIf(privateSkip !== undefined)('weftd --kubeconfig on a private API 
       'gatewayclasses.gateway.networking.k8s.io',
       'gateways.gateway.networking.k8s.io',
       'gateways.networking.istio.io',
+      'grpcroutes.gateway.networking.k8s.io',
       'httproutes.gateway.networking.k8s.io',
       'peerauthentications.security.istio.io',
+      'referencegrants.gateway.networking.k8s.io',
       'requestauthentications.security.istio.io',
       'serviceentries.networking.istio.io',
       'sidecars.networking.istio.io',
@@ -224,9 +226,9 @@ describe.skipIf(privateSkip !== undefined)('weftd --kubeconfig on a private API 
     await kubectl(api.kubeconfig, ['apply', '-f', '-'], `${serviceEntry(ns)}---\n${virtualService(ns, 'ratings', 'after-crd')}`);
     await eventually('route after-crd at the client', () => routeNames(client, host('ratings')).includes('after-crd'));
     const picked = weftd.logged((l) => l.msg === 'CRD installed; watching its kind');
-    expect(picked.map((l) => l.kind).sort()).toEqual(['AuthorizationPolicy', 'DestinationRule', 'Gateway', 'Gateway', 'GatewayClass', 'HTTPRoute', 'PeerAuthentication', 'RequestAuthentication', 'ServiceEntry', 'Sidecar', 'VirtualService', 'WorkloadEntry']);
+    expect(picked.map((l) => l.kind).sort()).toEqual(['AuthorizationPolicy', 'DestinationRule', 'GRPCRoute', 'Gateway', 'Gateway', 'GatewayClass', 'HTTPRoute', 'PeerAuthentication', 'ReferenceGrant', 'RequestAuthentication', 'ServiceEntry', 'Sidecar', 'VirtualService', 'WorkloadEntry']);
     // Still one "not installed" line per kind.
-    expect(weftd.logged((l) => l.msg === 'CRD not installed; skipping its kind until it is')).toHaveLength(12);
+    expect(weftd.logged((l) => l.msg === 'CRD not installed; skipping its kind until it is')).toHaveLength(14);
   });
 
   it('a kubectl apply of 300 VirtualServices is one batch of store writes and one push', async () => {
