@@ -145,10 +145,11 @@ describe.skipIf(skip !== undefined)('Gateway API conformance (GATEWAY-HTTP, MESH
       const known = parseKnownFailures(readFileSync(join(moduleDir, 'README.md'), 'utf8'));
       const { unlisted, fixed, expected } = compareWithKnown(run, known);
       log(`${expected.length} failures listed in README.md, ${unlisted.length} not listed, ${fixed.length} listed that pass now`);
-      const problems = [
-        ...unlisted.map((t) => `fails and is not in README.md's known failures: ${t.name}: ${t.reason}`),
-        ...fixed.map((k) => `passes now: remove ${k.test} from README.md's known failures`),
-      ];
+      // A listed test that passed is said, not failed: a listed failure may be intermittent (one
+      // clean-clone run passed HTTPRouteObservedGenerationBump, the next failed it). Remove a row
+      // once it passes run after run.
+      for (const k of fixed) log(`passed this run although listed in README.md's known failures: ${k.test} (remove the row once it passes run after run)`);
+      const problems = unlisted.map((t) => `fails and is not in README.md's known failures: ${t.name}: ${t.reason}`);
       expect(problems, problems.join('\n')).toEqual([]);
     },
     (suiteMinutes + 10) * 60_000,
