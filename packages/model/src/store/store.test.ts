@@ -34,6 +34,17 @@ describe('MemoryConfigStore', () => {
     const edited = store.upsert({ ...widget('kube', { x: 2 }), metadata: { name: 'kube', namespace: 'default', resourceVersion: '49000' } })!;
     expect(edited.metadata).toEqual(expect.objectContaining({ resourceVersion: '49000', generation: 2 }));
   });
+  it("keeps a source's own generation: an object first seen after its second edit says generation 2, not 1", () => {
+    const store = new MemoryConfigStore();
+    // created (generation 1) and patched (2) before the watch's batch reached the store: one upsert
+    const seen = store.upsert({ ...widget('route', { x: 2 }), metadata: { name: 'route', namespace: 'default', resourceVersion: '500', generation: 2 } })!;
+    expect(seen.metadata.generation).toBe(2);
+    // a status write: new resourceVersion, same spec and generation
+    store.upsert({ ...widget('route', { x: 2 }), metadata: { name: 'route', namespace: 'default', resourceVersion: '501', generation: 2 } });
+    expect(store.get(gk, 'default', 'route')!.metadata.generation).toBe(2);
+    const edited = store.upsert({ ...widget('route', { x: 3 }), metadata: { name: 'route', namespace: 'default', resourceVersion: '502', generation: 3 } })!;
+    expect(edited.metadata.generation).toBe(3);
+  });
   it('lists by kind and namespace in order', () => {
     const store = new MemoryConfigStore();
     store.upsert(widget('b', {}, 'prod'));

@@ -106,15 +106,20 @@ export class MemoryConfigStore implements ConfigStore {
   upsert(config: Config): Config | undefined {
     const key = keyOf(config);
     const previous = this.#objects.get(key);
-    if (previous && sameContent(previous, config)) {
+    // (A new generation from the source is a change even when what this store keeps of the spec is not.)
+    const sameGeneration = config.metadata.generation === undefined || config.metadata.generation === previous?.metadata.generation;
+    if (previous && sameGeneration && sameContent(previous, config)) {
       // Same content from moved text: keep positions current without announcing a change.
       if (config.source) previous.source = config.source;
       return undefined;
     }
     this.#revision++;
+    // A source with its own versions (the API server's) keeps them, as istiod shows them; others get
+    // the store's. The API server's generation must be kept, not recounted: an object created and
+    // patched before its source's batch reached the store arrives once, already at generation 2, and
+    // a recount would say 1 for good (Gateway API statuses would report observedGeneration 1 for ever).
     const specChanged = !previous || !isDeepStrictEqual(previous.spec, config.spec);
-    const generation = (previous?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
-    // A source with its own versions (the API server's) keeps them, as istiod shows them; others get the store's revision.
+    const generation = config.metadata.generation ?? (previous?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
     const resourceVersion = config.metadata.resourceVersion ?? String(this.#revision);
     const stored: Config = { ...config, metadata: { ...config.metadata, resourceVersion, generation } };
     this.#objects.set(key, stored);
