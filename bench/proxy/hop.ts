@@ -41,7 +41,7 @@ const bins = {
   pipeFloor: here('./pipe-floor.ts'),
   bunFloor: here('./bun-floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', backend: '127.20.0.2', haproxy: '127.20.0.3', haproxy2: '127.20.0.13', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12' };
+const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', proxyBaseline: '127.20.0.14', backend: '127.20.0.2', haproxy: '127.20.0.3', haproxy2: '127.20.0.13', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12' };
 // Bun, for the rows that measure the same code on Bun (issue 14's stack (a)): BENCH_BUN, else the
 // `bun` package of the workspace (a devDependency of bench).
 const bun = [process.env.BENCH_BUN, here('../node_modules/.bin/bun'), here('../../node_modules/.bin/bun')].find(
@@ -314,7 +314,7 @@ async function meshHopIn(dir: string, backendPort: number, direct: { open: Measu
   await writeFile(
     join(dir, 'mesh.yaml'),
     `enableTracing: true
-defaultConfig:
+${process.env.BENCH_PROXY_ACCESS_LOG ? `accessLogFile: /dev/stdout\naccessLogEncoding: JSON\n` : ''}defaultConfig:
   tracing:
     sampling: ${process.env.BENCH_PROXY_SAMPLING ?? 1}
 extensionProviders:
@@ -336,7 +336,7 @@ kind: PeerAuthentication
 metadata: {name: echo, namespace: default}
 spec:
   selector: {matchLabels: {app: echo}}
-  mtls: {mode: STRICT}
+  mtls: {mode: ${process.env.BENCH_PROXY_MESH_MTLS ?? 'STRICT'}}
 `,
   );
   const weftd = start('weftd (mesh)', process.execPath, [bins.weftd, '--config-dir', configDir, '--xds-port', '0', '--ca-port', '0', '--monitoring-port', '0', '--ca-dir', caDir, '--mesh-config', join(dir, 'mesh.yaml')]);
@@ -475,8 +475,13 @@ try {
     ['weft-proxy node:http+undici', process.execPath, ip.proxyCodec, { WEFT_PROXY_HTTP1_CODEC: 'node' }],
   ];
   if (bun) variants.push(['weft-proxy on bun', bun, ip.proxyBun, {}]);
+  // BENCH_PROXY_BASELINE=<another checkout>: its weft-proxy as one more row, "weft-proxy baseline", measured
+  // in the same run and rounds as today's (a regression hunt compares two commits without the machine's
+  // drift between runs). The checkout needs its own node_modules (`cp -al` of this one's works).
+  const baseline = process.env.BENCH_PROXY_BASELINE ? join(process.env.BENCH_PROXY_BASELINE, 'apps/proxy/bin/weft-proxy.js') : undefined;
+  if (baseline) variants.push(['weft-proxy baseline', process.execPath, ip.proxyBaseline, {}]);
   for (const [name, runtime, address, env] of variants) {
-    const proxyArgs = [bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', address, '--pod', `bench-${proxies.length + 1}`, '--namespace', 'default', '--labels', 'app=bench'];
+    const proxyArgs = [name === 'weft-proxy baseline' && baseline ? baseline : bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', address, '--pod', `bench-${proxies.length + 1}`, '--namespace', 'default', '--labels', 'app=bench'];
     proxyArgs.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200');
     const proc = start(name, runtime, [...(runtime === process.execPath ? proxyNodeOptions : []), ...proxyArgs], env);
     if (process.env.BENCH_PROXY_LOG && name === 'weft-proxy') {

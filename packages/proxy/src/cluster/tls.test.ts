@@ -174,3 +174,38 @@ test('a SAN regex is RE2, matched against the whole name; one RE2 refuses is a c
     /^transport socket envoy\.transport_sockets\.tls: common_tls_context\.validation_context\.match_subject_alt_names\[0\]\.safe_regex: regex "spiffe:\/\/\(\?!evil\)\.\+": .*\(RE2 has no lookahead\)$/,
   );
 });
+
+// A full mTLS handshake costs both sides an RSA signature and a chain verification; after a pause
+// the pool opens many connections at once, and those handshakes were the mesh hop's tail. A new
+// connection to the same endpoint resumes the last session (TLS 1.3 ticket): the server sees the
+// same client identity, and the SAN check still runs on the certificate kept in the session.
+test('a new connection to the same endpoint resumes the TLS session, with the same identities on both sides', async () => {
+  const seen: { reused: boolean; peer: string }[] = [];
+  const srv: Server = createHttpsServer({ ...mtlsServerOptions(server), ALPNProtocols: ['istio-peer-exchange', 'istio', 'h2', 'http/1.1'] }, (req, res) => {
+    const socket = req.socket as TLSSocket;
+    seen.push({ reused: socket.isSessionReused(), peer: socket.getPeerCertificate().subjectaltname ?? '' });
+    // one request per connection: the next request dials again
+    res.setHeader('connection', 'close');
+    res.end('ok');
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  cleanups.push(async () => {
+    srv.closeAllConnections();
+    srv.close();
+    await once(srv, 'close');
+  });
+  const port = (srv.address() as AddressInfo).port;
+  const cm = manager();
+  cm.update(pilotSnapshot(yaml(port, { dr: '{mode: ISTIO_MUTUAL}' }), secrets));
+  for (let i = 0; i < 3; i++) {
+    expect(await text(await cm.get(svc)!.request(get(), {}))).toBe('ok');
+    // the ticket arrives just after the handshake: let it land before the next dial
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(seen.map((s) => s.reused)).toEqual([false, true, true]);
+  expect(new Set(seen.map((s) => s.peer))).toEqual(new Set(['URI:spiffe://cluster.local/ns/default/sa/client']));
+  // A server that is not who the mesh says it is is still refused on a connection that would resume.
+  cm.update(pilotSnapshot(yaml(port, { dr: '{mode: ISTIO_MUTUAL}', serviceAccount: 'other' }), secrets));
+  await expect(cm.get(svc)!.request(get(), {})).rejects.toMatchObject({ flag: 'UF', message: expect.stringContaining('match none of the configured subject alt names') });
+});

@@ -12,7 +12,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DownstreamConnection } from '../core/filters.ts';
 import { h2OverTls } from './h2-bridge.ts';
 import { describeConnection } from './dispatch.ts';
-import { verifyClientCertificate } from './tls.ts';
+import { serverTls, verifyClientCertificate } from './tls.ts';
+import type { DownstreamTlsContext__Output } from '@weft/xds';
 
 let server: WorkloadSecret;
 let client: WorkloadSecret;
@@ -123,5 +124,60 @@ describe('h2OverTls', () => {
       req.on('error', reject);
     });
     expect(body).toMatch(/^GET \/hello from /);
+  });
+});
+
+describe('TLS session resumption on a terminated mesh connection', () => {
+  // A sidecar's upstream pool offers the last session's ticket when it dials the same endpoint
+  // again (cluster/transport.ts); the inbound side must take it and still know who the peer is.
+  it('resumes a session under the same client-certificate policy, with the peer identity kept', async () => {
+    const ctx = {
+      common_tls_context: {
+        tls_certificates: [{ certificate_chain: { specifier: 'inline_string', inline_string: server.certChainPem }, private_key: { specifier: 'inline_string', inline_string: server.privateKeyPem } }],
+        validation_context: { trusted_ca: { specifier: 'inline_string', inline_string: server.rootCertPem } },
+        alpn_protocols: ['istio-peer-exchange', 'istio'],
+      },
+      require_client_certificate: { value: true },
+    } as unknown as DownstreamTlsContext__Output;
+    const tls = serverTls(ctx, () => undefined);
+    const seen: { reused: boolean; peer: string }[] = [];
+    const srv: Server = createServer((raw) => {
+      raw.on('error', () => {});
+      const t = new TLSSocket(raw, { isServer: true, secureContext: tls.context, requestCert: tls.requestCert, rejectUnauthorized: tls.rejectUnauthorized, ALPNProtocols: tls.alpn });
+      t.on('error', () => {});
+      t.once('secure', () => {
+        if (!verifyClientCertificate(t, tls.rejectUnauthorized)) return void t.destroy();
+        seen.push({ reused: t.isSessionReused(), peer: t.getPeerCertificate().subjectaltname ?? '' });
+        t.once('data', () => t.end('welcome'));
+      });
+    });
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    closers.push(() => srv.close());
+    const port = (srv.address() as AddressInfo).port;
+    let ticket: Buffer | undefined;
+    const connect = () =>
+      new Promise<string>((resolve) => {
+        const s = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['istio'], cert: client.certChainPem, key: client.privateKeyPem, ...(ticket ? { session: ticket } : {}) });
+        let got = '';
+        s.on('session', (t: Buffer) => {
+          ticket = t;
+        });
+        s.on('data', (d: Buffer) => {
+          got += d.toString();
+        });
+        s.on('error', (e) => resolve(`error:${e.message}`));
+        s.on('close', () => resolve(got));
+        s.on('secureConnect', () => s.write('hello'));
+      });
+    expect(await connect()).toBe('welcome');
+    expect(ticket).toBeDefined();
+    expect(await connect()).toBe('welcome');
+    expect(await connect()).toBe('welcome');
+    expect(seen).toEqual([
+      { reused: false, peer: 'URI:spiffe://cluster.local/ns/default/sa/client' },
+      { reused: true, peer: 'URI:spiffe://cluster.local/ns/default/sa/client' },
+      { reused: true, peer: 'URI:spiffe://cluster.local/ns/default/sa/client' },
+    ]);
   });
 });

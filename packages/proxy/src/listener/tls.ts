@@ -2,6 +2,7 @@
 // MUTUAL mode): certificates inline, from files, or from SDS secrets in the snapshot (gateway
 // credentials `kubernetes://<name>`, which local mode loads from files). Mesh mTLS (the `default`
 // and `ROOTCA` secrets from the agent's SDS) plugs in through `TlsSecretSource` in issue 6.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { DownstreamTlsContext__Output, Secret__Output } from '@weft/xds';
@@ -58,8 +59,9 @@ export function serverTls(ctx: DownstreamTlsContext__Output, secret: TlsSecretSo
     certs.push(s.tls_certificate);
   }
   if (certs.length === 0) throw new Error('the TLS context has no certificate');
+  const chains = certs.map((c, i) => readSource(c.certificate_chain, `certificate ${i}`)!);
   const options: SecureContextOptions = {
-    cert: certs.map((c, i) => readSource(c.certificate_chain, `certificate ${i}`)!),
+    cert: chains,
     key: certs.map((c, i) => readSource(c.private_key, `private key ${i}`)!),
   };
   const params = common?.tls_params;
@@ -80,6 +82,12 @@ export function serverTls(ctx: DownstreamTlsContext__Output, secret: TlsSecretSo
   }
   if (ca) options.ca = ca;
   const requireClient = ctx.require_client_certificate?.value ?? false;
+  // Sessions resume only under the same certificates and the same client verification, as Envoy
+  // derives its session ID context from them. Without one, OpenSSL refuses (internal_error) any
+  // session offered while client certificates are requested: every resumed mesh connection failed.
+  const digest = createHash('sha256');
+  for (const part of [...chains, ca ?? Buffer.alloc(0), Buffer.from(requireClient ? 'require' : 'optional')]) digest.update(part).update('\0');
+  options.sessionIdContext = digest.digest('hex').slice(0, 32);
   return {
     context: createSecureContext(options),
     alpn: common?.alpn_protocols.length ? [...common.alpn_protocols] : ['h2', 'http/1.1'],
