@@ -14,7 +14,13 @@
 // FILE.bench), BENCH_PROXY_HOP=0 (only the mesh hop), BENCH_PROXY_MESH=0 (no mesh hop),
 // BENCH_PROXY_ONLY=REGEX (only the one-hop rows whose name matches), BENCH_PROXY_ROUNDS (1: how many times each
 // one-hop row is measured, rows interleaved, the median shown), BENCH_PROXY_FLOOR_BURN_US (rows for a costlier
-// codec floor), BENCH_PROXY_HAPROXY_NBTHREAD2=1 (a row for HAProxy with nbthread 2), BENCH_BUN (a bun binary).
+// codec floor), BENCH_PROXY_HAPROXY_NBTHREAD2=1 (a row for HAProxy with nbthread 2), BENCH_BUN (a bun binary),
+// BENCH_PROXY_WARMUP (1 s of load before each measured window, every row alike), BENCH_PROXY_BASELINE (another
+// checkout whose weft-proxy becomes the one-hop row "weft-proxy baseline" of the same run),
+// BENCH_PROXY_MESH_MTLS (STRICT: the mesh hop's PeerAuthentication mode), BENCH_PROXY_ACCESS_LOG=1 (the mesh
+// hop's sidecars write Istio's JSON access log to their output, for BENCH_PROXY_LOG), BENCH_PROXY_SAMPLING (1:
+// the mesh hop's tracing percentage). The mesh hop also prints the connections and TLS handshakes each sidecar
+// made during its 1,000 req/s run (its admin /stats).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +34,8 @@ import { installCommand } from '@weft/testing';
 
 const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_PROXY_RATE ?? 1000);
+/** Seconds of load before each measured window (the same for every row). */
+const warmupSeconds = Number(process.env.BENCH_PROXY_WARMUP ?? 1);
 const concurrency = Number(process.env.BENCH_PROXY_CONCURRENCY ?? 32);
 const proxyNodeOptions = (process.env.BENCH_PROXY_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -173,7 +181,7 @@ interface Measurement extends LoadResult {
 let backendPid: number | undefined;
 
 async function measure(target: { url: string; host?: string; pid?: number }, mode: 'open' | 'closed'): Promise<Measurement> {
-  const args = [bins.load, '--url', target.url, '--seconds', String(seconds), '--warmup', '1'];
+  const args = [bins.load, '--url', target.url, '--seconds', String(seconds), '--warmup', String(warmupSeconds)];
   if (target.host) args.push('--host', target.host);
   if (mode === 'open') args.push('--rate', String(rate));
   else args.push('--concurrency', String(concurrency));
@@ -354,19 +362,33 @@ spec:
       p.child.stdout?.pipe(log);
       p.child.stderr?.pipe(log);
     }
+    const admin = p.waitFor((l) => l.msg === 'admin listening', 'admin listening');
     await p.waitFor((l) => l.msg === 'proxy ready', 'proxy ready');
+    adminPorts.set(p, Number((await admin).port));
     return p;
+  };
+  const adminPorts = new Map<Proc, number>();
+  /** Connections a sidecar opened and TLS handshakes it made (its admin /stats, summed over clusters and listeners). */
+  const connectionCounts = async (p: Proc) => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPorts.get(p)}/stats`)).text();
+    const sum = (suffix: string) => text.split('\n').filter((l) => l.split(':')[0]!.endsWith(suffix)).reduce((n, l) => n + Number(l.split(':')[1] ?? 0), 0);
+    return { upstreamCx: sum('.upstream_cx_total'), downstreamCx: sum('.downstream_cx_total'), handshakes: sum('ssl.handshake') };
   };
   const server = await sidecar('server sidecar', ip.server, 'echo', 'app=echo,version=v1', ['--app-address', ip.backend, '--app-ports', `9080=${backendPort}`]);
   const client = await sidecar('client sidecar', ip.client, 'bench', 'app=bench,version=v1', []);
   const idle = { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) };
   const target = { url: `http://${ip.client}:15001/`, host: 'echo:9080' };
   const both = (mode: 'open' | 'closed') => measurePair(target, client, server, mode);
+  const counts0 = { client: await connectionCounts(client), server: await connectionCounts(server) };
   const open = await both('open');
+  const counts1 = { client: await connectionCounts(client), server: await connectionCounts(server) };
   const closed = await both('closed');
   await Promise.all([stop(client), stop(server)]);
+  const delta = (a: Record<string, number>, b: Record<string, number>) => Object.entries(b).map(([k, v]) => `${k} ${v - (a[k] ?? 0)}`).join(', ');
+  const connectionLine = `connections during the 1,000 req/s run (warm-up included): client sidecar ${delta(counts0.client, counts1.client)}; server sidecar ${delta(counts0.server, counts1.server)}`;
   const pair = await haproxyPair(dir, ca, backendPort);
   console.log(`\nmesh hop: client -> client sidecar -> mTLS (STRICT) -> server sidecar -> backend; Istio metrics and metadata exchange on both, tracing sampled at 1% to OTLP (${spans} exports received); idle RSS client ${fmt(idle.client, 0)} MB, server ${fmt(idle.server, 0)} MB`);
+  console.log(connectionLine);
   console.log('beside two HAProxy instances doing mTLS to each other with certificates from the same CA (client -> haproxy -> mTLS -> haproxy -> backend)');
   console.log('  path          load        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req client / server   RSS MB client / server');
   const rows: [string, string, PairMeasurement, Measurement][] = [
@@ -563,7 +585,7 @@ backend echo
   const only = process.env.BENCH_PROXY_ONLY ? new RegExp(process.env.BENCH_PROXY_ONLY) : undefined;
   if (only) targets.splice(0, targets.length, ...targets.filter((t) => only.test(t.name)));
   const direct = { url: `http://${ip.backend}:${backendPort}/` };
-  console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after 1 s warm-up), load generator in its own process; idle RSS ${idleRss}`);
+  console.log(`proxy hop: 1 KB responses over keep-alive, ${seconds} s per measurement (after ${warmupSeconds} s warm-up), load generator in its own process; idle RSS ${idleRss}`);
   console.log(bun ? `Bun: ${bun}` : `Bun rows left out: no bun (npm ci installs it into bench/node_modules; or set BENCH_BUN)`);
   const stacks: Stack[] = targets.map((t) => ({ name: t.name }));
   const all = [{ name: 'direct', ...direct }, ...targets];
