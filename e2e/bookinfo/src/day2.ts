@@ -244,6 +244,15 @@ export function day2Scenarios(driver: () => KubeDriver): void {
         expect(counts.failed, counts.failures.join('\n')).toBe(0);
         expect(counts.byReviews).toEqual({ v2: counts.requests });
       } else {
+        // The native-sidecar loss (below) is confined to the switchover: every failed page was sent
+        // between 1 s before the old pod's last page and 3 s after it. How many pages that is follows the
+        // loop's rate and the machine's load (a clean-clone CI run with another suite beside it: 20 of 520
+        // pages, 1.8 s after the last old page; alone: 2-3 of ~1,000 within 0.3 s), so the share is only a
+        // ceiling against an outage, and the window is what is held.
+        const failedAt = loop.outcomes.filter((o) => pageFailure(o) !== undefined).map((o) => o.at);
+        const outside = failedAt.filter((at) => at < lastOld - 1000 || at > lastOld + 3000);
+        if (failedAt.length > 0) console.log(`  failed pages sent from +${((Math.min(...failedAt) - lastOld) / 1000).toFixed(2)} s to +${((Math.max(...failedAt) - lastOld) / 1000).toFixed(2)} s after the old pod's last page`);
+        expect(outside.map((at) => `+${(at / 1000).toFixed(2)} s`), `failed pages outside the switchover (old pod's last page at +${(lastOld / 1000).toFixed(2)} s)`).toEqual([]);
         expect(counts.failed, counts.failures.join('\n')).toBeLessThan(counts.requests * maxFailedShare);
         expect(counts.byReviews.v2).toBe(counts.requests - counts.failed);
       }
@@ -413,13 +422,13 @@ export function day2Scenarios(driver: () => KubeDriver): void {
   // Native sidecars: each rollout to or of a native-sidecar pod loses 2-3 pages (0.2-0.5%), all
   // within ~300 ms of the moment the new pod is Ready and the old one starts terminating:
   // productpage's two attempts both get 503 after the caller's retries (URX). Classic sidecars
-  // lose none in the same loop. Known and open (issue note); this test holds the rest and keeps
-  // the loss under 2%.
-  it('reviews-v2 moved to native sidecars (sidecar.istio.io/nativeSidecar), then restarted: istio-proxy is a native sidecar, the old pods’ preStop drain hooks succeed, fewer than 2% of pages fail (counts printed)', async () => {
+  // lose none in the same loop. Known and open (issue note); this test holds the rest and holds
+  // the loss to the switchover (within 3 s of the old pod's last page, under 5% of the pages).
+  it('reviews-v2 moved to native sidecars (sidecar.istio.io/nativeSidecar), then restarted: istio-proxy is a native sidecar, the old pods’ preStop drain hooks succeed, pages fail only at the switchover (counts printed)', async () => {
     const toNative = await rolloutDuringLoop(
       'reviews-v2 to a native sidecar',
       () => kubectl('patch', '-n', ns(), 'deployment/reviews-v2', '--type', 'merge', '-p', JSON.stringify({ spec: { template: { metadata: { annotations: { 'sidecar.istio.io/nativeSidecar': 'true' } } } } })),
-      0.02,
+      0.05,
     );
     const pod = JSON.parse(await kubectl('get', 'pod', '-n', ns(), toNative.fresh, '-o', 'json')) as {
       spec: { initContainers: { name: string; restartPolicy?: string; lifecycle?: unknown }[]; containers: { name: string }[] };
@@ -430,7 +439,7 @@ export function day2Scenarios(driver: () => KubeDriver): void {
     ]);
     expect(pod.spec.initContainers[1]!.lifecycle).toEqual({ preStop: { exec: { command: ['weft-proxy', 'drain'] } } });
     expect(pod.spec.containers.map((c) => c.name)).toEqual(['reviews']);
-    const restart = await rolloutDuringLoop('rollout restart of native-sidecar reviews-v2', () => kubectl('rollout', 'restart', '-n', ns(), 'deployment/reviews-v2'), 0.02);
+    const restart = await rolloutDuringLoop('rollout restart of native-sidecar reviews-v2', () => kubectl('rollout', 'restart', '-n', ns(), 'deployment/reviews-v2'), 0.05);
     // the kubelet reports a preStop hook that failed as an event on the pod
     const failedHooks = await kubectl('get', 'events', '-n', ns(), '--field-selector', `involvedObject.name=${restart.old},reason=FailedPreStopHook`, '-o', 'name');
     expect(failedHooks.trim()).toBe('');
