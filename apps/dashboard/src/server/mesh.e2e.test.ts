@@ -143,11 +143,13 @@ describe.skipIf(skipReason)(`the dashboard on a local mesh ${skipReason ? `(skip
         const list = (await get<{ traces: TraceSummary[] }>('/api/traces')).body.traces;
         for (const t of list.filter((x) => x.spans >= 4)) {
           const spans = (await get<{ spans: TraceSpan[] }>(`/api/traces/${t.traceId}`)).body.spans;
-          const names = spans.map((s) => `${s.service} ${s.name}`).join('\n');
-          // Each proxy exports its own spans: the trace is whole once every parent has arrived.
+          // Each proxy exports its own spans: the trace is whole once every parent has arrived and
+          // every service's own spans have (productpage's outbound span names reviews before reviews'
+          // sidecar has exported its side: matching names rather than services raced that export).
           const ids = new Set(spans.map((s) => s.spanId));
           const whole = spans.every((s) => !s.parentSpanId || ids.has(s.parentSpanId));
-          if (whole && /productpage/.test(names) && /details/.test(names) && /reviews/.test(names)) return { t, spans };
+          const services = new Set(spans.map((s) => s.service));
+          if (whole && ['productpage.default', 'details.default', 'reviews.default'].every((svc) => services.has(svc))) return { t, spans };
         }
         await pageViews(1);
         return undefined;
