@@ -492,18 +492,17 @@ try {
   const proxies: { name: string; address: string; proc: Proc }[] = [];
   // HTTP/1.1 on our llhttp codec (the default), and with node:http's server in front of it
   // and undici behind it (WEFT_PROXY_HTTP1_CODEC=node, the stack before the codec), on Node; the default on Bun too.
-  const variants: [string, string, string, Record<string, string>][] = [
-    ['weft-proxy', process.execPath, ip.proxy, {}],
-    ['weft-proxy node:http+undici', process.execPath, ip.proxyCodec, { WEFT_PROXY_HTTP1_CODEC: 'node' }],
+  const variants: [string, string, string, string, Record<string, string>][] = [
+    ['weft-proxy', process.execPath, bins.proxy, ip.proxy, {}],
+    ['weft-proxy node:http+undici', process.execPath, bins.proxy, ip.proxyCodec, { WEFT_PROXY_HTTP1_CODEC: 'node' }],
   ];
-  if (bun) variants.push(['weft-proxy on bun', bun, ip.proxyBun, {}]);
+  if (bun) variants.push(['weft-proxy on bun', bun, bins.proxy, ip.proxyBun, {}]);
   // BENCH_PROXY_BASELINE=<another checkout>: its weft-proxy as one more row, "weft-proxy baseline", measured
   // in the same run and rounds as today's (a regression hunt compares two commits without the machine's
   // drift between runs). The checkout needs its own node_modules (`cp -al` of this one's works).
-  const baseline = process.env.BENCH_PROXY_BASELINE ? join(process.env.BENCH_PROXY_BASELINE, 'apps/proxy/bin/weft-proxy.js') : undefined;
-  if (baseline) variants.push(['weft-proxy baseline', process.execPath, ip.proxyBaseline, {}]);
-  for (const [name, runtime, address, env] of variants) {
-    const proxyArgs = [name === 'weft-proxy baseline' && baseline ? baseline : bins.proxy, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', address, '--pod', `bench-${proxies.length + 1}`, '--namespace', 'default', '--labels', 'app=bench'];
+  if (process.env.BENCH_PROXY_BASELINE) variants.push(['weft-proxy baseline', process.execPath, join(process.env.BENCH_PROXY_BASELINE, 'apps/proxy/bin/weft-proxy.js'), ip.proxyBaseline, {}]);
+  for (const [name, runtime, bin, address, env] of variants) {
+    const proxyArgs = [bin, '--xds-address', `127.0.0.1:${xdsPort}`, '--ip', address, '--pod', `bench-${proxies.length + 1}`, '--namespace', 'default', '--labels', 'app=bench'];
     proxyArgs.push('--mode', 'local', '--admin-port', '0', '--health-port', '0', '--drain-ms', '200');
     const proc = start(name, runtime, [...(runtime === process.execPath ? proxyNodeOptions : []), ...proxyArgs], env);
     if (process.env.BENCH_PROXY_LOG && name === 'weft-proxy') {

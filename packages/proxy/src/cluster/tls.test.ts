@@ -2,6 +2,7 @@
 // CA), SAN verification against the destination's SPIFFE identities, and the connect timeout
 // covering the handshake.
 import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
@@ -37,12 +38,14 @@ function manager(): WeftClusterManager {
   return cm;
 }
 
-/** An mTLS backend as a sidecar's inbound listener is: it requires a mesh client certificate and answers with the client's SPIFFE ID. */
-async function mtlsBackend(): Promise<number> {
-  const srv: Server = createHttpsServer({ ...mtlsServerOptions(server), ALPNProtocols: ['istio-peer-exchange', 'istio', 'h2', 'http/1.1'] }, (req, res) => {
+/** An mTLS backend as a sidecar's inbound listener is: it requires a mesh client certificate and (by default) answers with the client's SPIFFE ID. */
+async function mtlsBackend(
+  handle: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => {
     const peer = (req.socket as TLSSocket).getPeerCertificate();
     res.end(peer.subjectaltname ?? '');
-  });
+  },
+): Promise<number> {
+  const srv: Server = createHttpsServer({ ...mtlsServerOptions(server), ALPNProtocols: ['istio-peer-exchange', 'istio', 'h2', 'http/1.1'] }, handle);
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   cleanups.push(async () => {
@@ -181,21 +184,13 @@ test('a SAN regex is RE2, matched against the whole name; one RE2 refuses is a c
 // same client identity, and the SAN check still runs on the certificate kept in the session.
 test('a new connection to the same endpoint resumes the TLS session, with the same identities on both sides', async () => {
   const seen: { reused: boolean; peer: string }[] = [];
-  const srv: Server = createHttpsServer({ ...mtlsServerOptions(server), ALPNProtocols: ['istio-peer-exchange', 'istio', 'h2', 'http/1.1'] }, (req, res) => {
+  const port = await mtlsBackend((req, res) => {
     const socket = req.socket as TLSSocket;
     seen.push({ reused: socket.isSessionReused(), peer: socket.getPeerCertificate().subjectaltname ?? '' });
     // one request per connection: the next request dials again
     res.setHeader('connection', 'close');
     res.end('ok');
   });
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  cleanups.push(async () => {
-    srv.closeAllConnections();
-    srv.close();
-    await once(srv, 'close');
-  });
-  const port = (srv.address() as AddressInfo).port;
   const cm = manager();
   cm.update(pilotSnapshot(yaml(port, { dr: '{mode: ISTIO_MUTUAL}' }), secrets));
   for (let i = 0; i < 3; i++) {
