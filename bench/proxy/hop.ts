@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataPlaneNodeFlags } from '../../scripts/launch.js';
 import { installCommand } from '@weft/testing';
+import { buildNativeFloor, nativeFloorMissing } from './native-floor.ts';
 
 const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_PROXY_RATE ?? 1000);
@@ -48,6 +49,7 @@ const bins = {
   codecFloor: here('./codec-floor.ts'),
   pipeFloor: here('./pipe-floor.ts'),
   bunFloor: here('./bun-floor.ts'),
+  nativeFloor: here('./native-floor.ts'),
 };
 const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', proxyBaseline: '127.20.0.14', backend: '127.20.0.2', haproxy: '127.20.0.3', haproxy2: '127.20.0.13', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12' };
 // Bun, for the rows that measure the same code on Bun (issue 14's stack (a)): BENCH_BUN, else the
@@ -563,6 +565,13 @@ backend echo
   // costly per request as weft-proxy, to see whether more event loops would lift its saturation).
   const burn = process.env.BENCH_PROXY_FLOOR_BURN_US;
   if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
+  // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript.
+  const nativeMissing = nativeFloorMissing();
+  if (nativeMissing) console.log(`native byte path row skipped: ${nativeMissing}`);
+  else {
+    buildNativeFloor();
+    floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags]);
+  }
   if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['llhttp codec on bun, 2 loops', bun, bins.codecFloor, [], twoLoops], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
   const floors: { name: string; proc: Proc; url: string }[] = [];
   for (const [i, [name, runtime, file, flags, extra = []]] of floorSpecs.entries()) {

@@ -11,6 +11,8 @@ export interface HostPackage {
   commands: readonly string[];
   /** What does not run without it (for the preflight's message). */
   usedBy: string;
+  /** Files it installs that something reads (for a package with no command to look for). */
+  files?: readonly string[];
 }
 
 /** Every Debian package the tests and benches use, in install order. */
@@ -23,6 +25,9 @@ export const hostPackages: readonly HostPackage[] = [
   { name: 'prometheus', commands: ['prometheus', 'promtool'], usedBy: 'e2e/proxy telemetry (Prometheus scrapes the proxies)' },
   { name: 'chromium', commands: ['chromium'], usedBy: 'the e2e/bookinfo screenshot, e2e/dashboard (the dashboard in a browser)' },
   { name: 'haproxy', commands: ['haproxy'], usedBy: 'bench/proxy (its HAProxy rows; `npm run bench`)' },
+  // bench/proxy's native byte path row (native-floor.ts) builds a Node-API addon against Debian's llhttp sources
+  { name: 'gcc', commands: ['gcc'], usedBy: 'bench/proxy (its native byte path row; `npm run bench`)' },
+  { name: 'node-llhttp', commands: [], files: ['/usr/share/llhttp/llhttp.c'], usedBy: 'bench/proxy (its native byte path row; `npm run bench`)' },
   // the kind script cannot run here (no Docker daemon): shellcheck is how it is checked at all
   { name: 'shellcheck', commands: ['shellcheck'], usedBy: 'deploy/kind (shellcheck of scripts/kind-e2e.sh and every other shell script)' },
 ];

@@ -37,6 +37,10 @@ describe('npm test preflight', () => {
   });
 
   it('a package is missing when any command the tests run from it is', () => {
-    expect(missingPackages((c) => c !== 'ss' && c !== 'chromium').map((p) => p.name)).toEqual(['iproute2', 'chromium']);
+    expect(missingPackages((c) => c !== 'ss' && c !== 'chromium', () => true).map((p) => p.name)).toEqual(['iproute2', 'chromium']);
+  });
+
+  it('a package with no command is missing when a file it installs is (node-llhttp: the native bench row builds against its sources)', () => {
+    expect(missingPackages(() => true, (f) => f !== '/usr/share/llhttp/llhttp.c').map((p) => p.name)).toEqual(['node-llhttp']);
   });
 });

@@ -3,7 +3,7 @@
 // the command that would install what is missing. Tests never depend on it having run: each still
 // skips, saying why, when its tool is absent (host.ts).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { findOnPath, type HostPackage, hostPackages, isRoot } from './host.ts';
@@ -11,8 +11,11 @@ import { findOnPath, type HostPackage, hostPackages, isRoot } from './host.ts';
 /** Installed means its commands exist, also in sbin directories a user's $PATH may lack. */
 const installedPath = () => [process.env.PATH ?? '', '/usr/local/sbin', '/usr/sbin', '/sbin'].join(delimiter);
 
-export function missingPackages(isInstalled: (command: string) => boolean = (c) => findOnPath(c, installedPath()) !== undefined): HostPackage[] {
-  return hostPackages.filter((p) => p.commands.some((c) => !isInstalled(c)));
+export function missingPackages(
+  isInstalled: (command: string) => boolean = (c) => findOnPath(c, installedPath()) !== undefined,
+  fileExists: (path: string) => boolean = existsSync,
+): HostPackage[] {
+  return hostPackages.filter((p) => p.commands.some((c) => !isInstalled(c)) || (p.files ?? []).some((f) => !fileExists(f)));
 }
 
 export interface PreflightPlan {

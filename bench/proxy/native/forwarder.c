@@ -1,0 +1,451 @@
+// Issue 14's "native byte path", a prototype for measurement only: an HTTP/1.1 forwarder whose bytes
+// never become JavaScript objects, driven from Node's own event loop, with the per-request decision
+// (which upstream endpoint) still made by a TypeScript function. It answers one question: if the
+// proxy kept its routing in TypeScript and moved reading, parsing and writing into native code, what
+// would a hop cost? (bench/proxy/native-floor.ts loads it; hop.ts measures it beside the other floors.)
+//
+// - Parsing: llhttp, the parser Node's own http module uses, from Debian's node-llhttp sources
+//   (/usr/share/llhttp); both directions, so message boundaries (Content-Length, chunked) are the
+//   parser's, not ours. Request and response bytes are forwarded as received (no header rewriting).
+// - I/O: non-blocking sockets watched with uv_poll on Node's loop (napi_get_uv_event_loop), read(2)
+//   and write(2) straight from and to per-connection buffers.
+// - Decision: for each request head, route(host, path) is called synchronously on the JS thread and
+//   returns an endpoint index (registered with addEndpoint); idle upstream connections are pooled per
+//   endpoint.
+// Built with -fvisibility=hidden -Wl,-Bsymbolic: Node's binary exports its own (newer) llhttp, and without
+// them this library's calls bind to Node's copy, whose structures differ (no callback ever fires).
+// Not a product: no TLS, no HTTP/2, no timeouts, no retries, one request at a time per connection.
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include "llhttp.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+// The few libuv symbols used, declared here (Node exports them; its uv.h is not on every machine).
+// Only `data`, uv_poll_t's first field, is touched; the padding is larger than any libuv 1.x uv_poll_t.
+typedef struct uv_loop_s uv_loop_t;
+typedef struct { void *data; char opaque[504]; } uv_poll_t;
+typedef void (*uv_poll_cb)(uv_poll_t *, int status, int events);
+extern int uv_poll_init(uv_loop_t *, uv_poll_t *, int fd);
+extern int uv_poll_start(uv_poll_t *, int events, uv_poll_cb);
+extern int uv_poll_stop(uv_poll_t *);
+extern void uv_close(void *handle, void (*)(void *));
+enum { UV_READABLE = 1, UV_WRITABLE = 2 };
+
+enum kind { LISTENER, DOWN, UP };
+#define BUF 65536
+
+typedef struct conn conn;
+struct conn {
+  uv_poll_t poll;
+  int fd, kind, events, endpoint;
+  conn *peer;       // DOWN: the upstream carrying its request; UP: the downstream it answers
+  conn *next_idle;  // UP: the endpoint's idle list
+  llhttp_t parser;
+  char *out;        // bytes waiting for this fd to become writable
+  size_t out_len, out_cap;
+  char in[BUF];     // DOWN: bytes read and not yet forwarded (pipelined requests wait here)
+  size_t in_len, parsed, forwarded;
+  int head_done, msg_done, waiting, keep_alive, closing, answered, connecting, no_route;
+  char host[256], path[2048];
+  size_t host_len, path_len;
+  int field_is_host, last_was_value;
+};
+
+typedef struct { struct sockaddr_in addr; conn *idle; } endpoint;
+
+static napi_env g_env;
+static napi_ref g_route;
+static uv_loop_t *g_loop;
+static endpoint g_endpoints[64];
+static int g_endpoint_count;
+static llhttp_settings_t g_request_settings, g_response_settings;
+
+static void on_event(uv_poll_t *h, int status, int events);
+static void down_process(conn *d);
+
+static void set_events(conn *c, int events) {
+  if (c->events == events) return;
+  c->events = events;
+  if (events) uv_poll_start(&c->poll, events, on_event);
+  else uv_poll_stop(&c->poll);
+}
+
+static void free_conn(void *h) {
+  conn *c = (conn *)((uv_poll_t *)h)->data;
+  free(c->out);
+  free(c);
+}
+
+static void close_conn(conn *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  if (c->kind == UP && c->peer == NULL) {  // drop it from its endpoint's idle list
+    conn **p = &g_endpoints[c->endpoint].idle;
+    while (*p && *p != c) p = &(*p)->next_idle;
+    if (*p) *p = c->next_idle;
+  }
+  conn *peer = c->peer;
+  c->peer = NULL;
+  uv_poll_stop(&c->poll);
+  close(c->fd);
+  uv_close(&c->poll, free_conn);
+  if (peer) {
+    peer->peer = NULL;
+    if (c->kind == UP && !peer->answered) {  // nothing of a response sent yet: 502
+      static const char bad[] = "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+      (void)!write(peer->fd, bad, sizeof bad - 1);
+    }
+    close_conn(peer);
+  }
+}
+
+static conn *new_conn(int fd, int kind) {
+  conn *c = calloc(1, sizeof *c);
+  c->fd = fd;
+  c->kind = kind;
+  c->poll.data = c;
+  uv_poll_init(g_loop, &c->poll, fd);
+  return c;
+}
+
+// Writes now what the socket takes; keeps the rest and waits for it to become writable.
+static void send_bytes(conn *c, const char *p, size_t n) {
+  if (c->out_len == 0 && !c->connecting) {
+    while (n > 0) {
+      ssize_t w = write(c->fd, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        close_conn(c);
+        return;
+      }
+      p += w;
+      n -= (size_t)w;
+    }
+    if (n == 0) return;
+  }
+  if (c->out_len + n > c->out_cap) {
+    c->out_cap = (c->out_len + n) * 2;
+    c->out = realloc(c->out, c->out_cap);
+  }
+  memcpy(c->out + c->out_len, p, n);
+  c->out_len += n;
+  set_events(c, c->events | UV_WRITABLE);
+}
+
+static void flush(conn *c) {
+  size_t done = 0;
+  while (done < c->out_len) {
+    ssize_t w = write(c->fd, c->out + done, c->out_len - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      close_conn(c);
+      return;
+    }
+    done += (size_t)w;
+  }
+  memmove(c->out, c->out + done, c->out_len - done);
+  c->out_len -= done;
+  if (c->out_len == 0) set_events(c, c->events & ~UV_WRITABLE);
+}
+
+// ------------------------------------------------------------------ request side
+
+static int req_on_header_field(llhttp_t *p, const char *at, size_t n) {
+  conn *d = p->data;
+  d->field_is_host = n == 4 && strncasecmp(at, "host", 4) == 0;  // fields split across reads: prototype
+  return 0;
+}
+static int req_on_header_value(llhttp_t *p, const char *at, size_t n) {
+  conn *d = p->data;
+  if (d->field_is_host && d->host_len + n < sizeof d->host) memcpy(d->host + d->host_len, at, n), d->host_len += n;
+  return 0;
+}
+static int req_on_url(llhttp_t *p, const char *at, size_t n) {
+  conn *d = p->data;
+  if (d->path_len + n < sizeof d->path) memcpy(d->path + d->path_len, at, n), d->path_len += n;
+  return 0;
+}
+
+// The per-request decision, in JavaScript: route(host, path) -> endpoint index (or -1: 404).
+static int decide(conn *d) {
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  napi_value fn, global, argv[2], result;
+  napi_get_reference_value(g_env, g_route, &fn);
+  napi_get_global(g_env, &global);
+  napi_create_string_latin1(g_env, d->host, d->host_len, &argv[0]);
+  napi_create_string_latin1(g_env, d->path, d->path_len, &argv[1]);
+  int32_t index = -1;
+  if (napi_call_function(g_env, global, fn, 2, argv, &result) == napi_ok) napi_get_value_int32(g_env, result, &index);
+  else {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(g_env, &ignored);
+  }
+  napi_close_handle_scope(g_env, scope);
+  return index;
+}
+
+static conn *upstream_for(int index) {
+  endpoint *e = &g_endpoints[index];
+  if (e->idle) {
+    conn *u = e->idle;
+    e->idle = u->next_idle;
+    u->next_idle = NULL;
+    return u;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&e->addr, sizeof e->addr) < 0 && errno != EINPROGRESS) {
+    close(fd);
+    return NULL;
+  }
+  conn *u = new_conn(fd, UP);
+  u->endpoint = index;
+  u->connecting = 1;
+  llhttp_init(&u->parser, HTTP_RESPONSE, &g_response_settings);
+  u->parser.data = u;
+  return u;
+}
+
+static int req_on_headers_complete(llhttp_t *p) {
+  conn *d = p->data;
+  d->head_done = 1;
+  d->keep_alive = llhttp_should_keep_alive(p);
+  int index = decide(d);
+  conn *u = index < 0 || index >= g_endpoint_count ? NULL : upstream_for(index);
+  if (!u) {
+    d->no_route = 1;
+    return -1;
+  }
+  u->peer = d;
+  d->peer = u;
+  set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
+  return 0;
+}
+static int req_on_message_complete(llhttp_t *p) {
+  ((conn *)p->data)->msg_done = 1;
+  return HPE_PAUSED;
+}
+
+static void down_process(conn *d) {
+  while (!d->waiting && d->parsed < d->in_len && !d->closing) {
+    const char *start = d->in + d->parsed;
+    llhttp_errno_t err = llhttp_execute(&d->parser, start, d->in_len - d->parsed);
+    size_t consumed = err == HPE_OK ? d->in_len - d->parsed : (size_t)(llhttp_get_error_pos(&d->parser) - start);
+    d->parsed += consumed;
+    if (err != HPE_OK && err != HPE_PAUSED) {
+      static const char bad[] = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+      static const char none[] = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+      if (d->no_route) (void)!write(d->fd, none, sizeof none - 1);
+      else (void)!write(d->fd, bad, sizeof bad - 1);
+      close_conn(d);
+      return;
+    }
+    if (d->peer && d->parsed > d->forwarded) {
+      send_bytes(d->peer, d->in + d->forwarded, d->parsed - d->forwarded);
+      d->forwarded = d->parsed;
+    }
+    if (err == HPE_PAUSED) {
+      llhttp_resume(&d->parser);
+      // The request is out; read no more from this client until its response is complete.
+      d->waiting = 1;
+      set_events(d, d->events & ~UV_READABLE);
+    }
+  }
+  if (d->forwarded == d->in_len && d->parsed == d->in_len) d->in_len = d->parsed = d->forwarded = 0;
+  else if (d->forwarded > 0 && d->forwarded == d->parsed) {
+    memmove(d->in, d->in + d->forwarded, d->in_len - d->forwarded);
+    d->in_len -= d->forwarded;
+    d->parsed = d->forwarded = 0;
+  }
+}
+
+// ------------------------------------------------------------------ response side
+
+static int res_on_message_complete(llhttp_t *p) {
+  ((conn *)p->data)->msg_done = 1;
+  return HPE_PAUSED;
+}
+
+static void response_done(conn *u) {
+  conn *d = u->peer;
+  int reuse = llhttp_should_keep_alive(&u->parser);
+  llhttp_resume(&u->parser);
+  u->msg_done = 0;
+  u->peer = NULL;
+  d->peer = NULL;
+  if (reuse) {
+    u->next_idle = g_endpoints[u->endpoint].idle;
+    g_endpoints[u->endpoint].idle = u;
+  } else close_conn(u);
+  if (!d->keep_alive) {
+    close_conn(d);
+    return;
+  }
+  d->waiting = d->head_done = d->msg_done = d->answered = 0;
+  d->host_len = d->path_len = 0;
+  set_events(d, d->events | UV_READABLE);
+  down_process(d);
+}
+
+static void up_readable(conn *u) {
+  char buf[BUF];
+  ssize_t n = read(u->fd, buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    close_conn(u);
+    return;
+  }
+  conn *d = u->peer;
+  if (!d) {  // an idle connection spoke: nothing to answer, so it is closed
+    close_conn(u);
+    return;
+  }
+  llhttp_errno_t err = llhttp_execute(&u->parser, buf, (size_t)n);
+  size_t consumed = err == HPE_OK ? (size_t)n : (size_t)(llhttp_get_error_pos(&u->parser) - buf);
+  if (err != HPE_OK && err != HPE_PAUSED) {
+    close_conn(u);
+    return;
+  }
+  d->answered = 1;
+  send_bytes(d, buf, consumed);
+  if (err == HPE_PAUSED && !d->closing) response_done(u);
+}
+
+// ------------------------------------------------------------------ events
+
+static void down_readable(conn *d) {
+  if (d->in_len == BUF) {  // a head larger than the buffer
+    close_conn(d);
+    return;
+  }
+  ssize_t n = read(d->fd, d->in + d->in_len, BUF - d->in_len);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    close_conn(d);
+    return;
+  }
+  d->in_len += (size_t)n;
+  down_process(d);
+}
+
+static void accept_all(conn *l) {
+  for (;;) {
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    conn *d = new_conn(fd, DOWN);
+    llhttp_init(&d->parser, HTTP_REQUEST, &g_request_settings);
+    d->parser.data = d;
+    set_events(d, UV_READABLE);
+  }
+}
+
+static void on_event(uv_poll_t *h, int status, int events) {
+  conn *c = h->data;
+  if (status < 0) {
+    close_conn(c);
+    return;
+  }
+  if (c->kind == LISTENER) return accept_all(c);
+  if ((events & UV_WRITABLE) && c->connecting) {
+    int error = 0;
+    socklen_t len = sizeof error;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &len);
+    if (error) {
+      close_conn(c);
+      return;
+    }
+    c->connecting = 0;
+  }
+  if ((events & UV_WRITABLE) && !c->closing) flush(c);
+  if ((events & UV_READABLE) && !c->closing) {
+    if (c->kind == DOWN) down_readable(c);
+    else up_readable(c);
+  }
+}
+
+// ------------------------------------------------------------------ JavaScript API
+
+static int parse_address(napi_env env, napi_value host, napi_value port, struct sockaddr_in *addr) {
+  char ip[64];
+  size_t len;
+  int32_t p;
+  napi_get_value_string_latin1(env, host, ip, sizeof ip, &len);
+  napi_get_value_int32(env, port, &p);
+  memset(addr, 0, sizeof *addr);
+  addr->sin_family = AF_INET;
+  addr->sin_port = htons((uint16_t)p);
+  return inet_pton(AF_INET, ip, &addr->sin_addr) == 1 ? 0 : -1;
+}
+
+// addEndpoint(ip, port) -> index
+static napi_value add_endpoint(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (g_endpoint_count == 64 || parse_address(env, argv[0], argv[1], &g_endpoints[g_endpoint_count].addr) < 0) {
+    napi_throw_error(env, NULL, "addEndpoint(ip, port): a dotted IPv4 address and a port; at most 64");
+    return NULL;
+  }
+  napi_create_int32(env, g_endpoint_count++, &result);
+  return result;
+}
+
+// listen(ip, port, route) -> bound port
+static napi_value listen_on(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct sockaddr_in addr;
+  if (parse_address(env, argv[0], argv[1], &addr) < 0) {
+    napi_throw_error(env, NULL, "listen(ip, port, route): a dotted IPv4 address");
+    return NULL;
+  }
+  g_env = env;
+  napi_create_reference(env, argv[2], 1, &g_route);
+  napi_get_uv_event_loop(env, (struct uv_loop_s **)&g_loop);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 511) < 0) {
+    close(fd);
+    napi_throw_error(env, NULL, strerror(errno));
+    return NULL;
+  }
+  socklen_t len = sizeof addr;
+  getsockname(fd, (struct sockaddr *)&addr, &len);
+  conn *l = new_conn(fd, LISTENER);
+  set_events(l, UV_READABLE);
+  napi_create_int32(env, ntohs(addr.sin_port), &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  llhttp_settings_init(&g_request_settings);
+  g_request_settings.on_url = req_on_url;
+  g_request_settings.on_header_field = req_on_header_field;
+  g_request_settings.on_header_value = req_on_header_value;
+  g_request_settings.on_headers_complete = req_on_headers_complete;
+  g_request_settings.on_message_complete = req_on_message_complete;
+  llhttp_settings_init(&g_response_settings);
+  g_response_settings.on_message_complete = res_on_message_complete;
+  napi_value fn;
+  napi_create_function(env, "addEndpoint", NAPI_AUTO_LENGTH, add_endpoint, NULL, &fn);
+  napi_set_named_property(env, exports, "addEndpoint", fn);
+  napi_create_function(env, "listen", NAPI_AUTO_LENGTH, listen_on, NULL, &fn);
+  napi_set_named_property(env, exports, "listen", fn);
+  return exports;
+}
