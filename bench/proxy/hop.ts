@@ -565,12 +565,13 @@ backend echo
   // costly per request as weft-proxy, to see whether more event loops would lift its saturation).
   const burn = process.env.BENCH_PROXY_FLOOR_BURN_US;
   if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
-  // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript.
+  // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript
+  // ("TS decision"), or TypeScript also rewriting both heads and counting responses ("TS heads").
   const nativeMissing = nativeFloorMissing();
   if (nativeMissing) console.log(`native byte path row skipped: ${nativeMissing}`);
   else {
     buildNativeFloor();
-    floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags]);
+    floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags], ['native byte path, TS heads', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--heads']]);
   }
   if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['llhttp codec on bun, 2 loops', bun, bins.codecFloor, [], twoLoops], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
   const floors: { name: string; proc: Proc; url: string }[] = [];

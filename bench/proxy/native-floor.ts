@@ -1,10 +1,15 @@
 // Issue 14's "native byte path" prototype (native/forwarder.c): reading, parsing (llhttp) and writing in
 // C on Node's event loop, the per-request decision in TypeScript. Builds the addon on first use with gcc
 // against Debian's node-llhttp sources and Node-API headers (`apt-get install -y gcc node-llhttp`).
-//   node native-floor.ts --address A --port P --upstream HOST:PORT
+//   node native-floor.ts --address A --port P --upstream HOST:PORT [--heads]
+// --heads: TypeScript also sees and rewrites every request and response head (method, path and the header
+// lines in; the head to send out), drops hop-by-hop headers, adds x-forwarded-proto, x-request-id and
+// Envoy's response headers, and counts responses by code: roughly what weft-proxy's pipeline does with a
+// head, so the row shows what the design would cost with the proxy's per-request work kept in TypeScript.
 // Prints one JSON line {"msg":"listening","port":N} once it listens.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -47,10 +52,11 @@ export function buildNativeFloor(): string {
 interface NativeForwarder {
   addEndpoint(ip: string, port: number): number;
   listen(ip: string, port: number, route: (host: string, path: string) => number): number;
+  listen(ip: string, port: number, route: (method: string, path: string, headers: string[]) => [number, string], respond: (status: number, headers: string[]) => string): number;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' } } });
+  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, heads: { type: 'boolean', default: false } } });
   if (!values.upstream) throw new Error('--upstream HOST:PORT is required');
   const at = values.upstream.lastIndexOf(':');
   const native = createRequire(import.meta.url)(buildNativeFloor()) as NativeForwarder;
@@ -65,7 +71,33 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     for (const r of table) if (path.startsWith(r.prefix)) return r.endpoints[next++ % r.endpoints.length]!;
     return -1;
   };
-  const port = native.listen(values.address, Number(values.port), route);
+  const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade']);
+  const copy = (headers: string[]): [string, string] => {
+    let host = '';
+    let lines = '';
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!.toLowerCase();
+      if (name === 'host') host = headers[i + 1]!;
+      if (!hopByHop.has(name)) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    }
+    return [host, lines];
+  };
+  const responses = new Map<number, number>();
+  const port = values.heads
+    ? native.listen(
+        values.address,
+        Number(values.port),
+        (method, path, headers) => {
+          const [host, lines] = copy(headers);
+          const endpoint = route(host, path);
+          return [endpoint, `${method} ${path} HTTP/1.1\r\n${lines}x-forwarded-proto: http\r\nx-request-id: ${randomUUID()}\r\nx-envoy-expected-rq-timeout-ms: 15000\r\n\r\n`];
+        },
+        (status, headers) => {
+          responses.set(status, (responses.get(status) ?? 0) + 1);
+          return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${copy(headers)[1]}server: envoy\r\nx-envoy-upstream-service-time: 1\r\n\r\n`;
+        },
+      )
+    : native.listen(values.address, Number(values.port), route);
   console.log(JSON.stringify({ msg: 'listening', port }));
   process.on('SIGTERM', () => process.exit(0));
 }

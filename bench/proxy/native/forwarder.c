@@ -43,6 +43,15 @@ enum { UV_READABLE = 1, UV_WRITABLE = 2 };
 enum kind { LISTENER, DOWN, UP };
 #define BUF 65536
 
+// A message's header lines as the parser hands them over (pieces of one name or value can arrive in
+// separate reads): slots alternate name, value.
+typedef struct {
+  char buf[8192];
+  size_t len;
+  int count, open, overflow;
+  uint32_t off[128], n[128];
+} headers;
+
 typedef struct conn conn;
 struct conn {
   uv_poll_t poll;
@@ -58,12 +67,15 @@ struct conn {
   char host[256], path[2048];
   size_t host_len, path_len;
   int field_is_host, last_was_value;
+  headers h;            // heads mode: this message's headers
+  const char *read_at;  // heads mode: the read buffer being parsed, and where this message's head began in it
+  size_t read_len, head_from, skip_to;
 };
 
 typedef struct { struct sockaddr_in addr; conn *idle; } endpoint;
 
 static napi_env g_env;
-static napi_ref g_route;
+static napi_ref g_route, g_respond;  // g_respond set: heads mode (TypeScript rewrites both heads)
 static uv_loop_t *g_loop;
 static endpoint g_endpoints[64];
 static int g_endpoint_count;
@@ -159,6 +171,92 @@ static void flush(conn *c) {
   if (c->out_len == 0) set_events(c, c->events & ~UV_WRITABLE);
 }
 
+
+// ------------------------------------------------------------------ heads mode
+
+static void hdr_piece(headers *h, const char *at, size_t n) {
+  if (!h->open) {
+    if (h->count == 128) {
+      h->overflow = 1;
+      return;
+    }
+    h->off[h->count] = (uint32_t)h->len;
+    h->n[h->count++] = 0;
+    h->open = 1;
+  }
+  if (h->len + n > sizeof h->buf) {
+    h->overflow = 1;
+    return;
+  }
+  memcpy(h->buf + h->len, at, n);
+  h->len += n;
+  h->n[h->count - 1] += (uint32_t)n;
+}
+static int on_field(llhttp_t *p, const char *at, size_t n) {
+  hdr_piece(&((conn *)p->data)->h, at, n);
+  return 0;
+}
+static int on_value(llhttp_t *p, const char *at, size_t n) {
+  hdr_piece(&((conn *)p->data)->h, at, n);
+  return 0;
+}
+static int on_field_complete(llhttp_t *p) {
+  ((conn *)p->data)->h.open = 0;
+  return 0;
+}
+static int on_value_complete(llhttp_t *p) {
+  headers *h = &((conn *)p->data)->h;
+  if (h->count % 2 == 1) hdr_piece(h, "", 0);  // an empty value has no piece
+  h->open = 0;
+  return 0;
+}
+
+static napi_value header_array(headers *h) {
+  napi_value arr, v;
+  napi_create_array_with_length(g_env, (size_t)h->count, &arr);
+  for (int i = 0; i < h->count; i++) {
+    napi_create_string_latin1(g_env, h->buf + h->off[i], h->n[i], &v);
+    napi_set_element(g_env, arr, (uint32_t)i, v);
+  }
+  h->count = 0;
+  h->len = 0;
+  h->open = 0;
+  return arr;
+}
+
+// Calls fn(args) and writes the string it returns (element `at` of an array result when at >= 0) to `to`;
+// returns the number result (element 0), or -1.
+static int call_and_send(napi_ref ref, size_t argc, napi_value *argv, conn *to, int at) {
+  napi_value fn, global, result, head = NULL, first;
+  napi_get_reference_value(g_env, ref, &fn);
+  napi_get_global(g_env, &global);
+  if (napi_call_function(g_env, global, fn, argc, argv, &result) != napi_ok) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(g_env, &ignored);
+    return -1;
+  }
+  int32_t index = 0;
+  if (at >= 0) {
+    napi_get_element(g_env, result, 0, &first);
+    napi_get_value_int32(g_env, first, &index);
+    napi_get_element(g_env, result, (uint32_t)at, &head);
+  } else head = result;
+  if (to) {
+    char buf[16384];
+    size_t len = 0;
+    if (napi_get_value_string_latin1(g_env, head, buf, sizeof buf, &len) != napi_ok) return -1;
+    send_bytes(to, buf, len);
+  }
+  return index;
+}
+
+// The head ends at the first CRLF CRLF after it began (llhttp, strict, accepted nothing else).
+static size_t head_end(conn *c) {
+  const char *start = c->read_at + c->head_from;
+  const char *end = memmem(start, c->read_len - c->head_from, "\r\n\r\n", 4);
+  return end ? (size_t)(end + 4 - c->read_at) : 0;
+}
+
 // ------------------------------------------------------------------ request side
 
 static int req_on_header_field(llhttp_t *p, const char *at, size_t n) {
@@ -219,10 +317,58 @@ static conn *upstream_for(int index) {
   return u;
 }
 
+
+// Heads mode: request(method, path, headers) -> [endpoint, head]; the head replaces the client's.
+static int heads_request(conn *d) {
+  size_t end = head_end(d);
+  if (!end || d->h.overflow) {
+    d->no_route = 1;
+    return -1;
+  }
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  napi_value argv[3];
+  const char *method = llhttp_method_name(llhttp_get_method(&d->parser));
+  napi_create_string_latin1(g_env, method, NAPI_AUTO_LENGTH, &argv[0]);
+  napi_create_string_latin1(g_env, d->path, d->path_len, &argv[1]);
+  argv[2] = header_array(&d->h);
+  // the endpoint first: the upstream connection must exist before the head is written to it
+  napi_value fn, global, result, first, head;
+  napi_get_reference_value(g_env, g_route, &fn);
+  napi_get_global(g_env, &global);
+  int32_t index = -1;
+  conn *u = NULL;
+  if (napi_call_function(g_env, global, fn, 3, argv, &result) == napi_ok) {
+    napi_get_element(g_env, result, 0, &first);
+    napi_get_value_int32(g_env, first, &index);
+    if (index >= 0 && index < g_endpoint_count && (u = upstream_for(index))) {
+      char buf[16384];
+      size_t len = 0;
+      napi_get_element(g_env, result, 1, &head);
+      napi_get_value_string_latin1(g_env, head, buf, sizeof buf, &len);
+      u->peer = d;
+      d->peer = u;
+      set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
+      send_bytes(u, buf, len);
+    }
+  } else {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(g_env, &ignored);
+  }
+  napi_close_handle_scope(g_env, scope);
+  if (!u) {
+    d->no_route = 1;
+    return -1;
+  }
+  d->skip_to = end;  // the client's own head is not forwarded
+  return 0;
+}
+
 static int req_on_headers_complete(llhttp_t *p) {
   conn *d = p->data;
   d->head_done = 1;
   d->keep_alive = llhttp_should_keep_alive(p);
+  if (g_respond) return heads_request(d);
   int index = decide(d);
   conn *u = index < 0 || index >= g_endpoint_count ? NULL : upstream_for(index);
   if (!u) {
@@ -242,6 +388,9 @@ static int req_on_message_complete(llhttp_t *p) {
 static void down_process(conn *d) {
   while (!d->waiting && d->parsed < d->in_len && !d->closing) {
     const char *start = d->in + d->parsed;
+    d->read_at = d->in;
+    d->read_len = d->in_len;
+    d->head_from = d->forwarded;
     llhttp_errno_t err = llhttp_execute(&d->parser, start, d->in_len - d->parsed);
     size_t consumed = err == HPE_OK ? d->in_len - d->parsed : (size_t)(llhttp_get_error_pos(&d->parser) - start);
     d->parsed += consumed;
@@ -252,6 +401,10 @@ static void down_process(conn *d) {
       else (void)!write(d->fd, bad, sizeof bad - 1);
       close_conn(d);
       return;
+    }
+    if (d->skip_to > d->forwarded) {
+      d->forwarded = d->skip_to;
+      d->skip_to = 0;
     }
     if (d->peer && d->parsed > d->forwarded) {
       send_bytes(d->peer, d->in + d->forwarded, d->parsed - d->forwarded);
@@ -273,6 +426,25 @@ static void down_process(conn *d) {
 }
 
 // ------------------------------------------------------------------ response side
+
+// Heads mode: respond(status, headers) -> head; it replaces the upstream's.
+static int res_on_headers_complete(llhttp_t *p) {
+  conn *u = p->data;
+  if (!g_respond || !u->peer) return 0;
+  size_t end = head_end(u);
+  if (!end || u->h.overflow) return -1;  // prototype: a response head split across reads is refused
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  napi_value argv[2];
+  napi_create_int32(g_env, llhttp_get_status_code(p), &argv[0]);
+  argv[1] = header_array(&u->h);
+  u->peer->answered = 1;
+  int ok = call_and_send(g_respond, 2, argv, u->peer, -1) >= 0;
+  napi_close_handle_scope(g_env, scope);
+  if (!ok) return -1;
+  u->skip_to = end;
+  return 0;
+}
 
 static int res_on_message_complete(llhttp_t *p) {
   ((conn *)p->data)->msg_done = 1;
@@ -313,6 +485,10 @@ static void up_readable(conn *u) {
     close_conn(u);
     return;
   }
+  u->read_at = buf;
+  u->read_len = (size_t)n;
+  u->head_from = 0;
+  u->skip_to = 0;
   llhttp_errno_t err = llhttp_execute(&u->parser, buf, (size_t)n);
   size_t consumed = err == HPE_OK ? (size_t)n : (size_t)(llhttp_get_error_pos(&u->parser) - buf);
   if (err != HPE_OK && err != HPE_PAUSED) {
@@ -320,7 +496,7 @@ static void up_readable(conn *u) {
     return;
   }
   d->answered = 1;
-  send_bytes(d, buf, consumed);
+  if (consumed > u->skip_to) send_bytes(d, buf + u->skip_to, consumed - u->skip_to);
   if (err == HPE_PAUSED && !d->closing) response_done(u);
 }
 
@@ -405,10 +581,11 @@ static napi_value add_endpoint(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// listen(ip, port, route) -> bound port
+// listen(ip, port, route[, respond]) -> bound port. With respond: heads mode, route(method, path,
+// headers) -> [endpoint, head] and respond(status, headers) -> head, headers a flat [name, value, ...].
 static napi_value listen_on(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], result;
+  size_t argc = 4;
+  napi_value argv[4], result;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   struct sockaddr_in addr;
   if (parse_address(env, argv[0], argv[1], &addr) < 0) {
@@ -417,6 +594,20 @@ static napi_value listen_on(napi_env env, napi_callback_info info) {
   }
   g_env = env;
   napi_create_reference(env, argv[2], 1, &g_route);
+  napi_valuetype type = napi_undefined;
+  if (argc == 4) napi_typeof(env, argv[3], &type);
+  if (type == napi_function) {
+    napi_create_reference(env, argv[3], 1, &g_respond);
+    g_request_settings.on_header_field = on_field;
+    g_request_settings.on_header_value = on_value;
+    g_request_settings.on_header_field_complete = on_field_complete;
+    g_request_settings.on_header_value_complete = on_value_complete;
+    g_response_settings.on_header_field = on_field;
+    g_response_settings.on_header_value = on_value;
+    g_response_settings.on_header_field_complete = on_field_complete;
+    g_response_settings.on_header_value_complete = on_value_complete;
+    g_response_settings.on_headers_complete = res_on_headers_complete;
+  }
   napi_get_uv_event_loop(env, (struct uv_loop_s **)&g_loop);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
