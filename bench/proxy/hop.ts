@@ -51,7 +51,7 @@ const bins = {
   bunFloor: here('./bun-floor.ts'),
   nativeFloor: here('./native-floor.ts'),
 };
-const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', proxyBaseline: '127.20.0.14', backend: '127.20.0.2', haproxy: '127.20.0.3', haproxy2: '127.20.0.13', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12' };
+const ip = { proxy: '127.20.0.1', proxyBun: '127.20.0.7', proxyCodec: '127.20.0.8', proxyBaseline: '127.20.0.14', backend: '127.20.0.2', haproxy: '127.20.0.3', haproxy2: '127.20.0.13', floor: '127.20.0.4', client: '127.20.0.5', server: '127.20.0.6', collector: '127.20.0.9', hpClient: '127.20.0.11', hpServer: '127.20.0.12', nativeClient: '127.20.0.15', nativeServer: '127.20.0.16' };
 // Bun, for the rows that measure the same code on Bun (issue 14's stack (a)): BENCH_BUN, else the
 // `bun` package of the workspace (a devDependency of bench).
 const bun = [process.env.BENCH_BUN, here('../node_modules/.bin/bun'), here('../../node_modules/.bin/bun')].find(
@@ -388,16 +388,20 @@ spec:
   await Promise.all([stop(client), stop(server)]);
   const delta = (a: Record<string, number>, b: Record<string, number>) => Object.entries(b).map(([k, v]) => `${k} ${v - (a[k] ?? 0)}`).join(', ');
   const connectionLine = `connections during the 1,000 req/s run (warm-up included): client sidecar ${delta(counts0.client, counts1.client)}; server sidecar ${delta(counts0.server, counts1.server)}`;
-  const pair = await haproxyPair(dir, ca, backendPort);
+  const pems = await meshPems(dir, ca);
+  const pair = await haproxyPair(dir, pems, backendPort);
+  const native = await nativePair(pems, backendPort);
   console.log(`\nmesh hop: client -> client sidecar -> mTLS (STRICT) -> server sidecar -> backend; Istio metrics and metadata exchange on both, tracing sampled at 1% to OTLP (${spans} exports received); idle RSS client ${fmt(idle.client, 0)} MB, server ${fmt(idle.server, 0)} MB`);
   console.log(connectionLine);
   console.log('beside two HAProxy instances doing mTLS to each other with certificates from the same CA (client -> haproxy -> mTLS -> haproxy -> backend)');
+  if (native) console.log('and the native byte path prototype as such a pair ("native pair": bytes, llhttp and TLS in C, each head rewritten in TypeScript; no metrics export or tracing)');
   console.log('  path          load        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req client / server   RSS MB client / server');
   const rows: [string, string, PairMeasurement, Measurement][] = [
     ['weft sidecars', `${rate} req/s`, open, direct.open],
     ['weft sidecars', 'max (32 c)', closed, direct.closed],
   ];
   if (pair) rows.push(['haproxy pair', `${rate} req/s`, pair.open, direct.open], ['haproxy pair', 'max (32 c)', pair.closed, direct.closed]);
+  if (native) rows.push(['native pair', `${rate} req/s`, native.open, direct.open], ['native pair', 'max (32 c)', native.closed, direct.closed]);
   for (const [path, name, r, d] of rows) {
     const m = r.m;
     console.log(
@@ -432,21 +436,61 @@ async function measurePair(target: { url: string; host?: string }, client: Proc,
   return { m, cpu: { client: per(before.client, after.client), server: per(before.server, after.server) }, rss: { client: rssMb(client.child.pid!), server: rssMb(server.child.pid!) } };
 }
 
-/**
- * The mesh hop's peer: two HAProxy processes (nbthread 1 each) doing what the two sidecars do for
- * transport, mTLS with certificates from the mesh CA (client certificate required and verified
- * against the root on both sides), without telemetry. Undefined without haproxy.
- */
-async function haproxyPair(dir: string, ca: { issueServingCertificate(o: { uris?: readonly string[] }): Promise<{ certChainPem: string; privateKeyPem: string }> }, backendPort: number) {
-  if (spawnSync('haproxy', ['-v']).status !== 0) return undefined;
-  const rootPath = join(dir, 'ca', 'root-cert.pem');
+/** Builds the native prototype (once); why it could not be built, or undefined. */
+function nativeBuildError(): string | undefined {
+  try {
+    buildNativeFloor();
+    return undefined;
+  } catch (e) {
+    return `its build failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+  }
+}
+
+type MeshCa = { issueServingCertificate(o: { uris?: readonly string[] }): Promise<{ certChainPem: string; privateKeyPem: string }> };
+interface MeshPems {
+  rootPath: string;
+  serverPem: string;
+  clientPem: string;
+}
+
+/** Certificates from the mesh CA for the non-weft pairs (chain and key in one PEM file, HAProxy's `crt`). */
+async function meshPems(dir: string, ca: MeshCa): Promise<MeshPems> {
   const pem = async (name: string, sa: string) => {
     const c = await ca.issueServingCertificate({ uris: [`spiffe://cluster.local/ns/default/sa/${sa}`] });
     const path = join(dir, `${name}.pem`);
     await writeFile(path, `${c.certChainPem}\n${c.privateKeyPem}\n`);
     return path;
   };
-  const [serverPem, clientPem] = [await pem('hp-server', 'echo'), await pem('hp-client', 'bench')];
+  return { rootPath: join(dir, 'ca', 'root-cert.pem'), serverPem: await pem('hp-server', 'echo'), clientPem: await pem('hp-client', 'bench') };
+}
+
+/**
+ * The native byte path prototype as a mesh pair (native-floor.ts --heads with mutual TLS between the two, the
+ * HAProxy pair's certificates): what two sidecars would cost with bytes and TLS in C and each head in TypeScript.
+ */
+async function nativePair(pems: MeshPems, backendPort: number) {
+  if (nativeFloorMissing() ?? nativeBuildError()) return undefined;
+  const tls = ['--heads', '--ca', pems.rootPath];
+  const server = start('native (mTLS server)', process.execPath, [...dataPlaneNodeFlags, bins.nativeFloor, ...tls, '--tls-listen', pems.serverPem, '--address', ip.nativeServer, '--upstream', `${ip.backend}:${backendPort}`]);
+  const serverPort = Number((await server.waitFor((l) => l.msg === 'listening', 'listening')).port);
+  const client = start('native (mTLS client)', process.execPath, [...dataPlaneNodeFlags, bins.nativeFloor, ...tls, '--tls-upstream', pems.clientPem, '--address', ip.nativeClient, '--upstream', `${ip.nativeServer}:${serverPort}`]);
+  const clientPort = Number((await client.waitFor((l) => l.msg === 'listening', 'listening')).port);
+  const target = { url: `http://${ip.nativeClient}:${clientPort}/` };
+  const open = await measurePair(target, client, server, 'open');
+  const closed = await measurePair(target, client, server, 'closed');
+  await Promise.all([stop(client), stop(server)]);
+  if (open.m.errors > 0 || closed.m.errors > 0) console.log(`native pair: ${open.m.errors + closed.m.errors} errors; its output:\n${server.output()}\n${client.output()}`);
+  return { open, closed };
+}
+
+/**
+ * The mesh hop's peer: two HAProxy processes (nbthread 1 each) doing what the two sidecars do for
+ * transport, mTLS with certificates from the mesh CA (client certificate required and verified
+ * against the root on both sides), without telemetry. Undefined without haproxy.
+ */
+async function haproxyPair(dir: string, pems: MeshPems, backendPort: number) {
+  if (spawnSync('haproxy', ['-v']).status !== 0) return undefined;
+  const { rootPath, serverPem, clientPem } = pems;
   const serverPort = await freePort(ip.hpServer);
   const clientPort = await freePort(ip.hpClient);
   const common = 'global\n  nbthread 1\n  maxconn 4000\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n';
@@ -567,10 +611,9 @@ backend echo
   if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
   // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript
   // ("TS decision"), or TypeScript also rewriting both heads and counting responses ("TS heads").
-  const nativeMissing = nativeFloorMissing();
-  if (nativeMissing) console.log(`native byte path row skipped: ${nativeMissing}`);
+  const nativeMissing = nativeFloorMissing() ?? nativeBuildError();
+  if (nativeMissing) console.log(`native byte path rows skipped: ${nativeMissing}`);
   else {
-    buildNativeFloor();
     floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags], ['native byte path, TS heads', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--heads']]);
   }
   if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['llhttp codec on bun, 2 loops', bun, bins.codecFloor, [], twoLoops], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);

@@ -1,7 +1,9 @@
 // Issue 14's "native byte path" prototype (native/forwarder.c): reading, parsing (llhttp) and writing in
 // C on Node's event loop, the per-request decision in TypeScript. Builds the addon on first use with gcc
 // against Debian's node-llhttp sources and Node-API headers (`apt-get install -y gcc node-llhttp`).
-//   node native-floor.ts --address A --port P --upstream HOST:PORT [--heads]
+//   node native-floor.ts --address A --port P --upstream HOST:PORT [--heads] [--ca ROOT.pem [--tls-listen PEM] [--tls-upstream PEM]]
+// --tls-listen / --tls-upstream (with --ca): mutual TLS on accepted / upstream connections (PEM: chain and key in
+// one file, as HAProxy's `crt`), through the OpenSSL Node links: the mesh hop's pair of sidecars.
 // --heads: TypeScript also sees and rewrites every request and response head (method, path and the header
 // lines in; the head to send out), drops hop-by-hop headers, adds x-forwarded-proto, x-request-id and
 // Envoy's response headers, and counts responses by code: roughly what weft-proxy's pipeline does with a
@@ -10,9 +12,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,8 +41,11 @@ function nodeApiHeaders(): string | undefined {
 /** Builds the addon once per source version; returns its path. */
 export function buildNativeFloor(): string {
   const hash = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
-  const out = join(tmpdir(), `weft-native-forwarder-${hash}-${process.getuid?.() ?? 0}.node`);
+  // In the checkout's node_modules/.cache (not a shared /tmp, where another user could plant a library to load).
+  const dir = fileURLToPath(new URL('../../node_modules/.cache/weft-native/', import.meta.url));
+  const out = join(dir, `forwarder-${hash}.node`);
   if (!existsSync(out)) {
+    mkdirSync(dir, { recursive: true });
     const c = ['llhttp.c', 'api.c', 'http.c'].map((f) => join(llhttp, f));
     execFileSync('gcc', ['-O2', '-shared', '-fPIC', '-fvisibility=hidden', '-Wl,-Bsymbolic', `-I${nodeApiHeaders()}`, `-I${llhttpInclude}`, source, ...c, '-o', `${out}.tmp`], { stdio: 'inherit' });
     execFileSync('mv', [`${out}.tmp`, out]);
@@ -51,15 +55,18 @@ export function buildNativeFloor(): string {
 
 interface NativeForwarder {
   addEndpoint(ip: string, port: number): number;
+  tls(side: 'listen' | 'upstream', pem: string, ca: string): void;
   listen(ip: string, port: number, route: (host: string, path: string) => number): number;
   listen(ip: string, port: number, route: (method: string, path: string, headers: string[]) => [number, string], respond: (status: number, headers: string[]) => string): number;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, heads: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, heads: { type: 'boolean', default: false }, ca: { type: 'string' }, 'tls-listen': { type: 'string' }, 'tls-upstream': { type: 'string' } } });
   if (!values.upstream) throw new Error('--upstream HOST:PORT is required');
   const at = values.upstream.lastIndexOf(':');
   const native = createRequire(import.meta.url)(buildNativeFloor()) as NativeForwarder;
+  if (values['tls-listen'] && values.ca) native.tls('listen', values['tls-listen'], values.ca);
+  if (values['tls-upstream'] && values.ca) native.tls('upstream', values['tls-upstream'], values.ca);
   // A route table of the shape weft-proxy compiles (virtual host by authority, then the first route whose
   // path prefix matches, then a round robin over the cluster's endpoints), in TypeScript, per request.
   const endpoints = [native.addEndpoint(values.upstream.slice(0, at), Number(values.upstream.slice(at + 1)))];

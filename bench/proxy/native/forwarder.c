@@ -14,7 +14,8 @@
 //   endpoint.
 // Built with -fvisibility=hidden -Wl,-Bsymbolic: Node's binary exports its own (newer) llhttp, and without
 // them this library's calls bind to Node's copy, whose structures differ (no callback ever fires).
-// Not a product: no TLS, no HTTP/2, no timeouts, no retries, one request at a time per connection.
+// TLS (mutual, both directions, with `tls()`) through the OpenSSL Node links.
+// Not a product: no HTTP/2, no timeouts, no retries, one request at a time per connection.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -40,6 +41,32 @@ extern int uv_poll_stop(uv_poll_t *);
 extern void uv_close(void *handle, void (*)(void *));
 enum { UV_READABLE = 1, UV_WRITABLE = 2 };
 
+
+// TLS (--tls-*): OpenSSL as Node links it (its binary exports the library; declared here, as libuv is).
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_method_st SSL_METHOD;
+extern const SSL_METHOD *TLS_method(void);
+extern SSL_CTX *SSL_CTX_new(const SSL_METHOD *);
+extern int SSL_CTX_use_certificate_chain_file(SSL_CTX *, const char *);
+extern int SSL_CTX_use_PrivateKey_file(SSL_CTX *, const char *, int);
+extern int SSL_CTX_load_verify_locations(SSL_CTX *, const char *, const char *);
+extern void SSL_CTX_set_verify(SSL_CTX *, int, void *);
+extern long SSL_CTX_ctrl(SSL_CTX *, int, long, void *);
+extern int SSL_CTX_set_session_id_context(SSL_CTX *, const unsigned char *, unsigned int);
+extern SSL *SSL_new(SSL_CTX *);
+extern int SSL_set_fd(SSL *, int);
+extern void SSL_set_accept_state(SSL *);
+extern void SSL_set_connect_state(SSL *);
+extern int SSL_read_ex(SSL *, void *, size_t, size_t *);
+extern int SSL_write_ex(SSL *, const void *, size_t, size_t *);
+extern int SSL_get_error(const SSL *, int);
+extern int SSL_pending(const SSL *);
+extern void SSL_free(SSL *);
+enum { SSL_FILETYPE_PEM = 1, SSL_VERIFY_PEER = 1, SSL_VERIFY_FAIL_IF_NO_PEER_CERT = 2, SSL_ERROR_WANT_READ = 2, SSL_ERROR_WANT_WRITE = 3,
+       SSL_ERROR_ZERO_RETURN = 6, SSL_CTRL_MODE = 33, SSL_MODE_ENABLE_PARTIAL_WRITE = 1, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 2 };
+static SSL_CTX *g_server_tls, *g_client_tls;  // TLS on accepted connections / on upstream connections
+
 enum kind { LISTENER, DOWN, UP };
 #define BUF 65536
 
@@ -56,6 +83,7 @@ typedef struct conn conn;
 struct conn {
   uv_poll_t poll;
   int fd, kind, events, endpoint;
+  SSL *ssl;         // NULL: plain TCP
   conn *peer;       // DOWN: the upstream carrying its request; UP: the downstream it answers
   conn *next_idle;  // UP: the endpoint's idle list
   llhttp_t parser;
@@ -83,6 +111,8 @@ static llhttp_settings_t g_request_settings, g_response_settings;
 
 static void on_event(uv_poll_t *h, int status, int events);
 static void down_process(conn *d);
+static void down_readable(conn *d);
+static ssize_t io_write(conn *c, const char *p, size_t n);
 
 static void set_events(conn *c, int events) {
   if (c->events == events) return;
@@ -93,6 +123,7 @@ static void set_events(conn *c, int events) {
 
 static void free_conn(void *h) {
   conn *c = (conn *)((uv_poll_t *)h)->data;
+  if (c->ssl) SSL_free(c->ssl);
   free(c->out);
   free(c);
 }
@@ -114,7 +145,7 @@ static void close_conn(conn *c) {
     peer->peer = NULL;
     if (c->kind == UP && !peer->answered) {  // nothing of a response sent yet: 502
       static const char bad[] = "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-      (void)!write(peer->fd, bad, sizeof bad - 1);
+      (void)io_write(peer, bad, sizeof bad - 1);
     }
     close_conn(peer);
   }
@@ -129,14 +160,42 @@ static conn *new_conn(int fd, int kind) {
   return c;
 }
 
+
+// read(2)/write(2), or their TLS counterparts: > 0 bytes, 0 end of stream, -1 would block, -2 failed.
+static ssize_t io_read(conn *c, char *buf, size_t n) {
+  if (!c->ssl) {
+    ssize_t r = read(c->fd, buf, n);
+    if (r >= 0) return r;
+    return errno == EAGAIN || errno == EINTR ? -1 : -2;
+  }
+  size_t got = 0;
+  int ok = SSL_read_ex(c->ssl, buf, n, &got);
+  if (ok) return (ssize_t)got;
+  int e = SSL_get_error(c->ssl, ok);
+  return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -1 : e == SSL_ERROR_ZERO_RETURN ? 0 : -2;
+}
+static ssize_t io_write(conn *c, const char *p, size_t n) {
+  if (!c->ssl) {
+    for (;;) {
+      ssize_t w = write(c->fd, p, n);
+      if (w >= 0) return w;
+      if (errno != EINTR) return errno == EAGAIN ? -1 : -2;
+    }
+  }
+  size_t put = 0;
+  int ok = SSL_write_ex(c->ssl, p, n, &put);
+  if (ok) return (ssize_t)put;
+  int e = SSL_get_error(c->ssl, ok);
+  return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -1 : -2;
+}
+
 // Writes now what the socket takes; keeps the rest and waits for it to become writable.
 static void send_bytes(conn *c, const char *p, size_t n) {
   if (c->out_len == 0 && !c->connecting) {
     while (n > 0) {
-      ssize_t w = write(c->fd, p, n);
+      ssize_t w = io_write(c, p, n);
+      if (w == -1) break;
       if (w < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         close_conn(c);
         return;
       }
@@ -157,10 +216,9 @@ static void send_bytes(conn *c, const char *p, size_t n) {
 static void flush(conn *c) {
   size_t done = 0;
   while (done < c->out_len) {
-    ssize_t w = write(c->fd, c->out + done, c->out_len - done);
+    ssize_t w = io_write(c, c->out + done, c->out_len - done);
+    if (w == -1) break;
     if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       close_conn(c);
       return;
     }
@@ -312,6 +370,11 @@ static conn *upstream_for(int index) {
   conn *u = new_conn(fd, UP);
   u->endpoint = index;
   u->connecting = 1;
+  if (g_client_tls) {
+    u->ssl = SSL_new(g_client_tls);
+    SSL_set_fd(u->ssl, fd);
+    SSL_set_connect_state(u->ssl);
+  }
   llhttp_init(&u->parser, HTTP_RESPONSE, &g_response_settings);
   u->parser.data = u;
   return u;
@@ -397,8 +460,8 @@ static void down_process(conn *d) {
     if (err != HPE_OK && err != HPE_PAUSED) {
       static const char bad[] = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
       static const char none[] = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-      if (d->no_route) (void)!write(d->fd, none, sizeof none - 1);
-      else (void)!write(d->fd, bad, sizeof bad - 1);
+      if (d->no_route) (void)io_write(d, none, sizeof none - 1);
+      else (void)io_write(d, bad, sizeof bad - 1);
       close_conn(d);
       return;
     }
@@ -470,12 +533,15 @@ static void response_done(conn *u) {
   d->host_len = d->path_len = 0;
   set_events(d, d->events | UV_READABLE);
   down_process(d);
+  if (!d->closing && !d->waiting && d->ssl && SSL_pending(d->ssl) > 0) down_readable(d);
 }
 
 static void up_readable(conn *u) {
   char buf[BUF];
-  ssize_t n = read(u->fd, buf, sizeof buf);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (u->ssl && u->out_len) flush(u);  // a TLS handshake in progress may have been waiting for this read
+  if (u->closing) return;
+  ssize_t n = io_read(u, buf, sizeof buf);
+  if (n == -1) return;
   if (n <= 0) {
     close_conn(u);
     return;
@@ -507,14 +573,20 @@ static void down_readable(conn *d) {
     close_conn(d);
     return;
   }
-  ssize_t n = read(d->fd, d->in + d->in_len, BUF - d->in_len);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  if (n <= 0) {
-    close_conn(d);
-    return;
-  }
-  d->in_len += (size_t)n;
-  down_process(d);
+  if (d->ssl && d->out_len) flush(d);
+  if (d->closing) return;
+  ssize_t n;
+  // TLS: a record larger than the room left stays decrypted inside OpenSSL, where no poll sees it
+  do {
+    n = io_read(d, d->in + d->in_len, BUF - d->in_len);
+    if (n == -1) break;
+    if (n <= 0) {
+      close_conn(d);
+      return;
+    }
+    d->in_len += (size_t)n;
+  } while (d->ssl && SSL_pending(d->ssl) > 0 && d->in_len < BUF);
+  if (d->in_len) down_process(d);
 }
 
 static void accept_all(conn *l) {
@@ -524,6 +596,11 @@ static void accept_all(conn *l) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     conn *d = new_conn(fd, DOWN);
+    if (g_server_tls) {
+      d->ssl = SSL_new(g_server_tls);
+      SSL_set_fd(d->ssl, fd);
+      SSL_set_accept_state(d->ssl);
+    }
     llhttp_init(&d->parser, HTTP_REQUEST, &g_request_settings);
     d->parser.data = d;
     set_events(d, UV_READABLE);
@@ -624,6 +701,39 @@ static napi_value listen_on(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+static SSL_CTX *tls_context(napi_env env, napi_value pem_value, napi_value ca_value, int server) {
+  char pem[1024], ca[1024];
+  size_t len;
+  napi_get_value_string_utf8(env, pem_value, pem, sizeof pem, &len);
+  napi_get_value_string_utf8(env, ca_value, ca, sizeof ca, &len);
+  SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+  if (SSL_CTX_use_certificate_chain_file(ctx, pem) != 1 || SSL_CTX_use_PrivateKey_file(ctx, pem, SSL_FILETYPE_PEM) != 1 || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+    napi_throw_error(env, NULL, "tls: cannot load the certificate, key or CA file");
+    return NULL;
+  }
+  // mutual TLS both ways, as the mesh hop's HAProxy pair (`verify required`)
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
+  SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
+  if (server) SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"weft-native", 11);
+  return ctx;
+}
+
+// tls(side, pemPath, caPath): side "listen" (accepted connections require a client certificate) or
+// "upstream" (connections out present pemPath's certificate and verify the server's against caPath).
+static napi_value tls(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char side[16];
+  size_t len;
+  napi_get_value_string_utf8(env, argv[0], side, sizeof side, &len);
+  SSL_CTX *ctx = tls_context(env, argv[1], argv[2], strcmp(side, "listen") == 0);
+  if (ctx && strcmp(side, "listen") == 0) g_server_tls = ctx;
+  else if (ctx) g_client_tls = ctx;
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   llhttp_settings_init(&g_request_settings);
   g_request_settings.on_url = req_on_url;
@@ -638,5 +748,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "addEndpoint", fn);
   napi_create_function(env, "listen", NAPI_AUTO_LENGTH, listen_on, NULL, &fn);
   napi_set_named_property(env, exports, "listen", fn);
+  napi_create_function(env, "tls", NAPI_AUTO_LENGTH, tls, NULL, &fn);
+  napi_set_named_property(env, exports, "tls", fn);
   return exports;
 }
