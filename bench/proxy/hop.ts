@@ -390,11 +390,12 @@ spec:
   const connectionLine = `connections during the 1,000 req/s run (warm-up included): client sidecar ${delta(counts0.client, counts1.client)}; server sidecar ${delta(counts0.server, counts1.server)}`;
   const pems = await meshPems(dir, ca);
   const pair = await haproxyPair(dir, pems, backendPort);
-  const native = await nativePair(pems, backendPort);
+  const native = await nativePair(pems, backendPort, 'node');
+  const nativeBun = await nativePair(pems, backendPort, 'bun');
   console.log(`\nmesh hop: client -> client sidecar -> mTLS (STRICT) -> server sidecar -> backend; Istio metrics and metadata exchange on both, tracing sampled at 1% to OTLP (${spans} exports received); idle RSS client ${fmt(idle.client, 0)} MB, server ${fmt(idle.server, 0)} MB`);
   console.log(connectionLine);
   console.log('beside two HAProxy instances doing mTLS to each other with certificates from the same CA (client -> haproxy -> mTLS -> haproxy -> backend)');
-  if (native) console.log('and the native byte path prototype as such a pair ("native pair": bytes, llhttp and TLS in C, each head rewritten in TypeScript; no metrics export or tracing)');
+  if (native) console.log('and the native byte path prototype as such a pair ("native pair": bytes, llhttp and TLS in C, each request’s head and plan from TypeScript; no metrics export or tracing; "native (bun)": the same on Bun, connections on their own thread)');
   console.log('  path          load        req/s    errors  p50 ms  p90 ms  p99 ms  +p50    +p90    +p99    CPU s/1k req client / server   RSS MB client / server');
   const rows: [string, string, PairMeasurement, Measurement][] = [
     ['weft sidecars', `${rate} req/s`, open, direct.open],
@@ -402,6 +403,7 @@ spec:
   ];
   if (pair) rows.push(['haproxy pair', `${rate} req/s`, pair.open, direct.open], ['haproxy pair', 'max (32 c)', pair.closed, direct.closed]);
   if (native) rows.push(['native pair', `${rate} req/s`, native.open, direct.open], ['native pair', 'max (32 c)', native.closed, direct.closed]);
+  if (nativeBun) rows.push(['native (bun)', `${rate} req/s`, nativeBun.open, direct.open], ['native (bun)', 'max (32 c)', nativeBun.closed, direct.closed]);
   for (const [path, name, r, d] of rows) {
     const m = r.m;
     console.log(
@@ -468,12 +470,14 @@ async function meshPems(dir: string, ca: MeshCa): Promise<MeshPems> {
  * The native byte path prototype as a mesh pair (native-floor.ts --heads with mutual TLS between the two, the
  * HAProxy pair's certificates): what two sidecars would cost with bytes and TLS in C and each head in TypeScript.
  */
-async function nativePair(pems: MeshPems, backendPort: number) {
+async function nativePair(pems: MeshPems, backendPort: number, runtime: 'node' | 'bun') {
   if (nativeFloorMissing() ?? nativeBuildError()) return undefined;
-  const tls = ['--heads', '--ca', pems.rootPath];
-  const server = start('native (mTLS server)', process.execPath, [...dataPlaneNodeFlags, bins.nativeFloor, ...tls, '--tls-listen', pems.serverPem, '--address', ip.nativeServer, '--upstream', `${ip.backend}:${backendPort}`]);
+  if (runtime === 'bun' && !bun) return undefined;
+  const [command, flags] = runtime === 'bun' ? [bun!, []] : [process.execPath, dataPlaneNodeFlags];
+  const tls = [...flags, bins.nativeFloor, '--plan', '--ca', pems.rootPath, ...(runtime === 'bun' ? ['--thread'] : [])];
+  const server = start('native (mTLS server)', command, [...tls, '--tls-listen', pems.serverPem, '--address', ip.nativeServer, '--upstream', `${ip.backend}:${backendPort}`]);
   const serverPort = Number((await server.waitFor((l) => l.msg === 'listening', 'listening')).port);
-  const client = start('native (mTLS client)', process.execPath, [...dataPlaneNodeFlags, bins.nativeFloor, ...tls, '--tls-upstream', pems.clientPem, '--address', ip.nativeClient, '--upstream', `${ip.nativeServer}:${serverPort}`]);
+  const client = start('native (mTLS client)', command, [...tls, '--tls-upstream', pems.clientPem, '--address', ip.nativeClient, '--upstream', `${ip.nativeServer}:${serverPort}`]);
   const clientPort = Number((await client.waitFor((l) => l.msg === 'listening', 'listening')).port);
   const target = { url: `http://${ip.nativeClient}:${clientPort}/` };
   const open = await measurePair(target, client, server, 'open');
@@ -610,11 +614,16 @@ backend echo
   const burn = process.env.BENCH_PROXY_FLOOR_BURN_US;
   if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
   // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript
-  // ("TS decision"), or TypeScript also rewriting both heads and counting responses ("TS heads").
+  // ("TS decision"), or TypeScript also rewriting both heads and counting responses ("TS heads", two JS calls).
   const nativeMissing = nativeFloorMissing() ?? nativeBuildError();
   if (nativeMissing) console.log(`native byte path rows skipped: ${nativeMissing}`);
   else {
     floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags], ['native byte path, TS heads', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--heads']]);
+    // "TS plan": the request's decision also carries the response's header lines, C rewrites the response head
+    // (one JS call per request); "thread": the connections on a thread of their own, each decision handed to the
+    // JS thread and back, the mode Bun needs (it has no libuv)
+    floorSpecs.push(['native, TS plan', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--plan']], ['native, TS plan, thread', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--plan', '--thread']]);
+    if (bun) floorSpecs.push(['native on bun, TS plan, thread', bun, bins.nativeFloor, [], ['--plan', '--thread']]);
   }
   if (bun) floorSpecs.push(['llhttp codec on bun', bun, bins.codecFloor, []], ['llhttp codec on bun, 2 loops', bun, bins.codecFloor, [], twoLoops], ['Bun.serve+fetch floor', bun, bins.bunFloor, []]);
   const floors: { name: string; proc: Proc; url: string }[] = [];

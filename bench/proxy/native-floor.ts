@@ -1,7 +1,12 @@
 // Issue 14's "native byte path" prototype (native/forwarder.c): reading, parsing (llhttp) and writing in
 // C on Node's event loop, the per-request decision in TypeScript. Builds the addon on first use with gcc
 // against Debian's node-llhttp sources and Node-API headers (`apt-get install -y gcc node-llhttp`).
-//   node native-floor.ts --address A --port P --upstream HOST:PORT [--heads] [--ca ROOT.pem [--tls-listen PEM] [--tls-upstream PEM]]
+//   node native-floor.ts --address A --port P --upstream HOST:PORT [--heads | --plan] [--thread] [--ca ROOT.pem [--tls-listen PEM] [--tls-upstream PEM]]
+// --plan: as --heads on the request side, but the decision also returns the response's header lines (a plan),
+// and C rewrites each response head from it and counts responses by class, which TypeScript reads once a
+// second (as a metrics scrape would): one JS call per request instead of two.
+// --thread: the connections on a thread of their own (epoll), each decision handed to the JS thread and back
+// (a thread-safe function, an eventfd): for Bun, which has no libuv for the default mode's uv_poll.
 // --tls-listen / --tls-upstream (with --ca): mutual TLS on accepted / upstream connections (PEM: chain and key in
 // one file, as HAProxy's `crt`), through the OpenSSL Node links: the mesh hop's pair of sidecars.
 // --heads: TypeScript also sees and rewrites every request and response head (method, path and the header
@@ -47,7 +52,10 @@ export function buildNativeFloor(): string {
   if (!existsSync(out)) {
     mkdirSync(dir, { recursive: true });
     const c = ['llhttp.c', 'api.c', 'http.c'].map((f) => join(llhttp, f));
-    execFileSync('gcc', ['-O2', '-shared', '-fPIC', '-fvisibility=hidden', '-Wl,-Bsymbolic', `-I${nodeApiHeaders()}`, `-I${llhttpInclude}`, source, ...c, '-o', `${out}.tmp`], { stdio: 'inherit' });
+    // Node exports the OpenSSL it links and the addon's TLS calls bind to it; on a runtime that does not
+    // (Bun), they bind to Debian's libssl3 instead.
+    const libssl = ['/usr/lib/x86_64-linux-gnu/libssl.so.3', '/usr/lib/aarch64-linux-gnu/libssl.so.3'].filter((f) => existsSync(f));
+    execFileSync('gcc', ['-O2', '-shared', '-fPIC', '-fvisibility=hidden', '-Wl,-Bsymbolic', `-I${nodeApiHeaders()}`, `-I${llhttpInclude}`, source, ...c, ...libssl, '-lpthread', '-o', `${out}.tmp`], { stdio: 'inherit' });
     execFileSync('mv', [`${out}.tmp`, out]);
   }
   return out;
@@ -57,11 +65,14 @@ interface NativeForwarder {
   addEndpoint(ip: string, port: number): number;
   tls(side: 'listen' | 'upstream', pem: string, ca: string): void;
   listen(ip: string, port: number, route: (host: string, path: string) => number): number;
-  listen(ip: string, port: number, route: (method: string, path: string, headers: string[]) => [number, string], respond: (status: number, headers: string[]) => string): number;
+  listen(ip: string, port: number, route: (method: string, path: string, headers: string[]) => [number, string], respond: (status: number, headers: string[]) => string, thread?: boolean): number;
+  listen(ip: string, port: number, route: (host: string, path: string) => number, respond: undefined, thread: boolean): number;
+  listen(ip: string, port: number, route: (method: string, path: string, headers: string[]) => [number, string, string], plan: 'plan', thread: boolean): number;
+  stats(): number[];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, heads: { type: 'boolean', default: false }, ca: { type: 'string' }, 'tls-listen': { type: 'string' }, 'tls-upstream': { type: 'string' } } });
+  const { values } = parseArgs({ options: { address: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' }, upstream: { type: 'string' }, heads: { type: 'boolean', default: false }, ca: { type: 'string' }, 'tls-listen': { type: 'string' }, 'tls-upstream': { type: 'string' }, thread: { type: 'boolean', default: false }, plan: { type: 'boolean', default: false } } });
   if (!values.upstream) throw new Error('--upstream HOST:PORT is required');
   const at = values.upstream.lastIndexOf(':');
   const native = createRequire(import.meta.url)(buildNativeFloor()) as NativeForwarder;
@@ -90,21 +101,29 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     return [host, lines];
   };
   const responses = new Map<number, number>();
-  const port = values.heads
+  const requestHead = (method: string, path: string, headers: string[]): [number, string] => {
+    const [host, lines] = copy(headers);
+    return [route(host, path), `${method} ${path} HTTP/1.1\r\n${lines}x-forwarded-proto: http\r\nx-request-id: ${randomUUID()}\r\nx-envoy-expected-rq-timeout-ms: 15000\r\n\r\n`];
+  };
+  if (values.plan) {
+    setInterval(() => {
+      for (const [i, n] of native.stats().entries()) responses.set(i * 100, n);
+    }, 1000);
+  }
+  const port = values.plan
+    ? native.listen(values.address, Number(values.port), (method, path, headers) => [...requestHead(method, path, headers), 'server: envoy\r\nx-envoy-upstream-service-time: 1\r\n'], 'plan', values.thread)
+    : values.heads
     ? native.listen(
         values.address,
         Number(values.port),
-        (method, path, headers) => {
-          const [host, lines] = copy(headers);
-          const endpoint = route(host, path);
-          return [endpoint, `${method} ${path} HTTP/1.1\r\n${lines}x-forwarded-proto: http\r\nx-request-id: ${randomUUID()}\r\nx-envoy-expected-rq-timeout-ms: 15000\r\n\r\n`];
-        },
+        requestHead,
         (status, headers) => {
           responses.set(status, (responses.get(status) ?? 0) + 1);
           return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${copy(headers)[1]}server: envoy\r\nx-envoy-upstream-service-time: 1\r\n\r\n`;
         },
+        values.thread,
       )
-    : native.listen(values.address, Number(values.port), route);
+    : native.listen(values.address, Number(values.port), route, undefined, values.thread);
   console.log(JSON.stringify({ msg: 'listening', port }));
   process.on('SIGTERM', () => process.exit(0));
 }

@@ -25,8 +25,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -98,18 +103,54 @@ struct conn {
   headers h;            // heads mode: this message's headers
   const char *read_at;  // heads mode: the read buffer being parsed, and where this message's head began in it
   size_t read_len, head_from, skip_to;
+  int registered, job_pending, resumed;  // thread mode: on the epoll set; a decision outstanding; parse once more
+  char *plan;       // plan mode (DOWN): the response header lines its request's decision returned
+  size_t plan_len;
+  char *rest;                             // thread mode: response bytes read after a head awaiting its decision
+  size_t rest_len;
 };
 
 typedef struct { struct sockaddr_in addr; conn *idle; } endpoint;
 
 static napi_env g_env;
 static napi_ref g_route, g_respond;  // g_respond set: heads mode (TypeScript rewrites both heads)
+// Heads (request side): with respond, or in plan mode (listen(..., 'plan')), where route returns
+// [endpoint, head, response header lines] and C rewrites each response head from that plan (hop-by-hop
+// headers dropped, the plan's lines added) and counts responses by class (stats()), with no JS call.
+static int g_heads, g_plan;
+static uint64_t g_status_classes[6];
 static uv_loop_t *g_loop;
 static endpoint g_endpoints[64];
 static int g_endpoint_count;
 static llhttp_settings_t g_request_settings, g_response_settings;
 
+// Thread mode (listen(..., {thread: true})): for a runtime without libuv (Bun), the connections live on
+// a thread of their own with its own epoll set, and each decision is a job handed to the JS thread
+// through a thread-safe function; its answer comes back through a queue and an eventfd.
+typedef struct job {
+  conn *c;
+  int response, status;
+  char method[16], path[2048];
+  size_t path_len;
+  char host[256];
+  size_t host_len;
+  headers h;
+  int32_t endpoint;
+  char *head, *plan;
+  size_t head_len, plan_len;
+  struct job *next;
+} job;
+static int g_threaded, g_epoll = -1, g_wake = -1;
+static napi_threadsafe_function g_tsfn;
+static pthread_mutex_t g_done_lock = PTHREAD_MUTEX_INITIALIZER;
+static job *g_done;
+static conn *g_dead;  // thread mode: closed during this epoll batch, freed after it
+
 static void on_event(uv_poll_t *h, int status, int events);
+static void send_bytes(conn *c, const char *p, size_t n);
+static conn *upstream_for(int index);
+static size_t head_end(conn *c);
+static napi_value header_array(headers *h);
 static void down_process(conn *d);
 static void down_readable(conn *d);
 static ssize_t io_write(conn *c, const char *p, size_t n);
@@ -117,6 +158,12 @@ static ssize_t io_write(conn *c, const char *p, size_t n);
 static void set_events(conn *c, int events) {
   if (c->events == events) return;
   c->events = events;
+  if (g_threaded) {
+    struct epoll_event ev = { .events = (events & UV_READABLE ? EPOLLIN : 0) | (events & UV_WRITABLE ? EPOLLOUT : 0), .data.ptr = c };
+    epoll_ctl(g_epoll, c->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+    c->registered = 1;
+    return;
+  }
   if (events) uv_poll_start(&c->poll, events, on_event);
   else uv_poll_stop(&c->poll);
 }
@@ -125,6 +172,8 @@ static void free_conn(void *h) {
   conn *c = (conn *)((uv_poll_t *)h)->data;
   if (c->ssl) SSL_free(c->ssl);
   free(c->out);
+  free(c->rest);
+  free(c->plan);
   free(c);
 }
 
@@ -138,9 +187,18 @@ static void close_conn(conn *c) {
   }
   conn *peer = c->peer;
   c->peer = NULL;
-  uv_poll_stop(&c->poll);
-  close(c->fd);
-  uv_close(&c->poll, free_conn);
+  if (g_threaded) {
+    epoll_ctl(g_epoll, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (!c->job_pending) {  // else when its job comes back
+      c->next_idle = g_dead;
+      g_dead = c;
+    }
+  } else {
+    uv_poll_stop(&c->poll);
+    close(c->fd);
+    uv_close(&c->poll, free_conn);
+  }
   if (peer) {
     peer->peer = NULL;
     if (c->kind == UP && !peer->answered) {  // nothing of a response sent yet: 502
@@ -156,7 +214,7 @@ static conn *new_conn(int fd, int kind) {
   c->fd = fd;
   c->kind = kind;
   c->poll.data = c;
-  uv_poll_init(g_loop, &c->poll, fd);
+  if (!g_threaded) uv_poll_init(g_loop, &c->poll, fd);
   return c;
 }
 
@@ -315,6 +373,188 @@ static size_t head_end(conn *c) {
   return end ? (size_t)(end + 4 - c->read_at) : 0;
 }
 
+
+// ------------------------------------------------------------------ thread mode: decisions as jobs
+
+static void post(conn *c, job *j) {
+  j->c = c;
+  c->job_pending = 1;
+  napi_call_threadsafe_function(g_tsfn, j, napi_tsfn_nonblocking);
+}
+
+static int post_request(conn *d) {
+  if (d->h.overflow) {
+    d->no_route = 1;
+    return -1;
+  }
+  job *j = calloc(1, sizeof *j);
+  snprintf(j->method, sizeof j->method, "%s", llhttp_method_name(llhttp_get_method(&d->parser)));
+  memcpy(j->path, d->path, d->path_len);
+  j->path_len = d->path_len;
+  memcpy(j->host, d->host, d->host_len);
+  j->host_len = d->host_len;
+  if (g_heads) {
+    size_t end = head_end(d);
+    if (!end) {  // cannot happen: llhttp accepted the head, so its CRLF CRLF is in the buffer
+      free(j);
+      d->no_route = 1;
+      return -1;
+    }
+    d->skip_to = end;
+    j->h = d->h;
+    d->h.count = 0;
+    d->h.len = 0;
+    d->h.open = 0;
+  }
+  post(d, j);
+  return HPE_PAUSED;
+}
+
+static char *copy_string(napi_env env, napi_value v, size_t *len) {
+  *len = 0;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, len) != napi_ok) return NULL;
+  char *out = malloc(*len + 1);
+  napi_get_value_string_latin1(env, v, out, *len + 1, len);
+  return out;
+}
+
+// On the JS thread: the decision, then the job back to the connections' thread.
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  job *j = data;
+  j->endpoint = -1;
+  if (env) {
+    napi_value fn, global, result, v, argv[3];
+    napi_get_global(env, &global);
+    napi_get_reference_value(env, j->response ? g_respond : g_route, &fn);
+    size_t argc;
+    if (j->response) {
+      napi_create_int32(env, j->status, &argv[0]);
+      argv[1] = header_array(&j->h);
+      argc = 2;
+    } else if (g_heads) {
+      napi_create_string_latin1(env, j->method, NAPI_AUTO_LENGTH, &argv[0]);
+      napi_create_string_latin1(env, j->path, j->path_len, &argv[1]);
+      argv[2] = header_array(&j->h);
+      argc = 3;
+    } else {
+      napi_create_string_latin1(env, j->host, j->host_len, &argv[0]);
+      napi_create_string_latin1(env, j->path, j->path_len, &argv[1]);
+      argc = 2;
+    }
+    if (napi_call_function(env, global, fn, argc, argv, &result) != napi_ok) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    } else if (j->response) {
+      j->head = copy_string(env, result, &j->head_len);
+      j->endpoint = j->head ? 0 : -1;
+    } else if (g_heads) {
+      napi_get_element(env, result, 0, &v);
+      napi_get_value_int32(env, v, &j->endpoint);
+      napi_get_element(env, result, 1, &v);
+      j->head = copy_string(env, v, &j->head_len);
+      if (g_plan) {
+        napi_get_element(env, result, 2, &v);
+        j->plan = copy_string(env, v, &j->plan_len);
+      }
+    } else napi_get_value_int32(env, result, &j->endpoint);
+  }
+  pthread_mutex_lock(&g_done_lock);
+  j->next = g_done;
+  g_done = j;
+  pthread_mutex_unlock(&g_done_lock);
+  uint64_t one = 1;
+  (void)!write(g_wake, &one, sizeof one);
+}
+
+static void parse_response(conn *u, char *buf, size_t n);
+
+static void apply(job *j) {
+  conn *c = j->c;
+  c->job_pending = 0;
+  if (c->closing) {
+    c->next_idle = g_dead;
+    g_dead = c;
+    return;
+  }
+  if (j->response) {
+    conn *d = c->peer;
+    if (!d || j->endpoint < 0) {
+      close_conn(c);
+      return;
+    }
+    d->answered = 1;
+    send_bytes(d, j->head, j->head_len);
+    if (c->closing) return;
+    llhttp_resume(&c->parser);
+    set_events(c, c->events | UV_READABLE);
+    char *rest = c->rest;
+    size_t len = c->rest_len;
+    c->rest = NULL;
+    c->rest_len = 0;
+    parse_response(c, rest ? rest : "", len);
+    free(rest);
+    return;
+  }
+  conn *u = j->endpoint >= 0 && j->endpoint < g_endpoint_count ? upstream_for(j->endpoint) : NULL;
+  if (!u) {
+    static const char none[] = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    (void)io_write(c, none, sizeof none - 1);
+    close_conn(c);
+    return;
+  }
+  u->peer = c;
+  c->peer = u;
+  set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
+  if (j->head) send_bytes(u, j->head, j->head_len);
+  free(c->plan);
+  c->plan = j->plan;
+  c->plan_len = j->plan_len;
+  j->plan = NULL;
+  llhttp_resume(&c->parser);
+  c->resumed = 1;  // parse on, even with no byte left: a request without a body completes now
+  down_process(c);
+}
+
+static void *connections_thread(void *arg) {
+  (void)arg;
+  struct epoll_event events[256];
+  for (;;) {
+    int n = epoll_wait(g_epoll, events, 256, -1);
+    for (int i = 0; i < n; i++) {
+      conn *c = events[i].data.ptr;
+      if (!c) {  // jobs are back
+        uint64_t count;
+        (void)!read(g_wake, &count, sizeof count);
+        pthread_mutex_lock(&g_done_lock);
+        job *list = g_done;
+        g_done = NULL;
+        pthread_mutex_unlock(&g_done_lock);
+        while (list) {
+          job *next = list->next;
+          apply(list);
+          free(list->head);
+          free(list->plan);
+          free(list);
+          list = next;
+        }
+        continue;
+      }
+      if (c->closing) continue;
+      uint32_t e = events[i].events;
+      int ev = (e & (EPOLLIN | EPOLLHUP | EPOLLERR) ? UV_READABLE : 0) | (e & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? UV_WRITABLE : 0);
+      on_event(&c->poll, 0, ev & (c->events | (e & (EPOLLHUP | EPOLLERR) ? UV_READABLE : 0)));
+    }
+    while (g_dead) {
+      conn *c = g_dead;
+      g_dead = c->next_idle;
+      free_conn(&c->poll);
+    }
+  }
+  return NULL;
+}
+
 // ------------------------------------------------------------------ request side
 
 static int req_on_header_field(llhttp_t *p, const char *at, size_t n) {
@@ -413,6 +653,11 @@ static int heads_request(conn *d) {
       d->peer = u;
       set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
       send_bytes(u, buf, len);
+      if (g_plan) {
+        free(d->plan);
+        napi_get_element(g_env, result, 2, &head);
+        d->plan = copy_string(g_env, head, &d->plan_len);
+      }
     }
   } else {
     napi_value ignored;
@@ -431,7 +676,8 @@ static int req_on_headers_complete(llhttp_t *p) {
   conn *d = p->data;
   d->head_done = 1;
   d->keep_alive = llhttp_should_keep_alive(p);
-  if (g_respond) return heads_request(d);
+  if (g_threaded) return post_request(d);
+  if (g_heads) return heads_request(d);
   int index = decide(d);
   conn *u = index < 0 || index >= g_endpoint_count ? NULL : upstream_for(index);
   if (!u) {
@@ -449,7 +695,8 @@ static int req_on_message_complete(llhttp_t *p) {
 }
 
 static void down_process(conn *d) {
-  while (!d->waiting && d->parsed < d->in_len && !d->closing) {
+  while (!d->waiting && !d->job_pending && (d->parsed < d->in_len || d->resumed) && !d->closing) {
+    d->resumed = 0;
     const char *start = d->in + d->parsed;
     d->read_at = d->in;
     d->read_len = d->in_len;
@@ -473,6 +720,7 @@ static void down_process(conn *d) {
       send_bytes(d->peer, d->in + d->forwarded, d->parsed - d->forwarded);
       d->forwarded = d->parsed;
     }
+    if (err == HPE_PAUSED && d->job_pending) break;  // thread mode: at a head, until its decision
     if (err == HPE_PAUSED) {
       llhttp_resume(&d->parser);
       // The request is out; read no more from this client until its response is complete.
@@ -490,10 +738,75 @@ static void down_process(conn *d) {
 
 // ------------------------------------------------------------------ response side
 
+
+// Plan mode: the response head rebuilt in C from its status line, its headers minus hop-by-hop ones and
+// the lines its request's decision returned; its class counted.
+static int plan_response(conn *u) {
+  conn *d = u->peer;
+  size_t end = head_end(u);
+  headers *h = &u->h;
+  if (!end || h->overflow) return -1;  // prototype: a response head split across reads is refused
+  const char *status_end = memmem(u->read_at + u->head_from, end - u->head_from, "\r\n", 2);
+  char buf[16384];
+  size_t len = (size_t)(status_end + 2 - (u->read_at + u->head_from));
+  if (len > sizeof buf) return -1;
+  memcpy(buf, u->read_at + u->head_from, len);
+  static const char *hop[] = { "connection", "keep-alive", "proxy-connection", "te", "upgrade" };
+  for (int i = 0; i + 1 < h->count; i += 2) {
+    const char *name = h->buf + h->off[i];
+    size_t nlen = h->n[i], vlen = h->n[i + 1];
+    int skip = 0;
+    for (size_t k = 0; k < sizeof hop / sizeof *hop; k++) skip |= strlen(hop[k]) == nlen && strncasecmp(hop[k], name, nlen) == 0;
+    if (skip) continue;
+    if (len + nlen + vlen + 4 > sizeof buf) return -1;
+    memcpy(buf + len, name, nlen), len += nlen;
+    buf[len++] = ':', buf[len++] = ' ';
+    memcpy(buf + len, h->buf + h->off[i + 1], vlen), len += vlen;
+    buf[len++] = '\r', buf[len++] = '\n';
+  }
+  h->count = 0;
+  h->len = 0;
+  h->open = 0;
+  if (len + d->plan_len + 2 > sizeof buf) return -1;
+  memcpy(buf + len, d->plan, d->plan_len), len += d->plan_len;
+  buf[len++] = '\r', buf[len++] = '\n';
+  int status = llhttp_get_status_code(&u->parser);
+  __atomic_fetch_add(&g_status_classes[status / 100 < 6 ? status / 100 : 0], 1, __ATOMIC_RELAXED);
+  d->answered = 1;
+  send_bytes(d, buf, len);
+  u->skip_to = end;
+  return 0;
+}
+
+// stats() -> [other, 1xx, 2xx, 3xx, 4xx, 5xx] responses so far (plan mode)
+static napi_value stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value arr, v;
+  napi_create_array_with_length(env, 6, &arr);
+  for (uint32_t i = 0; i < 6; i++) {
+    napi_create_double(env, (double)__atomic_load_n(&g_status_classes[i], __ATOMIC_RELAXED), &v);
+    napi_set_element(env, arr, i, v);
+  }
+  return arr;
+}
+
 // Heads mode: respond(status, headers) -> head; it replaces the upstream's.
 static int res_on_headers_complete(llhttp_t *p) {
   conn *u = p->data;
+  if (g_plan && u->peer) return plan_response(u);
   if (!g_respond || !u->peer) return 0;
+  if (g_threaded) {
+    if (u->h.overflow) return -1;
+    job *j = calloc(1, sizeof *j);
+    j->response = 1;
+    j->status = llhttp_get_status_code(p);
+    j->h = u->h;
+    u->h.count = 0;
+    u->h.len = 0;
+    u->h.open = 0;
+    post(u, j);
+    return HPE_PAUSED;
+  }
   size_t end = head_end(u);
   if (!end || u->h.overflow) return -1;  // prototype: a response head split across reads is refused
   napi_handle_scope scope;
@@ -551,14 +864,26 @@ static void up_readable(conn *u) {
     close_conn(u);
     return;
   }
+  parse_response(u, buf, (size_t)n);
+}
+
+static void parse_response(conn *u, char *buf, size_t n) {
+  conn *d = u->peer;
   u->read_at = buf;
-  u->read_len = (size_t)n;
+  u->read_len = n;
   u->head_from = 0;
   u->skip_to = 0;
-  llhttp_errno_t err = llhttp_execute(&u->parser, buf, (size_t)n);
-  size_t consumed = err == HPE_OK ? (size_t)n : (size_t)(llhttp_get_error_pos(&u->parser) - buf);
+  llhttp_errno_t err = llhttp_execute(&u->parser, buf, n);
+  size_t consumed = err == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&u->parser) - buf);
   if (err != HPE_OK && err != HPE_PAUSED) {
     close_conn(u);
+    return;
+  }
+  if (u->job_pending) {  // thread mode: paused at the head; what follows waits for its decision
+    u->rest = malloc(n - consumed + 1);
+    memcpy(u->rest, buf + consumed, n - consumed);
+    u->rest_len = n - consumed;
+    set_events(u, u->events & ~UV_READABLE);
     return;
   }
   d->answered = 1;
@@ -660,9 +985,11 @@ static napi_value add_endpoint(napi_env env, napi_callback_info info) {
 
 // listen(ip, port, route[, respond]) -> bound port. With respond: heads mode, route(method, path,
 // headers) -> [endpoint, head] and respond(status, headers) -> head, headers a flat [name, value, ...].
+// listen(ip, port, route, 'plan'[, thread]): plan mode (see g_plan).
+// listen(ip, port, route, respond, true): thread mode (see above).
 static napi_value listen_on(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], result;
+  size_t argc = 5;
+  napi_value argv[5], result;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   struct sockaddr_in addr;
   if (parse_address(env, argv[0], argv[1], &addr) < 0) {
@@ -672,9 +999,12 @@ static napi_value listen_on(napi_env env, napi_callback_info info) {
   g_env = env;
   napi_create_reference(env, argv[2], 1, &g_route);
   napi_valuetype type = napi_undefined;
-  if (argc == 4) napi_typeof(env, argv[3], &type);
-  if (type == napi_function) {
-    napi_create_reference(env, argv[3], 1, &g_respond);
+  if (argc >= 4) napi_typeof(env, argv[3], &type);
+  bool threaded = false;
+  if (argc == 5) napi_get_value_bool(env, argv[4], &threaded);
+  if (type == napi_string) g_plan = g_heads = 1;
+  if (type == napi_function) g_heads = 1, napi_create_reference(env, argv[3], 1, &g_respond);
+  if (g_heads) {
     g_request_settings.on_header_field = on_field;
     g_request_settings.on_header_value = on_value;
     g_request_settings.on_header_field_complete = on_field_complete;
@@ -685,7 +1015,16 @@ static napi_value listen_on(napi_env env, napi_callback_info info) {
     g_response_settings.on_header_value_complete = on_value_complete;
     g_response_settings.on_headers_complete = res_on_headers_complete;
   }
-  napi_get_uv_event_loop(env, (struct uv_loop_s **)&g_loop);
+  if (threaded) {
+    g_threaded = 1;
+    g_epoll = epoll_create1(EPOLL_CLOEXEC);
+    g_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    epoll_ctl(g_epoll, EPOLL_CTL_ADD, g_wake, &ev);
+    napi_value name;
+    napi_create_string_utf8(env, "weft-native-decisions", NAPI_AUTO_LENGTH, &name);
+    napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, call_js, &g_tsfn);
+  } else napi_get_uv_event_loop(env, (struct uv_loop_s **)&g_loop);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 511) < 0) {
@@ -697,6 +1036,10 @@ static napi_value listen_on(napi_env env, napi_callback_info info) {
   getsockname(fd, (struct sockaddr *)&addr, &len);
   conn *l = new_conn(fd, LISTENER);
   set_events(l, UV_READABLE);
+  if (threaded) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, connections_thread, NULL);
+  }
   napi_create_int32(env, ntohs(addr.sin_port), &result);
   return result;
 }
@@ -750,5 +1093,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "listen", fn);
   napi_create_function(env, "tls", NAPI_AUTO_LENGTH, tls, NULL, &fn);
   napi_set_named_property(env, exports, "tls", fn);
+  napi_create_function(env, "stats", NAPI_AUTO_LENGTH, stats, NULL, &fn);
+  napi_set_named_property(env, exports, "stats", fn);
   return exports;
 }
