@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { dataPlaneNodeFlags } from '../../scripts/launch.js';
 import { installCommand } from '@weft/testing';
 import { buildNativeFloor, nativeFloorMissing } from './native-floor.ts';
+import { nativeSmugglingFailures } from './native-smuggling.ts';
 
 const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_PROXY_RATE ?? 1000);
@@ -448,6 +449,17 @@ function nativeBuildError(): string | undefined {
   }
 }
 
+/** The smuggling cases through the prototype in each mode measured; why its rows are left out, or undefined. */
+async function nativeSmuggling(): Promise<string | undefined> {
+  const modes: [string, string[]][] = [['node', []], ['node', ['--plan']], ['node', ['--plan', '--thread']], ...(bun ? [['bun', ['--plan', '--thread']] as [string, string[]]] : [])];
+  for (const [runtime, args] of modes) {
+    const failures = await nativeSmugglingFailures(runtime === 'bun' ? bun! : process.execPath, args);
+    if (failures.length) return `request smuggling through it (${runtime} ${args.join(' ')}): ${failures.join('; ')}`;
+  }
+  console.log(`native byte path: the request-smuggling cases get 400 with nothing upstream, a pipelined request passes (${modes.map(([r, a]) => [r, ...a].join(' ')).join(', ')})`);
+  return undefined;
+}
+
 type MeshCa = { issueServingCertificate(o: { uris?: readonly string[] }): Promise<{ certChainPem: string; privateKeyPem: string }> };
 interface MeshPems {
   rootPath: string;
@@ -615,7 +627,7 @@ backend echo
   if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
   // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript
   // ("TS decision"), or TypeScript also rewriting both heads and counting responses ("TS heads", two JS calls).
-  const nativeMissing = nativeFloorMissing() ?? nativeBuildError();
+  const nativeMissing = nativeFloorMissing() ?? nativeBuildError() ?? (await nativeSmuggling());
   if (nativeMissing) console.log(`native byte path rows skipped: ${nativeMissing}`);
   else {
     floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags], ['native byte path, TS heads', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--heads']]);

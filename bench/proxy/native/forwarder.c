@@ -379,6 +379,9 @@ static size_t head_end(conn *c) {
 static void post(conn *c, job *j) {
   j->c = c;
   c->job_pending = 1;
+  // read nothing more until the decision (as the default mode, which decides before it reads again): a
+  // client's end of stream read meanwhile would close the connection under its own request
+  set_events(c, c->events & ~UV_READABLE);
   napi_call_threadsafe_function(g_tsfn, j, napi_tsfn_nonblocking);
 }
 
@@ -513,6 +516,7 @@ static void apply(job *j) {
   c->plan_len = j->plan_len;
   j->plan = NULL;
   llhttp_resume(&c->parser);
+  set_events(c, c->events | UV_READABLE);
   c->resumed = 1;  // parse on, even with no byte left: a request without a body completes now
   down_process(c);
 }
