@@ -1,20 +1,22 @@
 // Issue 14's "native byte path", a prototype for measurement only: an HTTP/1.1 forwarder whose bytes
-// never become JavaScript objects, driven from Node's own event loop, with the per-request decision
-// (which upstream endpoint) still made by a TypeScript function. It answers one question: if the
-// proxy kept its routing in TypeScript and moved reading, parsing and writing into native code, what
-// would a hop cost? (bench/proxy/native-floor.ts loads it; hop.ts measures it beside the other floors.)
+// never become JavaScript objects, with each request's decision still made by a TypeScript function. It
+// answers one question: if the proxy kept its decisions in TypeScript and moved reading, parsing, pooling,
+// TLS and writing into native code, what would a hop cost? (bench/proxy/native-floor.ts loads it; hop.ts
+// measures it beside weft-proxy, HAProxy and the other floors; packages/proxy/README.md has the numbers.)
 //
 // - Parsing: llhttp, the parser Node's own http module uses, from Debian's node-llhttp sources
-//   (/usr/share/llhttp); both directions, so message boundaries (Content-Length, chunked) are the
-//   parser's, not ours. Request and response bytes are forwarded as received (no header rewriting).
-// - I/O: non-blocking sockets watched with uv_poll on Node's loop (napi_get_uv_event_loop), read(2)
-//   and write(2) straight from and to per-connection buffers.
-// - Decision: for each request head, route(host, path) is called synchronously on the JS thread and
-//   returns an endpoint index (registered with addEndpoint); idle upstream connections are pooled per
-//   endpoint.
-// Built with -fvisibility=hidden -Wl,-Bsymbolic: Node's binary exports its own (newer) llhttp, and without
-// them this library's calls bind to Node's copy, whose structures differ (no callback ever fires).
-// TLS (mutual, both directions, with `tls()`) through the OpenSSL Node links.
+//   (/usr/share/llhttp), strict, both directions, so message boundaries (Content-Length, chunked) are the
+//   parser's, not ours. Built with -fvisibility=hidden -Wl,-Bsymbolic: Node's binary exports its own
+//   (newer) llhttp, and without them this library's calls bind to Node's copy, whose structures differ (no
+//   callback ever fires).
+// - I/O: non-blocking sockets, read(2)/write(2) straight from and to per-connection buffers, idle upstream
+//   connections pooled per endpoint; TLS (mutual, `tls()`) through OpenSSL (the copy Node exports; on Bun,
+//   Debian's libssl3). Waiting: uv_poll on Node's own loop (napi_get_uv_event_loop), or in thread mode an
+//   epoll thread of its own (for Bun, which has no libuv).
+// - Decisions, per request, in JavaScript: route(host, path) -> endpoint; in heads mode route(method, path,
+//   headers) -> [endpoint, head] and respond(status, headers) -> head; in plan mode route(...) -> [endpoint,
+//   head, response header lines], the response head rebuilt here. Called synchronously on Node's loop, or
+//   handed to the JS thread and back in thread mode.
 // Not a product: no HTTP/2, no timeouts, no retries, one request at a time per connection.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
@@ -99,7 +101,7 @@ struct conn {
   int head_done, msg_done, waiting, keep_alive, closing, answered, connecting, no_route;
   char host[256], path[2048];
   size_t host_len, path_len;
-  int field_is_host, last_was_value;
+  int field_is_host;
   headers h;            // heads mode: this message's headers
   const char *read_at;  // heads mode: the read buffer being parsed, and where this message's head began in it
   size_t read_len, head_from, skip_to;
@@ -124,7 +126,7 @@ static endpoint g_endpoints[64];
 static int g_endpoint_count;
 static llhttp_settings_t g_request_settings, g_response_settings;
 
-// Thread mode (listen(..., {thread: true})): for a runtime without libuv (Bun), the connections live on
+// Thread mode (listen(ip, port, route, respond or 'plan', true)): for a runtime without libuv (Bun), the connections live on
 // a thread of their own with its own epoll set, and each decision is a job handed to the JS thread
 // through a thread-safe function; its answer comes back through a queue and an eventfd.
 typedef struct job {
