@@ -20,7 +20,9 @@
 // BENCH_PROXY_MESH_MTLS (STRICT: the mesh hop's PeerAuthentication mode), BENCH_PROXY_ACCESS_LOG=1 (the mesh
 // hop's sidecars write Istio's JSON access log to their output, for BENCH_PROXY_LOG), BENCH_PROXY_SAMPLING (1:
 // the mesh hop's tracing percentage). The mesh hop also prints the connections and TLS handshakes each sidecar
-// made during its 1,000 req/s run (its admin /stats).
+// made during its 1,000 req/s run (its admin /stats). With gcc and node-llhttp installed, both parts also measure
+// issue 14's native byte path prototype (native-floor.ts, native/forwarder.c): one-hop rows "native ..." and the
+// mesh pairs "native pair" (Node) and "native (bun)", after native-smuggling.ts has sent it the smuggling cases.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -449,6 +451,13 @@ function nativeBuildError(): string | undefined {
   }
 }
 
+/** Why the native prototype's rows are left out (not installable, not built, or it let a smuggling case through), or undefined. Checked once. */
+let nativeCheck: Promise<string | undefined> | undefined;
+function nativeUnavailable(): Promise<string | undefined> {
+  nativeCheck ??= (async () => nativeFloorMissing() ?? nativeBuildError() ?? (await nativeSmuggling()))();
+  return nativeCheck;
+}
+
 /** The smuggling cases through the prototype in each mode measured; why its rows are left out, or undefined. */
 async function nativeSmuggling(): Promise<string | undefined> {
   const modes: [string, string[]][] = [['node', []], ['node', ['--plan']], ['node', ['--plan', '--thread']], ...(bun ? [['bun', ['--plan', '--thread']] as [string, string[]]] : [])];
@@ -479,11 +488,12 @@ async function meshPems(dir: string, ca: MeshCa): Promise<MeshPems> {
 }
 
 /**
- * The native byte path prototype as a mesh pair (native-floor.ts --heads with mutual TLS between the two, the
- * HAProxy pair's certificates): what two sidecars would cost with bytes and TLS in C and each head in TypeScript.
+ * The native byte path prototype as a mesh pair (native-floor.ts --plan with mutual TLS between the two, the
+ * HAProxy pair's certificates; on Bun with --thread): what two sidecars would cost with bytes and TLS in C and
+ * each request's decision in TypeScript.
  */
 async function nativePair(pems: MeshPems, backendPort: number, runtime: 'node' | 'bun') {
-  if (nativeFloorMissing() ?? nativeBuildError()) return undefined;
+  if (await nativeUnavailable()) return undefined;
   if (runtime === 'bun' && !bun) return undefined;
   const [command, flags] = runtime === 'bun' ? [bun!, []] : [process.execPath, dataPlaneNodeFlags];
   const tls = [...flags, bins.nativeFloor, '--plan', '--ca', pems.rootPath, ...(runtime === 'bun' ? ['--thread'] : [])];
@@ -627,7 +637,7 @@ backend echo
   if (burn) for (const loops of ['1', '2']) floorSpecs.push([`codec floor +${burn} us, ${loops} loop${loops === '1' ? '' : 's'}`, process.execPath, bins.codecFloor, dataPlaneNodeFlags, ['--workers', loops, '--burn-us', burn]]);
   // The native byte path (native-floor.ts): bytes in C on Node's loop, the per-request decision in TypeScript
   // ("TS decision"), or TypeScript also rewriting both heads and counting responses ("TS heads", two JS calls).
-  const nativeMissing = nativeFloorMissing() ?? nativeBuildError() ?? (await nativeSmuggling());
+  const nativeMissing = await nativeUnavailable();
   if (nativeMissing) console.log(`native byte path rows skipped: ${nativeMissing}`);
   else {
     floorSpecs.push(['native byte path, TS decision', process.execPath, bins.nativeFloor, dataPlaneNodeFlags], ['native byte path, TS heads', process.execPath, bins.nativeFloor, dataPlaneNodeFlags, ['--heads']]);
