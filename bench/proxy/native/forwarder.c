@@ -129,14 +129,12 @@ static llhttp_settings_t g_request_settings, g_response_settings;
 // Thread mode (listen(ip, port, route, respond or 'plan', true)): for a runtime without libuv (Bun), the connections live on
 // a thread of their own with its own epoll set, and each decision is a job handed to the JS thread
 // through a thread-safe function; its answer comes back through a queue and an eventfd.
+// A decision: which connection's message it is about (its parser is paused until the answer, so the
+// method, path and headers are read from the connection), and the answer: endpoint (-1: none), the head
+// to send, in plan mode the response's header lines.
 typedef struct job {
   conn *c;
   int response, status;
-  char method[16], path[2048];
-  size_t path_len;
-  char host[256];
-  size_t host_len;
-  headers h;
   int32_t endpoint;
   char *head, *plan;
   size_t head_len, plan_len;
@@ -153,6 +151,7 @@ static void send_bytes(conn *c, const char *p, size_t n);
 static conn *upstream_for(int index);
 static size_t head_end(conn *c);
 static napi_value header_array(headers *h);
+static void post(conn *c, job *j);
 static void down_process(conn *d);
 static void down_readable(conn *d);
 static ssize_t io_write(conn *c, const char *p, size_t n);
@@ -329,6 +328,13 @@ static int on_value_complete(llhttp_t *p) {
   return 0;
 }
 
+static void hdr_reset(headers *h) {
+  h->count = 0;
+  h->len = 0;
+  h->open = 0;
+  h->overflow = 0;
+}
+
 static napi_value header_array(headers *h) {
   napi_value arr, v;
   napi_create_array_with_length(g_env, (size_t)h->count, &arr);
@@ -336,36 +342,79 @@ static napi_value header_array(headers *h) {
     napi_create_string_latin1(g_env, h->buf + h->off[i], h->n[i], &v);
     napi_set_element(g_env, arr, (uint32_t)i, v);
   }
-  h->count = 0;
-  h->len = 0;
-  h->open = 0;
+  hdr_reset(h);
   return arr;
 }
 
-// Calls fn(args) and writes the string it returns (element `at` of an array result when at >= 0) to `to`;
-// returns the number result (element 0), or -1.
-static int call_and_send(napi_ref ref, size_t argc, napi_value *argv, conn *to, int at) {
-  napi_value fn, global, result, head = NULL, first;
-  napi_get_reference_value(g_env, ref, &fn);
-  napi_get_global(g_env, &global);
-  if (napi_call_function(g_env, global, fn, argc, argv, &result) != napi_ok) {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(g_env, &ignored);
-    return -1;
+// Calls the function `ref` holds; false (its exception cleared) when it threw.
+static bool call(napi_env env, napi_ref ref, size_t argc, napi_value *argv, napi_value *result) {
+  napi_value fn, global;
+  napi_get_reference_value(env, ref, &fn);
+  napi_get_global(env, &global);
+  if (napi_call_function(env, global, fn, argc, argv, result) == napi_ok) return true;
+  napi_value ignored;
+  napi_get_and_clear_last_exception(env, &ignored);
+  return false;
+}
+
+static char *copy_string(napi_env env, napi_value v, size_t *len) {
+  *len = 0;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, len) != napi_ok) return NULL;
+  char *out = malloc(*len + 1);
+  napi_get_value_string_latin1(env, v, out, *len + 1, len);
+  return out;
+}
+
+// Asks JavaScript for decision `j`, on the JS thread (inside a handle scope): the default mode calls it from
+// the parser's callback, thread mode from the thread-safe function. route(host, path) -> endpoint; heads and
+// plan modes route(method, path, headers) -> [endpoint, head(, response lines)]; respond(status, headers) -> head.
+static void decide(napi_env env, job *j) {
+  conn *c = j->c;
+  napi_value argv[3], result, v;
+  size_t argc = 2;
+  j->endpoint = -1;
+  if (j->response) {
+    napi_create_int32(env, j->status, &argv[0]);
+    argv[1] = header_array(&c->h);
+  } else if (g_heads) {
+    napi_create_string_latin1(env, llhttp_method_name(llhttp_get_method(&c->parser)), NAPI_AUTO_LENGTH, &argv[0]);
+    napi_create_string_latin1(env, c->path, c->path_len, &argv[1]);
+    argv[2] = header_array(&c->h);
+    argc = 3;
+  } else {
+    napi_create_string_latin1(env, c->host, c->host_len, &argv[0]);
+    napi_create_string_latin1(env, c->path, c->path_len, &argv[1]);
   }
-  int32_t index = 0;
-  if (at >= 0) {
-    napi_get_element(g_env, result, 0, &first);
-    napi_get_value_int32(g_env, first, &index);
-    napi_get_element(g_env, result, (uint32_t)at, &head);
-  } else head = result;
-  if (to) {
-    char buf[16384];
-    size_t len = 0;
-    if (napi_get_value_string_latin1(g_env, head, buf, sizeof buf, &len) != napi_ok) return -1;
-    send_bytes(to, buf, len);
-  }
-  return index;
+  if (!call(env, j->response ? g_respond : g_route, argc, argv, &result)) return;
+  if (j->response) {
+    j->head = copy_string(env, result, &j->head_len);
+    j->endpoint = j->head ? 0 : -1;
+  } else if (g_heads) {
+    napi_get_element(env, result, 0, &v);
+    napi_get_value_int32(env, v, &j->endpoint);
+    napi_get_element(env, result, 1, &v);
+    j->head = copy_string(env, v, &j->head_len);
+    if (g_plan) {
+      napi_get_element(env, result, 2, &v);
+      j->plan = copy_string(env, v, &j->plan_len);
+    }
+  } else napi_get_value_int32(env, result, &j->endpoint);
+}
+
+// Gives a request the upstream connection its decision chose and writes the decided head to it (without one,
+// the client's own bytes follow); false when there is none.
+static bool attach(conn *d, job *j) {
+  conn *u = j->endpoint >= 0 && j->endpoint < g_endpoint_count ? upstream_for(j->endpoint) : NULL;
+  if (!u) return false;
+  u->peer = d;
+  d->peer = u;
+  set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
+  if (j->head) send_bytes(u, j->head, j->head_len);
+  free(d->plan);
+  d->plan = j->plan;
+  d->plan_len = j->plan_len;
+  j->plan = NULL;
+  return true;
 }
 
 // The head ends at the first CRLF CRLF after it began (llhttp, strict, accepted nothing else).
@@ -387,84 +436,13 @@ static void post(conn *c, job *j) {
   napi_call_threadsafe_function(g_tsfn, j, napi_tsfn_nonblocking);
 }
 
-static int post_request(conn *d) {
-  if (d->h.overflow) {
-    d->no_route = 1;
-    return -1;
-  }
-  job *j = calloc(1, sizeof *j);
-  snprintf(j->method, sizeof j->method, "%s", llhttp_method_name(llhttp_get_method(&d->parser)));
-  memcpy(j->path, d->path, d->path_len);
-  j->path_len = d->path_len;
-  memcpy(j->host, d->host, d->host_len);
-  j->host_len = d->host_len;
-  if (g_heads) {
-    size_t end = head_end(d);
-    if (!end) {  // cannot happen: llhttp accepted the head, so its CRLF CRLF is in the buffer
-      free(j);
-      d->no_route = 1;
-      return -1;
-    }
-    d->skip_to = end;
-    j->h = d->h;
-    d->h.count = 0;
-    d->h.len = 0;
-    d->h.open = 0;
-  }
-  post(d, j);
-  return HPE_PAUSED;
-}
-
-static char *copy_string(napi_env env, napi_value v, size_t *len) {
-  *len = 0;
-  if (napi_get_value_string_latin1(env, v, NULL, 0, len) != napi_ok) return NULL;
-  char *out = malloc(*len + 1);
-  napi_get_value_string_latin1(env, v, out, *len + 1, len);
-  return out;
-}
-
 // On the JS thread: the decision, then the job back to the connections' thread.
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)js_cb;
   (void)context;
   job *j = data;
   j->endpoint = -1;
-  if (env) {
-    napi_value fn, global, result, v, argv[3];
-    napi_get_global(env, &global);
-    napi_get_reference_value(env, j->response ? g_respond : g_route, &fn);
-    size_t argc;
-    if (j->response) {
-      napi_create_int32(env, j->status, &argv[0]);
-      argv[1] = header_array(&j->h);
-      argc = 2;
-    } else if (g_heads) {
-      napi_create_string_latin1(env, j->method, NAPI_AUTO_LENGTH, &argv[0]);
-      napi_create_string_latin1(env, j->path, j->path_len, &argv[1]);
-      argv[2] = header_array(&j->h);
-      argc = 3;
-    } else {
-      napi_create_string_latin1(env, j->host, j->host_len, &argv[0]);
-      napi_create_string_latin1(env, j->path, j->path_len, &argv[1]);
-      argc = 2;
-    }
-    if (napi_call_function(env, global, fn, argc, argv, &result) != napi_ok) {
-      napi_value ignored;
-      napi_get_and_clear_last_exception(env, &ignored);
-    } else if (j->response) {
-      j->head = copy_string(env, result, &j->head_len);
-      j->endpoint = j->head ? 0 : -1;
-    } else if (g_heads) {
-      napi_get_element(env, result, 0, &v);
-      napi_get_value_int32(env, v, &j->endpoint);
-      napi_get_element(env, result, 1, &v);
-      j->head = copy_string(env, v, &j->head_len);
-      if (g_plan) {
-        napi_get_element(env, result, 2, &v);
-        j->plan = copy_string(env, v, &j->plan_len);
-      }
-    } else napi_get_value_int32(env, result, &j->endpoint);
-  }
+  if (env) decide(env, j);
   pthread_mutex_lock(&g_done_lock);
   j->next = g_done;
   g_done = j;
@@ -502,21 +480,12 @@ static void apply(job *j) {
     free(rest);
     return;
   }
-  conn *u = j->endpoint >= 0 && j->endpoint < g_endpoint_count ? upstream_for(j->endpoint) : NULL;
-  if (!u) {
+  if (!attach(c, j)) {
     static const char none[] = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
     (void)io_write(c, none, sizeof none - 1);
     close_conn(c);
     return;
   }
-  u->peer = c;
-  c->peer = u;
-  set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
-  if (j->head) send_bytes(u, j->head, j->head_len);
-  free(c->plan);
-  c->plan = j->plan;
-  c->plan_len = j->plan_len;
-  j->plan = NULL;
   llhttp_resume(&c->parser);
   set_events(c, c->events | UV_READABLE);
   c->resumed = 1;  // parse on, even with no byte left: a request without a body completes now
@@ -579,25 +548,6 @@ static int req_on_url(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
-// The per-request decision, in JavaScript: route(host, path) -> endpoint index (or -1: 404).
-static int decide(conn *d) {
-  napi_handle_scope scope;
-  napi_open_handle_scope(g_env, &scope);
-  napi_value fn, global, argv[2], result;
-  napi_get_reference_value(g_env, g_route, &fn);
-  napi_get_global(g_env, &global);
-  napi_create_string_latin1(g_env, d->host, d->host_len, &argv[0]);
-  napi_create_string_latin1(g_env, d->path, d->path_len, &argv[1]);
-  int32_t index = -1;
-  if (napi_call_function(g_env, global, fn, 2, argv, &result) == napi_ok) napi_get_value_int32(g_env, result, &index);
-  else {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(g_env, &ignored);
-  }
-  napi_close_handle_scope(g_env, scope);
-  return index;
-}
-
 static conn *upstream_for(int index) {
   endpoint *e = &g_endpoints[index];
   if (e->idle) {
@@ -627,73 +577,33 @@ static conn *upstream_for(int index) {
 }
 
 
-// Heads mode: request(method, path, headers) -> [endpoint, head]; the head replaces the client's.
-static int heads_request(conn *d) {
-  size_t end = head_end(d);
-  if (!end || d->h.overflow) {
-    d->no_route = 1;
-    return -1;
-  }
-  napi_handle_scope scope;
-  napi_open_handle_scope(g_env, &scope);
-  napi_value argv[3];
-  const char *method = llhttp_method_name(llhttp_get_method(&d->parser));
-  napi_create_string_latin1(g_env, method, NAPI_AUTO_LENGTH, &argv[0]);
-  napi_create_string_latin1(g_env, d->path, d->path_len, &argv[1]);
-  argv[2] = header_array(&d->h);
-  // the endpoint first: the upstream connection must exist before the head is written to it
-  napi_value fn, global, result, first, head;
-  napi_get_reference_value(g_env, g_route, &fn);
-  napi_get_global(g_env, &global);
-  int32_t index = -1;
-  conn *u = NULL;
-  if (napi_call_function(g_env, global, fn, 3, argv, &result) == napi_ok) {
-    napi_get_element(g_env, result, 0, &first);
-    napi_get_value_int32(g_env, first, &index);
-    if (index >= 0 && index < g_endpoint_count && (u = upstream_for(index))) {
-      char buf[16384];
-      size_t len = 0;
-      napi_get_element(g_env, result, 1, &head);
-      napi_get_value_string_latin1(g_env, head, buf, sizeof buf, &len);
-      u->peer = d;
-      d->peer = u;
-      set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
-      send_bytes(u, buf, len);
-      if (g_plan) {
-        free(d->plan);
-        napi_get_element(g_env, result, 2, &head);
-        d->plan = copy_string(g_env, head, &d->plan_len);
-      }
-    }
-  } else {
-    napi_value ignored;
-    napi_get_and_clear_last_exception(g_env, &ignored);
-  }
-  napi_close_handle_scope(g_env, scope);
-  if (!u) {
-    d->no_route = 1;
-    return -1;
-  }
-  d->skip_to = end;  // the client's own head is not forwarded
-  return 0;
-}
-
+// The request's decision: in thread mode handed to the JS thread (the parser pauses until it is back), else
+// asked now. In heads and plan modes the client's own head is not forwarded (skip_to), the decided one is.
 static int req_on_headers_complete(llhttp_t *p) {
   conn *d = p->data;
   d->head_done = 1;
   d->keep_alive = llhttp_should_keep_alive(p);
-  if (g_threaded) return post_request(d);
-  if (g_heads) return heads_request(d);
-  int index = decide(d);
-  conn *u = index < 0 || index >= g_endpoint_count ? NULL : upstream_for(index);
-  if (!u) {
+  size_t end = 0;
+  if (g_heads && (d->h.overflow || !(end = head_end(d)))) {
     d->no_route = 1;
     return -1;
   }
-  u->peer = d;
-  d->peer = u;
-  set_events(u, UV_READABLE | (u->events & UV_WRITABLE));
-  return 0;
+  d->skip_to = end;
+  if (g_threaded) {
+    post(d, calloc(1, sizeof(job)));
+    return HPE_PAUSED;
+  }
+  job j = { .c = d };
+  napi_handle_scope scope;
+  napi_open_handle_scope(g_env, &scope);
+  decide(g_env, &j);
+  napi_close_handle_scope(g_env, scope);
+  bool ok = attach(d, &j);
+  free(j.head);
+  free(j.plan);
+  if (ok) return 0;
+  d->no_route = 1;
+  return -1;
 }
 static int req_on_message_complete(llhttp_t *p) {
   ((conn *)p->data)->msg_done = 1;
@@ -770,9 +680,7 @@ static int plan_response(conn *u) {
     memcpy(buf + len, h->buf + h->off[i + 1], vlen), len += vlen;
     buf[len++] = '\r', buf[len++] = '\n';
   }
-  h->count = 0;
-  h->len = 0;
-  h->open = 0;
+  hdr_reset(h);
   if (len + d->plan_len + 2 > sizeof buf) return -1;
   memcpy(buf + len, d->plan, d->plan_len), len += d->plan_len;
   buf[len++] = '\r', buf[len++] = '\n';
@@ -801,31 +709,29 @@ static int res_on_headers_complete(llhttp_t *p) {
   conn *u = p->data;
   if (g_plan && u->peer) return plan_response(u);
   if (!g_respond || !u->peer) return 0;
+  size_t end = g_threaded ? 0 : head_end(u);  // thread mode keeps what follows the head (rest) instead
+  if (u->h.overflow || (!g_threaded && !end)) return -1;  // prototype: a response head split across reads is refused
+  job *j = calloc(1, sizeof *j);
+  j->response = 1;
+  j->status = llhttp_get_status_code(p);
   if (g_threaded) {
-    if (u->h.overflow) return -1;
-    job *j = calloc(1, sizeof *j);
-    j->response = 1;
-    j->status = llhttp_get_status_code(p);
-    j->h = u->h;
-    u->h.count = 0;
-    u->h.len = 0;
-    u->h.open = 0;
     post(u, j);
     return HPE_PAUSED;
   }
-  size_t end = head_end(u);
-  if (!end || u->h.overflow) return -1;  // prototype: a response head split across reads is refused
+  j->c = u;
   napi_handle_scope scope;
   napi_open_handle_scope(g_env, &scope);
-  napi_value argv[2];
-  napi_create_int32(g_env, llhttp_get_status_code(p), &argv[0]);
-  argv[1] = header_array(&u->h);
-  u->peer->answered = 1;
-  int ok = call_and_send(g_respond, 2, argv, u->peer, -1) >= 0;
+  decide(g_env, j);
   napi_close_handle_scope(g_env, scope);
-  if (!ok) return -1;
-  u->skip_to = end;
-  return 0;
+  bool ok = j->head != NULL;
+  if (ok) {
+    u->peer->answered = 1;
+    send_bytes(u->peer, j->head, j->head_len);
+    u->skip_to = end;
+  }
+  free(j->head);
+  free(j);
+  return ok ? 0 : -1;
 }
 
 static int res_on_message_complete(llhttp_t *p) {
