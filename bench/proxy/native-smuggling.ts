@@ -1,5 +1,5 @@
-// The request-smuggling cases of e2e/proxy's smuggling.e2e.test.ts (raw bytes on one connection, as an
-// attacker writes them), sent through the native byte path prototype (native-floor.ts) to a raw upstream
+// The request-smuggling cases e2e/proxy sends weft-proxy (@weft/testing's smugglingAttacks: raw bytes on one
+// connection, as an attacker writes them), sent through the native byte path prototype (native-floor.ts) to a raw upstream
 // that records every byte: each must get a 400 with nothing reaching the upstream, and a chunked request
 // followed by a pipelined one must reach it as those two requests. hop.ts runs it before measuring the
 // prototype, in each mode it measures, and leaves the prototype's rows out if any case fails.
@@ -7,19 +7,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { smugglingAttacks, wellFramedPipeline } from '@weft/testing';
 
-const host = 'Host: smuggle\r\n';
-const hidden = `GET /smuggled HTTP/1.1\r\n${host}\r\n`;
-const refused: [string, string][] = [
-  ['CL.TE', `POST / HTTP/1.1\r\n${host}Content-Length: ${5 + hidden.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`],
-  ['TE.CL', `POST / HTTP/1.1\r\n${host}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n${(hidden.length + 2).toString(16)}\r\nxx${hidden}\r\n0\r\n\r\n`],
-  ['two Content-Lengths', `POST / HTTP/1.1\r\n${host}Content-Length: 0\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
-  ['obs-fold', `POST / HTTP/1.1\r\n${host}Content-Length: ${5 + hidden.length}\r\nX-Padding: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n${hidden}`],
-  ['bare LF', `POST / HTTP/1.1\n${host.replace('\r\n', '\n')}Content-Length: ${hidden.length}\nTransfer-Encoding: chunked\n\n0\n\n${hidden}`],
-  ['Transfer-Encoding not chunked last', `POST / HTTP/1.1\r\n${host}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${hidden}`],
-  ['a space before the colon', `POST / HTTP/1.1\r\n${host}Content-Length : ${hidden.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`],
-];
-const pipelined = `POST /upload HTTP/1.1\r\n${host}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\n${host}Connection: close\r\n\r\n`;
+const refused = smugglingAttacks('smuggle');
+const pipelined = wellFramedPipeline('smuggle');
 
 function exchange(port: number, raw: string): Promise<string> {
   return new Promise((resolve) => {

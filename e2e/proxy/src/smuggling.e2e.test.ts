@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
+import { smuggledPath, smugglingAttacks, wellFramedPipeline } from '@weft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, serviceEntry, workloadEntry } from './config.ts';
 import { type ProxyProcess, startProxy, startWeftd, type Weftd, writeConfig } from './mesh.ts';
@@ -58,8 +59,7 @@ function exchange(bytes: string): Promise<{ text: string; closed: boolean }> {
 }
 
 const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-const host = 'Host: smuggle.default.svc.cluster.local:9080\r\n';
-const hidden = `GET /smuggled HTTP/1.1\r\n${host}\r\n`;
+const authority = 'smuggle.default.svc.cluster.local:9080';
 
 beforeAll(async () => {
   dir = await mkdtemp(joinPath(tmpdir(), 'weft-e2e-smuggling-'));
@@ -82,28 +82,20 @@ afterAll(async () => {
 });
 
 describe('request smuggling: the sidecar refuses ambiguous framing (400, connection closed) and the upstream never sees the hidden request', () => {
-  const attacks: [string, string][] = [
-    ['Content-Length and Transfer-Encoding (CL.TE)', `POST / HTTP/1.1\r\n${host}Content-Length: ${5 + hidden.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`],
-    ['Transfer-Encoding before Content-Length (TE.CL)', `POST / HTTP/1.1\r\n${host}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n${(hidden.length + 2).toString(16)}\r\nxx${hidden}\r\n0\r\n\r\n`],
-    ['two different Content-Lengths', `POST / HTTP/1.1\r\n${host}Content-Length: 0\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`],
-    ['a Transfer-Encoding folded onto the next line (obs-fold)', `POST / HTTP/1.1\r\n${host}Content-Length: ${5 + hidden.length}\r\nX-Padding: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n${hidden}`],
-    ['bare LF line endings', `POST / HTTP/1.1\n${host.replace('\r\n', '\n')}Content-Length: ${hidden.length}\nTransfer-Encoding: chunked\n\n0\n\n${hidden}`],
-    ['a Transfer-Encoding that is not chunked last', `POST / HTTP/1.1\r\n${host}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n${hidden}`],
-    ['a space before the header colon', `POST / HTTP/1.1\r\n${host}Content-Length : ${hidden.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`],
-  ];
+  const attacks = smugglingAttacks(authority);
   for (const [name, bytes] of attacks) {
     it(name, async () => {
       received = '';
       const { text, closed } = await exchange(bytes);
       expect(statuses(text), text).toEqual([400]);
       expect(closed).toBe(true);
-      expect(received).not.toContain('/smuggled');
+      expect(received).not.toContain(smuggledPath);
     });
   }
 
   it('still forwards what is well framed: a chunked POST, then a pipelined GET on the same connection, each answered once', async () => {
     received = '';
-    const { text } = await exchange(`POST /upload HTTP/1.1\r\n${host}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
+    const { text } = await exchange(wellFramedPipeline(authority));
     expect(statuses(text), `${text}\n---\n${received}`).toEqual([200, 200]);
     expect(text).toContain('saw POST /upload HTTP/1.1');
     expect(text).toContain('saw GET /next HTTP/1.1');

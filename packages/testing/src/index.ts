@@ -7,3 +7,4 @@ export { installWeftCrds, type KubectlResult, kubectl, kubectlOk, kubectlPath, w
 export { type PrivateApiServer, privateApiServerUnmet, startPrivateApiServer } from './apiserver.ts';
 export { deployPrometheusAddon, type PrometheusAddon, type PrometheusAddonOptions, type PrometheusSample, type PrometheusTarget, prometheusAddonDir, prometheusApi } from './prometheus.ts';
 export { type HostWeftdManifests, hostWeftdManifests, ratingsManifests } from './host-weftd.ts';
+export { smuggledPath, smugglingAttacks, wellFramedPipeline } from './smuggling.ts';
