@@ -13,9 +13,11 @@ const containerdSocket = join(kubeLocalDir(), 'run/containerd/containerd.sock');
 const skip =
   needsKube() ?? noteSkip(process.env.KUBECONFIG && !existsSync(containerdSocket) ? `needs kube-local's containerd (${containerdSocket}) to load images; this cluster is another one` : undefined);
 
-function kubectl(kubeconfig: string, ...args: string[]): { code: number; out: string } {
+// out is stdout alone: kubectl's own warnings on stderr (exec over websockets logs "Unknown stream id 1,
+// discarding message" at times) are not the command's output; err carries them for failure messages.
+function kubectl(kubeconfig: string, ...args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync('kubectl', args, { encoding: 'utf8', env: { ...process.env, KUBECONFIG: kubeconfig }, timeout: 120_000 });
-  return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` };
+  return { code: r.status ?? 1, out: r.stdout ?? '', err: r.stderr ?? '' };
 }
 
 describe.skipIf(skip !== undefined)('an image archive in the cluster', () => {
@@ -69,10 +71,10 @@ describe.skipIf(skip !== undefined)('an image archive in the cluster', () => {
       const applied = spawnSync('kubectl', ['apply', '-f', '-'], { input: JSON.stringify(pod), encoding: 'utf8', env: { ...process.env, KUBECONFIG: kubeconfig } });
       expect(applied.status, applied.stderr).toBe(0);
       const ready = kubectl(kubeconfig, 'wait', '-n', ns, 'pod/ratings', '--for=condition=Ready', '--timeout=90s');
-      const why = ready.code === 0 ? '' : `${kubectl(kubeconfig, 'describe', '-n', ns, 'pod/ratings').out}\n${kubectl(kubeconfig, 'logs', '-n', ns, 'ratings').out}`;
+      const why = ready.code === 0 ? '' : [kubectl(kubeconfig, 'describe', '-n', ns, 'pod/ratings'), kubectl(kubeconfig, 'logs', '-n', ns, 'ratings')].map((r) => `${r.out}${r.err}`).join('\n');
       expect(ready.code, why).toBe(0);
       const user = kubectl(kubeconfig, 'exec', '-n', ns, 'ratings', '--', 'node', '-p', 'process.getuid() + " " + process.version');
       const pinned = (JSON.parse(readFileSync(join(repoRoot, 'node_modules/node/package.json'), 'utf8')) as { version: string }).version;
-      expect(user.out.trim()).toBe(`1000 v${pinned}`);
+      expect(user.out.trim(), user.err).toBe(`1000 v${pinned}`);
     }));
 });
